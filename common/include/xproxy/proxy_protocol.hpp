@@ -1,0 +1,146 @@
+// proxy_protocol.hpp: HAProxy PROXY protocol v1 and v2 (doc/proxy-protocol.txt),
+// encode and incremental decode.
+//
+// Decoders follow result.hpp: given the bytes received so far they return complete
+// (consumed = exact header length; the caller must consume exactly that), need_more
+// (every byte so far is a valid prefix) or invalid (reason). They never read past
+// `size`, never allocate on the no-TLV path, never throw.
+//
+// v1: "PROXY TCP4|TCP6|UNKNOWN ...\r\n", at most 107 bytes, CRLF only, decimal ports and
+//     IPv4 octets without leading zeros, single spaces.
+// v2: 12-byte signature, version/command, family/protocol, length, addresses, TLVs.
+//     LOCAL: addresses ignored, length always skipped. TLVs validated: CRC32C checked when
+//     present, UNIQUE_ID <= 128 bytes, SSL sub-TLVs well-formed, our custom 0xE0-0xE3.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "xproxy/ip.hpp"
+#include "xproxy/result.hpp"
+#include "xproxy/source_info.hpp"
+
+namespace xproxy::proxy {
+
+inline constexpr std::size_t kV1MaxLength = 107;
+inline constexpr std::size_t kV2HeaderLength = 16;  // signature + ver/cmd + fam + len
+inline constexpr std::size_t kV2MaxLength = 16 + 65535;
+inline constexpr std::uint8_t kV2Signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                                  0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+
+// TLV types (proxy-protocol.txt section 2.2) and xproxy's custom range.
+enum TlvType : std::uint8_t {
+    PP2_TYPE_ALPN = 0x01,
+    PP2_TYPE_AUTHORITY = 0x02,
+    PP2_TYPE_CRC32C = 0x03,
+    PP2_TYPE_NOOP = 0x04,
+    PP2_TYPE_UNIQUE_ID = 0x05,
+    PP2_TYPE_SSL = 0x20,
+    PP2_SUBTYPE_SSL_VERSION = 0x21,
+    PP2_SUBTYPE_SSL_CN = 0x22,
+    PP2_SUBTYPE_SSL_CIPHER = 0x23,
+    PP2_SUBTYPE_SSL_SIG_ALG = 0x24,
+    PP2_SUBTYPE_SSL_KEY_ALG = 0x25,
+    PP2_TYPE_NETNS = 0x30,
+    // xproxy custom range (0xE0-0xEF is reserved for applications by the spec)
+    PP2_TYPE_XPROXY_HELO = 0xE0,
+    PP2_TYPE_XPROXY_LOGIN = 0xE1,
+    PP2_TYPE_XPROXY_SESSION_ID = 0xE2,
+    PP2_TYPE_XPROXY_HMAC = 0xE3,  // HMAC-SHA256 over the header, see proxy_hmac below
+};
+
+// pp2_client bits of the SSL TLV
+inline constexpr std::uint8_t PP2_CLIENT_SSL = 0x01;
+inline constexpr std::uint8_t PP2_CLIENT_CERT_CONN = 0x02;
+inline constexpr std::uint8_t PP2_CLIENT_CERT_SESS = 0x04;
+
+enum class Command : std::uint8_t { local, proxy };
+enum class Family : std::uint8_t { unspec, inet, inet6, unix_ };  // unix_ : AF_UNIX
+enum class Transport : std::uint8_t { unspec, stream, dgram };
+
+// A view of one TLV inside the decoded input buffer (valid while that buffer lives).
+struct TlvView {
+    std::uint8_t type = 0;
+    std::span<const std::uint8_t> value;
+};
+
+// The decoded header. For v1 UNKNOWN and v2 LOCAL / UNSPEC, `has_addresses` is false and
+// the receiver must use the real connection endpoints.
+struct Header {
+    int version = 0;  // 1 or 2
+    Command command = Command::proxy;
+    Family family = Family::unspec;
+    Transport transport = Transport::unspec;
+    bool has_addresses = false;
+    Endpoint source;       // INET/INET6 only
+    Endpoint destination;  // INET/INET6 only
+    std::span<const std::uint8_t> unix_source, unix_destination;  // UNIX, 108 bytes each
+    std::span<const std::uint8_t> tlv_bytes;  // raw TLV area (v2 only), validated
+};
+
+// Decode a v1 header from data[0..size).
+DecodeResult decode_v1(const std::uint8_t* data, std::size_t size, Header& out);
+// Decode a v2 header from data[0..size). TLVs are validated (lengths, CRC32C if present,
+// UNIQUE_ID length, SSL sub-TLVs); walk them with for_each_tlv.
+DecodeResult decode_v2(const std::uint8_t* data, std::size_t size, Header& out);
+// Either version, chosen by the first bytes: invalid as soon as the prefix matches
+// neither signature (so the caller can tell "not a PROXY header" after one byte).
+DecodeResult decode(const std::uint8_t* data, std::size_t size, Header& out);
+
+// Calls fn(TlvView) for each top-level TLV in order; returns false if the area is
+// malformed (decode_v2 already guarantees it is not).
+template <class Fn>
+bool for_each_tlv(std::span<const std::uint8_t> area, Fn&& fn) {
+    std::size_t i = 0;
+    while (i < area.size()) {
+        if (area.size() - i < 3) return false;
+        std::size_t len = (std::size_t{area[i + 1]} << 8) | area[i + 2];
+        if (area.size() - i - 3 < len) return false;
+        fn(TlvView{area[i], area.subspan(i + 3, len)});
+        i += 3 + len;
+    }
+    return true;
+}
+
+// What to put into an encoded header.
+struct EncodeOptions {
+    bool local = false;             // v2 LOCAL command (health checks)
+    std::string alpn;               // PP2_TYPE_ALPN
+    std::string authority;          // PP2_TYPE_AUTHORITY (SNI)
+    std::string unique_id;          // PP2_TYPE_UNIQUE_ID, <= 128 bytes
+    bool ssl = false;               // emit PP2_TYPE_SSL from SourceInfo::tls
+    bool xproxy_tlvs = false;       // emit HELO/LOGIN/SESSION_ID custom TLVs from SourceInfo
+    bool crc32c = false;            // append PP2_TYPE_CRC32C
+    std::string hmac_key;           // non-empty: append PP2_TYPE_XPROXY_HMAC with this key
+    std::uint8_t hmac_key_id = 0;   // key id stored in the HMAC TLV
+    std::size_t pad_to = 0;         // add a NOOP TLV so the header is at least this long
+};
+
+// v1 text header. Missing endpoints (or mixed families) give "PROXY UNKNOWN\r\n".
+std::string encode_v1(const std::optional<Endpoint>& src, const std::optional<Endpoint>& dst);
+// v2 binary header from src/dst (mixed families: IPv4 is mapped to IPv6) and the TLVs
+// requested in opt. Returns an empty string if the result would exceed 65535+16 bytes or
+// unique_id is longer than 128 bytes.
+std::string encode_v2(const SourceInfo& info, const EncodeOptions& opt = {});
+
+// Fill SourceInfo (client = source, server = destination, TLS from the SSL TLV, HELO,
+// login and session id from the custom TLVs) from a decoded header.
+void to_source_info(const Header& h, SourceInfo& out);
+
+// HMAC TLV (0xE3): value = key_id (1 byte) || HMAC-SHA256(key, header bytes with the
+// HMAC value zeroed and the CRC32C value, if any, zeroed) (32 bytes). Returns
+// the key id found, or nullopt when there is no HMAC TLV.
+std::optional<std::uint8_t> hmac_key_id(const Header& h);
+// True when the header (the `consumed` bytes decode_v2 accepted, at data) carries an
+// HMAC TLV that verifies with key. Constant-time comparison.
+bool verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, std::string_view key);
+
+// CRC32C (Castagnoli) as used by PP2_TYPE_CRC32C.
+std::uint32_t crc32c(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0);
+
+}  // namespace xproxy::proxy
