@@ -559,13 +559,17 @@ def smtp_session(port, commands, source="127.0.0.1", host="127.0.0.1", preamble=
             s.sendall(preamble)
         f = s.makefile("rb")
         if read_greeting:
-            replies.append(read_reply(f))
+            try:
+                replies.append(read_reply(f))
+            except (SmtpReplyError, OSError) as e:
+                replies.append((0, "closed: %s" % e))
+                return replies
         for cmd in commands:
             data = cmd.encode() if isinstance(cmd, str) else cmd
             if not data.endswith(b"\r\n"):
                 data += b"\r\n"
-            s.sendall(data)
             try:
+                s.sendall(data)
                 replies.append(read_reply(f))
             except (SmtpReplyError, OSError) as e:
                 replies.append((0, "closed: %s" % e))

@@ -1,16 +1,22 @@
 // proxy_protocol.hpp: HAProxy PROXY protocol v1 and v2 (doc/proxy-protocol.txt),
-// encode and incremental decode.
+// encode and incremental decode. doc/wire/proxy.md describes the bytes we accept and emit.
 //
 // Decoders follow result.hpp: given the bytes received so far they return complete
 // (consumed = exact header length; the caller must consume exactly that), need_more
-// (every byte so far is a valid prefix) or invalid (reason). They never read past
-// `size`, never allocate on the no-TLV path, never throw.
+// (every byte so far is a valid prefix) or invalid (reason) as soon as the prefix can no
+// longer become a valid header. They never read past `size`, never allocate, never throw.
 //
 // v1: "PROXY TCP4|TCP6|UNKNOWN ...\r\n", at most 107 bytes, CRLF only, decimal ports and
-//     IPv4 octets without leading zeros, single spaces.
+//     IPv4 octets without leading zeros, single spaces. After UNKNOWN anything but CR/LF
+//     may follow up to the CRLF.
 // v2: 12-byte signature, version/command, family/protocol, length, addresses, TLVs.
-//     LOCAL: addresses ignored, length always skipped. TLVs validated: CRC32C checked when
-//     present, UNIQUE_ID <= 128 bytes, SSL sub-TLVs well-formed, our custom 0xE0-0xE3.
+//     LOCAL: family byte and everything after byte 16 ignored, length always skipped.
+//     PROXY + UNSPEC: length skipped, TLVs not parsed. Accepted family/protocol bytes:
+//     0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32. TLVs validated: each must fit exactly,
+//     CRC32C checked when present, UNIQUE_ID <= 128 bytes, SSL sub-TLVs well-formed, our
+//     custom 0xE0-0xE3; a second CRC32C, HMAC, HELO, LOGIN or SESSION_ID TLV is invalid.
+// Addresses: a v4-mapped IPv6 address (TCP6 / INET6) is normalised to IPv4 in
+// Header::source/destination (as IpAddress::parse does); `family` keeps what the wire said.
 #pragma once
 
 #include <cstddef>
@@ -21,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "xproxy/crc32c.hpp"
 #include "xproxy/ip.hpp"
 #include "xproxy/result.hpp"
 #include "xproxy/source_info.hpp"
@@ -121,26 +128,33 @@ struct EncodeOptions {
     std::size_t pad_to = 0;         // add a NOOP TLV so the header is at least this long
 };
 
-// v1 text header. Missing endpoints (or mixed families) give "PROXY UNKNOWN\r\n".
+// v1 text header. Missing endpoints give "PROXY UNKNOWN\r\n"; mixed families are sent
+// as TCP6 with the IPv4 side v4-mapped (the decoder normalises it back).
 std::string encode_v1(const std::optional<Endpoint>& src, const std::optional<Endpoint>& dst);
 // v2 binary header from src/dst (mixed families: IPv4 is mapped to IPv6) and the TLVs
-// requested in opt. Returns an empty string if the result would exceed 65535+16 bytes or
-// unique_id is longer than 128 bytes.
+// requested in opt. opt.local gives the 16-byte LOCAL header; a missing client or server
+// gives PROXY + UNSPEC with no address and no TLV. TLV order: ALPN, AUTHORITY, UNIQUE_ID,
+// SSL, HELO, LOGIN, SESSION_ID, NOOP (pad_to), HMAC, CRC32C. When both are requested the
+// HMAC is computed first (CRC32C value still zero), then the CRC32C over the final bytes.
+// Returns an empty string if the result would exceed 65535+16 bytes or unique_id is
+// longer than 128 bytes.
 std::string encode_v2(const SourceInfo& info, const EncodeOptions& opt = {});
 
 // Fill SourceInfo (client = source, server = destination, TLS from the SSL TLV, HELO,
-// login and session id from the custom TLVs) from a decoded header.
+// login and session id from the custom TLVs) from a decoded header. Every field a PROXY
+// header can carry (client, server, tls, helo, login, session_id) is overwritten (cleared
+// when absent); ptr_name, protocol and time are left as they are. TLS: version and cipher
+// from the SSL sub-TLVs (version "unknown" when PP2_CLIENT_SSL is set without a version
+// sub-TLV), peer_subject = "CN=" + the SSL_CN sub-TLV.
 void to_source_info(const Header& h, SourceInfo& out);
 
-// HMAC TLV (0xE3): value = key_id (1 byte) || HMAC-SHA256(key, header bytes with the
-// HMAC value zeroed and the CRC32C value, if any, zeroed) (32 bytes). Returns
-// the key id found, or nullopt when there is no HMAC TLV.
+// HMAC TLV (0xE3, length 33): value = key_id (1 byte) || HMAC-SHA256(key, the whole
+// header with the 32 MAC bytes zeroed and the CRC32C value, if any, zeroed). The key id
+// and every other byte are authenticated. Returns the key id found, or nullopt when
+// there is no HMAC TLV.
 std::optional<std::uint8_t> hmac_key_id(const Header& h);
 // True when the header (the `consumed` bytes decode_v2 accepted, at data) carries an
 // HMAC TLV that verifies with key. Constant-time comparison.
 bool verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, std::string_view key);
-
-// CRC32C (Castagnoli) as used by PP2_TYPE_CRC32C.
-std::uint32_t crc32c(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0);
 
 }  // namespace xproxy::proxy

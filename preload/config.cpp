@@ -1,0 +1,161 @@
+// config.cpp: parse the XPROXY_* settings. Any error makes the shim inert (closed
+// default: nothing is trusted when the configuration cannot be understood).
+#include "config.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+namespace xproxy::preload {
+
+namespace {
+
+std::string trim(std::string s) {
+    auto b = s.find_first_not_of(" \t\r\n");
+    auto e = s.find_last_not_of(" \t\r\n");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+bool parse_int(const std::string& s, long lo, long hi, long& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size() && out >= lo && out <= hi;
+}
+
+bool parse_bool(const std::string& s, bool& out) {
+    if (s == "1" || s == "yes" || s == "true" || s == "on") out = true;
+    else if (s == "0" || s == "no" || s == "false" || s == "off") out = false;
+    else return false;
+    return true;
+}
+
+// Reads a secret; refuses files readable or writable by group or others.
+bool read_secret(const std::string& path, std::string& out, std::string& error) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        error = "cannot open XPROXY_HMAC_KEY_FILE " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        error = "XPROXY_HMAC_KEY_FILE " + path + " must be a regular file of mode 0600 or tighter (has " + mode + ")";
+        close(fd);
+        return false;
+    }
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n <= 0) {
+        error = "XPROXY_HMAC_KEY_FILE " + path + " is empty";
+        return false;
+    }
+    out.assign(buf, static_cast<std::size_t>(n));
+    if (!out.empty() && out.back() == '\n') out.pop_back();
+    if (out.size() < 16) {
+        error = "XPROXY_HMAC_KEY_FILE " + path + " holds fewer than 16 bytes";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool Config::manages_port(std::uint16_t port) const {
+    if (ports.empty()) return true;
+    for (auto p : ports)
+        if (p == port) return true;
+    return false;
+}
+
+Config load_config(const char* (*lookup)(const char*)) {
+    Config c;
+    std::map<std::string, std::string> vars;
+    const char* names[] = {"XPROXY_TRUSTED", "XPROXY_PORTS", "XPROXY_TIMEOUT_MS", "XPROXY_REQUIRE",
+                           "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE", "XPROXY_LOG", "XPROXY_LOG_LEVEL"};
+    if (const char* file = lookup("XPROXY_CONFIG"); file && *file) {
+        std::ifstream in(file);
+        if (!in) c.errors.push_back(std::string("cannot read XPROXY_CONFIG ") + file);
+        std::string line;
+        int lineno = 0;
+        while (std::getline(in, line)) {
+            ++lineno;
+            line = trim(line);
+            if (line.empty() || line[0] == '#') continue;
+            auto eq = line.find('=');
+            if (eq == std::string::npos) {
+                c.errors.push_back(std::string(file) + ":" + std::to_string(lineno) + ": expected NAME=value");
+                continue;
+            }
+            vars[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+        }
+    }
+    for (const char* n : names)  // the environment overrides the file
+        if (const char* v = lookup(n)) vars[n] = trim(v);
+
+    for (const auto& [name, value] : vars) {
+        bool known = false;
+        for (const char* n : names) known = known || name == n;
+        if (!known) c.errors.push_back("unknown setting " + name);
+    }
+    std::string err;
+    if (auto it = vars.find("XPROXY_TRUSTED"); it != vars.end()) {
+        auto set = CidrSet::parse(it->second, &err);
+        if (set) c.trusted = *set;
+        else c.errors.push_back("XPROXY_TRUSTED: " + err);
+    }
+    if (auto it = vars.find("XPROXY_PORTS"); it != vars.end()) {
+        std::string list = it->second;
+        for (auto& ch : list)
+            if (ch == ',') ch = ' ';
+        std::size_t i = 0;
+        while (i < list.size()) {
+            auto j = list.find(' ', i);
+            auto item = list.substr(i, j == std::string::npos ? std::string::npos : j - i);
+            long port = 0;
+            if (!item.empty()) {
+                if (parse_int(item, 1, 65535, port)) c.ports.push_back(static_cast<std::uint16_t>(port));
+                else c.errors.push_back("XPROXY_PORTS: bad port '" + item + "'");
+            }
+            if (j == std::string::npos) break;
+            i = j + 1;
+        }
+    }
+    if (auto it = vars.find("XPROXY_TIMEOUT_MS"); it != vars.end()) {
+        long v = 0;
+        if (parse_int(it->second, 1, 600000, v)) c.timeout_ms = static_cast<int>(v);
+        else c.errors.push_back("XPROXY_TIMEOUT_MS: expected 1..600000");
+    }
+    if (auto it = vars.find("XPROXY_REQUIRE"); it != vars.end() && !parse_bool(it->second, c.require))
+        c.errors.push_back("XPROXY_REQUIRE: expected 0 or 1");
+    if (auto it = vars.find("XPROXY_GETSOCKNAME"); it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
+        c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
+    if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
+        if (!read_secret(it->second, c.hmac_key, err)) c.errors.push_back(err);
+    }
+    if (auto it = vars.find("XPROXY_LOG"); it != vars.end()) {
+        if (it->second == "syslog") c.log = Config::Log::syslog;
+        else if (it->second == "stderr") c.log = Config::Log::stderr_;
+        else if (it->second == "off") c.log = Config::Log::off;
+        else if (it->second.rfind("file:/", 0) == 0) {
+            c.log = Config::Log::file;
+            c.log_file = it->second.substr(5);
+        } else c.errors.push_back("XPROXY_LOG: expected syslog, stderr, file:/PATH or off");
+    }
+    if (auto it = vars.find("XPROXY_LOG_LEVEL"); it != vars.end()) {
+        const char* levels[] = {"error", "warning", "info", "debug"};
+        int found = -1;
+        for (int i = 0; i < 4; ++i)
+            if (it->second == levels[i]) found = i;
+        if (found < 0) c.errors.push_back("XPROXY_LOG_LEVEL: expected error, warning, info or debug");
+        else c.log_level = found;
+    }
+    return c;
+}
+
+}  // namespace xproxy::preload

@@ -1,0 +1,397 @@
+// preload_test: libxproxy-preload.so injected into a real (small) server process, driven
+// over loopback. Covers trust, spoofing, require mode, split headers, TLVs, TCP6, v4 on a
+// v6 listener, blocking/threaded/epoll servers, slow peers, dup, fclose-then-reuse, fds
+// above 1024 and descriptor/memory growth over many connections.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xproxy/proxy_protocol.hpp"
+
+using namespace std::chrono_literals;
+using xproxy::Endpoint;
+using xproxy::IpAddress;
+using xproxy::SourceInfo;
+
+namespace {
+
+struct Server {
+    pid_t pid = -1;
+    int out = -1;  // its stdout
+    unsigned port = 0;
+    std::string extra;  // stdout lines after port=
+
+    Server(const std::string& mode, std::map<std::string, std::string> env, bool v6 = false,
+           std::vector<std::string> wrapper = {}) {
+        int p[2];
+        if (pipe(p) != 0) abort();
+        pid = fork();
+        if (pid == 0) {
+            dup2(p[1], 1);
+            close(p[0]);
+            close(p[1]);
+            setenv("LD_PRELOAD", XPROXY_PRELOAD_SO, 1);
+            setenv("XPROXY_LOG", "stderr", 1);
+            for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+            std::vector<std::string> args = wrapper;
+            args.push_back(XPROXY_TEST_SERVER);
+            args.push_back(mode);
+            if (v6) args.push_back("v6");
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            execvp(argv[0], argv.data());
+            _exit(127);
+        }
+        close(p[1]);
+        out = p[0];
+        std::string line = read_line(60s);
+        if (line.rfind("port=", 0) == 0) port = static_cast<unsigned>(std::stoul(line.substr(5)));
+    }
+    ~Server() {
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+        if (out >= 0) close(out);
+    }
+    std::string read_line(std::chrono::milliseconds timeout) {
+        std::string line;
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        char c;
+        while (std::chrono::steady_clock::now() < deadline) {
+            pollfd pfd{out, POLLIN, 0};
+            if (poll(&pfd, 1, 100) <= 0) continue;
+            if (read(out, &c, 1) != 1) break;
+            if (c == '\n') return line;
+            line += c;
+        }
+        return line;
+    }
+};
+
+std::map<std::string, std::string> trusted(std::map<std::string, std::string> extra = {}) {
+    extra.emplace("XPROXY_TRUSTED", "127.0.0.1/32");
+    extra.emplace("XPROXY_TIMEOUT_MS", "1000");
+    return extra;
+}
+
+int connect_from(const char* src, unsigned port, bool v6 = false) {
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    if (v6) {
+        sockaddr_in6 to{};
+        to.sin6_family = AF_INET6;
+        to.sin6_port = htons(static_cast<uint16_t>(port));
+        inet_pton(AF_INET6, "::1", &to.sin6_addr);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return -1;
+        return fd;
+    }
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, src, &from.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) return -1;
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return -1;
+    return fd;
+}
+
+void send_all(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+        ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        off += static_cast<size_t>(n);
+    }
+}
+
+std::string read_all(int fd, std::chrono::milliseconds timeout = 5000ms) {
+    std::string out;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    char buf[4096];
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd pfd{fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0) continue;
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+// One exchange: connect from src, send bytes (all at once, or split into pieces with a
+// pause between them), half-close, return the server's full answer.
+std::string talk(unsigned port, const std::string& bytes, const char* src = "127.0.0.1", size_t piece = 0) {
+    int fd = connect_from(src, port);
+    if (fd < 0) return "connect failed";
+    if (piece == 0) {
+        send_all(fd, bytes);
+    } else {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+        for (size_t i = 0; i < bytes.size(); i += piece) {
+            send_all(fd, bytes.substr(i, piece));
+            std::this_thread::sleep_for(2ms);
+        }
+    }
+    shutdown(fd, SHUT_WR);
+    std::string r = read_all(fd);
+    close(fd);
+    return r;
+}
+
+std::string v2(const char* client, unsigned port, const char* dst = "127.0.0.1", unsigned dport = 25,
+               xproxy::proxy::EncodeOptions opt = {}) {
+    SourceInfo si;
+    si.client = Endpoint{*IpAddress::parse(client), static_cast<uint16_t>(port)};
+    si.server = Endpoint{*IpAddress::parse(dst), static_cast<uint16_t>(dport)};
+    return xproxy::proxy::encode_v2(si, opt);
+}
+
+std::string v1(const char* client, unsigned port, const char* dst = "127.0.0.1", unsigned dport = 25) {
+    return xproxy::proxy::encode_v1(Endpoint{*IpAddress::parse(client), static_cast<uint16_t>(port)},
+                                    Endpoint{*IpAddress::parse(dst), static_cast<uint16_t>(dport)});
+}
+
+std::string field(const std::string& text, const std::string& key) {
+    auto p = text.find(key + "=");
+    if (p == std::string::npos) return "";
+    p += key.size() + 1;
+    auto e = text.find_first_of(" \n", p);
+    return text.substr(p, e == std::string::npos ? std::string::npos : e - p);
+}
+
+}  // namespace
+
+TEST(Preload, TrustedV2HeaderGivesOriginalClient) {
+    Server s("blocking", trusted());
+    ASSERT_NE(s.port, 0u);
+    std::string r = talk(s.port, v2("192.0.2.66", 40066) + "HELLO");
+    EXPECT_EQ(field(r, "accept"), "192.0.2.66:40066") << r;
+    EXPECT_EQ(field(r, "peer"), "192.0.2.66:40066") << r;
+    EXPECT_EQ(field(r, "sock"), "127.0.0.1:" + std::to_string(s.port)) << "getsockname is real by default: " << r;
+    EXPECT_EQ(field(r, "data"), "HELLO") << "the application never sees header bytes: " << r;
+}
+
+TEST(Preload, TrustedV1HeaderAndGetsocknameDestination) {
+    Server s("blocking", trusted({{"XPROXY_GETSOCKNAME", "1"}}));
+    std::string r = talk(s.port, v1("198.51.100.7", 1234, "203.0.113.9", 2525) + "DATA");
+    EXPECT_EQ(field(r, "peer"), "198.51.100.7:1234") << r;
+    EXPECT_EQ(field(r, "sock"), "203.0.113.9:2525") << r;
+    EXPECT_EQ(field(r, "data"), "DATA") << r;
+}
+
+TEST(Preload, UntrustedPeerIsSeenAsItselfAndHeaderIsData) {
+    Server s("blocking", trusted());
+    std::string hdr = v2("127.0.0.99", 999);
+    std::string r = talk(s.port, hdr + "X", "127.0.0.50");
+    EXPECT_EQ(field(r, "peer").substr(0, 11), "127.0.0.50:") << r;
+    EXPECT_NE(r.find("data=" + hdr + "X"), std::string::npos) << "untrusted bytes reach the application untouched";
+    std::string r1 = talk(s.port, v1("127.0.0.99", 999) + "Y", "127.0.0.50");
+    EXPECT_NE(r1.find("data=PROXY TCP4 127.0.0.99"), std::string::npos) << r1;
+}
+
+TEST(Preload, InertWithoutTrustedList) {
+    Server s("blocking", {});
+    std::string r = talk(s.port, v2("192.0.2.1", 1) + "Z");
+    EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+}
+
+TEST(Preload, RequireModeDropsGarbageTruncatedAndSilent) {
+    Server s("blocking", trusted({{"XPROXY_TIMEOUT_MS", "300"}}));
+    // garbage
+    EXPECT_EQ(talk(s.port, "GET / HTTP/1.0\r\n\r\n"), "") << "garbage from a trusted peer is dropped";
+    // truncated header then EOF
+    std::string h = v2("192.0.2.5", 5);
+    EXPECT_EQ(talk(s.port, h.substr(0, 20)), "");
+    // nothing at all: closed at the timeout
+    int fd = connect_from("127.0.0.1", s.port);
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(read_all(fd, 3000ms), "");
+    auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 250ms);
+    EXPECT_LT(waited, 2500ms) << "closed at the header timeout";
+    close(fd);
+    // and the server still works
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.6", 6) + "ok"), "peer"), "192.0.2.6:6");
+}
+
+TEST(Preload, NonRequireModePassesTrustedPeerWithoutHeader) {
+    Server s("blocking", trusted({{"XPROXY_REQUIRE", "0"}}));
+    std::string r = talk(s.port, "EHLO x\r\n");
+    EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+    EXPECT_NE(r.find("data=EHLO x"), std::string::npos) << r;
+}
+
+TEST(Preload, HeadersSplitByteByByte) {
+    Server s("blocking", trusted());
+    std::string r = talk(s.port, v2("192.0.2.10", 10) + "A", "127.0.0.1", 1);
+    EXPECT_EQ(field(r, "peer"), "192.0.2.10:10") << r;
+    EXPECT_EQ(field(r, "data"), "A") << r;
+    r = talk(s.port, v1("192.0.2.11", 11) + "B", "127.0.0.1", 1);
+    EXPECT_EQ(field(r, "peer"), "192.0.2.11:11") << r;
+    EXPECT_EQ(field(r, "data"), "B") << r;
+}
+
+TEST(Preload, V2WithLargeTlvs) {
+    Server s("epoll", trusted());
+    xproxy::proxy::EncodeOptions opt;
+    opt.authority = std::string(300, 'a');  // a 300-byte TLV
+    opt.pad_to = 2000;
+    opt.crc32c = true;
+    std::string r = talk(s.port, v2("192.0.2.12", 12, "127.0.0.1", 25, opt) + "C");
+    EXPECT_EQ(field(r, "peer"), "192.0.2.12:12") << r;
+    EXPECT_EQ(field(r, "data"), "C") << r;
+}
+
+TEST(Preload, Tcp6V1Header) {
+    Server s("blocking", trusted());
+    std::string hdr = "PROXY TCP6 2001:db8::66 2001:db8::1 4066 25\r\n";
+    std::string r = talk(s.port, hdr + "D");
+    EXPECT_EQ(field(r, "peer"), "[2001:db8::66]:4066") << r;
+    EXPECT_EQ(field(r, "data"), "D") << r;
+}
+
+TEST(Preload, V4HeaderOnV6ListenerIsV4Mapped) {
+    Server s("blocking", trusted({{"XPROXY_TRUSTED", "127.0.0.1/32, ::1"}}), true);
+    std::string r = talk(s.port, v2("192.0.2.13", 13) + "E");
+    EXPECT_EQ(field(r, "accept"), "[::ffff:192.0.2.13]:13") << r;
+    EXPECT_EQ(field(r, "peer"), "[::ffff:192.0.2.13]:13") << r;
+    EXPECT_EQ(field(r, "data"), "E") << r;
+}
+
+TEST(Preload, LocalAndUnknownKeepRealEndpoints) {
+    Server s("blocking", trusted());
+    xproxy::proxy::EncodeOptions opt;
+    opt.local = true;
+    std::string r = talk(s.port, v2("192.0.2.14", 14, "127.0.0.1", 25, opt) + "F");
+    EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+    EXPECT_EQ(field(r, "data"), "F") << r;
+    r = talk(s.port, std::string("PROXY UNKNOWN\r\n") + "G");
+    EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+    EXPECT_EQ(field(r, "data"), "G") << r;
+}
+
+// A slow trusted peer must not delay others: blocking, threaded and epoll servers.
+class Slowloris : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Slowloris, OthersAcceptedWithin50ms) {
+    Server s(GetParam(), trusted({{"XPROXY_TIMEOUT_MS", "800"}}));
+    int slow = connect_from("127.0.0.1", s.port);
+    send_all(slow, v2("192.0.2.20", 20).substr(0, 5));
+    std::this_thread::sleep_for(50ms);  // the shim has seen the slow one
+    for (int i = 0; i < 5; ++i) {
+        int fd = connect_from("127.0.0.1", s.port);
+        auto t0 = std::chrono::steady_clock::now();
+        send_all(fd, v2("192.0.2.21", static_cast<unsigned>(21 + i)));
+        // The server writes its accept line as soon as accept() returned.
+        char c;
+        pollfd pfd{fd, POLLIN, 0};
+        ASSERT_EQ(poll(&pfd, 1, 2000), 1);
+        auto waited = std::chrono::steady_clock::now() - t0;
+        ASSERT_EQ(recv(fd, &c, 1, MSG_PEEK), 1);
+        EXPECT_LT(waited, 50ms) << "connection " << i << " waited "
+                                << std::chrono::duration_cast<std::chrono::milliseconds>(waited).count() << " ms";
+        shutdown(fd, SHUT_WR);
+        std::string r = read_all(fd);
+        EXPECT_EQ(field(r, "peer"), "192.0.2.21:" + std::to_string(21 + i)) << r;
+        close(fd);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(read_all(slow, 3000ms), "") << "the stalled connection is closed";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2000ms);
+    close(slow);
+}
+
+TEST_P(Slowloris, LateHeaderCompletesWhileOthersFlow) {
+    Server s(GetParam(), trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
+    std::string h = v2("192.0.2.30", 30);
+    int slow = connect_from("127.0.0.1", s.port);
+    send_all(slow, h.substr(0, 7));
+    std::string r = talk(s.port, v2("192.0.2.31", 31) + "x");
+    EXPECT_EQ(field(r, "peer"), "192.0.2.31:31") << r;
+    send_all(slow, h.substr(7) + "late");
+    shutdown(slow, SHUT_WR);
+    std::string rs = read_all(slow);
+    EXPECT_EQ(field(rs, "peer"), "192.0.2.30:30") << rs;
+    EXPECT_EQ(field(rs, "data"), "late") << rs;
+    close(slow);
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, Slowloris, ::testing::Values("blocking", "threads", "epoll"));
+
+TEST(Preload, DupCarriesMapping) {
+    Server s("dup", trusted());
+    std::string r = talk(s.port, v2("192.0.2.40", 40) + "H");
+    EXPECT_EQ(field(r, "fd"), "300") << r;
+    EXPECT_EQ(field(r, "peer"), "192.0.2.40:40") << "dup/F_DUPFD/dup2 keep the source: " << r;
+}
+
+TEST(Preload, FcloseThenReuseGetsNoStaleSource) {
+    Server s("fclose", trusted());
+    // A plain listener the server will connect out to on the reused descriptor.
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    listen(l, 4);
+    socklen_t al = sizeof a;
+    getsockname(l, reinterpret_cast<sockaddr*>(&a), &al);
+    std::string r = talk(s.port, v2("192.0.2.50", 50) + "C" + std::to_string(ntohs(a.sin_port)));
+    EXPECT_EQ(field(r, "peer"), "192.0.2.50:50") << r;
+    int c = accept(l, nullptr, nullptr);
+    ASSERT_GE(c, 0);
+    std::string reused = read_all(c);
+    EXPECT_EQ(field(reused, "fd"), field(r, "fd")) << "same descriptor number reused: " << reused;
+    EXPECT_EQ(field(reused, "peer"), "127.0.0.1:" + std::to_string(ntohs(a.sin_port)))
+        << "the reused fd reports its real peer, not the old client: " << reused;
+    close(c);
+    close(l);
+}
+
+TEST(Preload, DescriptorsAbove1024) {
+    Server s("highfd", trusted());
+    std::string r = talk(s.port, v2("192.0.2.60", 60) + "I");
+    EXPECT_GT(std::stoi(field(r, "fd")), 1024) << r;
+    EXPECT_EQ(field(r, "peer"), "192.0.2.60:60") << r;
+}
+
+TEST(Preload, TenThousandConnectionsNoGrowth) {
+    Server s("epoll", trusted());
+    auto stats = [&] {
+        int fd = connect_from("127.0.0.1", s.port);
+        send_all(fd, v2("192.0.2.70", 70) + "STATS\n");
+        std::string r = read_all(fd);
+        close(fd);
+        return r;
+    };
+    for (int i = 0; i < 1000; ++i) talk(s.port, v2("192.0.2.71", static_cast<unsigned>(1000 + i)) + "x");
+    std::string before = stats();
+    for (int i = 0; i < 10000; ++i) {
+        std::string r = talk(s.port, v2("192.0.2.72", static_cast<unsigned>(1000 + i % 60000)) + "x");
+        if (i % 2500 == 0) {
+            ASSERT_EQ(field(r, "data"), "x") << r;
+        }
+    }
+    std::string after = stats();
+    std::printf("10000 connections: before %s          after  %s", before.c_str(), after.c_str());
+    EXPECT_EQ(field(after, "fds"), field(before, "fds")) << before << after;
+    long rss_before = std::stol(field(before, "rss")), rss_after = std::stol(field(after, "rss"));
+    EXPECT_LT(rss_after - rss_before, 1024) << "RSS grew by more than 1 MiB: " << before << after;
+}
