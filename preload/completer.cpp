@@ -26,9 +26,13 @@ namespace xproxy::preload {
 
 namespace {
 
+constexpr int kRewakeMs = 20;
+
 void watch(State& s, int fd) {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP;
+    // Edge-triggered: headers are only peeked until complete, so a level-triggered watch
+    // would report a partial header again and again.
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
     epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 }
@@ -43,9 +47,13 @@ void wake_by_connection(State& s, ListenerState& ls) {
     else if (target.addr == *IpAddress::parse("::")) target.addr = *IpAddress::parse("::1");
     sockaddr_storage ss;
     unsigned len = target.to_sockaddr(ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
+    // A loopback connect completes at once (the kernel queues it in the backlog).
+    timeval tv{0, 100000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
+        send(fd, kWakeMagic, kWakeMagicLength, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(kWakeMagicLength)) {
         real().close(fd);
         return;
     }
@@ -73,6 +81,8 @@ void* run(void*) {
         {
             std::lock_guard<std::mutex> lock(s.mu);
             std::int64_t now = now_ms();
+            for (const auto& [lfd, ls] : s.listeners)
+                if (!ls.ready.empty() && ls.nonblocking) timeout = kRewakeMs;
             for (const auto& [fd, p] : s.pending) {
                 std::int64_t left = p.deadline_ms - now;
                 if (left < 0) left = 0;
@@ -101,6 +111,10 @@ void* run(void*) {
             }
             s.pending.erase(it);
             unwatch(s, fd);
+            if (r.status == ReadStatus::wake) {  // another process's wake-up connection
+                real().close(fd);
+                continue;
+            }
             if (r.status == ReadStatus::drop) {
                 log_line(1, "event=dropped upstream=%s reason=\"%s\"", p.upstream.to_string().c_str(), r.reason);
                 real().close(fd);
@@ -111,10 +125,25 @@ void* run(void*) {
                 real().close(fd);
                 continue;
             }
-            ls->second.ready.push_back(ReadyConn{fd, p.upstream, p.local, r.client, r.destination});
+            ls->second.ready.push_back(ReadyConn{fd, now_ms(), p.upstream, p.local, r.client, r.destination});
+            ls->second.nonblocking = p.listener_nonblocking;
             wake_listener(p.listener, p.listener_nonblocking);
         }
         std::int64_t now = now_ms();
+        // Forked workers share a listener: our wake-up connection may have been accepted
+        // by another process. Wake again until the application takes its connection, and
+        // give up on one it never takes within the header timeout.
+        for (auto& [lfd, ls] : s.listeners) {
+            if (ls.ready.empty() || !ls.nonblocking) continue;
+            while (!ls.ready.empty() && now - ls.ready.front().ready_ms > s.config.timeout_ms) {
+                log_line(1, "event=timeout upstream=%s reason=\"the application did not accept the connection\"",
+                         ls.ready.front().upstream.to_string().c_str());
+                real().close(ls.ready.front().fd);
+                ls.ready.pop_front();
+            }
+            if (!ls.ready.empty() && now - ls.ready.back().ready_ms >= kRewakeMs && ls.wake_fds.size() < 64)
+                wake_by_connection(s, ls);
+        }
         for (auto it = s.pending.begin(); it != s.pending.end();) {
             if (it->second.deadline_ms <= now) {
                 log_line(1, "event=timeout upstream=%s reason=\"no complete PROXY header within %d ms\"",
@@ -134,7 +163,10 @@ void start_thread(State& s) {
     if (s.epoll_fd < 0) s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s.completer_wake < 0) {
         s.completer_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        watch(s, s.completer_wake);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = s.completer_wake;
+        epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.completer_wake, &ev);
     }
     sigset_t all, old;
     sigfillset(&all);

@@ -161,6 +161,34 @@ bool wait_blocking(int lfd) {
     return n > 0 && (p[0].revents & (POLLIN | POLLERR | POLLHUP));
 }
 
+// The header usually arrives a few microseconds after the connection is accepted. Wait
+// for it up to kFirstWaitMs, but only while no other connection is waiting on the
+// listener: a slow peer then costs others nothing, and the completer takes over.
+constexpr int kFirstWaitMs = 10;
+
+ReadResult wait_briefly(int fd, int lfd, const Config& cfg) {
+    ReadResult r;
+    std::int64_t deadline = now_ms() + kFirstWaitMs;
+    for (;;) {
+        std::int64_t left = deadline - now_ms();
+        if (left <= 0) return r;
+        pollfd p[2] = {{fd, POLLIN, 0}, {lfd, POLLIN, 0}};
+        int n = poll(p, 2, static_cast<int>(left));
+        if (n <= 0) return r;
+        if (p[0].revents) {
+            r = read_header(fd, cfg);
+            if (r.status == ReadStatus::need_more && (p[0].revents & (POLLHUP | POLLERR | POLLRDHUP))) {
+                r.status = ReadStatus::drop;
+                r.reason = "connection closed before a complete PROXY header";
+            }
+            // Complete, dropped, or a partial header: a partial one goes to the completer,
+            // which waits for further bytes edge-triggered instead of spinning on a peek.
+            return r;
+        }
+        if (p[1].revents) return r;  // someone else is waiting: hand this one over
+    }
+}
+
 int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
     State& s = state();
     const Config& cfg = s.config;
@@ -209,13 +237,18 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         }
         auto conn_local = sock_endpoint(fd, false);
         ReadResult r = read_header(fd, cfg);
+        if (r.status == ReadStatus::need_more) r = wait_briefly(fd, lfd, cfg);
+        if (r.status == ReadStatus::wake) {  // a forked sibling's wake-up connection
+            real().close(fd);
+            continue;
+        }
         if (r.status == ReadStatus::complete)
-            return deliver(ReadyConn{fd, *peer, conn_local.value_or(*local), r.client, r.destination}, family, addr, len,
+            return deliver(ReadyConn{fd, 0, *peer, conn_local.value_or(*local), r.client, r.destination}, family, addr, len,
                            flags);
         if (r.status == ReadStatus::drop) {
             if (!cfg.require) {
                 log_line(1, "event=passed upstream=%s reason=\"%s\" require=no", peer->to_string().c_str(), r.reason);
-                return deliver(ReadyConn{fd, *peer, conn_local.value_or(*local), std::nullopt, std::nullopt}, family,
+                return deliver(ReadyConn{fd, 0, *peer, conn_local.value_or(*local), std::nullopt, std::nullopt}, family,
                                addr, len, flags);
             }
             log_line(1, "event=dropped upstream=%s reason=\"%s\"", peer->to_string().c_str(), r.reason);

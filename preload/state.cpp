@@ -108,6 +108,10 @@ ReadResult read_header(int fd, const Config& cfg) {
     }
     const std::uint8_t* data = small;
     std::size_t size = static_cast<std::size_t>(n);
+    if (size >= kWakeMagicLength && std::memcmp(small, kWakeMagic, kWakeMagicLength) == 0) {
+        out.status = ReadStatus::wake;
+        return out;
+    }
     std::unique_ptr<std::uint8_t[]> big;
     proxy::Header h;
     DecodeResult r = proxy::decode(data, size, h);

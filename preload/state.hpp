@@ -48,6 +48,7 @@ struct Mapping {
 // A connection whose header has been read completely.
 struct ReadyConn {
     int fd = -1;
+    std::int64_t ready_ms = 0;  // when the header completed (re-wake after 20 ms)
     Endpoint upstream;
     Endpoint local;
     std::optional<Endpoint> client;  // nullopt: LOCAL/UNKNOWN, use the real endpoints
@@ -69,6 +70,7 @@ struct ListenerState {
     std::vector<Endpoint> wake_tokens; // our own wake-up connections (non-blocking listeners)
     std::vector<int> wake_fds;         // their client ends, closed once accepted
     Endpoint address;                  // where the listener is bound
+    bool nonblocking = false;
 };
 
 struct State {
@@ -92,7 +94,12 @@ void open_log(const Config& cfg);
 void log_line(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Result of trying to read a header from a non-blocking connection.
-enum class ReadStatus { complete, need_more, drop };
+enum class ReadStatus { complete, need_more, drop, wake };
+
+// What a wake-up connection sends, so that any process sharing the listener (forked
+// workers) recognises and closes it.
+inline constexpr char kWakeMagic[] = "\r\nXPROXY-WAKE\r\n";
+inline constexpr std::size_t kWakeMagicLength = sizeof kWakeMagic - 1;
 struct ReadResult {
     ReadStatus status = ReadStatus::need_more;
     const char* reason = "";  // drop: why (static)
