@@ -390,12 +390,14 @@ def _sh_quote(s):
 class SmtpSink:
     """smtp-sink on 127.0.0.1:port; every message is dumped to its own file in dump_dir."""
 
-    def __init__(self, sandbox, procs, port=None, xclient=True, xforward=True, name="sink"):
+    def __init__(self, sandbox, procs, port=None, xclient=True, xforward=True, name="sink", verbose=False):
         self.sandbox, self.procs = sandbox, procs
         self.port = port or free_port()
         self.dir = sandbox.mkdir(name)
         os.chown(self.dir, _uid("nobody"), -1)
         argv = ["/usr/sbin/smtp-sink", "-u", "nobody", "-R", self.dir, "-d", "%M%S.", "-c"]
+        if verbose:  # logs every command it receives
+            argv.append("-v")
         if not xclient:
             argv.append("-C")
         if not xforward:
@@ -406,6 +408,9 @@ class SmtpSink:
         with open(self.log, "wb") as out:
             self.proc = procs.start("smtp-sink", argv, stdout=out)
         wait_for_port("127.0.0.1", self.port)
+
+    def log_text(self):
+        return read_text(self.log)
 
     def messages(self):
         out = []
