@@ -45,6 +45,10 @@ struct Server {
             close(p[1]);
             setenv("LD_PRELOAD", XPROXY_PRELOAD_SO, 1);
             setenv("XPROXY_LOG", "stderr", 1);
+            // Sanitizer builds: the shim is preloaded ahead of the server's own ASan runtime.
+            std::string asan = "verify_asan_link_order=0";
+            if (const char* old = getenv("ASAN_OPTIONS")) asan = std::string(old) + ":" + asan;
+            setenv("ASAN_OPTIONS", asan.c_str(), 1);
             for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
             std::vector<std::string> args = wrapper;
             args.push_back(XPROXY_TEST_SERVER);
@@ -58,8 +62,9 @@ struct Server {
         }
         close(p[1]);
         out = p[0];
-        std::string line = read_line(60s);
+        std::string line = read_line(20s);
         if (line.rfind("port=", 0) == 0) port = static_cast<unsigned>(std::stoul(line.substr(5)));
+        if (port == 0) ADD_FAILURE() << "test server did not start: '" << line << "'";
     }
     ~Server() {
         if (pid > 0) {
@@ -355,6 +360,8 @@ TEST(Preload, FcloseThenReuseGetsNoStaleSource) {
     getsockname(l, reinterpret_cast<sockaddr*>(&a), &al);
     std::string r = talk(s.port, v2("192.0.2.50", 50) + "C" + std::to_string(ntohs(a.sin_port)));
     EXPECT_EQ(field(r, "peer"), "192.0.2.50:50") << r;
+    pollfd pfd{l, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 5000), 1) << "the server connected out on the reused descriptor";
     int c = accept(l, nullptr, nullptr);
     ASSERT_GE(c, 0);
     std::string reused = read_all(c);
