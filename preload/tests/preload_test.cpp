@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -401,4 +402,58 @@ TEST(Preload, TenThousandConnectionsNoGrowth) {
     EXPECT_EQ(field(after, "fds"), field(before, "fds")) << before << after;
     long rss_before = std::stol(field(before, "rss")), rss_after = std::stol(field(after, "rss"));
     EXPECT_LT(rss_after - rss_before, 1024) << "RSS grew by more than 1 MiB: " << before << after;
+}
+
+TEST(Preload, HmacRequiredWhenConfigured) {
+    char path[] = "/tmp/xproxy-hmac-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    const std::string key = "0123456789abcdef0123456789abcdef";
+    ASSERT_EQ(write(fd, key.data(), key.size()), static_cast<ssize_t>(key.size()));
+    close(fd);
+    chmod(path, 0600);
+    {
+        Server s("blocking", trusted({{"XPROXY_HMAC_KEY_FILE", path}}));
+        xproxy::proxy::EncodeOptions opt;
+        opt.hmac_key = key;
+        opt.hmac_key_id = 1;
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.80", 80, "127.0.0.1", 25, opt) + "J"), "peer"), "192.0.2.80:80");
+        EXPECT_EQ(talk(s.port, v2("192.0.2.81", 81) + "K"), "") << "a header without HMAC is dropped";
+        opt.hmac_key = "another key, another signature!!";
+        EXPECT_EQ(talk(s.port, v2("192.0.2.82", 82, "127.0.0.1", 25, opt) + "L"), "") << "wrong key: dropped";
+    }
+    chmod(path, 0644);
+    {
+        // A key file others can read is refused: the shim stays inert rather than trust it.
+        Server s("blocking", trusted({{"XPROXY_HMAC_KEY_FILE", path}}));
+        std::string r = talk(s.port, v2("192.0.2.83", 83) + "M");
+        EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+    }
+    unlink(path);
+}
+
+TEST(Preload, HundredThousandEagainUnderValgrind) {
+    if (access("/usr/bin/valgrind", X_OK) != 0) GTEST_FAIL() << "valgrind is not installed (scripts/bootstrap)";
+    Server s("eagain", trusted({{"XPROXY_TIMEOUT_MS", "300"}}), false,
+             {"/usr/bin/valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite",
+              "--error-exitcode=9", "--log-file=/tmp/xproxy-valgrind.%p.log"});
+    ASSERT_NE(s.port, 0u);
+    EXPECT_EQ(s.read_line(120s), "eagain=100000");
+    // Three connections: one complete at once, one whose header arrives late, one that
+    // never sends a header (dropped at the timeout); then the server exits.
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.90", 90) + "a"), "peer"), "192.0.2.90:90");
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.91", 91) + "b", "127.0.0.1", 3), "peer"), "192.0.2.91:91");
+    int silent = connect_from("127.0.0.1", s.port);
+    EXPECT_EQ(read_all(silent, 5000ms), "");
+    close(silent);
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.92", 92) + "c"), "peer"), "192.0.2.92:92");
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    pid_t done = 0;
+    while (std::chrono::steady_clock::now() < deadline && (done = waitpid(s.pid, &status, WNOHANG)) == 0)
+        std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(done, s.pid) << "server did not exit";
+    s.pid = -1;
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "valgrind found definite leaks or errors (exit 9); see /tmp/xproxy-valgrind.*.log";
 }

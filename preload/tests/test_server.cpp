@@ -189,6 +189,27 @@ int main(int argc, char** argv) {
             }
             printf("eagain=%d\n", eagain);
             fflush(stdout);
+            // Then serve three connections in this thread and exit normally, so that a
+            // leak checker sees the whole life of the process.
+            int ep = epoll_create1(EPOLL_CLOEXEC);
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.fd = lfd;
+            epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+            int served = 0;
+            while (served < 3) {
+                epoll_event out[4];
+                if (epoll_wait(ep, out, 4, 10000) <= 0) break;
+                sockaddr_storage acc{};
+                socklen_t al = sizeof acc;
+                int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&acc), &al, SOCK_NONBLOCK);
+                if (fd < 0) continue;
+                serve(fd, acc, al, mode);
+                ++served;
+            }
+            close(ep);
+            close(lfd);
+            return 0;
         }
         int ep = epoll_create1(0);
         epoll_event ev{};
