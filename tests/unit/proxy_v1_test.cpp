@@ -121,7 +121,7 @@ const InvalidRow kInvalid[] = {
     {"UNKNOWN line of 108 bytes", "PROXY UNKNOWN" + std::string(93, 'x') + "\r\n", "no CRLF within 107 bytes", 106},
     // Syntactically fine, but even " 0 0\r\n" after these two addresses would make 108 bytes:
     // rejected at the first byte after which no completion fits (see the computation in
-    // doc/wire/proxy.md).
+    // doc/wire-formats.md).
     {"TCP6 line that cannot fit in 107 bytes",
      "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 1 2\r\n",
      "no CRLF within 107 bytes", 102},

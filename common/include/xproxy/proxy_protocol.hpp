@@ -1,5 +1,5 @@
 // proxy_protocol.hpp: HAProxy PROXY protocol v1 and v2 (doc/proxy-protocol.txt),
-// encode and incremental decode. doc/wire/proxy.md describes the bytes we accept and emit.
+// encode and incremental decode. doc/wire-formats.md describes the bytes we accept and emit.
 //
 // Decoders follow result.hpp: given the bytes received so far they return complete
 // (consumed = exact header length; the caller must consume exactly that), need_more
