@@ -457,3 +457,30 @@ TEST(Preload, HundredThousandEagainUnderValgrind) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0) << "valgrind found definite leaks or errors (exit 9); see /tmp/xproxy-valgrind.*.log";
 }
+
+TEST(Preload, ConfigFileAndEnvironmentOverride) {
+    char path[] = "/tmp/xproxy-conf-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    const std::string conf = "# shim settings\nXPROXY_TRUSTED = 127.0.0.1\nXPROXY_GETSOCKNAME=1\n";
+    ASSERT_EQ(write(fd, conf.data(), conf.size()), static_cast<ssize_t>(conf.size()));
+    close(fd);
+    {
+        Server s("blocking", {{"XPROXY_CONFIG", path}});
+        std::string r = talk(s.port, v2("192.0.2.95", 95, "203.0.113.5", 2525) + "N");
+        EXPECT_EQ(field(r, "peer"), "192.0.2.95:95") << r;
+        EXPECT_EQ(field(r, "sock"), "203.0.113.5:2525") << r;
+    }
+    {
+        Server s("blocking", {{"XPROXY_CONFIG", path}, {"XPROXY_GETSOCKNAME", "0"}});
+        std::string r = talk(s.port, v2("192.0.2.96", 96, "203.0.113.5", 2525) + "O");
+        EXPECT_EQ(field(r, "sock"), "127.0.0.1:" + std::to_string(s.port)) << "the environment wins: " << r;
+    }
+    {
+        // An unknown setting (a typo) makes the shim inert instead of half-configured.
+        Server s("blocking", {{"XPROXY_CONFIG", path}, {"XPROXY_TRUSTD", "127.0.0.1"}});
+        std::string r = talk(s.port, v2("192.0.2.97", 97) + "P");
+        EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+    }
+    unlink(path);
+}
