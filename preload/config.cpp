@@ -10,9 +10,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <string_view>
-
-extern char** environ;
 
 namespace xproxy::preload {
 
@@ -101,13 +98,6 @@ Config load_config(const char* (*lookup)(const char*)) {
     for (const char* n : names)  // the environment overrides the file
         if (const char* v = lookup(n)) vars[n] = trim(v);
 
-    // A misspelt XPROXY_ variable in the environment is an error too.
-    for (char** e = environ; e && *e; ++e) {
-        std::string_view kv(*e);
-        if (kv.rfind("XPROXY_", 0) != 0) continue;
-        std::string name(kv.substr(0, kv.find('=')));
-        if (name != "XPROXY_CONFIG" && !vars.count(name)) vars[name] = "";
-    }
     for (const auto& [name, value] : vars) {
         bool known = false;
         for (const char* n : names) known = known || name == n;

@@ -89,8 +89,8 @@ stream {
         out = self.sandbox.path("threads.out")
         with open(out, "wb") as f:
             self.procs.start("threads", [binary("preload/preload_test_server"), "threads"], stdout=f, env=env)
-        port = int(wait_until(lambda: read_text(out).startswith("port=") and read_text(out).split("=")[1].strip(),
-                              10, 0.05, "server port"))
+        port = int(wait_until(lambda: next((l[5:] for l in read_text(out).splitlines() if l.startswith("port=")),
+                                           None), 10, 0.05, "server port"))
         hp = HAProxy(self.sandbox, self.procs, port, mode="send-proxy-v2")
         for client in ["127.0.0.66", "127.0.0.77"] * 10:
             answer = ask(hp.port, client, wait_first=True)
