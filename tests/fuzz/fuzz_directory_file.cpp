@@ -1,0 +1,100 @@
+// fuzz_directory_file: parse_directory on arbitrary text, checking its promises: no
+// crash or read past the text; a refusal names the line ("line N: ..."); an accepted
+// text describes a directory in which every domain, user, alias, login and certificate
+// is found again (names in upper case too), and format_directory() writes a text that
+// parses to a directory formatting the same. Every word of the input is also used as a
+// lookup key, which must not crash whatever it holds.
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "xproxy/directory_file.hpp"
+
+using namespace xproxy;
+
+namespace {
+
+void check(bool ok) {
+    if (!ok) std::abort();
+}
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+    return out;
+}
+
+void check_directory(const Directory& d) {
+    for (std::uint32_t i = 0; i < d.domain_count(); ++i) {
+        const DomainInfo dom = d.domain_at(i);
+        const auto again = d.find_domain(upper(dom.name));
+        check(again && again->id == i);
+    }
+    for (std::uint32_t i = 0; i < d.user_count(); ++i) {
+        const UserInfo u = d.user_at(i);
+        const std::string address = std::string(u.local_part) + "@" + std::string(u.domain);
+        const auto again = d.find_address(upper(address));
+        check(again && again->id == i && again->domain_id == u.domain_id);
+        check(d.login_may_send_as(address, u));
+    }
+    d.for_each_extra([&](Directory::Extra kind, std::uint32_t user, std::string_view value) {
+        const UserInfo u = d.user_at(user);
+        switch (kind) {
+        case Directory::Extra::alias: {
+            const auto found = d.find_user(d.domain_at(u.domain_id), upper(value));
+            check(found && found->id == user);
+            break;
+        }
+        case Directory::Extra::login: check(d.login_may_send_as(upper(value), u)); break;
+        case Directory::Extra::fingerprint: {
+            const auto found = d.find_by_fingerprint(upper(value));
+            check(found && found->id == user);
+            break;
+        }
+        }
+    });
+}
+
+void probe(const Directory& d, std::string_view text) {
+    std::size_t words = 0;
+    std::size_t i = 0;
+    while (i < text.size() && words < 64) {
+        while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n')) ++i;
+        std::size_t j = i;
+        while (j < text.size() && text[j] != ' ' && text[j] != '\t' && text[j] != '\n') ++j;
+        const std::string_view w = text.substr(i, j - i);
+        const std::size_t eq = w.find('=');
+        const std::string_view v = eq == std::string_view::npos ? w : w.substr(eq + 1);
+        (void)d.find_domain(v);
+        (void)d.find_address(v);
+        (void)d.find_by_fingerprint(v);
+        if (d.user_count() > 0) (void)d.login_may_send_as(v, d.user_at(0));
+        ++words;
+        i = j;
+    }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    std::string error;
+    const auto d = parse_directory(text, &error);
+    if (!d) {
+        check(error.starts_with("line "));
+        return 0;
+    }
+    check(error.empty());
+    check_directory(*d);
+    probe(*d, text);
+    const std::string written = format_directory(*d);
+    std::string error2;
+    const auto again = parse_directory(written, &error2);
+    check(again.has_value());
+    check(again->domain_count() == d->domain_count() && again->user_count() == d->user_count() &&
+          again->alias_count() == d->alias_count());
+    check(format_directory(*again) == written);
+    return 0;
+}
