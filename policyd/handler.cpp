@@ -1,0 +1,94 @@
+// handler.cpp: request -> decision -> reply, with the per-decision log line.
+#include "handler.hpp"
+
+#include <ctime>
+
+#include "xproxy/daemon/log.hpp"
+#include "xproxy/escape.hpp"
+#include "xproxy/trace_header.hpp"
+
+namespace xproxy::policyd {
+
+namespace {
+std::int64_t wall_clock() { return static_cast<std::int64_t>(std::time(nullptr)); }
+}  // namespace
+
+PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::int64_t (*now)())
+    : states_(states), peer_(std::move(peer)), now_(now ? now : wall_clock) {
+    auto s = states_.get();
+    policy::Limits lim;
+    lim.max_line = s->options.max_line;
+    lim.max_request = s->options.max_request;
+    parser_ = std::make_unique<policy::RequestParser>(lim);
+}
+
+std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
+    PolicyInput in;
+    in.state = parse_protocol_state(r.get("protocol_state"));
+    in.client_address = IpAddress::parse_mta(r.get("client_address"));
+    in.sender = r.get("sender");
+    in.recipient = r.get("recipient");
+    in.sasl_username = r.get("sasl_username");
+    in.tls_protocol = r.get("encryption_protocol");
+    in.tls_active = !in.tls_protocol.empty();
+    in.client_cert_fingerprint = r.get("ccert_fingerprint");
+    std::string_view port = r.get("server_port");
+    for (const auto& p : s.options.submission_ports)
+        if (port == p) in.service = ServiceKind::submission;
+    if (r.get("policy_context") == "submission") in.service = ServiceKind::submission;
+
+    PolicyDecision d = xproxy::decide(in, s.config, *s.directory);
+    std::string header;
+    if (d.kind == ActionKind::inject) {
+        SourceInfo si = policy::to_source_info(r);
+        // The policy daemon runs before Postfix has seen the Message-ID: bind the sender.
+        // PREPEND takes one line: the field is sent unfolded.
+        header = s.options.header_name + ": " +
+                 trace::sign(si, s.options.signer, now_(), trace::BindingKind::envelope, {std::string(in.sender), ""},
+                             s.keys);
+    }
+    std::string action = d.postfix_action(header);
+    log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" policy=%s "
+              "reason=%s action=\"%s\"",
+              escape(r.get("queue_id"), 32).c_str(), escape(r.get("instance"), 64).c_str(),
+              escape(r.get("client_address"), 64).c_str(), escape(r.get("protocol_state"), 32).c_str(),
+              escape(in.sender).c_str(), escape(in.recipient).c_str(), std::string(to_string(d.policy)).c_str(),
+              std::string(d.reason.empty() ? "-" : d.reason).c_str(),
+              escape(d.kind == ActionKind::inject ? "PREPEND X-Original-Source: ..." : action, 300).c_str());
+    return action;
+}
+
+FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
+    FeedResult out;
+    std::vector<policy::Request> reqs;
+    bool ok = parser_->feed(data, size, reqs);
+    auto s = states_.get();  // one configuration for this batch of requests
+    for (const auto& r : reqs) {
+        if (r.get("request") != "smtpd_access_policy") {
+            log::warning("event=bad_request peer=%s request=\"%s\" reason=\"not request=smtpd_access_policy\"",
+                         peer_.c_str(), escape(r.get("request"), 64).c_str());
+            out.close = true;
+            return out;
+        }
+        out.replies += policy::encode_reply(decide(r, *s));
+    }
+    if (!ok) {
+        log::warning("event=bad_request peer=%s reason=\"%s\"", peer_.c_str(), parser_->error().c_str());
+        out.close = true;
+    }
+    return out;
+}
+
+void PolicyHandler::finish(const char* why) {
+    if (parser_->pending_bytes() > 0)
+        log::warning("event=incomplete_request peer=%s bytes=%zu reason=\"%s\"", peer_.c_str(), parser_->pending_bytes(),
+                     why);
+    else
+        log::debug("event=disconnect peer=%s reason=\"%s\"", peer_.c_str(), why);
+}
+
+std::unique_ptr<ConnectionHandler> PolicyHandlerFactory::make(const std::string& peer) {
+    return std::make_unique<PolicyHandler>(states_, peer, nullptr);
+}
+
+}  // namespace xproxy::policyd

@@ -1,0 +1,151 @@
+// xproxy-policyd: the Postfix policy daemon. Start-up in one readable function: options,
+// configuration check, listeners, privileges, run. SIGHUP (and a changed directory, key
+// ring or risk file, checked every --watch-interval seconds) reloads everything
+// atomically; a broken new configuration is rejected and the old one stays in force.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "handler.hpp"
+#include "options.hpp"
+#include "server.hpp"
+#include "state.hpp"
+#include "xproxy/daemon/listen.hpp"
+#include "xproxy/daemon/log.hpp"
+
+using namespace xproxy;
+using namespace xproxy::policyd;
+
+namespace {
+
+StateHolder g_states;
+std::mutex g_reload_mu;
+
+std::map<std::string, std::int64_t> mtimes(const std::vector<std::string>& paths) {
+    std::map<std::string, std::int64_t> out;
+    for (const auto& p : paths) {
+        struct stat st {};
+        out[p] = stat(p.c_str(), &st) == 0 ? static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec : -1;
+    }
+    return out;
+}
+
+void reload(const char* why) {
+    std::lock_guard<std::mutex> lock(g_reload_mu);
+    std::string err;
+    auto opts = reparse_options(&err);
+    std::shared_ptr<const State> next;
+    if (opts) next = build_state(*opts, &err);
+    if (!next) {
+        log::error("event=reload_failed trigger=%s error=\"%s\" (the previous configuration stays in force)", why,
+                   err.c_str());
+        return;
+    }
+    // Listeners, user and threads are fixed at start-up; keep the running values.
+    auto cur = g_states.get();
+    auto fixed = std::make_shared<State>(*next);
+    fixed->options.listen = cur->options.listen;
+    fixed->options.user = cur->options.user;
+    fixed->options.threads = cur->options.threads;
+    g_states.set(fixed);
+    log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why, fixed->options.policies.size(),
+              fixed->directory->domain_count(), fixed->directory->user_count(), fixed->keys.size());
+}
+
+void on_hup() {
+    std::thread([] { reload("SIGHUP"); }).detach();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int code = 0;
+    auto opts = parse_options(argc, argv, code);
+    if (!opts) return code;
+
+    log::Sink sink;
+    log::Level level;
+    if (!log::parse_sink(opts->log_sink, sink) || !log::parse_level(opts->log_level, level)) {
+        std::fprintf(stderr, "xproxy-policyd: --log must be syslog, stderr or off; --log-level error|warning|info|debug\n");
+        return 2;
+    }
+    std::string err;
+    auto state = build_state(*opts, &err);
+    if (!state) {
+        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+        return 1;
+    }
+    std::vector<daemon::ListenSpec> specs;
+    for (const auto& l : opts->listen) {
+        auto spec = daemon::parse_listen(l, &err);
+        if (!spec) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+            return 1;
+        }
+        specs.push_back(*spec);
+    }
+    if (opts->check_config) {
+        std::printf("xproxy-policyd: configuration ok (policies: %zu, domains: %zu, users: %zu, keys: %zu)\n",
+                    opts->policies.size(), state->directory->domain_count(), state->directory->user_count(),
+                    state->keys.size());
+        return 0;
+    }
+    log::init("xproxy-policyd", sink, level);
+
+    ServerOptions so;
+    so.threads = opts->threads ? opts->threads : 1;
+    so.idle_timeout = std::chrono::seconds(opts->idle_timeout);
+    for (const auto& spec : specs) {
+        auto fds = daemon::open_listeners(spec, &err);
+        if (fds.empty()) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+            return 1;
+        }
+        so.listen_fds.insert(so.listen_fds.end(), fds.begin(), fds.end());
+    }
+    if (!daemon::drop_privileges(opts->user, &err)) {
+        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+        return 1;
+    }
+    g_states.set(state);
+
+    std::atomic<bool> stopping{false};
+    std::mutex wmu;
+    std::condition_variable wcv;
+    std::thread watcher([&] {
+        auto seen = mtimes(g_states.get()->file_paths);
+        std::unique_lock<std::mutex> lock(wmu);
+        for (;;) {
+            unsigned every = g_states.get()->options.watch_interval;
+            wcv.wait_for(lock, std::chrono::seconds(every ? every : 3600), [&] { return stopping.load(); });
+            if (stopping) return;
+            if (!every) continue;
+            auto now = mtimes(g_states.get()->file_paths);
+            if (now != seen) {
+                lock.unlock();
+                reload("file_change");
+                lock.lock();
+                seen = mtimes(g_states.get()->file_paths);
+            }
+        }
+    });
+
+    log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\"", so.listen_fds.size(),
+              so.threads, opts->policies.size(), state->config.trusted_upstreams.to_string().c_str());
+    Server server(so, std::make_shared<PolicyHandlerFactory>(g_states));
+    int rc = server.run(true, on_hup);
+    {
+        std::lock_guard<std::mutex> lock(wmu);
+        stopping = true;
+    }
+    wcv.notify_all();
+    watcher.join();
+    return rc;
+}

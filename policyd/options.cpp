@@ -1,0 +1,116 @@
+// options.cpp: command line and config file parsing for xproxy-policyd.
+#include "options.hpp"
+
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+
+namespace po = boost::program_options;
+
+namespace xproxy::policyd {
+
+namespace {
+
+std::vector<std::string> g_argv;  // kept for reparse_options
+
+po::options_description describe(Options& o) {
+    po::options_description d("xproxy-policyd options");
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
+        ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
+        ("listen,l", po::value(&o.listen)->composing(),
+         "listener: inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd (repeatable; default inet:127.0.0.1:10040)")
+        ("user,u", po::value(&o.user), "drop privileges to this user after binding")
+        ("threads", po::value(&o.threads)->default_value(2), "worker threads")
+        ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
+        ("log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")
+        ("idle-timeout", po::value(&o.idle_timeout)->default_value(300), "close a connection idle this many seconds")
+        ("max-line-length", po::value(&o.max_line)->default_value(2048), "longest request line accepted, bytes")
+        ("max-request-size", po::value(&o.max_request)->default_value(16384), "largest request accepted, bytes")
+        ("watch-interval", po::value(&o.watch_interval)->default_value(5),
+         "seconds between checks for a changed directory or key ring file (0 = only on SIGHUP)")
+        ("policy,p", po::value(&o.policies)->composing(),
+         "enable a policy: inject, vdomains, deposit, risk (repeatable or comma-separated; none = always DUNNO)")
+        ("trusted-upstreams", po::value(&o.trusted_upstreams),
+         "CIDR list of upstream MTAs whose mail already carries the trace header (default: nobody)")
+        ("keyring", po::value(&o.keyring_file), "key ring file for signing the trace header (mode 0600 or tighter)")
+        ("signer", po::value(&o.signer), "name recorded as by= in the trace header (default: host name)")
+        ("header-name", po::value(&o.header_name)->default_value("X-Original-Source"),
+         "field name of the PREPENDed trace header; a private name lets header_checks remove forged "
+         "X-Original-Source headers and smtp_header_checks rename ours on the way out (see the man page)")
+        ("directory", po::value(&o.directory_file), "virtual-domain directory file")
+        ("risk-map", po::value(&o.risk_file), "risk routing file")
+        ("submission-port", po::value(&o.submission_ports)->composing(),
+         "server_port values that mean the submission service (repeatable; default 587 and 465)");
+    return d;
+}
+
+std::optional<Options> parse(const std::vector<std::string>& args, int& exit_code, std::string* error, bool quiet) {
+    Options o;
+    auto desc = describe(o);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        if (vm.count("help")) {
+            if (!quiet) std::cout << "usage: xproxy-policyd [options]\n" << desc << "\n";
+            exit_code = 0;
+            return std::nullopt;
+        }
+        if (vm.count("version")) {
+            if (!quiet) std::cout << "xproxy-policyd " XPROXY_VERSION "\n";
+            exit_code = 0;
+            return std::nullopt;
+        }
+        if (vm.count("config")) {
+            auto path = vm["config"].as<std::string>();
+            std::ifstream in(path);
+            if (!in) throw std::runtime_error("cannot read config file " + path);
+            po::store(po::parse_config_file(in, desc), vm);
+        }
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        if (error) *error = e.what();
+        if (!quiet) std::cerr << "xproxy-policyd: " << e.what() << "\n";
+        exit_code = 2;
+        return std::nullopt;
+    }
+    // Allow "inject,vdomains" as well as repeated options.
+    std::vector<std::string> split;
+    for (const auto& p : o.policies) {
+        std::size_t start = 0;
+        while (start <= p.size()) {
+            auto comma = p.find(',', start);
+            auto item = p.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (!item.empty()) split.push_back(item);
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+    }
+    o.policies = split;
+    if (o.listen.empty()) o.listen.push_back("inet:127.0.0.1:10040");
+    if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
+    if (o.signer.empty()) {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        o.signer = host;
+    }
+    return o;
+}
+
+}  // namespace
+
+std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
+    g_argv.assign(argv + 1, argv + argc);
+    return parse(g_argv, exit_code, nullptr, false);
+}
+
+std::optional<Options> reparse_options(std::string* error) {
+    int code = 0;
+    return parse(g_argv, code, error, true);
+}
+
+}  // namespace xproxy::policyd

@@ -1,0 +1,41 @@
+// options.hpp: xproxy-policyd's settings, from the command line and the config file
+// (Boost.Program_options; the file uses the long option names, `name = value`).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace xproxy::policyd {
+
+struct Options {
+    std::string config_file;
+    std::vector<std::string> listen;  // listener specs
+    std::string user;
+    unsigned threads = 2;
+    std::string log_sink = "syslog";
+    std::string log_level = "info";
+    unsigned idle_timeout = 300;
+    std::size_t max_line = 2048;
+    std::size_t max_request = 16384;
+    unsigned watch_interval = 5;  // seconds between directory/key ring change checks; 0 = off
+
+    // policies
+    std::vector<std::string> policies;  // inject, vdomains, deposit, risk
+    std::string trusted_upstreams;      // CIDR list; empty = nobody
+    std::string keyring_file;
+    std::string signer;                 // by= in the trace header
+    std::string header_name = "X-Original-Source";  // name used in PREPEND (see man page)
+    std::string directory_file;
+    std::string risk_file;
+    std::vector<std::string> submission_ports;  // server_port values meaning "submission"
+    bool check_config = false;
+};
+
+// Parses argv (and the config file it names). Returns nullopt after printing help or
+// version (exit_code 0) or an error (exit_code 2) to stderr/stdout.
+std::optional<Options> parse_options(int argc, char** argv, int& exit_code);
+// Re-reads the config file for a reload; command-line values keep precedence.
+std::optional<Options> reparse_options(std::string* error);
+
+}  // namespace xproxy::policyd

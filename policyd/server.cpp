@@ -1,0 +1,165 @@
+// server.cpp: Boost.Asio accept loop and per-connection coroutines for xproxy-policyd.
+#include "server.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
+
+#include <boost/asio.hpp>
+#include <thread>
+
+#include "xproxy/daemon/log.hpp"
+#include "xproxy/ip.hpp"
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::use_awaitable;
+
+namespace xproxy::policyd {
+
+namespace {
+
+std::string peer_name(int fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+    if (ss.ss_family == AF_UNIX) return "unix";
+    auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    return ep ? ep->to_string() : "unknown";
+}
+
+template <class Socket>
+awaitable<void> serve(Socket sock, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+    auto handler = factory->make(peer_name(sock.native_handle()));
+    asio::steady_timer timer(sock.get_executor());
+    std::array<char, 8192> buf;
+    const char* why = "peer closed the connection";
+    for (;;) {
+        timer.expires_after(idle);
+        timer.async_wait([&sock](boost::system::error_code ec) {
+            if (!ec) {
+                boost::system::error_code ignored;
+                sock.cancel(ignored);
+            }
+        });
+        boost::system::error_code ec;
+        std::size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
+        timer.cancel();
+        if (ec) {
+            if (ec == asio::error::operation_aborted) why = "idle timeout";
+            else if (ec != asio::error::eof) why = "read error";
+            break;
+        }
+        FeedResult r = handler->feed(buf.data(), n);
+        if (!r.replies.empty()) {
+            timer.expires_after(idle);
+            timer.async_wait([&sock](boost::system::error_code e) {
+                if (!e) {
+                    boost::system::error_code ignored;
+                    sock.cancel(ignored);
+                }
+            });
+            boost::system::error_code wec;
+            co_await asio::async_write(sock, asio::buffer(r.replies), asio::redirect_error(use_awaitable, wec));
+            timer.cancel();
+            if (wec) {
+                why = "write error";
+                break;
+            }
+        }
+        if (r.close) {
+            why = nullptr;  // the handler logged its reason
+            break;
+        }
+    }
+    if (why) handler->finish(why);
+    boost::system::error_code ignored;
+    sock.shutdown(asio::socket_base::shutdown_both, ignored);
+    sock.close(ignored);
+}
+
+template <class Acceptor>
+awaitable<void> accept_loop(Acceptor acc, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+    for (;;) {
+        // Each connection lives on its own strand: its coroutine and its idle timer never
+        // run concurrently, whatever the size of the thread pool.
+        boost::system::error_code ec;
+        auto sock = co_await acc.async_accept(asio::make_strand(acc.get_executor()), asio::redirect_error(use_awaitable, ec));
+        if (ec) {
+            if (ec == asio::error::operation_aborted) co_return;
+            log::warning("event=accept_error error=\"%s\"", ec.message().c_str());
+            // EMFILE and friends: back off instead of spinning.
+            asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+            co_await t.async_wait(use_awaitable);
+            continue;
+        }
+        if constexpr (std::is_same_v<typename Acceptor::protocol_type, asio::ip::tcp>) {
+            boost::system::error_code ignored;
+            sock.set_option(asio::ip::tcp::no_delay(true), ignored);
+        }
+        auto ex = sock.get_executor();
+        asio::co_spawn(ex, serve(std::move(sock), factory, idle), asio::detached);
+    }
+}
+
+}  // namespace
+
+struct Server::Impl {
+    ServerOptions opts;
+    std::shared_ptr<HandlerFactory> factory;
+    asio::io_context io;
+};
+
+Server::Server(ServerOptions opts, std::shared_ptr<HandlerFactory> factory) : impl_(std::make_unique<Impl>()) {
+    impl_->opts = std::move(opts);
+    impl_->factory = std::move(factory);
+}
+
+Server::~Server() = default;
+
+void Server::stop() { impl_->io.stop(); }
+
+int Server::run(bool handle_signals, void (*on_hup)()) {
+    auto& io = impl_->io;
+    for (int fd : impl_->opts.listen_fds) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        if (ss.ss_family == AF_UNIX) {
+            asio::local::stream_protocol::acceptor acc(io, asio::local::stream_protocol(), fd);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout), asio::detached);
+        } else {
+            asio::ip::tcp::acceptor acc(io, ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout), asio::detached);
+        }
+    }
+    asio::signal_set signals(io);
+    std::function<void()> wait_signal;
+    if (handle_signals) {
+        signals.add(SIGTERM);
+        signals.add(SIGINT);
+        signals.add(SIGHUP);
+        wait_signal = [&]() {
+            signals.async_wait([&](boost::system::error_code ec, int sig) {
+                if (ec) return;
+                if (sig == SIGHUP) {
+                    if (on_hup) on_hup();
+                    wait_signal();
+                    return;
+                }
+                log::info("event=stop signal=%d", sig);
+                io.stop();
+            });
+        };
+        wait_signal();
+    }
+    std::vector<std::thread> pool;
+    unsigned extra = impl_->opts.threads > 1 ? impl_->opts.threads - 1 : 0;
+    for (unsigned i = 0; i < extra; ++i) pool.emplace_back([&io] { io.run(); });
+    io.run();
+    for (auto& t : pool) t.join();
+    return 0;
+}
+
+}  // namespace xproxy::policyd

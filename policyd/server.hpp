@@ -1,0 +1,39 @@
+// server.hpp: the policy daemon's network loop (Boost.Asio, C++20 coroutines).
+// Many persistent Postfix connections are served concurrently on a small thread pool;
+// one stalled or hostile peer only ever costs its own connection (idle timeout, bounded
+// buffers via the handler). Listeners are already-open descriptors (see
+// xproxy/daemon/listen.hpp), TCP or unix.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "connection_handler.hpp"
+
+namespace xproxy::policyd {
+
+struct ServerOptions {
+    std::vector<int> listen_fds;
+    unsigned threads = 2;
+    std::chrono::seconds idle_timeout{300};  // Postfix closes idle policy connections after 300 s
+};
+
+class Server {
+public:
+    Server(ServerOptions opts, std::shared_ptr<HandlerFactory> factory);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Runs until stop() (or SIGTERM/SIGINT when handle_signals is set); on_hup runs on
+    // SIGHUP. Returns the process exit status.
+    int run(bool handle_signals, void (*on_hup)() = nullptr);
+    void stop();
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xproxy::policyd

@@ -1,0 +1,47 @@
+// state.cpp: turn options into a ready-to-use State, checking every file.
+#include "state.hpp"
+
+#include "xproxy/directory_file.hpp"
+#include "xproxy/risk_map.hpp"
+
+namespace xproxy::policyd {
+
+std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
+    auto s = std::make_shared<State>();
+    s->options = o;
+    auto fail = [&](std::string why) -> std::shared_ptr<const State> {
+        if (error) *error = std::move(why);
+        return nullptr;
+    };
+    std::string err;
+    if (!s->config.enable(o.policies, &err)) return fail("--policy: " + err);
+    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
+    if (!trusted) return fail("--trusted-upstreams: " + err);
+    s->config.trusted_upstreams = *trusted;
+    if (s->config.inject) {
+        if (o.keyring_file.empty()) return fail("policy inject needs --keyring");
+        auto k = KeyRing::load_file(o.keyring_file, &err);
+        if (!k) return fail(err);
+        s->keys = std::move(*k);
+        s->file_paths.push_back(o.keyring_file);
+    }
+    if (s->config.vdomains || s->config.deposit) {
+        if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
+        auto d = load_directory_file(o.directory_file, &err);
+        if (!d) return fail(err);
+        s->directory = std::make_shared<const Directory>(std::move(*d));
+        s->file_paths.push_back(o.directory_file);
+    } else {
+        s->directory = std::make_shared<const Directory>();
+    }
+    if (s->config.risk) {
+        if (o.risk_file.empty()) return fail("policy risk needs --risk-map");
+        auto r = RiskMap::load_file(o.risk_file, &err);
+        if (!r) return fail(err);
+        s->config.risk_map = std::move(*r);
+        s->file_paths.push_back(o.risk_file);
+    }
+    return s;
+}
+
+}  // namespace xproxy::policyd

@@ -1,0 +1,189 @@
+"""xproxy-policyd behind a real Postfix 3.7 (check_policy_service): the reply code for
+each domain and user state of the directory, the signed X-Original-Source header on mail
+from 127.0.0.66 (exactly one, verifying, naming 127.0.0.66) with a client's forged header
+removed by a header_checks rule, risk routing, reload, and bad input."""
+
+import os
+import re
+import signal
+import socket
+import time
+
+from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail, wait_for_log,
+                     wait_for_port, wait_until, wire)
+
+DIRECTORY = """# test directory
+domain example.com state=active services=smtp,submission
+user alice@example.com state=active
+user idle@example.com state=inactive
+user gone@example.com state=deleted
+domain sleepy.example state=inactive
+domain closed.example state=deleted
+domain nosmtp.example state=active services=submission
+user bob@nosmtp.example
+"""
+KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
+RISK = "class high transport=smtp-high:[127.0.0.1]:%d\nnetwork 127.0.0.88/32 class=high\n"
+PRIVATE_NAME = "X-Original-Source-q7Zt"  # the deployment's private header name
+
+
+class Policyd(E2ETestCase):
+    def start_policyd(self, *extra):
+        self.pd_port = free_port()
+        self.dir_file = self.sandbox.write("directory.txt", DIRECTORY)
+        self.ring = self.sandbox.write("keyring", KEYRING, mode=0o600)
+        self.sink = SmtpSink(self.sandbox, self.procs)
+        self.risk = self.sandbox.write("risk.txt", RISK % self.sink.port)
+        self.pd_log = self.sandbox.path("policyd.log")
+        self.sandbox.logs.append(self.pd_log)
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+                "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
+                "--risk-map", self.risk, "--signer", "gw1.test", "--watch-interval", "1",
+                "--header-name", PRIVATE_NAME] + list(extra)
+        with open(self.pd_log, "wb") as out:
+            self.pd = self.procs.start("policyd", argv, stdout=out)
+        wait_for_port("127.0.0.1", self.pd_port)
+
+    def start_postfix(self, **main_cf):
+        self.port = free_port()
+        # Forged headers from clients are dropped on the way in; ours travels under a private
+        # name no client knows and gets its public name back on the way out.
+        checks = self.sandbox.write("header_checks", "/^X-Original-Source:/ IGNORE\n")
+        out_checks = self.sandbox.write("smtp_header_checks",
+                                        "/^%s:(.*)$/ REPLACE X-Original-Source:${1}\n" % PRIVATE_NAME)
+        policy = "check_policy_service { inet:127.0.0.1:%d, default_action=DUNNO }" % self.pd_port
+        cfg = {"smtpd_recipient_restrictions": policy + ", permit_mynetworks, reject_unauth_destination",
+               "smtpd_data_restrictions": policy,
+               "header_checks": "regexp:" + checks,
+               "smtp_header_checks": "regexp:" + out_checks}
+        cfg.update(main_cf)
+        self.pf = Postfix(self.sandbox, self.procs, "pf", self.port, relay_port=self.sink.port, main_cf=cfg,
+                          services=["smtp-high unix - - n - - smtp -o smtp_bind_address=127.0.0.1 -o syslog_name=postfix/smtp-high"])
+        self.pf.start()
+
+    def rcpt_code(self, rcpt, source="127.0.0.66"):
+        replies = send_mail(self.port, source=source, rcpt=rcpt)
+        return replies[3]
+
+    def test_directory_states(self):
+        self.start_policyd()
+        self.start_postfix()
+        rows = [
+            ("alice@example.com", 250, None),
+            ("nobody@example.com", 550, "5.1.1"),
+            ("a@sleepy.example", 450, "4.2.1"),
+            ("a@closed.example", 550, "5.1.2"),
+            ("idle@example.com", 450, "4.2.1"),
+            ("gone@example.com", 550, None),
+            ("bob@nosmtp.example", 550, None),
+            ("someone@not-hosted.example", 250, None),
+        ]
+        for rcpt, want_code, want_status in rows:
+            code, text = self.rcpt_code(rcpt)
+            self.assertEqual(code, want_code, "%s: %s" % (rcpt, text))
+            if want_status:
+                self.assertIn(want_status, text, rcpt)
+        log = read_text(self.pd_log)
+        self.assertIn('recipient="nobody@example.com" policy=vdomains reason=user_unknown', log)
+
+    def test_trace_header_injected_and_forgery_removed(self):
+        self.start_policyd()
+        self.start_postfix()
+        forged = ("X-Original-Source: v=1; ip=10.9.9.9; port=1; t=1; b=env; kid=k1; "
+                  "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n")
+        body = forged + "Subject: hello\r\n\r\nbody\r\n"
+        replies = send_mail(self.port, source="127.0.0.66", sender="carol@sender.example", rcpt="x@other.example",
+                            body=body)
+        self.assertTrue(any(t.startswith("250 2.0.0 Ok: queued") for _, t in replies), replies)
+        msg = wait_until(lambda: self.sink.messages() and "hello" in self.sink.messages()[0] and
+                         self.sink.messages()[0], 20, 0.1, "message at the sink")
+        headers = msg.split("\n\n", 1)[0]
+        self.assertNotIn(PRIVATE_NAME, headers)
+        found = re.findall(r"^X-Original-Source:.*(?:\n[ \t].*)*", headers, re.M)
+        self.assertEqual(len(found), 1, headers)
+        self.assertNotIn("10.9.9.9", headers)
+        rc, out, err = wire(["trace-verify", "--keyring", self.ring, "--sender", "carol@sender.example"],
+                            found[0].encode())
+        self.assertEqual(rc, 0, out.decode() + err)
+        self.assertIn(b"ip=127.0.0.66", out)
+        self.assertIn(b"by=gw1.test", out)
+        # Bound to the sender: the same header in mail from someone else does not verify.
+        rc, out, _ = wire(["trace-verify", "--keyring", self.ring, "--sender", "mallory@sender.example"],
+                          found[0].encode())
+        self.assertEqual(rc, 1)
+        self.assertIn(b"result=bad_signature", out)
+
+    def test_risk_routing(self):
+        self.start_policyd()
+        self.start_postfix()
+        replies = send_mail(self.port, source="127.0.0.88", rcpt="x@other.example")
+        self.assertTrue(any(t.startswith("250 2.0.0 Ok: queued") for _, t in replies), replies)
+        self.pf.wait_log(r"filter: RCPT from unknown\[127\.0\.0\.88\]: <x@other\.example>: Recipient address "
+                         r"triggers FILTER smtp-high:\[127\.0\.0\.1\]")
+        self.pf.wait_log(r"postfix/smtp-high/smtp\[[0-9]+\]: [0-9A-F]+: to=<x@other\.example>, "
+                         r"relay=127\.0\.0\.1\[127\.0\.0\.1\]:[0-9]+.*status=sent", timeout=20)
+        # A client not in a risk network leaves through the default transport.
+        send_mail(self.port, source="127.0.0.66", rcpt="y@other.example")
+        self.pf.wait_log(r"postfix/smtp\[[0-9]+\]: [0-9A-F]+: to=<y@other\.example>.*status=sent", timeout=20)
+
+    def test_reload_swaps_directory_and_keeps_old_on_error(self):
+        self.start_policyd()
+        self.start_postfix()
+        self.assertEqual(self.rcpt_code("new@example.com")[0], 550)
+        with open(self.dir_file, "a") as f:
+            f.write("user new@example.com state=active\n")
+        os.kill(self.pd.pid, signal.SIGHUP)
+        wait_for_log(self.pd_log, r"event=reload trigger=(SIGHUP|file_change)", 10)
+        self.assertEqual(self.rcpt_code("new@example.com")[0], 250)
+        # A broken file is rejected; the previous directory stays in force.
+        start = len(read_text(self.pd_log))
+        with open(self.dir_file, "a") as f:
+            f.write("user broken@example.com state=maybe\n")
+        os.kill(self.pd.pid, signal.SIGHUP)
+        wait_for_log(self.pd_log, r"event=reload_failed trigger=SIGHUP error=\".*directory\.txt:", 10, start)
+        self.assertEqual(self.rcpt_code("new@example.com")[0], 250)
+        self.assertEqual(self.rcpt_code("nobody@example.com")[0], 550)
+
+    def test_bad_input_costs_only_that_connection(self):
+        self.start_policyd("--max-line-length", "100")
+        good = socket.create_connection(("127.0.0.1", self.pd_port))
+        stall = socket.create_connection(("127.0.0.1", self.pd_port))
+        stall.sendall(b"request=smtpd_access_policy\nprotocol_st")  # and stalls
+        for junk in (b"x" * 500 + b"\n", b"\x00\x01\x02\n\n", b"request=other\n\n", b"no equals sign\n"):
+            s = socket.create_connection(("127.0.0.1", self.pd_port))
+            s.sendall(junk)
+            s.settimeout(5)
+            self.assertEqual(s.recv(100), b"", junk)  # closed
+            s.close()
+        good.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.66\n"
+                     b"sender=a@b.example\nrecipient=nobody@example.com\n\n")
+        good.settimeout(5)
+        self.assertEqual(good.recv(1000), b"action=550 5.1.1 User unknown in virtual domain\n\n")
+        log = read_text(self.pd_log)
+        self.assertIn("request line longer than 100 bytes", log)
+        self.assertIn("NUL byte in request", log)
+        self.assertIn('reason="not request=smtpd_access_policy"', log)
+        stall.close()
+        wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"peer closed the connection\"", 10)
+        good.close()
+
+    def test_check_config(self):
+        self.start_policyd()
+        import subprocess
+        r = subprocess.run([binary("policyd/xproxy-policyd"), "--policy", "inject", "--keyring", self.ring,
+                            "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration ok", r.stdout)
+        os.chmod(self.ring, 0o644)
+        r = subprocess.run([binary("policyd/xproxy-policyd"), "--policy", "inject", "--keyring", self.ring,
+                            "--check-config"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("has mode 0644", r.stderr)
+        r = subprocess.run([binary("policyd/xproxy-policyd"), "--policy", "vdomains", "--check-config"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("need --directory", r.stderr)
+
+
+if __name__ == "__main__":
+    main()
