@@ -48,7 +48,8 @@ struct Server {
             setenv("LD_PRELOAD", XPROXY_PRELOAD_SO, 1);
             setenv("XPROXY_LOG", "stderr", 1);
             // Sanitizer builds: the shim is preloaded ahead of the server's own ASan runtime.
-            std::string asan = "verify_asan_link_order=0";
+            // Without quarantine, freed memory is reused and RSS measurements mean something.
+            std::string asan = "verify_asan_link_order=0:quarantine_size_mb=0:thread_local_quarantine_size_kb=0";
             if (const char* old = getenv("ASAN_OPTIONS")) asan = std::string(old) + ":" + asan;
             setenv("ASAN_OPTIONS", asan.c_str(), 1);
             for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
@@ -402,7 +403,14 @@ TEST(Preload, TenThousandConnectionsNoGrowth) {
     std::printf("10000 connections: before %s          after  %s", before.c_str(), after.c_str());
     EXPECT_EQ(field(after, "fds"), field(before, "fds")) << before << after;
     long rss_before = std::stol(field(before, "rss")), rss_after = std::stol(field(after, "rss"));
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan keeps a context per thread ever created (the server starts one per connection),
+    // so RSS says nothing here; the normal build of this test checks it.
+    (void)rss_before;
+    (void)rss_after;
+#else
     EXPECT_LT(rss_after - rss_before, 1024) << "RSS grew by more than 1 MiB: " << before << after;
+#endif
 }
 
 TEST(Preload, HmacRequiredWhenConfigured) {
@@ -433,11 +441,20 @@ TEST(Preload, HmacRequiredWhenConfigured) {
     unlink(path);
 }
 
+// Normal builds run the server under valgrind; sanitizer builds (where valgrind cannot
+// run) under LeakSanitizer, which reports leaks at exit with a non-zero status.
 TEST(Preload, HundredThousandEagainUnderValgrind) {
+#if defined(__SANITIZE_ADDRESS__)
+    std::vector<std::string> checker;
+    auto env = trusted({{"XPROXY_TIMEOUT_MS", "300"}});
+#else
     if (access("/usr/bin/valgrind", X_OK) != 0) GTEST_FAIL() << "valgrind is not installed (scripts/bootstrap)";
-    Server s("eagain", trusted({{"XPROXY_TIMEOUT_MS", "300"}}), false,
-             {"/usr/bin/valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite",
-              "--error-exitcode=9", "--log-file=/tmp/xproxy-valgrind.%p.log"});
+    std::vector<std::string> checker = {"/usr/bin/valgrind", "--quiet", "--leak-check=full",
+                                        "--errors-for-leak-kinds=definite", "--error-exitcode=9",
+                                        "--log-file=/tmp/xproxy-valgrind.%p.log"};
+    auto env = trusted({{"XPROXY_TIMEOUT_MS", "300"}});
+#endif
+    Server s("eagain", env, false, checker);
     ASSERT_NE(s.port, 0u);
     EXPECT_EQ(s.read_line(120s), "eagain=100000");
     // Three connections: one complete at once, one whose header arrives late, one that
@@ -456,7 +473,8 @@ TEST(Preload, HundredThousandEagainUnderValgrind) {
     ASSERT_EQ(done, s.pid) << "server did not exit";
     s.pid = -1;
     ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0) << "valgrind found definite leaks or errors (exit 9); see /tmp/xproxy-valgrind.*.log";
+    EXPECT_EQ(WEXITSTATUS(status), 0)
+        << "the leak checker found leaks or errors (valgrind: exit 9, see /tmp/xproxy-valgrind.*.log; LeakSanitizer: 23)";
 }
 
 TEST(Preload, ConfigFileAndEnvironmentOverride) {

@@ -1,4 +1,5 @@
 // listen_test: listener specifications and the sockets they open.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -79,16 +80,24 @@ TEST(ListenSpec, OpensUnixSocketWithMode) {
 }
 
 TEST(ListenSpec, InetBindErrorIsClear) {
-    auto spec = parse_listen("inet:127.0.0.1:1", nullptr);
-    ASSERT_TRUE(spec);
-    // Bind a port first, then ask for the same one.
-    auto any = parse_listen("inet:127.0.0.1:47913", nullptr);
+    // Take a free port, then ask for the same one again.
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(probe, reinterpret_cast<sockaddr*>(&a), &al);
+    close(probe);
+    std::string text = "inet:127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    auto any = parse_listen(text, nullptr);
+    ASSERT_TRUE(any);
     std::string err;
     auto first = open_listeners(*any, &err);
     ASSERT_EQ(first.size(), 1u) << err;
     auto second = open_listeners(*any, &err);
     EXPECT_TRUE(second.empty());
-    EXPECT_NE(err.find("inet:127.0.0.1:47913"), std::string::npos) << err;
+    EXPECT_NE(err.find(text), std::string::npos) << err;
     EXPECT_NE(err.find("in use"), std::string::npos) << err;
     close(first[0]);
 }
