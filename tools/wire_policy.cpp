@@ -1,50 +1,72 @@
-// wire_policy.cpp: xproxy-wire policy-parse: Postfix policy requests on stdin -> one
-// name=value line per attribute (non-printable bytes as \xHH), "---" after each request.
-// Exit 1 with error=REASON when the input breaks the protocol or its bounds, or ends in
-// the middle of a request.
+// wire_policy.cpp: xproxy-wire policy-parse: Postfix policy requests on stdin ->
+// every attribute of each request as name=value (values escaped, xproxy/escape.hpp):
+// first the known attributes that were present, in Postfix's order, then the others in
+// arrival order; "---" after each request. Exit 1 with error=REASON when the input
+// breaks the protocol or a bound (--max-line, --max-request, --max-attributes), or ends
+// inside a request; 2 on a usage error.
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <string>
 
 #include "wire_command.hpp"
+#include "xproxy/escape.hpp"
 #include "xproxy/policy_protocol.hpp"
 
 namespace {
 
-void print_escaped(const std::string& s) {
-    for (char ch : s) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c >= 32 && c < 127 && c != '\\') std::putchar(c);
-        else std::printf("\\x%02X", c);
-    }
+using namespace xproxy;
+
+bool size_option(std::string_view v, std::size_t& out) {
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+    return !v.empty() && ec == std::errc() && p == v.data() + v.size();
+}
+
+void print(const PolicyRequest& r) {
+    for (std::size_t i = 0; i < PolicyRequest::kKnownCount; ++i)
+        if (r.present(i))
+            std::printf("%s=%s\n", std::string(PolicyRequest::known_names()[i]).c_str(), escape(r.field(i), 0).c_str());
+    for (const auto& [k, v] : r.other) std::printf("%s=%s\n", escape(k, 0).c_str(), escape(v, 0).c_str());
+    std::printf("---\n");
 }
 
 int policy_parse(const std::vector<std::string_view>& args) {
-    if (!args.empty()) return 2;
-    std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    xproxy::policy::RequestParser parser;
-    std::vector<xproxy::policy::Request> reqs;
-    bool ok = parser.feed(in.data(), in.size(), reqs);
-    for (const auto& r : reqs) {
-        for (const auto& [k, v] : r.attrs) {
-            std::printf("%s=", k.c_str());
-            print_escaped(v);
-            std::putchar('\n');
+    PolicyLimits limits;
+    for (std::size_t i = 0; i < args.size(); i += 2) {
+        std::size_t* target = args[i] == "--max-line"        ? &limits.max_line
+                              : args[i] == "--max-request"    ? &limits.max_request
+                              : args[i] == "--max-attributes" ? &limits.max_attributes
+                                                              : nullptr;
+        if (!target || i + 1 >= args.size() || !size_option(args[i + 1], *target)) {
+            std::fprintf(stderr, "usage: policy-parse [--max-line N] [--max-request N] [--max-attributes N]\n");
+            return 2;
         }
-        std::printf("---\n");
+    }
+    PolicyRequestParser parser(limits);
+    char buf[65536];
+    bool ok = true;
+    while (ok && std::cin) {
+        std::cin.read(buf, sizeof buf);
+        const auto n = static_cast<std::size_t>(std::cin.gcount());
+        if (n == 0) break;
+        ok = parser.feed(buf, n);
+        while (auto r = parser.next()) print(*r);
     }
     if (!ok) {
-        std::printf("error=%s\n", parser.error().c_str());
+        std::printf("error=%s\n", escape(parser.error()).c_str());
         return 1;
     }
-    if (parser.pending_bytes() > 0) {
+    if (parser.in_request()) {
         std::printf("error=input ends inside a request\n");
         return 1;
     }
     return 0;
 }
 
-const xproxy::wire::Registrar policy_cmd({"policy-parse", "policy-parse - parse Postfix policy requests from stdin",
-                                          policy_parse});
+const xproxy::wire::Registrar policy_cmd(
+    {"policy-parse",
+     "policy-parse [--max-line N] [--max-request N] [--max-attributes N] - parse Postfix policy requests from stdin",
+     policy_parse});
 
 }  // namespace

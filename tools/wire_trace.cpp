@@ -1,31 +1,39 @@
-// wire_trace.cpp: xproxy-wire subcommands for the signed trace header.
-//   trace-sign   --keyring F --ip IP --port N [--helo H] [--name N] [--proto P]
-//                [--login L] [--sid S] [--by B] [--time T] --sender S [--message-id M]
-//                [--binding mid|env]                 -> prints "X-Original-Source: ..."
+// wire_trace.cpp: xproxy-wire subcommands for the signed trace header
+// (doc/wire-formats.md).
+//   trace-sign   --keyring F --ip IP --port N --sender S [--message-id M] [--binding mid|env]
+//                [--helo H] [--name N] [--proto P] [--tls V/C/BITS[/FP]] [--login L]
+//                [--sid S] [--by B] [--time T]
+//                prints the folded field "X-Original-Source: ..." (CRLF between lines).
 //   trace-verify --keyring F --sender S [--message-id M] [--now T] [--max-age S]
-//                reads the header (field or value, folded or not) on stdin and prints
-//                result=VERDICT and, when ok, the decoded values. Exit 0 only for ok.
+//                [--max-future S]
+//                reads a header on stdin (the field or only its value, folded or not) and
+//                prints result=VERDICT, reason=..., and the decoded values (escaped).
+// Exit status: 0 signed / verified, 1 verification failed, 2 usage or key ring error.
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
 
 #include "wire_command.hpp"
+#include "xproxy/escape.hpp"
 #include "xproxy/trace_header.hpp"
 
 namespace {
 
 using namespace xproxy;
-using namespace xproxy::trace;
 
-bool options(const std::vector<std::string_view>& args, const std::set<std::string>& known,
-             std::map<std::string, std::string>& out) {
+using Options = std::map<std::string, std::string>;
+
+bool parse_options(const std::vector<std::string_view>& args, const std::set<std::string>& known, Options& out) {
     for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string k(args[i]);
+        const std::string k(args[i]);
         if (k.rfind("--", 0) != 0 || !known.count(k.substr(2)) || i + 1 >= args.size()) {
-            std::fprintf(stderr, "xproxy-wire: bad or incomplete option '%s'\n", k.c_str());
+            std::fprintf(stderr, "xproxy-wire: unknown or incomplete option '%s'\n", escape(k).c_str());
             return false;
         }
         out[k.substr(2)] = std::string(args[++i]);
@@ -33,86 +41,148 @@ bool options(const std::vector<std::string_view>& args, const std::set<std::stri
     return true;
 }
 
-std::optional<KeyRing> load(std::map<std::string, std::string>& o) {
-    std::string err;
-    if (!o.count("keyring")) {
+std::optional<std::int64_t> number(const Options& o, const char* name, std::int64_t dflt) {
+    auto it = o.find(name);
+    if (it == o.end()) return dflt;
+    std::int64_t v = 0;
+    const auto& s = it->second;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size()) {
+        std::fprintf(stderr, "xproxy-wire: --%s needs a number\n", name);
+        return std::nullopt;
+    }
+    return v;
+}
+
+std::optional<KeyRing> load_keys(const Options& o) {
+    auto it = o.find("keyring");
+    if (it == o.end()) {
         std::fprintf(stderr, "xproxy-wire: --keyring FILE is required\n");
         return std::nullopt;
     }
-    auto k = KeyRing::load_file(o["keyring"], &err);
+    std::string err;
+    auto k = KeyRing::load_file(it->second, &err);
     if (!k) std::fprintf(stderr, "xproxy-wire: %s\n", err.c_str());
     return k;
 }
 
-std::int64_t num(std::map<std::string, std::string>& o, const char* name, std::int64_t dflt) {
-    if (!o.count(name)) return dflt;
-    try {
-        return std::stoll(o[name]);
-    } catch (...) {
-        return -1;
-    }
+std::string get(const Options& o, const char* name) {
+    auto it = o.find(name);
+    return it == o.end() ? std::string() : it->second;
+}
+
+// --tls VERSION/CIPHER/BITS[/FINGERPRINT]
+bool parse_tls(const std::string& s, TlsInfo& tls) {
+    const auto a = s.find('/');
+    const auto b = a == std::string::npos ? a : s.find('/', a + 1);
+    if (b == std::string::npos) return false;
+    const auto c = s.find('/', b + 1);
+    tls.version = s.substr(0, a);
+    tls.cipher = s.substr(a + 1, b - a - 1);
+    const std::string bits = s.substr(b + 1, c == std::string::npos ? std::string::npos : c - b - 1);
+    if (c != std::string::npos) tls.peer_fingerprint = s.substr(c + 1);
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), v);
+    tls.bits = v;
+    return !tls.version.empty() && ec == std::errc() && p == bits.data() + bits.size();
 }
 
 int trace_sign(const std::vector<std::string_view>& args) {
-    std::map<std::string, std::string> o;
-    if (!options(args, {"keyring", "ip", "port", "helo", "name", "proto", "login", "sid", "by", "time", "sender",
-                        "message-id", "binding", "tls"},
-                 o))
+    Options o;
+    if (!parse_options(args, {"keyring", "ip", "port", "helo", "name", "proto", "tls", "login", "sid", "by", "time",
+                              "sender", "message-id", "binding"},
+                       o))
         return 2;
-    auto keys = load(o);
-    if (!keys) return 2;
-    SourceInfo si;
-    auto ip = IpAddress::parse_mta(o["ip"]);
-    std::int64_t port = num(o, "port", 0);
-    if (!ip || port < 0 || port > 65535) {
-        std::fprintf(stderr, "xproxy-wire: --ip and --port are required\n");
+    auto ip = IpAddress::parse_mta(get(o, "ip"));
+    auto port = number(o, "port", -1);
+    auto t = number(o, "time", static_cast<std::int64_t>(std::time(nullptr)));
+    if (!ip || !port || *port < 0 || *port > 65535) {
+        std::fprintf(stderr, "xproxy-wire: --ip IP and --port N (0-65535) are required\n");
         return 2;
     }
-    si.client = Endpoint{*ip, static_cast<std::uint16_t>(port)};
-    si.helo = o["helo"];
-    si.ptr_name = o["name"];
-    si.protocol = o.count("proto") ? o["proto"] : "ESMTP";
-    si.login = o["login"];
-    si.session_id = o["sid"];
-    BindingKind kind = o["binding"] == "env" ? BindingKind::envelope : BindingKind::message_id;
-    std::string v = sign(si, o.count("by") ? o["by"] : "xproxy-wire", num(o, "time", std::time(nullptr)), kind,
-                         {o["sender"], o["message-id"]}, *keys);
-    std::printf("%s\n", format_field(v).c_str());
+    if (!t || *t < 0) {
+        std::fprintf(stderr, "xproxy-wire: --time must be unix seconds\n");
+        return 2;
+    }
+    MessageBinding binding;
+    const std::string kind = o.count("binding") ? get(o, "binding") : "mid";
+    if (kind != "mid" && kind != "env") {
+        std::fprintf(stderr, "xproxy-wire: --binding is mid or env\n");
+        return 2;
+    }
+    binding.kind = kind == "env" ? TraceBinding::envelope : TraceBinding::message_id;
+    if (!o.count("sender") || (binding.kind == TraceBinding::message_id && !o.count("message-id"))) {
+        std::fprintf(stderr, "xproxy-wire: --sender S is required, and --message-id M with --binding mid\n");
+        return 2;
+    }
+    binding.sender = get(o, "sender");
+    binding.message_id = get(o, "message-id");
+    SourceInfo si;
+    si.client = Endpoint{*ip, static_cast<std::uint16_t>(*port)};
+    si.helo = get(o, "helo");
+    si.ptr_name = get(o, "name");
+    si.protocol = get(o, "proto");
+    si.login = get(o, "login");
+    si.session_id = get(o, "sid");
+    if (o.count("tls") && !parse_tls(get(o, "tls"), si.tls)) {
+        std::fprintf(stderr, "xproxy-wire: --tls is VERSION/CIPHER/BITS[/FINGERPRINT]\n");
+        return 2;
+    }
+    auto keys = load_keys(o);
+    if (!keys) return 2;
+    const std::string value = sign_trace_header(si, o.count("by") ? get(o, "by") : "xproxy-wire", *t, binding, *keys);
+    if (value.empty()) {
+        std::fprintf(stderr, "xproxy-wire: cannot sign (time out of range)\n");
+        return 2;
+    }
+    std::printf("%s\n", format_field(value).c_str());
     return 0;
 }
 
 int trace_verify(const std::vector<std::string_view>& args) {
-    std::map<std::string, std::string> o;
-    if (!options(args, {"keyring", "sender", "message-id", "now", "max-age"}, o)) return 2;
-    auto keys = load(o);
+    Options o;
+    if (!parse_options(args, {"keyring", "sender", "message-id", "now", "max-age", "max-future"}, o)) return 2;
+    if (!o.count("sender")) {
+        std::fprintf(stderr, "xproxy-wire: --sender S is required (the envelope sender, '' for <>)\n");
+        return 2;
+    }
+    auto now = number(o, "now", static_cast<std::int64_t>(std::time(nullptr)));
+    auto max_age = number(o, "max-age", 7 * 86400);
+    auto max_future = number(o, "max-future", kTraceMaxFuture);
+    if (!now || !max_age || !max_future) return 2;
+    auto keys = load_keys(o);
     if (!keys) return 2;
     std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    auto r = verify(in, {o["sender"], o["message-id"]}, *keys, num(o, "now", std::time(nullptr)),
-                    num(o, "max-age", 86400));
-    std::printf("result=%s\n", to_string(r.verdict));
-    if (r.verdict != Verdict::ok) {
-        std::printf("reason=%s\n", r.reason.c_str());
-        return 1;
-    }
-    auto clean = [](std::string s) {
-        for (auto& c : s)
-            if (static_cast<unsigned char>(c) < 32 || c == 127) c = '?';
-        return s;
+    while (!in.empty() && (in.back() == '\n' || in.back() == '\r')) in.pop_back();
+    const MessageBinding binding{TraceBinding::message_id, get(o, "message-id"), get(o, "sender")};
+    const TraceVerifyResult r = verify_trace_header(in, binding, *keys, *now, *max_age, *max_future);
+    std::printf("result=%s\nreason=%s\n", to_string(r.verdict), escape(r.reason).c_str());
+    if (!r.key_id.empty())
+        std::printf("kid=%s\nt=%lld\nb=%s\n", r.key_id.c_str(), static_cast<long long>(r.time), to_string(r.binding));
+    if (!r.ok()) return 1;
+    const SourceInfo& s = r.source;
+    std::printf("ip=%s\nport=%s\n", s.client ? s.client->addr.to_string().c_str() : "",
+                s.client ? std::to_string(s.client->port).c_str() : "");
+    const std::pair<const char*, const std::string*> text[] = {
+        {"helo", &s.helo},   {"name", &s.ptr_name},        {"proto", &s.protocol},
+        {"login", &s.login}, {"sid", &s.session_id},       {"by", &r.by},
+        {"tls_version", &s.tls.version}, {"tls_cipher", &s.tls.cipher}, {"tls_fingerprint", &s.tls.peer_fingerprint},
     };
-    std::printf("ip=%s\nport=%u\nhelo=%s\nname=%s\nproto=%s\nlogin=%s\nsid=%s\nby=%s\nkid=%s\nt=%lld\nbinding=%s\n",
-                r.source.client ? r.source.client->addr.to_string().c_str() : "",
-                r.source.client ? r.source.client->port : 0u, clean(r.source.helo).c_str(),
-                clean(r.source.ptr_name).c_str(), clean(r.source.protocol).c_str(), clean(r.source.login).c_str(),
-                clean(r.source.session_id).c_str(), clean(r.by).c_str(), r.key_id.c_str(),
-                static_cast<long long>(r.source.time), r.binding == BindingKind::envelope ? "env" : "mid");
+    for (const auto& [name, value] : text) std::printf("%s=%s\n", name, escape(*value, 0).c_str());
+    std::printf("tls_bits=%u\n", s.tls.bits);
     return 0;
 }
 
-const xproxy::wire::Registrar sign_cmd({"trace-sign",
-    "trace-sign --keyring F --ip IP --port N --sender S [--message-id M] [--binding mid|env] [--helo H] [--name N] "
-    "[--proto P] [--login L] [--sid S] [--by B] [--time T] - print a signed X-Original-Source field", trace_sign});
-const xproxy::wire::Registrar verify_cmd({"trace-verify",
-    "trace-verify --keyring F --sender S [--message-id M] [--now T] [--max-age S] - verify a header read from stdin",
-    trace_verify});
+const xproxy::wire::Registrar sign_cmd(
+    {"trace-sign",
+     "trace-sign --keyring F --ip IP --port N --sender S [--message-id M] [--binding mid|env] [--helo H] "
+     "[--name N] [--proto P] [--tls V/C/BITS[/FP]] [--login L] [--sid S] [--by B] [--time T] - print a signed "
+     "X-Original-Source field",
+     trace_sign});
+const xproxy::wire::Registrar verify_cmd(
+    {"trace-verify",
+     "trace-verify --keyring F --sender S [--message-id M] [--now T] [--max-age S] [--max-future S] - verify the "
+     "header read from stdin; exit 0 only when ok",
+     trace_verify});
 
 }  // namespace

@@ -133,17 +133,18 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
     if (!dom->services.has(Service::submission))
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "submission_disabled",
                       "Submission is not enabled for domain " + name, sender);
+    const std::string shown = "<" + sanitize(sender) + ">";
     if (!user)
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.1.0", "sender_unknown",
-                      "Sender address unknown in virtual domain", sender);
+                      "Sender address " + shown + " unknown in virtual domain", sender);
     switch (user->state) {
     case EntryState::active: return {};
     case EntryState::inactive:
         return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_inactive",
-                      "Sender account is temporarily disabled", sender);
+                      "Sender account " + shown + " is temporarily disabled", sender);
     case EntryState::deleted:
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_deleted",
-                      "Sender account no longer exists", sender);
+                      "Sender account " + shown + " no longer exists", sender);
     }
     return {};
 }

@@ -1,21 +1,26 @@
 """harness: start real mail software on loopback for xproxy's end-to-end tests.
 
 Every process a test starts goes through Procs, which records its PID (each in its own
-process group) and stops it by PID at teardown: on success, on failure, on an exception
-and on SIGTERM/SIGINT of the test runner. Nothing is ever stopped by name.
+process group) and stops it by PID at teardown: on success, on failure, on an exception,
+at interpreter exit and on SIGTERM/SIGINT of the test runner. Nothing is ever stopped by
+name. A daemon that leaves its starter's group (Postfix's master calls setsid) is adopted
+into the registry by PID as soon as it is known.
 
 Building blocks:
-  Sandbox          per-test directory under /tmp (mode 0755 so user postfix can traverse),
-                   removed on success, kept and its logs printed on failure
-  free_port()      an unused TCP port on 127.0.0.1
-  wait_for_port(), wait_for_log(), wait_until()
-  Postfix          a private Postfix instance (postfix -c DIR), optional LD_PRELOAD wrapper
-  SmtpSink         /usr/sbin/smtp-sink dumping every message to a directory
-  HAProxy          HAProxy in tcp mode with send-proxy / send-proxy-v2
-  CaptureServer    a Python listener recording the raw bytes of each connection
-  smtp_session()   a raw SMTP client bound to any 127.0.0.x (optionally sending a PROXY
-                   header first), returning every reply
-  swaks()          the swaks client
+  Sandbox          per-test directory /tmp/xproxy-e2e-NAME-XXXX (mode 0755 so user postfix
+                   can traverse it), removed on success, kept and its logs printed on failure
+  free_port()      an unused TCP port on 127.0.0.1 (or ::1)
+  wait_until(), wait_for_port(), wait_for_log() (returns the re.Match)
+  Postfix          a private Postfix instance (postfix -c DIR start-fg): own queue, log
+                   file and ports; optional LD_PRELOAD wrapper for smtpd, import_environment
+  SmtpSink         /usr/sbin/smtp-sink dumping every message to a file; commands() lists
+                   what it received when verbose
+  HAProxy          HAProxy in tcp mode, plain, send-proxy or send-proxy-v2
+  CaptureServer    a Python listener recording the raw bytes of each connection and
+                   optionally answering (policy_responder() answers policy requests)
+  SmtpClient       an interactive SMTP client bound to any 127.0.0.x, optionally sending
+                   raw bytes (a PROXY header) before the greeting
+  smtp_session(), send_mail(), swaks()   one-shot SMTP clients
   wire()           runs $XPROXY_BUILD_DIR/tools/xproxy-wire
   E2ETestCase      unittest.TestCase with self.sandbox / self.procs wired up
 Stdlib only: runs with Debian's /usr/bin/python3.
@@ -23,6 +28,8 @@ Stdlib only: runs with Debian's /usr/bin/python3.
 
 import atexit
 import os
+import pwd
+import random
 import re
 import shutil
 import signal
@@ -37,6 +44,7 @@ import unittest
 BUILD_DIR = os.environ.get("XPROXY_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "ci"))
 SOURCE_DIR = os.environ.get("XPROXY_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 POSTFIX_DAEMON_DIR = "/usr/lib/postfix/sbin"
+POSTFIX_DEFAULT_IMPORT = "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE POSTLOG_HOSTNAME"
 
 
 def binary(relpath):
@@ -49,111 +57,177 @@ def binary(relpath):
 
 # ---------------------------------------------------------------- processes
 
+def _proc_stat(pid):
+    """(state, ppid, pgid) of a process, or None when it does not exist."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    st = _proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def group_members(pgid):
+    """PIDs of the live (non-zombie) processes in process group pgid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st and st[2] == pgid and st[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def children_of(pid):
+    """PIDs of the live direct children of pid."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st and st[1] == pid and st[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def _signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_group_gone(pgid, timeout):
+    deadline = time.time() + timeout
+    while group_members(pgid):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class _Entry:
+    def __init__(self, name, popen, stop_fn):
+        self.name, self.popen, self.stop_fn = name, popen, stop_fn
+        self.groups = [popen.pid]  # process groups to empty: its own, plus adopted ones
+
+
 class Procs:
-    """Registry of every process started by a test; stop_all() stops them by PID."""
+    """Registry of every process started by a test; stop_all() stops them by PID, newest
+    first. Each process starts in its own session (own process group); stopping is: the
+    optional stop function (e.g. `postfix stop`), SIGTERM to each recorded group, a
+    bounded wait, then SIGKILL."""
 
     _all = []  # every live registry, for the signal/atexit safety net
 
     def __init__(self):
-        self.entries = []  # (name, Popen, stop_fn or None)
+        self.entries = []
+        self.lock = threading.RLock()
         Procs._all.append(self)
 
-    def start(self, name, argv, stdout=None, stderr=None, env=None, cwd=None, stop=None):
+    def start(self, name, argv, stdout=None, stderr=None, env=None, cwd=None, stop=None, stdin=None):
+        """Start argv in a new session; stop is an optional callable tried before signals."""
         out = stdout if stdout is not None else subprocess.DEVNULL
         err = stderr if stderr is not None else subprocess.STDOUT
-        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                             start_new_session=True)
-        self.entries.append((name, p, stop))
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                             env=env, cwd=cwd, start_new_session=True)
+        with self.lock:
+            self.entries.append(_Entry(name, p, stop))
         return p
 
+    def adopt_group(self, proc, pgid):
+        """Also empty process group pgid (a daemon that called setsid) when proc is stopped."""
+        with self.lock:
+            for e in self.entries:
+                if e.popen is proc and pgid not in e.groups:
+                    e.groups.append(pgid)
+
     def pids(self):
-        return [p.pid for _, p, _ in self.entries]
+        """Every recorded PID: started processes and adopted group leaders."""
+        with self.lock:
+            return [g for e in self.entries for g in e.groups]
 
     def stop(self, proc, timeout=10):
-        for i, (name, p, stop_fn) in enumerate(self.entries):
-            if p is proc:
-                self._stop_one(name, p, stop_fn, timeout)
-                del self.entries[i]
-                return
+        with self.lock:
+            entry = next((e for e in self.entries if e.popen is proc), None)
+        if entry is not None:
+            self._stop_one(entry, timeout)
+            with self.lock:
+                if entry in self.entries:
+                    self.entries.remove(entry)
 
     @staticmethod
-    def _stop_one(name, p, stop_fn, timeout):
-        if p.poll() is None and stop_fn is not None:
+    def _stop_one(e, timeout):
+        p = e.popen
+        # A child that left our process group (setsid) is stopped with its own group.
+        for child in children_of(p.pid):
+            st = _proc_stat(child)
+            if st and st[2] == child and child not in e.groups:
+                e.groups.append(child)
+        if e.stop_fn is not None and p.poll() is None:
             try:
-                stop_fn()
-            except Exception as e:  # fall back to signals below
-                print("harness: stopping %s: %s" % (name, e), file=sys.stderr)
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+                e.stop_fn()
+            except Exception as ex:  # fall back to signals below
+                print("harness: stopping %s: %s" % (e.name, ex), file=sys.stderr)
             try:
                 p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=5)
-        # Children left in the group (Postfix daemons linger briefly): wait, then kill.
-        deadline = time.time() + 5
-        while time.time() < deadline and _group_alive(p.pid):
-            time.sleep(0.1)
-        if _group_alive(p.pid):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
                 pass
+        # SIGTERM whatever is left in each group, wait, then SIGKILL.
+        for g in e.groups:
+            if group_members(g):
+                _signal_group(g, signal.SIGTERM)
+        deadline = time.time() + timeout
+        for g in e.groups:
+            if not _wait_group_gone(g, max(0.1, deadline - time.time())):
+                print("harness: %s (group %d) ignored SIGTERM; killing" % (e.name, g), file=sys.stderr)
+                _signal_group(g, signal.SIGKILL)
+                _wait_group_gone(g, 5)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop_all(self):
-        while self.entries:
-            name, p, stop_fn = self.entries.pop()
-            self._stop_one(name, p, stop_fn, 10)
+        """Stop everything, newest first. Entries leave the registry only once stopped, so
+        a signal arriving in the middle still finds them."""
+        while True:
+            with self.lock:
+                if not self.entries:
+                    return
+                entry = self.entries[-1]
+            self._stop_one(entry, 10)
+            with self.lock:
+                if entry in self.entries:
+                    self.entries.remove(entry)
 
 
-def _group_alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Zombies still count as group members until reaped by their parent; look at states.
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % pid) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except OSError:
-        return False
-
-
-def _emergency_cleanup(*_):
+def _emergency_cleanup():
     for reg in list(Procs._all):
         reg.stop_all()
 
 
+_signalled = False
+
+
 def _on_signal(signum, _frame):
+    global _signalled
+    if _signalled:
+        return
+    _signalled = True
+    print("\nharness: signal %d: stopping every started process" % signum, file=sys.stderr)
     _emergency_cleanup()
-    sys.exit(128 + signum)
+    for sb in list(Sandbox.live):
+        print("kept %s" % sb.root, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # unittest catches SystemExit inside a test and would go on with the next one.
+    os._exit(128 + signum)
 
 
 atexit.register(_emergency_cleanup)
@@ -164,6 +238,7 @@ signal.signal(signal.SIGINT, _on_signal)
 # ---------------------------------------------------------------- waiting
 
 def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value (returned); TimeoutError after timeout."""
     deadline = time.time() + timeout
     while True:
         v = pred()
@@ -174,20 +249,55 @@ def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+_handed_out = set()
+_port_lock = threading.Lock()
+
+
+def _port_pool():
+    # Outside the kernel's ephemeral range: no outgoing connection (Postfix's smtp client,
+    # HAProxy, a test client) can be holding the port when the server binds it later.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    if lo - 1 - 10000 >= 2000:
+        return 10000, lo - 1
+    return hi + 1, 65535
+
+
 def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that nothing uses on host now, outside the ephemeral range, never the
+    same twice in one process."""
+    first, last = _port_pool()
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with _port_lock:
+        for _ in range(1000):
+            port = random.randint(first, last)
+            if port in _handed_out:
+                continue
+            with socket.socket(fam) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port in %d-%d on %s" % (first, last, host))
 
 
 def wait_for_port(host, port, timeout=10.0):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     def probe():
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
+        with socket.socket(fam) as s:
+            s.settimeout(0.5)
+            try:
+                s.connect((host, port))
                 return True
-        except OSError:
-            return False
-    wait_until(probe, timeout, 0.05, "%s:%d to listen" % (host, port))
+            except OSError:
+                return False
+    wait_until(probe, timeout, 0.05, "%s port %d to listen" % (host, port))
 
 
 def read_text(path):
@@ -208,11 +318,15 @@ def wait_for_log(path, regex, timeout=10.0, start=0):
 # ---------------------------------------------------------------- sandbox
 
 class Sandbox:
+    """A per-test directory under /tmp. logs: files printed when the test fails."""
+
+    live = []
+
     def __init__(self, name):
-        os.makedirs("/tmp", exist_ok=True)
         self.root = tempfile.mkdtemp(prefix="xproxy-e2e-%s-" % name, dir="/tmp")
         os.chmod(self.root, 0o755)
-        self.logs = []  # files to print when a test fails
+        self.logs = []
+        Sandbox.live.append(self)
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -231,13 +345,29 @@ class Sandbox:
         os.chmod(p, mode)
         return p
 
-    def dump_logs(self):
+    def dump_logs(self, tail=6000):
         for p in self.logs:
             print("----- %s" % p, file=sys.stderr)
-            print(read_text(p)[-6000:], file=sys.stderr)
+            print(read_text(p)[-tail:], file=sys.stderr)
+
+    def keep(self):
+        """Leave the directory in place (a failed test) and say where it is."""
+        print("\nkept %s" % self.root, file=sys.stderr)
+        if self in Sandbox.live:
+            Sandbox.live.remove(self)
 
     def remove(self):
         shutil.rmtree(self.root, ignore_errors=True)
+        if self in Sandbox.live:
+            Sandbox.live.remove(self)
+
+
+def _uid(user):
+    return pwd.getpwnam(user).pw_uid
+
+
+def _sh_quote(s):
+    return "'" + str(s).replace("'", "'\\''") + "'"
 
 
 # ---------------------------------------------------------------- Postfix
@@ -245,14 +375,19 @@ class Sandbox:
 class Postfix:
     """A private Postfix instance: its own config dir, queue, log file and ports.
 
-    main_cf: dict of main.cf overrides; smtpd_opts: -o overrides on the smtpd service;
-    services: extra master.cf lines; preload: path of a library to LD_PRELOAD into
-    smtpd only (via a private daemon_directory holding a wrapper); import_env: extra
-    import_environment entries (e.g. LD_PRELOAD=/abs/lib.so, reaching every daemon).
+    relay_port: relayhost [127.0.0.1]:relay_port (e.g. an SmtpSink); main_cf: main.cf
+    overrides; smtpd_opts: -o overrides on the smtpd service; services: extra master.cf
+    lines; ipv6: inet_protocols=all (still listening on 127.0.0.1 only) so that IPv6
+    client addresses from PROXY/XCLIENT are accepted; preload (+ preload_env): a library
+    LD_PRELOADed into smtpd only, via a private daemon_directory holding a wrapper;
+    env: {NAME: value} imported into every Postfix daemon (import_environment, reaching
+    every daemon: LD_PRELOAD here affects them all); import_env: the same as raw
+    "NAME=value" strings.
     """
 
     def __init__(self, sandbox, procs, name, port, relay_port=None, main_cf=None, smtpd_opts=None,
-                 services=None, preload=None, preload_env=None, import_env=None, host="127.0.0.1"):
+                 services=None, preload=None, preload_env=None, import_env=None, host="127.0.0.1", env=None,
+                 ipv6=False):
         self.sandbox, self.procs, self.name, self.port, self.host = sandbox, procs, name, port, host
         self.dir = sandbox.mkdir(name)
         self.conf = sandbox.mkdir(name, "conf")
@@ -263,6 +398,7 @@ class Postfix:
         self.maillog = os.path.join(logdir, "maillog")
         sandbox.logs.append(self.maillog)
         self.proc = None
+        self.master_pid = None
         daemon_dir = POSTFIX_DAEMON_DIR
         if preload:
             daemon_dir = sandbox.mkdir(name, "libexec")
@@ -276,6 +412,7 @@ class Postfix:
             with open(p, "w") as f:
                 f.write(wrapper)
             os.chmod(p, 0o755)
+        v6_listen = ":" in host
         cfg = {
             "compatibility_level": "3.6",
             "queue_directory": self.spool,
@@ -283,12 +420,12 @@ class Postfix:
             "daemon_directory": daemon_dir,
             "mail_owner": "postfix",
             "setgid_group": "postdrop",
-            "inet_interfaces": "127.0.0.1" if ":" not in host else host,
-            "inet_protocols": "ipv4" if ":" not in host else "all",
+            "inet_interfaces": host,
+            "inet_protocols": "all" if (ipv6 or v6_listen) else "ipv4",
             "myhostname": "%s.test.invalid" % name,
             "mydestination": "",
             "relay_domains": "",
-            "mynetworks": "127.0.0.0/8",
+            "mynetworks": "127.0.0.0/8" + (", [::1]/128" if (ipv6 or v6_listen) else ""),
             "smtp_dns_support_level": "disabled",
             "alias_maps": "",
             "alias_database": "",
@@ -297,7 +434,6 @@ class Postfix:
             "maillog_file_prefixes": "/tmp,/var",
             "smtpd_banner": "$myhostname ESMTP",
             "smtp_host_lookup": "native",
-            "disable_dns_lookups": "yes",
             "smtpd_peername_lookup": "no",
             "smtpd_client_restrictions": "",
             "smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination",
@@ -307,14 +443,14 @@ class Postfix:
         }
         if relay_port:
             cfg["relayhost"] = "[127.0.0.1]:%d" % relay_port
-        if import_env:
-            cfg["import_environment"] = ("MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE "
-                                         "POSTLOG_HOSTNAME " + " ".join(import_env))
+        extra_env = list(import_env or []) + ["%s=%s" % kv for kv in (env or {}).items()]
+        if extra_env:
+            cfg["import_environment"] = POSTFIX_DEFAULT_IMPORT + " " + " ".join(extra_env)
         cfg.update(main_cf or {})
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             for k, v in cfg.items():
                 f.write("%s = %s\n" % (k, v))
-        listen = "%s:%d" % (host if ":" not in host else "[%s]" % host, port)
+        listen = "%s:%d" % ("[%s]" % host if v6_listen else host, port)
         opts = "".join("\n  -o %s=%s" % (k, v) for k, v in (smtpd_opts or {}).items())
         master = [
             "%s inet n - n - - smtpd%s" % (listen, opts),
@@ -348,26 +484,51 @@ class Postfix:
     def start(self, timeout=20):
         r = subprocess.run(["postfix", "-c", self.conf, "check"], capture_output=True, text=True)
         if r.returncode != 0:
+            self.sandbox.dump_logs()
             raise RuntimeError("postfix check failed for %s: %s%s" % (self.name, r.stdout, r.stderr))
+        # Checked just now: start-fg need not repeat the checks (saves about a second).
+        open(os.path.join(self.spool, "quick-start"), "w").close()
         self.proc = self.procs.start("postfix-%s" % self.name, ["postfix", "-c", self.conf, "start-fg"],
                                      stop=lambda: subprocess.run(["postfix", "-c", self.conf, "stop"],
-                                                                 capture_output=True))
+                                                                 capture_output=True, timeout=30))
         proc = self.proc
 
         def up():
             if proc.poll() is not None:
                 raise RuntimeError("postfix %s exited with status %s" % (self.name, proc.returncode))
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
+            if self.master_pid is None:
+                self._adopt_master()
+            fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            with socket.socket(fam) as s:
+                s.settimeout(0.5)
+                try:
+                    s.connect((self.host, self.port))
+                except OSError:
+                    return False
+            return self.master_pid is not None
         try:
             wait_until(up, timeout, 0.05, "postfix %s to listen on port %d" % (self.name, self.port))
         except (TimeoutError, RuntimeError):
             self.sandbox.dump_logs()
             raise
         return self
+
+    def _adopt_master(self):
+        # master runs in its own session (setsid): record it so it is stopped even when
+        # `postfix stop` cannot run. Trust the pid file only for a child of our start-fg.
+        try:
+            with open(os.path.join(self.spool, "pid", "master.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return
+        st = _proc_stat(pid)
+        if st and st[1] == self.proc.pid:
+            self.master_pid = pid
+            self.procs.adopt_group(self.proc, pid)
+
+    def daemon_pids(self):
+        """The live children of master (smtpd, qmgr, cleanup ...)."""
+        return children_of(self.master_pid) if self.master_pid else []
 
     def stop(self):
         if self.proc:
@@ -377,32 +538,39 @@ class Postfix:
     def log(self):
         return read_text(self.maillog)
 
+    def log_mark(self):
+        """Current end of the log: pass as start= to wait_log to see only newer lines."""
+        return len(self.log())
+
     def wait_log(self, regex, timeout=10.0, start=0):
         return wait_for_log(self.maillog, regex, timeout, start)
-
-
-def _sh_quote(s):
-    return "'" + str(s).replace("'", "'\\''") + "'"
 
 
 # ---------------------------------------------------------------- smtp-sink
 
 class SmtpSink:
-    """smtp-sink on 127.0.0.1:port; every message is dumped to its own file in dump_dir."""
+    """smtp-sink on 127.0.0.1:port; every message is dumped to its own file in dump_dir.
 
-    def __init__(self, sandbox, procs, port=None, xclient=True, xforward=True, name="sink", verbose=False):
+    The dump starts with X-Client-Addr (the TCP peer: XCLIENT and XFORWARD do not change
+    it), X-Client-Proto, X-Helo-Args, X-Mail-Args, X-Rcpt-Args, then smtp-sink's own
+    Received header and the message. verbose=True logs every command received (see
+    commands()); xclient/xforward=False stop it advertising XCLIENT / XFORWARD.
+    """
+
+    def __init__(self, sandbox, procs, port=None, xclient=True, xforward=True, name="sink", verbose=False,
+                 dump_dir=None, extra_args=()):
         self.sandbox, self.procs = sandbox, procs
         self.port = port or free_port()
-        self.dir = sandbox.mkdir(name)
+        self.dir = dump_dir or sandbox.mkdir(name)
         os.chown(self.dir, _uid("nobody"), -1)
         argv = ["/usr/sbin/smtp-sink", "-u", "nobody", "-R", self.dir, "-d", "%M%S.", "-c"]
-        if verbose:  # logs every command it receives
+        if verbose:
             argv.append("-v")
         if not xclient:
             argv.append("-C")
         if not xforward:
             argv.append("-F")
-        argv += ["127.0.0.1:%d" % self.port, "100"]
+        argv += list(extra_args) + ["127.0.0.1:%d" % self.port, "100"]
         self.log = sandbox.path(name + ".log")
         sandbox.logs.append(self.log)
         with open(self.log, "wb") as out:
@@ -412,31 +580,62 @@ class SmtpSink:
     def log_text(self):
         return read_text(self.log)
 
-    def messages(self):
+    def commands(self, verb=None):
+        """SMTP commands received, in order (needs verbose=True); only `verb` ones if given."""
         out = []
-        for root, _, files in os.walk(self.dir):
-            for f in sorted(files):
-                out.append(read_text(os.path.join(root, f)))
+        for m in re.finditer(r"smtp-sink: (.*)$", self.log_text(), re.M):
+            line = m.group(1)
+            word = line.split(" ", 1)[0]
+            if not word.isupper() and line != ".":
+                continue
+            if verb is None or word.upper() == verb.upper():
+                out.append(line)
         return out
 
+    def _files(self):
+        found = []
+        for root, _, files in os.walk(self.dir):
+            found += [os.path.join(root, f) for f in files]
+        return sorted(found, key=lambda p: (os.path.getmtime(p), p))
+
+    def messages(self):
+        """The dumped messages' text, oldest first."""
+        return [read_text(p) for p in self._files()]
+
     def wait_messages(self, n, timeout=20.0):
-        return wait_until(lambda: self.messages() if len(self.messages()) >= n else None, timeout, 0.1,
-                          "%d message(s) at the sink" % n)
+        """Wait for at least n dumped messages whose files stopped growing; return them."""
+        last = {}
 
-
-def _uid(user):
-    import pwd
-    return pwd.getpwnam(user).pw_uid
+        def ready():
+            files = self._files()
+            if len(files) < n:
+                return None
+            sizes = {p: os.path.getsize(p) for p in files}
+            stable = sizes == last
+            last.clear()
+            last.update(sizes)
+            return [read_text(p) for p in files] if stable else None
+        return wait_until(ready, timeout, 0.1, "%d message(s) at the sink" % n)
 
 
 # ---------------------------------------------------------------- HAProxy
 
 class HAProxy:
-    """HAProxy in tcp mode: listen on 127.0.0.1:port, forward to backend with send-proxy*."""
+    """HAProxy in tcp mode: listen on listen_host:port, forward to the backend.
 
-    def __init__(self, sandbox, procs, backend_port, mode="send-proxy-v2", port=None, backend_host="127.0.0.1"):
-        self.port = port or free_port()
-        cfg = sandbox.write("haproxy-%d.cfg" % self.port, """global
+    mode: "send-proxy-v2", "send-proxy" or None (plain TCP); server_options: more words on
+    the server line (e.g. "proxy-v2-options crc32c,unique-id", "check check-send-proxy
+    inter 200ms"); frontend_lines: extra lines in the frontend (e.g. unique-id-format).
+    """
+
+    def __init__(self, sandbox, procs, backend_port, mode="send-proxy-v2", port=None, backend_host="127.0.0.1",
+                 listen_host="127.0.0.1", server_options="", frontend_lines=()):
+        self.listen_host = listen_host
+        self.port = port or free_port(listen_host)
+        bind = "[%s]" % listen_host if ":" in listen_host else listen_host
+        backend = "[%s]" % backend_host if ":" in backend_host else backend_host
+        fe_extra = "".join("    %s\n" % l for l in frontend_lines)
+        self.cfg = sandbox.write("haproxy-%d.cfg" % self.port, """global
     maxconn 1000
 defaults
     mode tcp
@@ -444,28 +643,31 @@ defaults
     timeout client 30s
     timeout server 30s
 frontend fe
-    bind 127.0.0.1:%d
-    default_backend be
+    bind %s:%d
+%s    default_backend be
 backend be
-    server s1 %s:%d %s
-""" % (self.port, backend_host, backend_port, mode or ""))
-        r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
+    server s1 %s:%d %s %s
+""" % (bind, self.port, fe_extra, backend, backend_port, mode or "", server_options))
+        r = subprocess.run(["haproxy", "-c", "-f", self.cfg], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError("haproxy config invalid: %s%s" % (r.stdout, r.stderr))
         self.log = sandbox.path("haproxy-%d.log" % self.port)
         sandbox.logs.append(self.log)
         with open(self.log, "wb") as out:
-            self.proc = procs.start("haproxy", ["haproxy", "-db", "-f", cfg], stdout=out)
-        wait_for_port("127.0.0.1", self.port)
+            self.proc = procs.start("haproxy", ["haproxy", "-db", "-f", self.cfg], stdout=out)
+        # The probe is a connection too: the backend sees one session without payload.
+        wait_for_port(listen_host, self.port)
 
 
 # ---------------------------------------------------------------- capture server
 
 class CaptureServer:
-    """Listens on 127.0.0.1:port; records each connection's raw bytes (self.sessions).
+    """Listens on host:port; records each connection's raw bytes (self.sessions[i]) and
+    peer address (self.peers[i]).
 
-    respond(conn_index, data_so_far) -> bytes or None can answer; with greeting set the
-    server sends it first. Runs in a daemon thread; close() stops it.
+    greeting: bytes sent first on every connection; respond(conn_index, data_so_far) ->
+    bytes or None is called after each read and may answer. Runs in daemon threads;
+    close() stops it (also registered as a cleanup by E2ETestCase.capture()).
     """
 
     def __init__(self, port=None, greeting=None, respond=None, host="127.0.0.1"):
@@ -474,6 +676,7 @@ class CaptureServer:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port or 0))
         self.sock.listen(64)
+        self.host = host
         self.port = self.sock.getsockname()[1]
         self.greeting, self.respond = greeting, respond
         self.sessions = []
@@ -498,26 +701,33 @@ class CaptureServer:
     def _serve(self, conn, idx):
         with conn:
             conn.settimeout(30)
-            if self.greeting:
-                conn.sendall(self.greeting)
-            while True:
-                try:
+            try:
+                if self.greeting:
+                    conn.sendall(self.greeting)
+                while not self.closed:
                     data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                with self.lock:
-                    self.sessions[idx] += data
-                    so_far = self.sessions[idx]
-                if self.respond:
-                    out = self.respond(idx, so_far)
-                    if out:
-                        conn.sendall(out)
+                    if not data:
+                        return
+                    with self.lock:
+                        self.sessions[idx] += data
+                        so_far = self.sessions[idx]
+                    if self.respond:
+                        out = self.respond(idx, so_far)
+                        if out:
+                            conn.sendall(out)
+            except OSError:
+                return
 
     def wait_bytes(self, idx, n, timeout=10.0):
         return wait_until(lambda: len(self.sessions) > idx and len(self.sessions[idx]) >= n, timeout, 0.02,
                           "%d bytes on capture connection %d" % (n, idx))
+
+    def wait_session(self, pred, timeout=10.0, what="a matching capture session"):
+        """The first session whose bytes satisfy pred(bytes)."""
+        def find():
+            with self.lock:
+                return next((s for s in self.sessions if pred(s)), None)
+        return wait_until(find, timeout, 0.02, what)
 
     def close(self):
         self.closed = True
@@ -526,6 +736,28 @@ class CaptureServer:
         except OSError:
             pass
         self.sock.close()
+
+
+def policy_responder(action="DUNNO"):
+    """A CaptureServer respond function answering every complete Postfix policy request
+    (terminated by an empty line) exactly once with action=ACTION."""
+    answered = {}
+
+    def respond(idx, data):
+        complete = data.count(b"\n\n")
+        todo = complete - answered.get(idx, 0)
+        answered[idx] = complete
+        return ("action=%s\n\n" % action).encode() * todo if todo > 0 else None
+    return respond
+
+
+def split_requests(data):
+    """Raw policy-protocol bytes -> list of {name: value} dicts, one per request."""
+    out = []
+    for block in data.decode("utf-8", "replace").split("\n\n"):
+        if block.strip():
+            out.append(dict(line.split("=", 1) for line in block.split("\n") if "=" in line))
+    return out
 
 
 # ---------------------------------------------------------------- clients
@@ -546,6 +778,88 @@ def read_reply(sock_file):
         if len(line) < 4 or line[3] != "-":
             break
     return int(lines[-1][:3]) if lines[-1][:3].isdigit() else 0, "\n".join(lines)
+
+
+class SmtpClient:
+    """An interactive SMTP client: connects from `source` (any 127.0.0.x, or ::1), sends
+    `preamble` raw bytes first (e.g. a PROXY header), then reads the greeting
+    (self.greeting = (code, text)).
+
+        c = SmtpClient(port, source="127.0.0.5")
+        c.ehlo("client.example")   # -> (code, text); c.extensions {"XCLIENT": "NAME ADDR ..."}
+        c.cmd("MAIL FROM:<a@example.org>")
+        c.data("Subject: x\\r\\n\\r\\nbody\\r\\n")   # DATA + body + "."
+        c.close()                 # QUIT
+    """
+
+    def __init__(self, port, source="127.0.0.1", host="127.0.0.1", preamble=b"", timeout=15.0,
+                 read_greeting=True):
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.extensions = {}
+        try:
+            self.sock.bind((source, 0))
+            self.local = self.sock.getsockname()
+            self.sock.connect((host, port))
+            if preamble:
+                self.sock.sendall(preamble)
+            self.file = self.sock.makefile("rb")
+            self.greeting = self.reply() if read_greeting else None
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def reply(self):
+        return read_reply(self.file)
+
+    def send(self, data):
+        """Raw bytes (or str) without waiting for a reply."""
+        self.sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def cmd(self, line):
+        """One command line (CRLF added when missing); returns (code, text)."""
+        data = line.encode() if isinstance(line, str) else line
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        self.sock.sendall(data)
+        return self.reply()
+
+    def ehlo(self, name="client.example"):
+        r = self.cmd("EHLO " + name)
+        self.extensions = {}
+        for l in r[1].splitlines()[1:]:
+            words = l[4:].split(" ", 1)
+            if words[0]:
+                self.extensions[words[0].upper()] = words[1] if len(words) > 1 else ""
+        return r
+
+    def data(self, body):
+        """DATA, then body (dot-stuffed by the caller) and the terminating dot."""
+        r = self.cmd("DATA")
+        if r[0] != 354:
+            return r
+        if isinstance(body, str):
+            body = body.encode()
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        self.sock.sendall(body + b".\r\n")
+        return self.reply()
+
+    def close(self, quit=True):
+        try:
+            if quit:
+                self.cmd("QUIT")
+        except (OSError, SmtpReplyError):
+            pass
+        finally:
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def smtp_session(port, commands, source="127.0.0.1", host="127.0.0.1", preamble=b"", timeout=15.0,
@@ -585,18 +899,37 @@ def smtp_session(port, commands, source="127.0.0.1", host="127.0.0.1", preamble=
 
 
 def send_mail(port, source="127.0.0.1", sender="sender@example.org", rcpt="rcpt@example.net",
-              body="Subject: test\r\n\r\nhello\r\n", preamble=b"", helo="client.example.org", extra=()):
-    """One message through a raw SMTP session; returns the replies."""
+              body="Subject: test\r\n\r\nhello\r\n", preamble=b"", helo="client.example.org", extra=(),
+              host="127.0.0.1"):
+    """One message through a raw SMTP session; returns the replies (greeting first)."""
     cmds = ["EHLO %s" % helo] + list(extra) + ["MAIL FROM:<%s>" % sender, "RCPT TO:<%s>" % rcpt, "DATA",
                                              body + ".\r\n", "QUIT"]
-    return smtp_session(port, cmds, source=source, preamble=preamble)
+    return smtp_session(port, cmds, source=source, preamble=preamble, host=host)
+
+
+def queued(replies):
+    """The queue id from a '250 2.0.0 Ok: queued as ID' reply, or None."""
+    for _, text in replies:
+        m = re.match(r"250 2\.0\.0 Ok: queued as (\w+)", text)
+        if m:
+            return m.group(1)
+    return None
 
 
 def swaks(port, source="127.0.0.1", sender="sender@example.org", rcpt="rcpt@example.net", extra=(),
-          server="127.0.0.1", timeout=30):
+          server="127.0.0.1", timeout=30, helo=None, headers=(), body=None):
+    """Run swaks from `source` (--local-interface); headers: ["Name: value", ...].
+    Returns (exit code, transcript)."""
     argv = ["swaks", "--server", server, "--port", str(port), "--local-interface", source,
-            "--from", sender, "--to", rcpt, "--timeout", "15"] + list(extra)
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+            "--from", sender, "--to", rcpt, "--timeout", "15"]
+    if helo:
+        argv += ["--helo", helo]
+    for h in headers:
+        argv += ["--add-header", h]
+    if body is not None:
+        argv += ["--body", body]
+    argv += list(extra)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -607,7 +940,7 @@ def wire(args, stdin=b""):
 
 
 def parse_kv(text):
-    """key=value lines -> dict (repeated keys: list under key + '*')."""
+    """key=value lines -> dict (repeated keys: the first under key, all under key + '*')."""
     out = {}
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
@@ -625,7 +958,7 @@ def parse_kv(text):
 
 class E2ETestCase(unittest.TestCase):
     """Gives each test self.sandbox and self.procs; stops everything after each test.
-    On failure the sandbox is kept and its logs are printed."""
+    On failure the sandbox is kept (its path printed) and its logs are printed."""
 
     def setUp(self):
         if os.geteuid() != 0:
@@ -633,21 +966,34 @@ class E2ETestCase(unittest.TestCase):
         self.procs = Procs()
         self.sandbox = Sandbox(self.id().split(".")[-1][:40])
 
-    def tearDown(self):
-        self.procs.stop_all()
+    def capture(self, **kw):
+        """A CaptureServer closed after the test."""
+        cap = CaptureServer(**kw)
+        self.addCleanup(cap.close)
+        return cap
+
+    def _failed(self):
         outcome = getattr(self, "_outcome", None)
-        failed = False
-        if outcome is not None:
-            result = getattr(outcome, "result", None)
-            errors = list(getattr(outcome, "errors", []) or [])
-            if result is not None:
-                errors += [(t, e) for t, e in result.errors + result.failures if t is self]
-            failed = any(e for _, e in errors)
-        if failed:
-            print("\nkept %s" % self.sandbox.root, file=sys.stderr)
-            self.sandbox.dump_logs()
-        else:
-            self.sandbox.remove()
+        if outcome is None:
+            return False
+        result = getattr(outcome, "result", None)
+        errors = list(getattr(outcome, "errors", []) or [])
+        if result is not None:
+            errors += [(t, e) for t, e in result.errors + result.failures
+                       if t is self or getattr(t, "test_case", None) is self]
+        return any(e for _, e in errors)
+
+    def tearDown(self):
+        try:
+            self.procs.stop_all()
+        finally:
+            if self._failed():
+                self.sandbox.keep()
+                self.sandbox.dump_logs()
+            else:
+                self.sandbox.remove()
+            if self.procs in Procs._all:
+                Procs._all.remove(self.procs)
 
 
 def main():

@@ -111,7 +111,7 @@ class Policyd(E2ETestCase):
         rc, out, _ = wire(["trace-verify", "--keyring", self.ring, "--sender", "mallory@sender.example"],
                           found[0].encode())
         self.assertEqual(rc, 1)
-        self.assertIn(b"result=bad_signature", out)
+        self.assertIn(b"result=wrong_binding", out)
 
     def test_risk_routing(self):
         self.start_policyd()

@@ -225,6 +225,11 @@ TEST(PolicyEngine, SubmissionRules) {
         {"someone else's address", MAIL, "198.51.100.1", "bob@example.com",            "", "alice@example.com",    true,  "", SUB,  DUNNO,  0,   "",      ""},
     }, cfg);
     // clang-format on
+    PolicyInput in;
+    in.state = MAIL;
+    in.sender = "nobody@example.com";
+    in.sasl_username = "alice";
+    EXPECT_EQ(decide(in, cfg, directory()).postfix_action(), "550 5.1.0 Sender address <nobody@example.com> unknown in virtual domain");
 }
 
 TEST(PolicyEngine, RiskRouting) {
@@ -366,6 +371,15 @@ TEST(PolicyEngine, ReplyRenderings) {
         {"eve@paused.example", "x@remote.example", "eve@paused.example",
          "450 4.7.1 Sender domain paused.example is temporarily suspended",
          "<eve@paused.example>: Sender address rejected: Sender domain paused.example is temporarily suspended"},
+        {"carol@example.com", "x@remote.example", "carol@example.com",
+         "450 4.7.1 Sender account <carol@example.com> is temporarily disabled",
+         "<carol@example.com>: Sender address rejected: Sender account <carol@example.com> is temporarily disabled"},
+        {"dave@example.com", "x@remote.example", "dave@example.com",
+         "550 5.7.1 Sender account <dave@example.com> no longer exists",
+         "<dave@example.com>: Sender address rejected: Sender account <dave@example.com> no longer exists"},
+        {"frank@gone.example", "x@remote.example", "frank@gone.example",
+         "550 5.7.1 Sender domain gone.example no longer exists",
+         "<frank@gone.example>: Sender address rejected: Sender domain gone.example no longer exists"},
         {"x@remote.example", "bob@example.com", "", "DUNNO", ""},
     };
     // clang-format on
