@@ -7,30 +7,15 @@
 #include <utility>
 
 #include "directory_internal.hpp"
+#include "xproxy/escape.hpp"
 #include "xproxy/directory.hpp"
 
 namespace xproxy {
 
 namespace {
 
-// A name for an error message: control bytes as \xNN, at most 80 bytes.
-std::string printable(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    const std::size_t n = s.size() > 80 ? 80 : s.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7f || c == '\\') {
-            out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (n < s.size()) out += "...";
-    return out;
-}
+// A name for an error message: escaped, at most 80 characters.
+std::string printable(std::string_view s) { return escape(s, 80); }
 
 bool is_atext(unsigned char c) {
     if (c >= 0x80) return true;  // SMTPUTF8

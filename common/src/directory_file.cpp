@@ -3,6 +3,7 @@
 // One pass over the text: a pre-count of "domain" and "user" lines sizes the tables,
 // then each line is split into words (string_views) and handed to DirectoryBuilder,
 // which validates names and refuses duplicates. The first error stops parsing.
+#include "xproxy/escape.hpp"
 #include "xproxy/directory_file.hpp"
 
 #include <algorithm>
@@ -18,24 +19,8 @@ namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-// Quotes a word of the file for an error message: at most 64 bytes, control bytes as \xNN.
-std::string quoted(std::string_view s) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out = "'";
-    const std::size_t n = s.size() > 64 ? 64 : s.size();
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7f || c == '\\') {
-            out += "\\x";
-            out += kHex[c >> 4];
-            out += kHex[c & 15];
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
-    if (n < s.size()) out += "...";
-    return out + "'";
-}
+// Quotes a word of the file for an error message (escaped, at most 64 characters).
+std::string quoted(std::string_view s) { return "'" + escape(s, 64) + "'"; }
 
 // The words of one line; a word beginning with '#' ends the line.
 class Words {
