@@ -58,7 +58,7 @@ class Policyd(E2ETestCase):
                "smtp_header_checks": "regexp:" + out_checks}
         cfg.update(main_cf)
         self.pf = Postfix(self.sandbox, self.procs, "pf", self.port, relay_port=self.sink.port, main_cf=cfg,
-                          services=["smtp-high unix - - n - - smtp -o smtp_bind_address=127.0.0.1 -o syslog_name=postfix/smtp-high"])
+                          services=["smtp-high unix - - n - - smtp -o smtp_bind_address=127.0.0.2 -o syslog_name=postfix/smtp-high"])
         self.pf.start()
 
     def rcpt_code(self, rcpt, source="127.0.0.66"):
@@ -125,6 +125,33 @@ class Policyd(E2ETestCase):
         # A client not in a risk network leaves through the default transport.
         send_mail(self.port, source="127.0.0.66", rcpt="y@other.example")
         self.pf.wait_log(r"postfix/smtp\[[0-9]+\]: [0-9A-F]+: to=<y@other\.example>.*status=sent", timeout=20)
+        # The sink sees each message come from its transport's source address.
+        msgs = wait_until(lambda: len(self.sink.messages()) >= 2 and self.sink.messages(), 20, 0.1, "two messages")
+        by_rcpt = {("x" if "<x@other.example>" in m else "y"): m for m in msgs}
+        self.assertIn("X-Client-Addr: 127.0.0.2\n", by_rcpt["x"])  # high risk: smtp-high, bound to 127.0.0.2
+        self.assertIn("X-Client-Addr: 127.0.0.1\n", by_rcpt["y"])
+
+    def test_policyd_killed_and_restarted(self):
+        # Postfix holds connections to the daemon; the daemon dies: Postfix applies
+        # default_action (here DUNNO), loses nothing it accepted, and uses the daemon
+        # again once it is back, without a restart of Postfix.
+        self.start_policyd()
+        self.start_postfix()
+        self.assertEqual(self.rcpt_code("nobody@example.com")[0], 550)
+        self.procs.stop(self.pd)
+        replies = send_mail(self.port, source="127.0.0.66", rcpt="during@other.example")
+        self.assertTrue(any(t.startswith("250 2.0.0 Ok: queued") for _, t in replies), replies)
+        self.pf.wait_log(r"warning: problem talking to server 127\.0\.0\.1:%d" % self.pd_port, timeout=20)
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+                "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
+                "--risk-map", self.risk, "--signer", "gw1.test", "--header-name", PRIVATE_NAME]
+        with open(self.pd_log, "ab") as out:
+            self.pd = self.procs.start("policyd", argv, stdout=out)
+        wait_for_port("127.0.0.1", self.pd_port)
+        self.assertEqual(wait_until(lambda: self.rcpt_code("nobody@example.com")[0] == 550, 30, 0.5,
+                                    "decisions again after the restart"), True)
+        wait_until(lambda: any("during@other.example" in m for m in self.sink.messages()), 20, 0.1,
+                   "the message accepted while the daemon was down, at the sink")
 
     def test_reload_swaps_directory_and_keeps_old_on_error(self):
         self.start_policyd()
