@@ -1,205 +1,218 @@
-// completer.cpp: the thread that finishes slow headers so that accept() never waits for
-// one peer. Trusted connections whose PROXY header is incomplete at accept time are
-// watched here with epoll; when a header completes the connection moves to its
-// listener's ready queue and the application is woken:
-//   - a blocking accept() polls the listener and the listener's eventfd, which we signal;
-//   - a non-blocking listener is watched by the application's own epoll/poll/select, which
-//     only sees the listening socket. We make it readable by opening a loopback connection
-//     to the listener ("wake token"); accept() recognises and closes such connections and
-//     returns the ready one instead. A wake-up costs one extra local connection, and only
-//     happens for headers that did not arrive with the connection.
-// A header that is still incomplete at its deadline is dropped (closed and logged).
-// The thread blocks every signal and is restarted lazily after fork().
-#include <fcntl.h>
+// completer.cpp: see completer.hpp.
+#include "completer.hpp"
+
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 
-#include "state.hpp"
+#include "handoff.hpp"
+#include "header_reader.hpp"
+#include "log.hpp"
+#include "waker.hpp"
 
 namespace xproxy::preload {
 
 namespace {
 
-constexpr int kRewakeMs = 20;
-
-void watch(State& s, int fd) {
-    epoll_event ev{};
-    // Edge-triggered: headers are only peeked until complete, so a level-triggered watch
-    // would report a partial header again and again.
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
-    ev.data.fd = fd;
-    epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+void unwatch(State& s, int fd) {
+    if (s.epoll_fd >= 0) epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
 }
 
-void unwatch(State& s, int fd) { epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, fd, nullptr); }
+// The peer never sent a usable header: drop it, or pass it on with XPROXY_REQUIRE=0.
+void give_up(State& s, const PendingConn& p, const char* event, std::string_view reason, const std::string& bytes) {
+    if (!s.config.require) {
+        log_line(kWarning, "event=passed upstream=%s reason=\"%.*s\" require=no", p.upstream.to_string().c_str(),
+                 static_cast<int>(reason.size()), reason.data());
+        push_ready(s, p.listener, ReadyConn{p.fd, now_ms(), p.upstream, std::nullopt, std::nullopt});
+        return;
+    }
+    log_line(kWarning, "event=%s upstream=%s reason=\"%.*s\"%s%s%s", event, p.upstream.to_string().c_str(),
+             static_cast<int>(reason.size()), reason.data(), bytes.empty() ? "" : " first_bytes=\"",
+             bytes.c_str(), bytes.empty() ? "" : "\"");
+    real().close(p.fd);
+}
 
-// Opens a loopback connection to a non-blocking listener so that the application's
-// event loop sees it readable. Caller holds mu.
-void wake_by_connection(State& s, ListenerState& ls) {
-    Endpoint target = ls.address;
-    if (target.addr == IpAddress()) target.addr = *IpAddress::parse("127.0.0.1");
-    else if (target.addr == *IpAddress::parse("::")) target.addr = *IpAddress::parse("::1");
-    sockaddr_storage ss;
-    unsigned len = target.to_sockaddr(ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return;
-    // A loopback connect completes at once (the kernel queues it in the backlog).
-    timeval tv{0, 100000};
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 ||
-        send(fd, kWakeMagic, kWakeMagicLength, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(kWakeMagicLength)) {
-        real().close(fd);
-        return;
+void on_pending_event(State& s, int fd, std::uint32_t events) {
+    auto it = s.pending.find(fd);
+    if (it == s.pending.end()) return;
+    ReadResult r = read_header(fd, s.config);
+    if (r.status == ReadStatus::need_more) {
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;  // wait for the next bytes
+        r.status = ReadStatus::drop;  // the peer finished sending: it can never complete
+        r.reason = "connection closed before a complete PROXY header";
     }
-    sockaddr_storage me{};
-    socklen_t mlen = sizeof me;
-    if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&me), &mlen) != 0) {
+    PendingConn p = it->second;
+    s.pending.erase(it);
+    unwatch(s, fd);
+    if (r.status == ReadStatus::wake) {  // another process's wake-up connection
         real().close(fd);
-        return;
+    } else if (r.status == ReadStatus::drop) {
+        give_up(s, p, "dropped", r.reason, r.first_bytes);
+    } else {
+        push_ready(s, p.listener, ReadyConn{fd, now_ms(), p.upstream, r.client, r.destination});
     }
-    auto token = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&me), mlen);
-    if (!token) {
-        real().close(fd);
-        return;
+}
+
+// Deadlines and wake-ups; returns the epoll timeout until the next one.
+int housekeeping(State& s) {
+    std::int64_t now = now_ms();
+    int timeout = -1;
+    auto sooner = [&timeout](std::int64_t ms) {
+        int t = ms < 0 ? 0 : static_cast<int>(ms);
+        if (timeout < 0 || t < timeout) timeout = t;
+    };
+    for (auto it = s.pending.begin(); it != s.pending.end();) {
+        if (it->second.deadline_ms <= now) {
+            PendingConn p = it->second;
+            it = s.pending.erase(it);
+            unwatch(s, p.fd);
+            give_up(s, p, "timeout", "no complete PROXY header within XPROXY_TIMEOUT_MS", "");
+        } else {
+            sooner(it->second.deadline_ms - now);
+            ++it;
+        }
     }
-    ls.wake_tokens.push_back(*token);
-    ls.wake_fds.push_back(fd);
-    (void)s;
+    for (auto& [lfd, ls] : s.listeners) {
+        // An event loop that never takes its connection (it stopped accepting) loses it
+        // after the header timeout; a blocking listener keeps it, as the kernel would.
+        while (ls.nonblocking && !ls.ready.empty() && now - ls.ready.front().since_ms >= s.config.timeout_ms) {
+            log_line(kWarning, "event=timeout upstream=%s reason=\"the application did not accept the connection\"",
+                     ls.ready.front().upstream.to_string().c_str());
+            real().close(ls.ready.front().fd);
+            ls.ready.pop_front();
+        }
+        if (ls.nonblocking && !ls.ready.empty()) sooner(ls.ready.front().since_ms + s.config.timeout_ms - now);
+        int again = wake_listener(s, lfd, ls, now);
+        if (again >= 0) sooner(again);
+    }
+    int handoff = handoff_housekeeping(s, now);
+    if (handoff >= 0) sooner(handoff);
+    return timeout;
+}
+
+// epoll_wait failed for good (its descriptor was closed behind our back): stop, and let
+// the next slow header start a new thread. The pending descriptors may have been closed
+// and reused too, so they are forgotten, not closed.
+void stop_on_error(State& s, int err) {
+    log_line(kError, "event=completer_stopped errno=%d pending=%zu", err, s.pending.size());
+    s.pending.clear();
+    s.wakers.clear();
+    s.handoff_conns.clear();
+    s.handoff_fd = -1;
+    s.epoll_fd = -1;
+    s.completer_wake = -1;
+    s.completer_running = false;
+}
+
+// Handles one round of epoll events, then deadlines and wake-ups; returns the timeout.
+int handle(State& s, const epoll_event* events, int n) {
+    for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == s.completer_wake) {
+            std::uint64_t v;
+            ssize_t ignored = read(fd, &v, sizeof v);
+            (void)ignored;
+        } else if (s.pending.count(fd)) {
+            on_pending_event(s, fd, events[i].events);
+        } else if (!handoff_event(s, fd)) {
+            waker_event(s, fd, events[i].events);
+        }
+    }
+    return housekeeping(s);
 }
 
 void* run(void*) {
     State& s = state();
     epoll_event events[64];
+    int n = 0;
     for (;;) {
-        int timeout = -1;
+        int timeout = 10;
+        int epfd;
         {
             std::lock_guard<std::mutex> lock(s.mu);
-            std::int64_t now = now_ms();
-            for (const auto& [lfd, ls] : s.listeners)
-                if (!ls.ready.empty() && ls.nonblocking) timeout = kRewakeMs;
-            for (const auto& [fd, p] : s.pending) {
-                std::int64_t left = p.deadline_ms - now;
-                if (left < 0) left = 0;
-                if (timeout < 0 || left < timeout) timeout = static_cast<int>(left);
+            epfd = s.epoll_fd;
+            // Nothing may escape the thread (std::terminate would end the application):
+            // an allocation failure is logged and the work retried on the next round.
+            try {
+                timeout = handle(s, events, n);
+            } catch (...) {
+                log_line(kError, "event=completer_error reason=\"out of memory\"");
             }
         }
-        int n = epoll_wait(s.epoll_fd, events, 64, timeout);
-        if (n < 0 && errno != EINTR) return nullptr;
-        std::lock_guard<std::mutex> lock(s.mu);
-        for (int i = 0; i < n; ++i) {
-            int fd = events[i].data.fd;
-            if (fd == s.completer_wake) {
-                std::uint64_t v;
-                ssize_t ignored = read(s.completer_wake, &v, sizeof v);
-                (void)ignored;
-                continue;
-            }
-            auto it = s.pending.find(fd);
-            if (it == s.pending.end()) continue;
-            PendingConn p = it->second;
-            ReadResult r = read_header(fd, s.config);
-            if (r.status == ReadStatus::need_more) {
-                if (!(events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) continue;
-                r.status = ReadStatus::drop;  // the peer finished sending: it will never complete
-                r.reason = "connection closed before a complete PROXY header";
-            }
-            s.pending.erase(it);
-            unwatch(s, fd);
-            if (r.status == ReadStatus::wake) {  // another process's wake-up connection
-                real().close(fd);
-                continue;
-            }
-            if (r.status == ReadStatus::drop) {
-                log_line(1, "event=dropped upstream=%s reason=\"%s\"", p.upstream.to_string().c_str(), r.reason);
-                real().close(fd);
-                continue;
-            }
-            auto ls = s.listeners.find(p.listener);
-            if (ls == s.listeners.end()) {  // listener closed meanwhile
-                real().close(fd);
-                continue;
-            }
-            ls->second.ready.push_back(ReadyConn{fd, now_ms(), p.upstream, p.local, r.client, r.destination});
-            ls->second.nonblocking = p.listener_nonblocking;
-            wake_listener(p.listener, p.listener_nonblocking);
-        }
-        std::int64_t now = now_ms();
-        // Forked workers share a listener: our wake-up connection may have been accepted
-        // by another process. Wake again until the application takes its connection, and
-        // give up on one it never takes within the header timeout.
-        for (auto& [lfd, ls] : s.listeners) {
-            if (ls.ready.empty() || !ls.nonblocking) continue;
-            while (!ls.ready.empty() && now - ls.ready.front().ready_ms > s.config.timeout_ms) {
-                log_line(1, "event=timeout upstream=%s reason=\"the application did not accept the connection\"",
-                         ls.ready.front().upstream.to_string().c_str());
-                real().close(ls.ready.front().fd);
-                ls.ready.pop_front();
-            }
-            if (!ls.ready.empty() && now - ls.ready.back().ready_ms >= kRewakeMs && ls.wake_fds.size() < 64)
-                wake_by_connection(s, ls);
-        }
-        for (auto it = s.pending.begin(); it != s.pending.end();) {
-            if (it->second.deadline_ms <= now) {
-                log_line(1, "event=timeout upstream=%s reason=\"no complete PROXY header within %d ms\"",
-                         it->second.upstream.to_string().c_str(), s.config.timeout_ms);
-                unwatch(s, it->first);
-                real().close(it->first);
-                it = s.pending.erase(it);
-            } else {
-                ++it;
-            }
+        n = epoll_wait(epfd, events, 64, timeout);
+        if (n < 0) {
+            int err = errno;
+            n = 0;
+            if (err == EINTR) continue;
+            std::lock_guard<std::mutex> lock(s.mu);
+            stop_on_error(s, err);
+            return nullptr;
         }
     }
 }
 
-void start_thread(State& s) {
-    if (s.completer_running) return;
-    if (s.epoll_fd < 0) s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (s.completer_wake < 0) {
+bool start_thread(State& s) {
+    if (s.completer_running) return true;
+    if (s.epoll_fd < 0) {
+        s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        s.epoll_ino = inode_of(s.epoll_fd);
+    }
+    if (s.completer_wake < 0 && s.epoll_fd >= 0) {
         s.completer_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        s.completer_wake_ino = inode_of(s.completer_wake);
         epoll_event ev{};
         ev.events = EPOLLIN;
         ev.data.fd = s.completer_wake;
-        epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.completer_wake, &ev);
+        if (s.completer_wake >= 0) epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.completer_wake, &ev);
     }
+    if (s.epoll_fd < 0 || s.completer_wake < 0) return false;
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_sigmask(SIG_SETMASK, &all, &old);  // the thread inherits "everything blocked"
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&t, &attr, run, nullptr) == 0) s.completer_running = true;
+    s.completer_running = pthread_create(&t, &attr, run, nullptr) == 0;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return s.completer_running;
 }
 
-void atfork_prepare() { state().mu.lock(); }
-void atfork_parent() { state().mu.unlock(); }
-// The child has no completer thread. Connections that were pending or ready belong to the
-// parent: the child closes its copies. Mappings stay (a forked worker keeps serving the
-// connection its parent accepted).
-void atfork_child() {
-    State& s = state();
+void close_internal(State& s) {
     for (auto& [fd, p] : s.pending) real().close(fd);
     s.pending.clear();
     for (auto& [lfd, ls] : s.listeners) {
         for (auto& r : ls.ready) real().close(r.fd);
-        for (int fd : ls.wake_fds) real().close(fd);
         if (ls.event_fd >= 0) real().close(ls.event_fd);
     }
     s.listeners.clear();
+    for (auto& [fd, w] : s.wakers) real().close(fd);
+    s.wakers.clear();
+    for (auto& [fd, deadline] : s.handoff_conns) real().close(fd);
+    s.handoff_conns.clear();
+    if (s.handoff_fd >= 0) real().close(s.handoff_fd);
+    s.handoff_fd = -1;
     if (s.epoll_fd >= 0) real().close(s.epoll_fd);
     if (s.completer_wake >= 0) real().close(s.completer_wake);
     s.epoll_fd = s.completer_wake = -1;
     s.completer_running = false;
+}
+
+void atfork_prepare() { state().mu.lock(); }
+void atfork_parent() { state().mu.unlock(); }
+// The child has no completer thread, and the pending and ready connections belong to the
+// parent: the child closes its copies. Mappings stay (a forked worker keeps serving the
+// connection its parent accepted).
+void atfork_child() {
+    State& s = state();
+    close_internal(s);
     s.mu.unlock();
 }
 
@@ -207,31 +220,42 @@ void atfork_child() {
 
 void register_atfork() { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
-void completer_add(PendingConn p) {
-    State& s = state();
-    start_thread(s);
-    if (!s.completer_running) {  // cannot wait for it: drop rather than block
-        log_line(0, "event=dropped upstream=%s reason=\"cannot start the header thread\"", p.upstream.to_string().c_str());
+void completer_add(State& s, const PendingConn& p) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.fd = p.fd;
+    if (!start_thread(s) || epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
+        log_line(kError, "event=dropped upstream=%s reason=\"cannot start the header thread\"",
+                 p.upstream.to_string().c_str());
         real().close(p.fd);
         return;
     }
     s.pending[p.fd] = p;
-    watch(s, p.fd);
     std::uint64_t one = 1;
     ssize_t ignored = write(s.completer_wake, &one, sizeof one);  // recompute the timeout
     (void)ignored;
 }
 
-void forget_listener(int listener_fd) {
-    State& s = state();
-    auto it = s.listeners.find(listener_fd);
+void push_ready(State& s, int lfd, ReadyConn c) {
+    auto it = s.listeners.find(lfd);
+    if (it == s.listeners.end()) {  // the listener was closed meanwhile
+        real().close(c.fd);
+        return;
+    }
+    it->second.ready.push_back(std::move(c));
+    signal_pollers(it->second);
+    wake_listener(s, lfd, it->second, now_ms());
+}
+
+void forget_listener(State& s, int lfd) {
+    auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return;
     for (auto& r : it->second.ready) real().close(r.fd);
-    for (int fd : it->second.wake_fds) real().close(fd);
     if (it->second.event_fd >= 0) real().close(it->second.event_fd);
     s.listeners.erase(it);
+    close_wakers(s, lfd);
     for (auto p = s.pending.begin(); p != s.pending.end();) {
-        if (p->second.listener == listener_fd) {
+        if (p->second.listener == lfd) {
             unwatch(s, p->first);
             real().close(p->first);
             p = s.pending.erase(p);
@@ -241,16 +265,44 @@ void forget_listener(int listener_fd) {
     }
 }
 
-void wake_listener(int listener_fd, bool nonblocking) {
-    State& s = state();
-    auto it = s.listeners.find(listener_fd);
-    if (it == s.listeners.end()) return;
-    if (it->second.event_fd >= 0) {
-        std::uint64_t one = 1;
-        ssize_t ignored = write(it->second.event_fd, &one, sizeof one);
-        (void)ignored;
+bool is_internal_fd(State& s, int fd) {
+    if (fd < 0) return false;
+    if (fd == s.epoll_fd && same_file(fd, s.epoll_ino)) return true;
+    if (fd == s.completer_wake && same_file(fd, s.completer_wake_ino)) return true;
+    if (auto w = s.wakers.find(fd); w != s.wakers.end() && same_file(fd, w->second.ino)) return true;
+    if (fd == s.handoff_fd && same_file(fd, s.handoff_ino)) return true;
+    if (s.handoff_conns.count(fd)) return true;
+    if (is_log_fd(fd)) return true;
+    if (auto p = s.pending.find(fd); p != s.pending.end()) {
+        unwatch(s, fd);
+        s.pending.erase(p);
+        return false;
     }
-    if (nonblocking) wake_by_connection(s, it->second);
+    for (auto& [lfd, ls] : s.listeners) {
+        if (ls.event_fd == fd && same_file(fd, ls.event_ino)) return true;
+        for (auto r = ls.ready.begin(); r != ls.ready.end(); ++r) {
+            if (r->fd == fd) {
+                ls.ready.erase(r);
+                return false;
+            }
+        }
+    }
+    return false;
+}
+
+std::vector<int> internal_fds(State& s) {
+    std::vector<int> out;
+    for (int fd : {s.epoll_fd, s.completer_wake, s.handoff_fd})
+        if (fd >= 0) out.push_back(fd);
+    for (const auto& [fd, p] : s.pending) out.push_back(fd);
+    for (const auto& [fd, w] : s.wakers) out.push_back(fd);
+    for (const auto& [fd, d] : s.handoff_conns) out.push_back(fd);
+    for (const auto& [lfd, ls] : s.listeners) {
+        if (ls.event_fd >= 0) out.push_back(ls.event_fd);
+        for (const auto& r : ls.ready) out.push_back(r.fd);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace xproxy::preload

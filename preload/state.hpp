@@ -1,21 +1,22 @@
-// state.hpp: the shim's process-wide state, shared by the libc entry points (shim.cpp)
-// and the header completer thread (completer.cpp).
+// state.hpp: the shim's process-wide state, shared by the libc entry points (shim.cpp,
+// accept.cpp) and the header completer thread (completer.cpp).
 //
-// - mappings: accepted fd -> original client (and the upstream's real endpoints, checked
-//   against the kernel before every use, so a reused fd never inherits a stale source);
+// - mappings:  accepted fd -> original client, plus the upstream's real address and
+//              port, checked against the kernel's peer before every use (an fd reused
+//              behind our back never inherits a stale source);
 // - listeners: per managed listening fd, the connections whose header is complete but
-//   which accept() has not returned yet, and how to wake the application;
-// - pending: trusted connections whose header is still arriving, owned by the completer.
-// One mutex guards all of it; no libc entry point holds it across a blocking call.
+//              which accept() has not returned yet, and who is waiting in accept();
+// - pending:   trusted connections whose header is still arriving (the completer's);
+// - wakers:    our own loopback connections that make a listener readable (waker.cpp),
+//              and the socket sibling processes fetch ready connections from (handoff.cpp).
+// One mutex guards all of it. No entry point holds it across a blocking call.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <string>
 #include <unordered_map>
-#include <vector>
 
 #include <sys/socket.h>
 
@@ -40,37 +41,45 @@ const Real& real();
 
 struct Mapping {
     Endpoint upstream;  // the kernel's peer (the trusted upstream) at accept time
-    Endpoint local;     // the kernel's local address at accept time
     Endpoint client;    // the original client from the header
     std::optional<Endpoint> destination;
 };
 
-// A connection whose header has been read completely.
+// A connection whose header has been read completely (or, with XPROXY_REQUIRE=0, that is
+// passed on without one).
 struct ReadyConn {
     int fd = -1;
-    std::int64_t ready_ms = 0;  // when the header completed (re-wake after 20 ms)
+    std::int64_t since_ms = 0;  // when it became ready
     Endpoint upstream;
-    Endpoint local;
-    std::optional<Endpoint> client;  // nullopt: LOCAL/UNKNOWN, use the real endpoints
+    std::optional<Endpoint> client;  // nullopt: LOCAL/UNKNOWN/no header: real endpoints
     std::optional<Endpoint> destination;
 };
 
 struct PendingConn {
     int fd = -1;
     int listener = -1;
-    bool listener_nonblocking = false;
     Endpoint upstream;
-    Endpoint local;
     std::int64_t deadline_ms = 0;
 };
 
+struct Waker {
+    int listener = -1;
+    Endpoint token;  // the waker's local endpoint = the peer accept() will see
+    bool magic_sent = false;
+    unsigned long ino = 0;  // identity of our socket (see same_file)
+};
+
 struct ListenerState {
+    Endpoint address;  // where the listener is bound (a mismatch means the fd was reused)
+    int family = AF_INET;
+    bool nonblocking = false;  // as last seen (set whenever a connection goes pending)
     std::deque<ReadyConn> ready;
-    int event_fd = -1;                 // blocking accept() waits on it too
-    std::vector<Endpoint> wake_tokens; // our own wake-up connections (non-blocking listeners)
-    std::vector<int> wake_fds;         // their client ends, closed once accepted
-    Endpoint address;                  // where the listener is bound
-    bool nonblocking = false;
+    int event_fd = -1;         // blocking listeners: accept() polls it beside the listener
+    unsigned long event_ino = 0;
+    int pollers = 0;           // threads in accept() polling listener + event_fd
+    int in_kernel_accept = 0;  // threads inside libc's accept4() on a blocking listener
+    std::int64_t next_wake_ms = 0;  // wake-up connections: not before this
+    int wake_round = 0;             // wake-ups since the ready queue was last empty
 };
 
 struct State {
@@ -79,43 +88,23 @@ struct State {
     std::unordered_map<int, Mapping> mappings;
     std::unordered_map<int, ListenerState> listeners;
     std::unordered_map<int, PendingConn> pending;  // by connection fd
+    std::unordered_map<int, Waker> wakers;         // by waker fd
     int epoll_fd = -1;
-    int completer_wake = -1;  // eventfd: pending set changed
+    int completer_wake = -1;  // eventfd: the pending set changed
+    unsigned long epoll_ino = 0, completer_wake_ino = 0;
+    int handoff_fd = -1;  // handoff.hpp: where sibling processes fetch ready connections
+    unsigned long handoff_ino = 0;
+    char handoff_name[48] = {};
+    std::unordered_map<int, std::int64_t> handoff_conns;  // fd -> deadline
     bool completer_running = false;
 };
 State& state();
 
 std::int64_t now_ms();
 
-// Logging (syslog, stderr, file:PATH or off as configured). Values are ours (addresses,
-// static reasons), never raw peer bytes.
-// Opens the configured log at load time.
-void open_log(const Config& cfg);
-void log_line(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-
-// Result of trying to read a header from a non-blocking connection.
-enum class ReadStatus { complete, need_more, drop, wake };
-
-// What a wake-up connection sends, so that any process sharing the listener (forked
-// workers) recognises and closes it.
-inline constexpr char kWakeMagic[] = "\r\nXPROXY-WAKE\r\n";
-inline constexpr std::size_t kWakeMagicLength = sizeof kWakeMagic - 1;
-struct ReadResult {
-    ReadStatus status = ReadStatus::need_more;
-    const char* reason = "";  // drop: why (static)
-    int version = 0;
-    std::optional<Endpoint> client;
-    std::optional<Endpoint> destination;
-};
-// Peeks, decodes and consumes exactly the header; never blocks.
-ReadResult read_header(int fd, const Config& cfg);
-
-// Hands a trusted connection with an incomplete header to the completer thread.
-// Caller holds state().mu.
-void completer_add(PendingConn p);
-// Forgets pending and ready connections of a listener being closed. Caller holds mu.
-void forget_listener(int listener_fd);
-// Wakes whoever waits on a listener after a connection became ready. Caller holds mu.
-void wake_listener(int listener_fd, bool nonblocking);
+// The inode number of fd (0 if closed): the shim's own descriptors are recognised by
+// number and inode, so a number reused after an unhooked close is not mistaken for ours.
+unsigned long inode_of(int fd);
+inline bool same_file(int fd, unsigned long ino) { return fd >= 0 && ino != 0 && inode_of(fd) == ino; }
 
 }  // namespace xproxy::preload

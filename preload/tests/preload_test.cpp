@@ -1,7 +1,9 @@
 // preload_test: libxproxy-preload.so injected into a real (small) server process, driven
 // over loopback. Covers trust, spoofing, require mode, split headers, TLVs, TCP6, v4 on a
 // v6 listener, blocking/threaded/epoll servers, slow peers, dup, fclose-then-reuse, fds
-// above 1024 and descriptor/memory growth over many connections.
+// above 1024 and descriptor/memory growth over many connections; the caller's addrlen and
+// accept flags, AF_UNIX, EINTR, close loops and close_range, threads inside libc's
+// accept4, and forked workers sharing a listener (wake-ups and hand-offs).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -10,12 +12,15 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <tuple>
 #include <map>
 #include <string>
 #include <thread>
@@ -34,6 +39,7 @@ struct Server {
     pid_t pid = -1;
     int out = -1;  // its stdout
     unsigned port = 0;
+    std::string unix_path;  // "unix" mode: the listener's path (port is then 1)
     std::string extra;  // stdout lines after port=
 
     Server(const std::string& mode, std::map<std::string, std::string> env, bool v6 = false,
@@ -55,7 +61,9 @@ struct Server {
             for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
             std::vector<std::string> args = wrapper;
             args.push_back(XPROXY_TEST_SERVER);
-            args.push_back(mode);
+            auto colon = mode.find(':');  // "MODE:v6only" passes a second argument
+            args.push_back(mode.substr(0, colon));
+            if (colon != std::string::npos) args.push_back(mode.substr(colon + 1));
             if (v6) args.push_back("v6");
             std::vector<char*> argv;
             for (auto& a : args) argv.push_back(a.data());
@@ -67,6 +75,10 @@ struct Server {
         out = p[0];
         std::string line = read_line(20s);
         if (line.rfind("port=", 0) == 0) port = static_cast<unsigned>(std::stoul(line.substr(5)));
+        if (line.rfind("unix=", 0) == 0) {
+            unix_path = line.substr(5);
+            port = 1;
+        }
         if (port == 0) ADD_FAILURE() << "test server did not start: '" << line << "'";
     }
     ~Server() {
@@ -110,6 +122,10 @@ int connect_from(const char* src, unsigned port, bool v6 = false) {
     sockaddr_in from{};
     from.sin_family = AF_INET;
     inet_pton(AF_INET, src, &from.sin_addr);
+    // The port is chosen at connect() time, where loopback TIME_WAIT pairs can be reused:
+    // thousands of connections per test must not exhaust the ephemeral ports.
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) return -1;
     sockaddr_in to{};
     to.sin_family = AF_INET;
@@ -159,6 +175,8 @@ std::string talk(unsigned port, const std::string& bytes, const char* src = "127
     }
     shutdown(fd, SHUT_WR);
     std::string r = read_all(fd);
+    linger lg{1, 0};  // the exchange is over: no TIME_WAIT left behind
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
     return r;
 }
@@ -296,7 +314,7 @@ TEST(Preload, LocalAndUnknownKeepRealEndpoints) {
 }
 
 // A slow trusted peer must not delay others: blocking, threaded and epoll servers.
-class Slowloris : public ::testing::TestWithParam<const char*> {};
+class Slowloris : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Slowloris, OthersAcceptedWithin50ms) {
     Server s(GetParam(), trusted({{"XPROXY_TIMEOUT_MS", "800"}}));
@@ -341,7 +359,8 @@ TEST_P(Slowloris, LateHeaderCompletesWhileOthersFlow) {
     close(slow);
 }
 
-INSTANTIATE_TEST_SUITE_P(Servers, Slowloris, ::testing::Values("blocking", "threads", "epoll"));
+INSTANTIATE_TEST_SUITE_P(Servers, Slowloris, ::testing::Values("blocking", "threads", "epoll"),
+                         [](const auto& p) { return p.param; });
 
 TEST(Preload, DupCarriesMapping) {
     Server s("dup", trusted());
@@ -350,8 +369,11 @@ TEST(Preload, DupCarriesMapping) {
     EXPECT_EQ(field(r, "peer"), "192.0.2.40:40") << "dup/F_DUPFD/dup2 keep the source: " << r;
 }
 
-TEST(Preload, FcloseThenReuseGetsNoStaleSource) {
-    Server s("fclose", trusted());
+class CloseBehindOurBack : public ::testing::TestWithParam<std::string> {};
+
+// fclose() (not hooked: checked against the kernel's peer) and close_range() (hooked).
+TEST_P(CloseBehindOurBack, ReusedDescriptorGetsNoStaleSource) {
+    Server s(GetParam(), trusted());
     // A plain listener the server will connect out to on the reused descriptor.
     int l = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -374,6 +396,9 @@ TEST(Preload, FcloseThenReuseGetsNoStaleSource) {
     close(c);
     close(l);
 }
+
+INSTANTIATE_TEST_SUITE_P(Preload, CloseBehindOurBack, ::testing::Values("fclose", "closerange"),
+                         [](const auto& p) { return p.param; });
 
 TEST(Preload, DescriptorsAbove1024) {
     Server s("highfd", trusted());
@@ -503,4 +528,206 @@ TEST(Preload, ConfigFileAndEnvironmentOverride) {
         EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
     }
     unlink(path);
+}
+
+TEST(Preload, CallersAddressLengthIsHonoured) {
+    Server s("addrlen", trusted());
+    std::string r = talk(s.port, v2("192.0.2.100", 100) + "Q");
+    // An 8-byte buffer gets the first 8 bytes of the sockaddr_in (family 2, port 100,
+    // 192.0.2.100), the 2 bytes after it stay untouched, and the true length is reported.
+    EXPECT_EQ(field(r, "acclen"), "16") << r;
+    EXPECT_EQ(field(r, "accbytes"), "02000064c0000264eeee") << r;
+    EXPECT_EQ(field(r, "peerlen"), "16") << r;
+    EXPECT_EQ(field(r, "peerbytes"), "02000064c0000264eeee") << r;
+}
+
+TEST(Preload, UnixListenerIsUntouched) {
+    Server s("unix", trusted({{"XPROXY_TRUSTED", "0.0.0.0/0, ::/0"}}));
+    ASSERT_FALSE(s.unix_path.empty());
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", s.unix_path.c_str());
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    std::string hdr = v2("192.0.2.101", 101);
+    send_all(fd, hdr + "U");
+    std::string r = read_all(fd, 2000ms);
+    close(fd);
+    unlink(s.unix_path.c_str());
+    EXPECT_EQ(field(r, "family"), "1") << r;
+    EXPECT_EQ(field(r, "peerrc"), "0") << r;
+    EXPECT_EQ(field(r, "peerfamily"), "1") << r;
+    EXPECT_NE(r.find("data=" + hdr + "U"), std::string::npos) << "the header is the application's data";
+}
+
+TEST(Preload, AcceptFlagsAreTheCallers) {
+    {
+        Server s("blocking", trusted());
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.102", 102)), "fl"), "-") << "accept(): blocking, no close-on-exec";
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.102", 103), "127.0.0.1", 4), "fl"), "-") << "the same after a late header";
+        EXPECT_EQ(field(talk(s.port, "x", "127.0.0.50"), "fl"), "-") << "untrusted peers too";
+    }
+    {
+        Server s("epoll", trusted());
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.104", 104)), "fl"), "nb") << "accept4(SOCK_NONBLOCK)";
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.104", 105), "127.0.0.1", 4), "fl"), "nb");
+    }
+}
+
+TEST(Preload, RequireOffPassesSilentTrustedPeerAfterTimeout) {
+    Server s("blocking", trusted({{"XPROXY_REQUIRE", "0"}, {"XPROXY_TIMEOUT_MS", "300"}}));
+    int fd = connect_from("127.0.0.1", s.port);
+    auto t0 = std::chrono::steady_clock::now();
+    pollfd pfd{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "a server that speaks first still gets the connection";
+    auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 250ms);
+    shutdown(fd, SHUT_WR);
+    std::string r = read_all(fd);
+    close(fd);
+    EXPECT_EQ(field(r, "peer").substr(0, 10), "127.0.0.1:") << r;
+}
+
+TEST(Preload, InterruptedBlockingAcceptFailsWithEintr) {
+    Server s("eintr", trusted());
+    std::this_thread::sleep_for(100ms);  // the server is inside accept()
+    kill(s.pid, SIGUSR1);
+    EXPECT_EQ(s.read_line(3000ms), "eintr") << "as libc's accept() does for a handler without SA_RESTART";
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.106", 106)), "peer"), "192.0.2.106:106");
+}
+
+TEST(Preload, InterruptedBlockingAcceptRestartsWithSaRestart) {
+    Server s("restart", trusted());
+    std::this_thread::sleep_for(100ms);
+    kill(s.pid, SIGUSR1);
+    EXPECT_EQ(s.read_line(500ms), "") << "an SA_RESTART handler restarts accept(), as in libc";
+    EXPECT_EQ(field(talk(s.port, v2("192.0.2.108", 108)), "peer"), "192.0.2.108:108");
+}
+
+class CloseEverything : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CloseEverything, LogDescriptorSurvives) {
+    char path[] = "/tmp/xproxy-log-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    {
+        Server s(GetParam(), trusted({{"XPROXY_LOG", std::string("file:") + path}}));
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.107", 107)), "peer"), "192.0.2.107:107");
+    }
+    std::ifstream in(path);
+    std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    unlink(path);
+    EXPECT_NE(log.find("event=proxied"), std::string::npos) << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(Preload, CloseEverything, ::testing::Values("closeloop", "closefrom"),
+                         [](const auto& p) { return p.param; });
+
+// Forked workers share one listener (nginx, pre-forking servers): a late header in one
+// worker must not delay the others, and its wake-up connection, whichever worker takes
+// it, must never reach the application. The upstream is 127.0.0.1 (trusted: siblings
+// recognise wake-ups by their bytes) or 127.0.0.2 (then the wake-ups, from 127.0.0.1, are
+// untrusted connections, recognised as loopback ones carrying the magic).
+class ForkedWorkers : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(ForkedWorkers, LateHeadersWakeTheRightWorker) {
+    auto [mode, upstream] = GetParam();
+    Server s(mode, trusted({{"XPROXY_TRUSTED", std::string(upstream) + "/32"}, {"XPROXY_TIMEOUT_MS", "3000"}}));
+    ASSERT_NE(s.port, 0u);
+    for (int round = 0; round < 6; ++round) {
+        std::string h = v2("192.0.2.110", static_cast<unsigned>(110 + round));
+        int slow = connect_from(upstream.c_str(), s.port);
+        ASSERT_GE(slow, 0);
+        send_all(slow, h.substr(0, 7));
+        std::this_thread::sleep_for(30ms);
+        // Others flow meanwhile (and leave workers in poll() or inside libc's accept()).
+        for (int i = 0; i < 3; ++i) {
+            int fd = connect_from(upstream.c_str(), s.port);
+            auto t0 = std::chrono::steady_clock::now();
+            send_all(fd, v2("192.0.2.111", static_cast<unsigned>(1000 + round * 10 + i)));
+            pollfd pfd{fd, POLLIN, 0};
+            ASSERT_EQ(poll(&pfd, 1, 2000), 1);
+            EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round << " connection " << i;
+            shutdown(fd, SHUT_WR);
+            EXPECT_EQ(field(read_all(fd), "peer"), "192.0.2.111:" + std::to_string(1000 + round * 10 + i));
+            close(fd);
+        }
+        std::this_thread::sleep_for(20ms);
+        auto t0 = std::chrono::steady_clock::now();
+        send_all(slow, h.substr(7));
+        pollfd pfd{slow, POLLIN, 0};
+        ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round << ": the late connection was never accepted";
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round << ": accepted late";
+        shutdown(slow, SHUT_WR);
+        EXPECT_EQ(field(read_all(slow), "peer"), "192.0.2.110:" + std::to_string(110 + round));
+        close(slow);
+    }
+    // Every connection the workers' application saw came from a client, none from a wake-up.
+    std::string lines;
+    for (std::string l; !(l = s.read_line(200ms)).empty();) lines += l + "\n";
+    EXPECT_EQ(lines.find("accept=127.0.0."), std::string::npos) << lines;
+}
+
+INSTANTIATE_TEST_SUITE_P(Workers, ForkedWorkers,
+                         ::testing::Combine(::testing::Values("prefork", "preforkb"),
+                                            ::testing::Values("127.0.0.1", "127.0.0.2")),
+                         [](const auto& p) {
+                             std::string up = std::get<1>(p.param) == "127.0.0.1" ? "trusted_wakeups" : "untrusted_wakeups";
+                             return std::get<0>(p.param) + "_" + up;
+                         });
+
+// Threads of one process in a blocking accept(): after a burst, some of them sit inside
+// libc's accept4() and none polls; a header completing then must still be returned.
+TEST(Preload, ThreadsInsideLibcAcceptAreWoken) {
+    Server s("threads", trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
+    for (int round = 0; round < 5; ++round) {
+        std::string h = v2("192.0.2.120", static_cast<unsigned>(120 + round));
+        int slow = connect_from("127.0.0.1", s.port);
+        send_all(slow, h.substr(0, 7));
+        std::this_thread::sleep_for(30ms);
+        std::vector<std::thread> burst;
+        for (int i = 0; i < 8; ++i)
+            burst.emplace_back([&s, i] { talk(s.port, v2("192.0.2.121", static_cast<unsigned>(1200 + i)) + "b"); });
+        for (auto& t : burst) t.join();
+        std::this_thread::sleep_for(30ms);
+        auto t0 = std::chrono::steady_clock::now();
+        send_all(slow, h.substr(7));
+        pollfd pfd{slow, POLLIN, 0};
+        ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round;
+        shutdown(slow, SHUT_WR);
+        EXPECT_EQ(field(read_all(slow), "peer"), "192.0.2.120:" + std::to_string(120 + round));
+        close(slow);
+    }
+}
+
+// Forked workers on an IPv6-only listener: wake-ups come from ::1 and are recognised by
+// their bytes instead of their source address.
+TEST(Preload, ForkedWorkersOnIpv6OnlyListener) {
+    Server s("prefork:v6only", trusted({{"XPROXY_TRUSTED", "::1"}, {"XPROXY_TIMEOUT_MS", "3000"}}));
+    ASSERT_NE(s.port, 0u);
+    for (int round = 0; round < 4; ++round) {
+        std::string h = v2("2001:db8::7", static_cast<unsigned>(700 + round));
+        int slow = connect_from("::1", s.port, true);
+        ASSERT_GE(slow, 0);
+        send_all(slow, h.substr(0, 9));
+        std::this_thread::sleep_for(30ms);
+        int quick = connect_from("::1", s.port, true);
+        send_all(quick, v2("2001:db8::8", 800));
+        shutdown(quick, SHUT_WR);
+        EXPECT_EQ(field(read_all(quick), "peer"), "[2001:db8::8]:800");
+        close(quick);
+        send_all(slow, h.substr(9));
+        pollfd pfd{slow, POLLIN, 0};
+        auto t0 = std::chrono::steady_clock::now();
+        ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round;
+        shutdown(slow, SHUT_WR);
+        EXPECT_EQ(field(read_all(slow), "peer"), "[2001:db8::7]:" + std::to_string(700 + round));
+        close(slow);
+    }
+    std::string lines;
+    for (std::string l; !(l = s.read_line(200ms)).empty();) lines += l + "\n";
+    EXPECT_EQ(lines.find("accept=[::1]"), std::string::npos) << lines;
 }

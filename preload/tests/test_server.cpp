@@ -1,7 +1,7 @@
 // test_server: a small "legacy" TCP server the shim tests run with LD_PRELOAD set. It
 // knows nothing of PROXY headers: it reports what libc tells it.
 //
-// usage: preload_test_server MODE [v6] ; prints "port=N\n" on stdout once listening.
+// usage: preload_test_server MODE [v6|v6only] ; prints "port=N\n" on stdout once listening.
 // MODE: blocking  - one thread, blocking accept()
 //       threads   - four threads calling accept() on the same blocking listener
 //       epoll     - accept4(SOCK_NONBLOCK) on a non-blocking listener driven by epoll
@@ -11,9 +11,27 @@
 //                   pair ("C<port>") and reports that socket's getpeername()
 //       highfd    - like blocking, with 1100 descriptors opened first (accepted fds > 1024)
 //       eagain    - non-blocking listener; calls accept() 100000 times with nothing
-//                   pending, then serves like epoll (for leak checks)
-// v6: listen on [::] (dual stack) instead of 127.0.0.1.
-// Per connection it writes "accept=A peer=P sock=S fd=N\n", reads until EOF or a line
+//                   pending, prints "eagain=N", serves 3 connections and exits normally
+//                   (for leak checkers)
+//       prefork   - three forked worker processes, each an epoll loop on the shared
+//                   non-blocking listener (as nginx runs); each accept is also reported
+//                   on stdout as "conn pid=P accept=A"
+//       addrlen   - like blocking, but gives accept() and getpeername() an 8-byte address
+//                   buffer and reports the lengths and the bytes they returned
+//       preforkb  - two forked worker processes, each one thread in a blocking accept() on
+//                   the shared listener (as pre-forking servers run)
+//       closerange - like fclose, closing with close_range() instead
+//       closeloop - like blocking, after closing every descriptor from 3 to 1023 but the
+//                   listener and stdout (as daemons do at start), one by one
+//       closefrom - the same with close_range() around the listener
+//       eintr     - like blocking, with a SIGUSR1 handler installed without SA_RESTART;
+//                   an accept() failing with EINTR prints "eintr" on stdout
+//       restart   - the same with SA_RESTART
+//       unix      - blocking accept() on an AF_UNIX listener; prints "unix=PATH" instead
+//                   of "port=N" and answers "family=F acclen=L peerrc=R peerfamily=F data=D"
+// v6: listen on [::] (dual stack) instead of 127.0.0.1; v6only: on [::1], IPv6 only.
+// Per connection it writes "accept=A peer=P sock=S fd=N fl=F\n" (F: the flags accept gave
+// the fd: "nb" O_NONBLOCK, "ce" FD_CLOEXEC, "-" none), reads until EOF or a line
 // "STATS", and answers "data=<bytes received>\n" or "fds=N rss=KB\n".
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -26,6 +44,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/un.h>
 
 #include <string>
 #include <thread>
@@ -75,18 +96,33 @@ static std::string stats() {
     return "fds=" + std::to_string(fds) + " rss=" + std::to_string(rss) + "\n";
 }
 
-static std::string describe(int fd, const sockaddr_storage& acc, socklen_t acclen) {
+static std::string describe(int fd, const sockaddr_storage& acc, socklen_t acclen, const std::string& fl) {
     sockaddr_storage peer{}, sock{};
     socklen_t pl = sizeof peer, sl = sizeof sock;
     std::string p = getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0 ? fmt(peer, pl) : "error";
     std::string s = getsockname(fd, reinterpret_cast<sockaddr*>(&sock), &sl) == 0 ? fmt(sock, sl) : "error";
-    return "accept=" + fmt(acc, acclen) + " peer=" + p + " sock=" + s + " fd=" + std::to_string(fd) + "\n";
+    return "accept=" + fmt(acc, acclen) + " peer=" + p + " sock=" + s + " fd=" + std::to_string(fd) + " fl=" + fl + "\n";
+}
+
+static std::string hex(const void* p, size_t n) {
+    std::string out;
+    char b[3];
+    for (size_t i = 0; i < n; ++i) {
+        snprintf(b, sizeof b, "%02x", static_cast<const unsigned char*>(p)[i]);
+        out += b;
+    }
+    return out;
 }
 
 // Blocking service of one connection.
 static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const char* mode) {
     int flags = fcntl(fd, F_GETFL);
+    // The flags accept() gave the connection: "nb" O_NONBLOCK, "ce" FD_CLOEXEC, "-" neither.
+    std::string fl = std::string(flags & O_NONBLOCK ? "nb" : "") + (fcntl(fd, F_GETFD) & FD_CLOEXEC ? "ce" : "");
+    if (fl.empty()) fl = "-";
     fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    if (strncmp(mode, "prefork", 7) == 0)
+        write_all(1, "conn pid=" + std::to_string(getpid()) + " accept=" + fmt(acc, acclen) + "\n");
     if (strcmp(mode, "dup") == 0) {
         int a = dup(fd);
         close(fd);
@@ -96,7 +132,7 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
         close(b);
         fd = c;
     }
-    write_all(fd, describe(fd, acc, acclen));
+    write_all(fd, describe(fd, acc, acclen, fl));
     std::string data;
     char buf[4096];
     for (;;) {
@@ -109,11 +145,16 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
             return;
         }
     }
-    if (strcmp(mode, "fclose") == 0 && data.size() > 1 && data[0] == 'C') {
+    bool closerange = strcmp(mode, "closerange") == 0;
+    if ((strcmp(mode, "fclose") == 0 || closerange) && data.size() > 1 && data[0] == 'C') {
         write_all(fd, "data=" + data + "\n");
-        FILE* f = fdopen(fd, "r+");
         int old = fd;
-        fclose(f);  // glibc closes without calling close(): the shim does not see it
+        if (closerange) {
+            close_range(static_cast<unsigned>(fd), static_cast<unsigned>(fd), 0);
+        } else {
+            FILE* f = fdopen(fd, "r+");
+            fclose(f);  // glibc closes without calling close(): the shim does not see it
+        }
         // Reuse the number for an outgoing connection that has nothing to do with PROXY.
         int s = socket(AF_INET, SOCK_STREAM, 0);
         if (s != old) {
@@ -138,13 +179,83 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
     close(fd);
 }
 
+static int serve_unix() {
+    std::string path = "/tmp/xproxy-preload-test-" + std::to_string(getpid()) + ".sock";
+    unlink(path.c_str());
+    int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd, 16) != 0) return 1;
+    printf("unix=%s\n", path.c_str());
+    fflush(stdout);
+    for (;;) {
+        sockaddr_storage acc{};
+        socklen_t al = sizeof acc;
+        int fd = accept(lfd, reinterpret_cast<sockaddr*>(&acc), &al);
+        if (fd < 0) continue;
+        sockaddr_storage peer{};
+        socklen_t pl = sizeof peer;
+        int rc = getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+        std::string out = "family=" + std::to_string(acc.ss_family) + " acclen=" + std::to_string(al) +
+                          " peerrc=" + std::to_string(rc) + " peerfamily=" + std::to_string(peer.ss_family) + " data=";
+        char buf[256];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) out.append(buf, static_cast<size_t>(n));
+        write_all(fd, out + "\n");
+        close(fd);
+    }
+}
+
+// accept()/getpeername() with an 8-byte buffer: the caller's length must be honoured and
+// the true length reported.
+static void serve_addrlen(int lfd) {
+    for (;;) {
+        unsigned char acc[32], peer[32];
+        memset(acc, 0xEE, sizeof acc);
+        memset(peer, 0xEE, sizeof peer);
+        socklen_t al = 8, pl = 8;
+        int fd = accept(lfd, reinterpret_cast<sockaddr*>(acc), &al);
+        if (fd < 0) continue;
+        getpeername(fd, reinterpret_cast<sockaddr*>(peer), &pl);
+        write_all(fd, "acclen=" + std::to_string(al) + " accbytes=" + hex(acc, 10) + " peerlen=" + std::to_string(pl) +
+                          " peerbytes=" + hex(peer, 10) + "\n");
+        close(fd);
+    }
+}
+
+// An epoll loop on a non-blocking listener; one thread per connection.
+static void epoll_loop(int lfd, const char* mode) {
+    int ep = epoll_create1(0);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = lfd;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    for (;;) {
+        epoll_event out[16];
+        int n = epoll_wait(ep, out, 16, -1);
+        for (int i = 0; i < n; ++i) {
+            for (;;) {  // edge-safe: accept until EAGAIN, as nginx does
+                sockaddr_storage acc{};
+                socklen_t al = sizeof acc;
+                int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&acc), &al, SOCK_NONBLOCK);
+                if (fd < 0) break;
+                std::thread(serve, fd, acc, al, mode).detach();
+            }
+        }
+    }
+}
+
 int main(int argc, char** argv) {
+    signal(SIGPIPE, SIG_IGN);
+    if (argc >= 2 && strcmp(argv[1], "unix") == 0) return serve_unix();
     if (argc < 2) {
         fprintf(stderr, "usage: preload_test_server MODE [v6]\n");
         return 2;
     }
     const char* mode = argv[1];
-    bool v6 = argc > 2 && strcmp(argv[2], "v6") == 0;
+    bool v6only = argc > 2 && strcmp(argv[2], "v6only") == 0;
+    bool v6 = v6only || (argc > 2 && strcmp(argv[2], "v6") == 0);
     if (strcmp(mode, "highfd") == 0) {
         rlimit rl{4096, 4096};
         setrlimit(RLIMIT_NOFILE, &rl);
@@ -156,10 +267,10 @@ int main(int argc, char** argv) {
     sockaddr_storage ss{};
     socklen_t len;
     if (v6) {
-        setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+        setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof zero);
         auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
         s->sin6_family = AF_INET6;
-        s->sin6_addr = in6addr_any;
+        s->sin6_addr = v6only ? in6addr_loopback : in6addr_any;
         len = sizeof *s;
     } else {
         auto* s = reinterpret_cast<sockaddr_in*>(&ss);
@@ -177,7 +288,7 @@ int main(int argc, char** argv) {
     printf("port=%u\n", port);
     fflush(stdout);
 
-    bool event = strcmp(mode, "epoll") == 0 || strcmp(mode, "eagain") == 0;
+    bool event = strcmp(mode, "epoll") == 0 || strcmp(mode, "eagain") == 0;  // prefork: below
     if (event) {
         fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
         if (strcmp(mode, "eagain") == 0) {
@@ -211,38 +322,61 @@ int main(int argc, char** argv) {
             close(lfd);
             return 0;
         }
-        int ep = epoll_create1(0);
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = lfd;
-        epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-        for (;;) {
-            epoll_event out[16];
-            int n = epoll_wait(ep, out, 16, -1);
-            for (int i = 0; i < n; ++i) {
-                for (;;) {  // edge-safe: accept until EAGAIN, as nginx does
+        epoll_loop(lfd, mode);
+    }
+    if (strcmp(mode, "addrlen") == 0) serve_addrlen(lfd);
+    if (strcmp(mode, "closeloop") == 0) {
+        for (int fd = 3; fd < 1024; ++fd)
+            if (fd != lfd) close(fd);
+    }
+    if (strcmp(mode, "closefrom") == 0) {
+        close_range(3, static_cast<unsigned>(lfd) - 1, 0);
+        close_range(static_cast<unsigned>(lfd) + 1, ~0U, 0);
+    }
+    if (strcmp(mode, "eintr") == 0 || strcmp(mode, "restart") == 0) {
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {};
+        sa.sa_flags = strcmp(mode, "restart") == 0 ? SA_RESTART : 0;
+        sigaction(SIGUSR1, &sa, nullptr);  // without SA_RESTART accept() fails with EINTR
+    }
+    if (strcmp(mode, "preforkb") == 0) {
+        for (int w = 0; w < 2; ++w) {
+            if (fork() == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                for (;;) {
                     sockaddr_storage acc{};
                     socklen_t al = sizeof acc;
-                    int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&acc), &al, SOCK_NONBLOCK);
-                    if (fd < 0) break;
-                    std::thread(serve, fd, acc, al, mode).detach();
+                    int fd = accept(lfd, reinterpret_cast<sockaddr*>(&acc), &al);
+                    if (fd >= 0) serve(fd, acc, al, mode);
                 }
             }
         }
+        for (;;) pause();
+    }
+    if (strcmp(mode, "prefork") == 0) {
+        fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+        for (int w = 0; w < 3; ++w) {
+            if (fork() == 0) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);  // the test stops the parent by PID
+                epoll_loop(lfd, mode);
+            }
+        }
+        for (;;) pause();
     }
     int workers = strcmp(mode, "threads") == 0 ? 4 : 1;
     std::vector<std::thread> pool;
-    for (int w = 0; w < workers; ++w) {
-        pool.emplace_back([lfd, mode, workers] {
+    auto loop = [lfd, mode, workers] {
             for (;;) {
                 sockaddr_storage acc{};
                 socklen_t al = sizeof acc;
                 int fd = accept(lfd, reinterpret_cast<sockaddr*>(&acc), &al);
+                if (fd < 0 && errno == EINTR) write_all(1, "eintr\n");
                 if (fd < 0) continue;
                 if (workers > 1) std::thread(serve, fd, acc, al, mode).detach();
                 else serve(fd, acc, al, mode);
             }
-        });
-    }
-    for (auto& t : pool) t.join();
+        };
+    // One worker runs in the main thread, where a process-directed signal lands.
+    for (int w = 1; w < workers; ++w) pool.emplace_back(loop);
+    loop();
 }

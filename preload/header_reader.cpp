@@ -1,0 +1,90 @@
+// header_reader.cpp: see header_reader.hpp. v1 is at most 107 bytes and v2's first 16
+// bytes say how long it is, so one peek of 256 bytes decides most headers; a longer v2
+// header is peeked again at its exact length.
+#include "header_reader.hpp"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+#include "xproxy/escape.hpp"
+#include "xproxy/proxy_protocol.hpp"
+
+namespace xproxy::preload {
+
+namespace {
+ReadResult dropped(std::string_view reason) {
+    ReadResult r;
+    r.status = ReadStatus::drop;
+    r.reason = reason;
+    return r;
+}
+}  // namespace
+
+bool peek_wake_magic(int fd) {
+    char buf[kWakeMagicLength];
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    return n == static_cast<ssize_t>(kWakeMagicLength) && std::memcmp(buf, kWakeMagic, kWakeMagicLength) == 0;
+}
+
+ReadResult read_header(int fd, const Config& cfg) {
+    std::uint8_t small[256];
+    ssize_t n = recv(fd, small, sizeof small, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return dropped("connection closed before a complete PROXY header");
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return ReadResult{};
+        return dropped("read error before a complete PROXY header");
+    }
+    const std::uint8_t* data = small;
+    std::size_t size = static_cast<std::size_t>(n);
+    if (size >= kWakeMagicLength && std::memcmp(small, kWakeMagic, kWakeMagicLength) == 0) {
+        ReadResult r;
+        r.status = ReadStatus::wake;
+        return r;
+    }
+    std::unique_ptr<std::uint8_t[]> big;
+    proxy::Header h;
+    DecodeResult d = proxy::decode(data, size, h);
+    if (d.need_more() && size >= proxy::kV2HeaderLength && small[0] == proxy::kV2Signature[0]) {
+        std::size_t total = proxy::kV2HeaderLength + ((std::size_t{small[14]} << 8) | small[15]);
+        if (total > size) {
+            big.reset(new std::uint8_t[total]);
+            ssize_t m = recv(fd, big.get(), total, MSG_PEEK | MSG_DONTWAIT);
+            if (m <= 0) return ReadResult{};  // need_more; a close is seen on the next attempt
+            data = big.get();
+            size = static_cast<std::size_t>(m);
+            d = proxy::decode(data, size, h);
+        }
+    }
+    if (d.need_more()) return ReadResult{};
+    if (d.invalid()) {
+        ReadResult r = dropped(d.reason);
+        r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
+        return r;
+    }
+    if (!cfg.hmac_key.empty() && (h.version != 2 || !proxy::verify_hmac(data, d.consumed, h, cfg.hmac_key)))
+        return dropped("PROXY header without a valid HMAC");
+    // Consume exactly the header: what follows belongs to the application.
+    std::uint8_t sink[256];
+    std::size_t left = d.consumed;
+    while (left > 0) {
+        ssize_t m = recv(fd, sink, left < sizeof sink ? left : sizeof sink, MSG_DONTWAIT);
+        if (m < 0 && errno == EINTR) continue;
+        if (m <= 0) return dropped("read error while consuming the PROXY header");
+        left -= static_cast<std::size_t>(m);
+    }
+    ReadResult r;
+    r.status = ReadStatus::complete;
+    r.version = h.version;
+    if (h.command == proxy::Command::proxy && h.has_addresses &&
+        (h.family == proxy::Family::inet || h.family == proxy::Family::inet6)) {
+        r.client = h.source;
+        r.destination = h.destination;
+    }
+    return r;
+}
+
+}  // namespace xproxy::preload

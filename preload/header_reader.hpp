@@ -1,0 +1,45 @@
+// header_reader.hpp: the I/O adapter between a non-blocking socket and the PROXY codec
+// (xproxy/proxy_protocol.hpp). It peeks, decodes, and consumes exactly the header: the
+// bytes that follow belong to the application and stay in the socket. It never blocks
+// and never allocates more than one header's worth (at most 16 + 65535 bytes, released
+// on every path).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "config.hpp"
+#include "xproxy/ip.hpp"
+
+namespace xproxy::preload {
+
+enum class ReadStatus {
+    complete,   // header consumed; client/destination set when it carried addresses
+    need_more,  // every byte so far is a valid prefix (or nothing arrived yet)
+    drop,       // invalid, unauthenticated, closed or failed: never becomes valid
+    wake,       // one of the shim's own wake-up connections (see waker.hpp)
+};
+
+struct ReadResult {
+    ReadStatus status = ReadStatus::need_more;
+    std::string_view reason;  // drop: why (static storage)
+    std::string first_bytes;  // drop on invalid input: the start of it, escaped for logs
+    int version = 0;
+    std::optional<Endpoint> client;  // PROXY command with INET/INET6 addresses only
+    std::optional<Endpoint> destination;
+};
+
+// Reads the header from fd (non-blocking). cfg.hmac_key non-empty: only a v2 header with
+// a valid HMAC TLV made with that key is accepted.
+ReadResult read_header(int fd, const Config& cfg);
+
+// What a wake-up connection sends first, so that a process sharing the listener (forked
+// workers) recognises it and closes it. Not a valid PROXY header prefix.
+inline constexpr char kWakeMagic[] = "\r\nXPROXY-WAKE\r\n";
+inline constexpr std::size_t kWakeMagicLength = sizeof kWakeMagic - 1;
+
+// True when the bytes already received on fd start with kWakeMagic (peek only).
+bool peek_wake_magic(int fd);
+
+}  // namespace xproxy::preload

@@ -1,0 +1,166 @@
+"""The shim in a real event-driven server under attack and under load: nginx's stream
+module (two forked workers, accept4 + non-blocking sockets + epoll) with
+libxproxy-preload.so, the upstream at 127.0.0.1 (trusted) sending PROXY v2 itself.
+
+- Slowloris: a trusted peer sends 5 bytes of header and stalls. Meanwhile other
+  connections are answered within 50 ms; a header completed late is still answered with
+  its own client; the stalled connection is closed at the header timeout and nginx never
+  sees it.
+- 10,000 connections: the workers' descriptor count and resident memory before and after
+  (printed), with no descriptor growth and less than 1 MiB of memory growth."""
+
+import os
+import socket
+import struct
+import time
+
+from harness import E2ETestCase, binary, children_of, free_port, main, read_text, wait_for_port, wait_until
+
+SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def v2(client, port, dst="127.0.0.1", dport=25):
+    """A PROXY v2 header, PROXY command, TCP over IPv4."""
+    addrs = socket.inet_aton(client) + socket.inet_aton(dst) + struct.pack("!HH", port, dport)
+    return SIGNATURE + b"\x21\x11" + struct.pack("!H", len(addrs)) + addrs
+
+
+def connect(port, source="127.0.0.1"):
+    s = socket.socket()
+    s.setsockopt(socket.IPPROTO_IP, 24, 1)  # IP_BIND_ADDRESS_NO_PORT: ports chosen at connect
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_to_end(s):
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data.decode()
+        data += chunk
+
+
+def close_now(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # no TIME_WAIT
+    s.close()
+
+
+def worker_stats(master):
+    """[(pid, open descriptors, VmRSS kB)] of nginx's worker processes."""
+    out = []
+    for pid in sorted(children_of(master)):
+        try:
+            fds = len(os.listdir("/proc/%d/fd" % pid))
+            with open("/proc/%d/status" % pid) as f:
+                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+        out.append((pid, fds, rss))
+    return out
+
+
+class NginxWithShim(E2ETestCase):
+    def start_nginx(self, timeout_ms):
+        port = free_port()
+        root = self.sandbox.mkdir("nginx")
+        self.sandbox.mkdir("nginx", "logs")
+        self.access = os.path.join(root, "logs", "stream.log")
+        self.sandbox.logs.append(self.access)
+        conf = self.sandbox.write("nginx/nginx.conf", """
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 2;
+pid %(root)s/nginx.pid;
+error_log %(root)s/logs/error.log;
+events { worker_connections 1024; }
+stream {
+    log_format peer '$remote_addr:$remote_port';
+    access_log %(access)s peer;
+    server {
+        listen 127.0.0.1:%(port)d;
+        return "$remote_addr\\n";
+    }
+}
+""" % {"root": root, "port": port, "access": self.access})
+        self.shim_log = self.sandbox.path("shim.log")
+        self.sandbox.logs.append(self.shim_log)
+        env = dict(os.environ, LD_PRELOAD=binary("preload/libxproxy-preload.so"), XPROXY_TRUSTED="127.0.0.1",
+                   XPROXY_PORTS=str(port), XPROXY_LOG="file:" + self.shim_log, XPROXY_TIMEOUT_MS=str(timeout_ms))
+        self.master = self.procs.start("nginx", ["nginx", "-p", root + "/", "-c", conf, "-g", "daemon off;"],
+                                       env=env)
+        wait_for_port("127.0.0.1", port)
+        wait_until(lambda: len(worker_stats(self.master.pid)) == 2, 10, 0.05, "two nginx workers")
+        return port
+
+    def ask(self, port, client, cport):
+        """One proxied exchange; returns (answer, seconds until the first answer byte)."""
+        s = connect(port)
+        t0 = time.monotonic()
+        s.sendall(v2(client, cport))
+        first = s.recv(4096)
+        waited = time.monotonic() - t0
+        answer = (first + read_to_end(s).encode()).decode()
+        close_now(s)
+        return answer, waited
+
+    def test_slowloris_does_not_delay_others(self):
+        port = self.start_nginx(timeout_ms=1500)
+        stalled = connect(port)
+        stalled.sendall(v2("192.0.2.200", 200)[:5])
+        late = connect(port)
+        late_header = v2("192.0.2.201", 201)
+        late.sendall(late_header[:7])
+        time.sleep(0.1)  # both are pending in the shim now
+        worst = 0.0
+        for i in range(40):
+            answer, waited = self.ask(port, "192.0.2.%d" % (10 + i), 1000 + i)
+            self.assertEqual(answer, "192.0.2.%d\n" % (10 + i))
+            worst = max(worst, waited)
+        print("slowloris: worst time to answer among 40 connections: %.1f ms" % (worst * 1000))
+        self.assertLess(worst, 0.050)
+        # The late header completes: its connection is served with its own client.
+        late.sendall(late_header[7:])
+        self.assertEqual(read_to_end(late), "192.0.2.201\n")
+        close_now(late)
+        # The stalled one is closed at the timeout (a reset: its 5 bytes were never read),
+        # without nginx ever seeing it.
+        t0 = time.monotonic()
+        stalled.settimeout(5)
+        try:
+            self.assertEqual(stalled.recv(100), b"")
+        except ConnectionResetError:
+            pass
+        stalled.close()
+        self.assertLess(time.monotonic() - t0, 2.0)
+        wait_until(lambda: "event=timeout" in read_text(self.shim_log), 5, 0.05, "the shim logs the timeout")
+        wait_until(lambda: read_text(self.access).count("\n") >= 41, 10, 0.05, "nginx access log")
+        self.assertNotIn("192.0.2.200", read_text(self.access))
+        self.assertNotIn("127.0.0.", read_text(self.access))  # no wake-up ever reached nginx
+
+    def test_ten_thousand_connections_no_growth(self):
+        port = self.start_nginx(timeout_ms=3000)
+        for i in range(1000):  # warm-up: nginx's pools and the shim's tables reach their size
+            self.ask(port, "192.0.2.1", 1 + i)
+        before = worker_stats(self.master.pid)
+        t0 = time.monotonic()
+        for i in range(10000):
+            answer, _ = self.ask(port, "198.51.100.%d" % (1 + i % 250), 1024 + i)
+            if i % 1000 == 0:
+                self.assertEqual(answer, "198.51.100.%d\n" % (1 + i % 250))
+        elapsed = time.monotonic() - t0
+        time.sleep(0.2)
+        after = worker_stats(self.master.pid)
+        print("10000 connections in %.1f s (%.0f/s)" % (elapsed, 10000 / elapsed))
+        for (pid, fds0, rss0), (_, fds1, rss1) in zip(before, after):
+            print("nginx worker %d: fds %d -> %d, VmRSS %d -> %d kB" % (pid, fds0, fds1, rss0, rss1))
+        self.assertEqual([p for p, _, _ in before], [p for p, _, _ in after], "a worker died")
+        self.assertEqual([f for _, f, _ in before], [f for _, f, _ in after], "descriptor growth")
+        for (_, _, rss0), (_, _, rss1) in zip(before, after):
+            self.assertLess(rss1 - rss0, 1024, "resident memory grew by more than 1 MiB")
+
+
+if __name__ == "__main__":
+    main()
