@@ -659,6 +659,42 @@ backend be
         wait_for_port(listen_host, self.port)
 
 
+class Nginx:
+    """nginx's stream module answering every connection with "$remote_addr\\n".
+
+    An unmodified event-driven server (accept4, non-blocking, epoll, forked workers);
+    env: the master's environment (LD_PRELOAD and XPROXY_* for the shim, which must name
+    the port: pass one from free_port()). access: the
+    access log, one "$remote_addr:$remote_port" line per connection.
+    """
+
+    def __init__(self, sandbox, procs, env=None, port=None, workers=2, worker_connections=1024):
+        self.port = port or free_port()
+        self.root = sandbox.mkdir("nginx-%d" % self.port)
+        os.makedirs(os.path.join(self.root, "logs"), exist_ok=True)
+        self.access = os.path.join(self.root, "logs", "stream.log")
+        sandbox.logs.append(self.access)
+        conf = sandbox.write("nginx-%d/nginx.conf" % self.port, """
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes %(workers)d;
+pid %(root)s/nginx.pid;
+error_log %(root)s/logs/error.log;
+events { worker_connections %(wc)d; }
+stream {
+    log_format peer '$remote_addr:$remote_port';
+    access_log %(access)s peer;
+    server {
+        listen 127.0.0.1:%(port)d;
+        return "$remote_addr\\n";
+    }
+}
+""" % {"root": self.root, "port": self.port, "access": self.access, "workers": workers,
+       "wc": worker_connections})
+        self.master = procs.start("nginx", ["nginx", "-p", self.root + "/", "-c", conf, "-g", "daemon off;"],
+                                  env=env)
+        wait_for_port("127.0.0.1", self.port)
+
+
 # ---------------------------------------------------------------- capture server
 
 class CaptureServer:

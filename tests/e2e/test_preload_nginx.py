@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from harness import E2ETestCase, binary, children_of, free_port, main, read_text, wait_for_port, wait_until
+from harness import E2ETestCase, Nginx, binary, children_of, free_port, main, read_text, wait_until
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -66,32 +66,12 @@ def worker_stats(master):
 class NginxWithShim(E2ETestCase):
     def start_nginx(self, timeout_ms):
         port = free_port()
-        root = self.sandbox.mkdir("nginx")
-        self.sandbox.mkdir("nginx", "logs")
-        self.access = os.path.join(root, "logs", "stream.log")
-        self.sandbox.logs.append(self.access)
-        conf = self.sandbox.write("nginx/nginx.conf", """
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 2;
-pid %(root)s/nginx.pid;
-error_log %(root)s/logs/error.log;
-events { worker_connections 1024; }
-stream {
-    log_format peer '$remote_addr:$remote_port';
-    access_log %(access)s peer;
-    server {
-        listen 127.0.0.1:%(port)d;
-        return "$remote_addr\\n";
-    }
-}
-""" % {"root": root, "port": port, "access": self.access})
         self.shim_log = self.sandbox.path("shim.log")
         self.sandbox.logs.append(self.shim_log)
         env = dict(os.environ, LD_PRELOAD=binary("preload/libxproxy-preload.so"), XPROXY_TRUSTED="127.0.0.1",
                    XPROXY_PORTS=str(port), XPROXY_LOG="file:" + self.shim_log, XPROXY_TIMEOUT_MS=str(timeout_ms))
-        self.master = self.procs.start("nginx", ["nginx", "-p", root + "/", "-c", conf, "-g", "daemon off;"],
-                                       env=env)
-        wait_for_port("127.0.0.1", port)
+        nginx = Nginx(self.sandbox, self.procs, env=env, port=port)
+        self.master, self.access = nginx.master, nginx.access
         wait_until(lambda: len(worker_stats(self.master.pid)) == 2, 10, 0.05, "two nginx workers")
         return port
 

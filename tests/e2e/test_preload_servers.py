@@ -7,7 +7,7 @@ shim nginx sees HAProxy's 127.0.0.1."""
 import os
 import socket
 
-from harness import E2ETestCase, HAProxy, binary, free_port, main, read_text, wait_for_port, wait_until
+from harness import E2ETestCase, HAProxy, Nginx, binary, free_port, main, read_text, wait_until
 
 
 def ask(port, source, wait_first=True):
@@ -35,34 +35,14 @@ def ask(port, source, wait_first=True):
 class LegacyServers(E2ETestCase):
     def nginx(self, with_shim):
         port = free_port()
-        root = self.sandbox.mkdir("nginx")
-        self.sandbox.mkdir("nginx", "logs")
-        access = os.path.join(root, "logs", "stream.log")
-        self.sandbox.logs.append(access)
-        conf = self.sandbox.write("nginx/nginx.conf", """
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 2;
-pid %(root)s/nginx.pid;
-error_log %(root)s/logs/error.log;
-events { worker_connections 256; }
-stream {
-    log_format peer '$remote_addr:$remote_port';
-    access_log %(access)s peer;
-    server {
-        listen 127.0.0.1:%(port)d;
-        return "$remote_addr\\n";
-    }
-}
-""" % {"root": root, "port": port, "access": access})
         env = dict(os.environ)
         if with_shim:
             self.shim_log = self.sandbox.path("shim.log")
             self.sandbox.logs.append(self.shim_log)
             env.update({"LD_PRELOAD": binary("preload/libxproxy-preload.so"), "XPROXY_TRUSTED": "127.0.0.1",
                         "XPROXY_PORTS": str(port), "XPROXY_LOG": "file:" + self.shim_log})
-        self.procs.start("nginx", ["nginx", "-p", root + "/", "-c", conf, "-g", "daemon off;"], env=env)
-        wait_for_port("127.0.0.1", port)
-        return port, access
+        nginx = Nginx(self.sandbox, self.procs, env=env, port=port, worker_connections=256)
+        return port, nginx.access
 
     def test_nginx_without_shim_sees_the_proxy(self):
         port, _ = self.nginx(with_shim=False)
