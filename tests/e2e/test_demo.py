@@ -2,7 +2,6 @@
 the shim and each original client with it, and stops everything it started."""
 
 import os
-import re
 import subprocess
 import sys
 import unittest

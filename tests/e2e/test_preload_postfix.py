@@ -6,9 +6,8 @@ its mail is accepted. With libxproxy-preload.so injected into smtpd (HAProxy sen
 send-proxy-v2, then send-proxy) 127.0.0.66 is logged as itself and rejected, and
 127.0.0.77 is accepted and logged as itself, down to the Received header at the sink."""
 
-import os
 
-from harness import E2ETestCase, HAProxy, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail, wait_until
+from harness import E2ETestCase, HAProxy, Postfix, SmtpSink, binary, free_port, main, read_text, queued, send_mail, wait_until
 
 
 class LegacyPostfixBehindHAProxy(E2ETestCase):
@@ -72,6 +71,7 @@ class LegacyPostfixBehindHAProxy(E2ETestCase):
         replies = send_mail(self.port, source="127.0.0.55", preamble=header)
         self.pf.wait_log(r"connect from unknown\[127\.0\.0\.55\]")
         self.pf.wait_log(r"improper command pipelining after CONNECT from unknown\[127\.0\.0\.55\]: PROXY TCP4")
+        self.assertIsNotNone(queued(replies), replies)  # the spoofer's own mail, under its own name
         self.pf.wait_log(r"client=unknown\[127\.0\.0\.55\]")
         self.assertNotRegex(self.pf.log(), r"(from|client=)unknown\[127\.0\.0\.99\]")
 
