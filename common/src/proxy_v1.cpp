@@ -136,11 +136,25 @@ Step scan_v6(Scan& s, std::uint8_t out[16], Partial& part) {
     for (;;) {
         const std::size_t g0 = pos;
         unsigned val = 0;
-        while (pos < n && pos - g0 < 4) {
-            const int h = kHexValue[d[pos]];
-            if (h < 0) break;
-            val = val << 4 | static_cast<unsigned>(h);
-            ++pos;
+        if (n - pos >= 5) {  // a whole group and the byte after it are here: no bound checks
+            const int h0 = kHexValue[d[pos]];
+            if (h0 >= 0) {
+                val = static_cast<unsigned>(h0);
+                ++pos;
+                for (int i = 0; i < 3; ++i) {
+                    const int h = kHexValue[d[pos]];
+                    if (h < 0) break;
+                    val = val << 4 | static_cast<unsigned>(h);
+                    ++pos;
+                }
+            }
+        } else {
+            while (pos < n && pos - g0 < 4) {
+                const int h = kHexValue[d[pos]];
+                if (h < 0) break;
+                val = val << 4 | static_cast<unsigned>(h);
+                ++pos;
+            }
         }
         const std::size_t nd = pos - g0;
         if (nd > 0 && dbl >= 0 && k == 7) return s.fail("too many IPv6 groups");
