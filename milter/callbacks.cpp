@@ -22,7 +22,7 @@ std::shared_ptr<const Config> g_config;
 // The macros asked for in negotiate, per stage, and read after each callback.
 char kConnectMacros[] = "j _ {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} {client_name} {client_ptr}";
 char kHeloMacros[] = "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
-char kMailMacros[] = "i {auth_type} {auth_authen} {mail_addr} {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
+char kMailMacros[] = "i r {auth_type} {auth_authen} {mail_addr} {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
 char kEomMacros[] = "i";
 const char* const kAllMacros[] = {"j", "_", "{daemon_name}", "{daemon_addr}", "{daemon_port}", "{client_addr}",
                                   "{client_port}", "{client_name}", "{client_ptr}", "{tls_version}", "{cipher}",
