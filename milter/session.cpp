@@ -101,7 +101,6 @@ Reply Session::mail_from(std::string_view sender) {
     // stage macros the adapter just set for this message stay.
     msg_ = Message{};
     summary_.clear();
-    in_message_ = true;
     msg_.sender = std::string(sender);
     if (config_->mode != Mode::inject || !config_->policy.any()) return {};
     auto d = decide(policy_input(ProtocolState::mail), config_->policy, *config_->directory);
@@ -136,7 +135,6 @@ void Session::header(std::string_view name, std::string_view value) {
 void Session::abort() {
     msg_ = Message{};
     msg_macros_.clear();
-    in_message_ = false;
 }
 
 PolicyInput Session::policy_input(ProtocolState state) const {

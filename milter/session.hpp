@@ -152,7 +152,6 @@ private:
     std::string helo_;
     std::map<std::string, std::string, std::less<>> conn_macros_;
     std::map<std::string, std::string, std::less<>> msg_macros_;
-    bool in_message_ = false;
     Message msg_;
     SourceInfo source_;
     std::string summary_;
