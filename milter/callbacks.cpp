@@ -29,7 +29,18 @@ const char* const kAllMacros[] = {"j", "_", "{daemon_name}", "{daemon_addr}", "{
                                   "{cipher_bits}", "{cert_subject}", "{cert_issuer}", "i", "{auth_type}",
                                   "{auth_authen}", "{mail_addr}", "r", "{r}"};
 
-Session* session_of(SMFICTX* ctx) { return static_cast<Session*>(smfi_getpriv(ctx)); }
+// What smfi_setpriv holds: the Session and the protocol steps negotiated for it. Steps
+// marked "no reply" (SMFIP_NR_*) save the MTA a round trip per callback; they are asked
+// for only where the callback never refuses.
+struct Conn {
+    explicit Conn(std::shared_ptr<const Config> c) : session(std::move(c)) {}
+    Session session;
+    unsigned long steps = 0;
+
+    sfsistat cont(unsigned long nr_flag) const { return (steps & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE; }
+};
+
+Conn* conn_of(SMFICTX* ctx) { return static_cast<Conn*>(smfi_getpriv(ctx)); }
 
 void read_macros(SMFICTX* ctx, Session& s) {
     for (const char* name : kAllMacros) {
@@ -56,12 +67,12 @@ sfsistat map_reply(SMFICTX* ctx, const Reply& r) {
 template <typename F>
 sfsistat guarded(const char* where, SMFICTX* ctx, F&& f) {
     try {
-        Session* s = session_of(ctx);
-        if (!s) {
+        Conn* c = conn_of(ctx);
+        if (!c) {
             log::warning("event=no_session callback=%s", where);
             return SMFIS_TEMPFAIL;
         }
-        return f(*s);
+        return f(*c, c->session);
     } catch (const std::exception& e) {
         log::error("event=internal_error callback=%s error=\"%s\"", where, escape(e.what()).c_str());
     } catch (...) {
@@ -70,16 +81,25 @@ sfsistat guarded(const char* where, SMFICTX* ctx, F&& f) {
     return SMFIS_TEMPFAIL;
 }
 
-sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+sfsistat on_negotiate_unguarded(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
     unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
     if ((f0 & want) != want) {
         log::error("event=negotiate_failed reason=\"MTA does not offer header changes\"");
         return SMFIS_REJECT;
     }
+    Conn* c = conn_of(ctx);
+    if (!c) {
+        c = new Conn(g_config);
+        smfi_setpriv(ctx, c);
+    }
     *pf0 = want | (f0 & SMFIF_SETSYMLIST);
-    // Body, unknown commands and DATA are not needed; skip them when the MTA allows it.
-    *pf1 = f1 & (SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA);
+    // Body, unknown commands and DATA are not needed; connect, HELO and headers never get
+    // refused, and without a policy neither does MAIL, and RCPT is not needed at all.
+    unsigned long steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR;
+    if (!g_config->policy.any()) steps |= SMFIP_NR_MAIL | SMFIP_NORCPT;
+    *pf1 = f1 & steps;
+    c->steps = *pf1;
     *pf2 = 0;
     *pf3 = 0;
     if (f0 & SMFIF_SETSYMLIST) {
@@ -91,20 +111,31 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     return SMFIS_CONTINUE;
 }
 
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+    try {
+        return on_negotiate_unguarded(ctx, f0, f1, f2, f3, pf0, pf1, pf2, pf3);
+    } catch (...) {
+        log::error("event=internal_error callback=negotiate");
+        return SMFIS_TEMPFAIL;
+    }
+}
+
 sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     try {
-        delete session_of(ctx);  // never expected; a leftover must not leak
-        smfi_setpriv(ctx, nullptr);
-        auto* s = new Session(g_config);
-        smfi_setpriv(ctx, s);
+        Conn* c = conn_of(ctx);  // made in negotiate; an MTA without negotiation gets one here
+        if (!c) {
+            c = new Conn(g_config);
+            smfi_setpriv(ctx, c);
+        }
         std::optional<Endpoint> peer;
         if (hostaddr) {
             unsigned len = hostaddr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
             peer = Endpoint::from_sockaddr(hostaddr, len);
         }
-        read_macros(ctx, *s);
-        s->connect(hostname ? hostname : "", peer);
-        return SMFIS_CONTINUE;
+        read_macros(ctx, c->session);
+        c->session.connect(hostname ? hostname : "", peer);
+        return c->cont(SMFIP_NR_CONN);
     } catch (...) {
         log::error("event=internal_error callback=connect");
         return SMFIS_TEMPFAIL;
@@ -112,24 +143,27 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-    return guarded("helo", ctx, [&](Session& s) {
+    return guarded("helo", ctx, [&](Conn& c, Session& s) {
         read_macros(ctx, s);
         s.helo(name ? name : "");
-        return SMFIS_CONTINUE;
+        return c.cont(SMFIP_NR_HELO);
     });
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-    return guarded("envfrom", ctx, [&](Session& s) {
+    return guarded("envfrom", ctx, [&](Conn& c, Session& s) {
         read_macros(ctx, s);
         sfsistat rc = map_reply(ctx, s.mail_from(argv && argv[0] ? argv[0] : ""));
-        if (rc != SMFIS_CONTINUE) log::info("%s", s.summary().c_str());
-        return rc;
+        if (rc != SMFIS_CONTINUE) {
+            log::info("%s", s.summary().c_str());
+            return rc;
+        }
+        return c.cont(SMFIP_NR_MAIL);
     });
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
-    return guarded("envrcpt", ctx, [&](Session& s) {
+    return guarded("envrcpt", ctx, [&](Conn&, Session& s) {
         sfsistat rc = map_reply(ctx, s.rcpt_to(argv && argv[0] ? argv[0] : ""));
         if (rc != SMFIS_CONTINUE) log::info("%s", s.summary().c_str());
         return rc;
@@ -137,14 +171,14 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-    return guarded("header", ctx, [&](Session& s) {
+    return guarded("header", ctx, [&](Conn& c, Session& s) {
         s.header(name ? name : "", value ? value : "");
-        return SMFIS_CONTINUE;
+        return c.cont(SMFIP_NR_HDR);
     });
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-    return guarded("eom", ctx, [&](Session& s) {
+    return guarded("eom", ctx, [&](Conn&, Session& s) {
         read_macros(ctx, s);
         EomResult r = s.end_of_message(static_cast<std::int64_t>(std::time(nullptr)));
         sfsistat rc = SMFIS_CONTINUE;
@@ -169,12 +203,12 @@ sfsistat on_eom(SMFICTX* ctx) {
 }
 
 sfsistat on_abort(SMFICTX* ctx) {
-    if (Session* s = session_of(ctx)) s->abort();
+    if (Conn* c = conn_of(ctx)) c->session.abort();
     return SMFIS_CONTINUE;
 }
 
 sfsistat on_close(SMFICTX* ctx) {
-    delete session_of(ctx);  // NULL when connect never ran
+    delete conn_of(ctx);  // NULL when neither negotiate nor connect ran
     smfi_setpriv(ctx, nullptr);
     return SMFIS_CONTINUE;
 }

@@ -31,8 +31,8 @@ class Milter:
             self.postfix = "inet:127.0.0.1:%d" % self.port
             self.miltertest = "inet:%d@127.0.0.1" % self.port
         self.argv = [exe or binary("milter/xproxy-milter"), "--mode", mode, "--keyring", self.ring,
-                     "--listen", self.listen, "--log", "stderr", "--signer", "%s.test" % name,
-                     "--socket-mode", "0666"] + list(extra)
+                     "--listen", self.listen, "--signer", "%s.test" % name, "--socket-mode", "0666"]
+        self.argv += list(extra) if "--log" in extra else ["--log", "stderr"] + list(extra)
         self.env = env
         self.proc = None
         self.start()
