@@ -8,8 +8,11 @@ median reported) so that machine noise hits every configuration alike:
   xproxy-unix      xproxy-milter inject mode on a unix socket
   xproxy-tcp       xproxy-milter inject mode on 127.0.0.1 TCP (TCP_NODELAY)
   opendkim-tcp     Debian's opendkim signing (rsa-sha256) on 127.0.0.1 TCP, as a reference
-The figure is messages accepted per second by Postfix (smtp-source wall time), and each
-milter configuration's ratio to `none` (target for xproxy-milter: >= 0.90).
+Two workloads: one message per SMTP session (smtp-source's default: every message also
+pays the milter connection set-up) and persistent sessions (smtp-source -d). The figure
+is messages accepted per second by Postfix (smtp-source wall time), and each milter
+configuration's ratio to `none` (target for xproxy-milter: >= 0.90); the CPU time of the
+xproxy-milter processes per 1000 messages is printed too.
 Env: XPROXY_BUILD_DIR, MESSAGES (500), SESSIONS (20), ROUNDS (3)."""
 
 import os
@@ -40,6 +43,13 @@ def start_opendkim(sb, procs):
     return "inet:127.0.0.1:%d" % port
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("milter_bench: needs root (Postfix)")
@@ -66,24 +76,37 @@ def main():
             pf = Postfix(sb, procs, "pf-" + name, free_port(), relay_port=sink_port, main_cf=cf)
             pf.start()
             instances.append((name, pf))
-        results = {name: [] for name, _ in instances}
+        milter_pid = {"xproxy-unix": mu.proc.pid, "xproxy-tcp": mt.proc.pid}
+        workloads = [("1 message per session", []), ("persistent sessions (-d)", ["-d"])]
         argv = ["/usr/sbin/smtp-source", "-s", str(SESSIONS), "-m", str(MESSAGES), "-l", "1024",
                 "-f", "a@sender.example", "-t", "b@rcpt.example"]
         for name, pf in instances:  # warm-up
             subprocess.run(argv[:4] + ["50"] + argv[5:] + ["127.0.0.1:%d" % pf.port], check=True, timeout=300)
-        for r in range(ROUNDS):
-            for name, pf in instances:
-                t0 = time.monotonic()
-                subprocess.run(argv + ["127.0.0.1:%d" % pf.port], check=True, timeout=600)
-                rate = MESSAGES / (time.monotonic() - t0)
-                results[name].append(rate)
-                print("round %d %-13s %7.1f msg/s" % (r + 1, name, rate), flush=True)
-        base = statistics.median(results["none"])
-        print("== median of %d rounds, %d messages of 1 KiB, %d sessions, one run" % (ROUNDS, MESSAGES, SESSIONS))
-        for name, _ in instances:
-            med = statistics.median(results[name])
-            target = "  (target >= 0.90)" if name.startswith("xproxy") else ""
-            print("%-13s %7.1f msg/s  ratio %.2f%s" % (name, med, med / base, target))
+        summary = []
+        for wname, wargs in workloads:
+            results = {name: [] for name, _ in instances}
+            cpu = {name: 0.0 for name in milter_pid}
+            for r in range(ROUNDS):
+                for name, pf in instances:
+                    c0 = cpu_seconds(milter_pid[name]) if name in milter_pid else 0
+                    t0 = time.monotonic()
+                    subprocess.run(argv + wargs + ["127.0.0.1:%d" % pf.port], check=True, timeout=600)
+                    rate = MESSAGES / (time.monotonic() - t0)
+                    if name in milter_pid:
+                        cpu[name] += cpu_seconds(milter_pid[name]) - c0
+                    results[name].append(rate)
+                    print("%s, round %d: %-13s %7.1f msg/s" % (wname, r + 1, name, rate), flush=True)
+            base = statistics.median(results["none"])
+            summary.append("== %s: median of %d rounds, %d messages of 1 KiB, %d sessions, one run"
+                           % (wname, ROUNDS, MESSAGES, SESSIONS))
+            for name, _ in instances:
+                med = statistics.median(results[name])
+                extra = ""
+                if name in milter_pid:
+                    extra = "  milter CPU %.2f s/1000 msg  (target ratio >= 0.90)" % (
+                        cpu[name] * 1000 / (MESSAGES * ROUNDS))
+                summary.append("%-13s %7.1f msg/s  ratio %.2f%s" % (name, med, med / base, extra))
+        print("\n".join(summary))
         ok = True
     finally:
         procs.stop_all()
