@@ -18,6 +18,7 @@ namespace xproxy::milter {
 namespace {
 
 std::shared_ptr<const Config> g_config;
+bool g_no_reply_steps = false;
 
 // The macros asked for in negotiate, per stage, and read after each callback.
 char kConnectMacros[] = "j _ {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} {client_name} {client_ptr}";
@@ -96,8 +97,12 @@ sfsistat on_negotiate_unguarded(SMFICTX* ctx, unsigned long f0, unsigned long f1
     *pf0 = want | (f0 & SMFIF_SETSYMLIST);
     // Body, unknown commands and DATA are not needed; connect, HELO and headers never get
     // refused, and without a policy neither does MAIL, and RCPT is not needed at all.
-    unsigned long steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR;
-    if (!g_config->policy.any()) steps |= SMFIP_NR_MAIL | SMFIP_NORCPT;
+    unsigned long steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    if (!g_config->policy.any()) steps |= SMFIP_NORCPT;
+    if (g_no_reply_steps) {
+        steps |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR;
+        if (!g_config->policy.any()) steps |= SMFIP_NR_MAIL;
+    }
     *pf1 = f1 & steps;
     c->steps = *pf1;
     *pf2 = 0;
@@ -215,8 +220,9 @@ sfsistat on_close(SMFICTX* ctx) {
 
 }  // namespace
 
-bool register_filter(std::shared_ptr<const Config> config) {
+bool register_filter(std::shared_ptr<const Config> config, bool no_reply_steps) {
     g_config = std::move(config);
+    g_no_reply_steps = no_reply_steps;
     static smfiDesc desc{};
     desc.xxfi_name = const_cast<char*>("xproxy-milter");
     desc.xxfi_version = SMFI_VERSION;
