@@ -435,3 +435,31 @@ TEST(MilterSocket, AcceptedConnectionInheritsNodelay) {
     close(c);
     close(l);
 }
+
+TEST(MilterSession, LogLineEscapesUntrustedBytes) {
+    Session s(config(Mode::inject));
+    s.set_macro("i", "Q\r\n1");
+    s.connect("x", ep("192.0.2.1", 1));
+    ASSERT_TRUE(s.mail_from("<a\r\nevent=forged\x1b[31m@b.example>").is_cont());
+    s.end_of_message(kNow);
+    const std::string& line = s.summary();
+    EXPECT_EQ(line.find_first_of("\r\n\x1b"), std::string::npos) << line;
+    EXPECT_NE(line.find("queue_id=Q\\x0d\\x0a1"), std::string::npos) << line;
+    EXPECT_NE(line.find("\\x0d\\x0aevent=forged\\x1b[31m"), std::string::npos) << line;
+}
+
+TEST(MilterSession, SourceIsRebuiltForEveryMessage) {
+    Session s(config(Mode::inject));
+    s.connect("x", ep("192.0.2.1", 1));
+    s.set_macro("{auth_authen}", "alice");
+    ASSERT_TRUE(s.mail_from("<a@b.example>").is_cont());
+    s.set_macro("i", "Q1");
+    s.end_of_message(kNow);
+    EXPECT_EQ(s.source().session_id, "Q1");
+    s.abort();
+    ASSERT_TRUE(s.mail_from("<a@b.example>").is_cont());
+    s.end_of_message(kNow + 1);
+    EXPECT_EQ(s.source().session_id, "");  // the queue id of the previous message is gone
+    EXPECT_EQ(s.source().login, "alice");  // the login belongs to the connection
+    EXPECT_EQ(s.source().time, kNow + 1);
+}
