@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
         activated = fds[0];
     }
     std::string placeholder = "/tmp/xproxy-milter." + std::to_string(getpid()) + ".placeholder";
-    std::string conn = libmilter_conn(*spec, placeholder);
+    std::string conn = libmilter_conn(*spec, placeholder, activated);
     if (!register_filter(config, spec->kind == K::unix_)) return die("smfi_register failed");
     if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) return die("bad listener " + opts->listen);
     smfi_settimeout(static_cast<int>(opts->timeout));

@@ -11,7 +11,7 @@
 
 namespace xproxy::milter {
 
-std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& placeholder) {
+std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& placeholder, int activated) {
     using K = daemon::ListenSpec::Kind;
     switch (spec.kind) {
         case K::inet:
@@ -19,7 +19,15 @@ std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& pl
                    spec.host;
         case K::unix_: return "unix:" + spec.path;
         case K::fd:
-        case K::systemd: return "unix:" + placeholder;
+        case K::systemd: {
+            sockaddr_storage ss{};
+            socklen_t len = sizeof ss;
+            if (activated >= 0 && getsockname(activated, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+                if (ss.ss_family == AF_INET) return "inet:0@127.0.0.1";
+                if (ss.ss_family == AF_INET6) return "inet6:0@::1";
+            }
+            return "unix:" + placeholder;
+        }
     }
     return {};
 }

@@ -17,8 +17,11 @@
 namespace xproxy::milter {
 
 // libmilter's connection string for an inet or unix spec ("inet:10025@127.0.0.1",
-// "inet6:10025@::1", "unix:/path"); for fd/systemd a placeholder unix socket path.
-std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& placeholder);
+// "inet6:10025@::1", "unix:/path"). For fd/systemd, `activated` is the descriptor: the
+// string names a placeholder of the same family (libmilter drops accepted connections
+// whose family differs from its listener's): an ephemeral loopback port, or the unix
+// path `placeholder`.
+std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& placeholder, int activated = -1);
 
 // Open descriptors of this process that are listening sockets.
 std::set<int> listening_fds();

@@ -14,8 +14,31 @@ OTHER_KEYRING = "k1 hex:0102030405060708090a0b0c0d0e0f10\n"  # same id, other se
 UNKNOWN_KEYRING = "k9 hex:00112233445566778899aabbccddeeff\n"
 
 
+# Opens a listening TCP socket on 127.0.0.1:argv[1] and execs argv[3:] with "fd:N" replaced
+# by its descriptor (argv[2] == "fd"), or as systemd does it (argv[2] == "systemd"): the
+# socket on descriptor 3, LISTEN_FDS=1, LISTEN_PID = the (unchanged by exec) process id.
+FD_WRAPPER = """import os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+fd = s.fileno()
+if sys.argv[2] == "systemd":
+    if fd != 3:
+        os.dup2(fd, 3)
+        fd = 3
+    os.environ["LISTEN_FDS"] = "1"
+    os.environ["LISTEN_PID"] = str(os.getpid())
+os.set_inheritable(fd, True)
+spec = "systemd" if sys.argv[2] == "systemd" else "fd:%d" % fd
+args = [a.replace("fd:N", spec) for a in sys.argv[3:]]
+os.execv(args[0], args)
+"""
+
+
 class Milter:
-    def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None):
+    def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None,
+                 fd=False):
         self.sandbox, self.procs, self.name = sandbox, procs, name
         self.ring = ring or sandbox.write("%s.keyring" % name, KEYRING, mode=0o600)
         self.log = sandbox.path("%s.log" % name)
@@ -33,6 +56,10 @@ class Milter:
         self.argv = [exe or binary("milter/xproxy-milter"), "--mode", mode, "--keyring", self.ring,
                      "--listen", self.listen, "--signer", "%s.test" % name, "--socket-mode", "0666"]
         self.argv += list(extra) if "--log" in extra else ["--log", "stderr"] + list(extra)
+        if fd:  # the listener arrives as an inherited descriptor: fd=True (fd:N) or "systemd"
+            self.argv[self.argv.index(self.listen)] = "fd:N"
+            self.argv = ["/usr/bin/python3", "-c", FD_WRAPPER, str(self.port),
+                         "systemd" if fd == "systemd" else "fd"] + self.argv
         self.env = env
         self.proc = None
         self.start()

@@ -81,6 +81,21 @@ class MilterTest(E2ETestCase):
         self.assertIn("outcome=injected removed=3", lines[1])
         self.assertIn('client="IPv6:2001:db8::9" original=[2001:db8::9]:2525', lines[3])
 
+    def test_inherited_listeners(self):
+        """--listen fd:N and --listen systemd (socket activation): libmilter serves the
+        inherited descriptor."""
+        for kind, want in ((True, r"listen=fd:\d+ "), ("systemd", r"listen=systemd ")):
+            with self.subTest(str(kind)):
+                m = Milter(self.sandbox, self.procs, "inj-%s" % kind, "inject", fd=kind)
+                out = self.miltertest("inject.lua", m, ip="127.0.0.66", host="h.example", client_addr="", forged=1,
+                                      mid=MID, sender=SENDER)
+                value = unfold(out.split("HEADER:", 1)[1].split("\nPASS", 1)[0])
+                rc, vout, err = self.verify_header(m.ring, value)
+                self.assertEqual(rc, 0, vout.decode() + err)
+                self.assertRegex(m.log_text(), "event=start mode=inject " + want)
+                self.assertEqual(len(m.messages()), 1)
+                m.stop()
+
     def verify_rows(self, m, reject):
         now = int(time.time())
         rows = [
