@@ -110,5 +110,28 @@ class MilterSendmail(E2ETestCase):
         self.assertIn("outcome=injected removed=1", lines[0])
 
 
+    def test_virtual_domains_in_sendmail(self):
+        """The shared policy engine at RCPT in inject mode: Sendmail gets the directory's
+        replies (no policy service exists for Sendmail)."""
+        directory = self.sandbox.write("directory", "domain example.com state=active\n"
+                                                    "user alice@example.com state=active\n"
+                                                    "domain sleepy.example state=inactive\n")
+        sink = SmtpSink(self.sandbox, self.procs)
+        m = Milter(self.sandbox, self.procs, "milter", "inject", ["--policy", "vdomains", "--directory", directory])
+        port = free_port()
+        Sendmail(self.sandbox, self.procs, port, sink.port, m.port)
+        rows = [("alice@example.com", 250, None), ("nobody@example.com", 550, "5.1.1"),
+                ("x@sleepy.example", 450, "4.2.1"), ("x@elsewhere.example", 250, None)]
+        for rcpt, want, status in rows:
+            with self.subTest(rcpt):
+                replies = send_mail(port, source="127.0.0.66", sender="a@sender.example", rcpt=rcpt)
+                code, text = replies[3]  # greeting, EHLO, MAIL, RCPT
+                self.assertEqual(code, want, replies)
+                if status:
+                    self.assertIn(status, text)
+                    self.assertIn(rcpt, text)
+        self.assertTrue(any("outcome=rcpt_rejected vdomains:user_unknown" in l for l in m.messages()), m.messages())
+
+
 if __name__ == "__main__":
     main()
