@@ -1,0 +1,106 @@
+// xproxy-milter: the libmilter filter of xproxy (inject and verify the signed
+// X-Original-Source header). Start-up in one readable function: options, configuration
+// check, listener, privileges, run. Stops on SIGTERM/SIGINT (libmilter's handling).
+#include <libmilter/mfapi.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "callbacks.hpp"
+#include "milter_socket.hpp"
+#include "options.hpp"
+#include "xproxy/daemon/listen.hpp"
+#include "xproxy/daemon/log.hpp"
+
+using namespace xproxy;
+using namespace xproxy::milter;
+
+namespace {
+
+int die(const std::string& msg, int code = 1) {
+    std::fprintf(stderr, "xproxy-milter: %s\n", msg.c_str());
+    return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int code = 0;
+    auto opts = parse_options(argc, argv, code);
+    if (!opts) return code;
+
+    log::Sink sink;
+    log::Level level;
+    if (!log::parse_sink(opts->log_sink, sink) || !log::parse_level(opts->log_level, level))
+        return die("--log must be syslog, stderr or off; --log-level error|warning|info|debug", 2);
+    std::string err;
+    auto config = build_config(*opts, &err);
+    if (!config) return die(err);
+    auto spec = daemon::parse_listen(opts->listen, &err);
+    if (!spec) return die(err);
+    char* mode_end = nullptr;
+    unsigned long socket_mode = std::strtoul(opts->socket_mode.c_str(), &mode_end, 8);
+    if (opts->socket_mode.empty() || *mode_end || socket_mode > 0777) return die("--socket-mode must be octal, e.g. 0660");
+    if (opts->check_config) {
+        std::printf("xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
+                    "policies: %zu, domains: %zu)\n",
+                    to_string(config->mode), config->keys.size(), config->trusted_upstreams.entries().size(),
+                    config->block_list.entries().size(), opts->policies.size(), config->directory->domain_count());
+        return 0;
+    }
+    log::init("xproxy-milter", sink, level);
+
+    // fd:/systemd: take the activated descriptor before libmilter opens anything.
+    int activated = -1;
+    using K = daemon::ListenSpec::Kind;
+    if (spec->kind == K::fd || spec->kind == K::systemd) {
+        auto fds = daemon::open_listeners(*spec, &err);
+        if (fds.empty()) return die(err);
+        for (std::size_t i = 1; i < fds.size(); ++i) close(fds[i]);  // libmilter serves one socket
+        activated = fds[0];
+    }
+    std::string placeholder = "/tmp/xproxy-milter." + std::to_string(getpid()) + ".placeholder";
+    std::string conn = libmilter_conn(*spec, placeholder, activated);
+    if (!register_filter(config, spec->kind == K::unix_)) return die("smfi_register failed");
+    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) return die("bad listener " + opts->listen);
+    smfi_settimeout(static_cast<int>(opts->timeout));
+    smfi_setbacklog(opts->backlog);
+    auto before = listening_fds();
+    mode_t old_umask = umask(0077);
+    int opened = smfi_opensocket(true);
+    umask(old_umask);
+    if (opened != MI_SUCCESS) return die("cannot open listener " + opts->listen);
+    int lfd = -1;
+    for (int fd : listening_fds())
+        if (!before.count(fd)) lfd = fd;
+    if (lfd < 0) return die("cannot find libmilter's listening socket");
+    if (activated >= 0) {
+        if (dup2(activated, lfd) < 0) return die("cannot take over fd " + std::to_string(activated));
+        close(activated);
+        unlink(placeholder.c_str());
+    }
+    if (!set_nodelay_if_tcp(lfd)) return die("cannot set TCP_NODELAY on " + opts->listen);
+    if (spec->kind == K::unix_) {
+        if (chmod(spec->path.c_str(), static_cast<mode_t>(socket_mode)) != 0)
+            return die("cannot chmod " + spec->path);
+        if (!opts->user.empty()) {
+            // The socket goes to the user we drop to, so it can remove it at exit.
+            if (auto* pw = getpwnam(opts->user.c_str()); !pw || chown(spec->path.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+                return die("cannot give " + spec->path + " to user " + opts->user);
+        }
+    }
+    if (!daemon::drop_privileges(opts->user, &err)) return die(err);
+    log::info("event=start mode=%s listen=%s keys=%zu trusted_upstreams=\"%s\" block_list=\"%s\" on_invalid=%s "
+              "on_missing=%s keep_header=%d policies=%zu",
+              to_string(config->mode), opts->listen.c_str(), config->keys.size(),
+              config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
+              to_string(config->on_invalid), to_string(config->on_missing), config->keep_header ? 1 : 0,
+              opts->policies.size());
+    int rc = smfi_main();
+    log::info("event=stop rc=%d", rc);
+    return rc == MI_SUCCESS ? 0 : 1;
+}

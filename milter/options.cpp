@@ -1,0 +1,154 @@
+// options.cpp: command line and config file parsing for xproxy-milter, and the checks
+// that turn options into a Config (bad configuration stops the daemon at start-up).
+#include "options.hpp"
+
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+
+#include "xproxy/directory_file.hpp"
+
+namespace po = boost::program_options;
+
+namespace xproxy::milter {
+
+namespace {
+
+std::vector<std::string> split_commas(const std::vector<std::string>& in) {
+    std::vector<std::string> out;
+    for (const auto& p : in) {
+        std::size_t start = 0;
+        for (;;) {
+            auto comma = p.find(',', start);
+            auto item = p.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (!item.empty()) out.push_back(item);
+            if (comma == std::string::npos) break;
+            start = comma + 1;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
+    Options o;
+    po::options_description d("xproxy-milter options");
+    d.add_options()
+        ("help,h", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
+        ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
+        ("listen,l", po::value(&o.listen)->default_value("inet:127.0.0.1:8890"),
+         "listener: inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd")
+        ("socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")
+        ("user,u", po::value(&o.user), "drop privileges to this user after binding (a unix: socket is given to it)")
+        ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
+        ("log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")
+        ("timeout", po::value(&o.timeout)->default_value(30), "seconds to wait for the MTA before giving up a connection")
+        ("backlog", po::value(&o.backlog)->default_value(256), "listen backlog")
+        ("mode,m", po::value(&o.mode), "inject (first hop) or verify (later hop); required")
+        ("keyring", po::value(&o.keyring_file), "key ring file of the trace header (mode 0600 or tighter); required")
+        ("signer", po::value(&o.signer), "name recorded as by= in signed and result headers (default: host name)")
+        ("trusted-upstreams", po::value(&o.trusted_upstreams),
+         "inject: CIDR list of upstream MTAs whose valid header is kept (default: nobody)")
+        ("block-list", po::value(&o.block_list), "verify: CIDR list of original clients to reject (550 5.7.1)")
+        ("on-invalid", po::value(&o.on_invalid)->default_value("reject"),
+         "verify: accept, tempfail or reject a message whose header does not verify")
+        ("on-missing", po::value(&o.on_missing)->default_value("reject"),
+         "verify: accept, tempfail or reject a message without a header")
+        ("keep-header", po::bool_switch(&o.keep_header), "verify: leave the verified header in the message")
+        ("no-result-header", po::bool_switch(&o.no_result_header), "verify: do not add X-Original-Source-Result")
+        ("max-age", po::value(&o.max_age)->default_value(7 * 86400), "verify: seconds a header stays valid")
+        ("max-future", po::value(&o.max_future)->default_value(300), "seconds a header's time may lie ahead of ours")
+        ("policy,p", po::value(&o.policies)->composing(),
+         "enable a shared policy: vdomains, deposit (repeatable or comma-separated)")
+        ("directory", po::value(&o.directory_file), "virtual-domain directory file")
+        ("submission-port", po::value(&o.submission_ports)->composing(),
+         "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
+    po::variables_map vm;
+    try {
+        po::store(po::parse_command_line(argc, argv, d), vm);
+        if (vm.count("help")) {
+            std::cout << "usage: xproxy-milter --mode inject|verify --keyring FILE [options]\n" << d << "\n";
+            exit_code = 0;
+            return std::nullopt;
+        }
+        if (vm.count("version")) {
+            std::cout << "xproxy-milter " XPROXY_VERSION "\n";
+            exit_code = 0;
+            return std::nullopt;
+        }
+        if (vm.count("config")) {
+            auto path = vm["config"].as<std::string>();
+            std::ifstream in(path);
+            if (!in) throw std::runtime_error("cannot read config file " + path);
+            po::store(po::parse_config_file(in, d), vm);
+        }
+        po::notify(vm);
+    } catch (const std::exception& e) {
+        std::cerr << "xproxy-milter: " << e.what() << "\n";
+        exit_code = 2;
+        return std::nullopt;
+    }
+    o.policies = split_commas(o.policies);
+    if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
+    if (o.signer.empty()) {
+        char host[256] = {};
+        gethostname(host, sizeof host - 1);
+        o.signer = host;
+    }
+    return o;
+}
+
+std::shared_ptr<const Config> build_config(const Options& o, std::string* error) {
+    auto c = std::make_shared<Config>();
+    auto fail = [&](std::string why) -> std::shared_ptr<const Config> {
+        if (error) *error = std::move(why);
+        return nullptr;
+    };
+    std::string err;
+    auto mode = parse_mode(o.mode);
+    if (!mode) return fail("--mode must be inject or verify");
+    c->mode = *mode;
+    if (o.keyring_file.empty()) return fail("--keyring is required");
+    auto keys = KeyRing::load_file(o.keyring_file, &err);
+    if (!keys) return fail(err);
+    c->keys = std::move(*keys);
+    c->signer = o.signer;
+    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
+    if (!trusted) return fail("--trusted-upstreams: " + err);
+    c->trusted_upstreams = *trusted;
+    auto blocked = CidrSet::parse(o.block_list, &err);
+    if (!blocked) return fail("--block-list: " + err);
+    c->block_list = *blocked;
+    auto inv = parse_fail_action(o.on_invalid);
+    auto mis = parse_fail_action(o.on_missing);
+    if (!inv) return fail("--on-invalid must be accept, tempfail or reject");
+    if (!mis) return fail("--on-missing must be accept, tempfail or reject");
+    c->on_invalid = *inv;
+    c->on_missing = *mis;
+    c->keep_header = o.keep_header;
+    c->result_header = !o.no_result_header;
+    if (o.max_age <= 0) return fail("--max-age must be positive");
+    if (o.max_future < 0) return fail("--max-future must not be negative");
+    c->max_age = o.max_age;
+    c->max_future = o.max_future;
+    for (const auto& p : o.policies)
+        if (p != "vdomains" && p != "deposit")
+            return fail("--policy: " + p + " is not a milter policy (vdomains, deposit)");
+    if (!c->policy.enable(o.policies, &err)) return fail("--policy: " + err);
+    c->policy.trusted_upstreams = c->trusted_upstreams;
+    if (c->policy.any()) {
+        if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
+        auto dir = load_directory_file(o.directory_file, &err);
+        if (!dir) return fail(err);
+        c->directory = std::make_shared<const Directory>(std::move(*dir));
+    }
+    c->submission_ports = o.submission_ports;
+    return c;
+}
+
+}  // namespace xproxy::milter

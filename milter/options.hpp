@@ -1,0 +1,49 @@
+// options.hpp: xproxy-milter's settings, from the command line and the config file
+// (Boost.Program_options; the file uses the long option names, `name = value`), and the
+// read-only Config every Session shares, built from them.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "session.hpp"
+
+namespace xproxy::milter {
+
+struct Options {
+    std::string config_file;
+    std::string listen;  // one listener spec (libmilter serves one socket)
+    std::string user;
+    std::string socket_mode = "0660";  // unix: socket permissions
+    std::string log_sink = "syslog";
+    std::string log_level = "info";
+    unsigned timeout = 30;   // seconds libmilter waits on the MTA
+    int backlog = 256;
+    bool check_config = false;
+
+    std::string mode;                   // inject | verify (required)
+    std::string keyring_file;
+    std::string signer;
+    std::string trusted_upstreams;
+    std::string block_list;
+    std::string on_invalid = "reject";
+    std::string on_missing = "reject";
+    bool keep_header = false;
+    bool no_result_header = false;
+    std::int64_t max_age = 7 * 86400;
+    std::int64_t max_future = 300;
+    std::vector<std::string> policies;  // vdomains, deposit
+    std::string directory_file;
+    std::vector<std::string> submission_ports;
+};
+
+// Parses argv (and the config file it names). Returns nullopt after printing help or
+// version (exit_code 0) or an error (exit_code 2).
+std::optional<Options> parse_options(int argc, char** argv, int& exit_code);
+
+// The shared Config; nullptr with *error naming the option or file at fault.
+std::shared_ptr<const Config> build_config(const Options& o, std::string* error);
+
+}  // namespace xproxy::milter
