@@ -16,13 +16,13 @@ std::int64_t wall_clock() { return static_cast<std::int64_t>(std::time(nullptr))
 PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::int64_t (*now)())
     : states_(states), peer_(std::move(peer)), now_(now ? now : wall_clock) {
     auto s = states_.get();
-    policy::Limits lim;
+    PolicyLimits lim;
     lim.max_line = s->options.max_line;
     lim.max_request = s->options.max_request;
-    parser_ = std::make_unique<policy::RequestParser>(lim);
+    parser_ = std::make_unique<PolicyRequestParser>(lim);
 }
 
-std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
+std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
     PolicyInput in;
     in.state = parse_protocol_state(r.get("protocol_state"));
     in.client_address = IpAddress::parse_mta(r.get("client_address"));
@@ -40,12 +40,11 @@ std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
     PolicyDecision d = xproxy::decide(in, s.config, *s.directory);
     std::string header;
     if (d.kind == ActionKind::inject) {
-        SourceInfo si = policy::to_source_info(r);
+        SourceInfo si = policy_source_info(r);
         // The policy daemon runs before Postfix has seen the Message-ID: bind the sender.
         // PREPEND takes one line: the field is sent unfolded.
-        header = s.options.header_name + ": " +
-                 trace::sign(si, s.options.signer, now_(), trace::BindingKind::envelope, {std::string(in.sender), ""},
-                             s.keys);
+        MessageBinding binding{TraceBinding::envelope, "", std::string(in.sender)};
+        header = s.options.header_name + ": " + sign_trace_header(si, s.options.signer, now_(), binding, s.keys);
     }
     std::string action = d.postfix_action(header);
     log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" policy=%s "
@@ -60,7 +59,7 @@ std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
 
 FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
     FeedResult out;
-    std::vector<policy::Request> reqs;
+    std::vector<PolicyRequest> reqs;
     bool ok = parser_->feed(data, size, reqs);
     auto s = states_.get();  // one configuration for this batch of requests
     for (const auto& r : reqs) {
@@ -70,7 +69,7 @@ FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
             out.close = true;
             return out;
         }
-        out.replies += policy::encode_reply(decide(r, *s));
+        out.replies += encode_policy_reply(decide(r, *s));
     }
     if (!ok) {
         log::warning("event=bad_request peer=%s reason=\"%s\"", peer_.c_str(), parser_->error().c_str());
