@@ -194,6 +194,57 @@ class Policyd(E2ETestCase):
         wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"peer closed the connection\"", 10)
         good.close()
 
+    def test_decision_log_line(self):
+        # One line per decision, with queue_id, instance, client, state and action; every
+        # value from the request escaped so that no client can break the line or forge a
+        # key=value pair in it. Two requests pipelined on one connection: two lines.
+        self.start_policyd()
+        hostile = {
+            "queue_id": b"4Xq1 action=\"OK\"",
+            "instance": b"4fa8.\x1b[31m\r.0",
+            "client_address": b"127.0.0.66",
+            "sender": b"a\"b\\c@x.example",
+            "recipient": b"nobody\" action=\"OK\" x=\"@example.com",
+        }
+        rows = [  # (request attributes, want action in the log)
+            (dict(hostile, protocol_state=b"RCPT"), '550 5.1.1 User unknown in virtual domain'),
+            (dict(queue_id=b"4Xq2", instance=b"1.2.3", client_address=b"127.0.0.88", protocol_state=b"RCPT",
+                  sender=b"s@sender.example", recipient=b"x@other.example"), "FILTER smtp-high:[127.0.0.1]:%d"
+             % self.sink.port),
+        ]
+        start = len(read_text(self.pd_log))
+        conn = socket.create_connection(("127.0.0.1", self.pd_port))
+        conn.sendall(b"".join(b"request=smtpd_access_policy\n" +
+                              b"".join(b"%s=%s\n" % (k.encode(), v) for k, v in attrs.items()) + b"\n"
+                              for attrs, _ in rows))
+        conn.settimeout(5)
+        got = b""
+        while got.count(b"\n\n") < 2:
+            chunk = conn.recv(4096)
+            self.assertTrue(chunk, got)
+            got += chunk
+        conn.close()
+
+        def unescape(text):
+            return re.sub(rb"\\\\|\\x([0-9a-f]{2})",
+                          lambda m: b"\\" if m.group(0) == b"\\\\" else bytes([int(m.group(1), 16)]),
+                          text.encode())
+
+        line_re = re.compile(r'event=decision queue_id=(\S*) instance=(\S*) client=(\S*) state=(\S*) '
+                             r'sender="([^"]*)" recipient="([^"]*)" policy=(\S+) reason=(\S+) action="([^"]*)"$')
+        lines = wait_until(lambda: (lambda ls: len(ls) >= 2 and ls)(
+            [l for l in read_text(self.pd_log)[start:].splitlines() if "event=decision" in l]), 10, 0.05,
+            "two decision lines")
+        self.assertEqual(len(lines), 2, lines)
+        for line, (attrs, want_action) in zip(lines, rows):
+            self.assertTrue(all(0x20 <= ord(c) < 0x7f for c in line), line)
+            m = line_re.search(line)
+            self.assertIsNotNone(m, line)
+            for i, name in enumerate(("queue_id", "instance", "client_address", "protocol_state", "sender",
+                                      "recipient")):
+                self.assertEqual(unescape(m.group(i + 1)), attrs[name], (name, line))
+            self.assertEqual(m.group(9), want_action, line)
+
     def test_check_config(self):
         self.start_policyd()
         import subprocess
