@@ -9,7 +9,9 @@
 #   latency:    open loop at 1,000 req/s (a rate postfwd sustains, for a fair p99 ratio)
 # xproxy-policyd runs the vdomains, deposit and risk policies on a one-domain directory;
 # postfwd runs three rules that give the same answer to every request of the mix (the
-# generator's actions= counts show it). Both log nothing (--log off / --perfmon).
+# generator's actions= counts show it). Both log nothing (--log off / --perfmon) for the
+# comparison; a second xproxy-policyd also writes its one line per decision (--log stderr
+# into a file, through the asynchronous log writer) to show what logging costs.
 # postfwd's request cache is off (-c 0): with it each request also goes to postfwd's
 # cache daemon, which made it several times slower here, and xproxy-policyd has no cache.
 # The generator shares the 2 cores with the servers; other processes' load is printed as
@@ -54,6 +56,11 @@ P1=$(free_port)
   --policy vdomains,deposit,risk --directory "$tmp/dir" --risk-map "$tmp/risk" &
 pids+=($!)
 wait_port "$P1"
+P3=$(free_port)
+"$B/policyd/xproxy-policyd" --listen "inet:127.0.0.1:$P3" --log stderr --threads 2 \
+  --policy vdomains,deposit,risk --directory "$tmp/dir" --risk-map "$tmp/risk" 2>"$tmp/policyd.log" &
+pids+=($!)
+wait_port "$P3"
 
 P2=
 if command -v postfwd2 >/dev/null; then
@@ -81,9 +88,12 @@ else
   echo "postfwd2 not installed (scripts/bootstrap installs it): no reference"
 fi
 
-run() {  # run NAME PORT OUT [RATE]
+run() {  # run NAME PORT OUT [RATE]; a pause first lets the previous server's processes settle
+  sleep 2
+  local load
+  load=$(cut -d' ' -f1 /proc/loadavg)
   "$LOAD" "$2" 100 "$T" "$tmp/mix" ${4:-} > "$3" || true
-  echo "$1: $(cat "$3")"
+  echo "$1 (load $load): $(cat "$3")"
 }
 echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== throughput, 100 persistent connections, closed loop, ${T}s"
@@ -95,12 +105,18 @@ run xproxy-policyd "$P1" "$tmp/c" 10000
 echo "== latency at 1,000 requests/s, open loop, ${T}s"
 run xproxy-policyd "$P1" "$tmp/e" 1000
 [ -n "$P2" ] && run postfwd "$P2" "$tmp/f" 1000
+echo "== xproxy-policyd logging one line per decision (stderr into a file)"
+run "xproxy-policyd logging, closed loop" "$P3" "$tmp/g"
+run "xproxy-policyd logging, 10,000 req/s" "$P3" "$tmp/h" 10000
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 rate=$(field "$tmp/a" rate)
 p99=$(field "$tmp/c" p99_us)
 echo "xproxy-policyd: $rate req/s (target 50000: x$(ratio "$rate" 50000)); at 10k req/s p50 $(field "$tmp/c" p50_us) us," \
   "p99 $p99 us, p99.9 $(field "$tmp/c" p999_us) us (target p99 1000 us: x$(ratio "$p99" 1000))"
+echo "with one log line per decision: $(field "$tmp/g" rate) req/s, p99 at 10k req/s $(field "$tmp/h" p99_us) us" \
+  "($(grep -c 'event=decision' "$tmp/policyd.log") lines logged," \
+  "$(sed -n 's/.*event=log_dropped lines=\([0-9]*\).*/\1/p' "$tmp/policyd.log" | awk '{s+=$1} END{print s+0}') dropped)"
 if [ -n "$P2" ]; then
   echo "throughput ratio xproxy-policyd / postfwd: $(ratio "$rate" "$(field "$tmp/b" rate)")"
   echo "p99 ratio postfwd / xproxy-policyd at 10k req/s: $(ratio "$(field "$tmp/d" p99_us)" "$p99")" \
