@@ -15,19 +15,20 @@ import sys
 
 from harness import E2ETestCase, SOURCE_DIR, binary, free_port, main, read_text, wait_for_log, wait_for_port
 
-# argv: inet PORT | unix PATH, then LISTEN_PID ("child" = the exec'd child's own PID, as
+# argv: inet PORT | unix PATH | bound PORT (bound, not listening), then LISTEN_PID ("child" = the exec'd child's own PID, as
 # systemd sets it, or a number), then the command. Exits with the child's status.
 WRAPPER = r"""
 import os, socket, sys
 kind, where, listen_pid, argv = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-if kind == "inet":
+if kind in ("inet", "bound"):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", int(where)))
 else:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(where)
-s.listen(64)
+if kind != "bound":
+    s.listen(64)
 pid = os.fork()
 if pid == 0:
     if s.fileno() != 3:
@@ -103,6 +104,15 @@ class PolicydSystemd(E2ETestCase):
                                self.daemon_args(), listen_pid="1")
         self.assertEqual(p.wait(timeout=10), 1)
         self.assertIn("systemd listener requested but no LISTEN_FDS were passed", read_text(self.log))
+
+    def test_socket_not_listening_is_refused(self):
+        # A .socket unit of the wrong kind passes a descriptor that is not listening:
+        # a clear message at start-up, not an accept() error loop.
+        port = free_port()
+        p = self.start_wrapped("bound", port, [binary("policyd/xproxy-policyd"), "--listen", "systemd"] +
+                               self.daemon_args())
+        self.assertEqual(p.wait(timeout=10), 1)
+        self.assertIn("systemd passed descriptor 3, which is not listening", read_text(self.log))
 
     def test_systemd_socket_activate(self):
         # systemd's own implementation of the protocol: it listens, and on the first
