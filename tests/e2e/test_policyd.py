@@ -194,6 +194,27 @@ class Policyd(E2ETestCase):
         wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"peer closed the connection\"", 10)
         good.close()
 
+    def test_idle_timeout(self):
+        # --idle-timeout 1: a connection that stalls mid-request is closed (and logged); one
+        # that sends a request every 0.3 s stays open well past the timeout.
+        self.start_policyd("--idle-timeout", "1")
+        request = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.66\n"
+                   b"sender=a@b.example\nrecipient=nobody@example.com\n\n")
+        stall = socket.create_connection(("127.0.0.1", self.pd_port))
+        stall.sendall(b"request=smtpd_access_policy\nprotocol_st")
+        busy = socket.create_connection(("127.0.0.1", self.pd_port))
+        busy.settimeout(5)
+        end = time.time() + 3
+        while time.time() < end:
+            busy.sendall(request)
+            self.assertEqual(busy.recv(1000), b"action=550 5.1.1 User unknown in virtual domain\n\n")
+            time.sleep(0.3)
+        stall.settimeout(5)
+        self.assertEqual(stall.recv(100), b"")  # closed by the daemon
+        wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"idle timeout\"", 10)
+        busy.close()
+        stall.close()
+
     def test_decision_log_line(self):
         # One line per decision, with queue_id, instance, client, state and action; every
         # value from the request escaped so that no client can break the line or forge a
