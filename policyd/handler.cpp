@@ -1,6 +1,11 @@
-// handler.cpp: request -> decision -> reply, with the per-decision log line.
+// handler.cpp: request -> decision -> reply, with one log line per decision:
+//   event=decision queue_id=.. instance=.. client=.. state=.. sender=".." recipient=".."
+//   policy=.. reason=.. action=".."
+// Every value from the request goes through escape() and log_value(), so a client cannot
+// break the line or forge a key=value pair in it.
 #include "handler.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include "xproxy/daemon/log.hpp"
@@ -11,18 +16,42 @@ namespace xproxy::policyd {
 
 namespace {
 std::int64_t wall_clock() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// escape() (one printable line, backslash doubled, other bytes \xHH) plus what key=value
+// needs: '"' as \x22 (it would end a quoted value) and, in an unquoted value, ' ' as \x20
+// (it would start a forged key). unescape() still recovers the original bytes. At most
+// `max` characters, an escape sequence never split, then "..." if cut: however hostile
+// the values, the whole line fits the log's line buffer and the action stays in it.
+std::string log_value(std::string_view v, std::size_t max, bool quoted) {
+    std::string e = escape(v, 0);
+    std::string out;
+    out.reserve(std::min(e.size(), max) + 3);
+    for (std::size_t i = 0; i < e.size();) {
+        std::size_t len = e[i] != '\\' ? 1 : e[i + 1] == '\\' ? 2 : 4;  // x, \\ or \xHH
+        std::string_view token(e.data() + i, len);
+        if (token == "\"") token = "\\x22";
+        else if (token == " " && !quoted) token = "\\x20";
+        if (out.size() + token.size() > max) {
+            out += "...";
+            break;
+        }
+        out += token;
+        i += len;
+    }
+    return out;
+}
 }  // namespace
 
 PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::int64_t (*now)())
     : states_(states), peer_(std::move(peer)), now_(now ? now : wall_clock) {
     auto s = states_.get();
-    policy::Limits lim;
+    PolicyLimits lim;
     lim.max_line = s->options.max_line;
     lim.max_request = s->options.max_request;
-    parser_ = std::make_unique<policy::RequestParser>(lim);
+    parser_ = std::make_unique<PolicyRequestParser>(lim);
 }
 
-std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
+std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
     PolicyInput in;
     in.state = parse_protocol_state(r.get("protocol_state"));
     in.client_address = IpAddress::parse_mta(r.get("client_address"));
@@ -40,37 +69,39 @@ std::string PolicyHandler::decide(const policy::Request& r, const State& s) {
     PolicyDecision d = xproxy::decide(in, s.config, *s.directory);
     std::string header;
     if (d.kind == ActionKind::inject) {
-        SourceInfo si = policy::to_source_info(r);
+        SourceInfo si = policy_source_info(r);
         // The policy daemon runs before Postfix has seen the Message-ID: bind the sender.
         // PREPEND takes one line: the field is sent unfolded.
-        header = s.options.header_name + ": " +
-                 trace::sign(si, s.options.signer, now_(), trace::BindingKind::envelope, {std::string(in.sender), ""},
-                             s.keys);
+        MessageBinding binding{TraceBinding::envelope, "", std::string(in.sender)};
+        header = s.options.header_name + ": " + sign_trace_header(si, s.options.signer, now_(), binding, s.keys);
     }
     std::string action = d.postfix_action(header);
-    log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" policy=%s "
-              "reason=%s action=\"%s\"",
-              escape(r.get("queue_id"), 32).c_str(), escape(r.get("instance"), 64).c_str(),
-              escape(r.get("client_address"), 64).c_str(), escape(r.get("protocol_state"), 32).c_str(),
-              escape(in.sender).c_str(), escape(in.recipient).c_str(), std::string(to_string(d.policy)).c_str(),
-              std::string(d.reason.empty() ? "-" : d.reason).c_str(),
-              escape(d.kind == ActionKind::inject ? "PREPEND X-Original-Source: ..." : action, 300).c_str());
+    if (log::enabled(log::Level::info)) {
+        std::string shown = d.kind == ActionKind::inject ? "PREPEND " + s.options.header_name + ": ..." : action;
+        log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" "
+                  "policy=%s reason=%s action=\"%s\"",
+                  log_value(r.get("queue_id"), 32, false).c_str(), log_value(r.get("instance"), 64, false).c_str(),
+                  log_value(r.get("client_address"), 64, false).c_str(),
+                  log_value(r.get("protocol_state"), 32, false).c_str(), log_value(in.sender, 256, true).c_str(),
+                  log_value(in.recipient, 256, true).c_str(), std::string(to_string(d.policy)).c_str(),
+                  std::string(d.reason.empty() ? "-" : d.reason).c_str(), log_value(shown, 300, true).c_str());
+    }
     return action;
 }
 
 FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
     FeedResult out;
-    std::vector<policy::Request> reqs;
+    std::vector<PolicyRequest> reqs;
     bool ok = parser_->feed(data, size, reqs);
     auto s = states_.get();  // one configuration for this batch of requests
     for (const auto& r : reqs) {
         if (r.get("request") != "smtpd_access_policy") {
             log::warning("event=bad_request peer=%s request=\"%s\" reason=\"not request=smtpd_access_policy\"",
-                         peer_.c_str(), escape(r.get("request"), 64).c_str());
+                         peer_.c_str(), log_value(r.get("request"), 64, true).c_str());
             out.close = true;
             return out;
         }
-        out.replies += policy::encode_reply(decide(r, *s));
+        out.replies += encode_policy_reply(decide(r, *s));
     }
     if (!ok) {
         log::warning("event=bad_request peer=%s reason=\"%s\"", peer_.c_str(), parser_->error().c_str());

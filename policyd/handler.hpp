@@ -20,13 +20,13 @@ public:
     void finish(const char* why) override;
 
     // The action for one request (public for tests).
-    std::string decide(const policy::Request& r, const State& s);
+    std::string decide(const PolicyRequest& r, const State& s);
 
 private:
     const StateHolder& states_;
     std::string peer_;
     std::int64_t (*now_)();
-    std::unique_ptr<policy::RequestParser> parser_;
+    std::unique_ptr<PolicyRequestParser> parser_;
 };
 
 class PolicyHandlerFactory : public HandlerFactory {

@@ -1,134 +1,210 @@
 // policyd_load: load generator for Postfix policy servers (bench/policyd_bench.sh).
-//   policyd_load PORT CONNECTIONS SECONDS [RATE]
-// Opens CONNECTIONS persistent connections to 127.0.0.1:PORT and sends the Postfix 3.7
-// RCPT request captured in tests/e2e/data. Without RATE each connection sends its next
-// request as soon as the previous reply arrived (throughput); with RATE requests per
-// second are started on a fixed schedule spread over the connections (latency: a request
-// late on its schedule counts from when it was due). Prints
-// "requests=N seconds=S rate=R p50_us=.. p99_us=.. max_us=.. errors=E".
+//   policyd_load PORT CONNECTIONS SECONDS REQUEST_FILE [RATE]
+// Opens CONNECTIONS persistent TCP connections to 127.0.0.1:PORT (TCP_NODELAY) and sends
+// the requests of REQUEST_FILE (one or more Postfix policy requests, each ended by an
+// empty line) in turn, like Postfix: at most one request outstanding per connection.
+//   without RATE (closed loop): each connection sends its next request as soon as the
+//     reply to the previous one arrived; measures throughput.
+//   with RATE (open loop): request k is due at k / RATE seconds, evenly paced (the wait
+//     uses epoll_pwait2 with a nanosecond timeout and 1 ns timer slack), and goes out on
+//     the next idle connection, round robin from connection k % CONNECTIONS; if none is
+//     idle it waits for the first one that becomes idle.
+// Latency is measured per request from its send() to the arrival of its reply. How late
+// the generator itself sent requests (send time minus due time) is reported separately
+// as lag_*: a large lag means the machine, not the server, was the bottleneck. The first
+// tenth of the run (at most 1 s) is warm-up and not counted. Prints one line:
+//   requests=N seconds=S rate=R p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
+//   lag_p99_us=.. lag_max_us=.. unsent=U errors=E actions=DUNNO:n,550:n,...
+// `actions` counts the replies by the first word of the action, so two servers can be
+// checked to answer a request mix alike.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
+namespace {
+
 using Clock = std::chrono::steady_clock;
+
+struct Conn {
+    int fd = -1;
+    bool busy = false;
+    bool counted = false;  // the outstanding request is past the warm-up
+    Clock::time_point sent;
+    std::string buf;
+};
+
+std::vector<std::string> split_requests(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (;;) {
+        auto end = text.find("\n\n", start);
+        if (end == std::string::npos) break;
+        out.push_back(text.substr(start, end + 2 - start));
+        start = end + 2;
+    }
+    return out;
+}
+
+double percentile(const std::vector<double>& sorted, double q) {
+    if (sorted.empty()) return 0;
+    auto rank = static_cast<std::size_t>(q * static_cast<double>(sorted.size()) + 0.999999);
+    return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
+}
+
+double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 5) {
         std::fprintf(stderr, "usage: policyd_load PORT CONNECTIONS SECONDS REQUEST_FILE [RATE]\n");
         return 2;
     }
-    int port = std::atoi(argv[1]);
-    int nconn = std::atoi(argv[2]);
-    double seconds = std::atof(argv[3]);
+    const int port = std::atoi(argv[1]);
+    const int nconn = std::atoi(argv[2]);
+    const double seconds = std::atof(argv[3]);
+    const double rate = argc > 5 ? std::atof(argv[5]) : 0;
     std::ifstream in(argv[4], std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();
-    const std::string req = ss.str();
-    double rate = argc > 5 ? std::atof(argv[5]) : 0;
+    const std::vector<std::string> reqs = split_requests(ss.str());
+    if (port <= 0 || nconn <= 0 || seconds <= 0 || reqs.empty()) {
+        std::fprintf(stderr, "policyd_load: bad arguments or no request in %s\n", argv[4]);
+        return 2;
+    }
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
 
-    std::vector<int> fds;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    std::vector<Conn> conns(static_cast<std::size_t>(nconn));
     sockaddr_in to{};
     to.sin_family = AF_INET;
     to.sin_port = htons(static_cast<std::uint16_t>(port));
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < nconn; ++i) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
+    for (std::size_t i = 0; i < conns.size(); ++i) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
-            std::perror("connect");
+            std::perror("policyd_load: connect");
             return 1;
         }
-        fds.push_back(fd);
+        conns[i].fd = fd;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     }
-    struct Conn {
-        bool busy = false;
-        Clock::time_point started;
-        std::string buf;
+
+    std::vector<double> lat, lag;
+    lat.reserve(4000000);
+    lag.reserve(rate > 0 ? static_cast<std::size_t>(rate * seconds) + 16 : 16);
+    std::map<std::string, long> actions;
+    long errors = 0;
+    std::size_t next_req = 0;  // index into reqs, cycles
+    const auto t0 = Clock::now();
+    const auto warm = t0 + std::chrono::duration_cast<Clock::duration>(
+                               std::chrono::duration<double>(std::min(1.0, seconds / 10)));
+    const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    auto due_time = [&](long k) {
+        return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(k) / rate));
     };
-    std::vector<Conn> conns(static_cast<std::size_t>(nconn));
-    std::vector<double> lat;
-    lat.reserve(2000000);
-    long errors = 0, sent = 0;
-    auto t0 = Clock::now();
-    auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-    std::vector<pollfd> pfds(static_cast<std::size_t>(nconn));
-    long due = 0;  // open loop: requests due so far
-    std::size_t next_conn = 0;
-    std::deque<Clock::time_point> backlog;  // due times not yet sent (open loop)
+    auto send_on = [&](Conn& c, Clock::time_point due) {
+        const std::string& r = reqs[next_req];
+        next_req = (next_req + 1) % reqs.size();
+        c.sent = Clock::now();
+        c.busy = true;
+        c.counted = due >= warm;
+        if (send(c.fd, r.data(), r.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(r.size())) ++errors;
+        if (rate > 0 && c.counted) lag.push_back(micros(c.sent - due));
+    };
+
+    long k = 0;                               // open loop: next request number to become due
+    std::deque<Clock::time_point> backlog;    // due but no idle connection yet
+    std::vector<epoll_event> events(conns.size());
     for (;;) {
         auto now = Clock::now();
         if (now >= end) break;
         if (rate > 0) {
-            long should = static_cast<long>(std::chrono::duration<double>(now - t0).count() * rate);
-            for (; due < should; ++due)
-                backlog.push_back(t0 + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>(static_cast<double>(due) / rate)));
-        }
-        for (std::size_t k = 0; k < conns.size(); ++k) {
-            std::size_t i = (next_conn + k) % conns.size();
-            if (conns[i].busy) continue;
-            if (rate > 0) {
-                if (backlog.empty()) break;
-                conns[i].started = backlog.front();
-                backlog.pop_front();
-            } else {
-                conns[i].started = now;
+            for (; due_time(k) <= now; ++k) {
+                std::size_t start = static_cast<std::size_t>(k) % conns.size();
+                std::size_t i = 0;
+                for (; i < conns.size(); ++i)
+                    if (!conns[(start + i) % conns.size()].busy) break;
+                if (i < conns.size() && backlog.empty()) send_on(conns[(start + i) % conns.size()], due_time(k));
+                else backlog.push_back(due_time(k));
             }
-            if (send(fds[i], req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) ++errors;
-            conns[i].busy = true;
-            ++sent;
-            next_conn = i + 1;
+        } else {
+            for (auto& c : conns)
+                if (!c.busy) send_on(c, now);
         }
-        for (std::size_t i = 0; i < fds.size(); ++i) pfds[i] = {fds[i], POLLIN, 0};
-        // Open loop: sleep no longer than until the next request is due.
         timespec ts{0, 100000000};
         if (rate > 0) {
-            auto next_due = t0 + std::chrono::duration_cast<Clock::duration>(
-                                     std::chrono::duration<double>(static_cast<double>(due) / rate));
-            auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(next_due - Clock::now()).count();
-            if (!backlog.empty() || wait < 0) wait = 0;
-            ts = {0, static_cast<long>(wait)};
+            auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(due_time(k) - Clock::now()).count();
+            wait = std::max<long long>(0, std::min<long long>(wait, 100000000));
+            ts.tv_nsec = static_cast<long>(wait);
         }
-        int n = ppoll(pfds.data(), pfds.size(), &ts, nullptr);
-        if (n <= 0) continue;
-        for (std::size_t i = 0; i < fds.size(); ++i) {
-            if (!(pfds[i].revents & POLLIN)) continue;
+        int n = epoll_pwait2(ep, events.data(), static_cast<int>(events.size()), &ts, nullptr);
+        for (int e = 0; e < n; ++e) {
+            Conn& c = conns[events[static_cast<std::size_t>(e)].data.u64];
             char b[4096];
-            ssize_t r = recv(fds[i], b, sizeof b, 0);
+            ssize_t r = recv(c.fd, b, sizeof b, MSG_DONTWAIT);
             if (r <= 0) {
                 ++errors;
-                conns[i].busy = true;  // dead connection stays out of the rotation
+                epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+                c.busy = true;  // a dead connection stays out of the rotation
                 continue;
             }
-            conns[i].buf.append(b, static_cast<std::size_t>(r));
+            auto got = Clock::now();
+            c.buf.append(b, static_cast<std::size_t>(r));
             std::size_t p;
-            while ((p = conns[i].buf.find("\n\n")) != std::string::npos) {
-                if (conns[i].buf.rfind("action=", 0) != 0) ++errors;
-                conns[i].buf.erase(0, p + 2);
-                lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - conns[i].started).count());
-                conns[i].busy = false;
+            while ((p = c.buf.find("\n\n")) != std::string::npos) {
+                if (c.buf.rfind("action=", 0) != 0) {
+                    ++errors;
+                } else {
+                    auto word_end = c.buf.find_first_of(" \n", 7);
+                    ++actions[c.buf.substr(7, word_end - 7)];
+                }
+                c.buf.erase(0, p + 2);
+                if (!c.busy) {
+                    ++errors;  // a reply nobody asked for
+                    continue;
+                }
+                if (c.counted) lat.push_back(micros(got - c.sent));
+                c.busy = false;
+                if (rate > 0 && !backlog.empty()) {
+                    send_on(c, backlog.front());
+                    backlog.pop_front();
+                }
             }
         }
     }
-    double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    double measured = std::chrono::duration<double>(Clock::now() - warm).count();
     std::sort(lat.begin(), lat.end());
-    auto pct = [&](double q) { return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(q * static_cast<double>(lat.size())))]; };
-    std::printf("requests=%zu seconds=%.2f rate=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f errors=%ld\n", lat.size(), s,
-                static_cast<double>(lat.size()) / s, pct(0.5), pct(0.99), lat.empty() ? 0.0 : lat.back(), errors);
-    for (int fd : fds) close(fd);
+    std::sort(lag.begin(), lag.end());
+    std::string acts;
+    for (const auto& [word, count] : actions) acts += (acts.empty() ? "" : ",") + word + ":" + std::to_string(count);
+    std::printf("requests=%zu seconds=%.2f rate=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
+                "lag_p99_us=%.0f lag_max_us=%.0f unsent=%zu errors=%ld actions=%s\n",
+                lat.size(), measured, static_cast<double>(lat.size()) / measured, percentile(lat, 0.50),
+                percentile(lat, 0.90), percentile(lat, 0.99), percentile(lat, 0.999), lat.empty() ? 0.0 : lat.back(),
+                percentile(lag, 0.99), lag.empty() ? 0.0 : lag.back(), backlog.size(), errors,
+                acts.empty() ? "-" : acts.c_str());
+    for (auto& c : conns) close(c.fd);
+    close(ep);
     return errors ? 1 : 0;
 }

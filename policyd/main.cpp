@@ -137,6 +137,8 @@ int main(int argc, char** argv) {
         }
     });
 
+    // From here on requests are served: they must never wait for syslog or stderr.
+    if (sink != log::Sink::off) log::start_async();
     log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\"", so.listen_fds.size(),
               so.threads, opts->policies.size(), state->config.trusted_upstreams.to_string().c_str());
     Server server(so, std::make_shared<PolicyHandlerFactory>(g_states));
@@ -147,5 +149,6 @@ int main(int argc, char** argv) {
     }
     wcv.notify_all();
     watcher.join();
+    log::stop_async();
     return rc;
 }

@@ -29,23 +29,43 @@ std::string peer_name(int fd) {
     return ep ? ep->to_string() : "unknown";
 }
 
+// One connection's socket and its idle watchdog. Reads and writes only move `deadline`
+// (no timer operation per request); the timer wakes at the deadline, sleeps again if it
+// moved, or else cancels the socket's pending read or write. The timer's handler holds
+// the state, so it can never outlive it; `done` keeps it from re-arming after the end.
 template <class Socket>
-awaitable<void> serve(Socket sock, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+struct Connection {
+    explicit Connection(Socket s) : sock(std::move(s)), timer(sock.get_executor()) {}
+    Socket sock;
+    asio::steady_timer timer;
+    std::chrono::steady_clock::time_point deadline;
+    bool done = false;
+};
+
+template <class Socket>
+void watch(std::shared_ptr<Connection<Socket>> c) {
+    c->timer.expires_at(c->deadline);
+    c->timer.async_wait([c](boost::system::error_code ec) {
+        if (ec || c->done) return;
+        if (std::chrono::steady_clock::now() < c->deadline) return watch(c);  // active meanwhile
+        boost::system::error_code ignored;
+        c->sock.cancel(ignored);  // the pending read or write ends with operation_aborted
+    });
+}
+
+template <class Socket>
+awaitable<void> serve(Socket s, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+    auto c = std::make_shared<Connection<Socket>>(std::move(s));
+    auto& sock = c->sock;
     auto handler = factory->make(peer_name(sock.native_handle()));
-    asio::steady_timer timer(sock.get_executor());
     std::array<char, 8192> buf;
     const char* why = "peer closed the connection";
+    c->deadline = std::chrono::steady_clock::now() + idle;
+    watch(c);
     for (;;) {
-        timer.expires_after(idle);
-        timer.async_wait([&sock](boost::system::error_code ec) {
-            if (!ec) {
-                boost::system::error_code ignored;
-                sock.cancel(ignored);
-            }
-        });
+        c->deadline = std::chrono::steady_clock::now() + idle;
         boost::system::error_code ec;
         std::size_t n = co_await sock.async_read_some(asio::buffer(buf), asio::redirect_error(use_awaitable, ec));
-        timer.cancel();
         if (ec) {
             if (ec == asio::error::operation_aborted) why = "idle timeout";
             else if (ec != asio::error::eof) why = "read error";
@@ -53,18 +73,11 @@ awaitable<void> serve(Socket sock, std::shared_ptr<HandlerFactory> factory, std:
         }
         FeedResult r = handler->feed(buf.data(), n);
         if (!r.replies.empty()) {
-            timer.expires_after(idle);
-            timer.async_wait([&sock](boost::system::error_code e) {
-                if (!e) {
-                    boost::system::error_code ignored;
-                    sock.cancel(ignored);
-                }
-            });
+            c->deadline = std::chrono::steady_clock::now() + idle;
             boost::system::error_code wec;
             co_await asio::async_write(sock, asio::buffer(r.replies), asio::redirect_error(use_awaitable, wec));
-            timer.cancel();
             if (wec) {
-                why = "write error";
+                why = wec == asio::error::operation_aborted ? "write timeout" : "write error";
                 break;
             }
         }
@@ -73,6 +86,8 @@ awaitable<void> serve(Socket sock, std::shared_ptr<HandlerFactory> factory, std:
             break;
         }
     }
+    c->done = true;
+    c->timer.cancel();
     if (why) handler->finish(why);
     boost::system::error_code ignored;
     sock.shutdown(asio::socket_base::shutdown_both, ignored);

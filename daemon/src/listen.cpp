@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "xproxy/ip.hpp"
 
@@ -30,6 +31,17 @@ bool parse_port(std::string_view s, std::uint16_t& port) {
 
 std::string errno_text(const char* what, const std::string& spec) {
     return std::string(what) + " " + spec + ": " + std::strerror(errno);
+}
+
+// An inherited descriptor must be a listening stream socket: anything else would only
+// fail later, at every accept(). nullptr when it is, else what it is not.
+const char* not_listening_stream(int fd) {
+    int type = 0, accepting = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return "an open stream socket";
+    len = sizeof accepting;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) return "listening";
+    return nullptr;
 }
 
 }  // namespace
@@ -109,12 +121,16 @@ std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsi
         case ListenSpec::Kind::systemd:
             out = systemd_listen_fds();
             if (out.empty() && error) *error = "systemd listener requested but no LISTEN_FDS were passed";
+            for (int fd : out) {
+                if (const char* what = not_listening_stream(fd)) {
+                    if (error) *error = "systemd passed descriptor " + std::to_string(fd) + ", which is not " + what;
+                    return {};
+                }
+            }
             return out;
         case ListenSpec::Kind::fd: {
-            int type = 0;
-            socklen_t len = sizeof type;
-            if (getsockopt(spec.fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
-                if (error) *error = "listener " + spec.text + " is not an open stream socket";
+            if (const char* what = not_listening_stream(spec.fd)) {
+                if (error) *error = "listener " + spec.text + " is not " + what;
                 return out;
             }
             fcntl(spec.fd, F_SETFD, FD_CLOEXEC);

@@ -1,14 +1,18 @@
-// log.cpp: syslog/stderr sinks for the daemons' log.
+// log.cpp: syslog/stderr sinks for the daemons' log, written directly or, after
+// start_async(), by one background thread from a bounded queue.
 #include "xproxy/daemon/log.hpp"
 
 #include <syslog.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace xproxy::log {
 namespace {
@@ -35,6 +39,69 @@ int syslog_priority(Level l) {
         case Level::debug: return LOG_DEBUG;
     }
     return LOG_INFO;
+}
+
+struct Entry {
+    Level level;
+    std::time_t time;
+    std::string line;
+};
+
+// The asynchronous writer: producers append under `mu`; the thread swaps the whole queue
+// out and writes it without holding the lock.
+struct Async {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Entry> queue;
+    std::size_t max_lines = 0;
+    std::size_t dropped = 0;
+    bool stopping = false;
+    bool idle = false;  // the thread waits on cv: producers must notify
+    std::thread thread;
+};
+Async g_async;
+std::atomic<bool> g_async_on{false};
+
+void write_now(Level level, std::time_t now, std::string_view line) {
+    if (g_sink == Sink::syslog) {
+        syslog(syslog_priority(level), "%.*s", static_cast<int>(line.size()), line.data());
+        return;
+    }
+    char stamp[32];
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::lock_guard<std::mutex> lock(g_mutex);
+    std::fprintf(stderr, "%s %s[%d]: %s: %.*s\n", stamp, g_ident.c_str(), static_cast<int>(getpid()), level_name(level),
+                 static_cast<int>(line.size()), line.data());
+    std::fflush(stderr);
+}
+
+void async_main() {
+    std::vector<Entry> batch;
+    std::unique_lock<std::mutex> lock(g_async.mu);
+    for (;;) {
+        g_async.idle = true;
+        g_async.cv.wait(lock, [] { return !g_async.queue.empty() || g_async.dropped || g_async.stopping; });
+        g_async.idle = false;
+        if (g_async.queue.empty() && !g_async.dropped && g_async.stopping) {
+            // Everything queued is written; later lines are written directly, in order.
+            g_async_on.store(false, std::memory_order_release);
+            return;
+        }
+        batch.swap(g_async.queue);
+        std::size_t dropped = g_async.dropped;
+        g_async.dropped = 0;
+        lock.unlock();
+        for (const auto& e : batch) write_now(e.level, e.time, e.line);
+        batch.clear();
+        if (dropped) {
+            char buf[64];
+            int n = std::snprintf(buf, sizeof buf, "event=log_dropped lines=%zu", dropped);
+            write_now(Level::warning, std::time(nullptr), std::string_view(buf, static_cast<std::size_t>(n)));
+        }
+        lock.lock();
+    }
 }
 
 void vlog(Level level, const char* fmt, va_list ap) {
@@ -77,19 +144,45 @@ bool enabled(Level level) {
 
 void write(Level level, std::string_view line) {
     if (!enabled(level)) return;
-    if (g_sink == Sink::syslog) {
-        syslog(syslog_priority(level), "%.*s", static_cast<int>(line.size()), line.data());
-        return;
-    }
-    char stamp[32];
     std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&now, &tm);
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::lock_guard<std::mutex> lock(g_mutex);
-    std::fprintf(stderr, "%s %s[%d]: %s: %.*s\n", stamp, g_ident.c_str(), static_cast<int>(getpid()), level_name(level),
-                 static_cast<int>(line.size()), line.data());
-    std::fflush(stderr);
+    if (g_async_on.load(std::memory_order_acquire)) {
+        std::lock_guard<std::mutex> lock(g_async.mu);
+        if (g_async_on.load(std::memory_order_relaxed)) {
+            if (g_async.queue.size() >= g_async.max_lines) {
+                ++g_async.dropped;
+                return;
+            }
+            g_async.queue.push_back(Entry{level, now, std::string(line)});
+            if (g_async.idle) {
+                g_async.idle = false;  // one wake-up is enough for everything queued meanwhile
+                g_async.cv.notify_one();
+            }
+            return;
+        }
+    }
+    write_now(level, now, line);
+}
+
+void start_async(std::size_t max_lines) {
+    std::lock_guard<std::mutex> lock(g_async.mu);
+    if (g_async_on.load() || g_async.stopping) return;
+    g_async.max_lines = max_lines ? max_lines : 1;
+    g_async.stopping = false;
+    g_async.dropped = 0;
+    g_async.thread = std::thread(async_main);
+    g_async_on.store(true, std::memory_order_release);
+}
+
+void stop_async() {
+    {
+        std::lock_guard<std::mutex> lock(g_async.mu);
+        if (!g_async_on.load() || g_async.stopping) return;
+        g_async.stopping = true;
+        g_async.cv.notify_one();
+    }
+    g_async.thread.join();  // after it wrote everything queued
+    std::lock_guard<std::mutex> lock(g_async.mu);
+    g_async.stopping = false;
 }
 
 #define XPROXY_LOG_FN(name, lvl)          \

@@ -83,8 +83,7 @@ class Policyd(E2ETestCase):
             self.assertEqual(code, want_code, "%s: %s" % (rcpt, text))
             if want_status:
                 self.assertIn(want_status, text, rcpt)
-        log = read_text(self.pd_log)
-        self.assertIn('recipient="nobody@example.com" policy=vdomains reason=user_unknown', log)
+        wait_for_log(self.pd_log, r'recipient="nobody@example\.com" policy=vdomains reason=user_unknown', 10)
 
     def test_trace_header_injected_and_forgery_removed(self):
         self.start_policyd()
@@ -186,13 +185,85 @@ class Policyd(E2ETestCase):
                      b"sender=a@b.example\nrecipient=nobody@example.com\n\n")
         good.settimeout(5)
         self.assertEqual(good.recv(1000), b"action=550 5.1.1 User unknown in virtual domain\n\n")
-        log = read_text(self.pd_log)
-        self.assertIn("request line longer than 100 bytes", log)
-        self.assertIn("NUL byte in request", log)
-        self.assertIn('reason="not request=smtpd_access_policy"', log)
+        # The log is written by its own thread: the lines may follow the closes a little.
+        wait_for_log(self.pd_log, r"request line longer than 100 bytes", 10)
+        wait_for_log(self.pd_log, r"NUL byte in request", 10)
+        wait_for_log(self.pd_log, r'reason="not request=smtpd_access_policy"', 10)
         stall.close()
         wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"peer closed the connection\"", 10)
         good.close()
+
+    def test_idle_timeout(self):
+        # --idle-timeout 1: a connection that stalls mid-request is closed (and logged); one
+        # that sends a request every 0.3 s stays open well past the timeout.
+        self.start_policyd("--idle-timeout", "1")
+        request = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.66\n"
+                   b"sender=a@b.example\nrecipient=nobody@example.com\n\n")
+        stall = socket.create_connection(("127.0.0.1", self.pd_port))
+        stall.sendall(b"request=smtpd_access_policy\nprotocol_st")
+        busy = socket.create_connection(("127.0.0.1", self.pd_port))
+        busy.settimeout(5)
+        end = time.time() + 3
+        while time.time() < end:
+            busy.sendall(request)
+            self.assertEqual(busy.recv(1000), b"action=550 5.1.1 User unknown in virtual domain\n\n")
+            time.sleep(0.3)
+        stall.settimeout(5)
+        self.assertEqual(stall.recv(100), b"")  # closed by the daemon
+        wait_for_log(self.pd_log, r"event=incomplete_request .* reason=\"idle timeout\"", 10)
+        busy.close()
+        stall.close()
+
+    def test_decision_log_line(self):
+        # One line per decision, with queue_id, instance, client, state and action; every
+        # value from the request escaped so that no client can break the line or forge a
+        # key=value pair in it. Two requests pipelined on one connection: two lines.
+        self.start_policyd()
+        hostile = {
+            "queue_id": b"4Xq1 action=\"OK\"",
+            "instance": b"4fa8.\x1b[31m\r.0",
+            "client_address": b"127.0.0.66",
+            "sender": b"a\"b\\c@x.example",
+            "recipient": b"nobody\" action=\"OK\" x=\"@example.com",
+        }
+        rows = [  # (request attributes, want action in the log)
+            (dict(hostile, protocol_state=b"RCPT"), '550 5.1.1 User unknown in virtual domain'),
+            (dict(queue_id=b"4Xq2", instance=b"1.2.3", client_address=b"127.0.0.88", protocol_state=b"RCPT",
+                  sender=b"s@sender.example", recipient=b"x@other.example"), "FILTER smtp-high:[127.0.0.1]:%d"
+             % self.sink.port),
+        ]
+        start = len(read_text(self.pd_log))
+        conn = socket.create_connection(("127.0.0.1", self.pd_port))
+        conn.sendall(b"".join(b"request=smtpd_access_policy\n" +
+                              b"".join(b"%s=%s\n" % (k.encode(), v) for k, v in attrs.items()) + b"\n"
+                              for attrs, _ in rows))
+        conn.settimeout(5)
+        got = b""
+        while got.count(b"\n\n") < 2:
+            chunk = conn.recv(4096)
+            self.assertTrue(chunk, got)
+            got += chunk
+        conn.close()
+
+        def unescape(text):
+            return re.sub(rb"\\\\|\\x([0-9a-f]{2})",
+                          lambda m: b"\\" if m.group(0) == b"\\\\" else bytes([int(m.group(1), 16)]),
+                          text.encode())
+
+        line_re = re.compile(r'event=decision queue_id=(\S*) instance=(\S*) client=(\S*) state=(\S*) '
+                             r'sender="([^"]*)" recipient="([^"]*)" policy=(\S+) reason=(\S+) action="([^"]*)"$')
+        lines = wait_until(lambda: (lambda ls: len(ls) >= 2 and ls)(
+            [l for l in read_text(self.pd_log)[start:].splitlines() if "event=decision" in l]), 10, 0.05,
+            "two decision lines")
+        self.assertEqual(len(lines), 2, lines)
+        for line, (attrs, want_action) in zip(lines, rows):
+            self.assertTrue(all(0x20 <= ord(c) < 0x7f for c in line), line)
+            m = line_re.search(line)
+            self.assertIsNotNone(m, line)
+            for i, name in enumerate(("queue_id", "instance", "client_address", "protocol_state", "sender",
+                                      "recipient")):
+                self.assertEqual(unescape(m.group(i + 1)), attrs[name], (name, line))
+            self.assertEqual(m.group(9), want_action, line)
 
     def test_check_config(self):
         self.start_policyd()

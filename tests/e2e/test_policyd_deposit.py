@@ -6,7 +6,7 @@ import os
 import pwd
 import time
 
-from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, read_text, swaks, wait_for_port,
+from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, swaks, wait_for_log, wait_for_port,
                      wait_until)
 
 DIRECTORY = """domain example.com state=active services=smtp,submission
@@ -104,8 +104,7 @@ service auth {
         rc, out = self.send("alice@example.com", "alice@example.com", "wrong")
         self.assertIn("535 5.7.8", out)
 
-        log = read_text(self.pd_log)
-        self.assertIn("policy=deposit", log)
+        wait_for_log(self.pd_log, r"policy=deposit", 10)  # written by the daemon's log thread
         self.assertEqual(len(self.sink.messages()), 1)
 
 

@@ -126,13 +126,4 @@ std::string encode_policy_reply(std::string_view action);
 // is still empty). Addresses that do not parse leave the endpoint empty; time stays 0.
 SourceInfo policy_source_info(const PolicyRequest& r);
 
-// The same API under the names of namespace xproxy::policy (policyd uses these).
-namespace policy {
-using Request = PolicyRequest;
-using Limits = PolicyLimits;
-using RequestParser = PolicyRequestParser;
-inline std::string encode_reply(std::string_view action) { return encode_policy_reply(action); }
-inline SourceInfo to_source_info(const Request& r) { return policy_source_info(r); }
-}  // namespace policy
-
 }  // namespace xproxy

@@ -94,27 +94,4 @@ TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageB
                                       const KeyRing& keys, std::int64_t now, std::int64_t max_age,
                                       std::int64_t max_future = kTraceMaxFuture);
 
-// The same API under the names of namespace xproxy::trace (policyd uses these).
-namespace trace {
-inline constexpr std::string_view kFieldName = kTraceFieldName;
-using BindingKind = TraceBinding;
-using Verdict = TraceVerdict;
-using VerifyResult = TraceVerifyResult;
-using xproxy::format_field;
-using xproxy::to_string;
-struct MessageBinding {
-    std::string sender;
-    std::string message_id;
-};
-inline std::string sign(const SourceInfo& info, std::string_view by, std::int64_t time, BindingKind kind,
-                        const MessageBinding& b, const KeyRing& keys) {
-    return sign_trace_header(info, std::string(by), time, xproxy::MessageBinding{kind, b.message_id, b.sender}, keys);
-}
-inline VerifyResult verify(std::string_view field, const MessageBinding& b, const KeyRing& keys, std::int64_t now,
-                           std::int64_t max_age, std::int64_t max_skew = kTraceMaxFuture) {
-    return verify_trace_header(field, xproxy::MessageBinding{TraceBinding::message_id, b.message_id, b.sender}, keys,
-                               now, max_age, max_skew);
-}
-}  // namespace trace
-
 }  // namespace xproxy

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdarg>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,15 @@ enum class Sink { stderr_, syslog, off };
 
 // Configure once at start-up (before threads). ident names the program in each line.
 void init(std::string_view ident, Sink sink, Level threshold = Level::info);
+
+// Optional, after init(): from now on write() only copies the line into a bounded queue
+// and a background thread writes it, so a thread serving requests never waits for
+// syslog (a busy or missing /dev/log) or a full stderr pipe. A line that finds
+// `max_lines` lines queued is dropped and counted; the count is logged as
+// "event=log_dropped lines=N" once there is room again. stop_async() writes what is
+// queued and returns to direct writing; call it before exit (it is idempotent).
+void start_async(std::size_t max_lines = 65536);
+void stop_async();
 // Parse "syslog", "stderr" or "off"; false if unknown.
 bool parse_sink(std::string_view text, Sink& out);
 bool parse_level(std::string_view text, Level& out);
