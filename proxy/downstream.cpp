@@ -1,0 +1,180 @@
+// downstream.cpp: connection set-up and source announcement towards a downstream.
+#include "downstream.hpp"
+
+#include "xproxy/escape.hpp"
+
+namespace xproxy::proxyd {
+
+namespace {
+
+std::string first_line(const Reply& r) {
+    if (r.failed()) return r.error;
+    return std::to_string(r.code) + " " + escape(r.lines.empty() ? std::string() : r.lines[0], 120);
+}
+
+smtp::Advertised advertised(const EhloKeywords& k, const char* kw) {
+    const std::string* p = k.get(kw);
+    if (!p) return std::nullopt;
+    return smtp::parse_ehlo_keyword(*p);
+}
+
+}  // namespace
+
+void Downstream::close() {
+    if (conn_) conn_->close();
+    conn_.reset();
+    ehlo_ = {};
+    identity_.clear();
+    dirty = false;
+}
+
+asio::awaitable<Reply> Downstream::command(std::string_view line) {
+    if (!conn_) co_return Reply{0, {}, "not connected"};
+    error_code ec;
+    co_await conn_->write(line, cfg_.command_timeout, ec);
+    if (ec) co_return Reply{0, {}, ec.message()};
+    co_return co_await conn_->read_reply(cfg_.command_timeout);
+}
+
+asio::awaitable<bool> Downstream::send(std::string_view data) {
+    if (!conn_) co_return false;
+    error_code ec;
+    co_await conn_->write(data, cfg_.command_timeout, ec);
+    co_return !ec;
+}
+
+asio::awaitable<void> Downstream::quit() {
+    if (conn_) {
+        error_code ec;
+        co_await conn_->write("QUIT\r\n", std::chrono::seconds(2), ec);
+        if (!ec) (void)co_await conn_->read_reply(std::chrono::seconds(2));
+    }
+    close();
+}
+
+asio::awaitable<bool> Downstream::ehlo(std::string& why) {
+    Reply r = co_await command("EHLO " + cfg_.helo + "\r\n");
+    if (r.code != 250) {
+        why = "EHLO: " + first_line(r);
+        co_return false;
+    }
+    ehlo_ = parse_ehlo(r.lines);
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::send_lines(const std::vector<std::string>& lines, int want_class, std::string& why) {
+    for (const auto& l : lines) {
+        Reply r = co_await command(l);
+        if (r.code / 100 != want_class) {
+            why = l.substr(0, l.find(' ')) + ": " + first_line(r);
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src, const std::string& identity,
+                                       std::string& why) {
+    close();
+    index_ = index;
+    const Destination& d = cfg_.destinations[index];
+    error_code ec;
+    auto addr = asio::ip::make_address(d.host, ec);
+    if (ec) {
+        why = "bad address";
+        co_return false;
+    }
+    conn_ = std::make_shared<Conn>(asio::ip::tcp::socket(ex_));
+    co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
+    if (ec) {
+        why = "connect: " + ec.message();
+        close();
+        co_return false;
+    }
+    bool ok = false;
+    do {
+        Announcement a = announce(cfg_.encoding, src);
+        if (!a.error.empty()) {
+            why = a.error;
+            break;
+        }
+        if (!a.header.empty()) {
+            co_await conn_->write(a.header, cfg_.command_timeout, ec);
+            if (ec) {
+                why = "PROXY header: " + ec.message();
+                break;
+            }
+        }
+        Reply g = co_await conn_->read_reply(cfg_.command_timeout);
+        if (g.code != 220) {
+            why = "greeting: " + first_line(g);
+            break;
+        }
+        if (!co_await ehlo(why)) break;
+        if (cfg_.tls != TlsMode::off) {
+            if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
+                if (cfg_.tls == TlsMode::required) {
+                    why = "STARTTLS not offered and tls=required";
+                    break;
+                }
+            } else {
+                Reply r = co_await command("STARTTLS\r\n");
+                if (r.code != 220) {
+                    if (cfg_.tls == TlsMode::required) {
+                        why = "STARTTLS: " + first_line(r);
+                        break;
+                    }
+                } else {
+                    co_await conn_->handshake(*tls_ctx_, false, std::string(), cfg_.command_timeout, ec);
+                    if (ec) {
+                        why = "TLS handshake: " + ec.message();
+                        break;
+                    }
+                    if (!co_await ehlo(why)) break;
+                }
+            }
+        }
+        if (cfg_.encoding == Encoding::xclient) {
+            auto adv = advertised(ehlo_, "XCLIENT");
+            if (!adv) {
+                why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
+                break;
+            }
+            Announcement x = announce(Encoding::xclient, src, adv);
+            if (!x.error.empty()) {
+                why = x.error;
+                break;
+            }
+            if (!co_await send_lines(x.lines, 2, why)) break;
+            if (!co_await ehlo(why)) break;
+        } else if (cfg_.encoding == Encoding::xproxyfrom) {
+            if (!ehlo_.has("XPROXYFROM")) {
+                why = "XPROXYFROM not offered";
+                break;
+            }
+            if (!co_await send_lines(a.lines, 2, why)) break;
+        } else if (cfg_.encoding == Encoding::xforward && !ehlo_.has("XFORWARD")) {
+            why = "XFORWARD not offered";
+            break;
+        }
+        ok = true;
+    } while (false);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::announce_transaction(const SourceInfo& src, std::string& why) {
+    if (cfg_.encoding != Encoding::xforward) co_return true;
+    Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));
+    if (!a.error.empty()) {
+        why = a.error;
+        co_return false;
+    }
+    co_return co_await send_lines(a.lines, 2, why);
+}
+
+}  // namespace xproxy::proxyd
