@@ -12,6 +12,14 @@ std::string first_line(const Reply& r) {
     return std::to_string(r.code) + " " + escape(r.lines.empty() ? std::string() : r.lines[0], 120);
 }
 
+// A HELO name that can be sent as an EHLO argument: printable ASCII, no space.
+std::string usable_helo(const std::string& h) {
+    if (h.empty() || h.size() > 255) return {};
+    for (char c : h)
+        if (c <= ' ' || c > '~') return {};
+    return h;
+}
+
 smtp::Advertised advertised(const EhloKeywords& k, const char* kw) {
     const std::string* p = k.get(kw);
     if (!p) return std::nullopt;
@@ -52,8 +60,8 @@ asio::awaitable<void> Downstream::quit() {
     close();
 }
 
-asio::awaitable<bool> Downstream::ehlo(std::string& why) {
-    Reply r = co_await command("EHLO " + cfg_.helo + "\r\n");
+asio::awaitable<bool> Downstream::ehlo(std::string& why, const std::string& name) {
+    Reply r = co_await command("EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n");
     if (r.code != 250) {
         why = "EHLO: " + first_line(r);
         co_return false;
@@ -146,7 +154,9 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
                 break;
             }
             if (!co_await send_lines(x.lines, 2, why)) break;
-            if (!co_await ehlo(why)) break;
+            // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the
+            // HELO name from the EHLO that follows, overriding XCLIENT HELO.
+            if (!co_await ehlo(why, usable_helo(src.helo))) break;
         } else if (cfg_.encoding == Encoding::xproxyfrom) {
             if (!ehlo_.has("XPROXYFROM")) {
                 why = "XPROXYFROM not offered";

@@ -44,7 +44,7 @@ public:
     bool dirty = false;  // a transaction was started and not finished downstream
 
 private:
-    asio::awaitable<bool> ehlo(std::string& why);
+    asio::awaitable<bool> ehlo(std::string& why, const std::string& name = std::string());
     asio::awaitable<bool> send_lines(const std::vector<std::string>& lines, int want_class, std::string& why);
     asio::any_io_executor ex_;
     const DownstreamConfig& cfg_;
