@@ -46,11 +46,13 @@ class FakeDownstream:
     reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
     250; replies_250: how many messages it acknowledged."""
 
-    def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0):
+    def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
+                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME")):
         self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.ehlo_lines = list(ehlo)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.messages = []
@@ -95,7 +97,9 @@ class FakeDownstream:
                     self.commands.append(cmd)
                     verb = cmd.split(" ", 1)[0].upper()
                     if verb == "EHLO":
-                        say("250-fake.test\r\n250-PIPELINING\r\n250-SIZE 100000000\r\n250 8BITMIME")
+                        lines = ["fake.test"] + self.ehlo_lines
+                        say("\r\n".join(("250-" if i + 1 < len(lines) else "250 ") + l
+                                         for i, l in enumerate(lines)))
                     elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
                         say("550 5.1.1 <%s>: Recipient address rejected" % cmd[8:].strip("<>"))
                     elif verb == "DATA":
