@@ -14,12 +14,13 @@ from harness import binary, free_port, read_text, wait_for_log, wait_for_port
 class Xproxyd:
     """xproxyd on 127.0.0.1:port with the given --downstream specs; logs to a file."""
 
-    def __init__(self, sandbox, procs, downstreams, trusted="127.0.0.1/32", port=None, extra=(), name="xproxyd"):
+    def __init__(self, sandbox, procs, downstreams, trusted="127.0.0.1/32", port=None, extra=(), name="xproxyd",
+                 log_level="debug"):
         self.port = port or free_port()
         self.log_path = sandbox.path(name + ".log")
         sandbox.logs.append(self.log_path)
         self.spool = sandbox.mkdir(name + "-spool", mode=0o700)
-        argv = [binary("proxy/xproxyd"), "--log", "stderr", "--log-level", "debug",
+        argv = [binary("proxy/xproxyd"), "--log", "stderr", "--log-level", log_level,
                 "--listen", "inet:127.0.0.1:%d" % self.port, "--spool-dir", self.spool,
                 "--hostname", "xproxyd.test.invalid"]
         if trusted:
