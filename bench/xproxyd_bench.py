@@ -9,7 +9,7 @@ measured in the same run (see xproxyd_bench.sh for the targets).
   memory      xproxyd's resident size with 1,000 and 5,000 idle sessions (greeting read,
               nothing sent), per session = growth / sessions.
 Env: XPROXY_BUILD_DIR, SESSIONS (20 parallel smtp-source sessions), MESSAGES_SMALL (2000),
-MESSAGES_LARGE (300), SINK_DUMP (1: smtp-sink writes each message to a file)."""
+MESSAGES_LARGE (300), XPROXYD_ARGS (extra xproxyd options, e.g. "--threads 2")."""
 
 import os
 import resource
@@ -73,7 +73,7 @@ def main():
     try:
         sink = SmtpSink(sb, procs)
         xp = Xproxyd(sb, procs, ["sink destinations=127.0.0.1:%d encoding=xforward" % sink.port],
-                     log_level="warning")
+                     log_level="warning", extra=os.environ.get("XPROXYD_ARGS", "").split())
         pf = Postfix(sb, procs, "hop", free_port(), relay_port=sink.port,
                      main_cf={"smtp_send_xforward_command": "yes", "default_process_limit": "100",
                               "smtpd_client_connection_count_limit": "0", "smtpd_client_connection_rate_limit": "0"})

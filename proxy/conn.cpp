@@ -21,23 +21,37 @@ std::string Reply::wire() const {
     return out;
 }
 
-void Conn::arm(Seconds t) {
-    timed_out_ = false;
-    timer_.expires_after(t);
-    timer_.async_wait([weak = weak_from_this()](error_code ec) {
-        if (ec) return;
-        if (auto self = weak.lock()) {
+void Conn::start_timer(std::chrono::steady_clock::time_point at) {
+    timer_running_ = true;
+    timer_at_ = at;
+    unsigned gen = ++timer_gen_;
+    timer_.expires_at(at);
+    timer_.async_wait([weak = weak_from_this(), gen](error_code ec) {
+        auto self = weak.lock();
+        if (!self || gen != self->timer_gen_) return;  // gone, or replaced by an earlier deadline
+        self->timer_running_ = false;
+        if (ec || !self->pending_) return;
+        if (std::chrono::steady_clock::now() >= self->deadline_) {
             self->timed_out_ = true;
             error_code ignored;
             self->sock_.cancel(ignored);
+        } else {
+            self->start_timer(self->deadline_);
         }
     });
+}
+
+void Conn::arm(Seconds t) {
+    timed_out_ = false;
+    pending_ = true;
+    deadline_ = std::chrono::steady_clock::now() + t;
+    if (!timer_running_ || deadline_ < timer_at_) start_timer(deadline_);
 }
 
 asio::awaitable<void> Conn::connect(const asio::ip::tcp::endpoint& ep, Seconds timeout, error_code& ec) {
     arm(timeout);
     co_await sock_.async_connect(ep, asio::redirect_error(use_awaitable, ec));
-    timer_.cancel();
+    disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
     if (!ec) {
         error_code ignored;
@@ -50,7 +64,7 @@ asio::awaitable<std::size_t> Conn::read_some(char* p, std::size_t n, Seconds tim
     std::size_t got = 0;
     if (tls_) got = co_await tls_->async_read_some(asio::buffer(p, n), asio::redirect_error(use_awaitable, ec));
     else got = co_await sock_.async_read_some(asio::buffer(p, n), asio::redirect_error(use_awaitable, ec));
-    timer_.cancel();
+    disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
     co_return got;
 }
@@ -59,7 +73,7 @@ asio::awaitable<void> Conn::write(std::string_view data, Seconds timeout, error_
     arm(timeout);
     if (tls_) co_await asio::async_write(*tls_, asio::buffer(data), asio::redirect_error(use_awaitable, ec));
     else co_await asio::async_write(sock_, asio::buffer(data), asio::redirect_error(use_awaitable, ec));
-    timer_.cancel();
+    disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
 }
 
@@ -72,7 +86,7 @@ asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, cons
     arm(timeout);
     co_await tls_->async_handshake(server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
                                    asio::redirect_error(use_awaitable, ec));
-    timer_.cancel();
+    disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
 }
 

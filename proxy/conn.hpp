@@ -60,10 +60,20 @@ public:
     bool has_line() const { return in.find('\n', in_pos) != std::string::npos; }
 
 private:
+    // Deadlines without a timer operation per read or write: arm() only moves deadline_;
+    // the timer runs while an operation is pending and, when it fires, either cancels the
+    // socket (deadline passed) or sleeps again until the current deadline.
     void arm(Seconds t);
+    void disarm() { pending_ = false; }
+    void start_timer(std::chrono::steady_clock::time_point at);
     asio::ip::tcp::socket sock_;
     std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
     asio::steady_timer timer_;
+    std::chrono::steady_clock::time_point deadline_{};
+    std::chrono::steady_clock::time_point timer_at_{};
+    unsigned timer_gen_ = 0;
+    bool timer_running_ = false;
+    bool pending_ = false;
     bool timed_out_ = false;
 };
 

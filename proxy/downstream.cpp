@@ -177,14 +177,37 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     co_return true;
 }
 
-asio::awaitable<bool> Downstream::announce_transaction(const SourceInfo& src, std::string& why) {
-    if (cfg_.encoding != Encoding::xforward) co_return true;
+asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
+    if (cfg_.encoding != Encoding::xforward) co_return co_await command(mail_line);
     Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));
     if (!a.error.empty()) {
         why = a.error;
-        co_return false;
+        co_return Reply{0, {}, why};
     }
-    co_return co_await send_lines(a.lines, 2, why);
+    if (!ehlo_.has("PIPELINING")) {
+        if (!co_await send_lines(a.lines, 2, why)) co_return Reply{0, {}, why};
+        co_return co_await command(mail_line);
+    }
+    std::string batch;
+    for (const auto& l : a.lines) batch += l;
+    batch += mail_line;
+    if (!co_await send(batch)) co_return Reply{0, {}, "write failed"};
+    bool ok = true;
+    for (std::size_t i = 0; i < a.lines.size(); ++i) {
+        Reply r = co_await reply();
+        if (r.code / 100 != 2 && ok) {
+            why = "XFORWARD: " + first_line(r);
+            ok = false;
+        }
+        if (r.failed()) co_return r;
+    }
+    Reply m = co_await reply();
+    if (!ok) {
+        // MAIL was sent after a refused XFORWARD: undo it, never send mail without its source.
+        if (m.ok()) (void)co_await command("RSET\r\n");
+        co_return Reply{0, {}, why};
+    }
+    co_return m;
 }
 
 }  // namespace xproxy::proxyd

@@ -26,7 +26,9 @@ public:
 
     asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity,
                                std::string& why);
-    asio::awaitable<bool> announce_transaction(const SourceInfo& src, std::string& why);
+    // XFORWARD (if that is the encoding) and MAIL, in one write when the downstream offers
+    // PIPELINING. A refused XFORWARD gives a failed Reply with `why` set.
+    asio::awaitable<Reply> mail(const SourceInfo& src, const std::string& mail_line, std::string& why);
     asio::awaitable<Reply> command(std::string_view line);  // line with CRLF
     asio::awaitable<bool> send(std::string_view data);
     asio::awaitable<Reply> reply() { return conn_->read_reply(cfg_.command_timeout); }

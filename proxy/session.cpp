@@ -363,12 +363,10 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
 
 awaitable<Reply> Session::send_mail() {
     std::string why;
-    if (!co_await ds_.announce_transaction(txn_.source, why)) {
+    Reply r = co_await ds_.mail(txn_.source, txn_.mail_line, why);
+    if (!why.empty())
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(), ds_.where().c_str(),
                      escape(why, 200).c_str());
-        co_return Reply{0, {}, why};
-    }
-    Reply r = co_await ds_.command(txn_.mail_line);
     if (r.ok()) ds_.dirty = true;
     co_return r;
 }
@@ -552,7 +550,7 @@ awaitable<bool> Session::cmd_data() {
     DataDecoder dec;
     std::optional<BodyBuffer> buf;
     if (fast) buf.emplace(cfg_.fast_path_threshold, cfg_.spool_dir);
-    bool ds_ok = true, too_big = false;
+    bool ds_ok = true, too_big = false, dot_sent = false;
     std::string chunk;
     error_code ec;
     while (!dec.done()) {
@@ -581,12 +579,16 @@ awaitable<bool> Session::cmd_data() {
         std::size_t used = dec.feed(conn_->in.data() + conn_->in_pos, conn_->in.size() - conn_->in_pos, chunk);
         conn_->in_pos += used;
         if (cfg_.max_message_size && dec.size() > cfg_.max_message_size) too_big = true;
+        if (!chunk.empty() && !too_big && buf && !buf->failed()) {
+            std::string err;
+            if (!buf->append(chunk, &err))
+                log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
+        }
+        if (dec.done() && ds_ok && !too_big) {
+            chunk += ".\r\n";  // the last piece and the final dot in one write
+            dot_sent = true;
+        }
         if (!chunk.empty() && !too_big) {
-            if (buf && !buf->failed()) {
-                std::string err;
-                if (!buf->append(chunk, &err))
-                    log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
-            }
             if (ds_ok && !co_await ds_.send(chunk)) {
                 ds_ok = false;
                 log::warning("event=downstream_lost sid=%s destination=%s stage=DATA", sid_.c_str(),
@@ -604,7 +606,7 @@ awaitable<bool> Session::cmd_data() {
         co_return true;
     }
     Reply fin;
-    if (ds_ok && co_await ds_.send(".\r\n")) fin = co_await ds_.reply();
+    if (ds_ok && (dot_sent || co_await ds_.send(".\r\n"))) fin = co_await ds_.reply();
     bool failed_over = false;
     if (fin.failed() && buf && !buf->failed()) {
         std::size_t next = ds_.index() + 1;
