@@ -124,7 +124,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     Config c;
     std::vector<std::string> listen, downstreams, conditions;
     std::string trusted;
-    unsigned client_timeout = 300;
+    unsigned client_timeout = 300, pool_idle = 10;
     po::options_description d("xproxyd options");
     d.add_options()
         ("help,h", "print this help and exit")
@@ -157,7 +157,10 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
         ("max-errors", po::value(&c.max_errors)->default_value(20), "erroneous commands before 421")
         ("max-recipients", po::value(&c.max_recipients)->default_value(1000), "recipients per transaction")
         ("max-message-size", po::value(&c.max_message_size)->default_value(52428800), "SIZE limit, bytes (0: none)")
-        ("client-timeout", po::value(&client_timeout)->default_value(300), "seconds a client may stay silent");
+        ("client-timeout", po::value(&client_timeout)->default_value(300), "seconds a client may stay silent")
+        ("downstream-pool", po::value(&c.pool_size)->default_value(32),
+         "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")
+        ("downstream-idle", po::value(&pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
@@ -248,6 +251,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     }
     if (c.threads == 0) c.threads = 1;
     c.client_timeout = std::chrono::seconds(client_timeout ? client_timeout : 300);
+    c.pool_idle = std::chrono::seconds(pool_idle);
     if (c.hostname.empty()) {
         char host[256] = {};
         gethostname(host, sizeof host - 1);

@@ -74,6 +74,8 @@ struct Config {
     unsigned max_recipients = 1000;
     std::uint64_t max_message_size = 52428800;
     std::chrono::seconds client_timeout{300};
+    std::size_t pool_size = 32;              // idle downstream connections kept per downstream
+    std::chrono::seconds pool_idle{10};      // and for how long
 };
 
 // Returns the configuration, or nullopt with exit_code set (0 after --help/--version,

@@ -1,6 +1,9 @@
 // downstream.cpp: connection set-up and source announcement towards a downstream.
 #include "downstream.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "xproxy/escape.hpp"
 
 namespace xproxy::proxyd {
@@ -34,6 +37,39 @@ void Downstream::close() {
     ehlo_ = {};
     identity_.clear();
     dirty = false;
+}
+
+std::optional<PooledConnection> Downstream::detach() {
+    if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
+    PooledConnection p;
+    p.index = index_;
+    p.identity = identity_;
+    p.ehlo = ehlo_;
+    error_code ec;
+    p.fd = conn_->socket().release(ec);
+    if (ec) return std::nullopt;
+    conn_.reset();
+    close();
+    return p;
+}
+
+bool Downstream::adopt(PooledConnection p) {
+    close();
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    error_code ec;
+    asio::ip::tcp::socket s(ex_);
+    s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
+    if (ec) {
+        ::close(p.fd);
+        return false;
+    }
+    conn_ = std::make_shared<Conn>(std::move(s));
+    index_ = p.index;
+    identity_ = std::move(p.identity);
+    ehlo_ = std::move(p.ehlo);
+    return true;
 }
 
 asio::awaitable<Reply> Downstream::command(std::string_view line) {

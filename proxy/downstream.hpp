@@ -15,6 +15,7 @@
 #include "command.hpp"
 #include "config.hpp"
 #include "conn.hpp"
+#include "downstream_pool.hpp"
 
 namespace xproxy::proxyd {
 
@@ -35,6 +36,11 @@ public:
     // Sends QUIT without waiting long for the answer, then closes.
     asio::awaitable<void> quit();
     void close();
+    // Hands a clean, idle, plain-TCP connection over for parking (the object is then
+    // disconnected); nullopt when it cannot be parked.
+    std::optional<PooledConnection> detach();
+    // Takes over a parked connection.
+    bool adopt(PooledConnection c);
 
     bool connected() const { return conn_ != nullptr; }
     bool tls() const { return conn_ && conn_->tls(); }

@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
     }
 
     asio::io_context io(static_cast<int>(cfg->threads));
-    Shared shared{*cfg, front_tls.get(), client_tls.get()};
+    DownstreamPool parked(cfg->pool_size, cfg->pool_idle);
+    Shared shared{*cfg, front_tls.get(), client_tls.get(), parked};
     for (auto [fd, ds] : fds) {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;

@@ -58,6 +58,7 @@ private:
     awaitable<void> cmd_rcpt(const CommandLine& c);
     awaitable<bool> cmd_data();
     awaitable<void> cmd_rset();
+    awaitable<void> release_downstream();
     awaitable<bool> open_from(std::size_t start, const SourceInfo& src, bool& reused);
     awaitable<bool> restore(std::size_t start);
     awaitable<Reply> send_mail();
@@ -175,7 +176,7 @@ awaitable<void> Session::run() {
             break;
         }
     }
-    if (ds_.connected()) co_await ds_.quit();
+    co_await release_downstream();
     conn_->close();
     log::info("event=disconnect sid=%s reason=\"%s\" transactions=%u commands=%u", sid_.c_str(), why, txn_count_,
               commands_);
@@ -329,6 +330,18 @@ awaitable<void> Session::cmd_source(const CommandLine& c, const std::string& lin
     }
 }
 
+// Parks a clean downstream connection for another session, or says QUIT.
+awaitable<void> Session::release_downstream() {
+    if (!ds_.connected()) co_return;
+    if (sh_.pool.enabled()) {
+        if (auto pc = ds_.detach()) {
+            sh_.pool.put(ds_.config().name, std::move(*pc));
+            co_return;
+        }
+    }
+    co_await ds_.quit();
+}
+
 awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, bool& reused) {
     std::string id = identity(ds_.config().encoding, src);
     reused = false;
@@ -346,7 +359,14 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
             co_return true;
         }
     }
-    if (ds_.connected()) co_await ds_.quit();
+    co_await release_downstream();
+    if (start == 0 && sh_.pool.enabled()) {
+        if (auto pc = sh_.pool.take(ds_.config().name, id); pc && ds_.adopt(std::move(*pc))) {
+            log::debug("event=downstream_reuse sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
+            reused = true;
+            co_return true;
+        }
+    }
     const auto& dests = ds_.config().destinations;
     for (std::size_t i = start; i < dests.size(); ++i) {
         std::string why;

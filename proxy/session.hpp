@@ -15,6 +15,7 @@
 
 #include "config.hpp"
 #include "conn.hpp"
+#include "downstream_pool.hpp"
 
 namespace xproxy::proxyd {
 
@@ -22,6 +23,7 @@ struct Shared {
     const Config& cfg;
     asio::ssl::context* front_tls = nullptr;   // STARTTLS offered when set
     asio::ssl::context* client_tls = nullptr;  // towards downstreams
+    DownstreamPool& pool;
     std::atomic<std::uint64_t> sessions{0};
 };
 

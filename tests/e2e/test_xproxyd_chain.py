@@ -150,6 +150,22 @@ class XproxydChain(E2ETestCase):
         self.assertNotIn("127.0.0.99", self.b.log())
         self.assertEqual(len(re.findall(r"event=source_refused", xp.log())), 3)
 
+    def test_idle_downstream_connection_kept_only_where_the_source_allows(self):
+        # XFORWARD: one downstream connection serves consecutive client sessions, each
+        # message announced with its own client.
+        sink = SmtpSink(self.sandbox, self.procs, verbose=True)
+        xp = Xproxyd(self.sandbox, self.procs, ["s destinations=127.0.0.1:%d encoding=xforward" % sink.port])
+        for client in ("127.0.0.77", "127.0.0.88"):
+            replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>",
+                                             "DATA", "Subject: x\r\n\r\nx\r\n.\r\n", "QUIT"], source=client)
+            self.assertEqual(replies[5][0], 250, replies)
+        self.assertEqual(len(sink.wait_messages(2)), 2)
+        xf = sink.commands("XFORWARD")
+        self.assertTrue(any("ADDR=127.0.0.77" in l for l in xf), xf)
+        self.assertTrue(any("ADDR=127.0.0.88" in l for l in xf), xf)
+        self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
+        xp.wait_log(r"event=downstream_reuse")
+
 
 if __name__ == "__main__":
     main()
