@@ -2,6 +2,7 @@
 #include "session.hpp"
 
 #include <ctime>
+#include <memory>
 #include <optional>
 
 #include "body_buffer.hpp"
@@ -573,13 +574,21 @@ awaitable<bool> Session::cmd_data() {
     bool ds_ok = true, too_big = false, dot_sent = false;
     std::string chunk;
     error_code ec;
+    // Body reads go to a 64 KiB buffer that lives only for this transaction; what follows
+    // the end of data (pipelined commands) goes back to the connection's line buffer.
+    constexpr std::size_t kBodyRead = 65536;
+    std::unique_ptr<char[]> rbuf(new char[kBodyRead]);
     while (!dec.done()) {
-        if (conn_->in_pos >= conn_->in.size()) {
+        const char* p = nullptr;
+        std::size_t n = 0;
+        bool from_line_buffer = conn_->in_pos < conn_->in.size();
+        if (from_line_buffer) {
+            p = conn_->in.data() + conn_->in_pos;
+            n = conn_->in.size() - conn_->in_pos;
+        } else {
             conn_->in.clear();
             conn_->in_pos = 0;
-            conn_->in.resize(16384);
-            std::size_t n = co_await conn_->read_some(conn_->in.data(), conn_->in.size(), cfg_.client_timeout, ec);
-            conn_->in.resize(n);
+            n = co_await conn_->read_some(rbuf.get(), kBodyRead, cfg_.client_timeout, ec);
             if (ec) {
                 // The client is gone or stalled: no final dot goes downstream, so nothing is
                 // delivered; the client never saw a 250 either.
@@ -594,10 +603,14 @@ awaitable<bool> Session::cmd_data() {
                 end_transaction();
                 co_return false;
             }
-            continue;
+            p = rbuf.get();
         }
-        std::size_t used = dec.feed(conn_->in.data() + conn_->in_pos, conn_->in.size() - conn_->in_pos, chunk);
-        conn_->in_pos += used;
+        std::size_t used = dec.feed(p, n, chunk);
+        if (from_line_buffer) {
+            conn_->in_pos += used;
+        } else if (used < n) {
+            conn_->in.assign(p + used, n - used);
+        }
         if (cfg_.max_message_size && dec.size() > cfg_.max_message_size) too_big = true;
         if (!chunk.empty() && !too_big && buf && !buf->failed()) {
             std::string err;
