@@ -13,7 +13,7 @@ import re
 
 from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, policy_responder, read_text,
                      smtp_session, split_requests, swaks, wait_until)
-from xproxyd_helpers import Xproxyd
+from xproxyd_helpers import RecordingMilter, Xproxyd
 
 
 class XproxydChain(E2ETestCase):
@@ -100,7 +100,10 @@ class XproxydChain(E2ETestCase):
         policy = self.capture(respond=policy_responder("DUNNO"))
         table = self.sandbox.write("access.cidr", "127.0.0.66/32 REJECT blocked by C\n")
         c_port = free_port()
+        milter = RecordingMilter()
+        self.addCleanup(milter.close)
         c = Postfix(self.sandbox, self.procs, "downstream", c_port, relay_port=self.sink.port, main_cf={
+            "smtpd_milters": "inet:127.0.0.1:%d" % milter.port, "milter_default_action": "tempfail",
             "smtpd_authorized_xclient_hosts": "127.0.0.1",
             "smtpd_client_restrictions": "check_client_access cidr:" + table,
             "smtpd_recipient_restrictions": "check_policy_service inet:127.0.0.1:%d, permit_mynetworks, "
@@ -125,6 +128,19 @@ class XproxydChain(E2ETestCase):
         self.assertFalse([r for s in policy.sessions for r in split_requests(s)
                           if r.get("client_address") == "127.0.0.1"])
         self.assertNotRegex(c.log(), r"client=unknown\[127\.0\.0\.1\]")
+        # The milter: every MAIL FROM it saw belongs to a connect event naming the
+        # original client (smtpd reports xproxyd's own connect first, then, after XCLIENT,
+        # the client it names).
+        mails = []
+        for conn in milter.events:
+            current = None
+            for kind, value in conn:
+                if kind == "connect":
+                    current = value
+                elif kind == "mail":
+                    mails.append((current, value))
+        self.assertIn(("127.0.0.77", "<sender@example.org>"), mails)
+        self.assertTrue(all(addr in ("127.0.0.66", "127.0.0.77") for addr, _ in mails), mails)
 
     def test_acceptance5_untrusted_client_is_refused_and_seen_as_itself(self):
         self.legacy_b()

@@ -5,6 +5,7 @@ recipients). Used by test_xproxyd_*.py; not a test itself."""
 import os
 import re
 import socket
+import struct
 import threading
 import time
 
@@ -123,4 +124,80 @@ class FakeDownstream:
                     else:
                         say("250 2.0.0 Ok")
         except OSError:
+            return
+
+
+class RecordingMilter:
+    """A minimal milter (Sendmail milter protocol v6, spoken by Postfix) that records, per
+    MTA connection, the client address of each connect event and the MAIL FROM events,
+    and lets everything through. events: list of lists of ("connect", addr) / ("mail",
+    sender)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.events = []
+        self.closed = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _run(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _read(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def _serve(self, conn):
+        log = []
+        self.events.append(log)
+
+        def send(cmd, data=b""):
+            conn.sendall(struct.pack("!I", len(data) + 1) + cmd + data)
+        try:
+            with conn:
+                while True:
+                    (length,) = struct.unpack("!I", self._read(conn, 4))
+                    packet = self._read(conn, length)
+                    cmd, data = packet[:1], packet[1:]
+                    if cmd == b"O":
+                        send(b"O", struct.pack("!III", 6, 0, 0))
+                    elif cmd == b"C":
+                        host, rest = data.split(b"\0", 1)
+                        addr = rest[3:].split(b"\0", 1)[0].decode() if rest[:1] in (b"4", b"6") else ""
+                        log.append(("connect", addr))
+                        send(b"c")
+                    elif cmd == b"M":
+                        log.append(("mail", data.split(b"\0", 1)[0].decode("latin-1")))
+                        send(b"c")
+                    elif cmd == b"E":
+                        send(b"a")
+                    elif cmd in (b"D", b"A"):
+                        continue
+                    elif cmd == b"Q":
+                        return
+                    else:
+                        send(b"c")
+        except (EOFError, OSError):
             return
