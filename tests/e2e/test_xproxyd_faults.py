@@ -170,6 +170,23 @@ class XproxydFaults(E2ETestCase):
         c.close(quit=False)
         self.assertEqual(len(sink.wait_messages(1)), 1)
 
+    def test_message_over_the_size_limit_is_never_delivered(self):
+        sink = SmtpSink(self.sandbox, self.procs)
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port],
+                     extra=["--max-message-size", "4000"])
+        c = SmtpClient(xp.port)
+        c.ehlo()
+        self.assertEqual(c.extensions.get("SIZE"), "4000")
+        self.assertTrue(c.cmd("MAIL FROM:<s@example.org> SIZE=5000")[1].startswith("552 5.3.4"))
+        self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)  # undeclared size
+        self.assertEqual(c.cmd("RCPT TO:<r@example.net>")[0], 250)
+        code, text = c.data(body_of(10000))
+        self.assertEqual(code, 552, text)
+        self.assertEqual(c.cmd("NOOP")[0], 250)  # the session goes on
+        c.close()
+        time.sleep(0.5)
+        self.assertEqual(sink.messages(), [])
+
     def test_dot_stuffing_and_bare_lf_end_of_data(self):
         sink = SmtpSink(self.sandbox, self.procs)
         xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port])
