@@ -213,6 +213,21 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     co_return true;
 }
 
+asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::string& identity, std::string& why) {
+    if (!conn_ || dirty || cfg_.encoding != Encoding::xclient) co_return false;
+    Announcement x = announce(Encoding::xclient, src, advertised(ehlo_, "XCLIENT"));
+    bool ok = x.error.empty() && !x.lines.empty();
+    if (!ok) why = x.error;
+    if (ok) ok = co_await send_lines(x.lines, 2, why);
+    if (ok) ok = co_await ehlo(why, usable_helo(src.helo));
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
 asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
     if (cfg_.encoding != Encoding::xforward) co_return co_await command(mail_line);
     Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));

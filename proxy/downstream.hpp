@@ -27,6 +27,11 @@ public:
 
     asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity,
                                std::string& why);
+    // XCLIENT only: announces another source on this open, idle connection (XCLIENT, then
+    // EHLO). false when the downstream refuses (Postfix re-checks its authorization
+    // against the previous XCLIENT address): the connection is then closed, never left
+    // half-announced.
+    asio::awaitable<bool> reannounce(const SourceInfo& src, const std::string& identity, std::string& why);
     // XFORWARD (if that is the encoding) and MAIL, in one write when the downstream offers
     // PIPELINING. A refused XFORWARD gives a failed Reply with `why` set.
     asio::awaitable<Reply> mail(const SourceInfo& src, const std::string& mail_line, std::string& why);

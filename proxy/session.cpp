@@ -360,6 +360,17 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
             co_return true;
         }
     }
+    if (ds_.connected() && start == 0 && ds_.config().encoding == Encoding::xclient && !ds_.dirty) {
+        // XCLIENT may announce the next client on the same connection, if the downstream
+        // still authorizes us after the previous XCLIENT; otherwise a new connection.
+        std::string why;
+        if (co_await ds_.reannounce(src, id, why)) {
+            log::info("event=downstream_reannounce sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
+            reused = true;
+            co_return true;
+        }
+        log::info("event=reannounce_refused sid=%s error=\"%s\"", sid_.c_str(), escape(why, 200).c_str());
+    }
     co_await release_downstream();
     if (start == 0 && sh_.pool.enabled()) {
         if (auto pc = sh_.pool.take(ds_.config().name, id); pc && ds_.adopt(std::move(*pc))) {

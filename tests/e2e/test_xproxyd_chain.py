@@ -142,6 +142,37 @@ class XproxydChain(E2ETestCase):
         self.assertIn(("127.0.0.77", "<sender@example.org>"), mails)
         self.assertTrue(all(addr in ("127.0.0.66", "127.0.0.77") for addr, _ in mails), mails)
 
+    def xclient_two_sources_one_session(self, authorized):
+        sink = SmtpSink(self.sandbox, self.procs)
+        c_port = free_port()
+        c = Postfix(self.sandbox, self.procs, "downstream", c_port, relay_port=sink.port,
+                    main_cf={"smtpd_authorized_xclient_hosts": authorized})
+        c.start()
+        xp = Xproxyd(self.sandbox, self.procs, ["c destinations=127.0.0.1:%d encoding=xclient" % c_port])
+        cmds = ["EHLO gateway.example"]
+        for n in ("77", "88"):
+            cmds += ["XFORWARD ADDR=127.0.0.%s PORT=10%s HELO=client-%s.example" % (n, n, n),
+                     "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA",
+                     "Subject: %s\r\n\r\nx\r\n.\r\n" % n]
+        replies = smtp_session(xp.port, cmds + ["QUIT"])
+        self.assertEqual([r[0] for r in replies[-7:-1]], [250, 250, 250, 250, 354, 250], replies)
+        self.assertEqual([r[0] for r in replies[3:7]], [250, 250, 354, 250], replies)
+        msgs = sink.wait_messages(2)
+        for n in ("77", "88"):
+            m = next(m for m in msgs if "Subject: %s" % n in m)
+            self.assertIn("from client-%s.example (unknown [127.0.0.%s])" % (n, n), m)
+        return c, xp
+
+    def test_xclient_resent_on_one_connection_when_the_downstream_allows_it(self):
+        c, xp = self.xclient_two_sources_one_session("127.0.0.0/8")
+        xp.wait_log(r"event=downstream_reannounce")
+        self.assertEqual(len(re.findall(r"event=downstream_open", xp.log())), 1)
+
+    def test_xclient_refused_on_reuse_means_a_new_connection(self):
+        c, xp = self.xclient_two_sources_one_session("127.0.0.1")
+        xp.wait_log(r"event=reannounce_refused")
+        self.assertEqual(len(re.findall(r"event=downstream_open", xp.log())), 2)
+
     def test_acceptance5_untrusted_client_is_refused_and_seen_as_itself(self):
         self.legacy_b()
         xp = Xproxyd(self.sandbox, self.procs, ["legacy destinations=127.0.0.1:%d encoding=proxy-v2" % self.b_port])
