@@ -120,9 +120,9 @@ awaitable<void> Session::run() {
     error_code ec;
     SourceInfo peer;
     auto rep = conn_->socket().remote_endpoint(ec);
-    if (!ec) peer.client = Endpoint{*IpAddress::parse(rep.address().to_string()), rep.port()};
+    if (!ec) peer.client = Endpoint::from_sockaddr(rep.data(), static_cast<unsigned>(rep.size()));
     auto lep = conn_->socket().local_endpoint(ec);
-    if (!ec) peer.server = Endpoint{*IpAddress::parse(lep.address().to_string()), lep.port()};
+    if (!ec) peer.server = Endpoint::from_sockaddr(lep.data(), static_cast<unsigned>(lep.size()));
     peer.protocol = "SMTP";
     peer.session_id = sid_;
     bool trusted = peer.client && cfg_.trusted.contains(peer.client->addr);
