@@ -7,7 +7,9 @@ Downstreams are smtp-sink, a real Postfix, and a scriptable SMTP server that die
 middle of DATA, answers slowly or rejects some recipients."""
 
 import hashlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -75,6 +77,33 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(re.findall(r"status=sent", a.log())), 1)
         self.assertEqual(len(re.findall(r"event=relayed .*code=250", xp.log())), 1)
         self.assertIn("..stuffed line 50".replace("..", "."), msgs[0])
+
+    def test_acceptance4_real_smtp_sink_killed_during_data(self):
+        # smtp-sink waits 3 s before answering DATA (-w 3) and is killed (SIGKILL) in that
+        # window: xproxyd has the message's DATA outstanding and no destination left.
+        port = free_port()
+        sink = SmtpSink(self.sandbox, self.procs, port=port, extra_args=("-w", "3"), name="sink1")
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % port])
+        a = Postfix(self.sandbox, self.procs, "gateway", free_port(), relay_port=xp.port,
+                    main_cf={"smtp_send_xforward_command": "yes"})
+        a.start()
+        rc, out = swaks(a.port, source="127.0.0.66", body=body_of(5000))
+        self.assertEqual(rc, 0, out)
+        xp.wait_log(r"event=downstream_open", timeout=20)
+        time.sleep(1)
+        os.kill(sink.proc.pid, signal.SIGKILL)
+        a.wait_log(r"status=deferred .*451 4\.4\.1", timeout=30)
+        self.procs.stop(sink.proc)
+        # smtp-sink opens its dump file before the body: at most an empty file is left.
+        self.assertEqual([m for m in sink.messages() if m.strip()], [])
+        sink2 = SmtpSink(self.sandbox, self.procs, port=port, name="sink2")
+        subprocess.run(["postqueue", "-c", a.conf, "-f"], check=True, capture_output=True)
+        sink2.wait_messages(1, timeout=40)
+        a.wait_log(r"status=sent", timeout=20)
+        time.sleep(1.5)
+        self.assertEqual(len(sink2.messages()), 1)
+        self.assertEqual(len(re.findall(r"status=sent", a.log())), 1)
+        self.assertIn("X-Client-Addr: 127.0.0.1", sink2.messages()[0])
 
     def test_failover_mid_data_to_next_destination_from_spill_file(self):
         dying = self.fake(die_in_data=40000)
