@@ -46,6 +46,13 @@ std::optional<std::uint64_t> parse_u64(std::string_view s) {
     return v;
 }
 
+// The value of the first pair named `key` in an ordered NAME -> value list.
+const std::string* find_value(const std::vector<std::pair<std::string, std::string>>& list, std::string_view key) {
+    for (const auto& [name, value] : list)
+        if (name == key) return &value;
+    return nullptr;
+}
+
 }  // namespace
 
 CommandLine split_command(std::string_view line) {
@@ -62,11 +69,7 @@ CommandLine split_command(std::string_view line) {
 
 bool PathArg::has(std::string_view name) const { return get(name) != nullptr; }
 
-const std::string* PathArg::get(std::string_view name) const {
-    for (const auto& p : params)
-        if (p.first == name) return &p.second;
-    return nullptr;
-}
+const std::string* PathArg::get(std::string_view name) const { return find_value(params, name); }
 
 std::optional<PathArg> parse_path(std::string_view arg, std::string_view keyword, bool allow_null, bool allow_8bit,
                                   std::string* reply) {
@@ -158,11 +161,7 @@ std::optional<MailParams> check_mail_params(const PathArg& mail, const MailLimit
 
 bool EhloKeywords::has(std::string_view kw) const { return get(kw) != nullptr; }
 
-const std::string* EhloKeywords::get(std::string_view kw) const {
-    for (const auto& i : items)
-        if (i.first == kw) return &i.second;
-    return nullptr;
-}
+const std::string* EhloKeywords::get(std::string_view kw) const { return find_value(items, kw); }
 
 EhloKeywords parse_ehlo(const std::vector<std::string>& reply_lines) {
     EhloKeywords k;

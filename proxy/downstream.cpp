@@ -96,8 +96,11 @@ asio::awaitable<void> Downstream::quit() {
     close();
 }
 
-asio::awaitable<bool> Downstream::ehlo(std::string& why, const std::string& name) {
-    Reply r = co_await command("EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n");
+asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
+    // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
+    // that live across co_await in a coroutine's return expression).
+    const std::string line = "EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n";
+    Reply r = co_await command(line);
     if (r.code != 250) {
         why = "EHLO: " + first_line(r);
         co_return false;
@@ -179,20 +182,7 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
             }
         }
         if (cfg_.encoding == Encoding::xclient) {
-            auto adv = advertised(ehlo_, "XCLIENT");
-            if (!adv) {
-                why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
-                break;
-            }
-            Announcement x = announce(Encoding::xclient, src, adv);
-            if (!x.error.empty()) {
-                why = x.error;
-                break;
-            }
-            if (!co_await send_lines(x.lines, 2, why)) break;
-            // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the
-            // HELO name from the EHLO that follows, overriding XCLIENT HELO.
-            if (!co_await ehlo(why, usable_helo(src.helo))) break;
+            if (!co_await send_xclient(src, why)) break;
         } else if (cfg_.encoding == Encoding::xproxyfrom) {
             if (!ehlo_.has("XPROXYFROM")) {
                 why = "XPROXYFROM not offered";
@@ -213,13 +203,28 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     co_return true;
 }
 
+asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::string& why) {
+    auto adv = advertised(ehlo_, "XCLIENT");
+    if (!adv) {
+        why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
+        co_return false;
+    }
+    Announcement x = announce(Encoding::xclient, src, adv);
+    if (!x.error.empty()) {
+        why = x.error;
+        co_return false;
+    }
+    bool ok = co_await send_lines(x.lines, 2, why);
+    // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the HELO name
+    // from the EHLO that follows, overriding XCLIENT HELO.
+    const std::string helo = usable_helo(src.helo);
+    if (ok) ok = co_await ehlo(why, helo);
+    co_return ok;
+}
+
 asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::string& identity, std::string& why) {
     if (!conn_ || dirty || cfg_.encoding != Encoding::xclient) co_return false;
-    Announcement x = announce(Encoding::xclient, src, advertised(ehlo_, "XCLIENT"));
-    bool ok = x.error.empty() && !x.lines.empty();
-    if (!ok) why = x.error;
-    if (ok) ok = co_await send_lines(x.lines, 2, why);
-    if (ok) ok = co_await ehlo(why, usable_helo(src.helo));
+    const bool ok = co_await send_xclient(src, why);
     if (!ok) {
         close();
         co_return false;

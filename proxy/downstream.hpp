@@ -57,7 +57,9 @@ public:
     bool dirty = false;  // a transaction was started and not finished downstream
 
 private:
-    asio::awaitable<bool> ehlo(std::string& why, const std::string& name = std::string());
+    asio::awaitable<bool> ehlo(std::string& why, std::string name = std::string());
+    // XCLIENT (restricted to the advertised attributes), then EHLO with the client's HELO.
+    asio::awaitable<bool> send_xclient(const SourceInfo& src, std::string& why);
     asio::awaitable<bool> send_lines(const std::vector<std::string>& lines, int want_class, std::string& why);
     asio::any_io_executor ex_;
     const DownstreamConfig& cfg_;

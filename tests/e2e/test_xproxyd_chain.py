@@ -155,7 +155,7 @@ class XproxydChain(E2ETestCase):
                      "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA",
                      "Subject: %s\r\n\r\nx\r\n.\r\n" % n]
         replies = smtp_session(xp.port, cmds + ["QUIT"])
-        self.assertEqual([r[0] for r in replies[-7:-1]], [250, 250, 250, 250, 354, 250], replies)
+        self.assertEqual([r[0] for r in replies[-7:-1]], [250, 250, 250, 250, 354, 250], "%r" % replies)
         self.assertEqual([r[0] for r in replies[3:7]], [250, 250, 354, 250], replies)
         msgs = sink.wait_messages(2)
         for n in ("77", "88"):

@@ -40,26 +40,16 @@ class Xproxyd:
         return wait_for_log(self.log_path, regex, timeout)
 
 
-class FakeDownstream:
-    """A minimal SMTP server on 127.0.0.1 whose faults are chosen per test.
+class _LoopbackServer:
+    """Accepts on 127.0.0.1:port (0: any) and serves each connection with self._serve in a
+    daemon thread until close()."""
 
-    die_in_data: close the connection after this many body bytes (no reply to the dot);
-    reject: recipients matching this regex get 550 5.1.1; delay: seconds before every
-    reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
-    250; replies_250: how many messages it acknowledged."""
-
-    def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
-                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME")):
-        self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
+    def __init__(self, port=0):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ehlo_lines = list(ehlo)
         self.sock.bind(("127.0.0.1", port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        self.messages = []
-        self.commands = []
-        self.data_started = 0
         self.closed = False
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -78,6 +68,27 @@ class FakeDownstream:
             except OSError:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+
+class FakeDownstream(_LoopbackServer):
+    """A minimal SMTP server on 127.0.0.1 whose faults are chosen per test.
+
+    die_in_data: close the connection after this many body bytes (no reply to the dot);
+    reject: recipients matching this regex get 550 5.1.1; delay: seconds before every
+    reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
+    250; replies_250: how many messages it acknowledged."""
+
+    def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
+                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME")):
+        self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
+        self.ehlo_lines = list(ehlo)
+        self.messages = []
+        self.commands = []
+        self.data_started = 0
+        super().__init__(port)
 
     def _serve(self, conn):
         f = conn.makefile("rb")
@@ -127,37 +138,15 @@ class FakeDownstream:
             return
 
 
-class RecordingMilter:
+class RecordingMilter(_LoopbackServer):
     """A minimal milter (Sendmail milter protocol v6, spoken by Postfix) that records, per
     MTA connection, the client address of each connect event and the MAIL FROM events,
     and lets everything through. events: list of lists of ("connect", addr) / ("mail",
     sender)."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.events = []
-        self.closed = False
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def close(self):
-        self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-    def _run(self):
-        while not self.closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__()
 
     @staticmethod
     def _read(conn, n):
