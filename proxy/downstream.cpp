@@ -77,7 +77,8 @@ asio::awaitable<Reply> Downstream::command(std::string_view line) {
     error_code ec;
     co_await conn_->write(line, cfg_.command_timeout, ec);
     if (ec) co_return Reply{0, {}, ec.message()};
-    co_return co_await conn_->read_reply(cfg_.command_timeout);
+    Reply r = co_await conn_->read_reply(cfg_.command_timeout);
+    co_return r;
 }
 
 asio::awaitable<bool> Downstream::send(std::string_view data) {
@@ -234,7 +235,10 @@ asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::s
 }
 
 asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
-    if (cfg_.encoding != Encoding::xforward) co_return co_await command(mail_line);
+    if (cfg_.encoding != Encoding::xforward) {
+        Reply r = co_await command(mail_line);
+        co_return r;
+    }
     Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));
     if (!a.error.empty()) {
         why = a.error;
@@ -242,7 +246,8 @@ asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string
     }
     if (!ehlo_.has("PIPELINING")) {
         if (!co_await send_lines(a.lines, 2, why)) co_return Reply{0, {}, why};
-        co_return co_await command(mail_line);
+        Reply r = co_await command(mail_line);
+        co_return r;
     }
     std::string batch;
     for (const auto& l : a.lines) batch += l;

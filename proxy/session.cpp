@@ -125,7 +125,8 @@ awaitable<bool> Session::dispatch(const std::string& line) {
             reply("501 5.5.4 Syntax: DATA");
             syntax_error();
         } else {
-            co_return co_await cmd_data();
+            const bool go_on = co_await cmd_data();
+            co_return go_on;
         }
     } else if (v == "RSET") {
         co_await cmd_rset();
@@ -136,7 +137,8 @@ awaitable<bool> Session::dispatch(const std::string& line) {
         closing_ = true;
         co_return false;
     } else if (v == "STARTTLS") {
-        co_return co_await cmd_starttls(c);
+        const bool go_on = co_await cmd_starttls(c);
+        co_return go_on;
     } else if (v == "XCLIENT" || v == "XFORWARD" || v == "XPROXYFROM") {
         co_await cmd_source(c, line);
     } else if (v == "VRFY") {
