@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 
-from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, swaks, wait_until
+from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, swaks
 from xproxyd_helpers import FakeDownstream, Xproxyd
 
 

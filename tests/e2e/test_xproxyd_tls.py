@@ -6,10 +6,9 @@ and re-emits the source as XFORWARD to smtp-sink. swaks --tls talks to the inner
 directly. A downstream that offers no STARTTLS is refused when TLS is required."""
 
 import os
-import re
 import subprocess
 
-from harness import E2ETestCase, SmtpClient, SmtpSink, main, swaks
+from harness import E2ETestCase, SmtpClient, SmtpSink, binary, main, swaks
 from xproxyd_helpers import FakeDownstream, Xproxyd
 
 
@@ -66,7 +65,6 @@ class XproxydTls(E2ETestCase):
     def test_key_file_readable_by_others_is_a_configuration_error(self):
         crt, key = self.cert()
         os.chmod(key, 0o644)
-        from harness import binary
         r = subprocess.run([binary("proxy/xproxyd"), "--check-config", "--downstream", "d destinations=127.0.0.1:25",
                             "--tls-cert", crt, "--tls-key", key], capture_output=True, text=True)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)

@@ -2,7 +2,6 @@
 downstream for fault injection (dies in the middle of DATA, answers slowly, rejects some
 recipients). Used by test_xproxyd_*.py; not a test itself."""
 
-import os
 import re
 import socket
 import struct
