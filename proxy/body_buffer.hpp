@@ -1,0 +1,45 @@
+// body_buffer.hpp: the fast path's copy of a message body (seed 001). The body is held in
+// memory up to a threshold and spills to a private temporary file beyond it: O_TMPFILE
+// in the spool directory (or mkstemp + unlink where O_TMPFILE is not supported), so the
+// file never has a name another process could open and disappears with the descriptor.
+// clear() releases both the memory and the file as soon as a transaction ends.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace xproxy::proxyd {
+
+class BodyBuffer {
+public:
+    BodyBuffer(std::size_t threshold, std::string spool_dir) : threshold_(threshold), dir_(std::move(spool_dir)) {}
+    ~BodyBuffer() { clear(); }
+    BodyBuffer(const BodyBuffer&) = delete;
+    BodyBuffer& operator=(const BodyBuffer&) = delete;
+
+    // Appends bytes; spills to the file when the threshold would be crossed. false with
+    // *error when the file cannot be created or written (the buffer is then unusable
+    // until clear()).
+    bool append(std::string_view data, std::string* error);
+    // Copies up to n bytes from offset `off` into buf; returns the count (0 at the end),
+    // or -1 on a read error.
+    long read_at(std::uint64_t off, char* buf, std::size_t n) const;
+    std::uint64_t size() const { return size_; }
+    bool spilled() const { return fd_ >= 0; }
+    bool failed() const { return failed_; }
+    std::size_t memory() const { return mem_.capacity(); }
+    void clear();
+
+private:
+    bool spill(std::string* error);
+    std::size_t threshold_;
+    std::string dir_;
+    std::string mem_;
+    int fd_ = -1;
+    std::uint64_t size_ = 0;
+    bool failed_ = false;
+};
+
+}  // namespace xproxy::proxyd

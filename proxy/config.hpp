@@ -1,0 +1,85 @@
+// config.hpp: xproxyd's configuration: command line and config file (Boost.Program_
+// options, long option names), the downstream specifications and the conditions that turn
+// the fast path off. parse_config() checks everything a start-up needs and names the
+// option at fault; nothing is opened or bound here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "source.hpp"
+#include "xproxy/ip.hpp"
+
+namespace xproxy::proxyd {
+
+enum class TlsMode { off, opportunistic, required };
+
+struct Destination {
+    std::string host;  // numeric address
+    std::uint16_t port = 25;
+    std::string to_string() const;
+};
+
+struct DownstreamConfig {
+    std::string name;
+    std::vector<Destination> destinations;  // tried in order (failover)
+    Encoding encoding = Encoding::proxy_v2;
+    TlsMode tls = TlsMode::off;
+    std::chrono::seconds connect_timeout{30};
+    std::chrono::seconds command_timeout{300};
+    std::string helo;  // our EHLO name towards it; default: the hostname option
+};
+
+// "NAME destinations=H:P[,H:P...] encoding=E tls=off|opportunistic|required
+//  connect-timeout=S command-timeout=S helo=NAME"
+std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error);
+
+// When one matches a transaction, its body is streamed through without a copy (no
+// failover after DATA): "always", "size-over=N" (declared SIZE above N bytes),
+// "client=CIDR" (original client in CIDR).
+struct StreamThroughCondition {
+    enum class Kind { always, size_over, client } kind = Kind::always;
+    std::uint64_t size = 0;
+    std::optional<Cidr> cidr;
+};
+std::optional<StreamThroughCondition> parse_condition(const std::string& text, std::string* error);
+
+struct Listener {
+    std::string spec;        // inet:HOST:PORT ... (xproxy/daemon/listen.hpp)
+    std::size_t downstream;  // index into Config::downstreams
+};
+
+struct Config {
+    std::string config_file;
+    bool check_config = false;
+    std::vector<Listener> listeners;
+    std::vector<DownstreamConfig> downstreams;
+    std::string user;
+    unsigned threads = 1;
+    std::string log_sink = "syslog";
+    std::string log_level = "info";
+    std::string hostname;
+    CidrSet trusted;
+    std::string tls_cert, tls_key;  // front-side STARTTLS; both empty: not offered
+    std::string tls_ca;             // verify downstream certificates against this file (optional)
+    std::size_t fast_path_threshold = 32768;
+    std::string spool_dir = "/var/spool/xproxyd";
+    std::vector<StreamThroughCondition> stream_through;
+    std::size_t max_line = 2048;
+    unsigned max_commands = 10000;
+    unsigned max_errors = 20;
+    unsigned max_recipients = 1000;
+    std::uint64_t max_message_size = 52428800;
+    std::chrono::seconds client_timeout{300};
+    std::size_t pool_size = 32;              // idle downstream connections kept per downstream
+    std::chrono::seconds pool_idle{10};      // and for how long
+};
+
+// Returns the configuration, or nullopt with exit_code set (0 after --help/--version,
+// 2 for a usage error, 1 for a bad value) and the message printed to stderr.
+std::optional<Config> parse_config(int argc, char** argv, int& exit_code);
+
+}  // namespace xproxy::proxyd

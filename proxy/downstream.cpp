@@ -1,0 +1,274 @@
+// downstream.cpp: connection set-up and source announcement towards a downstream.
+#include "downstream.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "xproxy/escape.hpp"
+
+namespace xproxy::proxyd {
+
+namespace {
+
+std::string first_line(const Reply& r) {
+    if (r.failed()) return r.error;
+    return std::to_string(r.code) + " " + escape(r.lines.empty() ? std::string() : r.lines[0], 120);
+}
+
+// A HELO name that can be sent as an EHLO argument: printable ASCII, no space.
+std::string usable_helo(const std::string& h) {
+    if (h.empty() || h.size() > 255) return {};
+    for (char c : h)
+        if (c <= ' ' || c > '~') return {};
+    return h;
+}
+
+smtp::Advertised advertised(const EhloKeywords& k, const char* kw) {
+    const std::string* p = k.get(kw);
+    if (!p) return std::nullopt;
+    return smtp::parse_ehlo_keyword(*p);
+}
+
+}  // namespace
+
+void Downstream::close() {
+    if (conn_) conn_->close();
+    conn_.reset();
+    ehlo_ = {};
+    identity_.clear();
+    dirty = false;
+}
+
+std::optional<PooledConnection> Downstream::detach() {
+    if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
+    PooledConnection p;
+    p.index = index_;
+    p.identity = identity_;
+    p.ehlo = ehlo_;
+    error_code ec;
+    p.fd = conn_->socket().release(ec);
+    if (ec) return std::nullopt;
+    conn_.reset();
+    close();
+    return p;
+}
+
+bool Downstream::adopt(PooledConnection p) {
+    close();
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    error_code ec;
+    asio::ip::tcp::socket s(ex_);
+    s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
+    if (ec) {
+        ::close(p.fd);
+        return false;
+    }
+    conn_ = std::make_shared<Conn>(std::move(s));
+    index_ = p.index;
+    identity_ = std::move(p.identity);
+    ehlo_ = std::move(p.ehlo);
+    return true;
+}
+
+asio::awaitable<Reply> Downstream::command(std::string_view line) {
+    if (!conn_) co_return Reply{0, {}, "not connected"};
+    error_code ec;
+    co_await conn_->write(line, cfg_.command_timeout, ec);
+    if (ec) co_return Reply{0, {}, ec.message()};
+    Reply r = co_await conn_->read_reply(cfg_.command_timeout);
+    co_return r;
+}
+
+asio::awaitable<bool> Downstream::send(std::string_view data) {
+    if (!conn_) co_return false;
+    error_code ec;
+    co_await conn_->write(data, cfg_.command_timeout, ec);
+    co_return !ec;
+}
+
+asio::awaitable<void> Downstream::quit() {
+    if (conn_) {
+        error_code ec;
+        co_await conn_->write("QUIT\r\n", std::chrono::seconds(2), ec);
+        if (!ec) (void)co_await conn_->read_reply(std::chrono::seconds(2));
+    }
+    close();
+}
+
+asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
+    // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
+    // that live across co_await in a coroutine's return expression).
+    const std::string line = "EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n";
+    Reply r = co_await command(line);
+    if (r.code != 250) {
+        why = "EHLO: " + first_line(r);
+        co_return false;
+    }
+    ehlo_ = parse_ehlo(r.lines);
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::send_lines(const std::vector<std::string>& lines, int want_class, std::string& why) {
+    for (const auto& l : lines) {
+        Reply r = co_await command(l);
+        if (r.code / 100 != want_class) {
+            why = l.substr(0, l.find(' ')) + ": " + first_line(r);
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src, const std::string& identity,
+                                       std::string& why) {
+    close();
+    index_ = index;
+    const Destination& d = cfg_.destinations[index];
+    error_code ec;
+    auto addr = asio::ip::make_address(d.host, ec);
+    if (ec) {
+        why = "bad address";
+        co_return false;
+    }
+    conn_ = std::make_shared<Conn>(asio::ip::tcp::socket(ex_));
+    co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
+    if (ec) {
+        why = "connect: " + ec.message();
+        close();
+        co_return false;
+    }
+    bool ok = false;
+    do {
+        Announcement a = announce(cfg_.encoding, src);
+        if (!a.error.empty()) {
+            why = a.error;
+            break;
+        }
+        if (!a.header.empty()) {
+            co_await conn_->write(a.header, cfg_.command_timeout, ec);
+            if (ec) {
+                why = "PROXY header: " + ec.message();
+                break;
+            }
+        }
+        Reply g = co_await conn_->read_reply(cfg_.command_timeout);
+        if (g.code != 220) {
+            why = "greeting: " + first_line(g);
+            break;
+        }
+        if (!co_await ehlo(why)) break;
+        if (cfg_.tls != TlsMode::off) {
+            if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
+                if (cfg_.tls == TlsMode::required) {
+                    why = "STARTTLS not offered and tls=required";
+                    break;
+                }
+            } else {
+                Reply r = co_await command("STARTTLS\r\n");
+                if (r.code != 220) {
+                    if (cfg_.tls == TlsMode::required) {
+                        why = "STARTTLS: " + first_line(r);
+                        break;
+                    }
+                } else {
+                    co_await conn_->handshake(*tls_ctx_, false, std::string(), cfg_.command_timeout, ec);
+                    if (ec) {
+                        why = "TLS handshake: " + ec.message();
+                        break;
+                    }
+                    if (!co_await ehlo(why)) break;
+                }
+            }
+        }
+        if (cfg_.encoding == Encoding::xclient) {
+            if (!co_await send_xclient(src, why)) break;
+        } else if (cfg_.encoding == Encoding::xproxyfrom) {
+            if (!ehlo_.has("XPROXYFROM")) {
+                why = "XPROXYFROM not offered";
+                break;
+            }
+            if (!co_await send_lines(a.lines, 2, why)) break;
+        } else if (cfg_.encoding == Encoding::xforward && !ehlo_.has("XFORWARD")) {
+            why = "XFORWARD not offered";
+            break;
+        }
+        ok = true;
+    } while (false);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::string& why) {
+    auto adv = advertised(ehlo_, "XCLIENT");
+    if (!adv) {
+        why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
+        co_return false;
+    }
+    Announcement x = announce(Encoding::xclient, src, adv);
+    if (!x.error.empty()) {
+        why = x.error;
+        co_return false;
+    }
+    bool ok = co_await send_lines(x.lines, 2, why);
+    // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the HELO name
+    // from the EHLO that follows, overriding XCLIENT HELO.
+    const std::string helo = usable_helo(src.helo);
+    if (ok) ok = co_await ehlo(why, helo);
+    co_return ok;
+}
+
+asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::string& identity, std::string& why) {
+    if (!conn_ || dirty || cfg_.encoding != Encoding::xclient) co_return false;
+    const bool ok = co_await send_xclient(src, why);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
+    if (cfg_.encoding != Encoding::xforward) {
+        Reply r = co_await command(mail_line);
+        co_return r;
+    }
+    Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));
+    if (!a.error.empty()) {
+        why = a.error;
+        co_return Reply{0, {}, why};
+    }
+    if (!ehlo_.has("PIPELINING")) {
+        if (!co_await send_lines(a.lines, 2, why)) co_return Reply{0, {}, why};
+        Reply r = co_await command(mail_line);
+        co_return r;
+    }
+    std::string batch;
+    for (const auto& l : a.lines) batch += l;
+    batch += mail_line;
+    if (!co_await send(batch)) co_return Reply{0, {}, "write failed"};
+    bool ok = true;
+    for (std::size_t i = 0; i < a.lines.size(); ++i) {
+        Reply r = co_await reply();
+        if (r.code / 100 != 2 && ok) {
+            why = "XFORWARD: " + first_line(r);
+            ok = false;
+        }
+        if (r.failed()) co_return r;
+    }
+    Reply m = co_await reply();
+    if (!ok) {
+        // MAIL was sent after a refused XFORWARD: undo it, never send mail without its source.
+        if (m.ok()) (void)co_await command("RSET\r\n");
+        co_return Reply{0, {}, why};
+    }
+    co_return m;
+}
+
+}  // namespace xproxy::proxyd

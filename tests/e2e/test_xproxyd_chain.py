@@ -1,0 +1,218 @@
+"""xproxyd in the chains it was built for, with real Postfix instances on loopback.
+
+Seed 003 chain: swaks bound to 127.0.0.x -> Postfix A (the new gateway, XFORWARD on,
+relayhost = xproxyd) -> xproxyd -> legacy Postfix B with libxproxy-preload.so reading the
+PROXY v2 header xproxyd sends. B's access table rejects 127.0.0.66, which it can only do
+if it sees the original client. The same chain with XCLIENT to a Postfix C that
+authorizes xproxyd: C's access table and policy service see the original client. Two
+clients' messages over one cached A -> xproxyd connection each arrive with their own
+source. An untrusted client that sends XFORWARD/XCLIENT/XPROXYFROM gets 550 5.7.0 and is
+seen downstream as itself."""
+
+import re
+
+from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, policy_responder, read_text,
+                     smtp_session, split_requests, swaks, wait_until)
+from xproxyd_helpers import RecordingMilter, Xproxyd
+
+
+class XproxydChain(E2ETestCase):
+    def legacy_b(self, access=None):
+        """Legacy Postfix B with the shim (trusting xproxyd's 127.0.0.1) relaying to a sink."""
+        self.sink = SmtpSink(self.sandbox, self.procs)
+        self.b_port = free_port()
+        main_cf = {}
+        if access:
+            table = self.sandbox.write("access.cidr", access)
+            main_cf["smtpd_client_restrictions"] = "check_client_access cidr:" + table
+        self.shim_log = self.sandbox.path("shim.log")
+        self.sandbox.logs.append(self.shim_log)
+        self.b = Postfix(self.sandbox, self.procs, "legacy", self.b_port, relay_port=self.sink.port, main_cf=main_cf,
+                         preload=binary("preload/libxproxy-preload.so"),
+                         preload_env={"XPROXY_TRUSTED": "127.0.0.1/32", "XPROXY_PORTS": str(self.b_port),
+                                      "XPROXY_LOG": "file:" + self.shim_log})
+        self.b.start()
+
+    def gateway_a(self, xproxyd_port, extra=None):
+        cfg = {"smtp_send_xforward_command": "yes"}
+        cfg.update(extra or {})
+        self.a = Postfix(self.sandbox, self.procs, "gateway", free_port(), relay_port=xproxyd_port, main_cf=cfg)
+        self.a.start()
+
+    def test_acceptance1_seed003_chain_proxy_v2_to_legacy_postfix(self):
+        self.legacy_b(access="127.0.0.66/32 REJECT blocked by the legacy gateway\n")
+        xp = Xproxyd(self.sandbox, self.procs, ["legacy destinations=127.0.0.1:%d encoding=proxy-v2" % self.b_port])
+        self.gateway_a(xp.port)
+
+        # Null sender: A's bounce for the rejected message is not relayed through the chain.
+        rc, out = swaks(self.a.port, source="127.0.0.66", helo="client-66.example", sender="<>")
+        self.assertEqual(rc, 0, out)  # A queues it; B's verdict comes back to A
+        self.b.wait_log(r"reject: RCPT from unknown\[127\.0\.0\.66\]: 554 5\.7\.1", timeout=30)
+        self.a.wait_log(r"status=bounced .*554 5\.7\.1", timeout=30)
+
+        rc, out = swaks(self.a.port, source="127.0.0.77", helo="client-77.example")
+        self.assertEqual(rc, 0, out)
+        self.b.wait_log(r"[0-9A-F]+: client=unknown\[127\.0\.0\.77\]", timeout=30)
+        msgs = self.sink.wait_messages(1, timeout=30)
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("(unknown [127.0.0.77])", msgs[0])
+        # B never saw xproxyd or gateway A as the mail client.
+        self.assertNotRegex(self.b.log(), r"client=unknown\[127\.0\.0\.1\]")
+        self.assertIn("event=proxied", read_text(self.shim_log))
+        xp.wait_log(r"event=relayed .* client=127\.0\.0\.77:\d+ .*code=250")
+        xp.wait_log(r"event=source sid=\w+ command=XFORWARD client=127\.0\.0\.66:\d+")
+
+    def test_acceptance3_two_clients_over_one_cached_connection(self):
+        self.legacy_b()
+        xp = Xproxyd(self.sandbox, self.procs, ["legacy destinations=127.0.0.1:%d encoding=proxy-v2" % self.b_port])
+        # A keeps its connection to xproxyd after the first delivery and reuses it for the
+        # second message, which comes from another client.
+        self.gateway_a(xp.port, {"smtp_connection_cache_destinations": "127.0.0.1",
+                                 "smtp_connection_cache_time_limit": "20s"})
+        for n, client in enumerate(("127.0.0.77", "127.0.0.88")):
+            rc, out = swaks(self.a.port, source=client, helo="client-%s.example" % client.split(".")[-1])
+            self.assertEqual(rc, 0, out)
+            self.sink.wait_messages(n + 1, timeout=30)
+        msgs = self.sink.wait_messages(2, timeout=40)
+        self.assertEqual(len(msgs), 2)
+        joined = "\n".join(msgs)
+        self.assertIn("(unknown [127.0.0.77])", joined)
+        self.assertIn("(unknown [127.0.0.88])", joined)
+        for m in msgs:  # B's Received names the same client as A's: each its own source
+            ips = re.findall(r"\(unknown \[(127\.0\.0\.\d+)\]\)", m)
+            self.assertEqual(len(ips), 2, m)
+            self.assertEqual(ips[0], ips[1], m)
+        # A reused its connection (conn_use=2) and xproxyd saw both in one session.
+        self.a.wait_log(r"conn_use=2.*status=sent", timeout=20)
+        m = xp.wait_log(r"event=disconnect sid=(\w+) reason=\"[^\"]*\" transactions=2", timeout=20)
+        sid = m.group(1)
+        log = xp.log()
+        self.assertRegex(log, r"event=relayed sid=%s txn=1 client=127\.0\.0\.(77|88):" % sid)
+        clients = re.findall(r"event=relayed sid=%s txn=\d client=(127\.0\.0\.\d+):" % sid, log)
+        self.assertEqual(sorted(clients), ["127.0.0.77", "127.0.0.88"])
+        # One downstream connection per source identity.
+        self.assertEqual(len(re.findall(r"event=downstream_open sid=%s " % sid, log)), 2)
+        self.b.wait_log(r"client=unknown\[127\.0\.0\.77\]")
+        self.b.wait_log(r"client=unknown\[127\.0\.0\.88\]")
+
+    def test_acceptance2_xclient_to_postfix_that_authorizes_xproxyd(self):
+        self.sink = SmtpSink(self.sandbox, self.procs)
+        policy = self.capture(respond=policy_responder("DUNNO"))
+        table = self.sandbox.write("access.cidr", "127.0.0.66/32 REJECT blocked by C\n")
+        c_port = free_port()
+        milter = RecordingMilter()
+        self.addCleanup(milter.close)
+        c = Postfix(self.sandbox, self.procs, "downstream", c_port, relay_port=self.sink.port, main_cf={
+            "smtpd_milters": "inet:127.0.0.1:%d" % milter.port, "milter_default_action": "tempfail",
+            "smtpd_authorized_xclient_hosts": "127.0.0.1",
+            "smtpd_client_restrictions": "check_client_access cidr:" + table,
+            "smtpd_recipient_restrictions": "check_policy_service inet:127.0.0.1:%d, permit_mynetworks, "
+                                            "reject_unauth_destination" % policy.port})
+        c.start()
+        xp = Xproxyd(self.sandbox, self.procs, ["c destinations=127.0.0.1:%d encoding=xclient" % c_port])
+        self.gateway_a(xp.port)
+
+        rc, out = swaks(self.a.port, source="127.0.0.66", helo="client-66.example", sender="<>")
+        self.assertEqual(rc, 0, out)
+        c.wait_log(r"reject: RCPT from unknown\[127\.0\.0\.66\]: 554 5\.7\.1", timeout=30)
+        self.a.wait_log(r"status=bounced .*554 5\.7\.1", timeout=30)
+
+        rc, out = swaks(self.a.port, source="127.0.0.77", helo="client-77.example")
+        self.assertEqual(rc, 0, out)
+        msgs = self.sink.wait_messages(1, timeout=30)
+        self.assertIn("(unknown [127.0.0.77])", msgs[0])
+        self.assertIn("client-77.example", msgs[0])  # HELO survived the XCLIENT split
+        reqs = wait_until(lambda: [r for s in policy.sessions for r in split_requests(s)
+                                   if r.get("client_address") == "127.0.0.77"], 20, 0.1, "policy request for .77")
+        self.assertEqual(reqs[0]["helo_name"], "client-77.example")
+        self.assertFalse([r for s in policy.sessions for r in split_requests(s)
+                          if r.get("client_address") == "127.0.0.1"])
+        self.assertNotRegex(c.log(), r"client=unknown\[127\.0\.0\.1\]")
+        # The milter: every MAIL FROM it saw belongs to a connect event naming the
+        # original client (smtpd reports xproxyd's own connect first, then, after XCLIENT,
+        # the client it names).
+        mails = []
+        for conn in milter.events:
+            current = None
+            for kind, value in conn:
+                if kind == "connect":
+                    current = value
+                elif kind == "mail":
+                    mails.append((current, value))
+        self.assertIn(("127.0.0.77", "<sender@example.org>"), mails)
+        self.assertTrue(all(addr in ("127.0.0.66", "127.0.0.77") for addr, _ in mails), mails)
+
+    def xclient_two_sources_one_session(self, authorized):
+        sink = SmtpSink(self.sandbox, self.procs)
+        c_port = free_port()
+        c = Postfix(self.sandbox, self.procs, "downstream", c_port, relay_port=sink.port,
+                    main_cf={"smtpd_authorized_xclient_hosts": authorized})
+        c.start()
+        xp = Xproxyd(self.sandbox, self.procs, ["c destinations=127.0.0.1:%d encoding=xclient" % c_port])
+        cmds = ["EHLO gateway.example"]
+        for n in ("77", "88"):
+            cmds += ["XFORWARD ADDR=127.0.0.%s PORT=10%s HELO=client-%s.example" % (n, n, n),
+                     "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA",
+                     "Subject: %s\r\n\r\nx\r\n.\r\n" % n]
+        replies = smtp_session(xp.port, cmds + ["QUIT"])
+        self.assertEqual([r[0] for r in replies[-7:-1]], [250, 250, 250, 250, 354, 250], "%r" % replies)
+        self.assertEqual([r[0] for r in replies[3:7]], [250, 250, 354, 250], replies)
+        msgs = sink.wait_messages(2)
+        for n in ("77", "88"):
+            m = next(m for m in msgs if "Subject: %s" % n in m)
+            self.assertIn("from client-%s.example (unknown [127.0.0.%s])" % (n, n), m)
+        return c, xp
+
+    def test_xclient_resent_on_one_connection_when_the_downstream_allows_it(self):
+        c, xp = self.xclient_two_sources_one_session("127.0.0.0/8")
+        xp.wait_log(r"event=downstream_reannounce")
+        self.assertEqual(len(re.findall(r"event=downstream_open", xp.log())), 1)
+
+    def test_xclient_refused_on_reuse_means_a_new_connection(self):
+        c, xp = self.xclient_two_sources_one_session("127.0.0.1")
+        xp.wait_log(r"event=reannounce_refused")
+        self.assertEqual(len(re.findall(r"event=downstream_open", xp.log())), 2)
+
+    def test_acceptance5_untrusted_client_is_refused_and_seen_as_itself(self):
+        self.legacy_b()
+        xp = Xproxyd(self.sandbox, self.procs, ["legacy destinations=127.0.0.1:%d encoding=proxy-v2" % self.b_port])
+        replies = smtp_session(xp.port, [
+            "EHLO spoofer.example",
+            "XFORWARD NAME=spoof.example ADDR=127.0.0.99 PORT=1234",
+            "XCLIENT ADDR=127.0.0.99 PORT=1234",
+            "XPROXYFROM SID=X1 IP=127.0.0.99 PORT=1234",
+            "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA",
+            "Subject: spoof\r\n\r\nhello\r\n.\r\n", "QUIT"], source="127.0.0.55")
+        ehlo = replies[1][1]
+        self.assertNotIn("XCLIENT", ehlo)
+        self.assertNotIn("XFORWARD", ehlo)
+        for code, text in replies[2:5]:
+            self.assertEqual(code, 550, replies)
+            self.assertTrue(text.startswith("550 5.7.0"), text)
+        self.assertEqual(replies[8][0], 250, replies)
+        msgs = self.sink.wait_messages(1, timeout=30)
+        self.assertIn("(unknown [127.0.0.55])", msgs[0])
+        self.assertNotIn("127.0.0.99", msgs[0])
+        self.b.wait_log(r"client=unknown\[127\.0\.0\.55\]")
+        self.assertNotIn("127.0.0.99", self.b.log())
+        self.assertEqual(len(re.findall(r"event=source_refused", xp.log())), 3)
+
+    def test_idle_downstream_connection_kept_only_where_the_source_allows(self):
+        # XFORWARD: one downstream connection serves consecutive client sessions, each
+        # message announced with its own client.
+        sink = SmtpSink(self.sandbox, self.procs, verbose=True)
+        xp = Xproxyd(self.sandbox, self.procs, ["s destinations=127.0.0.1:%d encoding=xforward" % sink.port])
+        for client in ("127.0.0.77", "127.0.0.88"):
+            replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>",
+                                             "DATA", "Subject: x\r\n\r\nx\r\n.\r\n", "QUIT"], source=client)
+            self.assertEqual(replies[5][0], 250, replies)
+        self.assertEqual(len(sink.wait_messages(2)), 2)
+        xf = sink.commands("XFORWARD")
+        self.assertTrue(any("ADDR=127.0.0.77" in l for l in xf), xf)
+        self.assertTrue(any("ADDR=127.0.0.88" in l for l in xf), xf)
+        self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
+        xp.wait_log(r"event=downstream_reuse")
+
+
+if __name__ == "__main__":
+    main()

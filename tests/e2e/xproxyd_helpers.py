@@ -1,0 +1,191 @@
+"""xproxyd_helpers: start xproxyd for the end-to-end tests, and a scriptable SMTP
+downstream for fault injection (dies in the middle of DATA, answers slowly, rejects some
+recipients). Used by test_xproxyd_*.py; not a test itself."""
+
+import re
+import socket
+import struct
+import threading
+import time
+
+from harness import binary, free_port, read_text, wait_for_log, wait_for_port
+
+
+class Xproxyd:
+    """xproxyd on 127.0.0.1:port with the given --downstream specs; logs to a file."""
+
+    def __init__(self, sandbox, procs, downstreams, trusted="127.0.0.1/32", port=None, extra=(), name="xproxyd",
+                 log_level="debug"):
+        self.port = port or free_port()
+        self.log_path = sandbox.path(name + ".log")
+        sandbox.logs.append(self.log_path)
+        self.spool = sandbox.mkdir(name + "-spool", mode=0o700)
+        argv = [binary("proxy/xproxyd"), "--log", "stderr", "--log-level", log_level,
+                "--listen", "inet:127.0.0.1:%d" % self.port, "--spool-dir", self.spool,
+                "--hostname", "xproxyd.test.invalid"]
+        if trusted:
+            argv += ["--trusted-upstreams", trusted]
+        for d in downstreams:
+            argv += ["--downstream", d]
+        argv += list(extra)
+        self.out = open(self.log_path, "wb")
+        self.proc = procs.start(name, argv, stdout=self.out)
+        wait_for_port("127.0.0.1", self.port)
+
+    def log(self):
+        return read_text(self.log_path)
+
+    def wait_log(self, regex, timeout=10.0):
+        return wait_for_log(self.log_path, regex, timeout)
+
+
+class _LoopbackServer:
+    """Accepts on 127.0.0.1:port (0: any) and serves each connection with self._serve in a
+    daemon thread until close()."""
+
+    def __init__(self, port=0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closed = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _run(self):
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        raise NotImplementedError
+
+
+class FakeDownstream(_LoopbackServer):
+    """A minimal SMTP server on 127.0.0.1 whose faults are chosen per test.
+
+    die_in_data: close the connection after this many body bytes (no reply to the dot);
+    reject: recipients matching this regex get 550 5.1.1; delay: seconds before every
+    reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
+    250; replies_250: how many messages it acknowledged."""
+
+    def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
+                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME")):
+        self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
+        self.ehlo_lines = list(ehlo)
+        self.messages = []
+        self.commands = []
+        self.data_started = 0
+        super().__init__(port)
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+
+        def say(text):
+            if self.delay:
+                time.sleep(self.delay)
+            conn.sendall(text.encode() + b"\r\n")
+        try:
+            with conn:
+                if self.greeting_delay:
+                    time.sleep(self.greeting_delay)
+                say("220 fake.test ESMTP")
+                while True:
+                    line = f.readline()
+                    if not line:
+                        return
+                    cmd = line.decode("latin-1").rstrip("\r\n")
+                    self.commands.append(cmd)
+                    verb = cmd.split(" ", 1)[0].upper()
+                    if verb == "EHLO":
+                        lines = ["fake.test"] + self.ehlo_lines
+                        say("\r\n".join(("250-" if i + 1 < len(lines) else "250 ") + l
+                                         for i, l in enumerate(lines)))
+                    elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
+                        say("550 5.1.1 <%s>: Recipient address rejected" % cmd[8:].strip("<>"))
+                    elif verb == "DATA":
+                        self.data_started += 1
+                        say("354 go ahead")
+                        body = b""
+                        while not body.endswith(b"\r\n.\r\n") and body != b".\r\n":
+                            chunk = f.readline()
+                            if not chunk:
+                                return
+                            body += chunk
+                            if self.die_in_data is not None and len(body) >= self.die_in_data:
+                                conn.shutdown(socket.SHUT_RDWR)
+                                return
+                        self.messages.append(body)
+                        say("250 2.0.0 Ok: queued as FAKE%d" % len(self.messages))
+                    elif verb == "QUIT":
+                        say("221 2.0.0 Bye")
+                        return
+                    else:
+                        say("250 2.0.0 Ok")
+        except OSError:
+            return
+
+
+class RecordingMilter(_LoopbackServer):
+    """A minimal milter (Sendmail milter protocol v6, spoken by Postfix) that records, per
+    MTA connection, the client address of each connect event and the MAIL FROM events,
+    and lets everything through. events: list of lists of ("connect", addr) / ("mail",
+    sender)."""
+
+    def __init__(self):
+        self.events = []
+        super().__init__()
+
+    @staticmethod
+    def _read(conn, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = conn.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def _serve(self, conn):
+        log = []
+        self.events.append(log)
+
+        def send(cmd, data=b""):
+            conn.sendall(struct.pack("!I", len(data) + 1) + cmd + data)
+        try:
+            with conn:
+                while True:
+                    (length,) = struct.unpack("!I", self._read(conn, 4))
+                    packet = self._read(conn, length)
+                    cmd, data = packet[:1], packet[1:]
+                    if cmd == b"O":
+                        send(b"O", struct.pack("!III", 6, 0, 0))
+                    elif cmd == b"C":
+                        host, rest = data.split(b"\0", 1)
+                        addr = rest[3:].split(b"\0", 1)[0].decode() if rest[:1] in (b"4", b"6") else ""
+                        log.append(("connect", addr))
+                        send(b"c")
+                    elif cmd == b"M":
+                        log.append(("mail", data.split(b"\0", 1)[0].decode("latin-1")))
+                        send(b"c")
+                    elif cmd == b"E":
+                        send(b"a")
+                    elif cmd in (b"D", b"A"):
+                        continue
+                    elif cmd == b"Q":
+                        return
+                    else:
+                        send(b"c")
+        except (EOFError, OSError):
+            return
