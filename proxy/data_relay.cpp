@@ -19,7 +19,7 @@ awaitable<bool> Session::cmd_data() {
     const bool fast = fast_path();
     Reply r;
     if (ds_.connected()) r = co_await ds_.command("DATA\r\n");
-    if (r.failed() && fast) {
+    if (r.failed() && (fast || txn_.unrouted)) {  // no body byte has gone anywhere yet
         std::size_t next = ds_.connected() ? ds_.index() + 1 : 0;
         ds_.close();
         while (r.failed() && co_await restore(next)) {

@@ -34,6 +34,10 @@ struct Transaction {
     std::string mail_line;                 // as sent downstream
     std::vector<std::string> rcpt_lines;   // accepted downstream, for replay on failover
     unsigned rcpts = 0;                    // RCPT commands seen
+    // No destination could take MAIL: MAIL and RCPT are answered 250 without a downstream,
+    // DATA tries every destination once more (replaying MAIL and RCPT) and answers 451
+    // when none takes it, so the upstream keeps the message queued (seed 000, claim 1).
+    bool unrouted = false;
     SourceInfo source;
 };
 

@@ -139,7 +139,11 @@ awaitable<void> Session::cmd_mail(const CommandLine& c) {
     for (;;) {
         bool reused = false;
         if (!co_await open_from(start, txn_.source, reused)) {
-            reply("451 4.4.1 Error: no downstream destination available, try again later");
+            log::warning("event=unrouted sid=%s stage=MAIL detail=\"no destination available, 451 at DATA\"",
+                         sid_.c_str());
+            txn_.active = true;
+            txn_.unrouted = true;
+            reply("250 2.1.0 Ok");
             co_return;
         }
         if (auto refusal = refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls())) {
@@ -187,6 +191,11 @@ awaitable<void> Session::cmd_rcpt(const CommandLine& c) {
         co_return;
     }
     std::string line = "RCPT TO:<" + rcpt->path + ">\r\n";
+    if (txn_.unrouted) {  // checked by the destination that takes the message at DATA
+        txn_.rcpt_lines.push_back(line);
+        reply("250 2.1.5 Ok");
+        co_return;
+    }
     if (!ds_.connected() && !co_await restore(0)) {
         reply("451 4.4.1 Error: no downstream destination available, try again later");
         co_return;

@@ -276,10 +276,34 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(sink.wait_messages(1)), 1)
         xp3 = Xproxyd(self.sandbox, self.procs,
                       ["d destinations=127.0.0.1:%d encoding=none command-timeout=1" % mute.port], name="xproxyd3")
-        rr, mail = self.mail(xp3.port)
-        self.assertEqual(mail[0], 451, mail)
-        self.assertTrue(mail[1].startswith("451 4.4.1"), mail)
+        rr, fin = self.mail(xp3.port)
+        self.assertEqual([r[0] for r in rr], [250])  # no destination to ask: taken on trust
+        self.assertEqual(fin[0], 451, fin)  # ... and the 4xx comes at DATA
+        self.assertTrue(fin[1].startswith("451 4.4.1"), fin)
         self.assertEqual(mute.messages, [])
+
+    def test_no_destination_gives_4xx_at_data_and_upstream_delivers_later(self):
+        # Seed 000, claim 1: with every destination down, MAIL and RCPT are answered 250
+        # and DATA 451, so the upstream MTA keeps the message; once a destination is back,
+        # the retry is delivered exactly once.
+        port = free_port()  # nobody listens here yet
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward connect-timeout=1"
+                                                % port])
+        a = Postfix(self.sandbox, self.procs, "gateway", free_port(), relay_port=xp.port,
+                    main_cf={"smtp_send_xforward_command": "yes"})
+        a.start()
+        rc, out = swaks(a.port, source="127.0.0.66", body=body_of(3000))
+        self.assertEqual(rc, 0, out)
+        a.wait_log(r"status=deferred .*451 4\.4\.1 .*in reply to DATA", timeout=30)
+        xp.wait_log(r"event=unrouted .*stage=MAIL")
+        sink = SmtpSink(self.sandbox, self.procs, port=port, verbose=True)
+        subprocess.run(["postqueue", "-c", a.conf, "-f"], check=True, capture_output=True)
+        sink.wait_messages(1, timeout=40)
+        a.wait_log(r"status=sent", timeout=20)
+        time.sleep(1.5)
+        self.assertEqual(len(sink.messages()), 1)  # exactly once
+        self.assertEqual(len(re.findall(r"status=sent", a.log())), 1)
+        self.assertRegex("\n".join(sink.commands()), r"XFORWARD .*ADDR=127\.0\.0\.66")
 
     def test_extensions_the_downstream_lacks_are_refused(self):
         legacy = self.fake(ehlo=("PIPELINING", "SIZE 100000"))

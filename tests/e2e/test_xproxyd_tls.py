@@ -57,6 +57,9 @@ class XproxydTls(E2ETestCase):
         c = SmtpClient(xp.port)
         c.ehlo()
         code, text = c.cmd("MAIL FROM:<s@example.org>")
+        self.assertEqual(code, 250, text)  # no destination: the 4xx comes at DATA
+        self.assertEqual(c.cmd("RCPT TO:<r@example.net>")[0], 250)
+        code, text = c.data("Subject: t\r\n\r\nx\r\n")
         self.assertEqual(code, 451, text)
         c.close()
         xp.wait_log(r"event=downstream_failed .*STARTTLS not offered and tls=required")
