@@ -15,6 +15,7 @@
 #include "options.hpp"
 #include "xproxy/daemon/listen.hpp"
 #include "xproxy/daemon/log.hpp"
+#include "xproxy/daemon/options.hpp"
 
 using namespace xproxy;
 using namespace xproxy::milter;
@@ -35,8 +36,7 @@ int main(int argc, char** argv) {
 
     log::Sink sink;
     log::Level level;
-    if (!log::parse_sink(opts->log_sink, sink) || !log::parse_level(opts->log_level, level))
-        return die("--log must be syslog, stderr or off; --log-level error|warning|info|debug", 2);
+    if (!daemon::parse_log_options(opts->log_sink, opts->log_level, sink, level, "xproxy-milter")) return 2;
     std::string err;
     auto config = build_config(*opts, &err);
     if (!config) return die(err);

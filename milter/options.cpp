@@ -2,13 +2,11 @@
 // that turn options into a Config (bad configuration stops the daemon at start-up).
 #include "options.hpp"
 
-#include <unistd.h>
 
 #include <boost/program_options.hpp>
-#include <fstream>
-#include <iostream>
 
 #include "xproxy/directory_file.hpp"
+#include "xproxy/daemon/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -16,20 +14,6 @@ namespace xproxy::milter {
 
 namespace {
 
-std::vector<std::string> split_commas(const std::vector<std::string>& in) {
-    std::vector<std::string> out;
-    for (const auto& p : in) {
-        std::size_t start = 0;
-        for (;;) {
-            auto comma = p.find(',', start);
-            auto item = p.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-            if (!item.empty()) out.push_back(item);
-            if (comma == std::string::npos) break;
-            start = comma + 1;
-        }
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -69,37 +53,12 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
         ("submission-port", po::value(&o.submission_ports)->composing(),
          "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
     po::variables_map vm;
-    try {
-        po::store(po::parse_command_line(argc, argv, d), vm);
-        if (vm.count("help")) {
-            std::cout << "usage: xproxy-milter --mode inject|verify --keyring FILE [options]\n" << d << "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("version")) {
-            std::cout << "xproxy-milter " XPROXY_VERSION "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("config")) {
-            auto path = vm["config"].as<std::string>();
-            std::ifstream in(path);
-            if (!in) throw std::runtime_error("cannot read config file " + path);
-            po::store(po::parse_config_file(in, d), vm);
-        }
-        po::notify(vm);
-    } catch (const std::exception& e) {
-        std::cerr << "xproxy-milter: " << e.what() << "\n";
-        exit_code = 2;
+    if (!daemon::load_options(daemon::arguments(argc, argv), d, vm, "xproxy-milter",
+                              "--mode inject|verify --keyring FILE [options]", XPROXY_VERSION, exit_code))
         return std::nullopt;
-    }
-    o.policies = split_commas(o.policies);
+    o.policies = daemon::split_commas(o.policies);
     if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
-    if (o.signer.empty()) {
-        char host[256] = {};
-        gethostname(host, sizeof host - 1);
-        o.signer = host;
-    }
+    if (o.signer.empty()) o.signer = daemon::host_name();
     return o;
 }
 

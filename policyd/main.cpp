@@ -19,6 +19,7 @@
 #include "state.hpp"
 #include "xproxy/daemon/listen.hpp"
 #include "xproxy/daemon/log.hpp"
+#include "xproxy/daemon/options.hpp"
 
 using namespace xproxy;
 using namespace xproxy::policyd;
@@ -72,10 +73,7 @@ int main(int argc, char** argv) {
 
     log::Sink sink;
     log::Level level;
-    if (!log::parse_sink(opts->log_sink, sink) || !log::parse_level(opts->log_level, level)) {
-        std::fprintf(stderr, "xproxy-policyd: --log must be syslog, stderr or off; --log-level error|warning|info|debug\n");
-        return 2;
-    }
+    if (!daemon::parse_log_options(opts->log_sink, opts->log_level, sink, level, "xproxy-policyd")) return 2;
     std::string err;
     auto state = build_state(*opts, &err);
     if (!state) {

@@ -1,11 +1,10 @@
 // options.cpp: command line and config file parsing for xproxy-policyd.
 #include "options.hpp"
 
-#include <unistd.h>
 
 #include <boost/program_options.hpp>
-#include <fstream>
-#include <iostream>
+
+#include "xproxy/daemon/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -53,58 +52,19 @@ std::optional<Options> parse(const std::vector<std::string>& args, int& exit_cod
     Options o;
     auto desc = describe(o);
     po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(args).options(desc).run(), vm);
-        if (vm.count("help")) {
-            if (!quiet) std::cout << "usage: xproxy-policyd [options]\n" << desc << "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("version")) {
-            if (!quiet) std::cout << "xproxy-policyd " XPROXY_VERSION "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("config")) {
-            auto path = vm["config"].as<std::string>();
-            std::ifstream in(path);
-            if (!in) throw std::runtime_error("cannot read config file " + path);
-            po::store(po::parse_config_file(in, desc), vm);
-        }
-        po::notify(vm);
-    } catch (const std::exception& e) {
-        if (error) *error = e.what();
-        if (!quiet) std::cerr << "xproxy-policyd: " << e.what() << "\n";
-        exit_code = 2;
+    if (!daemon::load_options(args, desc, vm, "xproxy-policyd", "[options]", XPROXY_VERSION, exit_code, error, quiet))
         return std::nullopt;
-    }
-    // Allow "inject,vdomains" as well as repeated options.
-    std::vector<std::string> split;
-    for (const auto& p : o.policies) {
-        std::size_t start = 0;
-        while (start <= p.size()) {
-            auto comma = p.find(',', start);
-            auto item = p.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-            if (!item.empty()) split.push_back(item);
-            if (comma == std::string::npos) break;
-            start = comma + 1;
-        }
-    }
-    o.policies = split;
+    o.policies = daemon::split_commas(o.policies);  // "inject,vdomains" as well as repeated options
     if (o.listen.empty()) o.listen.push_back("inet:127.0.0.1:10040");
     if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
-    if (o.signer.empty()) {
-        char host[256] = {};
-        gethostname(host, sizeof host - 1);
-        o.signer = host;
-    }
+    if (o.signer.empty()) o.signer = daemon::host_name();
     return o;
 }
 
 }  // namespace
 
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
-    g_argv.assign(argv + 1, argv + argc);
+    g_argv = daemon::arguments(argc, argv);
     return parse(g_argv, exit_code, nullptr, false);
 }
 

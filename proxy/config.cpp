@@ -1,13 +1,13 @@
 // config.cpp: options of xproxyd; see config.hpp.
 #include "config.hpp"
 
-#include <unistd.h>
 
 #include <boost/program_options.hpp>
 #include <charconv>
-#include <fstream>
 #include <iostream>
 #include <sstream>
+
+#include "xproxy/daemon/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -162,30 +162,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
          "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")
         ("downstream-idle", po::value(&pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
     po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-        if (vm.count("help")) {
-            std::cout << "usage: xproxyd [options]\n" << d << "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("version")) {
-            std::cout << "xproxyd " XPROXY_VERSION "\n";
-            exit_code = 0;
-            return std::nullopt;
-        }
-        if (vm.count("config")) {
-            auto path = vm["config"].as<std::string>();
-            std::ifstream in(path);
-            if (!in) throw std::runtime_error("cannot read config file " + path);
-            po::store(po::parse_config_file(in, d), vm);
-        }
-        po::notify(vm);
-    } catch (const std::exception& e) {
-        std::cerr << "xproxyd: " << e.what() << "\n";
-        exit_code = 2;
+    if (!daemon::load_options(daemon::arguments(argc, argv), d, vm, "xproxyd", "[options]", XPROXY_VERSION, exit_code))
         return std::nullopt;
-    }
     exit_code = 1;
     std::string err;
     for (const auto& t : downstreams) {
@@ -252,11 +230,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     if (c.threads == 0) c.threads = 1;
     c.client_timeout = std::chrono::seconds(client_timeout ? client_timeout : 300);
     c.pool_idle = std::chrono::seconds(pool_idle);
-    if (c.hostname.empty()) {
-        char host[256] = {};
-        gethostname(host, sizeof host - 1);
-        c.hostname = host;
-    }
+    if (c.hostname.empty()) c.hostname = daemon::host_name();
     for (auto& ds : c.downstreams)
         if (ds.helo.empty()) ds.helo = c.hostname;
     exit_code = 0;

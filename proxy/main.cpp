@@ -18,6 +18,7 @@
 #include "session.hpp"
 #include "xproxy/daemon/listen.hpp"
 #include "xproxy/daemon/log.hpp"
+#include "xproxy/daemon/options.hpp"
 
 using namespace xproxy;
 using namespace xproxy::proxyd;
@@ -66,10 +67,7 @@ int main(int argc, char** argv) {
     if (!cfg) return code;
     log::Sink sink;
     log::Level level;
-    if (!log::parse_sink(cfg->log_sink, sink) || !log::parse_level(cfg->log_level, level)) {
-        std::fprintf(stderr, "xproxyd: --log must be syslog, stderr or off; --log-level error|warning|info|debug\n");
-        return 2;
-    }
+    if (!daemon::parse_log_options(cfg->log_sink, cfg->log_level, sink, level, "xproxyd")) return 2;
     std::string err;
     std::vector<daemon::ListenSpec> specs;
     for (const auto& l : cfg->listeners) {
