@@ -344,19 +344,31 @@ TEST_P(Slowloris, OthersAcceptedWithin50ms) {
     close(slow);
 }
 
-TEST_P(Slowloris, LateHeaderCompletesWhileOthersFlow) {
-    Server s(GetParam(), trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
-    std::string h = v2("192.0.2.30", 30);
-    int slow = connect_from("127.0.0.1", s.port);
+// The answers to a header that stalls after 7 bytes while a whole one (other_client)
+// goes through, and to the late connection once its header and "late" arrive.
+struct LateExchange {
+    std::string other, late;
+};
+LateExchange late_header_exchange(unsigned port, const char* late_client, unsigned late_port,
+                                  const char* other_client, unsigned other_port) {
+    std::string h = v2(late_client, late_port);
+    int slow = connect_from("127.0.0.1", port);
     send_all(slow, h.substr(0, 7));
-    std::string r = talk(s.port, v2("192.0.2.31", 31) + "x");
-    EXPECT_EQ(field(r, "peer"), "192.0.2.31:31") << r;
+    LateExchange e;
+    e.other = talk(port, v2(other_client, other_port) + "x");
     send_all(slow, h.substr(7) + "late");
     shutdown(slow, SHUT_WR);
-    std::string rs = read_all(slow);
-    EXPECT_EQ(field(rs, "peer"), "192.0.2.30:30") << rs;
-    EXPECT_EQ(field(rs, "data"), "late") << rs;
+    e.late = read_all(slow);
     close(slow);
+    return e;
+}
+
+TEST_P(Slowloris, LateHeaderCompletesWhileOthersFlow) {
+    Server s(GetParam(), trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
+    LateExchange e = late_header_exchange(s.port, "192.0.2.30", 30, "192.0.2.31", 31);
+    EXPECT_EQ(field(e.other, "peer"), "192.0.2.31:31") << e.other;
+    EXPECT_EQ(field(e.late, "peer"), "192.0.2.30:30") << e.late;
+    EXPECT_EQ(field(e.late, "data"), "late") << e.late;
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, Slowloris, ::testing::Values("blocking", "threads", "epoll"),
@@ -421,16 +433,9 @@ TEST(Preload, TenThousandConnectionsNoGrowth) {
         // One late header first: the completer, the waker and the hand-off socket are made
         // on first use, which a loaded machine may reach during the loop below. They are
         // the shim's fixed cost, not growth.
-        std::string h = v2("192.0.2.73", 73);
-        int slow = connect_from("127.0.0.1", s.port);
-        send_all(slow, h.substr(0, 7));
-        std::string r = talk(s.port, v2("192.0.2.74", 74) + "x");
-        ASSERT_EQ(field(r, "peer"), "192.0.2.74:74") << r;
-        send_all(slow, h.substr(7) + "late");
-        shutdown(slow, SHUT_WR);
-        std::string rs = read_all(slow);
-        ASSERT_EQ(field(rs, "peer"), "192.0.2.73:73") << rs;
-        close(slow);
+        LateExchange e = late_header_exchange(s.port, "192.0.2.73", 73, "192.0.2.74", 74);
+        ASSERT_EQ(field(e.other, "peer"), "192.0.2.74:74") << e.other;
+        ASSERT_EQ(field(e.late, "peer"), "192.0.2.73:73") << e.late;
     }
     std::string before = stats();
     for (int i = 0; i < 10000; ++i) {
