@@ -34,6 +34,13 @@ def sink_body(msg):
 
 
 class XproxydFaults(E2ETestCase):
+    def sink_behind_xproxyd(self, extra=(), verbose=False):
+        """A real smtp-sink and an xproxyd relaying to it with XFORWARD: (sink, xproxyd)."""
+        sink = SmtpSink(self.sandbox, self.procs, verbose=verbose)
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port],
+                     extra=list(extra))
+        return sink, xp
+
     def fake(self, **kw):
         f = FakeDownstream(**kw)
         self.addCleanup(f.close)
@@ -139,9 +146,7 @@ class XproxydFaults(E2ETestCase):
         xp.wait_log(r"event=deferred .*fast_path=no")
 
     def test_client_stalls_in_data(self):
-        sink = SmtpSink(self.sandbox, self.procs)
-        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port],
-                     extra=["--client-timeout", "2"])
+        sink, xp = self.sink_behind_xproxyd(["--client-timeout", "2"])
         c = SmtpClient(xp.port)
         c.ehlo()
         self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)
@@ -156,8 +161,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(sink.messages(), [])
 
     def test_client_disconnects_mid_data(self):
-        sink = SmtpSink(self.sandbox, self.procs, verbose=True)
-        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port])
+        sink, xp = self.sink_behind_xproxyd(verbose=True)
         c = SmtpClient(xp.port)
         c.ehlo()
         c.cmd("MAIL FROM:<s@example.org>")
@@ -176,9 +180,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(sink.wait_messages(1)), 1)
 
     def test_oversize_line_and_syntax_errors(self):
-        sink = SmtpSink(self.sandbox, self.procs)
-        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port],
-                     extra=["--max-errors", "5"])
+        sink, xp = self.sink_behind_xproxyd(["--max-errors", "5"])
         c = SmtpClient(xp.port)
         c.ehlo()
         code, text = c.cmd("NOOP " + "y" * 5000)
@@ -200,9 +202,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(sink.wait_messages(1)), 1)
 
     def test_message_over_the_size_limit_is_never_delivered(self):
-        sink = SmtpSink(self.sandbox, self.procs)
-        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port],
-                     extra=["--max-message-size", "4000"])
+        sink, xp = self.sink_behind_xproxyd(["--max-message-size", "4000"])
         c = SmtpClient(xp.port)
         c.ehlo()
         self.assertEqual(c.extensions.get("SIZE"), "4000")
@@ -217,8 +217,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(sink.messages(), [])
 
     def test_dot_stuffing_and_bare_lf_end_of_data(self):
-        sink = SmtpSink(self.sandbox, self.procs)
-        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xforward" % sink.port])
+        sink, xp = self.sink_behind_xproxyd()
         c = SmtpClient(xp.port)
         c.ehlo()
         c.cmd("MAIL FROM:<s@example.org>")
