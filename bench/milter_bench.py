@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from harness import Postfix, Procs, Sandbox, free_port, wait_for_port  # noqa: E402
+from harness import Postfix, free_port, standalone, wait_for_port  # noqa: E402
 from milter_util import Milter  # noqa: E402
 
 MESSAGES = int(os.environ.get("MESSAGES", "500"))
@@ -53,10 +53,7 @@ def cpu_seconds(pid):
 def main():
     if os.geteuid() != 0:
         sys.exit("milter_bench: needs root (Postfix)")
-    procs = Procs()
-    sb = Sandbox("milter-bench")
-    ok = False
-    try:
+    with standalone("milter-bench") as (sb, procs):
         sink_port = free_port()
         procs.start("smtp-sink", ["/usr/sbin/smtp-sink", "-u", "nobody", "-c", "127.0.0.1:%d" % sink_port, "256"])
         wait_for_port("127.0.0.1", sink_port)
@@ -107,13 +104,6 @@ def main():
                         cpu[name] * 1000 / (MESSAGES * ROUNDS))
                 summary.append("%-13s %7.1f msg/s  ratio %.2f%s" % (name, med, med / base, extra))
         print("\n".join(summary))
-        ok = True
-    finally:
-        procs.stop_all()
-        if ok:
-            sb.remove()
-        else:
-            sb.keep()
 
 
 if __name__ == "__main__":

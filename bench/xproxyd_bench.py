@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from harness import Postfix, Procs, Sandbox, SmtpSink, free_port, wait_until  # noqa: E402
+from harness import Postfix, SmtpSink, free_port, standalone, wait_until  # noqa: E402
 from xproxyd_helpers import Xproxyd  # noqa: E402
 
 SESSIONS = int(os.environ.get("SESSIONS", "20"))
@@ -69,10 +69,7 @@ def idle_sessions(port, n):
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    procs = Procs()
-    sb = Sandbox("xproxyd-bench")
-    ok = False
-    try:
+    with standalone("xproxyd-bench") as (sb, procs):
         sink = SmtpSink(sb, procs)
         xp = Xproxyd(sb, procs, ["sink destinations=127.0.0.1:%d encoding=xforward" % sink.port],
                      log_level="warning", extra=os.environ.get("XPROXYD_ARGS", "").split())
@@ -104,14 +101,6 @@ def main():
             for s in socks:
                 s.close()
             time.sleep(1)
-        ok = True
-    finally:
-        procs.stop_all()
-        if ok:
-            sb.remove()
-        else:
-            sb.keep()
-            sb.dump_logs()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ Stdlib only: runs with Debian's /usr/bin/python3.
 """
 
 import atexit
+import contextlib
 import os
 import pwd
 import random
@@ -360,6 +361,26 @@ class Sandbox:
         shutil.rmtree(self.root, ignore_errors=True)
         if self in Sandbox.live:
             Sandbox.live.remove(self)
+
+
+@contextlib.contextmanager
+def standalone(name):
+    """(sandbox, procs) for a script run outside the test runner, such as a benchmark:
+    every process is stopped at the end; the directory is removed after success and kept,
+    with its logs printed, after a failure."""
+    procs = Procs()
+    sb = Sandbox(name)
+    ok = False
+    try:
+        yield sb, procs
+        ok = True
+    finally:
+        procs.stop_all()
+        if ok:
+            sb.remove()
+        else:
+            sb.keep()
+            sb.dump_logs()
 
 
 def _uid(user):
