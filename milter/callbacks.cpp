@@ -75,7 +75,7 @@ sfsistat guarded(const char* where, SMFICTX* ctx, F&& f) {
         }
         return f(*c, c->session);
     } catch (const std::exception& e) {
-        log::error("event=internal_error callback=%s error=\"%s\"", where, escape(e.what()).c_str());
+        log::error("event=internal_error callback=%s error=\"%s\"", where, escape_value(e.what()).c_str());
     } catch (...) {
         log::error("event=internal_error callback=%s", where);
     }

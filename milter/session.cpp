@@ -337,11 +337,11 @@ void Session::set_summary(std::string_view outcome, std::string_view detail, con
     std::string orig = "-";
     if (original && original->client) {
         orig = original->client->to_string();
-        if (!original->login.empty()) orig += " login=\"" + escape(original->login, 64) + "\"";
+        if (!original->login.empty()) orig += " login=\"" + escape_value(original->login, 64) + "\"";
     }
-    std::string peer = peer_ ? peer_->to_string() : ("\"" + escape(macro("client_addr"), 64) + "\"");
-    summary_ = "event=message queue_id=" + escape(macro("i"), 32) + " mode=" + to_string(config_->mode) +
-               " client=" + peer + " original=" + orig + " sender=\"" + escape(msg_.sender) +
+    std::string peer = peer_ ? peer_->to_string() : ("\"" + escape_value(macro("client_addr"), 64) + "\"");
+    summary_ = "event=message queue_id=" + escape_value(macro("i"), 32, false) + " mode=" + to_string(config_->mode) +
+               " client=" + peer + " original=" + orig + " sender=\"" + escape_value(msg_.sender) +
                "\" outcome=" + std::string(outcome) + " " + escape(detail, 200);
 }
 

@@ -1,11 +1,10 @@
 // handler.cpp: request -> decision -> reply, with one log line per decision:
 //   event=decision queue_id=.. instance=.. client=.. state=.. sender=".." recipient=".."
 //   policy=.. reason=.. action=".."
-// Every value from the request goes through escape() and log_value(), so a client cannot
+// Every value from the request goes through escape_value(), so a client cannot
 // break the line or forge a key=value pair in it.
 #include "handler.hpp"
 
-#include <algorithm>
 #include <ctime>
 
 #include "xproxy/daemon/log.hpp"
@@ -16,30 +15,6 @@ namespace xproxy::policyd {
 
 namespace {
 std::int64_t wall_clock() { return static_cast<std::int64_t>(std::time(nullptr)); }
-
-// escape() (one printable line, backslash doubled, other bytes \xHH) plus what key=value
-// needs: '"' as \x22 (it would end a quoted value) and, in an unquoted value, ' ' as \x20
-// (it would start a forged key). unescape() still recovers the original bytes. At most
-// `max` characters, an escape sequence never split, then "..." if cut: however hostile
-// the values, the whole line fits the log's line buffer and the action stays in it.
-std::string log_value(std::string_view v, std::size_t max, bool quoted) {
-    std::string e = escape(v, 0);
-    std::string out;
-    out.reserve(std::min(e.size(), max) + 3);
-    for (std::size_t i = 0; i < e.size();) {
-        std::size_t len = e[i] != '\\' ? 1 : e[i + 1] == '\\' ? 2 : 4;  // x, \\ or \xHH
-        std::string_view token(e.data() + i, len);
-        if (token == "\"") token = "\\x22";
-        else if (token == " " && !quoted) token = "\\x20";
-        if (out.size() + token.size() > max) {
-            out += "...";
-            break;
-        }
-        out += token;
-        i += len;
-    }
-    return out;
-}
 }  // namespace
 
 PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::int64_t (*now)())
@@ -80,11 +55,11 @@ std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
         std::string shown = d.kind == ActionKind::inject ? "PREPEND " + s.options.header_name + ": ..." : action;
         log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" "
                   "policy=%s reason=%s action=\"%s\"",
-                  log_value(r.get("queue_id"), 32, false).c_str(), log_value(r.get("instance"), 64, false).c_str(),
-                  log_value(r.get("client_address"), 64, false).c_str(),
-                  log_value(r.get("protocol_state"), 32, false).c_str(), log_value(in.sender, 256, true).c_str(),
-                  log_value(in.recipient, 256, true).c_str(), std::string(to_string(d.policy)).c_str(),
-                  std::string(d.reason.empty() ? "-" : d.reason).c_str(), log_value(shown, 300, true).c_str());
+                  escape_value(r.get("queue_id"), 32, false).c_str(), escape_value(r.get("instance"), 64, false).c_str(),
+                  escape_value(r.get("client_address"), 64, false).c_str(),
+                  escape_value(r.get("protocol_state"), 32, false).c_str(), escape_value(in.sender, 256, true).c_str(),
+                  escape_value(in.recipient, 256, true).c_str(), std::string(to_string(d.policy)).c_str(),
+                  std::string(d.reason.empty() ? "-" : d.reason).c_str(), escape_value(shown, 300, true).c_str());
     }
     return action;
 }
@@ -97,7 +72,7 @@ FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
     for (const auto& r : reqs) {
         if (r.get("request") != "smtpd_access_policy") {
             log::warning("event=bad_request peer=%s request=\"%s\" reason=\"not request=smtpd_access_policy\"",
-                         peer_.c_str(), log_value(r.get("request"), 64, true).c_str());
+                         peer_.c_str(), escape_value(r.get("request"), 64, true).c_str());
             out.close = true;
             return out;
         }

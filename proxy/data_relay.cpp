@@ -118,7 +118,7 @@ awaitable<bool> Session::cmd_data() {
     if (fin.failed() && buf && !buf->failed()) {
         std::size_t next = ds_.index() + 1;
         log::warning("event=downstream_lost sid=%s destination=%s stage=end-of-data error=\"%s\"", sid_.c_str(),
-                     ds_.where().c_str(), escape(fin.error, 120).c_str());
+                     ds_.where().c_str(), escape_value(fin.error, 120).c_str());
         ds_.close();
         while (fin.failed() && co_await restore(next)) {
             next = ds_.index() + 1;

@@ -147,7 +147,7 @@ awaitable<bool> Session::dispatch(const std::string& line) {
         reply("214 2.0.0 See RFC 5321");
     } else {
         reply("502 5.5.2 Error: command not recognized");
-        log::info("event=unknown_command sid=%s command=\"%s\"", sid_.c_str(), escape(line, 64).c_str());
+        log::info("event=unknown_command sid=%s command=\"%s\"", sid_.c_str(), escape_value(line, 64).c_str());
         syntax_error();
     }
     co_return true;
@@ -243,7 +243,7 @@ awaitable<void> Session::cmd_source(const CommandLine& c, const std::string& lin
         case SourceVerdict::Kind::accepted: {
             SourceInfo s = src_->effective();
             log::info("event=source sid=%s command=%s client=%s helo=\"%s\"", sid_.c_str(), c.verb.c_str(),
-                      endpoint_text(s.client).c_str(), escape(s.helo, 128).c_str());
+                      endpoint_text(s.client).c_str(), escape_value(s.helo, 128).c_str());
             if (c.verb == "XCLIENT") {
                 helo_.clear();
                 esmtp_ = false;

@@ -43,7 +43,7 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
             reused = true;
             co_return true;
         }
-        log::info("event=reannounce_refused sid=%s error=\"%s\"", sid_.c_str(), escape(why, 200).c_str());
+        log::info("event=reannounce_refused sid=%s error=\"%s\"", sid_.c_str(), escape_value(why, 200).c_str());
     }
     co_await release_downstream();
     if (start == 0 && sh_.pool.enabled()) {
@@ -62,7 +62,7 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
             co_return true;
         }
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(),
-                     dests[i].to_string().c_str(), escape(why, 200).c_str());
+                     dests[i].to_string().c_str(), escape_value(why, 200).c_str());
     }
     co_return false;
 }
@@ -72,7 +72,7 @@ awaitable<Reply> Session::send_mail() {
     Reply r = co_await ds_.mail(txn_.source, txn_.mail_line, why);
     if (!why.empty())
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(), ds_.where().c_str(),
-                     escape(why, 200).c_str());
+                     escape_value(why, 200).c_str());
     if (r.ok()) ds_.dirty = true;
     co_return r;
 }
@@ -159,7 +159,7 @@ awaitable<void> Session::cmd_mail(const CommandLine& c) {
             co_return;
         }
         log::warning("event=downstream_lost sid=%s destination=%s stage=MAIL error=\"%s\"", sid_.c_str(),
-                     ds_.where().c_str(), escape(r.error, 120).c_str());
+                     ds_.where().c_str(), escape_value(r.error, 120).c_str());
         // A cached connection may simply have timed out: one fresh try at the same place.
         if (reused && !retried_stale) {
             retried_stale = true;
@@ -203,7 +203,7 @@ awaitable<void> Session::cmd_rcpt(const CommandLine& c) {
     Reply r = co_await ds_.command(line);
     if (r.failed()) {
         log::warning("event=downstream_lost sid=%s destination=%s stage=RCPT error=\"%s\"", sid_.c_str(),
-                     ds_.where().c_str(), escape(r.error, 120).c_str());
+                     ds_.where().c_str(), escape_value(r.error, 120).c_str());
         std::size_t next = ds_.index() + 1;
         ds_.close();
         if (co_await restore(next)) r = co_await ds_.command(line);

@@ -16,11 +16,15 @@ int hex_value(char c) {
 
 }  // namespace
 
-bool escape_append(std::string& out, std::string_view in, std::size_t max_output) {
+namespace {
+
+// The escaping loop; `also` holds the printable bytes that are written as \xHH too.
+bool escape_into(std::string& out, std::string_view in, std::size_t max_output, std::string_view also) {
     std::size_t written = 0;
     for (char ch : in) {
         const auto c = static_cast<unsigned char>(ch);
-        const std::size_t need = (c == '\\') ? 2 : (c >= 0x20 && c < 0x7F) ? 1 : 4;
+        const bool plain = c >= 0x20 && c < 0x7F && also.find(ch) == std::string_view::npos;
+        const std::size_t need = (c == '\\') ? 2 : plain ? 1 : 4;
         if (max_output != 0 && written + need > max_output) {
             out += "...";
             return false;
@@ -39,11 +43,23 @@ bool escape_append(std::string& out, std::string_view in, std::size_t max_output
     return true;
 }
 
-std::string escape(std::string_view in, std::size_t max_output) {
+std::string escaped(std::string_view in, std::size_t max_output, std::string_view also) {
     std::string out;
     out.reserve(max_output != 0 && in.size() > max_output ? max_output + 3 : in.size());
-    escape_append(out, in, max_output);
+    escape_into(out, in, max_output, also);
     return out;
+}
+
+}  // namespace
+
+bool escape_append(std::string& out, std::string_view in, std::size_t max_output) {
+    return escape_into(out, in, max_output, {});
+}
+
+std::string escape(std::string_view in, std::size_t max_output) { return escaped(in, max_output, {}); }
+
+std::string escape_value(std::string_view in, std::size_t max_output, bool quoted) {
+    return escaped(in, max_output, quoted ? std::string_view("\"") : std::string_view("\" "));
 }
 
 std::optional<std::string> unescape(std::string_view escaped) {

@@ -75,3 +75,16 @@ TEST(Escape, UnescapeRejects) {
     for (const char* bad : {"\\", "\\x", "\\x4", "\\xg0", "\\n", "a\nb", "\x80"}) EXPECT_FALSE(unescape(bad)) << bad;
     EXPECT_EQ(unescape("\\x41\\x4a\\\\"), std::optional<std::string>("AJ\\"));
 }
+
+TEST(EscapeValue, QuoteAndSpaceCannotForgeAKey) {
+    using xproxy::escape_value;
+    // Quoted value: '"' would end it; a space is harmless inside quotes.
+    EXPECT_EQ(escape_value("a\" action=\"OK"), "a\\x22 action=\\x22OK");
+    // Unquoted value: a space would start a new key.
+    EXPECT_EQ(escape_value("id action=OK", 256, false), "id\\x20action=OK");
+    EXPECT_EQ(escape_value("line\r\nevent=x\\"), "line\\x0d\\x0aevent=x\\\\");
+    // The cap counts escaped characters and never splits a sequence.
+    EXPECT_EQ(escape_value("ab\"c", 5), "ab...");
+    EXPECT_EQ(escape_value("ab\"c", 6), "ab\\x22...");
+    EXPECT_EQ(xproxy::unescape(escape_value("x \"y\" \\ z", 0, false)), "x \"y\" \\ z");
+}

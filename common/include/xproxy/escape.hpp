@@ -22,6 +22,11 @@ inline constexpr std::size_t kEscapeDefaultMax = 256;
 // max_output == 0 means no cap.
 std::string escape(std::string_view in, std::size_t max_output = kEscapeDefaultMax);
 
+// For a value in a key=value log line: escape(), and '"' as \x22 (it would end a quoted
+// value) and, when the value is written without quotes, ' ' as \x20 (it would start a
+// forged key). unescape() recovers the original bytes all the same.
+std::string escape_value(std::string_view in, std::size_t max_output = kEscapeDefaultMax, bool quoted = true);
+
 // Appends the escaped form to `out` (same rules); returns true when all of `in` fitted.
 bool escape_append(std::string& out, std::string_view in, std::size_t max_output = kEscapeDefaultMax);
 
