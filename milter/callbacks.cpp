@@ -95,9 +95,11 @@ sfsistat on_negotiate_unguarded(SMFICTX* ctx, unsigned long f0, unsigned long f1
         smfi_setpriv(ctx, c);
     }
     *pf0 = want | (f0 & SMFIF_SETSYMLIST);
-    // Body, unknown commands and DATA are not needed; connect, HELO and headers never get
-    // refused, and without a policy neither does MAIL, and RCPT is not needed at all.
-    unsigned long steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA;
+    // Body, unknown commands, DATA and the end of headers are not needed (each step the MTA
+    // skips saves it a command, and the end of headers a round trip); connect, HELO and
+    // headers never get refused, and without a policy neither does MAIL, and RCPT is not
+    // needed at all.
+    unsigned long steps = SMFIP_NOBODY | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH;
     if (!g_config->policy.any()) steps |= SMFIP_NORCPT;
     if (g_no_reply_steps) {
         steps |= SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_HDR;

@@ -32,7 +32,9 @@ function send_message(conn, sender, headers)
     for _, h in ipairs(headers) do
         check(mt.header(conn, h[1], h[2]) == nil, "header " .. h[1])
     end
-    check(mt.eoh(conn) == nil, "eoh")
+    if not mt.test_option(conn, SMFIP_NOEOH) then
+        check(mt.eoh(conn) == nil, "eoh")
+    end
     if not mt.test_option(conn, SMFIP_NOBODY) then
         check(mt.bodystring(conn, "body\r\n") == nil, "body")
     end
