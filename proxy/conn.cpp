@@ -105,8 +105,7 @@ TlsInfo Conn::tls_info() const {
 void Conn::close() {
     error_code ignored;
     timer_.cancel();
-    sock_.shutdown(asio::socket_base::shutdown_both, ignored);
-    sock_.close(ignored);
+    sock_.close(ignored);  // sends FIN: the descriptor is never shared
 }
 
 void Conn::compact() {

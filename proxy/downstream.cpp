@@ -39,12 +39,17 @@ void Downstream::close() {
     dirty = false;
 }
 
-std::optional<PooledConnection> Downstream::detach() {
+std::optional<PooledConnection> Downstream::detach(bool live) {
     if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
     PooledConnection p;
     p.index = index_;
     p.identity = identity_;
     p.ehlo = ehlo_;
+    if (live) {
+        p.conn = std::move(conn_);
+        close();
+        return p;
+    }
     error_code ec;
     p.fd = conn_->socket().release(ec);
     if (ec) return std::nullopt;
@@ -55,6 +60,13 @@ std::optional<PooledConnection> Downstream::detach() {
 
 bool Downstream::adopt(PooledConnection p) {
     close();
+    if (p.conn) {
+        conn_ = std::move(p.conn);
+        index_ = p.index;
+        identity_ = std::move(p.identity);
+        ehlo_ = std::move(p.ehlo);
+        return true;
+    }
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);

@@ -42,8 +42,9 @@ public:
     asio::awaitable<void> quit();
     void close();
     // Hands a clean, idle, plain-TCP connection over for parking (the object is then
-    // disconnected); nullopt when it cannot be parked.
-    std::optional<PooledConnection> detach();
+    // disconnected): as it is when `live`, else its descriptor; nullopt when it cannot be
+    // parked.
+    std::optional<PooledConnection> detach(bool live);
     // Takes over a parked connection.
     bool adopt(PooledConnection c);
 

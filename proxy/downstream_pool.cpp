@@ -10,14 +10,22 @@ namespace xproxy::proxyd {
 
 DownstreamPool::~DownstreamPool() {
     for (auto& [name, q] : idle_)
-        for (auto& c : q) ::close(c.fd);
+        for (auto& c : q) discard(c);
+}
+
+void DownstreamPool::discard(PooledConnection& c) {
+    if (c.conn) c.conn->close();
+    else if (c.fd >= 0) ::close(c.fd);
+    c.conn.reset();
+    c.fd = -1;
 }
 
 bool DownstreamPool::usable(const PooledConnection& c, std::chrono::steady_clock::time_point now) const {
     if (now - c.since > limit_) return false;
     // Nothing may be waiting on a parked connection: EOF or a 421 means the server gave up.
     char b;
-    ssize_t n = ::recv(c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    const int fd = c.conn ? c.conn->socket().native_handle() : c.fd;
+    ssize_t n = ::recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -27,7 +35,7 @@ void DownstreamPool::put(const std::string& downstream, PooledConnection c) {
     c.since = std::chrono::steady_clock::now();
     q.push_back(std::move(c));
     while (q.size() > max_) {
-        ::close(q.front().fd);
+        discard(q.front());
         q.pop_front();
     }
 }
@@ -40,7 +48,7 @@ std::optional<PooledConnection> DownstreamPool::take(const std::string& downstre
     auto now = std::chrono::steady_clock::now();
     // Drop what has expired or died, oldest first.
     while (!q.empty() && now - q.front().since > limit_) {
-        ::close(q.front().fd);
+        discard(q.front());
         q.pop_front();
     }
     for (auto c = q.rbegin(); c != q.rend(); ++c) {
@@ -48,7 +56,7 @@ std::optional<PooledConnection> DownstreamPool::take(const std::string& downstre
         PooledConnection out = std::move(*c);
         q.erase(std::next(c).base());
         if (usable(out, now)) return out;
-        ::close(out.fd);
+        discard(out);
         return std::nullopt;
     }
     return std::nullopt;

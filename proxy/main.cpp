@@ -28,10 +28,11 @@ namespace {
 asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor acc, const DownstreamConfig& ds, Shared& shared) {
     for (;;) {
         error_code ec;
-        // One strand per session: its coroutine, its downstream and their deadlines never
-        // run concurrently, whatever the number of threads.
-        auto sock = co_await acc.async_accept(asio::make_strand(acc.get_executor()),
-                                              asio::redirect_error(asio::use_awaitable, ec));
+        // With several threads, one strand per session: its coroutine, its downstream and
+        // their deadlines never run concurrently. One thread needs no strand.
+        auto ex = shared.cfg.threads > 1 ? asio::any_io_executor(asio::make_strand(acc.get_executor()))
+                                         : asio::any_io_executor(acc.get_executor());
+        auto sock = co_await acc.async_accept(ex, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (ec == asio::error::operation_aborted) co_return;
             log::warning("event=accept_error error=\"%s\"", ec.message().c_str());
@@ -41,7 +42,6 @@ asio::awaitable<void> accept_loop(asio::ip::tcp::acceptor acc, const DownstreamC
         }
         error_code ignored;
         sock.set_option(asio::ip::tcp::no_delay(true), ignored);
-        auto ex = sock.get_executor();
         asio::co_spawn(ex, run_session(std::make_shared<Conn>(std::move(sock)), ds, shared), asio::detached);
     }
 }
@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     }
 
     asio::io_context io(static_cast<int>(cfg->threads));
-    DownstreamPool parked(cfg->pool_size, cfg->pool_idle);
+    DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, front_tls.get(), client_tls.get(), parked};
     for (auto [fd, ds] : fds) {
         sockaddr_storage ss{};

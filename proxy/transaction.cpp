@@ -9,7 +9,7 @@ namespace xproxy::proxyd::session_detail {
 awaitable<void> Session::release_downstream() {
     if (!ds_.connected()) co_return;
     if (sh_.pool.enabled()) {
-        if (auto pc = ds_.detach()) {
+        if (auto pc = ds_.detach(sh_.pool.keeps_live())) {
             sh_.pool.put(ds_.config().name, std::move(*pc));
             co_return;
         }

@@ -199,20 +199,24 @@ class XproxydChain(E2ETestCase):
 
     def test_idle_downstream_connection_kept_only_where_the_source_allows(self):
         # XFORWARD: one downstream connection serves consecutive client sessions, each
-        # message announced with its own client.
-        sink = SmtpSink(self.sandbox, self.procs, verbose=True)
-        xp = Xproxyd(self.sandbox, self.procs, ["s destinations=127.0.0.1:%d encoding=xforward" % sink.port])
-        for client in ("127.0.0.77", "127.0.0.88"):
-            replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>",
-                                             "DATA", "Subject: x\r\n\r\nx\r\n.\r\n", "QUIT"], source=client)
-            self.assertEqual(replies[5][0], 250, replies)
-        self.assertEqual(len(sink.wait_messages(2)), 2)
-        xf = sink.commands("XFORWARD")
-        self.assertTrue(any("ADDR=127.0.0.77" in l for l in xf), xf)
-        self.assertTrue(any("ADDR=127.0.0.88" in l for l in xf), xf)
-        self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
-        xp.wait_log(r"event=downstream_reuse")
-
+        # message announced with its own client. One event-loop thread parks the connection
+        # as it is; several threads park its descriptor: both are exercised.
+        for threads in ("1", "2"):
+            with self.subTest(threads=threads):
+                sink = SmtpSink(self.sandbox, self.procs, verbose=True, name="sink-t" + threads)
+                xp = Xproxyd(self.sandbox, self.procs, ["s destinations=127.0.0.1:%d encoding=xforward" % sink.port],
+                             extra=["--threads", threads], name="xproxyd-t" + threads)
+                for client in ("127.0.0.77", "127.0.0.88", "127.0.0.99"):
+                    replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<s@example.org>",
+                                                     "RCPT TO:<r@example.net>", "DATA", "Subject: x\r\n\r\nx\r\n.\r\n",
+                                                     "QUIT"], source=client)
+                    self.assertEqual(replies[5][0], 250, replies)
+                self.assertEqual(len(sink.wait_messages(3)), 3)
+                xf = sink.commands("XFORWARD")
+                for client in ("127.0.0.77", "127.0.0.88", "127.0.0.99"):
+                    self.assertTrue(any("ADDR=%s" % client in l for l in xf), xf)
+                self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
+                self.assertEqual(len(re.findall(r"event=downstream_reuse", xp.log())), 2)
 
 if __name__ == "__main__":
     main()
