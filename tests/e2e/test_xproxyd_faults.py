@@ -99,7 +99,9 @@ class XproxydFaults(E2ETestCase):
         xp.wait_log(r"event=downstream_open", timeout=20)
         time.sleep(1)
         os.kill(sink.proc.pid, signal.SIGKILL)
-        a.wait_log(r"status=deferred .*451 4\.4\.1", timeout=30)
+        # xproxyd answered 354 at once and learns of the loss while the body comes in: the
+        # 451 is the reply to the end of data.
+        a.wait_log(r"status=deferred .*451 4\.4\.[12] ", timeout=30)
         self.procs.stop(sink.proc)
         # smtp-sink opens its dump file before the body: at most an empty file is left.
         self.assertEqual([m for m in sink.messages() if m.strip()], [])
@@ -130,6 +132,46 @@ class XproxydFaults(E2ETestCase):
         want = sink_body(body.replace("\r\n..", "\r\n.")).rstrip()
         self.assertEqual(hashlib.sha256(got.encode()).hexdigest(), hashlib.sha256(want.encode()).hexdigest())
         xp.wait_log(r"event=relayed .*code=250 size=\d+ fast_path=yes spilled=yes failover=yes")
+
+    def test_downstream_refusing_data_is_the_reply_to_the_final_dot(self):
+        # 354 goes to the client at once; the downstream's refusal of DATA arrives while the
+        # body does, and becomes the reply to the final dot. Nothing reaches any sink, and the
+        # session's next transaction is relayed (the refused one is reset downstream first).
+        for refusal in ("451 4.3.0 Try again later", "554 5.5.1 No thanks"):
+            with self.subTest(refusal=refusal):
+                refusing = self.fake(data_reply=refusal)
+                xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % refusing.port],
+                             name="xproxyd-" + refusal[:3])
+                c = SmtpClient(xp.port)
+                c.ehlo("client.example")
+                self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)
+                self.assertEqual(c.cmd("RCPT TO:<r@example.net>")[0], 250)
+                fin = c.data("Subject: t\r\n\r\nhello\r\n")
+                self.assertEqual(fin[1], refusal, fin)
+                refusing.data_reply = None
+                self.assertEqual(c.cmd("MAIL FROM:<s2@example.org>")[0], 250)
+                self.assertEqual(c.cmd("RCPT TO:<r@example.net>")[0], 250)
+                self.assertEqual(c.data("Subject: t2\r\n\r\nhello\r\n")[0], 250)
+                c.close()
+                self.assertEqual(len(refusing.messages), 1)
+                self.assertIn(b"Subject: t2", refusing.messages[0])
+                self.assertIn("RSET", refusing.commands)
+
+    def test_destination_lost_at_data_fails_over_with_the_body_copy(self):
+        # The first destination closes the connection instead of answering DATA, after
+        # xproxyd already gave the client 354: the body is kept and goes to the next one.
+        lost = self.fake(data_reply="close")
+        sink = SmtpSink(self.sandbox, self.procs)
+        xp = Xproxyd(self.sandbox, self.procs,
+                     ["d destinations=127.0.0.1:%d,127.0.0.1:%d encoding=none" % (lost.port, sink.port)])
+        rr, fin = self.mail(xp.port, body_of(5000))
+        self.assertEqual(fin[0], 250, fin)
+        self.assertEqual(len(sink.wait_messages(1)), 1)
+        time.sleep(0.5)
+        self.assertEqual(len(sink.messages()), 1)
+        self.assertEqual((lost.data_started, lost.messages), (1, []))
+        xp.wait_log(r"event=downstream_lost .*stage=DATA")
+        xp.wait_log(r"event=relayed .*code=250 .*failover=yes")
 
     def test_stream_through_mode_defers_instead_of_failing_over(self):
         dying = self.fake(die_in_data=4000)

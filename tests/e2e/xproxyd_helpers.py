@@ -76,13 +76,15 @@ class FakeDownstream(_LoopbackServer):
     """A minimal SMTP server on 127.0.0.1 whose faults are chosen per test.
 
     die_in_data: close the connection after this many body bytes (no reply to the dot);
-    reject: recipients matching this regex get 550 5.1.1; delay: seconds before every
-    reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
+    reject: recipients matching this regex get 550 5.1.1; data_reply: the answer to DATA
+    instead of 354 ("close": the connection is closed without one); delay: seconds before
+    every reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
     250; replies_250: how many messages it acknowledged."""
 
     def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
-                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME")):
+                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME"), data_reply=None):
         self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
+        self.data_reply = data_reply
         self.ehlo_lines = list(ehlo)
         self.messages = []
         self.commands = []
@@ -114,6 +116,13 @@ class FakeDownstream(_LoopbackServer):
                                          for i, l in enumerate(lines)))
                     elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
                         say("550 5.1.1 <%s>: Recipient address rejected" % cmd[8:].strip("<>"))
+                    elif verb == "DATA" and self.data_reply == "close":
+                        self.data_started += 1
+                        conn.shutdown(socket.SHUT_RDWR)
+                        return
+                    elif verb == "DATA" and self.data_reply:
+                        self.data_started += 1
+                        say(self.data_reply)
                     elif verb == "DATA":
                         self.data_started += 1
                         say("354 go ahead")
