@@ -4,10 +4,13 @@ connection without an address (NULL hostaddr) with Sendmail's "IPv6:" {client_ad
 macro, removal of forged headers and the insertion at index 0 (each inserted header is
 then verified with xproxy-wire); verify mode for a valid header, a bad signature, an
 unknown key, an expired header, a header copied from another message, a malformed and a
-missing one, under the reject and the accept (strip) actions."""
+missing one, under the reject and the accept (strip) actions. Also peers that leave before
+or right after negotiating (libmilter calls xxfi_close without private data) or send junk."""
 
 import os
 import re
+import socket
+import struct
 import subprocess
 import time
 
@@ -80,6 +83,42 @@ class MilterTest(E2ETestCase):
         self.assertEqual(len(lines), len(rows), lines)
         self.assertIn("outcome=injected removed=3", lines[1])
         self.assertIn('client="IPv6:2001:db8::9" original=[2001:db8::9]:2525', lines[3])
+
+    def test_peers_that_leave_early_or_send_junk_cost_only_their_connection(self):
+        # xxfi_close without a Session (the peer left before negotiating), close right after
+        # negotiate, a packet with an absurd length and an unknown command: each ends only
+        # its own connection, and the filter goes on signing.
+        m = Milter(self.sandbox, self.procs, "early", "inject")
+
+        def packet(cmd, data=b""):
+            return struct.pack("!I", len(data) + 1) + cmd + data
+
+        optneg = packet(b"O", struct.pack("!III", 6, 0x1ff, 0x1fffff))
+        for name, payload, want_reply in (("silent", b"", False), ("negotiate only", optneg, True),
+                                          ("absurd length", struct.pack("!I", 0x7fffffff) + b"O", False),
+                                          ("unknown command", optneg + packet(b"\x01", b"junk"), True)):
+            with self.subTest(name):
+                s = socket.create_connection(("127.0.0.1", m.port), timeout=10)
+                s.sendall(payload)
+                if want_reply:  # libmilter answers the negotiation before the next packet
+                    head = s.recv(5)
+                    self.assertEqual(len(head), 5, name)
+                    self.assertEqual(head[4:5], b"O", name)
+                if name in ("absurd length", "unknown command"):  # the filter hangs up
+                    s.settimeout(10)
+                    while s.recv(4096):
+                        pass
+                s.close()
+        time.sleep(0.5)
+        self.assertIsNone(m.proc.poll(), "the filter died")
+        out = self.miltertest("inject.lua", m, ip="127.0.0.66", host="h.example", client_addr="", forged=1, mid=MID,
+                              sender=SENDER)
+        value = unfold(out.split("HEADER:", 1)[1].split("\nPASS", 1)[0])
+        rc, vout, err = self.verify_header(m.ring, value)
+        self.assertEqual(rc, 0, vout.decode() + err)
+        self.assertIn(b"ip=127.0.0.66", vout)
+        self.assertNotIn("internal_error", open(m.log).read())
+        self.assertEqual(len(m.messages()), 1)
 
     def test_inherited_listeners(self):
         """--listen fd:N and --listen systemd (socket activation): libmilter serves the
