@@ -24,28 +24,31 @@ awaitable<bool> Session::cmd_data() {
     const bool fast = fast_path();
     const bool early = ds_.connected() && !txn_.unrouted;
     bool data_sent = false;
-    Reply r;
-    if (early) data_sent = co_await ds_.send("DATA\r\n");
-    else if (ds_.connected()) r = co_await ds_.command("DATA\r\n");
-    if (!early && r.failed() && (fast || txn_.unrouted)) {  // no body byte has gone anywhere yet
-        std::size_t next = ds_.connected() ? ds_.index() + 1 : 0;
-        ds_.close();
-        while (r.failed() && co_await restore(next)) {
-            next = ds_.index() + 1;
-            r = co_await ds_.command("DATA\r\n");
-            if (r.failed()) ds_.close();
+    if (early) {
+        data_sent = co_await ds_.send("DATA\r\n");
+    } else {
+        Reply r;
+        if (ds_.connected()) r = co_await ds_.command("DATA\r\n");
+        if (r.failed() && (fast || txn_.unrouted)) {  // no body byte has gone anywhere yet
+            std::size_t next = ds_.connected() ? ds_.index() + 1 : 0;
+            ds_.close();
+            while (r.failed() && co_await restore(next)) {
+                next = ds_.index() + 1;
+                r = co_await ds_.command("DATA\r\n");
+                if (r.failed()) ds_.close();
+            }
         }
-    }
-    if (!early && r.failed()) {
-        ds_.close();
-        reply("451 4.4.1 Error: downstream unavailable, try again later");
-        end_transaction();
-        co_return true;
-    }
-    if (!early && r.code != 354) {
-        out_ += r.wire();
-        end_transaction();
-        co_return true;
+        if (r.failed()) {
+            ds_.close();
+            reply("451 4.4.1 Error: downstream unavailable, try again later");
+            end_transaction();
+            co_return true;
+        }
+        if (r.code != 354) {
+            out_ += r.wire();
+            end_transaction();
+            co_return true;
+        }
     }
     reply("354 End data with <CR><LF>.<CR><LF>");
     if (!co_await flush()) co_return false;

@@ -60,24 +60,20 @@ std::optional<PooledConnection> Downstream::detach(bool live) {
 
 bool Downstream::adopt(PooledConnection p) {
     close();
-    if (p.conn) {
-        conn_ = std::move(p.conn);
-        index_ = p.index;
-        identity_ = std::move(p.identity);
-        ehlo_ = std::move(p.ehlo);
-        return true;
+    if (!p.conn) {  // parked as a descriptor: register it with this session's executor
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        error_code ec;
+        asio::ip::tcp::socket s(ex_);
+        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
+        if (ec) {
+            ::close(p.fd);
+            return false;
+        }
+        p.conn = std::make_shared<Conn>(std::move(s));
     }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
-    error_code ec;
-    asio::ip::tcp::socket s(ex_);
-    s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
-    if (ec) {
-        ::close(p.fd);
-        return false;
-    }
-    conn_ = std::make_shared<Conn>(std::move(s));
+    conn_ = std::move(p.conn);
     index_ = p.index;
     identity_ = std::move(p.identity);
     ehlo_ = std::move(p.ehlo);

@@ -1,10 +1,11 @@
 // downstream_pool.hpp: idle downstream connections kept between client sessions.
 //
 // A plain-TCP downstream connection that finished its transactions cleanly is parked here
-// (with what its EHLO offered and the identity it announced) instead of being closed with QUIT, and the next session that
-// needs a connection to that downstream with the same identity takes it. With PROXY,
-// XCLIENT and XPROXYFROM the identity is the announced source, so a parked connection is
-// only ever reused for the same original client; with XFORWARD and none it is shared.
+// (with what its EHLO offered and the identity it announced) instead of being closed with
+// QUIT, and the next session that needs a connection to that downstream with the same
+// identity takes it. With PROXY, XCLIENT and XPROXYFROM the identity is the announced
+// source, so a parked connection is only ever reused for the same original client; with
+// XFORWARD and none it is shared.
 // Connections idle longer than the limit, or that the server closed or wrote to while
 // parked, are closed instead of reused. Thread-safe.
 //

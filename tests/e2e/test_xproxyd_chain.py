@@ -218,5 +218,6 @@ class XproxydChain(E2ETestCase):
                 self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
                 self.assertEqual(len(re.findall(r"event=downstream_reuse", xp.log())), 2)
 
+
 if __name__ == "__main__":
     main()
