@@ -114,6 +114,7 @@ awaitable<bool> Session::dispatch(const std::string& line) {
     }
     CommandLine c = split_command(line);
     const std::string& v = c.verb;
+    if (v != "XPROXYFROM") src_->abandon_sequence();  // LAST=False must be followed by its next line
     if (v == "EHLO" || v == "HELO") {
         co_await cmd_ehlo(c);
     } else if (v == "MAIL") {
@@ -162,7 +163,7 @@ awaitable<void> Session::cmd_ehlo(const CommandLine& c) {
     if (txn_.active) end_transaction();
     helo_ = c.arg;
     esmtp_ = c.verb == "EHLO";
-    src_->set_peer_helo(helo_);
+    src_->ehlo(helo_, esmtp_);
     if (!esmtp_) {
         reply("250 " + cfg_.hostname);
         co_return;
