@@ -146,7 +146,17 @@ Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised
             a.header = proxy::encode_v1(info.client, info.server);
             break;
         case Encoding::xclient: {
-            auto enc = smtp::encode_xclient(info, advertised);
+            // Postfix keeps, over one connection, whatever an XCLIENT does not name: its
+            // reverse name (set by NAME only when the name is known, else from its own
+            // lookup of xproxyd) and DESTADDR/DESTPORT. So both are always sent, as
+            // [UNAVAILABLE] when unknown, so that no client inherits another's or
+            // xproxyd's.
+            smtp::Xclient x = smtp::xclient_from(info, advertised);
+            auto wanted = [&](const char* n) { return !advertised || advertised->count(n) > 0; };
+            if (x.name && wanted("REVERSE_NAME")) x.reverse_name = *x.name;
+            if (!info.server && wanted("DESTADDR")) x.destaddr = smtp::AddrField::unavailable();
+            if (!info.server && wanted("DESTPORT")) x.destport = smtp::PortField::unavailable();
+            auto enc = smtp::encode(x);
             if (!enc) a.error = "XCLIENT: " + enc.error;
             else a.lines = enc.lines;
             break;

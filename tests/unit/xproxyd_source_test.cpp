@@ -300,6 +300,30 @@ TEST(Source, XforwardEndsWithEhloStarttlsAndReannouncement) {
     }
 }
 
+// Postfix keeps REVERSE_NAME (NAME sets it only when the name is known) and
+// DESTADDR/DESTPORT when an XCLIENT leaves them out: on a connection that announced
+// another client, or where Postfix looked up xproxyd itself, they would be someone
+// else's. They are always sent when the downstream advertises them.
+TEST(Source, XclientAnnouncementLeavesNothingToTheDownstreamsMemory) {
+    SourceInfo s = peer("127.0.0.66", 1);
+    s.server.reset();
+    Announcement a = announce(Encoding::xclient, s);
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    EXPECT_TRUE(has_attr(a, "REVERSE_NAME=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "NAME=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "DESTADDR=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "DESTPORT=[UNAVAILABLE]"));
+    s = peer("127.0.0.66", 1);
+    s.ptr_name = "mail.example.org";
+    a = announce(Encoding::xclient, s);
+    EXPECT_TRUE(has_attr(a, "REVERSE_NAME=mail.example.org"));
+    EXPECT_TRUE(has_attr(a, "DESTADDR=127.0.0.1"));
+    // Only what the downstream advertised (smtp-sink: NAME HELO).
+    a = announce(Encoding::xclient, s, std::set<std::string>{"NAME", "HELO"});
+    EXPECT_FALSE(has_attr(a, "REVERSE_NAME="));
+    EXPECT_FALSE(has_attr(a, "DESTADDR="));
+}
+
 TEST(Source, BadSyntaxFromTrustedPeerIs501) {
     SourceTracker t(peer(), true);
     EXPECT_EQ(t.xclient("XCLIENT ADDR=300.1.1.1").reply.rfind("501 5.5.4", 0), 0u);
