@@ -239,10 +239,17 @@ class XproxydChain(E2ETestCase):
             "XCLIENT NAME=a.example ADDR=127.0.0.66 PORT=1066 HELO=a.example PROTO=ESMTP LOGIN=alice",
             "EHLO a.example"] + msg + ["Subject: 66\r\n\r\nx\r\n.\r\n",
             "XCLIENT ADDR=127.0.0.67 PORT=1067",
-            "EHLO b.example"] + msg + ["Subject: 67\r\n\r\nx\r\n.\r\n", "QUIT"])
+            "EHLO b.example"] + msg + ["Subject: 67\r\n\r\nx\r\n.\r\n",
+            "XCLIENT ADDR=127.0.0.68 PORT=1068 HELO=[UNAVAILABLE]",
+            "EHLO gateway.example"] + msg + ["Subject: 68\r\n\r\nx\r\n.\r\n", "QUIT"])
         self.assertEqual([r[0] for r in replies], [220, 250, 220, 250, 250, 250, 354, 250,
+                                                   220, 250, 250, 250, 354, 250,
                                                    220, 250, 250, 250, 354, 250, 221], replies)
-        msgs = sink.wait_messages(2)
+        msgs = sink.wait_messages(3)
+        # No HELO known: the EHLO xproxyd sends after XCLIENT (which Postfix takes as the
+        # client's HELO) is the client's address literal, not xproxyd's or the gateway's name.
+        m68 = next(m for m in msgs if "Subject: 68" in m)
+        self.assertRegex(m68, r"Received: from \[127\.0\.0\.68\] \([^)]*\[127\.0\.0\.68\]\)")
         m66 = next(m for m in msgs if "Subject: 66" in m)
         m67 = next(m for m in msgs if "Subject: 67" in m)
         self.assertIn("with ESMTPA", m66)  # alice authenticated
