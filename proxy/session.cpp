@@ -78,6 +78,7 @@ awaitable<void> Session::run() {
             break;
         }
         if (too_long) {
+            src_->abandon_sequence();
             reply("500 5.5.2 Error: line too long");
             log::warning("event=line_too_long sid=%s", sid_.c_str());
             if (!syntax_error()) {
@@ -108,6 +109,7 @@ awaitable<void> Session::run() {
 
 awaitable<bool> Session::dispatch(const std::string& line) {
     if (line.find('\0') != std::string::npos) {
+        src_->abandon_sequence();
         reply("500 5.5.2 Error: NUL in command");
         syntax_error();
         co_return true;
