@@ -289,13 +289,14 @@ class XproxydChain(E2ETestCase):
 
     def test_unfinished_xproxyfrom_sequence_dies_with_rset_and_ehlo(self):
         fake, xp = self.fake_xproxyfrom()
-        for between in ("RSET", "EHLO again.example", "NOOP"):
-            with self.subTest(between=between):
+        for between, code in (("RSET", 250), ("EHLO again.example", 250), ("NOOP", 250),
+                              ("NOOP " + "x" * 3000, 500), ("NOOP \0", 500)):
+            with self.subTest(between=between[:20]):
                 replies = smtp_session(xp.port, [
                     "EHLO gateway.example",
                     "XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=1088 LAST=False", between,
                     "XPROXYFROM LOGIN=mallory LAST=True", "QUIT"])
-                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 501, 221], replies)
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, code, 501, 221], replies)
         replies = smtp_session(xp.port, ["EHLO gateway.example", "XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=1088 LAST=False",
                                          "XPROXYFROM LOGIN=bob LAST=True", "MAIL FROM:<s@example.org>",
                                          "RCPT TO:<r@example.net>", "DATA", "Subject: q\r\n\r\nx\r\n.\r\n", "QUIT"])
