@@ -1,8 +1,6 @@
 // data_decoder.cpp: end-of-data detection and line-end normalisation; see the header.
 #include "data_decoder.hpp"
 
-#include <cstring>
-
 namespace xproxy::proxyd {
 
 std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
@@ -24,8 +22,8 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                     ++i;
                     continue;
                 }
-                if (c == '\n') {
-                    state_ = State::done;
+                if (c == '\n') {  // "." ended by a bare LF: dropped, never an end
+                    end_dot_line(false);
                     ++i;
                     continue;
                 }
@@ -34,23 +32,29 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                 state_ = State::mid;
                 continue;
             case State::dot_cr:
-                if (c == '\n') {
-                    state_ = State::done;
+                if (c == '\r') {  // more CRs before the LF belong to the line end
                     ++i;
                     continue;
                 }
-                out.push_back('.');
-                state_ = State::cr;  // the CR after the dot is pending, c is re-read
+                if (c == '\n') {
+                    ++i;
+                    if (prev_crlf_) state_ = State::done;  // CRLF "." CRLF
+                    else end_dot_line(true);               // after a bare line end: dropped
+                    continue;
+                }
+                end_dot_line(false);  // "." ended by a bare CR: dropped; c starts a line
                 continue;
             case State::cr:
-                if (c == '\n') {
-                    emit(out, "\r\n", 2);
-                    state_ = State::bol;
+                if (c == '\r') {
                     ++i;
                     continue;
                 }
-                emit(out, "\r", 1);
-                state_ = State::mid;
+                if (c == '\n') {
+                    end_line(out, true);
+                    ++i;
+                    continue;
+                }
+                end_line(out, false);  // a bare CR ends the line; c starts the next one
                 continue;
             case State::mid: {
                 // Copy the run up to the next CR or LF in one go.
@@ -60,10 +64,7 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                 i = j;
                 if (i == n) break;
                 if (p[i] == '\r') state_ = State::cr;
-                else {
-                    emit(out, "\r\n", 2);
-                    state_ = State::bol;
-                }
+                else end_line(out, false);
                 ++i;
                 continue;
             }

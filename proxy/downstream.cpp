@@ -225,8 +225,10 @@ asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::strin
     }
     bool ok = co_await send_lines(x.lines, 2, why);
     // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the HELO name
-    // from the EHLO that follows, overriding XCLIENT HELO.
-    const std::string helo = usable_helo(src.helo);
+    // from the EHLO that follows, overriding XCLIENT HELO. Without a usable HELO it is the
+    // client's address literal, never xproxyd's own name (which would become the client's).
+    std::string helo = usable_helo(src.helo);
+    if (helo.empty() && src.client) helo = "[" + src.client->addr.normalized().to_mta_string() + "]";
     if (ok) ok = co_await ehlo(why, helo);
     co_return ok;
 }

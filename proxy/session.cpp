@@ -78,6 +78,7 @@ awaitable<void> Session::run() {
             break;
         }
         if (too_long) {
+            src_->abandon_sequence();
             reply("500 5.5.2 Error: line too long");
             log::warning("event=line_too_long sid=%s", sid_.c_str());
             if (!syntax_error()) {
@@ -108,12 +109,14 @@ awaitable<void> Session::run() {
 
 awaitable<bool> Session::dispatch(const std::string& line) {
     if (line.find('\0') != std::string::npos) {
+        src_->abandon_sequence();
         reply("500 5.5.2 Error: NUL in command");
         syntax_error();
         co_return true;
     }
     CommandLine c = split_command(line);
     const std::string& v = c.verb;
+    if (v != "XPROXYFROM") src_->abandon_sequence();  // LAST=False must be followed by its next line
     if (v == "EHLO" || v == "HELO") {
         co_await cmd_ehlo(c);
     } else if (v == "MAIL") {
@@ -162,7 +165,7 @@ awaitable<void> Session::cmd_ehlo(const CommandLine& c) {
     if (txn_.active) end_transaction();
     helo_ = c.arg;
     esmtp_ = c.verb == "EHLO";
-    src_->set_peer_helo(helo_);
+    src_->ehlo(helo_, esmtp_);
     if (!esmtp_) {
         reply("250 " + cfg_.hostname);
         co_return;

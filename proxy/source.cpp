@@ -36,7 +36,25 @@ SourceVerdict SourceTracker::xclient(std::string_view line) {
     auto p = smtp::parse_xclient(line);
     if (!p) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XCLIENT syntax: " + p.error};
     smtp::apply(*p, session_);
+    // Postfix's smtpd/smtpd.c xclient_cmd(): an XCLIENT without HELO resets the HELO name
+    // (helo_reset()), without PROTO sets the protocol to SMTP, and without LOGIN (or with
+    // LOGIN=[UNAVAILABLE]) drops the SASL login (smtpd_sasl_auth_reset()); NAME, ADDR,
+    // PORT, DESTADDR and DESTPORT stay as they were. Then mail_reset() forgets XFORWARD.
+    // Postfix keeps the connection's TLS ("TLS session information may not be reset",
+    // XCLIENT_README); here the TLS the upstream negotiated with us describes the upstream,
+    // not the client it names, so the client's TLS is unknown. XCLIENT carries no session
+    // id or time: the id is this session's own, the time unknown.
+    if (!p->helo) session_.helo.clear();
+    if (!p->proto) session_.protocol = "SMTP";
+    if (!p->login) session_.login.clear();
+    helo_from_ehlo_ = !p->helo;
+    proto_from_ehlo_ = !p->proto;
+    session_.tls = TlsInfo{};
+    session_.session_id = peer_.session_id;
+    session_.time = peer_.time;
     overridden_ = true;
+    xforward_.reset();
+    xproxy_.reset();
     return {SourceVerdict::Kind::accepted, {}};
 }
 
@@ -56,35 +74,61 @@ SourceVerdict SourceTracker::xproxyfrom(std::string_view line) {
     if (r.invalid()) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XPROXYFROM: " + xproxy_.error()};
     const auto* from = std::get_if<smtp::XproxyFrom>(&xproxy_.command());
     if (!from) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XPROXYFROM: wrong command"};
+    // Everything comes from the command (no TLS, login or HELO of anyone else); only the
+    // address the client connected to is ours.
     SourceInfo next = smtp::to_source_info(*from);
     next.server = session_.server;
+    if (next.session_id.empty()) next.session_id = peer_.session_id;
     session_ = next;
     overridden_ = true;
+    helo_from_ehlo_ = proto_from_ehlo_ = false;
+    xforward_.reset();
     return {SourceVerdict::Kind::accepted, "250 2.0.0 Ok"};
 }
 
 SourceInfo SourceTracker::effective() const {
-    SourceInfo s = session_;
-    if (xforward_) {
-        // XFORWARD describes the original client; what it does not name is unknown
-        // rather than inherited from the upstream MTA's own connection.
-        SourceInfo f;
-        f.server = s.server;
-        smtp::apply(*xforward_, f);
-        if (!xforward_->addr) f.client = s.client;
-        return f;
+    if (!xforward_) return session_;
+    const smtp::Xforward& x = *xforward_;
+    // Postfix's smtpd.h: "Don't mix information from the current SMTP session with
+    // forwarded information from an up-stream session". An XFORWARD with any client
+    // attribute (NAME, ADDR, PORT, PROTO, HELO) describes the client entirely: what it
+    // leaves out is unknown, never the session's (the upstream's own address, HELO, TLS or
+    // login). One with only IDENT or SOURCE leaves the session's client as it is. IDENT
+    // is the upstream's id; without it, this session's own (FORWARD_IDENT() falls back to
+    // the queue id), so an announcement that needs an id always has one.
+    const bool client = x.name || x.addr || x.port || x.proto || x.helo;
+    SourceInfo f;
+    if (client) {
+        f.server = session_.server;
+        f.session_id = peer_.session_id;
+    } else {
+        f = session_;
     }
-    return s;
+    smtp::apply(x, f);  // IDENT=[UNAVAILABLE] clears the id: fall back as without IDENT
+    if (f.session_id.empty()) f.session_id = client ? peer_.session_id : session_.session_id;
+    return f;
+}
+
+void SourceTracker::ehlo(const std::string& name, bool esmtp) {
+    // Postfix's helo_cmd()/ehlo_cmd(): mail_reset() forgets XFORWARD; EHLO makes the
+    // protocol ESMTP, HELO leaves SMTP or ESMTP as it is.
+    end_transaction();
+    peer_.helo = name;
+    if (esmtp) peer_.protocol = peer_.tls.active() ? "ESMTPS" : "ESMTP";
+    if (!overridden_) {
+        session_.helo = peer_.helo;
+        session_.protocol = peer_.protocol;
+        return;
+    }
+    if (helo_from_ehlo_) session_.helo = name;
+    if (proto_from_ehlo_ && esmtp) session_.protocol = "ESMTP";
 }
 
 void SourceTracker::set_peer_tls(const TlsInfo& tls) {
+    // RFC 3207 4.2: what the client said before the handshake is forgotten.
+    end_transaction();
     peer_.tls = tls;
     if (!overridden_) session_.tls = tls;
-}
-
-void SourceTracker::set_peer_helo(const std::string& helo) {
-    peer_.helo = helo;
-    if (!overridden_) session_.helo = helo;
 }
 
 Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised) {
@@ -102,7 +146,17 @@ Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised
             a.header = proxy::encode_v1(info.client, info.server);
             break;
         case Encoding::xclient: {
-            auto enc = smtp::encode_xclient(info, advertised);
+            // Postfix keeps, over one connection, whatever an XCLIENT does not name: its
+            // reverse name (set by NAME only when the name is known, else from its own
+            // lookup of xproxyd) and DESTADDR/DESTPORT. So both are always sent, as
+            // [UNAVAILABLE] when unknown, so that no client inherits another's or
+            // xproxyd's.
+            smtp::Xclient x = smtp::xclient_from(info, advertised);
+            auto wanted = [&](const char* n) { return !advertised || advertised->count(n) > 0; };
+            if (x.name && wanted("REVERSE_NAME")) x.reverse_name = *x.name;
+            if (!info.server && wanted("DESTADDR")) x.destaddr = smtp::AddrField::unavailable();
+            if (!info.server && wanted("DESTPORT")) x.destport = smtp::PortField::unavailable();
+            auto enc = smtp::encode(x);
             if (!enc) a.error = "XCLIENT: " + enc.error;
             else a.lines = enc.lines;
             break;
@@ -114,12 +168,23 @@ Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised
             break;
         }
         case Encoding::xproxyfrom: {
+            if (!info.client) break;  // unknown client: nothing to announce
             auto from = smtp::xproxyfrom_from(info);
             if (!from) {
                 a.error = "XPROXYFROM: " + from.error;
                 break;
             }
+            // HELO, LOGIN and PROTO are optional: one that cannot be sent is left out
+            // rather than making the message undeliverable.
+            for (std::string* v : {&from->helo, &from->login, &from->proto})
+                if (v->find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) v->clear();
             auto enc = smtp::encode(*from);
+            if (!enc) {
+                from->helo.clear();
+                from->login.clear();
+                from->proto.clear();
+                enc = smtp::encode(*from);
+            }
             if (!enc) a.error = "XPROXYFROM: " + enc.error;
             else a.lines = enc.lines;
             break;

@@ -4,8 +4,14 @@
 // SourceTracker holds the session's source: the TCP peer until a trusted upstream says
 // otherwise. XCLIENT and XPROXYFROM replace the session's source (until the next such
 // command); XFORWARD applies to the next transaction only and is forgotten when it ends
-// (RSET, end of DATA), as in Postfix. An untrusted peer using any of the three gets
-// 550 5.7.0 and nothing changes. The downstream side is described by an Encoding; 
+// (end of DATA, RSET, HELO/EHLO, STARTTLS, XCLIENT, XPROXYFROM), as in Postfix. An
+// untrusted peer using any of the three gets 550 5.7.0 and nothing changes. What a
+// command does not say is never taken from another party: XCLIENT resets HELO, PROTO and
+// LOGIN when it does not carry them (Postfix's xclient_cmd()), an XFORWARD that names
+// the client replaces every client attribute (Postfix's "don't mix" rule), and TLS is
+// announced only for the TCP peer itself: an upstream's STARTTLS with us describes the
+// upstream, not the client it names. The session id is the upstream's when it gives one,
+// else this session's own. The downstream side is described by an Encoding;
 // announce() builds the bytes to send and identity() the key that tells whether an open
 // downstream connection may carry the next transaction.
 #pragma once
@@ -32,7 +38,8 @@ struct SourceVerdict {
 
 class SourceTracker {
 public:
-    SourceTracker(SourceInfo peer, bool trusted) : session_(std::move(peer)), peer_(session_), trusted_(trusted) {}
+    // peer: the TCP peer as the source, with this session's own id.
+    SourceTracker(SourceInfo peer, bool trusted) : session_(peer), peer_(std::move(peer)), trusted_(trusted) {}
 
     bool trusted() const { return trusted_; }
     // One command line without CRLF. accepted: XCLIENT -> the session restarts (send a
@@ -40,16 +47,25 @@ public:
     SourceVerdict xclient(std::string_view line);
     SourceVerdict xforward(std::string_view line);
     SourceVerdict xproxyfrom(std::string_view line);
-    // The source for the next transaction: the session's, with XFORWARD on top.
+    // The source for the next transaction: the session's, or XFORWARD's.
     SourceInfo effective() const;
-    // Forget the XFORWARD attributes (end of a transaction, RSET, EHLO).
+    // Forget the XFORWARD attributes and an unfinished XPROXYFROM sequence (end of a
+    // transaction, RSET).
     void end_transaction() {
         xforward_.reset();
+        xproxy_.reset();
     }
-    // TLS of the front connection (after STARTTLS), kept only while the source is the
-    // TCP peer itself.
+    // An unfinished XPROXYFROM sequence (LAST=False) must be continued by the very next
+    // command: any other command abandons it.
+    void abandon_sequence() { xproxy_.reset(); }
+    // HELO (esmtp false) or EHLO from the peer. It names the client when the source is the
+    // peer itself, and after an XCLIENT that reset HELO (Postfix's helo_cmd()/ehlo_cmd()
+    // then set HELO and PROTO); an XCLIENT's own HELO or an XPROXYFROM source stays.
+    // Like any HELO/EHLO, it ends the transaction's XFORWARD.
+    void ehlo(const std::string& name, bool esmtp);
+    // TLS of the front connection (after STARTTLS): the peer's, so the source's only
+    // while the source is the peer itself. Ends the transaction's XFORWARD.
     void set_peer_tls(const TlsInfo& tls);
-    void set_peer_helo(const std::string& helo);
     bool overridden() const { return overridden_; }
 
 private:
@@ -57,6 +73,9 @@ private:
     SourceInfo peer_;
     bool trusted_;
     bool overridden_ = false;
+    // After an XCLIENT without HELO / without PROTO, the next HELO/EHLO sets them.
+    bool helo_from_ehlo_ = false;
+    bool proto_from_ehlo_ = false;
     std::optional<smtp::Xforward> xforward_;
     smtp::XproxyAccumulator xproxy_;
 };
@@ -64,7 +83,10 @@ private:
 // The announcement for the downstream: a PROXY header (sent right after connect) or
 // command lines (sent after EHLO). Command encodings restrict attributes to those the
 // downstream advertised when `advertised` is given. error is set when `info` cannot be
-// encoded (XPROXYFROM without a client address, an XCLIENT value Postfix would refuse).
+// encoded; an attribute an upstream may leave out never causes one: XPROXYFROM without a
+// client address is not sent at all (the downstream sees xproxyd, as PROXY v1 UNKNOWN and
+// v2 without addresses do), and an optional XPROXYFROM value it cannot carry (CR, LF,
+// NUL, too long) is left out.
 struct Announcement {
     std::string header;              // PROXY v1/v2 bytes
     std::vector<std::string> lines;  // XCLIENT/XFORWARD/XPROXYFROM lines with CRLF

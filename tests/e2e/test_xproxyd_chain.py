@@ -7,13 +7,16 @@ if it sees the original client. The same chain with XCLIENT to a Postfix C that
 authorizes xproxyd: C's access table and policy service see the original client. Two
 clients' messages over one cached A -> xproxyd connection each arrive with their own
 source. An untrusted client that sends XFORWARD/XCLIENT/XPROXYFROM gets 550 5.7.0 and is
-seen downstream as itself."""
+seen downstream as itself. A source names one party: an XCLIENT without LOGIN after one
+with LOGIN announces no login; an XFORWARD without IDENT or address still reaches an
+XPROXYFROM downstream; an unfinished XPROXYFROM sequence dies with RSET and EHLO; and a
+bare CR or LF in DATA never ends a message here or at the next hop."""
 
 import re
 
 from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, policy_responder, read_text,
                      smtp_session, split_requests, swaks, wait_until)
-from xproxyd_helpers import RecordingMilter, Xproxyd
+from xproxyd_helpers import FakeDownstream, RecordingMilter, Xproxyd
 
 
 class XproxydChain(E2ETestCase):
@@ -217,6 +220,115 @@ class XproxydChain(E2ETestCase):
                     self.assertTrue(any("ADDR=%s" % client in l for l in xf), xf)
                 self.assertEqual(len(sink.commands("EHLO")), 1)  # one downstream connection
                 self.assertEqual(len(re.findall(r"event=downstream_reuse", xp.log())), 2)
+
+    def test_xclient_without_login_announces_no_login(self):
+        # Postfix's rule, which xproxyd follows: an XCLIENT that does not carry LOGIN (or
+        # HELO, PROTO) resets it. The second client must not inherit alice's login.
+        sink = SmtpSink(self.sandbox, self.procs)
+        policy = self.capture(respond=policy_responder("DUNNO"))
+        c_port = free_port()
+        c = Postfix(self.sandbox, self.procs, "downstream", c_port, relay_port=sink.port, main_cf={
+            "smtpd_authorized_xclient_hosts": "127.0.0.0/8", "smtpd_client_port_logging": "yes",
+            "smtpd_recipient_restrictions": "check_policy_service inet:127.0.0.1:%d, permit_mynetworks, "
+                                            "reject_unauth_destination" % policy.port})
+        c.start()
+        xp = Xproxyd(self.sandbox, self.procs, ["c destinations=127.0.0.1:%d encoding=xclient" % c_port])
+        msg = ["MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA"]
+        replies = smtp_session(xp.port, [
+            "EHLO gateway.example",
+            "XCLIENT NAME=a.example ADDR=127.0.0.66 PORT=1066 HELO=a.example PROTO=ESMTP LOGIN=alice",
+            "EHLO a.example"] + msg + ["Subject: 66\r\n\r\nx\r\n.\r\n",
+            "XCLIENT ADDR=127.0.0.67 PORT=1067",
+            "EHLO b.example"] + msg + ["Subject: 67\r\n\r\nx\r\n.\r\n",
+            "XCLIENT ADDR=127.0.0.68 PORT=1068 HELO=[UNAVAILABLE]",
+            "EHLO gateway.example"] + msg + ["Subject: 68\r\n\r\nx\r\n.\r\n", "QUIT"])
+        self.assertEqual([r[0] for r in replies], [220, 250, 220, 250, 250, 250, 354, 250,
+                                                   220, 250, 250, 250, 354, 250,
+                                                   220, 250, 250, 250, 354, 250, 221], replies)
+        msgs = sink.wait_messages(3)
+        # No HELO known: the EHLO xproxyd sends after XCLIENT (which Postfix takes as the
+        # client's HELO) is the client's address literal, not xproxyd's or the gateway's name.
+        m68 = next(m for m in msgs if "Subject: 68" in m)
+        self.assertRegex(m68, r"Received: from \[127\.0\.0\.68\] \([^)]*\[127\.0\.0\.68\]\)")
+        m66 = next(m for m in msgs if "Subject: 66" in m)
+        m67 = next(m for m in msgs if "Subject: 67" in m)
+        self.assertIn("with ESMTPA", m66)  # alice authenticated
+        self.assertNotIn("ESMTPA", m67)
+        self.assertIn("from b.example (", m67)  # the EHLO after an XCLIENT without HELO
+        c.wait_log(r"client=a\.example\[127\.0\.0\.66\]:1066, sasl_method=XCLIENT, sasl_username=alice")
+        self.assertRegex(c.log(), r"client=[^\s\[]+\[127\.0\.0\.67\]:1067\n")
+        reqs = wait_until(lambda: [r for s in policy.sessions for r in split_requests(s)
+                                   if r.get("client_address") == "127.0.0.67"], 20, 0.1, "policy request for .67")
+        self.assertEqual(reqs[0].get("sasl_username", ""), "")
+        self.assertEqual(reqs[0].get("reverse_client_name"), "a.example")  # NAME persists, as in Postfix
+
+    def fake_xproxyfrom(self):
+        fake = FakeDownstream(ehlo=("PIPELINING", "8BITMIME", "XPROXYFROM"))
+        self.addCleanup(fake.close)
+        xp = Xproxyd(self.sandbox, self.procs, ["x destinations=127.0.0.1:%d encoding=xproxyfrom" % fake.port])
+        return fake, xp
+
+    def test_xforward_without_ident_or_address_reaches_an_xproxyfrom_downstream(self):
+        # XPROXYFROM needs a session id and an address; an upstream may send neither (no
+        # IDENT; ADDR=[UNAVAILABLE] for mail submitted on the upstream itself). The message
+        # must be delivered, not deferred on every retry.
+        fake, xp = self.fake_xproxyfrom()
+        msg = ["MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA"]
+        replies = smtp_session(xp.port, ["EHLO gateway.example", "XFORWARD ADDR=127.0.0.77 PORT=1077 HELO=c.example"]
+                               + msg + ["Subject: 1\r\n\r\nx\r\n.\r\n",
+                                        "XFORWARD NAME=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE] "
+                                        "SOURCE=LOCAL"] + msg + ["Subject: 2\r\n\r\nx\r\n.\r\n", "QUIT"])
+        self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 354, 250, 250, 250, 250, 354, 250, 221],
+                         replies)
+        self.assertEqual(len(fake.messages), 2)
+        sid = xp.wait_log(r"event=source sid=(\w+) command=XFORWARD").group(1)
+        xpf = [c.split() for c in fake.commands if c.startswith("XPROXYFROM")]
+        self.assertEqual(len(xpf), 1, fake.commands)  # the second client is unknown: nothing to announce
+        for attr in ("SID=" + sid, "IP=127.0.0.77", "PORT=1077", "HELO=c.example"):
+            self.assertIn(attr, xpf[0])
+
+    def test_unfinished_xproxyfrom_sequence_dies_with_rset_and_ehlo(self):
+        fake, xp = self.fake_xproxyfrom()
+        for between, code in (("RSET", 250), ("EHLO again.example", 250), ("NOOP", 250),
+                              ("NOOP " + "x" * 3000, 500), ("NOOP \0", 500)):
+            with self.subTest(between=between[:20]):
+                replies = smtp_session(xp.port, [
+                    "EHLO gateway.example",
+                    "XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=1088 LAST=False", between,
+                    "XPROXYFROM LOGIN=mallory LAST=True", "QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, code, 501, 221], replies)
+        replies = smtp_session(xp.port, ["EHLO gateway.example", "XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=1088 LAST=False",
+                                         "XPROXYFROM LOGIN=bob LAST=True", "MAIL FROM:<s@example.org>",
+                                         "RCPT TO:<r@example.net>", "DATA", "Subject: q\r\n\r\nx\r\n.\r\n", "QUIT"])
+        self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 250, 354, 250, 221], replies)
+        xpf = [c.split() for c in fake.commands if c.startswith("XPROXYFROM")]
+        self.assertEqual(len(xpf), 1, fake.commands)
+        for attr in ("SID=Q1", "IP=127.0.0.88", "PORT=1088", "LOGIN=bob"):
+            self.assertIn(attr, xpf[0])
+        self.assertNotIn("mallory", "\n".join(fake.commands))
+
+    def test_bare_cr_or_lf_never_ends_data_here_or_downstream(self):
+        # SMTP smuggling: "<LF>.<LF>" or "<CR>.<CR>" followed by a second transaction. Only
+        # CRLF.CRLF ends the data; what goes downstream has CRLF line ends only, so a next
+        # hop that ends lines at a bare CR or LF finds no end either.
+        fake = FakeDownstream()
+        self.addCleanup(fake.close)
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % fake.port],
+                     trusted=None)
+        smuggled = "MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: smuggled\r\n"
+        for eod in ("\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r\n.\r"):
+            with self.subTest(eod=repr(eod)):
+                before = len(fake.messages)
+                body = "Subject: one\r\n\r\nhello" + eod + smuggled + "\r\nbye\r\n.\r\n"
+                replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<s@example.org>",
+                                                 "RCPT TO:<r@example.net>", "DATA", body, "QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 354, 250, 221], replies)
+                got = fake.messages[before:]
+                self.assertEqual(len(got), 1, got)
+                self.assertIn(b"Subject: smuggled", got[0])
+                self.assertNotRegex(got[0], rb"\r(?!\n)|(?<!\r)\n", "a bare CR or LF went downstream")
+                self.assertNotIn(b"\r\n.\r\n", got[0][:-5])
+        self.assertNotIn("MAIL FROM:<evil@example.org>", fake.commands)
 
 
 if __name__ == "__main__":

@@ -265,12 +265,12 @@ class XproxydFaults(E2ETestCase):
         c.cmd("MAIL FROM:<s@example.org>")
         c.cmd("RCPT TO:<r@example.net>")
         self.assertEqual(c.cmd("DATA")[0], 354)
-        # "..": one dot at the sink; "\r.\r" is no end; a bare-LF "." line ends the data here
-        # exactly as at a lenient downstream, so what follows is this client's next command.
-        c.send(b"Subject: dots\r\n\r\n..one\r\n...two\r\nx\r.\rstill body\r\nlast\n.\nNOOP\r\n")
+        # "..": one dot at the sink. Only CRLF.CRLF ends the data: "\r.\r" and "\n.\n" are
+        # bare line ends around a "." line, which is dropped (as Postfix 3.9 does), so what
+        # follows stays body; the sink gets CRLF line ends only.
+        c.send(b"Subject: dots\r\n\r\n..one\r\n...two\r\nx\r.\rstill body\r\nlast\n.\nNOOP\r\n.\r\n")
         code, text = c.reply()
         self.assertEqual(code, 250, text)
-        self.assertEqual(c.reply()[0], 250)  # the NOOP
         # A second transaction in the same session: one 250 per message stored.
         self.assertEqual(c.cmd("MAIL FROM:<s@example.org>")[0], 250)
         self.assertEqual(c.cmd("RCPT TO:<r@example.net>")[0], 250)
@@ -281,8 +281,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(sink.messages()), 2)
         first = next(m for m in msgs if "Subject: dots" in m)
         self.assertIn("\n.one\n..two\n", first)
-        self.assertIn("\nx.still body\n", first)  # smtp-sink drops the CRs; no end of data there
-        self.assertNotIn("NOOP", first)
+        self.assertIn("\nx\nstill body\nlast\nNOOP\n", first)
 
     def test_downstream_rejects_some_recipients(self):
         fake = self.fake(reject=r"bad")

@@ -1,7 +1,9 @@
 // fuzz_xproxyd_smtp: xproxyd's front-side decoders: the DATA end-of-data decoder and the
 // MAIL/RCPT argument parser. The decoder's result must not depend on where the input is
 // cut; its output, followed by the end-of-data line, must decode to itself (the downstream
-// finds the end exactly where xproxyd did) and never contain a lone "." line. The parser
+// finds the end exactly where xproxyd did), never contain a lone "." line and never a CR
+// or LF outside a CRLF pair (a lenient downstream must not see a line end that xproxyd
+// did not), and the end is only ever CRLF "." CRLF. The parser
 // never accepts a path with CR, LF or NUL. xproxyd's own sources are compiled in: fuzz
 // targets link only libxproxy, and these two files need nothing else.
 #include <cstdint>
@@ -27,6 +29,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!split.done()) used2 += split.feed(in.data() + cut, in.size() - cut, out2);
     if (used2 != used || out2 != out || split.done() != whole.done() || split.size() != whole.size())
         __builtin_trap();
+
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        if (out[i] == '\r' && (i + 1 == out.size() || out[i + 1] != '\n')) __builtin_trap();
+        if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) __builtin_trap();
+    }
+    if (whole.done()) {  // "." and CRs and LF, at the start or after CRLF
+        std::size_t k = used - 1;
+        if (in[k] != '\n' || k == 0 || in[k - 1] != '\r') __builtin_trap();
+        while (k > 0 && in[k - 1] == '\r') --k;
+        if (k == 0 || in[k - 1] != '.') __builtin_trap();
+        --k;
+        if (k != 0 && (k < 2 || in[k - 2] != '\r' || in[k - 1] != '\n')) __builtin_trap();
+    }
 
     // Once the end was found, what goes downstream (the body, then the final dot)
     // decodes to itself and ends exactly at that dot.

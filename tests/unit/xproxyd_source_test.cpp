@@ -69,6 +69,261 @@ TEST(Source, XclientAndXproxyfromLastTheSession) {
     EXPECT_EQ(s.session_id, "Q1");
 }
 
+namespace {
+
+TlsInfo hop_tls() {
+    TlsInfo t;
+    t.version = "TLSv1.3";
+    t.cipher = "TLS_AES_256_GCM_SHA384";
+    t.bits = 256;
+    return t;
+}
+
+// The TLS a PROXY v2 announcement of `s` carries, as the downstream decodes it.
+TlsInfo announced_tls(const SourceInfo& s) {
+    Announcement a = announce(Encoding::proxy_v2, s);
+    proxy::Header h;
+    auto r = proxy::decode(reinterpret_cast<const std::uint8_t*>(a.header.data()), a.header.size(), h);
+    EXPECT_TRUE(r.complete());
+    SourceInfo back;
+    proxy::to_source_info(h, back);
+    return back.tls;
+}
+
+bool has_attr(const Announcement& a, const std::string& attr) {
+    for (const auto& l : a.lines)
+        if (l.find(" " + attr) != std::string::npos) return true;
+    return false;
+}
+
+}  // namespace
+
+// Postfix's xclient_cmd(): an XCLIENT without HELO, PROTO or LOGIN resets them; NAME,
+// ADDR, PORT, DESTADDR, DESTPORT persist. So an unauthenticated client named after an
+// authenticated one is never announced with the first one's login.
+TEST(Source, XclientResetsHeloProtoLoginLikePostfix) {
+    SourceTracker t(peer(), true);
+    t.ehlo("hop.example", true);
+    ASSERT_EQ(t.xclient("XCLIENT NAME=a.example ADDR=127.0.0.66 PORT=1066 HELO=a.example PROTO=ESMTP LOGIN=alice")
+                  .kind,
+              SourceVerdict::Kind::accepted);
+    t.ehlo("a.example", true);
+    SourceInfo a = t.effective();
+    EXPECT_EQ(a.login, "alice");
+    EXPECT_EQ(a.helo, "a.example");
+    EXPECT_EQ(a.protocol, "ESMTP");
+    EXPECT_TRUE(has_attr(announce(Encoding::xclient, a), "LOGIN=alice"));
+
+    ASSERT_EQ(t.xclient("XCLIENT ADDR=127.0.0.67 PORT=1067").kind, SourceVerdict::Kind::accepted);
+    SourceInfo b = t.effective();
+    EXPECT_EQ(b.client->to_string(), "127.0.0.67:1067");
+    EXPECT_EQ(b.login, "") << "LOGIN of the previous client kept";
+    EXPECT_EQ(b.helo, "") << "HELO of the previous client kept";
+    EXPECT_EQ(b.protocol, "SMTP");
+    EXPECT_EQ(b.ptr_name, "a.example");  // NAME persists in Postfix too
+    EXPECT_EQ(b.session_id, "S1");
+    for (Encoding e : {Encoding::xclient, Encoding::xforward, Encoding::xproxyfrom}) {
+        Announcement an = announce(e, b);
+        ASSERT_TRUE(an.error.empty()) << an.error;
+        EXPECT_FALSE(has_attr(an, "LOGIN=")) << to_string(e);
+        EXPECT_FALSE(has_attr(an, "HELO=a.example")) << to_string(e);
+    }
+    // The EHLO that follows an XCLIENT without HELO names the client (Postfix's
+    // helo_reset() then ehlo_cmd()), and makes the protocol ESMTP.
+    t.ehlo("b.example", true);
+    EXPECT_EQ(t.effective().helo, "b.example");
+    EXPECT_EQ(t.effective().protocol, "ESMTP");
+
+    // LOGIN=[UNAVAILABLE] is no login either.
+    ASSERT_EQ(t.xclient("XCLIENT LOGIN=bob").kind, SourceVerdict::Kind::accepted);
+    EXPECT_EQ(t.effective().login, "bob");
+    ASSERT_EQ(t.xclient("XCLIENT LOGIN=[UNAVAILABLE] HELO=c.example").kind, SourceVerdict::Kind::accepted);
+    EXPECT_EQ(t.effective().login, "");
+    // An XCLIENT's own HELO stays when the upstream then says EHLO with its own name.
+    t.ehlo("hop.example", true);
+    EXPECT_EQ(t.effective().helo, "c.example");
+}
+
+TEST(Source, XclientAfterXproxyfromKeepsNoSessionIdOfTheOtherClient) {
+    SourceTracker t(peer(), true);
+    ASSERT_EQ(t.xproxyfrom("XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=33 LOGIN=bob HELO=q.example").kind,
+              SourceVerdict::Kind::accepted);
+    ASSERT_EQ(t.xclient("XCLIENT ADDR=127.0.0.89 PORT=34").kind, SourceVerdict::Kind::accepted);
+    SourceInfo s = t.effective();
+    EXPECT_EQ(s.session_id, "S1");
+    EXPECT_EQ(s.login, "");
+    EXPECT_EQ(s.helo, "");
+}
+
+// The upstream's STARTTLS with xproxyd describes the upstream: a client it names is
+// announced without TLS; the TCP peer itself is announced with its own TLS.
+TEST(Source, HopTlsIsNeverTheNamedClientsTls) {
+    {
+        SourceTracker t(peer("127.0.0.5"), true);
+        t.set_peer_tls(hop_tls());
+        t.ehlo("hop.example", true);
+        EXPECT_EQ(announced_tls(t.effective()).version, "TLSv1.3");  // the peer itself
+        EXPECT_EQ(t.effective().protocol, "ESMTPS");
+        ASSERT_EQ(t.xclient("XCLIENT ADDR=127.0.0.66 PORT=1 HELO=c.example").kind, SourceVerdict::Kind::accepted);
+        EXPECT_FALSE(t.effective().tls.active());
+        EXPECT_FALSE(announced_tls(t.effective()).active()) << "hop TLS announced for the XCLIENT client";
+    }
+    {
+        SourceTracker t(peer("127.0.0.5"), true);
+        t.set_peer_tls(hop_tls());
+        ASSERT_EQ(t.xforward("XFORWARD ADDR=127.0.0.66 PORT=1").kind, SourceVerdict::Kind::accepted);
+        EXPECT_FALSE(announced_tls(t.effective()).active());
+        t.end_transaction();
+        ASSERT_EQ(t.xproxyfrom("XPROXYFROM SID=Q IP=127.0.0.66 PORT=1").kind, SourceVerdict::Kind::accepted);
+        EXPECT_FALSE(announced_tls(t.effective()).active());
+    }
+    {  // XFORWARD naming no client (only IDENT): the client is still the peer, with its TLS
+        SourceTracker t(peer("127.0.0.5"), true);
+        t.set_peer_tls(hop_tls());
+        ASSERT_EQ(t.xforward("XFORWARD IDENT=Q7").kind, SourceVerdict::Kind::accepted);
+        EXPECT_EQ(t.effective().client->to_string(), "127.0.0.5:40000");
+        EXPECT_EQ(t.effective().session_id, "Q7");
+        EXPECT_TRUE(announced_tls(t.effective()).active());
+    }
+}
+
+// Postfix's "don't mix" rule: an XFORWARD naming the client replaces every client
+// attribute; what it leaves out is unknown, not the session's.
+TEST(Source, XforwardNeverMixesWithTheSessionsClient) {
+    SourceTracker t(peer("127.0.0.5"), true);
+    ASSERT_EQ(t.xclient("XCLIENT ADDR=127.0.0.66 PORT=1 LOGIN=alice HELO=a.example").kind,
+              SourceVerdict::Kind::accepted);
+    ASSERT_EQ(t.xforward("XFORWARD HELO=x.example").kind, SourceVerdict::Kind::accepted);
+    SourceInfo s = t.effective();
+    EXPECT_FALSE(s.client) << s.client->to_string();
+    EXPECT_EQ(s.login, "");
+    EXPECT_EQ(s.helo, "x.example");
+    EXPECT_EQ(s.session_id, "S1");
+}
+
+// A trusted upstream may leave any optional attribute out: every encoding still has
+// something to send (never an error that would defer the message on every retry).
+TEST(Source, MissingOptionalAttributesNeverFailAnAnnouncement) {
+    SourceTracker t(peer(), true);
+    ASSERT_EQ(t.xforward("XFORWARD ADDR=127.0.0.66 PORT=5555 HELO=c.example").kind, SourceVerdict::Kind::accepted);
+    SourceInfo s = t.effective();
+    EXPECT_EQ(s.session_id, "S1") << "no IDENT: the session's own id";
+    Announcement x = announce(Encoding::xproxyfrom, s);
+    ASSERT_TRUE(x.error.empty()) << x.error;
+    ASSERT_EQ(x.lines.size(), 1u);
+    EXPECT_NE(x.lines[0].find("SID=S1"), std::string::npos) << x.lines[0];
+    EXPECT_NE(x.lines[0].find("IP=127.0.0.66"), std::string::npos) << x.lines[0];
+    t.end_transaction();
+
+    ASSERT_EQ(t.xforward("XFORWARD IDENT=[UNAVAILABLE] ADDR=127.0.0.66").kind, SourceVerdict::Kind::accepted);
+    EXPECT_EQ(t.effective().session_id, "S1");
+    t.end_transaction();
+
+    // Locally submitted mail at the upstream: no client address at all.
+    ASSERT_EQ(t.xforward("XFORWARD NAME=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE] SOURCE=LOCAL").kind,
+              SourceVerdict::Kind::accepted);
+    s = t.effective();
+    for (Encoding e : {Encoding::proxy_v2, Encoding::proxy_v1, Encoding::xclient, Encoding::xforward,
+                       Encoding::xproxyfrom, Encoding::none}) {
+        EXPECT_TRUE(announce(e, s).error.empty()) << to_string(e) << ": " << announce(e, s).error;
+    }
+    EXPECT_TRUE(announce(Encoding::xproxyfrom, s).lines.empty());
+
+    // Values XPROXYFROM cannot carry are left out, not fatal.
+    SourceInfo odd = peer("127.0.0.66", 1);
+    odd.helo = "a\r\nb";
+    odd.login = std::string("x\0y", 3);
+    odd.protocol = "ESMTP";
+    Announcement o = announce(Encoding::xproxyfrom, odd);
+    ASSERT_TRUE(o.error.empty()) << o.error;
+    ASSERT_EQ(o.lines.size(), 1u);
+    EXPECT_EQ(o.lines[0].find("HELO="), std::string::npos);
+    EXPECT_EQ(o.lines[0].find("LOGIN="), std::string::npos);
+    EXPECT_NE(o.lines[0].find("PROTO=ESMTP"), std::string::npos);
+}
+
+// A LAST=False XPROXYFROM sequence does not survive RSET, HELO/EHLO, STARTTLS, XCLIENT or
+// any other command: its next line alone is incomplete (501), and nothing of it applies.
+TEST(Source, UnfinishedXproxyfromSequenceIsAbandoned) {
+    const char* first = "XPROXYFROM SID=Q1 IP=127.0.0.88 PORT=33 LAST=False";
+    const char* second = "XPROXYFROM LOGIN=bob LAST=True";
+    struct Row {
+        const char* name;
+        void (*between)(SourceTracker&);
+    };
+    const Row rows[] = {
+        {"RSET", [](SourceTracker& t) { t.end_transaction(); }},
+        {"EHLO", [](SourceTracker& t) { t.ehlo("hop.example", true); }},
+        {"HELO", [](SourceTracker& t) { t.ehlo("hop.example", false); }},
+        {"STARTTLS", [](SourceTracker& t) { t.set_peer_tls(hop_tls()); }},
+        {"XCLIENT", [](SourceTracker& t) { (void)t.xclient("XCLIENT ADDR=127.0.0.77"); }},
+        {"other command", [](SourceTracker& t) { t.abandon_sequence(); }},
+    };
+    for (const auto& r : rows) {
+        SourceTracker t(peer(), true);
+        ASSERT_EQ(t.xproxyfrom(first).kind, SourceVerdict::Kind::need_more) << r.name;
+        r.between(t);
+        EXPECT_EQ(t.xproxyfrom(second).kind, SourceVerdict::Kind::bad) << r.name;
+        EXPECT_EQ(t.effective().login, "") << r.name;
+        EXPECT_NE(t.effective().client->to_string(), "127.0.0.88:33") << r.name;
+    }
+    // Unbroken, the sequence applies.
+    SourceTracker t(peer(), true);
+    ASSERT_EQ(t.xproxyfrom(first).kind, SourceVerdict::Kind::need_more);
+    ASSERT_EQ(t.xproxyfrom(second).kind, SourceVerdict::Kind::accepted);
+    EXPECT_EQ(t.effective().login, "bob");
+}
+
+// XFORWARD lasts one transaction: HELO/EHLO, STARTTLS, XCLIENT and XPROXYFROM end it too
+// (Postfix's mail_reset()).
+TEST(Source, XforwardEndsWithEhloStarttlsAndReannouncement) {
+    const char* fwd = "XFORWARD ADDR=127.0.0.66 PORT=5555 IDENT=F1";
+    struct Row {
+        const char* name;
+        void (*between)(SourceTracker&);
+        const char* want_client;
+    };
+    const Row rows[] = {
+        {"EHLO", [](SourceTracker& t) { t.ehlo("hop.example", true); }, "127.0.0.1:40000"},
+        {"STARTTLS", [](SourceTracker& t) { t.set_peer_tls(hop_tls()); }, "127.0.0.1:40000"},
+        {"XCLIENT", [](SourceTracker& t) { (void)t.xclient("XCLIENT ADDR=127.0.0.77 PORT=7"); }, "127.0.0.77:7"},
+        {"XPROXYFROM", [](SourceTracker& t) { (void)t.xproxyfrom("XPROXYFROM SID=Q IP=127.0.0.88 PORT=8"); },
+         "127.0.0.88:8"},
+    };
+    for (const auto& r : rows) {
+        SourceTracker t(peer(), true);
+        ASSERT_EQ(t.xforward(fwd).kind, SourceVerdict::Kind::accepted) << r.name;
+        r.between(t);
+        SourceInfo s = t.effective();
+        EXPECT_EQ(s.client->to_string(), r.want_client) << r.name;
+        EXPECT_NE(s.session_id, "F1") << r.name;
+    }
+}
+
+// Postfix keeps REVERSE_NAME (NAME sets it only when the name is known) and
+// DESTADDR/DESTPORT when an XCLIENT leaves them out: on a connection that announced
+// another client, or where Postfix looked up xproxyd itself, they would be someone
+// else's. They are always sent when the downstream advertises them.
+TEST(Source, XclientAnnouncementLeavesNothingToTheDownstreamsMemory) {
+    SourceInfo s = peer("127.0.0.66", 1);
+    s.server.reset();
+    Announcement a = announce(Encoding::xclient, s);
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    EXPECT_TRUE(has_attr(a, "REVERSE_NAME=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "NAME=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "DESTADDR=[UNAVAILABLE]"));
+    EXPECT_TRUE(has_attr(a, "DESTPORT=[UNAVAILABLE]"));
+    s = peer("127.0.0.66", 1);
+    s.ptr_name = "mail.example.org";
+    a = announce(Encoding::xclient, s);
+    EXPECT_TRUE(has_attr(a, "REVERSE_NAME=mail.example.org"));
+    EXPECT_TRUE(has_attr(a, "DESTADDR=127.0.0.1"));
+    // Only what the downstream advertised (smtp-sink: NAME HELO).
+    a = announce(Encoding::xclient, s, std::set<std::string>{"NAME", "HELO"});
+    EXPECT_FALSE(has_attr(a, "REVERSE_NAME="));
+    EXPECT_FALSE(has_attr(a, "DESTADDR="));
+}
+
 TEST(Source, BadSyntaxFromTrustedPeerIs501) {
     SourceTracker t(peer(), true);
     EXPECT_EQ(t.xclient("XCLIENT ADDR=300.1.1.1").reply.rfind("501 5.5.4", 0), 0u);
@@ -107,8 +362,10 @@ TEST(Source, CommandAnnouncements) {
     ASSERT_EQ(p.lines.size(), 1u) << p.error;
     EXPECT_NE(p.lines[0].find("IP=127.0.0.66"), std::string::npos);
     EXPECT_TRUE(announce(Encoding::none, s).lines.empty());
-    SourceInfo none;
-    EXPECT_FALSE(announce(Encoding::xproxyfrom, none).error.empty());
+    SourceInfo none;  // no client: XPROXYFROM is not sent (as PROXY UNKNOWN), never an error
+    Announcement n = announce(Encoding::xproxyfrom, none);
+    EXPECT_TRUE(n.error.empty()) << n.error;
+    EXPECT_TRUE(n.lines.empty());
 }
 
 TEST(Source, IdentitySeparatesClientsForProxyEncodings) {
