@@ -53,7 +53,8 @@ bool is_loopback(const std::string& host) {
 
 // A DNS name as the reference identity: letters, digits, '-' and '.', no wildcard.
 bool valid_tls_name(const std::string& n) {
-    if (n.empty() || n.size() > 253 || n.front() == '.' || n.back() == '.') return false;
+    if (n.empty() || n.size() > 253 || n.front() == '.' || n.back() == '.' || n.find("..") != std::string::npos)
+        return false;
     for (char c : n)
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
     return true;
