@@ -184,6 +184,12 @@ int main(int argc, char** argv) {
         std::printf("xproxyd: configuration ok (listeners: %zu, downstreams: %zu, trusted upstreams: %s)\n",
                     cfg->listeners.size(), cfg->downstreams.size(),
                     cfg->trusted.empty() ? "none" : cfg->trusted.to_string().c_str());
+        for (const auto& d : cfg->downstreams)
+            std::printf("downstream %s: tls=%s%s%s\n", d.name.c_str(), to_string(d.tls),
+                        d.tls == TlsMode::verify ? " name=" : "",
+                        d.tls != TlsMode::verify ? ""
+                        : d.tls_name.empty()     ? "(destination address)"
+                                                 : d.tls_name.c_str());
         return 0;
     }
     log::init("xproxyd", sink, level);
