@@ -225,10 +225,12 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    asio::io_context io(static_cast<int>(cfg->threads));
-    DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
+    // Declared before the io_context: session frames it destroys at exit give their spill
+    // bytes and places back to these.
     SpillQuota spill(cfg->spill_quota);
     SessionLimits limits(cfg->max_sessions, cfg->max_sessions_per_client);
+    asio::io_context io(static_cast<int>(cfg->threads));
+    DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, front_tls.get(), {}, parked, spill};
     for (const auto& c : client_tls) shared.client_tls.push_back(c.get());
     check_descriptor_limit(*cfg, fds.size());
