@@ -8,8 +8,8 @@ Downstream TLS is checked against scripted servers: a certificate for another na
 another CA, or without the destination's address is refused; SNI carries tls-name=;
 TLS 1.1 is refused even where the system's OpenSSL policy would allow it; plain text sent
 after the 220 to STARTTLS (an on-path attacker's forged replies) drops the connection
-instead of passing for the downstream's protected replies. On the front side, commands
-pipelined after STARTTLS are discarded."""
+instead of passing for the downstream's protected replies; REQUIRETLS goes only to a
+verified downstream. On the front side, commands pipelined after STARTTLS are discarded."""
 
 import os
 import socket
@@ -207,6 +207,30 @@ class XproxydTls(E2ETestCase):
         s.close()
         xp.wait_log(r"event=starttls_pipelining sid=\w+ discarded=%d" % len(injected))
         self.assertFalse([cmd for cmd in fake.commands if "attacker" in cmd])
+
+    def test_requiretls_goes_only_to_a_verified_downstream(self):
+        crt, key = self.pki.issue("rt", dns=["xproxyd.test.invalid"], ips=["127.0.0.1"])
+        for mode, want in (("encrypt", 550), ("verify tls-ca=" + self.pki.ca, 250)):
+            with self.subTest(tls=mode):
+                fake = self.fake(tls=self.pki.server_context(crt, key),
+                                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME", "REQUIRETLS"))
+                xp = Xproxyd(self.sandbox, self.procs,
+                             ["d destinations=127.0.0.1:%d encoding=none tls=%s" % (fake.port, mode)],
+                             extra=["--tls-cert", crt, "--tls-key", key], name="xproxyd-" + mode.split()[0])
+                c = SmtpClient(xp.port)
+                c.ehlo()
+                self.assertEqual(c.cmd("STARTTLS")[0], 220)
+                s = ssl.create_default_context(cafile=self.pki.ca).wrap_socket(
+                    c.sock, server_hostname="xproxyd.test.invalid")
+                f = s.makefile("rb")
+                s.sendall(b"EHLO client.example\r\n")
+                self.assertIn("REQUIRETLS", read_reply(f)[1])
+                s.sendall(b"MAIL FROM:<s@example.org> REQUIRETLS\r\n")
+                code, text = read_reply(f)
+                self.assertEqual(code, want, text)
+                if want == 550:  # RFC 8689: an unauthenticated next hop never gets it
+                    self.assertTrue(text.startswith("550 5.7.30"), text)
+                s.close()
 
     def test_tls_configuration_errors(self):
         crt, key = self.pki.issue("cfg", dns=["xproxyd.test.invalid"])
