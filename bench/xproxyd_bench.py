@@ -74,8 +74,11 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     with standalone("xproxyd-bench") as (sb, procs):
         sink = SmtpSink(sb, procs)
+        # The idle-session measurement holds 5,000 sessions from one address: above the
+        # default session limits, as Postfix's connection limits are lifted below.
         xp = Xproxyd(sb, procs, ["sink destinations=127.0.0.1:%d encoding=xforward" % sink.port],
-                     log_level="warning", extra=os.environ.get("XPROXYD_ARGS", "").split())
+                     log_level="warning", extra=["--max-sessions", "6000", "--max-sessions-per-client", "6000"]
+                     + os.environ.get("XPROXYD_ARGS", "").split())
         pf = Postfix(sb, procs, "hop", free_port(), relay_port=sink.port,
                      main_cf={"smtp_send_xforward_command": "yes", "default_process_limit": "100",
                               "smtpd_client_connection_count_limit": "0", "smtpd_client_connection_rate_limit": "0"})

@@ -43,7 +43,27 @@ int open_anonymous(const std::string& dir) {
 
 }  // namespace
 
+bool SpillQuota::reserve(std::uint64_t n) {
+    std::uint64_t cur = used_.load();
+    do {
+        if (n > limit_ || cur > limit_ - n) return false;
+    } while (!used_.compare_exchange_weak(cur, cur + n));
+    return true;
+}
+
+bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
+    if (!quota_) return true;
+    if (!quota_->reserve(n)) {
+        if (error) *error = "spill quota of " + std::to_string(quota_->limit()) + " bytes exhausted";
+        failed_ = over_quota_ = true;
+        return false;
+    }
+    reserved_ += n;
+    return true;
+}
+
 bool BodyBuffer::spill(std::string* error) {
+    if (!reserve(mem_.size(), error)) return false;
     fd_ = open_anonymous(dir_);
     if (fd_ < 0 || !write_all(fd_, mem_.data(), mem_.size())) {
         if (error) *error = "spill file in " + dir_ + ": " + std::strerror(errno);
@@ -60,6 +80,7 @@ bool BodyBuffer::append(std::string_view data, std::string* error) {
         if (!spill(error)) return false;
     }
     if (fd_ >= 0) {
+        if (!reserve(data.size(), error)) return false;
         if (!write_all(fd_, data.data(), data.size())) {
             if (error) *error = std::string("spill file write: ") + std::strerror(errno);
             failed_ = true;
@@ -91,7 +112,9 @@ void BodyBuffer::clear() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
     size_ = 0;
-    failed_ = false;
+    if (quota_) quota_->release(reserved_);
+    reserved_ = 0;
+    failed_ = over_quota_ = false;
 }
 
 }  // namespace xproxy::proxyd

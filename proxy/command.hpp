@@ -67,7 +67,8 @@ EhloKeywords parse_ehlo(const std::vector<std::string>& reply_lines);
 
 // The downstream's view of one transaction: refuses what the client asked for and the
 // next hop cannot take (SMTPUTF8 553 5.6.7, 8BITMIME 554 5.6.3, SIZE 552 5.3.4,
-// REQUIRETLS 550 5.7.30). downstream_tls: the downstream connection is encrypted.
+// REQUIRETLS 550 5.7.30). downstream_tls: the downstream connection is encrypted and its
+// certificate verified (RFC 8689 asks for an authenticated next hop).
 // Returns the refusal reply, or nullopt when the transaction can be proxied.
 std::optional<std::string> refuse_for_downstream(const MailParams& p, const EhloKeywords& ds, bool downstream_tls);
 

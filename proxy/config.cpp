@@ -2,7 +2,9 @@
 #include "config.hpp"
 
 
+#include <algorithm>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <charconv>
 #include <iostream>
 #include <sstream>
@@ -40,7 +42,35 @@ std::optional<Destination> parse_destination(std::string_view t) {
     return d;
 }
 
+bool is_loopback(const std::string& host) {
+    auto a = IpAddress::parse(host);
+    if (!a) return false;
+    IpAddress n = a->normalized();
+    if (n.is_v4()) return n.data()[0] == 127;
+    static const std::uint8_t one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::equal(n.data(), n.data() + 16, one);
+}
+
+// A DNS name as the reference identity: letters, digits, '-' and '.', no wildcard.
+bool valid_tls_name(const std::string& n) {
+    if (n.empty() || n.size() > 253 || n.front() == '.' || n.back() == '.' || n.find("..") != std::string::npos)
+        return false;
+    for (char c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') return false;
+    return true;
+}
+
 }  // namespace
+
+const char* to_string(TlsMode m) {
+    switch (m) {
+        case TlsMode::none: return "none";
+        case TlsMode::may: return "may";
+        case TlsMode::encrypt: return "encrypt";
+        case TlsMode::verify: return "verify";
+    }
+    return "?";
+}
 
 std::string Destination::to_string() const {
     return host.find(':') != std::string::npos ? "[" + host + "]:" + std::to_string(port)
@@ -51,6 +81,7 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
     std::istringstream in(text);
     DownstreamConfig d;
     std::string word;
+    bool tls_given = false;
     if (!(in >> d.name) || d.name.find('=') != std::string::npos) {
         *error = "downstream '" + text + "': must start with a name";
         return std::nullopt;
@@ -78,10 +109,24 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
             ok = e.has_value();
             if (e) d.encoding = *e;
         } else if (key == "tls") {
-            if (value == "off") d.tls = TlsMode::off;
-            else if (value == "opportunistic") d.tls = TlsMode::opportunistic;
-            else if (value == "required") d.tls = TlsMode::required;
-            else ok = false;
+            tls_given = true;
+            if (value == "none" || value == "off") d.tls = TlsMode::none;
+            else if (value == "may") d.tls = TlsMode::may;
+            else if (value == "encrypt") d.tls = TlsMode::encrypt;
+            else if (value == "verify") d.tls = TlsMode::verify;
+            else if (value == "opportunistic" || value == "required") {
+                *error = "downstream " + d.name + ": tls=" + value +
+                         " is gone: say tls=may, tls=encrypt (unauthenticated) or tls=verify";
+                return std::nullopt;
+            } else {
+                ok = false;
+            }
+        } else if (key == "tls-name") {
+            d.tls_name = value;
+            ok = IpAddress::parse(value).has_value() || valid_tls_name(value);
+        } else if (key == "tls-ca") {
+            d.tls_ca = value;
+            ok = !value.empty();
         } else if (key == "connect-timeout" || key == "command-timeout") {
             unsigned s = 0;
             ok = parse_num(value, s) && s > 0;
@@ -100,6 +145,19 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
     }
     if (d.destinations.empty()) {
         *error = "downstream " + d.name + ": no destinations=";
+        return std::nullopt;
+    }
+    if (!tls_given) {  // closed default: off the machine, only a verified TLS peer gets mail
+        bool local = true;
+        for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
+        d.tls = local ? TlsMode::none : TlsMode::verify;
+    }
+    if (!d.tls_ca.empty() && d.tls != TlsMode::verify) {
+        *error = "downstream " + d.name + ": tls-ca= needs tls=verify";
+        return std::nullopt;
+    }
+    if (!d.tls_name.empty() && d.tls == TlsMode::none) {
+        *error = "downstream " + d.name + ": tls-name= needs TLS (tls=may, encrypt or verify)";
         return std::nullopt;
     }
     return d;
@@ -136,7 +194,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
          "repeatable; default downstream: the first)")
         ("downstream,d", po::value(&downstreams)->composing(),
          "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
-         "tls=off|opportunistic|required connect-timeout=S command-timeout=S helo=NAME\" (repeatable)")
+         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME\" "
+         "(repeatable)")
         ("trusted-upstreams", po::value(&trusted), "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")
         ("hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")
         ("user,u", po::value(&c.user), "drop privileges to this user after binding")
@@ -145,7 +204,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
         ("log-level", po::value(&c.log_level)->default_value("info"), "error, warning, info or debug")
         ("tls-cert", po::value(&c.tls_cert), "PEM certificate chain for STARTTLS on the front side")
         ("tls-key", po::value(&c.tls_key), "PEM private key for STARTTLS (mode 0600 or tighter)")
-        ("tls-ca", po::value(&c.tls_ca), "CA file to verify downstream certificates (tls=required)")
+        ("tls-ca", po::value(&c.tls_ca), "CA file for tls=verify downstreams without tls-ca= (default: system store)")
         ("fast-path-threshold", po::value(&c.fast_path_threshold)->default_value(32768),
          "bytes of a message body held in memory before spilling to a private file")
         ("spool-dir", po::value(&c.spool_dir)->default_value("/var/spool/xproxyd"),
@@ -158,6 +217,11 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
         ("max-recipients", po::value(&c.max_recipients)->default_value(1000), "recipients per transaction")
         ("max-message-size", po::value(&c.max_message_size)->default_value(52428800), "SIZE limit, bytes (0: none)")
         ("client-timeout", po::value(&client_timeout)->default_value(300), "seconds a client may stay silent")
+        ("max-sessions", po::value(&c.max_sessions)->default_value(1000), "sessions at once (more: 421)")
+        ("max-sessions-per-client", po::value(&c.max_sessions_per_client)->default_value(50),
+         "sessions at once from one client address, IPv6 per /64 (more: 421)")
+        ("spill-quota", po::value(&c.spill_quota)->default_value(1073741824),
+         "bytes of spill files across all sessions (a message that would exceed it: 452)")
         ("downstream-pool", po::value(&c.pool_size)->default_value(32),
          "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")
         ("downstream-idle", po::value(&pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
@@ -225,6 +289,10 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     }
     if (c.max_line < 512) {
         std::cerr << "xproxyd: max-line-length must be at least 512 (RFC 5321)\n";
+        return std::nullopt;
+    }
+    if (c.max_sessions == 0 || c.max_sessions_per_client == 0 || c.spill_quota == 0) {
+        std::cerr << "xproxyd: max-sessions, max-sessions-per-client and spill-quota must be positive\n";
         return std::nullopt;
     }
     if (c.threads == 0) c.threads = 1;

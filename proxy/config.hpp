@@ -15,7 +15,14 @@
 
 namespace xproxy::proxyd {
 
-enum class TlsMode { off, opportunistic, required };
+// Towards a downstream. none: plain text. may: STARTTLS when offered, certificate not
+// checked (protects against a passive eavesdropper only; an active one strips STARTTLS or
+// presents any certificate). encrypt: STARTTLS required, certificate not checked (passive
+// eavesdroppers only). verify: STARTTLS required, the chain verified against the CAs and
+// the certificate checked for tls-name= or the destination's address. Default: none when
+// every destination is a loopback address, verify otherwise.
+enum class TlsMode { none, may, encrypt, verify };
+const char* to_string(TlsMode m);
 
 struct Destination {
     std::string host;  // numeric address
@@ -27,14 +34,16 @@ struct DownstreamConfig {
     std::string name;
     std::vector<Destination> destinations;  // tried in order (failover)
     Encoding encoding = Encoding::proxy_v2;
-    TlsMode tls = TlsMode::off;
+    TlsMode tls = TlsMode::none;
+    std::string tls_name;  // expected in the certificate (and SNI); default: the destination's address
+    std::string tls_ca;    // CA file for tls=verify; default: --tls-ca, else the system's store
     std::chrono::seconds connect_timeout{30};
     std::chrono::seconds command_timeout{300};
     std::string helo;  // our EHLO name towards it; default: the hostname option
 };
 
-// "NAME destinations=H:P[,H:P...] encoding=E tls=off|opportunistic|required
-//  connect-timeout=S command-timeout=S helo=NAME"
+// "NAME destinations=H:P[,H:P...] encoding=E tls=none|may|encrypt|verify tls-name=NAME
+//  tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME"
 std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error);
 
 // When one matches a transaction, its body is streamed through without a copy (no
@@ -64,7 +73,7 @@ struct Config {
     std::string hostname;
     CidrSet trusted;
     std::string tls_cert, tls_key;  // front-side STARTTLS; both empty: not offered
-    std::string tls_ca;             // verify downstream certificates against this file (optional)
+    std::string tls_ca;             // CAs for tls=verify downstreams without tls-ca= (default: system store)
     std::size_t fast_path_threshold = 32768;
     std::string spool_dir = "/var/spool/xproxyd";
     std::vector<StreamThroughCondition> stream_through;
@@ -74,6 +83,9 @@ struct Config {
     unsigned max_recipients = 1000;
     std::uint64_t max_message_size = 52428800;
     std::chrono::seconds client_timeout{300};
+    unsigned max_sessions = 1000;            // sessions at once (then 421)
+    unsigned max_sessions_per_client = 50;   // of them from one address (IPv6: one /64)
+    std::uint64_t spill_quota = 1073741824;  // bytes of spill files across sessions (then 452)
     std::size_t pool_size = 32;              // idle downstream connections kept per downstream
     std::chrono::seconds pool_idle{10};      // and for how long
 };

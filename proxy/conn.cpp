@@ -2,6 +2,7 @@
 #include "conn.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace xproxy::proxyd {
 
@@ -77,17 +78,48 @@ asio::awaitable<void> Conn::write(std::string_view data, Seconds timeout, error_
     if (ec && timed_out_) ec = asio::error::timed_out;
 }
 
-asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, const std::string& sni, Seconds timeout,
-                                      error_code& ec) {
+asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, const std::string& peer, bool verify,
+                                      Seconds timeout, error_code& ec) {
+    if (buffered() > 0) {  // plain text read before the handshake: never carried across it
+        ec = boost::system::errc::make_error_code(boost::system::errc::protocol_error);
+        co_return;
+    }
+    in.clear();
+    in_pos = 0;
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(sock_, ctx);
-    if (!server && !sni.empty())
-        SSL_ctrl(tls_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                 const_cast<char*>(sni.c_str()));
+    SSL* ssl = tls_->native_handle();
+    if (!server) {
+        error_code bad;
+        const bool is_ip = !peer.empty() && (asio::ip::make_address(peer, bad), !bad);
+        if (!peer.empty() && !is_ip)  // SNI (SSL_set_tlsext_host_name, without its C cast); none for an address
+            SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char*>(peer.c_str()));
+        if (verify) {
+            X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+            X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+            const int set = peer.empty() ? 0
+                            : is_ip      ? X509_VERIFY_PARAM_set1_ip_asc(param, peer.c_str())
+                                         : X509_VERIFY_PARAM_set1_host(param, peer.c_str(), peer.size());
+            if (set != 1) {  // no identity to check: refuse rather than accept any certificate
+                ec = boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+                tls_.reset();
+                co_return;
+            }
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+        } else {
+            SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+        }
+    }
     arm(timeout);
     co_await tls_->async_handshake(server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
                                    asio::redirect_error(use_awaitable, ec));
     disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
+}
+
+std::string Conn::verify_error() const {
+    if (!tls_) return {};
+    const long r = SSL_get_verify_result(tls_->native_handle());
+    return r == X509_V_OK ? std::string() : X509_verify_cert_error_string(r);
 }
 
 TlsInfo Conn::tls_info() const {

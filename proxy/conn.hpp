@@ -42,8 +42,15 @@ public:
     asio::awaitable<void> connect(const asio::ip::tcp::endpoint& ep, Seconds timeout, error_code& ec);
     asio::awaitable<std::size_t> read_some(char* p, std::size_t n, Seconds timeout, error_code& ec);
     asio::awaitable<void> write(std::string_view data, Seconds timeout, error_code& ec);
-    asio::awaitable<void> handshake(asio::ssl::context& ctx, bool server, const std::string& sni, Seconds timeout,
-                                    error_code& ec);
+    // STARTTLS. Refuses (errc::protocol_error, nothing consumed) while plain-text input is
+    // still buffered: bytes read before the handshake must never pass for protected ones.
+    // Client side: `peer` is the name (sent as SNI, and checked when `verify`) or the IP
+    // address (checked when `verify`) expected in the server's certificate.
+    asio::awaitable<void> handshake(asio::ssl::context& ctx, bool server, const std::string& peer, bool verify,
+                                    Seconds timeout, error_code& ec);
+    // After a failed client handshake: why the certificate was refused, or empty.
+    std::string verify_error() const;
+    std::size_t buffered() const { return in.size() - in_pos; }
     void close();
 
     // Buffered input shared by the line and reply readers.

@@ -71,7 +71,7 @@ awaitable<bool> Session::cmd_data() {
 
     DataDecoder dec;
     std::optional<BodyBuffer> buf;
-    if (fast) buf.emplace(cfg_.fast_path_threshold, cfg_.spool_dir);
+    if (fast) buf.emplace(cfg_.fast_path_threshold, cfg_.spool_dir, &sh_.spill);
     bool too_big = false, dot_sent = false;
     std::string chunk;
     error_code ec;
@@ -117,6 +117,9 @@ awaitable<bool> Session::cmd_data() {
             std::string err;
             if (!buf->append(chunk, &err))
                 log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
+            // Over the spill quota: refused like an oversized message (no final dot goes
+            // downstream), with a 452 the client retries.
+            if (buf->over_quota()) too_big = true;
         }
         if (dec.done() && ds_ok && !too_big) {
             chunk += ".\r\n";  // the last piece and the final dot in one write
@@ -135,6 +138,13 @@ awaitable<bool> Session::cmd_data() {
     const std::uint64_t size = dec.size();
     if (too_big) {
         ds_.close();  // no final dot: the downstream discards the partial message
+        if (buf && buf->over_quota()) {
+            log::warning("event=spill_quota sid=%s size=%llu quota=%llu", sid_.c_str(),
+                         static_cast<unsigned long long>(size), static_cast<unsigned long long>(sh_.spill.limit()));
+            reply("452 4.3.1 Error: insufficient system storage, try again later");
+            end_transaction();  // the buffer (and its share of the quota) goes with the frame
+            co_return true;
+        }
         reply("552 5.3.4 Error: message file too big");
         end_transaction();
         co_return true;

@@ -37,6 +37,7 @@ void Downstream::close() {
     ehlo_ = {};
     identity_.clear();
     dirty = false;
+    verified_ = false;
 }
 
 std::optional<PooledConnection> Downstream::detach(bool live) {
@@ -167,29 +168,7 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
             break;
         }
         if (!co_await ehlo(why)) break;
-        if (cfg_.tls != TlsMode::off) {
-            if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
-                if (cfg_.tls == TlsMode::required) {
-                    why = "STARTTLS not offered and tls=required";
-                    break;
-                }
-            } else {
-                Reply r = co_await command("STARTTLS\r\n");
-                if (r.code != 220) {
-                    if (cfg_.tls == TlsMode::required) {
-                        why = "STARTTLS: " + first_line(r);
-                        break;
-                    }
-                } else {
-                    co_await conn_->handshake(*tls_ctx_, false, std::string(), cfg_.command_timeout, ec);
-                    if (ec) {
-                        why = "TLS handshake: " + ec.message();
-                        break;
-                    }
-                    if (!co_await ehlo(why)) break;
-                }
-            }
-        }
+        if (cfg_.tls != TlsMode::none && !co_await starttls(why)) break;
         if (cfg_.encoding == Encoding::xclient) {
             if (!co_await send_xclient(src, why)) break;
         } else if (cfg_.encoding == Encoding::xproxyfrom) {
@@ -210,6 +189,39 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     }
     identity_ = identity;
     co_return true;
+}
+
+asio::awaitable<bool> Downstream::starttls(std::string& why) {
+    const bool must = cfg_.tls != TlsMode::may;
+    if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
+        if (must) why = std::string("STARTTLS not offered and tls=") + to_string(cfg_.tls);
+        co_return !must;
+    }
+    Reply r = co_await command("STARTTLS\r\n");
+    if (r.code != 220) {
+        if (must) why = "STARTTLS: " + first_line(r);
+        co_return !must;
+    }
+    if (conn_->buffered() > 0) {
+        // Bytes after the 220 came before the handshake, in plain text: read after it they
+        // would pass for the downstream's protected replies (an on-path attacker's 250).
+        why = "plain text after the 220 to STARTTLS (" + std::to_string(conn_->buffered()) +
+              " bytes): injection, connection dropped";
+        co_return false;
+    }
+    // The expected identity: tls-name=, else the destination's address (checked with verify).
+    const std::string peer = cfg_.tls_name.empty() ? cfg_.destinations[index_].host : cfg_.tls_name;
+    const bool verify = cfg_.tls == TlsMode::verify;
+    error_code ec;
+    co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_.command_timeout, ec);
+    if (ec) {
+        const std::string detail = conn_->verify_error();
+        why = "TLS handshake: " + ec.message() + (detail.empty() ? "" : " (" + detail + ", expected " + peer + ")");
+        co_return false;
+    }
+    verified_ = verify;
+    const bool ok = co_await ehlo(why);
+    co_return ok;
 }
 
 asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::string& why) {

@@ -2,7 +2,9 @@
 // a configured downstream, opened with the source announced in the downstream's encoding.
 //
 // open() connects, sends the PROXY header first (proxy-v1/v2), reads the greeting, sends
-// EHLO, upgrades with STARTTLS when the downstream's tls mode asks for it, then for
+// EHLO, upgrades with STARTTLS when the downstream's tls mode asks for it (refusing any
+// plain text that follows the 220, and with tls=verify a certificate that is not valid
+// for tls-name= or the destination's address), then for
 // XCLIENT sends the commands and EHLO again (Postfix restarts the session after XCLIENT),
 // for XPROXYFROM sends its commands. XFORWARD is per transaction: announce_transaction()
 // sends it before each MAIL. Any failure closes the connection and says why; the caller
@@ -50,6 +52,8 @@ public:
 
     bool connected() const { return conn_ != nullptr; }
     bool tls() const { return conn_ && conn_->tls(); }
+    // TLS with the certificate verified for the destination (tls=verify).
+    bool tls_verified() const { return tls() && verified_; }
     const EhloKeywords& ehlo() const { return ehlo_; }
     std::size_t index() const { return index_; }
     const std::string& identity() const { return identity_; }
@@ -59,6 +63,8 @@ public:
 
 private:
     asio::awaitable<bool> ehlo(std::string& why, std::string name = std::string());
+    // STARTTLS as the tls mode asks (true: go on, with or without TLS), then EHLO again.
+    asio::awaitable<bool> starttls(std::string& why);
     // XCLIENT (restricted to the advertised attributes), then EHLO with the client's HELO.
     asio::awaitable<bool> send_xclient(const SourceInfo& src, std::string& why);
     asio::awaitable<bool> send_lines(const std::vector<std::string>& lines, int want_class, std::string& why);
@@ -70,6 +76,7 @@ private:
     std::vector<std::string> ehlo_lines_;
     std::size_t index_ = 0;
     std::string identity_;
+    bool verified_ = false;
 };
 
 }  // namespace xproxy::proxyd

@@ -205,10 +205,12 @@ awaitable<bool> Session::cmd_starttls(const CommandLine& c) {
     reply("220 2.0.0 Ready to start TLS");
     if (!co_await flush()) co_return false;
     // Anything pipelined after STARTTLS was sent in clear text: discard it (CVE-2011-0411).
+    if (conn_->buffered() > 0)
+        log::warning("event=starttls_pipelining sid=%s discarded=%zu", sid_.c_str(), conn_->buffered());
     conn_->in.clear();
     conn_->in_pos = 0;
     error_code ec;
-    co_await conn_->handshake(*sh_.front_tls, true, std::string(), cfg_.client_timeout, ec);
+    co_await conn_->handshake(*sh_.front_tls, true, std::string(), false, cfg_.client_timeout, ec);
     if (ec) {
         log::warning("event=tls_failed sid=%s error=\"%s\"", sid_.c_str(), ec.message().c_str());
         co_return false;

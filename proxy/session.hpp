@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
+#include "body_buffer.hpp"
 #include "config.hpp"
 #include "conn.hpp"
 #include "downstream_pool.hpp"
@@ -21,10 +23,17 @@ namespace xproxy::proxyd {
 
 struct Shared {
     const Config& cfg;
-    asio::ssl::context* front_tls = nullptr;   // STARTTLS offered when set
-    asio::ssl::context* client_tls = nullptr;  // towards downstreams
+    asio::ssl::context* front_tls = nullptr;  // STARTTLS offered when set
+    // Towards each downstream (index as in cfg.downstreams); null with tls=none.
+    std::vector<asio::ssl::context*> client_tls;
     DownstreamPool& pool;
+    SpillQuota& spill;
     std::atomic<std::uint64_t> sessions{0};
+    asio::ssl::context* client_tls_for(const DownstreamConfig& d) const {
+        for (std::size_t i = 0; i < client_tls.size() && i < cfg.downstreams.size(); ++i)
+            if (&cfg.downstreams[i] == &d) return client_tls[i];
+        return nullptr;
+    }
 };
 
 asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared);

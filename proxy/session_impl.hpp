@@ -44,7 +44,7 @@ struct Transaction {
 class Session {
 public:
     Session(std::shared_ptr<Conn> c, const DownstreamConfig& dcfg, Shared& sh)
-        : conn_(std::move(c)), cfg_(sh.cfg), sh_(sh), ds_(conn_->socket().get_executor(), dcfg, sh.client_tls) {}
+        : conn_(std::move(c)), cfg_(sh.cfg), sh_(sh), ds_(conn_->socket().get_executor(), dcfg, sh.client_tls_for(dcfg)) {}
 
     awaitable<void> run();
 

@@ -57,8 +57,9 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
     for (std::size_t i = start; i < dests.size(); ++i) {
         std::string why;
         if (co_await ds_.open(i, src, id, why)) {
-            log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s", sid_.c_str(),
-                      dests[i].to_string().c_str(), to_string(ds_.config().encoding), ds_.tls() ? "yes" : "no");
+            log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s verified=%s", sid_.c_str(),
+                      dests[i].to_string().c_str(), to_string(ds_.config().encoding), ds_.tls() ? "yes" : "no",
+                      ds_.tls_verified() ? "yes" : "no");
             co_return true;
         }
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(),
@@ -85,7 +86,7 @@ awaitable<bool> Session::restore(std::size_t start) {
         bool reused = false;
         if (!co_await open_from(start, txn_.source, reused)) co_return false;
         start = ds_.index() + 1;
-        if (refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls())) continue;
+        if (refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) continue;
         txn_.mail_line = downstream_mail_line(txn_.mail, txn_.params, ds_.ehlo());
         Reply r = co_await send_mail();
         bool ok = r.ok();
@@ -146,7 +147,7 @@ awaitable<void> Session::cmd_mail(const CommandLine& c) {
             reply("250 2.1.0 Ok");
             co_return;
         }
-        if (auto refusal = refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls())) {
+        if (auto refusal = refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) {
             log::info("event=refused sid=%s reason=\"%s\"", sid_.c_str(), refusal->c_str());
             reply(*refusal);
             co_return;

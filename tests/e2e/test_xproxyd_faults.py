@@ -4,7 +4,9 @@ Every test counts the 250 replies the client got for a message against the messa
 downstream stored: xproxyd never acknowledges a message the downstream did not accept,
 and a message the client was told to retry is delivered exactly once when retried.
 Downstreams are smtp-sink, a real Postfix, and a scriptable SMTP server that dies in the
-middle of DATA, answers slowly or rejects some recipients."""
+middle of DATA, answers slowly or rejects some recipients. Resource limits: sessions in
+all and per client (421 beyond them, the others still served) and the spill space shared
+by all sessions (452 for the message that would exceed it, never a loss)."""
 
 import hashlib
 import os
@@ -14,7 +16,7 @@ import socket
 import subprocess
 import time
 
-from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, swaks
+from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, swaks, wait_until
 from xproxyd_helpers import FakeDownstream, Xproxyd
 
 
@@ -366,6 +368,94 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(len(legacy.messages), 1)
         self.assertNotIn("MAIL FROM:<s@example.org> SMTPUTF8", legacy.commands)
 
+
+    def clients(self, port, n, source):
+        """n sessions from `source` that got their 220 greeting; closed at cleanup."""
+        out = []
+        for _ in range(n):
+            c = SmtpClient(port, source=source)
+            self.addCleanup(c.close, False)
+            self.assertEqual(c.greeting[0], 220, c.greeting)
+            out.append(c)
+        return out
+
+    def refused(self, port, source):
+        """A session over a limit: its 421 greeting, then the connection closes."""
+        c = SmtpClient(port, source=source)
+        try:
+            code, text = c.greeting
+            if code == 421:
+                self.assertEqual(c.file.read(), b"")  # closed after the 421
+            return code, text
+        finally:
+            c.sock.close()
+
+    def wait_disconnects(self, xp, n):
+        wait_until(lambda: len(re.findall(r"event=disconnect", xp.log())) >= n, what="%d disconnects" % n)
+
+    def test_sessions_per_client_are_limited_and_others_still_served(self):
+        fake = self.fake()
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % fake.port],
+                     extra=["--max-sessions-per-client", "3"])
+        held = self.clients(xp.port, 3, "127.0.0.66")
+        code, text = self.refused(xp.port, "127.0.0.66")
+        self.assertEqual(code, 421, text)
+        self.assertIn("4.7.0", text)
+        self.assertIn("too many connections from 127.0.0.66", text)
+        xp.wait_log(r"event=limit client=127\.0\.0\.66 limit=max-sessions-per-client active=3")
+        # Another client is served while 127.0.0.66 holds its three sessions.
+        rr, fin = self.mail(xp.port, source="127.0.0.77")
+        self.assertEqual(fin[0], 250, fin)
+        self.assertEqual(len(fake.messages), 1)
+        # A session that ends gives its place back.
+        held[0].close()
+        self.wait_disconnects(xp, 2)
+        self.clients(xp.port, 1, "127.0.0.66")
+
+    def test_sessions_in_all_are_limited(self):
+        fake = self.fake()
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % fake.port],
+                     extra=["--max-sessions", "3", "--max-sessions-per-client", "10"])
+        held = self.clients(xp.port, 1, "127.0.0.66") + self.clients(xp.port, 2, "127.0.0.77")
+        code, text = self.refused(xp.port, "127.0.0.88")
+        self.assertEqual(code, 421, text)
+        self.assertTrue(text.startswith("421 4.7.0"), text)
+        xp.wait_log(r"event=limit client=127\.0\.0\.88 limit=max-sessions active=3")
+        held[1].close()
+        self.wait_disconnects(xp, 1)
+        rr, fin = self.mail(xp.port, source="127.0.0.88")
+        self.assertEqual(fin[0], 250, fin)
+        self.assertEqual(len(fake.messages), 1)
+
+    def test_spill_quota_across_sessions_tempfails_the_message_that_exceeds_it(self):
+        fake = self.fake()
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % fake.port],
+                     extra=["--fast-path-threshold", "4096", "--spill-quota", "300000"])
+        first_head = body_of(150000)
+        first_tail = "".join("tail %05d %s\r\n" % (i, "y" * 60) for i in range(700))  # 50 KB more
+        a = SmtpClient(xp.port, source="127.0.0.66")
+        self.addCleanup(a.close, False)
+        a.ehlo()
+        self.assertEqual(a.cmd("MAIL FROM:<a@example.org>")[0], 250)
+        self.assertEqual(a.cmd("RCPT TO:<r@example.net>")[0], 250)
+        self.assertEqual(a.cmd("DATA")[0], 354)
+        a.send(first_head)
+        # Counted in bytes: the downstream has what xproxyd copied to its spill file.
+        wait_until(lambda: fake.body_bytes >= len(first_head), what="the first body half way")
+        # A second big message now: 150 KB + 200 KB would exceed the 300 KB quota.
+        rr, fin = self.mail(xp.port, body=body_of(200000), source="127.0.0.77")
+        self.assertEqual(fin[0], 452, fin)
+        self.assertTrue(fin[1].startswith("452 4.3.1"), fin)
+        xp.wait_log(r"event=spill_quota sid=\w+ size=\d+ quota=300000")
+        # The first one completes: 200 KB fits.
+        a.send(first_tail + ".\r\n")
+        code, text = a.reply()
+        self.assertEqual(code, 250, text)
+        # Its space is given back: the next big message fits again.
+        rr, fin = self.mail(xp.port, body=body_of(200000), source="127.0.0.77")
+        self.assertEqual(fin[0], 250, fin)
+        self.assertEqual(len(fake.messages), 2)  # the refused one was never completed downstream
+        self.assertTrue(all(len(m) > 199000 for m in fake.messages))
 
 if __name__ == "__main__":
     main()

@@ -2,9 +2,12 @@
 downstream for fault injection (dies in the middle of DATA, answers slowly, rejects some
 recipients). Used by test_xproxyd_*.py; not a test itself."""
 
+import os
 import re
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 
@@ -15,7 +18,7 @@ class Xproxyd:
     """xproxyd on 127.0.0.1:port with the given --downstream specs; logs to a file."""
 
     def __init__(self, sandbox, procs, downstreams, trusted="127.0.0.1/32", port=None, extra=(), name="xproxyd",
-                 log_level="debug"):
+                 log_level="debug", env=None):
         self.port = port or free_port()
         self.log_path = sandbox.path(name + ".log")
         sandbox.logs.append(self.log_path)
@@ -29,7 +32,7 @@ class Xproxyd:
             argv += ["--downstream", d]
         argv += list(extra)
         self.out = open(self.log_path, "wb")
-        self.proc = procs.start(name, argv, stdout=self.out)
+        self.proc = procs.start(name, argv, stdout=self.out, env=env)
         wait_for_port("127.0.0.1", self.port)
 
     def log(self):
@@ -79,27 +82,41 @@ class FakeDownstream(_LoopbackServer):
     reject: recipients matching this regex get 550 5.1.1; data_reply: the answer to DATA
     instead of 354 ("close": the connection is closed without one); delay: seconds before
     every reply; greeting_delay: seconds before the greeting. messages: bodies completed with a
-    250; replies_250: how many messages it acknowledged."""
+    250; replies_250: how many messages it acknowledged; body_bytes: body bytes received.
+
+    tls: an ssl.SSLContext (server side): STARTTLS is offered and served with it; sni and
+    tls_versions record what each handshake saw, tls_errors why one failed. after_220: raw
+    bytes sent in the same write as "220" to STARTTLS, before the handshake (what an
+    on-path attacker injects); after_tls: the reply to every command but EHLO and QUIT once
+    TLS is up (e.g. a refusal)."""
 
     def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
-                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME"), data_reply=None):
+                 ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME"), data_reply=None, tls=None, after_220=b"",
+                 after_tls=None):
         self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
         self.data_reply = data_reply
-        self.ehlo_lines = list(ehlo)
+        self.ehlo_lines = list(ehlo) + (["STARTTLS"] if tls else [])
+        self.tls, self.after_220, self.after_tls = tls, after_220, after_tls
+        self.sni, self.tls_versions, self.tls_errors = [], [], []
+        if tls:
+            tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)
         self.messages = []
         self.commands = []
         self.data_started = 0
+        self.body_bytes = 0  # body bytes received so far, all connections
         super().__init__(port)
 
     def _serve(self, conn):
+        raw = conn
         f = conn.makefile("rb")
+        secure = False
 
         def say(text):
             if self.delay:
                 time.sleep(self.delay)
             conn.sendall(text.encode() + b"\r\n")
         try:
-            with conn:
+            with raw:
                 if self.greeting_delay:
                     time.sleep(self.greeting_delay)
                 say("220 fake.test ESMTP")
@@ -110,8 +127,20 @@ class FakeDownstream(_LoopbackServer):
                     cmd = line.decode("latin-1").rstrip("\r\n")
                     self.commands.append(cmd)
                     verb = cmd.split(" ", 1)[0].upper()
-                    if verb == "EHLO":
-                        lines = ["fake.test"] + self.ehlo_lines
+                    if verb == "STARTTLS" and self.tls and not secure:
+                        raw.sendall(b"220 2.0.0 Ready to start TLS\r\n" + self.after_220)
+                        try:
+                            conn = self.tls.wrap_socket(raw, server_side=True)
+                        except (ssl.SSLError, OSError) as e:
+                            self.tls_errors.append(str(e))
+                            return
+                        self.tls_versions.append(conn.version())
+                        f = conn.makefile("rb")
+                        secure = True
+                    elif secure and self.after_tls and verb not in ("EHLO", "QUIT"):
+                        say(self.after_tls)
+                    elif verb == "EHLO":
+                        lines = ["fake.test"] + [l for l in self.ehlo_lines if not (secure and l == "STARTTLS")]
                         say("\r\n".join(("250-" if i + 1 < len(lines) else "250 ") + l
                                          for i, l in enumerate(lines)))
                     elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
@@ -132,6 +161,7 @@ class FakeDownstream(_LoopbackServer):
                             if not chunk:
                                 return
                             body += chunk
+                            self.body_bytes += len(chunk)
                             if self.die_in_data is not None and len(body) >= self.die_in_data:
                                 conn.shutdown(socket.SHUT_RDWR)
                                 return
@@ -198,3 +228,45 @@ class RecordingMilter(_LoopbackServer):
                         send(b"c")
         except (EOFError, OSError):
             return
+
+
+class TestPki:
+    """A private CA and certificates it signs, made with openssl in the sandbox.
+
+        pki = TestPki(sandbox)
+        crt, key = pki.issue("mx", dns=["mx.test.invalid"], ips=["127.0.0.1"])
+        pki.ca  # the CA certificate (PEM file) to trust"""
+
+    def __init__(self, sandbox, name="ca"):
+        self.sandbox = sandbox
+        self.ca, self.ca_key = sandbox.path(name + ".crt"), sandbox.path(name + ".key")
+        self._run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=xproxy test CA " + name,
+                   "-keyout", self.ca_key, "-out", self.ca])
+
+    @staticmethod
+    def _run(args):
+        subprocess.run(["openssl"] + args, check=True, capture_output=True)
+
+    def issue(self, name, dns=(), ips=(), cn=None):
+        """A leaf certificate for these names and addresses: (cert, key), key mode 0600."""
+        crt, key, csr = (self.sandbox.path(name + ext) for ext in (".crt", ".key", ".csr"))
+        ext = self.sandbox.path(name + ".ext")
+        sans = ["DNS:" + d for d in dns] + ["IP:" + i for i in ips]
+        with open(ext, "w") as out:
+            out.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                      "extendedKeyUsage=serverAuth\n" + ("subjectAltName=" + ",".join(sans) + "\n" if sans else ""))
+        self._run(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + (cn or (list(dns) + list(ips) + [name])[0]),
+                   "-keyout", key, "-out", csr])
+        self._run(["x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial", "-days", "2",
+                   "-extfile", ext, "-out", crt])
+        os.chmod(key, 0o600)
+        return crt, key
+
+    def server_context(self, crt, key, versions=None):
+        """An ssl server context with this certificate; versions=(min, max) ssl.TLSVersion."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        if versions:
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # TLS 1.0/1.1 need it with OpenSSL 3
+            ctx.minimum_version, ctx.maximum_version = versions
+        return ctx

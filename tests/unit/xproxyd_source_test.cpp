@@ -379,7 +379,7 @@ TEST(Source, IdentitySeparatesClientsForProxyEncodings) {
 
 TEST(Config, DownstreamSpecs) {
     std::string err;
-    auto d = parse_downstream("legacy destinations=127.0.0.1:2525,[::1]:2526 encoding=xclient tls=required "
+    auto d = parse_downstream("legacy destinations=127.0.0.1:2525,[::1]:2526 encoding=xclient tls=verify "
                               "connect-timeout=5 command-timeout=60 helo=gw.example",
                               &err);
     ASSERT_TRUE(d) << err;
@@ -387,7 +387,7 @@ TEST(Config, DownstreamSpecs) {
     ASSERT_EQ(d->destinations.size(), 2u);
     EXPECT_EQ(d->destinations[1].to_string(), "[::1]:2526");
     EXPECT_EQ(d->encoding, Encoding::xclient);
-    EXPECT_EQ(d->tls, TlsMode::required);
+    EXPECT_EQ(d->tls, TlsMode::verify);
     EXPECT_EQ(d->connect_timeout.count(), 5);
     for (const char* bad : {"x", "x destinations=host:25", "x destinations=1.2.3.4", "x destinations=1.2.3.4:0",
                             "x destinations=1.2.3.4:25 encoding=smtp", "x destinations=1.2.3.4:25 tls=maybe",
