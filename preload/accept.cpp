@@ -76,11 +76,14 @@ void apply_flags(int fd, int flags) {
 int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t* len, int flags, bool queued) {
     if (queued) apply_flags(c.fd, flags);
     const Endpoint& shown = c.client ? *c.client : c.upstream;
+    {
+        // A connection without a client (LOCAL, UNKNOWN, no header) must not inherit the
+        // mapping of an earlier connection on this number that was closed unhooked.
+        std::lock_guard<std::mutex> lock(s.mu);
+        if (c.client) s.mappings[c.fd] = Mapping{c.upstream, *c.client, c.destination};
+        else s.mappings.erase(c.fd);
+    }
     if (c.client) {
-        {
-            std::lock_guard<std::mutex> lock(s.mu);
-            s.mappings[c.fd] = Mapping{c.upstream, *c.client, c.destination};
-        }
         if (log_enabled(kInfo))
             log_line(kInfo, "event=proxied fd=%d upstream=%s client=%s", c.fd, c.upstream.to_string().c_str(),
                      c.client->to_string().c_str());
@@ -296,7 +299,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
                 ours = consume_wake_token(s, *peer);
             }
             ReadyConn handed;
-            bool taken = !ours && take_handoff(fd, *peer, handed);
+            bool taken = !ours && take_handoff(fd, lfd, *peer, handed);
             real().close(fd);
             if (taken) return deliver(s, handed, family, addr, len, flags, true);
             continue;
@@ -311,12 +314,16 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         if (!peer || !cfg.trusted.contains(peer->addr)) {
             if (peer && sibling_wake_v6(fd, *peer, where)) {
                 ReadyConn handed;
-                bool taken = take_handoff(fd, *peer, handed);
+                bool taken = take_handoff(fd, lfd, *peer, handed);
                 real().close(fd);
                 if (taken) return deliver(s, handed, family, addr, len, flags, true);
                 continue;
             }
             // Untrusted: what libc returned; its bytes are the application's.
+            {
+                std::lock_guard<std::mutex> lock(s.mu);
+                s.mappings.erase(fd);
+            }
             copy_out(ss, sl, addr, len);
             if (log_enabled(kDebug))
                 log_line(kDebug, "event=untrusted fd=%d peer=%s", fd, peer ? peer->to_string().c_str() : "?");
@@ -334,7 +341,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
                            flags, false);
         case ReadStatus::wake: {  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
             ReadyConn handed;
-            bool taken = take_handoff(fd, *peer, handed);
+            bool taken = take_handoff(fd, lfd, *peer, handed);
             real().close(fd);
             if (taken) return deliver(s, handed, family, addr, len, flags, true);
             continue;

@@ -195,7 +195,7 @@ void close_internal(State& s) {
     s.listeners.clear();
     for (auto& [fd, w] : s.wakers) real().close(fd);
     s.wakers.clear();
-    for (auto& [fd, deadline] : s.handoff_conns) real().close(fd);
+    for (auto& [fd, hc] : s.handoff_conns) real().close(fd);
     s.handoff_conns.clear();
     if (s.handoff_fd >= 0) real().close(s.handoff_fd);
     s.handoff_fd = -1;
@@ -296,7 +296,7 @@ std::vector<int> internal_fds(State& s) {
         if (fd >= 0) out.push_back(fd);
     for (const auto& [fd, p] : s.pending) out.push_back(fd);
     for (const auto& [fd, w] : s.wakers) out.push_back(fd);
-    for (const auto& [fd, d] : s.handoff_conns) out.push_back(fd);
+    for (const auto& [fd, hc] : s.handoff_conns) out.push_back(fd);
     for (const auto& [lfd, ls] : s.listeners) {
         if (ls.event_fd >= 0) out.push_back(ls.event_fd);
         for (const auto& r : ls.ready) out.push_back(r.fd);

@@ -1,5 +1,4 @@
-// handoff.cpp: see handoff.hpp. Messages are fixed-size structs: both ends are the same
-// library (forked or exec'd siblings); kVersion guards against a mixed upgrade.
+// handoff.cpp: see handoff.hpp (the messages are in handoff_wire.hpp).
 #include "handoff.hpp"
 
 #include <errno.h>
@@ -8,11 +7,13 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 #include "header_reader.hpp"
 #include "log.hpp"
@@ -21,27 +22,85 @@ namespace xproxy::preload {
 
 namespace {
 
-constexpr std::uint8_t kVersion = 1;
 constexpr int kConnDeadlineMs = 200;
-constexpr int kTakerWaitMs = 20;  // for the wake-up's bytes, and for the answer
+constexpr int kTakerWaitMs = 20;  // for an authenticated sibling's answer
+constexpr int kMaxFds = 2;        // a message carries at most two descriptors
 
-struct WireEndpoint {
-    std::uint8_t present = 0;
-    std::uint8_t pad[3] = {};
-    std::uint32_t len = 0;
-    sockaddr_storage addr{};
+using Request = HandoffRequest;
+using Reply = HandoffReply;
+
+// The same open socket (device and inode: a socket's inode is unique while it exists).
+bool same_socket(int a, int b) {
+    struct stat x {}, y {};
+    return a >= 0 && b >= 0 && fstat(a, &x) == 0 && fstat(b, &y) == 0 && S_ISSOCK(x.st_mode) &&
+           x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+// One message and the descriptors that came with it; the destructor closes those not
+// taken, whatever the peer sent (more than kMaxFds: the kernel discards the rest and
+// sets MSG_CTRUNC).
+struct Received {
+    ssize_t n = -1;
+    int fds[kMaxFds] = {-1, -1};
+    int nfds = 0;
+    bool extra = false;  // truncated control data, or descriptors of another kind
+    Received() = default;
+    Received(const Received&) = delete;
+    Received& operator=(const Received&) = delete;
+    ~Received() {
+        for (int i = 0; i < nfds; ++i)
+            if (fds[i] >= 0) real().close(fds[i]);
+    }
+    int take(int i) { return std::exchange(fds[i], -1); }
 };
 
-struct Request {
-    std::uint8_t version = kVersion;
-    WireEndpoint token;
-};
+void receive(int sock, void* buf, std::size_t len, Received& r) {
+    iovec iov{buf, len};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    r.n = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r.n < 0) return;
+    r.extra = (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0)) {
+            r.extra = true;
+            continue;
+        }
+        std::size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (r.nfds < kMaxFds) r.fds[r.nfds++] = fd;
+            else {
+                real().close(fd);
+                r.extra = true;
+            }
+        }
+    }
+}
 
-struct Reply {
-    std::uint8_t version = kVersion;
-    std::uint8_t found = 0;
-    WireEndpoint upstream, client, destination;
-};
+// Sends one message with the given descriptors (none when count is 0).
+bool send_with_fds(int sock, const void* buf, std::size_t len, const int* fds, int count) {
+    iovec iov{const_cast<void*>(buf), len};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    if (count > 0) {
+        m.msg_control = control;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<std::size_t>(count));
+        cmsghdr* cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<std::size_t>(count));
+        std::memcpy(CMSG_DATA(cm), fds, sizeof(int) * static_cast<std::size_t>(count));
+    }
+    return sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(len);
+}
 
 WireEndpoint to_wire(const std::optional<Endpoint>& e) {
     WireEndpoint w;
@@ -104,54 +163,66 @@ void accept_requests(State& s) {
             real().close(c);
             continue;
         }
-        s.handoff_conns[c] = now_ms() + kConnDeadlineMs;
+        s.handoff_conns[c] = State::HandoffConn{now_ms() + kConnDeadlineMs, -1};
     }
 }
 
-// Answers one request: the ready connection announced by the named wake-up, if any.
-void answer(State& s, int c) {
+// One step of the exchange with a requester (see handoff.hpp):
+//   1. request naming a wake-up         -> our descriptor of that wake-up's listener;
+//   2. request with its listener's      -> the ready connection, if that descriptor is
+//                                          our listener.
+// Anything else ends the exchange. Returns false when the connection is finished.
+bool answer_step(State& s, int c, State::HandoffConn& hc) {
     Request req;
-    ssize_t n = recv(c, &req, sizeof req, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // not there yet
-    s.handoff_conns.erase(c);
+    Received got;
+    receive(c, &req, sizeof req, got);
+    if (got.n < 0 && (errno == EAGAIN || errno == EINTR)) return true;  // not there yet
+    auto token = got.n == static_cast<ssize_t>(sizeof req) && req.version == kHandoffVersion && !got.extra
+                     ? from_wire(req.token)
+                     : std::nullopt;
+    if (!token) return false;
+    auto w = s.wakers.begin();
+    while (w != s.wakers.end() && w->second.token != *token) ++w;
     Reply rep;
-    int passed = -1;
-    auto token = n == static_cast<ssize_t>(sizeof req) && req.version == kVersion ? from_wire(req.token) : std::nullopt;
-    if (token) {
-        for (auto w = s.wakers.begin(); w != s.wakers.end(); ++w) {
-            if (w->second.token != *token) continue;
-            auto ls = s.listeners.find(w->second.listener);
-            if (ls != s.listeners.end() && !ls->second.ready.empty()) {
-                ReadyConn r = std::move(ls->second.ready.front());
-                ls->second.ready.pop_front();
-                rep.found = 1;
-                rep.upstream = to_wire(r.upstream);
-                rep.client = to_wire(r.client);
-                rep.destination = to_wire(r.destination);
-                passed = r.fd;
-            }
-            break;
+    if (hc.listener < 0) {  // step 1: prove that we hold the listener
+        if (got.nfds != 0 || w == s.wakers.end() || !s.listeners.count(w->second.listener)) {
+            send_with_fds(c, &rep, sizeof rep, nullptr, 0);  // not (or no longer) ours
+            return false;
         }
+        hc.listener = w->second.listener;
+        rep.found = 1;
+        return send_with_fds(c, &rep, sizeof rep, &hc.listener, 1);
     }
-    iovec iov{&rep, sizeof rep};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    // Step 2: the requester's proof, then the connection.
+    if (got.nfds != 1 || !same_socket(got.fds[0], hc.listener)) {
+        log_line(kWarning, "event=handoff_refused reason=\"the requester does not hold the listener\"");
+        return false;
+    }
+    int passed = -1;
+    auto ls = s.listeners.find(hc.listener);
+    if (w != s.wakers.end() && w->second.listener == hc.listener && ls != s.listeners.end() &&
+        !ls->second.ready.empty()) {
+        ReadyConn r = std::move(ls->second.ready.front());
+        ls->second.ready.pop_front();
+        rep.found = 1;
+        rep.upstream = to_wire(r.upstream);
+        rep.client = to_wire(r.client);
+        rep.destination = to_wire(r.destination);
+        passed = r.fd;
+    }
+    bool sent = send_with_fds(c, &rep, sizeof rep, &passed, passed >= 0 ? 1 : 0);
     if (passed >= 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(cm), &passed, sizeof passed);
+        if (sent) log_line(kDebug, "event=handed_off fd=%d", passed);
+        else log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
+        real().close(passed);  // the sibling owns it now (or it is lost, logged)
     }
-    if (sendmsg(c, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof rep) && passed >= 0)
-        log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
-    else if (passed >= 0)
-        log_line(kDebug, "event=handed_off fd=%d", passed);
-    if (passed >= 0) real().close(passed);  // the sibling owns it now (or it is lost, logged)
+    return false;
+}
+
+void answer(State& s, int c) {
+    auto it = s.handoff_conns.find(c);
+    if (it == s.handoff_conns.end() || answer_step(s, c, it->second)) return;
+    s.handoff_conns.erase(c);
     real().close(c);
 }
 
@@ -179,11 +250,11 @@ bool handoff_event(State& s, int fd) {
 int handoff_housekeeping(State& s, std::int64_t now) {
     int timeout = -1;
     for (auto it = s.handoff_conns.begin(); it != s.handoff_conns.end();) {
-        if (it->second <= now) {
+        if (it->second.deadline_ms <= now) {
             real().close(it->first);
             it = s.handoff_conns.erase(it);
         } else {
-            int t = static_cast<int>(it->second - now);
+            int t = static_cast<int>(it->second.deadline_ms - now);
             if (timeout < 0 || t < timeout) timeout = t;
             ++it;
         }
@@ -191,55 +262,62 @@ int handoff_housekeeping(State& s, std::int64_t now) {
     return timeout;
 }
 
-bool take_handoff(int wake_fd, const Endpoint& wake_peer, ReadyConn& out) {
+bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& out) {
+    // The owner sends its message right after connecting: a wake-up without it is not
+    // waited for (anyone can connect from the wake-up address and stay silent).
     char msg[kWakeMessageLength];
-    std::size_t got = 0;
-    std::int64_t deadline = now_ms() + kTakerWaitMs;
-    while (got < sizeof msg) {
-        ssize_t n = recv(wake_fd, msg + got, sizeof msg - got, MSG_DONTWAIT);
-        if (n > 0) {
-            got += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
-        std::int64_t left = deadline - now_ms();
-        pollfd p{wake_fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, static_cast<int>(left)) < 0) return false;
-    }
-    if (std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 || msg[kWakeMagicLength] == 0) return false;
-    char name[kHandoffNameLength + 1] = {};
-    std::memcpy(name, msg + kWakeMagicLength, kHandoffNameLength);
-    int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (u < 0) return false;
-    timeval tv{0, kTakerWaitMs * 1000};
-    setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(u, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_un a;
-    socklen_t alen = abstract_address(name, a);
-    Request req;
-    req.token = to_wire(wake_peer);
-    Reply rep;
-    iovec iov{&rep, sizeof rep};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    m.msg_control = control;
-    m.msg_controllen = sizeof control;
-    ssize_t n = -1;
-    if (connect(u, reinterpret_cast<sockaddr*>(&a), alen) == 0 && send(u, &req, sizeof req, MSG_NOSIGNAL) == sizeof req)
-        n = recvmsg(u, &m, MSG_CMSG_CLOEXEC);
-    real().close(u);
-    int fd = -1;
-    for (cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&m) : nullptr; cm; cm = CMSG_NXTHDR(&m, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-    auto upstream = from_wire(rep.upstream);
-    if (n != static_cast<ssize_t>(sizeof rep) || rep.version != kVersion || !rep.found || fd < 0 || !upstream) {
-        if (fd >= 0) real().close(fd);
+    ssize_t got = recv(wake_fd, msg, sizeof msg, MSG_DONTWAIT);
+    if (got != static_cast<ssize_t>(sizeof msg) || std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 ||
+        msg[kWakeMagicLength] == 0) {
+        log_line(kDebug, "event=wake_refused reason=\"no complete wake-up message\"");
         return false;
     }
-    out = ReadyConn{fd, now_ms(), *upstream, from_wire(rep.client), from_wire(rep.destination)};
+    char name[kHandoffNameLength + 1] = {};
+    std::memcpy(name, msg + kWakeMagicLength, kHandoffNameLength);
+    int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u < 0) return false;
+    struct Closer {
+        int fd;
+        ~Closer() { real().close(fd); }
+    } closer{u};
+    sockaddr_un a;
+    socklen_t alen = abstract_address(name, a);
+    if (connect(u, reinterpret_cast<sockaddr*>(&a), alen) != 0) return false;  // gone, or its backlog is full
+    // Who listens there, as the kernel recorded it: nothing is sent to, and nothing
+    // waited for from, a process of another user.
+    ucred cred{};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != geteuid()) {
+        log_line(kWarning, "event=wake_refused reason=\"hand-off socket of another user\" pid=%d uid=%u",
+                 static_cast<int>(cred.pid), static_cast<unsigned>(cred.uid));
+        return false;
+    }
+    Request req;
+    req.token = to_wire(wake_peer);
+    pollfd p{u, POLLIN, 0};
+    Reply rep;
+    // 1. The owner proves it holds our listener before we show ours.
+    {
+        Received r;
+        if (!send_with_fds(u, &req, sizeof req, nullptr, 0) || poll(&p, 1, kTakerWaitMs) <= 0) return false;
+        receive(u, &rep, sizeof rep, r);
+        if (r.n != static_cast<ssize_t>(sizeof rep) || rep.version != kHandoffVersion || !rep.found) return false;
+        if (r.nfds != 1 || r.extra || !same_socket(r.fds[0], lfd)) {
+            log_line(kWarning, "event=wake_refused reason=\"the hand-off peer does not hold the listener\" pid=%d",
+                     static_cast<int>(cred.pid));
+            return false;
+        }
+    }
+    // 2. Our proof; the connection.
+    Received r;
+    if (!send_with_fds(u, &req, sizeof req, &lfd, 1) || poll(&p, 1, kTakerWaitMs) <= 0) return false;
+    receive(u, &rep, sizeof rep, r);
+    if (r.n != static_cast<ssize_t>(sizeof rep) || rep.version != kHandoffVersion || !rep.found || r.nfds != 1 ||
+        r.extra)
+        return false;
+    auto upstream = from_wire(rep.upstream);
+    if (!upstream) return false;
+    out = ReadyConn{r.take(0), now_ms(), *upstream, from_wire(rep.client), from_wire(rep.destination)};
     return true;
 }
 

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "config.hpp"
+#include "handoff_wire.hpp"
 #include "xproxy/ip.hpp"
 
 namespace xproxy::preload {
@@ -33,11 +34,6 @@ struct ReadResult {
 // Reads the header from fd (non-blocking). cfg.hmac_key non-empty: only a v2 header with
 // a valid HMAC TLV made with that key is accepted.
 ReadResult read_header(int fd, const Config& cfg);
-
-// What a wake-up connection sends first, so that a process sharing the listener (forked
-// workers) recognises it and closes it. Not a valid PROXY header prefix.
-inline constexpr char kWakeMagic[] = "\r\nXPROXY-WAKE\r\n";
-inline constexpr std::size_t kWakeMagicLength = sizeof kWakeMagic - 1;
 
 // True when the bytes already received on fd start with kWakeMagic (peek only).
 bool peek_wake_magic(int fd);

@@ -145,6 +145,7 @@ __attribute__((constructor)) void init() {
         State& s = state();
         real();
         s.config = load_config(env_lookup);
+        if (!s.config.active()) s.config.hmac_key.wipe();  // inert: no reason to keep the key
         open_log(s.config);
         register_atfork();
         for (const auto& e : s.config.errors)

@@ -95,7 +95,11 @@ struct State {
     int handoff_fd = -1;  // handoff.hpp: where sibling processes fetch ready connections
     unsigned long handoff_ino = 0;
     char handoff_name[48] = {};
-    std::unordered_map<int, std::int64_t> handoff_conns;  // fd -> deadline
+    struct HandoffConn {
+        std::int64_t deadline_ms = 0;
+        int listener = -1;  // set once the requester named one of our wake-ups
+    };
+    std::unordered_map<int, HandoffConn> handoff_conns;  // by connection fd
     bool completer_running = false;
 };
 State& state();

@@ -6,9 +6,9 @@
 //       threads   - four threads calling accept() on the same blocking listener
 //       epoll     - accept4(SOCK_NONBLOCK) on a non-blocking listener driven by epoll
 //       dup       - like blocking, but serves each connection through dup()/dup2()/fcntl(F_DUPFD)
-//       fclose    - like blocking, but closes each connection with fclose() (not hooked), then
-//                   opens an outgoing connection to the port named by the first payload byte
-//                   pair ("C<port>") and reports that socket's getpeername()
+//       fclose    - like blocking, but closes each connection with fclose() (not hooked); when
+//                   the payload is "C<port>", first opens an outgoing connection on the
+//                   same descriptor number to that port and reports its getpeername()
 //       highfd    - like blocking, with 1100 descriptors opened first (accepted fds > 1024)
 //       eagain    - non-blocking listener; calls accept() 100000 times with nothing
 //                   pending, prints "eagain=N", serves 3 connections and exits normally
@@ -176,6 +176,10 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
         return;
     }
     write_all(fd, "data=" + data + "\n");
+    if (strcmp(mode, "fclose") == 0) {
+        fclose(fdopen(fd, "r+"));  // not hooked: the shim never hears of this close
+        return;
+    }
     close(fd);
 }
 
