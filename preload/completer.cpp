@@ -40,7 +40,7 @@ void give_up(State& s, const PendingConn& p, const char* event, std::string_view
 void on_pending_event(State& s, int fd, std::uint32_t events) {
     auto it = s.pending.find(fd);
     if (it == s.pending.end()) return;
-    ReadResult r = read_header(fd, s.config);
+    ReadResult r = read_header(fd, s.config, it->second.need);  // O(1) until the header can be decided
     if (r.status == ReadStatus::need_more) {
         if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;  // wait for the next bytes
         r.status = ReadStatus::drop;  // the peer finished sending: it can never complete

@@ -60,6 +60,7 @@ struct PendingConn {
     int listener = -1;
     Endpoint upstream;
     std::int64_t deadline_ms = 0;
+    std::size_t need = 0;  // read_header(): bytes to be queued before peeking again
 };
 
 struct Waker {

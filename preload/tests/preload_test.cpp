@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "../config.hpp"
 #include "../handoff_wire.hpp"
 #include "xproxy/proxy_protocol.hpp"
 
@@ -1059,4 +1060,63 @@ TEST(Preload, ConnectionWithoutClientGetsNoStaleMapping) {
             EXPECT_EQ(field(second, "accept"), "127.0.0.1:" + std::to_string(sport)) << second;
         }
     }
+}
+
+// A 2000-byte v2 header trickled one byte at a time: completed correctly, and the bytes
+// the shim peeks stay proportional to the header (the log counts each peek at debug
+// level), not to its square.
+TEST(Preload, TrickledHeaderIsPeekedInLinearWork) {
+    char path[] = "/tmp/xproxy-peek-XXXXXX";
+    int lf = mkstemp(path);
+    ASSERT_GE(lf, 0);
+    close(lf);
+    xproxy::proxy::EncodeOptions opt;
+    opt.pad_to = 2000;
+    std::string h = v2("192.0.2.150", 150, "127.0.0.1", 25, opt);
+    ASSERT_EQ(h.size(), 2000u);
+    std::string r;
+    {
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_LEVEL", "debug"},
+                                      {"XPROXY_TIMEOUT_MS", "20000"}}));
+        ASSERT_NE(s.port, 0u);
+        int fd = connect_from("127.0.0.1", s.port);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+        for (char c : h) {
+            send_all(fd, std::string(1, c));
+            std::this_thread::sleep_for(100us);  // one segment, one wake-up of the shim, per byte
+        }
+        send_all(fd, "T");
+        shutdown(fd, SHUT_WR);
+        r = read_all(fd);
+        close(fd);
+    }
+    EXPECT_EQ(field(r, "peer"), "192.0.2.150:150") << r;
+    EXPECT_EQ(field(r, "data"), "T") << r;
+    std::ifstream in(path);
+    unsigned long peeked = 0, peeks = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("event=peek ") == std::string::npos) continue;
+        ++peeks;
+        peeked += std::stoul(field(line, "bytes"));
+    }
+    unlink(path);
+    EXPECT_GT(peeks, 0u) << "the debug log counts peeks";
+    EXPECT_LE(peeked, 4 * h.size()) << peeks << " peeks of " << peeked << " bytes in all for a " << h.size()
+                                    << "-byte header";
+}
+
+// The HMAC key's one copy: moving it leaves nothing in the source, and wiping zeroes the
+// whole buffer before it is freed.
+TEST(Preload, HmacKeyIsWipedWhenMovedOrDropped) {
+    const std::string key = "0123456789abcdef0123456789abcdef";
+    xproxy::preload::SecretKey a;
+    a.assign(key.data(), key.size());
+    xproxy::preload::SecretKey b(std::move(a));
+    EXPECT_TRUE(a.empty());
+    EXPECT_EQ(std::string_view(b), key);
+    std::string_view held = b;
+    b.wipe();  // the buffer stays allocated: its bytes can still be looked at
+    EXPECT_TRUE(b.empty());
+    EXPECT_EQ(std::string(held.data(), held.size()), std::string(key.size(), '\0'));
 }
