@@ -20,12 +20,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "completer.hpp"
+#include "fd_table.hpp"
 #include "handoff.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
@@ -74,14 +74,24 @@ void apply_flags(int fd, int flags) {
 // client (in the listener's family: IPv4 on an IPv6 listener is v4-mapped). queued: the
 // connection comes from the ready queue or a sibling, and needs the caller's flags.
 int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t* len, int flags, bool queued) {
-    if (queued) apply_flags(c.fd, flags);
+    if (queued) {
+        disown(c.fd);  // the application's from now on
+        apply_flags(c.fd, flags);
+    }
     const Endpoint& shown = c.client ? *c.client : c.upstream;
+    bool recorded = true;
     {
         // A connection without a client (LOCAL, UNKNOWN, no header) must not inherit the
         // mapping of an earlier connection on this number that was closed unhooked.
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (c.client) s.mappings[c.fd] = Mapping{c.upstream, *c.client, c.destination};
-        else s.mappings.erase(c.fd);
+        std::lock_guard<ShimMutex> lock(s.mu);
+        if (c.client) recorded = set_mapping(c.fd, Mapping{c.upstream, *c.client, c.destination});
+        else clear_mapping(c.fd);
+    }
+    if (!recorded) {  // getpeername() could not name the client: never let it name the upstream
+        log_line(kError, "event=dropped fd=%d reason=\"descriptor number too large to record\"", c.fd);
+        real().close(c.fd);
+        errno = ECONNABORTED;
+        return -1;
     }
     if (c.client) {
         if (log_enabled(kInfo))
@@ -162,15 +172,15 @@ Wait wait_blocking(State& s, int lfd, int efd) {
     pollfd p[2] = {{lfd, POLLIN, 0}, {efd, POLLIN, 0}};
     int n = poll(p, efd >= 0 ? 2 : 1, -1);
     int err = errno;
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<ShimMutex> lock(s.mu);
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return Wait::accept;  // closed meanwhile: libc says EBADF
     ListenerState& ls = it->second;
     --ls.pollers;
-    if (efd >= 0 && (p[1].revents & POLLIN)) {
-        std::uint64_t v;
-        ssize_t ignored = read(efd, &v, sizeof v);
-        (void)ignored;
+    if (efd >= 0 && (p[1].revents & POLLIN) && ls.event_rd.fd == efd && still_ours(ls.event_rd)) {
+        char drain[64];
+        while (read(efd, drain, sizeof drain) > 0) {
+        }
     }
     if (!ls.ready.empty()) return Wait::ready;
     if (n < 0 && err == EINTR) return interrupt_like_libc() ? Wait::interrupted : Wait::ready;
@@ -185,7 +195,7 @@ Wait wait_for_listener(State& s, int lfd) {
     bool nonblocking = listener_nonblocking(lfd);
     int efd;
     {
-        std::lock_guard<std::mutex> lock(s.mu);
+        std::lock_guard<ShimMutex> lock(s.mu);
         auto it = s.listeners.find(lfd);
         if (it == s.listeners.end()) return Wait::accept;
         ListenerState& ls = it->second;
@@ -196,18 +206,25 @@ Wait wait_for_listener(State& s, int lfd) {
             return Wait::accept;
         }
         // Created before poll(), so that a header completing from now on always wakes us.
-        if (ls.event_fd < 0) {
-            ls.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-            ls.event_ino = inode_of(ls.event_fd);
+        // A pipe, not an eventfd: its inode is its own, so a number the application took
+        // over (dup2, a raw close) is recognised and never written to (waker.cpp).
+        if (!still_ours(ls.event_rd) || !still_ours(ls.event_wr)) {
+            close_own(ls.event_rd);
+            close_own(ls.event_wr);
+            int p[2];
+            if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+                ls.event_rd = adopt(p[0]);
+                ls.event_wr = adopt(p[1]);
+            }
         }
-        efd = ls.event_fd;
+        efd = ls.event_rd.fd;
         ++ls.pollers;
     }
     return wait_blocking(s, lfd, efd);
 }
 
 void left_kernel_accept(State& s, int lfd) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<ShimMutex> lock(s.mu);
     auto it = s.listeners.find(lfd);
     if (it != s.listeners.end() && it->second.in_kernel_accept > 0) --it->second.in_kernel_accept;
 }
@@ -227,13 +244,18 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
     State& s = state();
     const Config& cfg = s.config;
     if (!cfg.active() || (addr && !len)) return real().accept4(lfd, addr, len, flags);
+    // A number accept() returns is a new connection: nothing recorded about it holds.
+    auto fresh = [](int fd) {
+        if (fd >= 0) touch_fd(fd);
+        return fd;
+    };
     // A managed listener is remembered until close(), close_range() or closefrom() of its
     // descriptor (all three are hooked).
     Endpoint where;
     int family = AF_UNSPEC;
     {
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (auto it = s.listeners.find(lfd); it != s.listeners.end()) {
+        std::lock_guard<ShimMutex> lock(s.mu);
+        if (auto it = s.listeners.find(lfd); it != s.listeners.end() && it->second.gen == fd_gen(lfd)) {
             where = it->second.address;
             family = it->second.family;
         }
@@ -244,17 +266,19 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             SockName n = sock_name(lfd);
             if (!n.endpoint || !cfg.manages_port(n.endpoint->port)) {
                 {
-                    std::lock_guard<std::mutex> lock(s.mu);
+                    std::lock_guard<ShimMutex> lock(s.mu);
                     forget_listener(s, lfd);
                 }
-                return real().accept4(lfd, addr, len, flags);  // not managed
+                return fresh(real().accept4(lfd, addr, len, flags));  // not managed
             }
-            std::lock_guard<std::mutex> lock(s.mu);
-            auto [it, fresh] = s.listeners.try_emplace(lfd);
-            if (!fresh && (it->second.address != *n.endpoint || it->second.family != n.family)) {
-                forget_listener(s, lfd);
+            std::lock_guard<ShimMutex> lock(s.mu);
+            auto [it, added] = s.listeners.try_emplace(lfd);
+            if (!added && (it->second.address != *n.endpoint || it->second.family != n.family ||
+                           it->second.gen != fd_gen(lfd))) {
+                forget_listener(s, lfd);  // closed or replaced since it was learnt
                 it = s.listeners.try_emplace(lfd).first;
             }
+            it->second.gen = fd_gen(lfd);
             it->second.address = where = *n.endpoint;
             it->second.family = family = n.family;
             relearn = false;
@@ -262,9 +286,9 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         ReadyConn ready;
         bool pending = false;
         {
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             auto it = s.listeners.find(lfd);
-            if (it == s.listeners.end()) {  // closed by another thread meanwhile
+            if (it == s.listeners.end() || it->second.gen != fd_gen(lfd)) {  // closed meanwhile
                 relearn = true;
                 continue;
             }
@@ -284,7 +308,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         }
         sockaddr_storage ss{};
         socklen_t sl = sizeof ss;
-        int fd = real().accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, flags);
+        int fd = fresh(real().accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, flags));
         int err = errno;
         left_kernel_accept(s, lfd);
         if (fd < 0) {
@@ -295,7 +319,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         if (peer && is_wake_source(*peer)) {  // ours or a sibling process's wake-up
             bool ours;
             {
-                std::lock_guard<std::mutex> lock(s.mu);
+                std::lock_guard<ShimMutex> lock(s.mu);
                 ours = consume_wake_token(s, *peer);
             }
             ReadyConn handed;
@@ -305,7 +329,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             continue;
         }
         if (peer && peer->addr.is_v6()) {  // IPv6-only listeners: wake-ups from ::1
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             if (consume_wake_token(s, *peer)) {
                 real().close(fd);
                 continue;
@@ -320,10 +344,6 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
                 continue;
             }
             // Untrusted: what libc returned; its bytes are the application's.
-            {
-                std::lock_guard<std::mutex> lock(s.mu);
-                s.mappings.erase(fd);
-            }
             copy_out(ss, sl, addr, len);
             if (log_enabled(kDebug))
                 log_line(kDebug, "event=untrusted fd=%d peer=%s", fd, peer ? peer->to_string().c_str() : "?");
@@ -360,7 +380,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             continue;
         case ReadStatus::need_more: {
             real().fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours until delivered: never into an exec'd child
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             if (auto it = s.listeners.find(lfd); it != s.listeners.end()) it->second.nonblocking = nonblocking;
             completer_add(s, PendingConn{fd, lfd, *peer, now_ms() + cfg.timeout_ms});
             continue;

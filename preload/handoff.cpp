@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -15,6 +19,7 @@
 #include <cstring>
 #include <utility>
 
+#include "fd_table.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
 
@@ -138,29 +143,35 @@ bool open_handoff_socket(State& s) {
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 64) != 0 ||
-        epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         log_line(kWarning, "event=handoff_unavailable errno=%d", errno);
         real().close(fd);
         std::memset(s.handoff_name, 0, sizeof s.handoff_name);
         return false;
     }
-    s.handoff_fd = fd;
-    s.handoff_ino = inode_of(fd);
+    s.handoff = adopt(fd);
+    if (s.handoff.fd < 0) {
+        epoll_ctl(s.epoll.fd, EPOLL_CTL_DEL, fd, nullptr);
+        real().close(fd);
+        std::memset(s.handoff_name, 0, sizeof s.handoff_name);
+        return false;
+    }
     return true;
 }
 
 void accept_requests(State& s) {
     for (;;) {
-        int c = real().accept4(s.handoff_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int c = real().accept4(s.handoff.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) return;
+        adopt(c);
         ucred cred{};
         socklen_t len = sizeof cred;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.fd = c;
         if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid() ||
-            epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, c, &ev) != 0) {
-            real().close(c);
+            epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, c, &ev) != 0) {
+            release_fd(c);
             continue;
         }
         s.handoff_conns[c] = State::HandoffConn{now_ms() + kConnDeadlineMs, -1};
@@ -214,16 +225,75 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
     if (passed >= 0) {
         if (sent) log_line(kDebug, "event=handed_off fd=%d", passed);
         else log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
-        real().close(passed);  // the sibling owns it now (or it is lost, logged)
+        release_fd(passed);  // the sibling owns it now (or it is lost, logged)
     }
     return false;
 }
 
 void answer(State& s, int c) {
     auto it = s.handoff_conns.find(c);
-    if (it == s.handoff_conns.end() || answer_step(s, c, it->second)) return;
+    if (it == s.handoff_conns.end()) return;
+    if (is_own_fd(c) && answer_step(s, c, it->second)) return;
     s.handoff_conns.erase(c);
-    real().close(c);
+    release_fd(c);
+}
+
+// The owner (uid) of the socket at the other end of a local TCP connection, as the
+// kernel records it (sock_diag): -1 when unknown. Asks the kernel only, never the peer.
+long peer_socket_uid(int fd) {
+    sockaddr_storage me{}, peer{};
+    socklen_t ml = sizeof me, pl = sizeof peer;
+    if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&me), &ml) != 0 ||
+        real().getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || me.ss_family != peer.ss_family)
+        return -1;
+    struct {
+        nlmsghdr nlh;
+        inet_diag_req_v2 r;
+    } req{};
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = static_cast<std::uint8_t>(me.ss_family);
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0U;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    // The peer's socket: its source is the peer, its destination is us.
+    if (me.ss_family == AF_INET) {
+        auto* m = reinterpret_cast<sockaddr_in*>(&me);
+        auto* p = reinterpret_cast<sockaddr_in*>(&peer);
+        req.r.id.idiag_sport = p->sin_port;
+        req.r.id.idiag_dport = m->sin_port;
+        std::memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
+        std::memcpy(req.r.id.idiag_dst, &m->sin_addr, 4);
+    } else if (me.ss_family == AF_INET6) {
+        auto* m = reinterpret_cast<sockaddr_in6*>(&me);
+        auto* p = reinterpret_cast<sockaddr_in6*>(&peer);
+        req.r.id.idiag_sport = p->sin6_port;
+        req.r.id.idiag_dport = m->sin6_port;
+        std::memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
+        std::memcpy(req.r.id.idiag_dst, &m->sin6_addr, 16);
+    } else {
+        return -1;
+    }
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) return -1;
+    long uid = -1;
+    alignas(nlmsghdr) char buf[1024];
+    timeval tv{0, 100000};  // the kernel answers at once; this only bounds a broken case
+    setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (send(nl, &req, sizeof req, 0) == static_cast<ssize_t>(sizeof req)) {
+        ssize_t n = recv(nl, buf, sizeof buf, 0);
+        auto* h = reinterpret_cast<nlmsghdr*>(buf);
+        if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(h, static_cast<unsigned>(n)) &&
+            h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+        {
+            inet_diag_msg m;
+            std::memcpy(&m, buf + NLMSG_HDRLEN, sizeof m);
+            uid = static_cast<long>(m.idiag_uid);
+        }
+    }
+    real().close(nl);
+    return uid;
 }
 
 }  // namespace
@@ -231,13 +301,17 @@ void answer(State& s, int c) {
 void wake_message(State& s, char (&msg)[kWakeMessageLength]) {
     std::memset(msg, 0, sizeof msg);
     std::memcpy(msg, kWakeMagic, kWakeMagicLength);
-    if (s.handoff_fd < 0) open_handoff_socket(s);
+    if (s.handoff.fd >= 0 && !still_ours(s.handoff)) {  // replaced behind our back
+        close_own(s.handoff);
+        std::memset(s.handoff_name, 0, sizeof s.handoff_name);
+    }
+    if (s.handoff.fd < 0) open_handoff_socket(s);
     std::memcpy(msg + kWakeMagicLength, s.handoff_name, kHandoffNameLength);
 }
 
 bool handoff_event(State& s, int fd) {
-    if (fd >= 0 && fd == s.handoff_fd) {
-        accept_requests(s);
+    if (fd >= 0 && fd == s.handoff.fd) {
+        if (still_ours(s.handoff)) accept_requests(s);
         return true;
     }
     if (s.handoff_conns.count(fd)) {
@@ -251,7 +325,7 @@ int handoff_housekeeping(State& s, std::int64_t now) {
     int timeout = -1;
     for (auto it = s.handoff_conns.begin(); it != s.handoff_conns.end();) {
         if (it->second.deadline_ms <= now) {
-            real().close(it->first);
+            release_fd(it->first);
             it = s.handoff_conns.erase(it);
         } else {
             int t = static_cast<int>(it->second.deadline_ms - now);
@@ -263,15 +337,35 @@ int handoff_housekeeping(State& s, std::int64_t now) {
 }
 
 bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& out) {
-    // The owner sends its message right after connecting: a wake-up without it is not
-    // waited for (anyone can connect from the wake-up address and stay silent).
+    // The owner sends its message as soon as its connection is established, which can be
+    // just after we accepted it. Anyone can connect from the wake-up address and stay
+    // silent, so the message is only waited for when the kernel says the connecting
+    // socket belongs to our own user (sock_diag); another user's is refused at once.
     char msg[kWakeMessageLength];
-    ssize_t got = recv(wake_fd, msg, sizeof msg, MSG_DONTWAIT);
-    if (got != static_cast<ssize_t>(sizeof msg) || std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 ||
-        msg[kWakeMagicLength] == 0) {
-        log_line(kDebug, "event=wake_refused reason=\"no complete wake-up message\"");
-        return false;
+    std::size_t have = 0;
+    bool asked = false;
+    std::int64_t deadline = 0;
+    while (have < sizeof msg) {
+        ssize_t n = recv(wake_fd, msg + have, sizeof msg - have, MSG_DONTWAIT);
+        if (n > 0) {
+            have += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
+        if (!asked) {
+            asked = true;
+            long uid = peer_socket_uid(wake_fd);
+            if (uid != static_cast<long>(geteuid())) {
+                log_line(kDebug, "event=wake_refused reason=\"incomplete wake-up from another user\" uid=%ld", uid);
+                return false;
+            }
+            deadline = now_ms() + kTakerWaitMs;
+        }
+        std::int64_t left = deadline - now_ms();
+        pollfd w{wake_fd, POLLIN, 0};
+        if (left <= 0 || poll(&w, 1, static_cast<int>(left)) < 0) return false;
     }
+    if (std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 || msg[kWakeMagicLength] == 0) return false;
     char name[kHandoffNameLength + 1] = {};
     std::memcpy(name, msg + kWakeMagicLength, kHandoffNameLength);
     int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -19,8 +19,9 @@
 //     first, and the other checks that it is the very socket it accepts on (device and
 //     inode): only a process the application gave its listener to can produce it, and
 //     the taker shows its own only to such a process (handoff_wire.hpp).
-// The taker never waits for a wake-up's bytes: a wake-up whose message is not already
-// there is closed (the owner sees it closed and wakes again).
+// The taker waits for a wake-up's bytes (20 ms at most) only when the kernel says the
+// connecting socket belongs to our own user (sock_diag); another user's wake-up without
+// its message is closed at once, so a flood of them never holds accept().
 #pragma once
 
 #include "handoff_wire.hpp"
@@ -39,7 +40,7 @@ bool handoff_event(State& s, int fd);
 int handoff_housekeeping(State& s, std::int64_t now);
 
 // Sibling side, accept path (mu NOT held): wake_fd is a wake-up connection that is not
-// ours, accepted on lfd. Reads its message (already received, or it is refused), checks
+// ours, accepted on lfd. Reads its message (waited for only from our own user), checks
 // the named socket's owner and fetches the ready connection it announces. Returns true
 // with out filled when one was handed over by an authenticated sibling.
 bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& out);
