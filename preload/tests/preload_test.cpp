@@ -1120,3 +1120,35 @@ TEST(Preload, HmacKeyIsWipedWhenMovedOrDropped) {
     EXPECT_TRUE(b.empty());
     EXPECT_EQ(std::string(held.data(), held.size()), std::string(key.size(), '\0'));
 }
+
+// The application dup2()s a socket of its own over the shim's notification descriptors
+// (as a daemon reusing "free" numbers might): the shim must never write into it, and
+// late headers must still complete.
+TEST(Preload, DescriptorTakenOverByTheApplicationIsNeverWrittenTo) {
+    Server s("clobber", trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
+    ASSERT_NE(s.port, 0u);
+    // A late header while another connection flows: the shim makes its notification
+    // descriptors (the completer's, and the one a blocking accept() polls).
+    LateExchange e = late_header_exchange(s.port, "192.0.2.160", 160, "192.0.2.161", 161);
+    ASSERT_EQ(field(e.late, "peer"), "192.0.2.160:160") << e.late;
+    std::string c = talk(s.port, v2("192.0.2.162", 162) + "CLOBBER");
+    ASSERT_GT(std::stoi(field(c, "clobbered")), 0) << c;
+    // The same again: completing a header used to notify through the taken-over numbers.
+    e = late_header_exchange(s.port, "192.0.2.163", 163, "192.0.2.164", 164);
+    EXPECT_EQ(field(e.other, "peer"), "192.0.2.164:164") << e.other;
+    EXPECT_EQ(field(e.late, "peer"), "192.0.2.163:163") << e.late;
+    EXPECT_EQ(field(e.late, "data"), "late") << e.late;
+    std::string r = talk(s.port, v2("192.0.2.165", 165) + "CHECK");
+    EXPECT_EQ(field(r, "leaked"), "0") << "the shim wrote into the application's socket: " << r;
+}
+
+// close() and dup() are async-signal-safe: a signal handler calling them while the
+// interrupted thread is inside the shim (accepting, reading a header) must not deadlock.
+TEST(Preload, CloseAndDupInASignalHandlerNeverDeadlock) {
+    Server s("sigclose", trusted());
+    ASSERT_NE(s.port, 0u);
+    for (int i = 0; i < 1500; ++i) {
+        std::string r = talk(s.port, v2("192.0.2.170", static_cast<unsigned>(1000 + i)) + "s");
+        ASSERT_EQ(field(r, "peer"), "192.0.2.170:" + std::to_string(1000 + i)) << "connection " << i << ": " << r;
+    }
+}
