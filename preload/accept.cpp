@@ -11,7 +11,7 @@
 // The fast path (no late header pending on this listener) costs two system calls on top
 // of libc's accept4: a peek and the read of the header.
 // While headers are pending, a blocking accept() waits in poll() on the listener and the
-// listener's event fd, which the completer signals; a non-blocking accept() returns
+// listener's event pipe, which the completer signals; a non-blocking accept() returns
 // EAGAIN when nothing is complete, and the completer wakes the event loop (waker.hpp).
 // Threads sitting inside libc's accept4() are counted so the completer can wake them.
 #include "accept.hpp"
@@ -166,7 +166,7 @@ bool listener_nonblocking(int lfd) {
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-// Blocking listener with nothing ready: poll the listener and the event fd. Returns
+// Blocking listener with nothing ready: poll the listener and the event pipe. Returns
 // accept when the listener is readable (the caller is then counted in_kernel_accept).
 Wait wait_blocking(State& s, int lfd, int efd) {
     pollfd p[2] = {{lfd, POLLIN, 0}, {efd, POLLIN, 0}};

@@ -1,7 +1,7 @@
 // waker.hpp: waking an application that waits on a listener, after the completer thread
 // finished a header the application's accept() gave up on.
 //
-// A blocking accept() polls the listener and the listener's event fd, which is enough
+// A blocking accept() polls the listener and the listener's event pipe, which is enough
 // while some thread polls. An event loop (epoll, poll, select on a non-blocking listener)
 // and a thread already inside libc's accept4() only notice a new connection on the
 // listener itself. For them the shim opens a loopback connection to the listener (a
