@@ -106,11 +106,17 @@ int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t*
     return c.fd;
 }
 
+// The next ready connection whose number is still ours (one the application took over
+// behind our back is forgotten, never returned as a new connection).
 bool pop_ready(ListenerState& ls, ReadyConn& out) {
-    if (ls.ready.empty()) return false;
-    out = std::move(ls.ready.front());
-    ls.ready.pop_front();
-    return true;
+    while (!ls.ready.empty()) {
+        out = std::move(ls.ready.front());
+        ls.ready.pop_front();
+        if (is_own_fd(out.fd)) return true;
+        disown(out.fd);
+        out.fd = -1;
+    }
+    return false;
 }
 
 ReadResult wait_briefly(int fd, int lfd, const Config& cfg, int wait_ms) {
@@ -156,9 +162,8 @@ bool interrupt_like_libc() {
 enum class Wait { ready, accept, interrupted };
 
 bool has_pending(const State& s, int lfd) {
-    for (const auto& [fd, p] : s.pending)
-        if (p.listener == lfd) return true;
-    return false;
+    auto it = s.listeners.find(lfd);
+    return it != s.listeners.end() && it->second.pending > 0;  // counted: no scan per accept
 }
 
 bool listener_nonblocking(int lfd) {
@@ -244,6 +249,12 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
     State& s = state();
     const Config& cfg = s.config;
     if (!cfg.active() || (addr && !len)) return real().accept4(lfd, addr, len, flags);
+    // A signal handler that interrupted the shim in this thread cannot take its lock; it
+    // gets EINTR rather than a connection whose header was never read.
+    if (ShimMutex::held_by_this_thread()) {
+        errno = EINTR;
+        return -1;
+    }
     // A number accept() returns is a new connection: nothing recorded about it holds.
     auto fresh = [](int fd) {
         if (fd >= 0) touch_fd(fd);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "fd_table.hpp"
 #include "handoff.hpp"
@@ -19,6 +20,11 @@
 namespace xproxy::preload {
 
 namespace {
+
+// A pending connection leaves the set (the caller erases it).
+void pending_gone(State& s, const PendingConn& p) {
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end() && ls->second.pending > 0) --ls->second.pending;
+}
 
 void unwatch(State& s, int fd) {
     if (s.epoll.fd >= 0) epoll_ctl(s.epoll.fd, EPOLL_CTL_DEL, fd, nullptr);
@@ -42,6 +48,7 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
     auto it = s.pending.find(fd);
     if (it == s.pending.end()) return;
     if (!is_own_fd(fd)) {  // replaced behind our back: the number is not ours to read
+        pending_gone(s, it->second);
         s.pending.erase(it);
         return;
     }
@@ -52,6 +59,7 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
         r.reason = "connection closed before a complete PROXY header";
     }
     PendingConn p = it->second;
+    pending_gone(s, p);
     s.pending.erase(it);
     unwatch(s, fd);
     if (r.status == ReadStatus::wake) {  // another process's wake-up connection
@@ -71,17 +79,25 @@ int housekeeping(State& s) {
         int t = ms < 0 ? 0 : static_cast<int>(ms);
         if (timeout < 0 || t < timeout) timeout = t;
     };
-    for (auto it = s.pending.begin(); it != s.pending.end();) {
-        if (it->second.deadline_ms <= now) {
-            PendingConn p = it->second;
-            it = s.pending.erase(it);
-            unwatch(s, p.fd);
-            give_up(s, p, "timeout", "no complete PROXY header within XPROXY_TIMEOUT_MS", "");
-        } else {
-            sooner(it->second.deadline_ms - now);
-            ++it;
+    // Deadlines are scanned only when the earliest one is due, not on every event: a
+    // thousand trickling headers cost no thousand-fold scan per byte.
+    if (now >= s.next_deadline_ms) {
+        std::int64_t next = INT64_MAX;
+        for (auto it = s.pending.begin(); it != s.pending.end();) {
+            if (it->second.deadline_ms <= now) {
+                PendingConn p = it->second;
+                pending_gone(s, p);
+                it = s.pending.erase(it);
+                unwatch(s, p.fd);
+                give_up(s, p, "timeout", "no complete PROXY header within XPROXY_TIMEOUT_MS", "");
+            } else {
+                next = std::min(next, it->second.deadline_ms);
+                ++it;
+            }
         }
+        s.next_deadline_ms = next;
     }
+    if (!s.pending.empty()) sooner(s.next_deadline_ms - now);
     // Listeners closed (or replaced) through a hook since they were learnt: their ready
     // connections and wake-ups go.
     std::vector<int> stale;
@@ -114,12 +130,14 @@ void stop_on_error(State& s, int err) {
     log_line(kError, "event=completer_stopped errno=%d pending=%zu", err, s.pending.size());
     for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
+    for (auto& [lfd, ls] : s.listeners) ls.pending = 0;
     for (auto& [fd, w] : s.wakers) release_fd(fd);
     s.wakers.clear();
     for (auto& [fd, hc] : s.handoff_conns) release_fd(fd);
     s.handoff_conns.clear();
     for (Own* o : {&s.handoff, &s.epoll, &s.wake_rd, &s.wake_wr}) close_own(*o);
     s.completer_running = false;
+    ++s.completer_epoch;  // the thread that ran with these stops at its next round
 }
 
 // Handles one round of epoll events, then deadlines and wake-ups; returns the timeout.
@@ -140,8 +158,9 @@ int handle(State& s, const epoll_event* events, int n) {
     return housekeeping(s);
 }
 
-void* run(void*) {
+void* run(void* arg) {
     State& s = state();
+    const auto epoch = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(arg));
     epoll_event events[64];
     int n = 0;
     for (;;) {
@@ -149,6 +168,7 @@ void* run(void*) {
         int epfd;
         {
             std::lock_guard<ShimMutex> lock(s.mu);
+            if (epoch != s.completer_epoch) return nullptr;  // stopped; a newer thread may run
             if (!still_ours(s.epoll)) {  // never wait on a descriptor the application took over
                 stop_on_error(s, EBADF);
                 return nullptr;
@@ -199,6 +219,7 @@ bool ensure_wake_pipe(State& s) {
 }
 
 bool start_thread(State& s) {
+    if (s.completer_running && !still_ours(s.epoll)) stop_on_error(s, EBADF);  // taken over
     if (s.completer_running) return true;
     if (!still_ours(s.epoll)) {
         close_own(s.epoll);
@@ -219,7 +240,8 @@ bool start_thread(State& s) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    s.completer_running = pthread_create(&t, &attr, run, nullptr) == 0;
+    void* epoch = reinterpret_cast<void*>(static_cast<std::uintptr_t>(s.completer_epoch));
+    s.completer_running = pthread_create(&t, &attr, run, epoch) == 0;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return s.completer_running;
@@ -229,6 +251,7 @@ void close_internal(State& s) {
     for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
     for (auto& [lfd, ls] : s.listeners) {
+        ls.pending = 0;
         for (auto& r : ls.ready) release_fd(r.fd);
         close_own(ls.event_rd);
         close_own(ls.event_wr);
@@ -269,6 +292,8 @@ void completer_add(State& s, const PendingConn& p) {
         return;
     }
     s.pending[p.fd] = p;
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end()) ++ls->second.pending;
+    s.next_deadline_ms = std::min(s.next_deadline_ms, p.deadline_ms);
     if (ensure_wake_pipe(s)) {
         ssize_t ignored = write(s.wake_wr.fd, "", 1);  // recompute the timeout
         (void)ignored;

@@ -211,6 +211,10 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
     }
     int passed = -1;
     auto ls = s.listeners.find(hc.listener);
+    while (ls != s.listeners.end() && !ls->second.ready.empty() && !is_own_fd(ls->second.ready.front().fd)) {
+        disown(ls->second.ready.front().fd);  // taken over behind our back: never passed on
+        ls->second.ready.pop_front();
+    }
     if (w != s.wakers.end() && w->second.listener == hc.listener && ls != s.listeners.end() &&
         !ls->second.ready.empty()) {
         ReadyConn r = std::move(ls->second.ready.front());

@@ -45,10 +45,14 @@ struct Checked {
 // The mapping of fd if the kernel still names as its peer the upstream (address and port)
 // recorded at accept time; a mismatch means the fd was reused without our close(): forget
 // it.
-std::optional<Checked> valid_mapping(int fd) {
+// busy: a signal handler that interrupted the shim in this thread asks; the mapping
+// cannot be read without waiting for ourselves.
+std::optional<Checked> valid_mapping(int fd, bool& busy) {
     State& s = state();
     Checked c;
     if (!may_have_mapping(fd)) return std::nullopt;
+    busy = s.mu.held_by_this_thread();
+    if (busy) return std::nullopt;
     {
         std::lock_guard<ShimMutex> lock(s.mu);
         auto m = get_mapping(fd);
@@ -122,7 +126,11 @@ int do_close_range(unsigned first, unsigned last, int flags) {
         for (int fd : {log_fd_number()})
             if (fd >= 0) keep.push_back(fd);
         std::sort(keep.begin(), keep.end());
-        keep.erase(std::remove_if(keep.begin(), keep.end(), [&](int fd) { return !in_range(fd); }), keep.end());
+        keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+        // Only numbers that are still ours: one the application took over is its to close.
+        keep.erase(std::remove_if(keep.begin(), keep.end(),
+                                  [&](int fd) { return !in_range(fd) || !(is_own_fd(fd) || is_log_fd(fd)); }),
+                   keep.end());
     }
     unsigned from = first;
     int rc = 0;
@@ -180,19 +188,31 @@ XPROXY_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
     }
 }
 
+// A proxied connection whose mapping cannot be read (signal handler inside the shim)
+// fails with ENOBUFS rather than name the upstream as the client.
 XPROXY_EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+    bool busy = false;
     try {
-        if (auto c = valid_mapping(fd)) return fill_addr(c->mapping.client, c->family, addr, len);
+        if (auto c = valid_mapping(fd, busy)) return fill_addr(c->mapping.client, c->family, addr, len);
     } catch (...) {
+    }
+    if (busy) {
+        errno = ENOBUFS;
+        return -1;
     }
     return real().getpeername(fd, addr, len);
 }
 
 XPROXY_EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) {
     try {
+        bool busy = false;
         if (state().config.getsockname_destination) {
-            if (auto c = valid_mapping(fd); c && c->mapping.destination)
+            if (auto c = valid_mapping(fd, busy); c && c->mapping.destination)
                 return fill_addr(*c->mapping.destination, c->family, addr, len);
+            if (busy) {
+                errno = ENOBUFS;
+                return -1;
+            }
         }
     } catch (...) {
     }

@@ -89,28 +89,35 @@ struct ListenerState {
     std::uint32_t gen = 0;     // fd_gen() of the listener's number when it was learnt
     Own event_rd, event_wr;    // blocking listeners: a pipe accept() polls beside the listener
     int pollers = 0;           // threads in accept() polling listener + event pipe
+    int pending = 0;           // its connections in State::pending (no scan per accept)
     int in_kernel_accept = 0;  // threads inside libc's accept4() on a blocking listener
     std::int64_t next_wake_ms = 0;  // wake-up connections: not before this
     int wake_round = 0;             // wake-ups since the ready queue was last empty
 };
 
-// A mutex that knows its holder, so that a hook run by a signal handler that interrupted
-// the shim in the same thread does not wait for itself.
+// A mutex that knows whether this thread holds it (or is about to take it), so that a
+// hook run by a signal handler that interrupted the shim in this thread never waits for
+// itself. The depth is thread-local in the initial-exec model (a preloaded library has
+// static TLS): reading it is a plain load, async-signal-safe. It is raised before the
+// lock is taken and lowered after it is released, so no signal can fall in between.
+inline thread_local __attribute__((tls_model("initial-exec"))) int t_shim_lock_depth = 0;
+
 class ShimMutex {
 public:
     void lock() {
+        ++t_shim_lock_depth;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         mu_.lock();
-        owner_.store(pthread_self(), std::memory_order_relaxed);
     }
     void unlock() {
-        owner_.store(pthread_t{}, std::memory_order_relaxed);
         mu_.unlock();
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        --t_shim_lock_depth;
     }
-    bool held_by_this_thread() const { return owner_.load(std::memory_order_relaxed) == pthread_self(); }
+    static bool held_by_this_thread() { return t_shim_lock_depth > 0; }
 
 private:
     std::mutex mu_;
-    std::atomic<pthread_t> owner_{};
 };
 
 struct State {
@@ -129,6 +136,8 @@ struct State {
     };
     std::unordered_map<int, HandoffConn> handoff_conns;  // by connection fd
     bool completer_running = false;
+    unsigned completer_epoch = 0;      // a completer thread whose epoch is older stops
+    std::int64_t next_deadline_ms = 0;  // no pending deadline before this: no scan
 };
 State& state();
 
