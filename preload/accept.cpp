@@ -282,6 +282,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
                 }
                 return fresh(real().accept4(lfd, addr, len, flags));  // not managed
             }
+            track_fd(lfd);  // its close through a hook must be seen (generation)
             std::lock_guard<ShimMutex> lock(s.mu);
             auto [it, added] = s.listeners.try_emplace(lfd);
             if (!added && (it->second.address != *n.endpoint || it->second.family != n.family ||

@@ -105,6 +105,8 @@ void touch_fd(int fd) {
     }
 }
 
+void track_fd(int fd) { slot(fd, true); }
+
 std::uint32_t fd_gen(int fd) {
     Slot* s = slot(fd, false);
     return s ? s->gen.load(std::memory_order_acquire) : 0;

@@ -46,6 +46,8 @@ void release_fd(int fd);
 // it: every record about the number is stale from now on.
 void touch_fd(int fd);
 std::uint32_t fd_gen(int fd);
+// Makes sure fd's slot exists, so that touch_fd() of it is recorded (managed listeners).
+void track_fd(int fd);
 
 // Mappings (caller holds State::mu, except where noted).
 bool set_mapping(int fd, const Mapping& m);  // false: fd beyond the table

@@ -178,6 +178,20 @@ void accept_requests(State& s) {
     }
 }
 
+// lfd still names the listener we learnt (never pass on a number reused for anything else).
+bool still_listener(int lfd, const ListenerState& ls) {
+    if (ls.gen != fd_gen(lfd)) return false;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int accepting = 0;
+    socklen_t alen = sizeof accepting;
+    if (real().getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) != 0 || !accepting)
+        return false;
+    auto e = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    return e && *e == ls.address;
+}
+
 // One step of the exchange with a requester (see handoff.hpp):
 //   1. request naming a wake-up         -> our descriptor of that wake-up's listener;
 //   2. request with its listener's      -> the ready connection, if that descriptor is
@@ -196,7 +210,8 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
     while (w != s.wakers.end() && w->second.token != *token) ++w;
     Reply rep;
     if (hc.listener < 0) {  // step 1: prove that we hold the listener
-        if (got.nfds != 0 || w == s.wakers.end() || !s.listeners.count(w->second.listener)) {
+        auto ls = w == s.wakers.end() ? s.listeners.end() : s.listeners.find(w->second.listener);
+        if (got.nfds != 0 || ls == s.listeners.end() || !still_listener(ls->first, ls->second)) {
             send_with_fds(c, &rep, sizeof rep, nullptr, 0);  // not (or no longer) ours
             return false;
         }
