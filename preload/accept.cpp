@@ -220,6 +220,13 @@ Wait wait_for_listener(State& s, int lfd) {
             if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
                 ls.event_rd = adopt(p[0]);
                 ls.event_wr = adopt(p[1]);
+                if (ls.event_rd.fd < 0 || ls.event_wr.fd < 0) {  // beyond the table: poll without it
+                    for (int i : {0, 1}) {
+                        disown(p[i]);
+                        real().close(p[i]);
+                    }
+                    ls.event_rd = ls.event_wr = Own{};
+                }
             }
         }
         efd = ls.event_rd.fd;
