@@ -3,7 +3,10 @@
 // v6 listener, blocking/threaded/epoll servers, slow peers, dup, fclose-then-reuse, fds
 // above 1024 and descriptor/memory growth over many connections; the caller's addrlen and
 // accept flags, AF_UNIX, EINTR, close loops and close_range, threads inside libc's
-// accept4, and forked workers sharing a listener (wake-ups and hand-offs).
+// accept4, and forked workers sharing a listener (wake-ups and hand-offs); forged wake-ups
+// from another user or from a process without the listener, and floods of them; stale
+// mappings on clientless connections; trickled headers (linear peeking); descriptors the
+// application takes over; close/dup in signal handlers; the HMAC key's wiping.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
