@@ -11,7 +11,7 @@
 // The fast path (no late header pending on this listener) costs two system calls on top
 // of libc's accept4: a peek and the read of the header.
 // While headers are pending, a blocking accept() waits in poll() on the listener and the
-// listener's event fd, which the completer signals; a non-blocking accept() returns
+// listener's event pipe, which the completer signals; a non-blocking accept() returns
 // EAGAIN when nothing is complete, and the completer wakes the event loop (waker.hpp).
 // Threads sitting inside libc's accept4() are counted so the completer can wake them.
 #include "accept.hpp"
@@ -20,12 +20,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
 
 #include "completer.hpp"
+#include "fd_table.hpp"
 #include "handoff.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
@@ -74,13 +74,26 @@ void apply_flags(int fd, int flags) {
 // client (in the listener's family: IPv4 on an IPv6 listener is v4-mapped). queued: the
 // connection comes from the ready queue or a sibling, and needs the caller's flags.
 int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t* len, int flags, bool queued) {
-    if (queued) apply_flags(c.fd, flags);
+    if (queued) {
+        disown(c.fd);  // the application's from now on
+        apply_flags(c.fd, flags);
+    }
     const Endpoint& shown = c.client ? *c.client : c.upstream;
+    bool recorded = true;
+    {
+        // A connection without a client (LOCAL, UNKNOWN, no header) must not inherit the
+        // mapping of an earlier connection on this number that was closed unhooked.
+        std::lock_guard<ShimMutex> lock(s.mu);
+        if (c.client) recorded = set_mapping(c.fd, Mapping{c.upstream, *c.client, c.destination});
+        else clear_mapping(c.fd);
+    }
+    if (!recorded) {  // getpeername() could not name the client: never let it name the upstream
+        log_line(kError, "event=dropped fd=%d reason=\"descriptor number too large to record\"", c.fd);
+        real().close(c.fd);
+        errno = ECONNABORTED;
+        return -1;
+    }
     if (c.client) {
-        {
-            std::lock_guard<std::mutex> lock(s.mu);
-            s.mappings[c.fd] = Mapping{c.upstream, *c.client, c.destination};
-        }
         if (log_enabled(kInfo))
             log_line(kInfo, "event=proxied fd=%d upstream=%s client=%s", c.fd, c.upstream.to_string().c_str(),
                      c.client->to_string().c_str());
@@ -93,11 +106,17 @@ int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t*
     return c.fd;
 }
 
+// The next ready connection whose number is still ours (one the application took over
+// behind our back is forgotten, never returned as a new connection).
 bool pop_ready(ListenerState& ls, ReadyConn& out) {
-    if (ls.ready.empty()) return false;
-    out = std::move(ls.ready.front());
-    ls.ready.pop_front();
-    return true;
+    while (!ls.ready.empty()) {
+        out = std::move(ls.ready.front());
+        ls.ready.pop_front();
+        if (is_own_fd(out.fd)) return true;
+        disown(out.fd);
+        out.fd = -1;
+    }
+    return false;
 }
 
 ReadResult wait_briefly(int fd, int lfd, const Config& cfg, int wait_ms) {
@@ -143,9 +162,8 @@ bool interrupt_like_libc() {
 enum class Wait { ready, accept, interrupted };
 
 bool has_pending(const State& s, int lfd) {
-    for (const auto& [fd, p] : s.pending)
-        if (p.listener == lfd) return true;
-    return false;
+    auto it = s.listeners.find(lfd);
+    return it != s.listeners.end() && it->second.pending > 0;  // counted: no scan per accept
 }
 
 bool listener_nonblocking(int lfd) {
@@ -153,21 +171,21 @@ bool listener_nonblocking(int lfd) {
     return fl >= 0 && (fl & O_NONBLOCK);
 }
 
-// Blocking listener with nothing ready: poll the listener and the event fd. Returns
+// Blocking listener with nothing ready: poll the listener and the event pipe. Returns
 // accept when the listener is readable (the caller is then counted in_kernel_accept).
 Wait wait_blocking(State& s, int lfd, int efd) {
     pollfd p[2] = {{lfd, POLLIN, 0}, {efd, POLLIN, 0}};
     int n = poll(p, efd >= 0 ? 2 : 1, -1);
     int err = errno;
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<ShimMutex> lock(s.mu);
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return Wait::accept;  // closed meanwhile: libc says EBADF
     ListenerState& ls = it->second;
     --ls.pollers;
-    if (efd >= 0 && (p[1].revents & POLLIN)) {
-        std::uint64_t v;
-        ssize_t ignored = read(efd, &v, sizeof v);
-        (void)ignored;
+    if (efd >= 0 && (p[1].revents & POLLIN) && ls.event_rd.fd == efd && still_ours(ls.event_rd)) {
+        char drain[64];
+        while (read(efd, drain, sizeof drain) > 0) {
+        }
     }
     if (!ls.ready.empty()) return Wait::ready;
     if (n < 0 && err == EINTR) return interrupt_like_libc() ? Wait::interrupted : Wait::ready;
@@ -182,7 +200,7 @@ Wait wait_for_listener(State& s, int lfd) {
     bool nonblocking = listener_nonblocking(lfd);
     int efd;
     {
-        std::lock_guard<std::mutex> lock(s.mu);
+        std::lock_guard<ShimMutex> lock(s.mu);
         auto it = s.listeners.find(lfd);
         if (it == s.listeners.end()) return Wait::accept;
         ListenerState& ls = it->second;
@@ -193,18 +211,32 @@ Wait wait_for_listener(State& s, int lfd) {
             return Wait::accept;
         }
         // Created before poll(), so that a header completing from now on always wakes us.
-        if (ls.event_fd < 0) {
-            ls.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-            ls.event_ino = inode_of(ls.event_fd);
+        // A pipe, not an eventfd: its inode is its own, so a number the application took
+        // over (dup2, a raw close) is recognised and never written to (waker.cpp).
+        if (!still_ours(ls.event_rd) || !still_ours(ls.event_wr)) {
+            close_own(ls.event_rd);
+            close_own(ls.event_wr);
+            int p[2];
+            if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+                ls.event_rd = adopt(p[0]);
+                ls.event_wr = adopt(p[1]);
+                if (ls.event_rd.fd < 0 || ls.event_wr.fd < 0) {  // beyond the table: poll without it
+                    for (int i : {0, 1}) {
+                        disown(p[i]);
+                        real().close(p[i]);
+                    }
+                    ls.event_rd = ls.event_wr = Own{};
+                }
+            }
         }
-        efd = ls.event_fd;
+        efd = ls.event_rd.fd;
         ++ls.pollers;
     }
     return wait_blocking(s, lfd, efd);
 }
 
 void left_kernel_accept(State& s, int lfd) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    std::lock_guard<ShimMutex> lock(s.mu);
     auto it = s.listeners.find(lfd);
     if (it != s.listeners.end() && it->second.in_kernel_accept > 0) --it->second.in_kernel_accept;
 }
@@ -224,13 +256,24 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
     State& s = state();
     const Config& cfg = s.config;
     if (!cfg.active() || (addr && !len)) return real().accept4(lfd, addr, len, flags);
+    // A signal handler that interrupted the shim in this thread cannot take its lock; it
+    // gets EINTR rather than a connection whose header was never read.
+    if (ShimMutex::held_by_this_thread()) {
+        errno = EINTR;
+        return -1;
+    }
+    // A number accept() returns is a new connection: nothing recorded about it holds.
+    auto fresh = [](int fd) {
+        if (fd >= 0) touch_fd(fd);
+        return fd;
+    };
     // A managed listener is remembered until close(), close_range() or closefrom() of its
     // descriptor (all three are hooked).
     Endpoint where;
     int family = AF_UNSPEC;
     {
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (auto it = s.listeners.find(lfd); it != s.listeners.end()) {
+        std::lock_guard<ShimMutex> lock(s.mu);
+        if (auto it = s.listeners.find(lfd); it != s.listeners.end() && it->second.gen == fd_gen(lfd)) {
             where = it->second.address;
             family = it->second.family;
         }
@@ -241,17 +284,20 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             SockName n = sock_name(lfd);
             if (!n.endpoint || !cfg.manages_port(n.endpoint->port)) {
                 {
-                    std::lock_guard<std::mutex> lock(s.mu);
+                    std::lock_guard<ShimMutex> lock(s.mu);
                     forget_listener(s, lfd);
                 }
-                return real().accept4(lfd, addr, len, flags);  // not managed
+                return fresh(real().accept4(lfd, addr, len, flags));  // not managed
             }
-            std::lock_guard<std::mutex> lock(s.mu);
-            auto [it, fresh] = s.listeners.try_emplace(lfd);
-            if (!fresh && (it->second.address != *n.endpoint || it->second.family != n.family)) {
-                forget_listener(s, lfd);
+            track_fd(lfd);  // its close through a hook must be seen (generation)
+            std::lock_guard<ShimMutex> lock(s.mu);
+            auto [it, added] = s.listeners.try_emplace(lfd);
+            if (!added && (it->second.address != *n.endpoint || it->second.family != n.family ||
+                           it->second.gen != fd_gen(lfd))) {
+                forget_listener(s, lfd);  // closed or replaced since it was learnt
                 it = s.listeners.try_emplace(lfd).first;
             }
+            it->second.gen = fd_gen(lfd);
             it->second.address = where = *n.endpoint;
             it->second.family = family = n.family;
             relearn = false;
@@ -259,9 +305,9 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         ReadyConn ready;
         bool pending = false;
         {
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             auto it = s.listeners.find(lfd);
-            if (it == s.listeners.end()) {  // closed by another thread meanwhile
+            if (it == s.listeners.end() || it->second.gen != fd_gen(lfd)) {  // closed meanwhile
                 relearn = true;
                 continue;
             }
@@ -281,7 +327,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         }
         sockaddr_storage ss{};
         socklen_t sl = sizeof ss;
-        int fd = real().accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, flags);
+        int fd = fresh(real().accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, flags));
         int err = errno;
         left_kernel_accept(s, lfd);
         if (fd < 0) {
@@ -292,17 +338,17 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         if (peer && is_wake_source(*peer)) {  // ours or a sibling process's wake-up
             bool ours;
             {
-                std::lock_guard<std::mutex> lock(s.mu);
+                std::lock_guard<ShimMutex> lock(s.mu);
                 ours = consume_wake_token(s, *peer);
             }
             ReadyConn handed;
-            bool taken = !ours && take_handoff(fd, *peer, handed);
+            bool taken = !ours && take_handoff(fd, lfd, *peer, handed);
             real().close(fd);
             if (taken) return deliver(s, handed, family, addr, len, flags, true);
             continue;
         }
         if (peer && peer->addr.is_v6()) {  // IPv6-only listeners: wake-ups from ::1
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             if (consume_wake_token(s, *peer)) {
                 real().close(fd);
                 continue;
@@ -311,7 +357,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         if (!peer || !cfg.trusted.contains(peer->addr)) {
             if (peer && sibling_wake_v6(fd, *peer, where)) {
                 ReadyConn handed;
-                bool taken = take_handoff(fd, *peer, handed);
+                bool taken = take_handoff(fd, lfd, *peer, handed);
                 real().close(fd);
                 if (taken) return deliver(s, handed, family, addr, len, flags, true);
                 continue;
@@ -334,7 +380,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
                            flags, false);
         case ReadStatus::wake: {  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
             ReadyConn handed;
-            bool taken = take_handoff(fd, *peer, handed);
+            bool taken = take_handoff(fd, lfd, *peer, handed);
             real().close(fd);
             if (taken) return deliver(s, handed, family, addr, len, flags, true);
             continue;
@@ -353,7 +399,7 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             continue;
         case ReadStatus::need_more: {
             real().fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours until delivered: never into an exec'd child
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             if (auto it = s.listeners.find(lfd); it != s.listeners.end()) it->second.nonblocking = nonblocking;
             completer_add(s, PendingConn{fd, lfd, *peer, now_ms() + cfg.timeout_ms});
             continue;

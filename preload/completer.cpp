@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 
+#include "fd_table.hpp"
 #include "handoff.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
@@ -19,8 +21,13 @@ namespace xproxy::preload {
 
 namespace {
 
+// A pending connection leaves the set (the caller erases it).
+void pending_gone(State& s, const PendingConn& p) {
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end() && ls->second.pending > 0) --ls->second.pending;
+}
+
 void unwatch(State& s, int fd) {
-    if (s.epoll_fd >= 0) epoll_ctl(s.epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
+    if (s.epoll.fd >= 0) epoll_ctl(s.epoll.fd, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 // The peer never sent a usable header: drop it, or pass it on with XPROXY_REQUIRE=0.
@@ -34,23 +41,29 @@ void give_up(State& s, const PendingConn& p, const char* event, std::string_view
     log_line(kWarning, "event=%s upstream=%s reason=\"%.*s\"%s%s%s", event, p.upstream.to_string().c_str(),
              static_cast<int>(reason.size()), reason.data(), bytes.empty() ? "" : " first_bytes=\"",
              bytes.c_str(), bytes.empty() ? "" : "\"");
-    real().close(p.fd);
+    release_fd(p.fd);
 }
 
 void on_pending_event(State& s, int fd, std::uint32_t events) {
     auto it = s.pending.find(fd);
     if (it == s.pending.end()) return;
-    ReadResult r = read_header(fd, s.config);
+    if (!is_own_fd(fd)) {  // replaced behind our back: the number is not ours to read
+        pending_gone(s, it->second);
+        s.pending.erase(it);
+        return;
+    }
+    ReadResult r = read_header(fd, s.config, it->second.need);  // O(1) until the header can be decided
     if (r.status == ReadStatus::need_more) {
         if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;  // wait for the next bytes
         r.status = ReadStatus::drop;  // the peer finished sending: it can never complete
         r.reason = "connection closed before a complete PROXY header";
     }
     PendingConn p = it->second;
+    pending_gone(s, p);
     s.pending.erase(it);
     unwatch(s, fd);
     if (r.status == ReadStatus::wake) {  // another process's wake-up connection
-        real().close(fd);
+        release_fd(fd);
     } else if (r.status == ReadStatus::drop) {
         give_up(s, p, "dropped", r.reason, r.first_bytes);
     } else {
@@ -66,27 +79,42 @@ int housekeeping(State& s) {
         int t = ms < 0 ? 0 : static_cast<int>(ms);
         if (timeout < 0 || t < timeout) timeout = t;
     };
-    for (auto it = s.pending.begin(); it != s.pending.end();) {
-        if (it->second.deadline_ms <= now) {
-            PendingConn p = it->second;
-            it = s.pending.erase(it);
-            unwatch(s, p.fd);
-            give_up(s, p, "timeout", "no complete PROXY header within XPROXY_TIMEOUT_MS", "");
-        } else {
-            sooner(it->second.deadline_ms - now);
-            ++it;
+    // Deadlines are scanned only when the earliest one is due, not on every event: a
+    // thousand trickling headers cost no thousand-fold scan per byte.
+    if (now >= s.next_deadline_ms) {
+        std::int64_t next = INT64_MAX;
+        for (auto it = s.pending.begin(); it != s.pending.end();) {
+            if (it->second.deadline_ms <= now) {
+                PendingConn p = it->second;
+                pending_gone(s, p);
+                it = s.pending.erase(it);
+                unwatch(s, p.fd);
+                give_up(s, p, "timeout", "no complete PROXY header within XPROXY_TIMEOUT_MS", "");
+            } else {
+                next = std::min(next, it->second.deadline_ms);
+                ++it;
+            }
         }
+        s.next_deadline_ms = next;
     }
+    if (!s.pending.empty()) sooner(s.next_deadline_ms - now);
+    // Listeners closed (or replaced) through a hook since they were learnt: their ready
+    // connections and wake-ups go.
+    std::vector<int> stale;
+    for (const auto& [lfd, ls] : s.listeners)
+        if (ls.gen != fd_gen(lfd)) stale.push_back(lfd);
+    for (int lfd : stale) forget_listener(s, lfd);
     for (auto& [lfd, ls] : s.listeners) {
         // An event loop that never takes its connection (it stopped accepting) loses it
         // after the header timeout; a blocking listener keeps it, as the kernel would.
         while (ls.nonblocking && !ls.ready.empty() && now - ls.ready.front().since_ms >= s.config.timeout_ms) {
             log_line(kWarning, "event=timeout upstream=%s reason=\"the application did not accept the connection\"",
                      ls.ready.front().upstream.to_string().c_str());
-            real().close(ls.ready.front().fd);
+            release_fd(ls.ready.front().fd);
             ls.ready.pop_front();
         }
         if (ls.nonblocking && !ls.ready.empty()) sooner(ls.ready.front().since_ms + s.config.timeout_ms - now);
+        if (!ls.ready.empty()) sooner(1000);  // a listener closed meanwhile is noticed above
         int again = wake_listener(s, lfd, ls, now);
         if (again >= 0) sooner(again);
     }
@@ -95,28 +123,32 @@ int housekeeping(State& s) {
     return timeout;
 }
 
-// epoll_wait failed for good (its descriptor was closed behind our back): stop, and let
-// the next slow header start a new thread. The pending descriptors may have been closed
-// and reused too, so they are forgotten, not closed.
+// epoll_wait failed for good, or its descriptor is no longer ours (closed or replaced
+// behind our back): stop, and let the next slow header start a new thread. Descriptors
+// still ours are closed; numbers taken over by the application are only forgotten.
 void stop_on_error(State& s, int err) {
     log_line(kError, "event=completer_stopped errno=%d pending=%zu", err, s.pending.size());
+    for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
+    for (auto& [lfd, ls] : s.listeners) ls.pending = 0;
+    for (auto& [fd, w] : s.wakers) release_fd(fd);
     s.wakers.clear();
+    for (auto& [fd, hc] : s.handoff_conns) release_fd(fd);
     s.handoff_conns.clear();
-    s.handoff_fd = -1;
-    s.epoll_fd = -1;
-    s.completer_wake = -1;
+    for (Own* o : {&s.handoff, &s.epoll, &s.wake_rd, &s.wake_wr}) close_own(*o);
     s.completer_running = false;
+    ++s.completer_epoch;  // the thread that ran with these stops at its next round
 }
 
 // Handles one round of epoll events, then deadlines and wake-ups; returns the timeout.
 int handle(State& s, const epoll_event* events, int n) {
     for (int i = 0; i < n; ++i) {
         int fd = events[i].data.fd;
-        if (fd == s.completer_wake) {
-            std::uint64_t v;
-            ssize_t ignored = read(fd, &v, sizeof v);
-            (void)ignored;
+        if (fd == s.wake_rd.fd) {
+            char drain[64];
+            if (still_ours(s.wake_rd))
+                while (read(fd, drain, sizeof drain) > 0) {
+                }
         } else if (s.pending.count(fd)) {
             on_pending_event(s, fd, events[i].events);
         } else if (!handoff_event(s, fd)) {
@@ -126,16 +158,22 @@ int handle(State& s, const epoll_event* events, int n) {
     return housekeeping(s);
 }
 
-void* run(void*) {
+void* run(void* arg) {
     State& s = state();
+    const auto epoch = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(arg));
     epoll_event events[64];
     int n = 0;
     for (;;) {
         int timeout = 10;
         int epfd;
         {
-            std::lock_guard<std::mutex> lock(s.mu);
-            epfd = s.epoll_fd;
+            std::lock_guard<ShimMutex> lock(s.mu);
+            if (epoch != s.completer_epoch) return nullptr;  // stopped; a newer thread may run
+            if (!still_ours(s.epoll)) {  // never wait on a descriptor the application took over
+                stop_on_error(s, EBADF);
+                return nullptr;
+            }
+            epfd = s.epoll.fd;
             // Nothing may escape the thread (std::terminate would end the application):
             // an allocation failure is logged and the work retried on the next round.
             try {
@@ -149,28 +187,51 @@ void* run(void*) {
             int err = errno;
             n = 0;
             if (err == EINTR) continue;
-            std::lock_guard<std::mutex> lock(s.mu);
+            std::lock_guard<ShimMutex> lock(s.mu);
             stop_on_error(s, err);
             return nullptr;
         }
     }
 }
 
+// The completer's wake-up pipe, made again if either end is no longer ours (the shim
+// never writes into a descriptor the application took over).
+bool ensure_wake_pipe(State& s) {
+    if (still_ours(s.wake_rd) && still_ours(s.wake_wr)) return true;
+    close_own(s.wake_rd);
+    close_own(s.wake_wr);
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    s.wake_rd = adopt(p[0]);
+    s.wake_wr = adopt(p[1]);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = p[0];
+    if (s.wake_rd.fd < 0 || s.wake_wr.fd < 0 || epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, p[0], &ev) != 0) {
+        for (int i : {0, 1}) {
+            disown(p[i]);
+            real().close(p[i]);
+        }
+        s.wake_rd = s.wake_wr = Own{};
+        return false;
+    }
+    return true;
+}
+
 bool start_thread(State& s) {
+    if (s.completer_running && !still_ours(s.epoll)) stop_on_error(s, EBADF);  // taken over
     if (s.completer_running) return true;
-    if (s.epoll_fd < 0) {
-        s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-        s.epoll_ino = inode_of(s.epoll_fd);
+    if (!still_ours(s.epoll)) {
+        close_own(s.epoll);
+        int ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep >= 0) {
+            s.epoll = adopt(ep);
+            if (s.epoll.fd < 0) real().close(ep);
+        }
+        close_own(s.wake_rd);  // registered in the old epoll: made again below
+        close_own(s.wake_wr);
     }
-    if (s.completer_wake < 0 && s.epoll_fd >= 0) {
-        s.completer_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        s.completer_wake_ino = inode_of(s.completer_wake);
-        epoll_event ev{};
-        ev.events = EPOLLIN;
-        ev.data.fd = s.completer_wake;
-        if (s.completer_wake >= 0) epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.completer_wake, &ev);
-    }
-    if (s.epoll_fd < 0 || s.completer_wake < 0) return false;
+    if (s.epoll.fd < 0 || !ensure_wake_pipe(s)) return false;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);  // the thread inherits "everything blocked"
@@ -179,29 +240,28 @@ bool start_thread(State& s) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    s.completer_running = pthread_create(&t, &attr, run, nullptr) == 0;
+    void* epoch = reinterpret_cast<void*>(static_cast<std::uintptr_t>(s.completer_epoch));
+    s.completer_running = pthread_create(&t, &attr, run, epoch) == 0;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return s.completer_running;
 }
 
 void close_internal(State& s) {
-    for (auto& [fd, p] : s.pending) real().close(fd);
+    for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
     for (auto& [lfd, ls] : s.listeners) {
-        for (auto& r : ls.ready) real().close(r.fd);
-        if (ls.event_fd >= 0) real().close(ls.event_fd);
+        ls.pending = 0;
+        for (auto& r : ls.ready) release_fd(r.fd);
+        close_own(ls.event_rd);
+        close_own(ls.event_wr);
     }
     s.listeners.clear();
-    for (auto& [fd, w] : s.wakers) real().close(fd);
+    for (auto& [fd, w] : s.wakers) release_fd(fd);
     s.wakers.clear();
-    for (auto& [fd, deadline] : s.handoff_conns) real().close(fd);
+    for (auto& [fd, hc] : s.handoff_conns) release_fd(fd);
     s.handoff_conns.clear();
-    if (s.handoff_fd >= 0) real().close(s.handoff_fd);
-    s.handoff_fd = -1;
-    if (s.epoll_fd >= 0) real().close(s.epoll_fd);
-    if (s.completer_wake >= 0) real().close(s.completer_wake);
-    s.epoll_fd = s.completer_wake = -1;
+    for (Own* o : {&s.handoff, &s.epoll, &s.wake_rd, &s.wake_wr}) close_own(*o);
     s.completer_running = false;
 }
 
@@ -224,22 +284,26 @@ void completer_add(State& s, const PendingConn& p) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
     ev.data.fd = p.fd;
-    if (!start_thread(s) || epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
+    adopt(p.fd);  // the shim's until delivered: the application's close() of the number is refused
+    if (!start_thread(s) || epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, p.fd, &ev) != 0) {
         log_line(kError, "event=dropped upstream=%s reason=\"cannot start the header thread\"",
                  p.upstream.to_string().c_str());
-        real().close(p.fd);
+        release_fd(p.fd);
         return;
     }
     s.pending[p.fd] = p;
-    std::uint64_t one = 1;
-    ssize_t ignored = write(s.completer_wake, &one, sizeof one);  // recompute the timeout
-    (void)ignored;
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end()) ++ls->second.pending;
+    s.next_deadline_ms = std::min(s.next_deadline_ms, p.deadline_ms);
+    if (ensure_wake_pipe(s)) {
+        ssize_t ignored = write(s.wake_wr.fd, "", 1);  // recompute the timeout
+        (void)ignored;
+    }
 }
 
 void push_ready(State& s, int lfd, ReadyConn c) {
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) {  // the listener was closed meanwhile
-        real().close(c.fd);
+        release_fd(c.fd);
         return;
     }
     it->second.ready.push_back(std::move(c));
@@ -250,14 +314,15 @@ void push_ready(State& s, int lfd, ReadyConn c) {
 void forget_listener(State& s, int lfd) {
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return;
-    for (auto& r : it->second.ready) real().close(r.fd);
-    if (it->second.event_fd >= 0) real().close(it->second.event_fd);
+    for (auto& r : it->second.ready) release_fd(r.fd);
+    close_own(it->second.event_rd);
+    close_own(it->second.event_wr);
     s.listeners.erase(it);
     close_wakers(s, lfd);
     for (auto p = s.pending.begin(); p != s.pending.end();) {
         if (p->second.listener == lfd) {
             unwatch(s, p->first);
-            real().close(p->first);
+            release_fd(p->first);
             p = s.pending.erase(p);
         } else {
             ++p;
@@ -265,40 +330,16 @@ void forget_listener(State& s, int lfd) {
     }
 }
 
-bool is_internal_fd(State& s, int fd) {
-    if (fd < 0) return false;
-    if (fd == s.epoll_fd && same_file(fd, s.epoll_ino)) return true;
-    if (fd == s.completer_wake && same_file(fd, s.completer_wake_ino)) return true;
-    if (auto w = s.wakers.find(fd); w != s.wakers.end() && same_file(fd, w->second.ino)) return true;
-    if (fd == s.handoff_fd && same_file(fd, s.handoff_ino)) return true;
-    if (s.handoff_conns.count(fd)) return true;
-    if (is_log_fd(fd)) return true;
-    if (auto p = s.pending.find(fd); p != s.pending.end()) {
-        unwatch(s, fd);
-        s.pending.erase(p);
-        return false;
-    }
-    for (auto& [lfd, ls] : s.listeners) {
-        if (ls.event_fd == fd && same_file(fd, ls.event_ino)) return true;
-        for (auto r = ls.ready.begin(); r != ls.ready.end(); ++r) {
-            if (r->fd == fd) {
-                ls.ready.erase(r);
-                return false;
-            }
-        }
-    }
-    return false;
-}
-
 std::vector<int> internal_fds(State& s) {
     std::vector<int> out;
-    for (int fd : {s.epoll_fd, s.completer_wake, s.handoff_fd})
-        if (fd >= 0) out.push_back(fd);
+    for (const Own* o : {&s.epoll, &s.wake_rd, &s.wake_wr, &s.handoff})
+        if (o->fd >= 0) out.push_back(o->fd);
     for (const auto& [fd, p] : s.pending) out.push_back(fd);
     for (const auto& [fd, w] : s.wakers) out.push_back(fd);
-    for (const auto& [fd, d] : s.handoff_conns) out.push_back(fd);
+    for (const auto& [fd, hc] : s.handoff_conns) out.push_back(fd);
     for (const auto& [lfd, ls] : s.listeners) {
-        if (ls.event_fd >= 0) out.push_back(ls.event_fd);
+        for (const Own* o : {&ls.event_rd, &ls.event_wr})
+            if (o->fd >= 0) out.push_back(o->fd);
         for (const auto& r : ls.ready) out.push_back(r.fd);
     }
     std::sort(out.begin(), out.end());

@@ -23,10 +23,6 @@ void completer_add(State& s, const PendingConn& p);
 void push_ready(State& s, int lfd, ReadyConn c);
 // Forgets a listener being closed: closes its ready, pending and wake-up connections.
 void forget_listener(State& s, int lfd);
-// The application closes fd. Returns true when fd is one of the shim's own descriptors,
-// which must stay open (the application never owned it); pending and ready connections
-// with that number are dropped and closed for real by the caller.
-bool is_internal_fd(State& s, int fd);
 // Every descriptor the shim owns (its own, and pending and ready connections), sorted.
 std::vector<int> internal_fds(State& s);
 

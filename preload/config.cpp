@@ -33,8 +33,9 @@ bool parse_bool(const std::string& s, bool& out) {
     return true;
 }
 
-// Reads a secret; refuses files readable or writable by group or others.
-bool read_secret(const std::string& path, std::string& out, std::string& error) {
+// Reads a secret; refuses files readable or writable by group or others. The read buffer
+// is wiped on every path; the key's only copy is out.
+bool read_secret(const std::string& path, SecretKey& out, std::string& error) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         error = "cannot open XPROXY_HMAC_KEY_FILE " + path + ": " + std::strerror(errno);
@@ -51,13 +52,15 @@ bool read_secret(const std::string& path, std::string& out, std::string& error) 
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof buf);
     close(fd);
+    if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
+    OPENSSL_cleanse(buf, sizeof buf);
     if (n <= 0) {
         error = "XPROXY_HMAC_KEY_FILE " + path + " is empty";
         return false;
     }
-    out.assign(buf, static_cast<std::size_t>(n));
-    if (!out.empty() && out.back() == '\n') out.pop_back();
+    if (!out.empty() && out.back() == '\n') out.drop_last();
     if (out.size() < 16) {
+        out.wipe();
         error = "XPROXY_HMAC_KEY_FILE " + path + " holds fewer than 16 bytes";
         return false;
     }

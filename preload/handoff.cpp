@@ -1,19 +1,25 @@
-// handoff.cpp: see handoff.hpp. Messages are fixed-size structs: both ends are the same
-// library (forked or exec'd siblings); kVersion guards against a mixed upgrade.
+// handoff.cpp: see handoff.hpp (the messages are in handoff_wire.hpp).
 #include "handoff.hpp"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
+#include "fd_table.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
 
@@ -21,27 +27,85 @@ namespace xproxy::preload {
 
 namespace {
 
-constexpr std::uint8_t kVersion = 1;
 constexpr int kConnDeadlineMs = 200;
-constexpr int kTakerWaitMs = 20;  // for the wake-up's bytes, and for the answer
+constexpr int kTakerWaitMs = 20;  // for an authenticated sibling's answer
+constexpr int kMaxFds = 2;        // a message carries at most two descriptors
 
-struct WireEndpoint {
-    std::uint8_t present = 0;
-    std::uint8_t pad[3] = {};
-    std::uint32_t len = 0;
-    sockaddr_storage addr{};
+using Request = HandoffRequest;
+using Reply = HandoffReply;
+
+// The same open socket (device and inode: a socket's inode is unique while it exists).
+bool same_socket(int a, int b) {
+    struct stat x {}, y {};
+    return a >= 0 && b >= 0 && fstat(a, &x) == 0 && fstat(b, &y) == 0 && S_ISSOCK(x.st_mode) &&
+           x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+// One message and the descriptors that came with it; the destructor closes those not
+// taken, whatever the peer sent (more than kMaxFds: the kernel discards the rest and
+// sets MSG_CTRUNC).
+struct Received {
+    ssize_t n = -1;
+    int fds[kMaxFds] = {-1, -1};
+    int nfds = 0;
+    bool extra = false;  // truncated control data, or descriptors of another kind
+    Received() = default;
+    Received(const Received&) = delete;
+    Received& operator=(const Received&) = delete;
+    ~Received() {
+        for (int i = 0; i < nfds; ++i)
+            if (fds[i] >= 0) real().close(fds[i]);
+    }
+    int take(int i) { return std::exchange(fds[i], -1); }
 };
 
-struct Request {
-    std::uint8_t version = kVersion;
-    WireEndpoint token;
-};
+void receive(int sock, void* buf, std::size_t len, Received& r) {
+    iovec iov{buf, len};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    m.msg_control = control;
+    m.msg_controllen = sizeof control;
+    r.n = recvmsg(sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (r.n < 0) return;
+    r.extra = (m.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len < CMSG_LEN(0)) {
+            r.extra = true;
+            continue;
+        }
+        std::size_t count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
+            if (r.nfds < kMaxFds) r.fds[r.nfds++] = fd;
+            else {
+                real().close(fd);
+                r.extra = true;
+            }
+        }
+    }
+}
 
-struct Reply {
-    std::uint8_t version = kVersion;
-    std::uint8_t found = 0;
-    WireEndpoint upstream, client, destination;
-};
+// Sends one message with the given descriptors (none when count is 0).
+bool send_with_fds(int sock, const void* buf, std::size_t len, const int* fds, int count) {
+    iovec iov{const_cast<void*>(buf), len};
+    msghdr m{};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
+    if (count > 0) {
+        m.msg_control = control;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * static_cast<std::size_t>(count));
+        cmsghdr* cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * static_cast<std::size_t>(count));
+        std::memcpy(CMSG_DATA(cm), fds, sizeof(int) * static_cast<std::size_t>(count));
+    }
+    return sendmsg(sock, &m, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(len);
+}
 
 WireEndpoint to_wire(const std::optional<Endpoint>& e) {
     WireEndpoint w;
@@ -79,80 +143,176 @@ bool open_handoff_socket(State& s) {
     ev.events = EPOLLIN;
     ev.data.fd = fd;
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 64) != 0 ||
-        epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         log_line(kWarning, "event=handoff_unavailable errno=%d", errno);
         real().close(fd);
         std::memset(s.handoff_name, 0, sizeof s.handoff_name);
         return false;
     }
-    s.handoff_fd = fd;
-    s.handoff_ino = inode_of(fd);
+    s.handoff = adopt(fd);
+    if (s.handoff.fd < 0) {
+        epoll_ctl(s.epoll.fd, EPOLL_CTL_DEL, fd, nullptr);
+        real().close(fd);
+        std::memset(s.handoff_name, 0, sizeof s.handoff_name);
+        return false;
+    }
     return true;
 }
 
 void accept_requests(State& s) {
     for (;;) {
-        int c = real().accept4(s.handoff_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int c = real().accept4(s.handoff.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) return;
+        adopt(c);
         ucred cred{};
         socklen_t len = sizeof cred;
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP;
         ev.data.fd = c;
         if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || cred.uid != geteuid() ||
-            epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, c, &ev) != 0) {
-            real().close(c);
+            epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, c, &ev) != 0) {
+            release_fd(c);
             continue;
         }
-        s.handoff_conns[c] = now_ms() + kConnDeadlineMs;
+        s.handoff_conns[c] = State::HandoffConn{now_ms() + kConnDeadlineMs, -1};
     }
 }
 
-// Answers one request: the ready connection announced by the named wake-up, if any.
-void answer(State& s, int c) {
+// lfd still names the listener we learnt (never pass on a number reused for anything else).
+bool still_listener(int lfd, const ListenerState& ls) {
+    if (ls.gen != fd_gen(lfd)) return false;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int accepting = 0;
+    socklen_t alen = sizeof accepting;
+    if (real().getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+        getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) != 0 || !accepting)
+        return false;
+    auto e = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+    return e && *e == ls.address;
+}
+
+// One step of the exchange with a requester (see handoff.hpp):
+//   1. request naming a wake-up         -> our descriptor of that wake-up's listener;
+//   2. request with its listener's      -> the ready connection, if that descriptor is
+//                                          our listener.
+// Anything else ends the exchange. Returns false when the connection is finished.
+bool answer_step(State& s, int c, State::HandoffConn& hc) {
     Request req;
-    ssize_t n = recv(c, &req, sizeof req, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // not there yet
-    s.handoff_conns.erase(c);
+    Received got;
+    receive(c, &req, sizeof req, got);
+    if (got.n < 0 && (errno == EAGAIN || errno == EINTR)) return true;  // not there yet
+    auto token = got.n == static_cast<ssize_t>(sizeof req) && req.version == kHandoffVersion && !got.extra
+                     ? from_wire(req.token)
+                     : std::nullopt;
+    if (!token) return false;
+    auto w = s.wakers.begin();
+    while (w != s.wakers.end() && w->second.token != *token) ++w;
     Reply rep;
+    if (hc.listener < 0) {  // step 1: prove that we hold the listener
+        auto ls = w == s.wakers.end() ? s.listeners.end() : s.listeners.find(w->second.listener);
+        if (got.nfds != 0 || ls == s.listeners.end() || !still_listener(ls->first, ls->second)) {
+            send_with_fds(c, &rep, sizeof rep, nullptr, 0);  // not (or no longer) ours
+            return false;
+        }
+        hc.listener = w->second.listener;
+        rep.found = 1;
+        return send_with_fds(c, &rep, sizeof rep, &hc.listener, 1);
+    }
+    // Step 2: the requester's proof, then the connection.
+    if (got.nfds != 1 || !same_socket(got.fds[0], hc.listener)) {
+        log_line(kWarning, "event=handoff_refused reason=\"the requester does not hold the listener\"");
+        return false;
+    }
     int passed = -1;
-    auto token = n == static_cast<ssize_t>(sizeof req) && req.version == kVersion ? from_wire(req.token) : std::nullopt;
-    if (token) {
-        for (auto w = s.wakers.begin(); w != s.wakers.end(); ++w) {
-            if (w->second.token != *token) continue;
-            auto ls = s.listeners.find(w->second.listener);
-            if (ls != s.listeners.end() && !ls->second.ready.empty()) {
-                ReadyConn r = std::move(ls->second.ready.front());
-                ls->second.ready.pop_front();
-                rep.found = 1;
-                rep.upstream = to_wire(r.upstream);
-                rep.client = to_wire(r.client);
-                rep.destination = to_wire(r.destination);
-                passed = r.fd;
-            }
-            break;
+    auto ls = s.listeners.find(hc.listener);
+    while (ls != s.listeners.end() && !ls->second.ready.empty() && !is_own_fd(ls->second.ready.front().fd)) {
+        disown(ls->second.ready.front().fd);  // taken over behind our back: never passed on
+        ls->second.ready.pop_front();
+    }
+    if (w != s.wakers.end() && w->second.listener == hc.listener && ls != s.listeners.end() &&
+        !ls->second.ready.empty()) {
+        ReadyConn r = std::move(ls->second.ready.front());
+        ls->second.ready.pop_front();
+        rep.found = 1;
+        rep.upstream = to_wire(r.upstream);
+        rep.client = to_wire(r.client);
+        rep.destination = to_wire(r.destination);
+        passed = r.fd;
+    }
+    bool sent = send_with_fds(c, &rep, sizeof rep, &passed, passed >= 0 ? 1 : 0);
+    if (passed >= 0) {
+        if (sent) log_line(kDebug, "event=handed_off fd=%d", passed);
+        else log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
+        release_fd(passed);  // the sibling owns it now (or it is lost, logged)
+    }
+    return false;
+}
+
+void answer(State& s, int c) {
+    auto it = s.handoff_conns.find(c);
+    if (it == s.handoff_conns.end()) return;
+    if (is_own_fd(c) && answer_step(s, c, it->second)) return;
+    s.handoff_conns.erase(c);
+    release_fd(c);
+}
+
+// The owner (uid) of the socket at the other end of a local TCP connection, as the
+// kernel records it (sock_diag): -1 when unknown. Asks the kernel only, never the peer.
+long peer_socket_uid(int fd) {
+    sockaddr_storage me{}, peer{};
+    socklen_t ml = sizeof me, pl = sizeof peer;
+    if (real().getsockname(fd, reinterpret_cast<sockaddr*>(&me), &ml) != 0 ||
+        real().getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0 || me.ss_family != peer.ss_family)
+        return -1;
+    struct {
+        nlmsghdr nlh;
+        inet_diag_req_v2 r;
+    } req{};
+    req.nlh.nlmsg_len = sizeof req;
+    req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nlh.nlmsg_flags = NLM_F_REQUEST;
+    req.r.sdiag_family = static_cast<std::uint8_t>(me.ss_family);
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0U;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    // The peer's socket: its source is the peer, its destination is us.
+    if (me.ss_family == AF_INET) {
+        auto* m = reinterpret_cast<sockaddr_in*>(&me);
+        auto* p = reinterpret_cast<sockaddr_in*>(&peer);
+        req.r.id.idiag_sport = p->sin_port;
+        req.r.id.idiag_dport = m->sin_port;
+        std::memcpy(req.r.id.idiag_src, &p->sin_addr, 4);
+        std::memcpy(req.r.id.idiag_dst, &m->sin_addr, 4);
+    } else if (me.ss_family == AF_INET6) {
+        auto* m = reinterpret_cast<sockaddr_in6*>(&me);
+        auto* p = reinterpret_cast<sockaddr_in6*>(&peer);
+        req.r.id.idiag_sport = p->sin6_port;
+        req.r.id.idiag_dport = m->sin6_port;
+        std::memcpy(req.r.id.idiag_src, &p->sin6_addr, 16);
+        std::memcpy(req.r.id.idiag_dst, &m->sin6_addr, 16);
+    } else {
+        return -1;
+    }
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0) return -1;
+    long uid = -1;
+    alignas(nlmsghdr) char buf[1024];
+    timeval tv{0, 100000};  // the kernel answers at once; this only bounds a broken case
+    setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (send(nl, &req, sizeof req, 0) == static_cast<ssize_t>(sizeof req)) {
+        ssize_t n = recv(nl, buf, sizeof buf, 0);
+        auto* h = reinterpret_cast<nlmsghdr*>(buf);
+        if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(h, static_cast<unsigned>(n)) &&
+            h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
+        {
+            inet_diag_msg m;
+            std::memcpy(&m, buf + NLMSG_HDRLEN, sizeof m);
+            uid = static_cast<long>(m.idiag_uid);
         }
     }
-    iovec iov{&rep, sizeof rep};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (passed >= 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(cm), &passed, sizeof passed);
-    }
-    if (sendmsg(c, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof rep) && passed >= 0)
-        log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
-    else if (passed >= 0)
-        log_line(kDebug, "event=handed_off fd=%d", passed);
-    if (passed >= 0) real().close(passed);  // the sibling owns it now (or it is lost, logged)
-    real().close(c);
+    real().close(nl);
+    return uid;
 }
 
 }  // namespace
@@ -160,13 +320,17 @@ void answer(State& s, int c) {
 void wake_message(State& s, char (&msg)[kWakeMessageLength]) {
     std::memset(msg, 0, sizeof msg);
     std::memcpy(msg, kWakeMagic, kWakeMagicLength);
-    if (s.handoff_fd < 0) open_handoff_socket(s);
+    if (s.handoff.fd >= 0 && !still_ours(s.handoff)) {  // replaced behind our back
+        close_own(s.handoff);
+        std::memset(s.handoff_name, 0, sizeof s.handoff_name);
+    }
+    if (s.handoff.fd < 0) open_handoff_socket(s);
     std::memcpy(msg + kWakeMagicLength, s.handoff_name, kHandoffNameLength);
 }
 
 bool handoff_event(State& s, int fd) {
-    if (fd >= 0 && fd == s.handoff_fd) {
-        accept_requests(s);
+    if (fd >= 0 && fd == s.handoff.fd) {
+        if (still_ours(s.handoff)) accept_requests(s);
         return true;
     }
     if (s.handoff_conns.count(fd)) {
@@ -179,11 +343,11 @@ bool handoff_event(State& s, int fd) {
 int handoff_housekeeping(State& s, std::int64_t now) {
     int timeout = -1;
     for (auto it = s.handoff_conns.begin(); it != s.handoff_conns.end();) {
-        if (it->second <= now) {
-            real().close(it->first);
+        if (it->second.deadline_ms <= now) {
+            release_fd(it->first);
             it = s.handoff_conns.erase(it);
         } else {
-            int t = static_cast<int>(it->second - now);
+            int t = static_cast<int>(it->second.deadline_ms - now);
             if (timeout < 0 || t < timeout) timeout = t;
             ++it;
         }
@@ -191,55 +355,82 @@ int handoff_housekeeping(State& s, std::int64_t now) {
     return timeout;
 }
 
-bool take_handoff(int wake_fd, const Endpoint& wake_peer, ReadyConn& out) {
+bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& out) {
+    // The owner sends its message as soon as its connection is established, which can be
+    // just after we accepted it. Anyone can connect from the wake-up address and stay
+    // silent, so the message is only waited for when the kernel says the connecting
+    // socket belongs to our own user (sock_diag); another user's is refused at once.
     char msg[kWakeMessageLength];
-    std::size_t got = 0;
-    std::int64_t deadline = now_ms() + kTakerWaitMs;
-    while (got < sizeof msg) {
-        ssize_t n = recv(wake_fd, msg + got, sizeof msg - got, MSG_DONTWAIT);
+    std::size_t have = 0;
+    bool asked = false;
+    std::int64_t deadline = 0;
+    while (have < sizeof msg) {
+        ssize_t n = recv(wake_fd, msg + have, sizeof msg - have, MSG_DONTWAIT);
         if (n > 0) {
-            got += static_cast<std::size_t>(n);
+            have += static_cast<std::size_t>(n);
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
+        if (!asked) {
+            asked = true;
+            long uid = peer_socket_uid(wake_fd);
+            if (uid != static_cast<long>(geteuid())) {
+                log_line(kDebug, "event=wake_refused reason=\"incomplete wake-up from another user\" uid=%ld", uid);
+                return false;
+            }
+            deadline = now_ms() + kTakerWaitMs;
+        }
         std::int64_t left = deadline - now_ms();
-        pollfd p{wake_fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, static_cast<int>(left)) < 0) return false;
+        pollfd w{wake_fd, POLLIN, 0};
+        if (left <= 0 || poll(&w, 1, static_cast<int>(left)) < 0) return false;
     }
     if (std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 || msg[kWakeMagicLength] == 0) return false;
     char name[kHandoffNameLength + 1] = {};
     std::memcpy(name, msg + kWakeMagicLength, kHandoffNameLength);
-    int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u < 0) return false;
-    timeval tv{0, kTakerWaitMs * 1000};
-    setsockopt(u, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(u, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct Closer {
+        int fd;
+        ~Closer() { real().close(fd); }
+    } closer{u};
     sockaddr_un a;
     socklen_t alen = abstract_address(name, a);
-    Request req;
-    req.token = to_wire(wake_peer);
-    Reply rep;
-    iovec iov{&rep, sizeof rep};
-    msghdr m{};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    m.msg_control = control;
-    m.msg_controllen = sizeof control;
-    ssize_t n = -1;
-    if (connect(u, reinterpret_cast<sockaddr*>(&a), alen) == 0 && send(u, &req, sizeof req, MSG_NOSIGNAL) == sizeof req)
-        n = recvmsg(u, &m, MSG_CMSG_CLOEXEC);
-    real().close(u);
-    int fd = -1;
-    for (cmsghdr* cm = n > 0 ? CMSG_FIRSTHDR(&m) : nullptr; cm; cm = CMSG_NXTHDR(&m, cm))
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS && cm->cmsg_len == CMSG_LEN(sizeof(int)))
-            std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-    auto upstream = from_wire(rep.upstream);
-    if (n != static_cast<ssize_t>(sizeof rep) || rep.version != kVersion || !rep.found || fd < 0 || !upstream) {
-        if (fd >= 0) real().close(fd);
+    if (connect(u, reinterpret_cast<sockaddr*>(&a), alen) != 0) return false;  // gone, or its backlog is full
+    // Who listens there, as the kernel recorded it: nothing is sent to, and nothing
+    // waited for from, a process of another user.
+    ucred cred{};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(u, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != geteuid()) {
+        log_line(kWarning, "event=wake_refused reason=\"hand-off socket of another user\" pid=%d uid=%u",
+                 static_cast<int>(cred.pid), static_cast<unsigned>(cred.uid));
         return false;
     }
-    out = ReadyConn{fd, now_ms(), *upstream, from_wire(rep.client), from_wire(rep.destination)};
+    Request req;
+    req.token = to_wire(wake_peer);
+    pollfd p{u, POLLIN, 0};
+    Reply rep;
+    // 1. The owner proves it holds our listener before we show ours.
+    {
+        Received r;
+        if (!send_with_fds(u, &req, sizeof req, nullptr, 0) || poll(&p, 1, kTakerWaitMs) <= 0) return false;
+        receive(u, &rep, sizeof rep, r);
+        if (r.n != static_cast<ssize_t>(sizeof rep) || rep.version != kHandoffVersion || !rep.found) return false;
+        if (r.nfds != 1 || r.extra || !same_socket(r.fds[0], lfd)) {
+            log_line(kWarning, "event=wake_refused reason=\"the hand-off peer does not hold the listener\" pid=%d",
+                     static_cast<int>(cred.pid));
+            return false;
+        }
+    }
+    // 2. Our proof; the connection.
+    Received r;
+    if (!send_with_fds(u, &req, sizeof req, &lfd, 1) || poll(&p, 1, kTakerWaitMs) <= 0) return false;
+    receive(u, &rep, sizeof rep, r);
+    if (r.n != static_cast<ssize_t>(sizeof rep) || rep.version != kHandoffVersion || !rep.found || r.nfds != 1 ||
+        r.extra)
+        return false;
+    auto upstream = from_wire(rep.upstream);
+    if (!upstream) return false;
+    out = ReadyConn{r.take(0), now_ms(), *upstream, from_wire(rep.client), from_wire(rep.destination)};
     return true;
 }
 

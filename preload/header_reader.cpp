@@ -1,15 +1,17 @@
 // header_reader.cpp: see header_reader.hpp. v1 is at most 107 bytes and v2's first 16
 // bytes say how long it is, so one peek of 256 bytes decides most headers; a longer v2
-// header is peeked again at its exact length.
+// header is peeked again at its exact length, once all of it is queued.
 #include "header_reader.hpp"
 
 #include <errno.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
 #include <memory>
 #include <string_view>
 
+#include "log.hpp"
 #include "xproxy/escape.hpp"
 #include "xproxy/proxy_protocol.hpp"
 
@@ -30,9 +32,16 @@ bool peek_wake_magic(int fd) {
     return n == static_cast<ssize_t>(kWakeMagicLength) && std::memcmp(buf, kWakeMagic, kWakeMagicLength) == 0;
 }
 
-ReadResult read_header(int fd, const Config& cfg) {
+ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
+    int queued = 0;
+    if (need > 0 && ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 && static_cast<std::size_t>(queued) < need)
+        return ReadResult{};  // nothing new worth a peek
     std::uint8_t small[256];
     ssize_t n = recv(fd, small, sizeof small, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        need = static_cast<std::size_t>(n) + 1;  // if this does not decide it, at least one more byte
+        if (log_enabled(kDebug)) log_line(kDebug, "event=peek fd=%d bytes=%zd", fd, n);
+    }
     if (n == 0) return dropped("connection closed before a complete PROXY header");
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return ReadResult{};
@@ -51,9 +60,13 @@ ReadResult read_header(int fd, const Config& cfg) {
     if (d.need_more() && size >= proxy::kV2HeaderLength && small[0] == proxy::kV2Signature[0]) {
         std::size_t total = proxy::kV2HeaderLength + ((std::size_t{small[14]} << 8) | small[15]);
         if (total > size) {
+            need = total;
+            if (ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 && static_cast<std::size_t>(queued) < total)
+                return ReadResult{};  // peeked whole once all of it is there
             big.reset(new std::uint8_t[total]);
             ssize_t m = recv(fd, big.get(), total, MSG_PEEK | MSG_DONTWAIT);
             if (m <= 0) return ReadResult{};  // need_more; a close is seen on the next attempt
+            if (log_enabled(kDebug)) log_line(kDebug, "event=peek fd=%d bytes=%zd", fd, m);
             data = big.get();
             size = static_cast<std::size_t>(m);
             d = proxy::decode(data, size, h);

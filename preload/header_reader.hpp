@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "config.hpp"
+#include "handoff_wire.hpp"
 #include "xproxy/ip.hpp"
 
 namespace xproxy::preload {
@@ -32,12 +33,15 @@ struct ReadResult {
 
 // Reads the header from fd (non-blocking). cfg.hmac_key non-empty: only a v2 header with
 // a valid HMAC TLV made with that key is accepted.
-ReadResult read_header(int fd, const Config& cfg);
-
-// What a wake-up connection sends first, so that a process sharing the listener (forked
-// workers) recognises it and closes it. Not a valid PROXY header prefix.
-inline constexpr char kWakeMagic[] = "\r\nXPROXY-WAKE\r\n";
-inline constexpr std::size_t kWakeMagicLength = sizeof kWakeMagic - 1;
+// need (in/out, 0 at first): on need_more, how many bytes must be queued before another
+// attempt can get further. While fewer are queued (FIONREAD) nothing is peeked again, so
+// a header trickled byte by byte costs linear work: a v2 header is peeked whole once, when
+// all of it has arrived, and before that only its first 16 bytes (v1: at most 107).
+ReadResult read_header(int fd, const Config& cfg, std::size_t& need);
+inline ReadResult read_header(int fd, const Config& cfg) {
+    std::size_t need = 0;
+    return read_header(fd, cfg, need);
+}
 
 // True when the bytes already received on fd start with kWakeMagic (peek only).
 bool peek_wake_magic(int fd);

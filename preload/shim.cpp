@@ -5,6 +5,8 @@
 // still names the upstream that sent the header, so an fd reused behind our back (fclose,
 // close_range) never inherits a stale source. close/dup/dup2/dup3/fcntl(F_DUPFD*) keep the
 // fd table in step; close() of one of the shim's own descriptors is refused silently.
+// close() and the dup family are async-signal-safe, as libc's are: no lock, no heap
+// (fd_table.hpp); only a dup of a proxied connection takes the lock to copy its mapping.
 // Every entry point catches everything: no exception crosses the C ABI. Sockets the shim
 // does not manage take the same path through libc as without it. close_range() and
 // closefrom() are hooked too (daemons close every descriptor at start): they forget what
@@ -26,6 +28,7 @@
 
 #include "accept.hpp"
 #include "completer.hpp"
+#include "fd_table.hpp"
 #include "log.hpp"
 #include "state.hpp"
 
@@ -42,15 +45,19 @@ struct Checked {
 // The mapping of fd if the kernel still names as its peer the upstream (address and port)
 // recorded at accept time; a mismatch means the fd was reused without our close(): forget
 // it.
-std::optional<Checked> valid_mapping(int fd) {
+// busy: a signal handler that interrupted the shim in this thread asks; the mapping
+// cannot be read without waiting for ourselves.
+std::optional<Checked> valid_mapping(int fd, bool& busy) {
     State& s = state();
     Checked c;
+    if (!may_have_mapping(fd)) return std::nullopt;
+    busy = s.mu.held_by_this_thread();
+    if (busy) return std::nullopt;
     {
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (s.mappings.empty()) return std::nullopt;
-        auto it = s.mappings.find(fd);
-        if (it == s.mappings.end()) return std::nullopt;
-        c.mapping = it->second;
+        std::lock_guard<ShimMutex> lock(s.mu);
+        auto m = get_mapping(fd);
+        if (!m) return std::nullopt;
+        c.mapping = *m;
     }
     sockaddr_storage peer{};
     socklen_t pl = sizeof peer;
@@ -61,10 +68,9 @@ std::optional<Checked> valid_mapping(int fd) {
             return c;
         }
     }
-    std::lock_guard<std::mutex> lock(s.mu);
-    auto it = s.mappings.find(fd);
-    if (it != s.mappings.end() && it->second.upstream == c.mapping.upstream) {
-        s.mappings.erase(it);
+    std::lock_guard<ShimMutex> lock(s.mu);
+    if (auto m = get_mapping(fd); m && m->upstream == c.mapping.upstream) {
+        clear_mapping(fd);
         log_line(kInfo, "event=stale_mapping fd=%d upstream=%s", fd, c.mapping.upstream.to_string().c_str());
     }
     return std::nullopt;
@@ -84,27 +90,23 @@ int fill_addr(const Endpoint& ep, int family, sockaddr* addr, socklen_t* len) {
     return 0;
 }
 
+// After a dup of from onto to. Async-signal-safe: what was recorded about to (a mapping,
+// a listener, one of our descriptors) is stale from now on (lock-free); only when from
+// is a proxied connection is the lock taken to copy its mapping, never by a signal handler
+// that interrupted the shim in this thread (the copy is then skipped: getpeername()
+// reports the upstream) and never allocating.
 void copy_mapping(int from, int to) {
+    touch_fd(to);
+    if (!may_have_mapping(from)) return;
     State& s = state();
-    std::lock_guard<std::mutex> lock(s.mu);
-    if (s.mappings.empty() && s.listeners.empty()) return;
-    s.mappings.erase(to);
-    forget_listener(s, to);  // dup2/dup3 onto a listener closes it
-    auto it = s.mappings.find(from);
-    if (it != s.mappings.end()) {
-        Mapping m = it->second;
-        s.mappings[to] = m;
-    }
+    if (s.mu.held_by_this_thread()) return;
+    std::lock_guard<ShimMutex> lock(s.mu);
+    copy_mapping_slot(from, to);
 }
 
 int do_fcntl(int fd, int cmd, unsigned long arg) {
     int n = real().fcntl(fd, cmd, arg);
-    if (n >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) {
-        try {
-            copy_mapping(fd, n);
-        } catch (...) {
-        }
-    }
+    if (n >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) copy_mapping(fd, n);
     return n;
 }
 
@@ -113,10 +115,9 @@ int do_close_range(unsigned first, unsigned last, int flags) {
     std::vector<int> keep;
     if (!(static_cast<unsigned>(flags) & CLOSE_RANGE_CLOEXEC)) {
         State& s = state();
-        std::lock_guard<std::mutex> lock(s.mu);
+        std::lock_guard<ShimMutex> lock(s.mu);
         auto in_range = [&](int fd) { return fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last; };
-        for (auto it = s.mappings.begin(); it != s.mappings.end();)
-            it = in_range(it->first) ? s.mappings.erase(it) : std::next(it);
+        clear_mappings_in(first, last);
         std::vector<int> listeners;
         for (const auto& [lfd, ls] : s.listeners)
             if (in_range(lfd)) listeners.push_back(lfd);
@@ -125,7 +126,11 @@ int do_close_range(unsigned first, unsigned last, int flags) {
         for (int fd : {log_fd_number()})
             if (fd >= 0) keep.push_back(fd);
         std::sort(keep.begin(), keep.end());
-        keep.erase(std::remove_if(keep.begin(), keep.end(), [&](int fd) { return !in_range(fd); }), keep.end());
+        keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
+        // Only numbers that are still ours: one the application took over is its to close.
+        keep.erase(std::remove_if(keep.begin(), keep.end(),
+                                  [&](int fd) { return !in_range(fd) || !(is_own_fd(fd) || is_log_fd(fd)); }),
+                   keep.end());
     }
     unsigned from = first;
     int rc = 0;
@@ -145,6 +150,7 @@ __attribute__((constructor)) void init() {
         State& s = state();
         real();
         s.config = load_config(env_lookup);
+        if (!s.config.active()) s.config.hmac_key.wipe();  // inert: no reason to keep the key
         open_log(s.config);
         register_atfork();
         for (const auto& e : s.config.errors)
@@ -182,67 +188,61 @@ XPROXY_EXPORT int accept(int fd, sockaddr* addr, socklen_t* len) {
     }
 }
 
+// A proxied connection whose mapping cannot be read (signal handler inside the shim)
+// fails with ENOBUFS rather than name the upstream as the client.
 XPROXY_EXPORT int getpeername(int fd, sockaddr* addr, socklen_t* len) {
+    bool busy = false;
     try {
-        if (auto c = valid_mapping(fd)) return fill_addr(c->mapping.client, c->family, addr, len);
+        if (auto c = valid_mapping(fd, busy)) return fill_addr(c->mapping.client, c->family, addr, len);
     } catch (...) {
+    }
+    if (busy) {
+        errno = ENOBUFS;
+        return -1;
     }
     return real().getpeername(fd, addr, len);
 }
 
 XPROXY_EXPORT int getsockname(int fd, sockaddr* addr, socklen_t* len) {
     try {
+        bool busy = false;
         if (state().config.getsockname_destination) {
-            if (auto c = valid_mapping(fd); c && c->mapping.destination)
+            if (auto c = valid_mapping(fd, busy); c && c->mapping.destination)
                 return fill_addr(*c->mapping.destination, c->family, addr, len);
+            if (busy) {
+                errno = ENOBUFS;
+                return -1;
+            }
         }
     } catch (...) {
     }
     return real().getsockname(fd, addr, len);
 }
 
+// Async-signal-safe: no lock, no allocation. The shim's own descriptors (identity
+// checked) stay open; anything recorded about the number is stale from now on (a closed
+// listener's queue is swept by the completer or the next accept on the number).
 XPROXY_EXPORT int close(int fd) {
-    try {
-        State& s = state();
-        std::lock_guard<std::mutex> lock(s.mu);
-        if (is_internal_fd(s, fd)) return 0;  // ours, never the application's
-        s.mappings.erase(fd);
-        forget_listener(s, fd);
-    } catch (...) {
-    }
+    if (fd >= 0 && (is_own_fd(fd) || is_log_fd(fd))) return 0;  // ours, never the application's
+    touch_fd(fd);
     return real().close(fd);
 }
 
 XPROXY_EXPORT int dup(int fd) {
     int n = real().dup(fd);
-    if (n >= 0) {
-        try {
-            copy_mapping(fd, n);
-        } catch (...) {
-        }
-    }
+    if (n >= 0) copy_mapping(fd, n);
     return n;
 }
 
 XPROXY_EXPORT int dup2(int fd, int fd2) {
     int n = real().dup2(fd, fd2);
-    if (n >= 0 && fd != fd2) {
-        try {
-            copy_mapping(fd, n);
-        } catch (...) {
-        }
-    }
+    if (n >= 0 && fd != fd2) copy_mapping(fd, n);
     return n;
 }
 
 XPROXY_EXPORT int dup3(int fd, int fd2, int flags) {
     int n = real().dup3(fd, fd2, flags);
-    if (n >= 0) {
-        try {
-            copy_mapping(fd, n);
-        } catch (...) {
-        }
-    }
+    if (n >= 0) copy_mapping(fd, n);
     return n;
 }
 

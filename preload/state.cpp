@@ -2,7 +2,6 @@
 #include "state.hpp"
 
 #include <dlfcn.h>
-#include <sys/stat.h>
 #include <time.h>
 
 namespace xproxy::preload {
@@ -34,11 +33,6 @@ std::int64_t now_ms() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-unsigned long inode_of(int fd) {
-    struct stat st {};
-    return fstat(fd, &st) == 0 ? static_cast<unsigned long>(st.st_ino) : 0;
 }
 
 }  // namespace xproxy::preload

@@ -2,23 +2,27 @@
 // accept.cpp) and the header completer thread (completer.cpp).
 //
 // - mappings:  accepted fd -> original client, plus the upstream's real address and
-//              port, checked against the kernel's peer before every use (an fd reused
-//              behind our back never inherits a stale source);
+//              port (fd_table.hpp: valid until the number is closed or replaced through a
+//              hook, and checked against the kernel's peer before every use);
 // - listeners: per managed listening fd, the connections whose header is complete but
 //              which accept() has not returned yet, and who is waiting in accept();
 // - pending:   trusted connections whose header is still arriving (the completer's);
 // - wakers:    our own loopback connections that make a listener readable (waker.cpp),
 //              and the socket sibling processes fetch ready connections from (handoff.cpp).
-// One mutex guards all of it. No entry point holds it across a blocking call.
+// One mutex guards all of it. No entry point holds it across a blocking call, and the
+// hooks that must be async-signal-safe (close, dup*) do not take it (fd_table.hpp).
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
 
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "config.hpp"
 #include "xproxy/ip.hpp"
@@ -60,13 +64,21 @@ struct PendingConn {
     int listener = -1;
     Endpoint upstream;
     std::int64_t deadline_ms = 0;
+    std::size_t need = 0;  // read_header(): bytes to be queued before peeking again
+};
+
+// One of the shim's own descriptors as it was when the shim made it (fd_table.hpp).
+struct Own {
+    int fd = -1;
+    std::uint32_t gen = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
 };
 
 struct Waker {
     int listener = -1;
     Endpoint token;  // the waker's local endpoint = the peer accept() will see
     bool magic_sent = false;
-    unsigned long ino = 0;  // identity of our socket (see same_file)
 };
 
 struct ListenerState {
@@ -74,37 +86,61 @@ struct ListenerState {
     int family = AF_INET;
     bool nonblocking = false;  // as last seen (set whenever a connection goes pending)
     std::deque<ReadyConn> ready;
-    int event_fd = -1;         // blocking listeners: accept() polls it beside the listener
-    unsigned long event_ino = 0;
-    int pollers = 0;           // threads in accept() polling listener + event_fd
+    std::uint32_t gen = 0;     // fd_gen() of the listener's number when it was learnt
+    Own event_rd, event_wr;    // blocking listeners: a pipe accept() polls beside the listener
+    int pollers = 0;           // threads in accept() polling listener + event pipe
+    int pending = 0;           // its connections in State::pending (no scan per accept)
     int in_kernel_accept = 0;  // threads inside libc's accept4() on a blocking listener
     std::int64_t next_wake_ms = 0;  // wake-up connections: not before this
     int wake_round = 0;             // wake-ups since the ready queue was last empty
 };
 
+// A mutex that knows whether this thread holds it (or is about to take it), so that a
+// hook run by a signal handler that interrupted the shim in this thread never waits for
+// itself. The depth is thread-local in the initial-exec model (a preloaded library has
+// static TLS): reading it is a plain load, async-signal-safe. It is raised before the
+// lock is taken and lowered after it is released, so no signal can fall in between.
+inline thread_local __attribute__((tls_model("initial-exec"))) int t_shim_lock_depth = 0;
+
+class ShimMutex {
+public:
+    void lock() {
+        ++t_shim_lock_depth;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        mu_.lock();
+    }
+    void unlock() {
+        mu_.unlock();
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        --t_shim_lock_depth;
+    }
+    static bool held_by_this_thread() { return t_shim_lock_depth > 0; }
+
+private:
+    std::mutex mu_;
+};
+
 struct State {
-    std::mutex mu;
+    ShimMutex mu;
     Config config;
-    std::unordered_map<int, Mapping> mappings;
     std::unordered_map<int, ListenerState> listeners;
     std::unordered_map<int, PendingConn> pending;  // by connection fd
     std::unordered_map<int, Waker> wakers;         // by waker fd
-    int epoll_fd = -1;
-    int completer_wake = -1;  // eventfd: the pending set changed
-    unsigned long epoll_ino = 0, completer_wake_ino = 0;
-    int handoff_fd = -1;  // handoff.hpp: where sibling processes fetch ready connections
-    unsigned long handoff_ino = 0;
+    Own epoll;
+    Own wake_rd, wake_wr;  // a pipe: the pending set changed
+    Own handoff;           // handoff.hpp: where sibling processes fetch ready connections
     char handoff_name[48] = {};
-    std::unordered_map<int, std::int64_t> handoff_conns;  // fd -> deadline
+    struct HandoffConn {
+        std::int64_t deadline_ms = 0;
+        int listener = -1;  // set once the requester named one of our wake-ups
+    };
+    std::unordered_map<int, HandoffConn> handoff_conns;  // by connection fd
     bool completer_running = false;
+    unsigned completer_epoch = 0;      // a completer thread whose epoch is older stops
+    std::int64_t next_deadline_ms = 0;  // no pending deadline before this: no scan
 };
 State& state();
 
 std::int64_t now_ms();
-
-// The inode number of fd (0 if closed): the shim's own descriptors are recognised by
-// number and inode, so a number reused after an unhooked close is not mistaken for ours.
-unsigned long inode_of(int fd);
-inline bool same_file(int fd, unsigned long ino) { return fd >= 0 && ino != 0 && inode_of(fd) == ino; }
 
 }  // namespace xproxy::preload

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "fd_table.hpp"
 #include "handoff.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
@@ -33,6 +34,7 @@ std::size_t wakers_of(const State& s, int lfd) {
 }
 
 void send_magic(State& s, int fd, Waker& w) {
+    if (!is_own_fd(fd)) return;  // replaced behind our back: never write into it
     char msg[kWakeMessageLength];
     wake_message(s, msg);
     if (send(fd, msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) == static_cast<ssize_t>(sizeof msg)) w.magic_sent = true;
@@ -75,6 +77,7 @@ void open_wake_connection(State& s, int lfd, const ListenerState& ls) {
         real().close(fd);
         return;
     }
+    adopt(fd);
     sockaddr_storage me{};
     socklen_t me_len = sizeof me;
     std::optional<Endpoint> token;
@@ -83,12 +86,12 @@ void open_wake_connection(State& s, int lfd, const ListenerState& ls) {
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.fd = fd;
-    if (!token || epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        real().close(fd);
+    if (!token || epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        release_fd(fd);
         return;
     }
     Waker& w = s.wakers[fd];
-    w = Waker{lfd, *token, false, inode_of(fd)};
+    w = Waker{lfd, *token, false};
     send_magic(s, fd, w);  // usually the loopback handshake is already complete
     log_line(kDebug, "event=wake listener=%s token=%s", target.to_string().c_str(), token->to_string().c_str());
 }
@@ -97,11 +100,12 @@ void open_wake_connection(State& s, int lfd, const ListenerState& ls) {
 
 bool is_wake_source(const Endpoint& peer) { return peer.addr == IpAddress::v4(kWakeSourceV4); }
 
-void signal_pollers(ListenerState& ls) {
-    if (ls.event_fd < 0) return;
-    std::uint64_t one = 1;
-    ssize_t ignored = write(ls.event_fd, &one, sizeof one);
+bool signal_pollers(ListenerState& ls) {
+    if (ls.event_wr.fd < 0) return ls.pollers == 0;
+    if (!still_ours(ls.event_wr)) return false;  // never write into the application's descriptor
+    ssize_t ignored = write(ls.event_wr.fd, "", 1);
     (void)ignored;
+    return true;
 }
 
 int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now) {
@@ -112,7 +116,9 @@ int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now) {
     }
     // A polling thread has been signalled; only event loops and threads stuck in libc's
     // accept4() need a connection.
-    bool needed = ls.nonblocking || (ls.in_kernel_accept > 0 && ls.pollers == 0);
+    // A poller whose pipe was taken over behind our back needs one as well.
+    bool needed = ls.nonblocking || (ls.in_kernel_accept > 0 && ls.pollers == 0) ||
+                  (ls.pollers > 0 && !still_ours(ls.event_wr));
     if (!needed) return -1;
     if (now < ls.next_wake_ms) return static_cast<int>(ls.next_wake_ms - now);
     if (wakers_of(s, lfd) < kMaxWakers) open_wake_connection(s, lfd, ls);
@@ -130,7 +136,7 @@ void waker_event(State& s, int fd, std::uint32_t events) {
         auto ls = s.listeners.find(it->second.listener);
         if (ls != s.listeners.end() && ls->second.wake_round < kMaxRound - 1) ls->second.next_wake_ms = 0;
         s.wakers.erase(it);
-        real().close(fd);
+        release_fd(fd);
         return;
     }
     if ((events & EPOLLOUT) && !it->second.magic_sent) send_magic(s, fd, it->second);
@@ -141,7 +147,7 @@ bool consume_wake_token(State& s, const Endpoint& peer) {
         if (it->second.token == peer) {
             int fd = it->first;
             s.wakers.erase(it);
-            real().close(fd);
+            release_fd(fd);
             return true;
         }
     }
@@ -151,7 +157,7 @@ bool consume_wake_token(State& s, const Endpoint& peer) {
 void close_wakers(State& s, int lfd) {
     for (auto it = s.wakers.begin(); it != s.wakers.end();) {
         if (it->second.listener == lfd) {
-            real().close(it->first);
+            release_fd(it->first);
             it = s.wakers.erase(it);
         } else {
             ++it;

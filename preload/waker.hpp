@@ -1,7 +1,7 @@
 // waker.hpp: waking an application that waits on a listener, after the completer thread
 // finished a header the application's accept() gave up on.
 //
-// A blocking accept() polls the listener and the listener's event fd, which is enough
+// A blocking accept() polls the listener and the listener's event pipe, which is enough
 // while some thread polls. An event loop (epoll, poll, select on a non-blocking listener)
 // and a thread already inside libc's accept4() only notice a new connection on the
 // listener itself. For them the shim opens a loopback connection to the listener (a
@@ -31,8 +31,9 @@ inline constexpr std::uint32_t kWakeSourceV4 = 0x7f585057;  // 127.88.80.87
 
 // True when peer is a wake-up connection's source (ours or a sibling process's).
 bool is_wake_source(const Endpoint& peer);
-// Signals the listener's event fd (threads polling in a blocking accept()).
-void signal_pollers(ListenerState& ls);
+// Signals the listener's event pipe (threads polling in a blocking accept()); false when
+// the pipe is no longer ours (then a wake-up connection is needed).
+bool signal_pollers(ListenerState& ls);
 // Opens a wake-up connection if the listener has ready connections nobody will notice.
 // Returns milliseconds until it wants to be called again, or -1.
 int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now);

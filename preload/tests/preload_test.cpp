@@ -3,7 +3,10 @@
 // v6 listener, blocking/threaded/epoll servers, slow peers, dup, fclose-then-reuse, fds
 // above 1024 and descriptor/memory growth over many connections; the caller's addrlen and
 // accept flags, AF_UNIX, EINTR, close loops and close_range, threads inside libc's
-// accept4, and forked workers sharing a listener (wake-ups and hand-offs).
+// accept4, and forked workers sharing a listener (wake-ups and hand-offs); forged wake-ups
+// from another user or from a process without the listener, and floods of them; stale
+// mappings on clientless connections; trickled headers (linear peeking); descriptors the
+// application takes over; close/dup in signal handlers; the HMAC key's wiping.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,6 +16,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/types.h>
+#include <grp.h>
+#include <cstddef>
+#include <cstring>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include "../config.hpp"
+#include "../handoff_wire.hpp"
 #include "xproxy/proxy_protocol.hpp"
 
 using namespace std::chrono_literals;
@@ -750,4 +759,399 @@ TEST(Preload, ForkedWorkersOnIpv6OnlyListener) {
     std::string lines;
     for (std::string l; !(l = s.read_line(200ms)).empty();) lines += l + "\n";
     EXPECT_EQ(lines.find("accept=[::1]"), std::string::npos) << lines;
+}
+
+// ---------------------------------------------------------------------------------------
+// Forged wake-ups. Anyone on the host can connect from the wake-up address 127.88.80.87
+// and name a hand-off socket of its own. A forger that gets a sibling's accept() to take
+// a connection from it chooses what accept() and getpeername() say: with a Postfix that
+// trusts an internal network, an open relay.
+
+namespace {
+
+namespace wire = xproxy::preload;
+
+// A connection the forger offers as "the client's": the test holds the far end (far),
+// the forger passes near; its upstream (near's peer) is a listener of the test's.
+struct Bait {
+    int listener = -1, near_end = -1, far_end = -1;
+    Bait() {
+        listener = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t al = sizeof a;
+        if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 4) != 0 ||
+            getsockname(listener, reinterpret_cast<sockaddr*>(&a), &al) != 0)
+            abort();
+        near_end = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(near_end, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) abort();
+        far_end = accept(listener, nullptr, nullptr);
+    }
+    ~Bait() {
+        for (int fd : {listener, near_end, far_end})
+            if (fd >= 0) close(fd);
+    }
+    // What the server wrote into the bait connection, if it ever got it (non-blocking).
+    std::string seen() {
+        std::string out;
+        char buf[512];
+        ssize_t n;
+        while ((n = recv(far_end, buf, sizeof buf, MSG_DONTWAIT)) > 0) out.append(buf, static_cast<size_t>(n));
+        return out;
+    }
+};
+
+struct ForgeCounts {
+    int requests = 0;      // hand-off requests the server sent to the forger
+    int listener_fds = 0;  // descriptors the server passed to the forger
+};
+
+wire::WireEndpoint wire_of(const Endpoint& e) {
+    wire::WireEndpoint w;
+    w.present = 1;
+    w.len = e.to_sockaddr(w.addr);
+    return w;
+}
+
+// The forger, in a child process: as user nobody (other_user) or as the test's user.
+// Sends `full` wake-ups carrying the whole message and `split` ones whose message comes
+// in two parts, all naming its own abstract socket. answer: plays the sibling (offering
+// its own listening socket as proof, then the bait with a forged client); otherwise
+// accepts requests and never answers (a flood that holds whoever waits for it). Stops on
+// a byte from `stop`, then reports its counts on `report`.
+[[noreturn]] void forger(unsigned port, bool other_user, int full, int split, bool answer, int bait, int proof, int stop,
+                         int report) {
+    if (other_user && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    std::string name = "xproxy-forger." + std::to_string(getpid());
+    int u = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    sockaddr_un ua{};
+    ua.sun_family = AF_UNIX;
+    std::memcpy(ua.sun_path + 1, name.data(), name.size());
+    socklen_t ulen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    if (bind(u, reinterpret_cast<sockaddr*>(&ua), ulen) != 0 || listen(u, 256) != 0) _exit(4);
+    std::string msg(wire::kWakeMagic, wire::kWakeMagicLength);
+    std::string padded = name;
+    padded.resize(wire::kHandoffNameLength, '\0');
+    msg += padded;
+    std::vector<int> wakes;
+    for (int i = 0; i < full + split; ++i) {
+        int w = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in from{}, to{};
+        from.sin_family = to.sin_family = AF_INET;
+        from.sin_addr.s_addr = htonl(0x7f585057);  // 127.88.80.87
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        to.sin_port = htons(static_cast<uint16_t>(port));
+        if (bind(w, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+            connect(w, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
+            _exit(5);
+        if (i < full) {
+            send(w, msg.data(), msg.size(), MSG_NOSIGNAL);
+        } else {  // the rest follows while a taker that waits would still be waiting
+            send(w, msg.data(), 5, MSG_NOSIGNAL);
+            usleep(2000);
+            send(w, msg.data() + 5, msg.size() - 5, MSG_NOSIGNAL);
+        }
+        wakes.push_back(w);
+    }
+    if (write(report, "S", 1) != 1) _exit(6);
+    ForgeCounts counts;
+    std::map<int, int> steps;  // hand-off connection -> requests answered
+    bool stopping = false;
+    for (;;) {
+        std::vector<pollfd> p = {{u, POLLIN, 0}, {stop, POLLIN, 0}};
+        for (auto& [c, n] : steps) p.push_back({c, POLLIN, 0});
+        int n = poll(p.data(), p.size(), stopping ? 0 : 10000);
+        if (n <= 0) break;  // stopping and nothing left to read (or the test is gone)
+        if (p[1].revents) {
+            char x;
+            if (read(stop, &x, 1) <= 0) {}
+            stopping = true;
+        }
+        if (p[0].revents) {
+            int c = accept(u, nullptr, nullptr);
+            if (c >= 0) steps[c] = 0;
+        }
+        for (size_t i = 2; i < p.size(); ++i) {
+            if (!p[i].revents) continue;
+            int c = p[i].fd;
+            wire::HandoffRequest req;
+            iovec iov{&req, sizeof req};
+            msghdr m{};
+            m.msg_iov = &iov;
+            m.msg_iovlen = 1;
+            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+            m.msg_control = control;
+            m.msg_controllen = sizeof control;
+            ssize_t got = recvmsg(c, &m, MSG_DONTWAIT);
+            if (got <= 0) {
+                close(c);
+                steps.erase(c);
+                continue;
+            }
+            ++counts.requests;
+            for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+                if (cm->cmsg_type == SCM_RIGHTS) counts.listener_fds += static_cast<int>((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            if (!answer) continue;
+            // Version 1 siblings sent the connection at once; version 2 first shows a
+            // listener (ours: the forger cannot have the application's), then sends it.
+            wire::HandoffReply rep;
+            rep.found = 1;
+            int fd = proof;
+            if (wire::kHandoffVersion < 2 || steps[c] == 1) {
+                sockaddr_storage up{};
+                socklen_t upl = sizeof up;
+                getpeername(bait, reinterpret_cast<sockaddr*>(&up), &upl);
+                rep.upstream = wire_of(*Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&up), upl));
+                rep.client = wire_of(Endpoint{*IpAddress::parse("203.0.113.66"), 6666});
+                fd = bait;
+            }
+            ++steps[c];
+            iovec riov{&rep, sizeof rep};
+            msghdr r{};
+            r.msg_iov = &riov;
+            r.msg_iovlen = 1;
+            alignas(cmsghdr) char rc[CMSG_SPACE(sizeof(int))] = {};
+            r.msg_control = rc;
+            r.msg_controllen = sizeof rc;
+            cmsghdr* cm = CMSG_FIRSTHDR(&r);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+            sendmsg(c, &r, MSG_NOSIGNAL);
+        }
+    }
+    if (write(report, &counts, sizeof counts) != sizeof counts) _exit(7);
+    _exit(0);
+}
+
+struct ForgeRun {
+    ForgeCounts counts;
+    std::string legit;  // the server's answer to a real client that came after the forger
+    std::string bait;   // what the server wrote into the forger's connection
+};
+
+// Runs a forger against the server, then one genuine connection through the trusted
+// upstream. The server (blocking, one thread) accepts in arrival order, so once the
+// genuine one is answered every forged wake-up has been dealt with.
+ForgeRun forge(const Server& s, bool other_user, int full, int split, bool answer) {
+    Bait bait;
+    int stop[2], report[2];
+    if (pipe(stop) != 0 || pipe(report) != 0) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(stop[1]);
+        close(report[0]);
+        forger(s.port, other_user, full, split, answer, bait.near_end, bait.listener, stop[0], report[1]);
+    }
+    close(stop[0]);
+    close(report[1]);
+    close(bait.near_end);  // the forger's copy is the only one now
+    bait.near_end = -1;
+    ForgeRun run;
+    char sent = 0;
+    pollfd p{report[0], POLLIN, 0};
+    if (poll(&p, 1, 20000) == 1 && read(report[0], &sent, 1) == 1 && sent == 'S') {
+        shutdown(bait.far_end, SHUT_WR);  // a server that got the bait reads its end at once
+        run.legit = talk(s.port, v2("192.0.2.130", 130) + "genuine");
+    }
+    if (write(stop[1], "x", 1) != 1) ADD_FAILURE() << "forger gone";
+    char counts[sizeof(ForgeCounts)];
+    if (poll(&p, 1, 20000) == 1 && read(report[0], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts))
+        std::memcpy(&run.counts, counts, sizeof counts);
+    else
+        ADD_FAILURE() << "the forger did not report";
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "forger status " << status;
+    close(stop[1]);
+    close(report[0]);
+    run.bait = bait.seen();
+    return run;
+}
+
+}  // namespace
+
+// Another user fakes a wake-up and offers a connection with a chosen client: refused
+// before anything is sent to it.
+TEST(PreloadForgery, AnotherUsersHandoffIsRefused) {
+    ASSERT_EQ(geteuid(), 0u) << "the test switches its forger to user nobody";
+    Server s("blocking", trusted());
+    ASSERT_NE(s.port, 0u);
+    ForgeRun run = forge(s, true, 3, 0, true);
+    EXPECT_EQ(field(run.legit, "peer"), "192.0.2.130:130") << run.legit;
+    EXPECT_EQ(run.bait.find("accept="), std::string::npos) << "accept() returned the forged connection: " << run.bait;
+    EXPECT_EQ(run.bait.find("203.0.113.66"), std::string::npos) << run.bait;
+    EXPECT_EQ(run.counts.requests, 0) << "the shim talked to another user's socket";
+    EXPECT_EQ(run.counts.listener_fds, 0) << "the shim gave its listener away";
+}
+
+// The same user, but not one of the application's processes (it does not hold the
+// listener): it never gets the listener, and its connection is refused.
+TEST(PreloadForgery, HandoffFromAProcessWithoutTheListenerIsRefused) {
+    Server s("blocking", trusted());
+    ASSERT_NE(s.port, 0u);
+    ForgeRun run = forge(s, false, 3, 0, true);
+    EXPECT_EQ(field(run.legit, "peer"), "192.0.2.130:130") << run.legit;
+    EXPECT_EQ(run.bait.find("accept="), std::string::npos) << "accept() returned the forged connection: " << run.bait;
+    EXPECT_EQ(run.counts.listener_fds, 0) << "the shim showed its listener before the peer proved it holds it";
+}
+
+// A flood of wake-ups that name a socket which never answers, or whose message is late:
+// the shim refuses each one without waiting for the forger (it never even asks it), so
+// the flood cannot hold accept(); the genuine client behind it is served.
+TEST(PreloadForgery, FloodOfFakeWakeupsIsNeverWaitedFor) {
+    ASSERT_EQ(geteuid(), 0u) << "the test switches its forger to user nobody";
+    Server s("blocking", trusted());
+    ASSERT_NE(s.port, 0u);
+    ForgeRun run = forge(s, true, 40, 20, false);
+    EXPECT_EQ(field(run.legit, "peer"), "192.0.2.130:130") << run.legit;
+    EXPECT_EQ(field(run.legit, "data"), "genuine") << run.legit;
+    EXPECT_EQ(run.counts.requests, 0) << "the shim sent requests to the forger and waited for its answers";
+}
+
+// A connection without a client (LOCAL, UNKNOWN, no header) on a descriptor number whose
+// previous connection, from the same upstream address and port, was closed with fclose()
+// (not hooked): getpeername() reports the upstream, never the previous client.
+namespace {
+int connect_port(unsigned port, unsigned& sport) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(sport));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+    socklen_t al = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &al);
+    sport = ntohs(a.sin_port);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+    return fd;
+}
+
+std::string talk_on(int fd, const std::string& bytes) {
+    if (fd < 0) return "connect failed";
+    send_all(fd, bytes);
+    shutdown(fd, SHUT_WR);
+    std::string r = read_all(fd);
+    linger lg{1, 0};  // no TIME_WAIT: the same source port is used again at once
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+    return r;
+}
+}  // namespace
+
+TEST(Preload, ConnectionWithoutClientGetsNoStaleMapping) {
+    for (bool require : {true, false}) {
+        Server s("fclose", trusted({{"XPROXY_REQUIRE", require ? "1" : "0"}}));
+        ASSERT_NE(s.port, 0u);
+        xproxy::proxy::EncodeOptions local;
+        local.local = true;
+        std::vector<std::string> clientless = {v2("192.0.2.1", 1, "127.0.0.1", 25, local), "PROXY UNKNOWN\r\n"};
+        if (!require) clientless.push_back("");  // no header at all
+        for (const auto& h : clientless) {
+            unsigned sport = 0;
+            std::string first = talk_on(connect_port(s.port, sport), v2("192.0.2.140", 140) + "a");
+            ASSERT_EQ(field(first, "peer"), "192.0.2.140:140") << first;
+            std::string second = talk_on(connect_port(s.port, sport), h + "EHLO b\r\n");
+            ASSERT_EQ(field(second, "fd"), field(first, "fd")) << "the descriptor number is reused: " << second;
+            EXPECT_EQ(field(second, "peer"), "127.0.0.1:" + std::to_string(sport))
+                << "require=" << require << " header '" << h.substr(0, 14) << "': " << second;
+            EXPECT_EQ(field(second, "accept"), "127.0.0.1:" + std::to_string(sport)) << second;
+        }
+    }
+}
+
+// A 2000-byte v2 header trickled one byte at a time: completed correctly, and the bytes
+// the shim peeks stay proportional to the header (the log counts each peek at debug
+// level), not to its square.
+TEST(Preload, TrickledHeaderIsPeekedInLinearWork) {
+    char path[] = "/tmp/xproxy-peek-XXXXXX";
+    int lf = mkstemp(path);
+    ASSERT_GE(lf, 0);
+    close(lf);
+    xproxy::proxy::EncodeOptions opt;
+    opt.pad_to = 2000;
+    std::string h = v2("192.0.2.150", 150, "127.0.0.1", 25, opt);
+    ASSERT_EQ(h.size(), 2000u);
+    std::string r;
+    {
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_LEVEL", "debug"},
+                                      {"XPROXY_TIMEOUT_MS", "20000"}}));
+        ASSERT_NE(s.port, 0u);
+        int fd = connect_from("127.0.0.1", s.port);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof one);
+        for (char c : h) {
+            send_all(fd, std::string(1, c));
+            std::this_thread::sleep_for(100us);  // one segment, one wake-up of the shim, per byte
+        }
+        send_all(fd, "T");
+        shutdown(fd, SHUT_WR);
+        r = read_all(fd);
+        close(fd);
+    }
+    EXPECT_EQ(field(r, "peer"), "192.0.2.150:150") << r;
+    EXPECT_EQ(field(r, "data"), "T") << r;
+    std::ifstream in(path);
+    unsigned long peeked = 0, peeks = 0;
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("event=peek ") == std::string::npos) continue;
+        ++peeks;
+        peeked += std::stoul(field(line, "bytes"));
+    }
+    unlink(path);
+    EXPECT_GT(peeks, 0u) << "the debug log counts peeks";
+    EXPECT_LE(peeked, 4 * h.size()) << peeks << " peeks of " << peeked << " bytes in all for a " << h.size()
+                                    << "-byte header";
+}
+
+// The HMAC key's one copy: moving it leaves nothing in the source, and wiping zeroes the
+// whole buffer before it is freed.
+TEST(Preload, HmacKeyIsWipedWhenMovedOrDropped) {
+    const std::string key = "0123456789abcdef0123456789abcdef";
+    xproxy::preload::SecretKey a;
+    a.assign(key.data(), key.size());
+    xproxy::preload::SecretKey b(std::move(a));
+    EXPECT_TRUE(a.empty());
+    EXPECT_EQ(std::string_view(b), key);
+    std::string_view held = b;
+    b.wipe();  // the buffer stays allocated: its bytes can still be looked at
+    EXPECT_TRUE(b.empty());
+    EXPECT_EQ(std::string(held.data(), held.size()), std::string(key.size(), '\0'));
+}
+
+// The application dup2()s a socket of its own over the shim's notification descriptors
+// (as a daemon reusing "free" numbers might): the shim must never write into it, and
+// late headers must still complete.
+TEST(Preload, DescriptorTakenOverByTheApplicationIsNeverWrittenTo) {
+    Server s("clobber", trusted({{"XPROXY_TIMEOUT_MS", "3000"}}));
+    ASSERT_NE(s.port, 0u);
+    // A late header while another connection flows: the shim makes its notification
+    // descriptors (the completer's, and the one a blocking accept() polls).
+    LateExchange e = late_header_exchange(s.port, "192.0.2.160", 160, "192.0.2.161", 161);
+    ASSERT_EQ(field(e.late, "peer"), "192.0.2.160:160") << e.late;
+    std::string c = talk(s.port, v2("192.0.2.162", 162) + "CLOBBER");
+    ASSERT_GT(std::stoi(field(c, "clobbered")), 0) << c;
+    // The same again: completing a header used to notify through the taken-over numbers.
+    e = late_header_exchange(s.port, "192.0.2.163", 163, "192.0.2.164", 164);
+    EXPECT_EQ(field(e.other, "peer"), "192.0.2.164:164") << e.other;
+    EXPECT_EQ(field(e.late, "peer"), "192.0.2.163:163") << e.late;
+    EXPECT_EQ(field(e.late, "data"), "late") << e.late;
+    std::string r = talk(s.port, v2("192.0.2.165", 165) + "CHECK");
+    EXPECT_EQ(field(r, "leaked"), "0") << "the shim wrote into the application's socket: " << r;
+}
+
+// close() and dup() are async-signal-safe: a signal handler calling them while the
+// interrupted thread is inside the shim (accepting, reading a header) must not deadlock.
+TEST(Preload, CloseAndDupInASignalHandlerNeverDeadlock) {
+    Server s("sigclose", trusted());
+    ASSERT_NE(s.port, 0u);
+    for (int i = 0; i < 1500; ++i) {
+        std::string r = talk(s.port, v2("192.0.2.170", static_cast<unsigned>(1000 + i)) + "s");
+        ASSERT_EQ(field(r, "peer"), "192.0.2.170:" + std::to_string(1000 + i)) << "connection " << i << ": " << r;
+    }
 }

@@ -6,9 +6,9 @@
 //       threads   - four threads calling accept() on the same blocking listener
 //       epoll     - accept4(SOCK_NONBLOCK) on a non-blocking listener driven by epoll
 //       dup       - like blocking, but serves each connection through dup()/dup2()/fcntl(F_DUPFD)
-//       fclose    - like blocking, but closes each connection with fclose() (not hooked), then
-//                   opens an outgoing connection to the port named by the first payload byte
-//                   pair ("C<port>") and reports that socket's getpeername()
+//       fclose    - like blocking, but closes each connection with fclose() (not hooked); when
+//                   the payload is "C<port>", first opens an outgoing connection on the
+//                   same descriptor number to that port and reports its getpeername()
 //       highfd    - like blocking, with 1100 descriptors opened first (accepted fds > 1024)
 //       eagain    - non-blocking listener; calls accept() 100000 times with nothing
 //                   pending, prints "eagain=N", serves 3 connections and exits normally
@@ -27,6 +27,12 @@
 //       eintr     - like blocking, with a SIGUSR1 handler installed without SA_RESTART;
 //                   an accept() failing with EINTR prints "eintr" on stdout
 //       restart   - the same with SA_RESTART
+//       clobber   - like blocking; a connection sending "CLOBBER" makes the server dup2() a
+//                   socket of its own over every pipe and eventfd it did not open (the
+//                   shim's) and answer "clobbered=N"; one sending "CHECK" gets
+//                   "leaked=N", the bytes anyone wrote into that socket since
+//       sigclose  - like blocking, with a timer signal every 50 us whose handler calls
+//                   close(dup(C)), C being the connection being served (or the listener)
 //       unix      - blocking accept() on an AF_UNIX listener; prints "unix=PATH" instead
 //                   of "port=N" and answers "family=F acclen=L peerrc=R peerfamily=F data=D"
 // v6: listen on [::] (dual stack) instead of 127.0.0.1; v6only: on [::1], IPv6 only.
@@ -41,6 +47,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/time.h>
+#include <errno.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -114,8 +122,43 @@ static std::string hex(const void* p, size_t n) {
     return out;
 }
 
+// "clobber" mode: the server's socket pair; what is written into [0] arrives at [1].
+static int g_clobber[2] = {-1, -1};
+
+static std::string clobber() {
+    if (g_clobber[0] < 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, g_clobber) != 0) return "clobbered=error\n";
+    int n = 0;
+    if (DIR* d = opendir("/proc/self/fd")) {
+        std::vector<int> fds;
+        while (dirent* e = readdir(d)) {
+            int fd = atoi(e->d_name);
+            char link[64] = {};
+            std::string path = "/proc/self/fd/" + std::string(e->d_name);
+            if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d) || fd == g_clobber[0] || fd == g_clobber[1] ||
+                readlink(path.c_str(), link, sizeof link - 1) <= 0)
+                continue;
+            if (strncmp(link, "pipe:", 5) == 0 || strcmp(link, "anon_inode:[eventfd]") == 0) fds.push_back(fd);
+        }
+        closedir(d);
+        for (int fd : fds)
+            if (dup2(g_clobber[0], fd) == fd) ++n;
+    }
+    return "clobbered=" + std::to_string(n) + "\n";
+}
+
+static std::string leaked() {
+    char buf[256];
+    ssize_t n, total = 0;
+    while (g_clobber[1] >= 0 && (n = recv(g_clobber[1], buf, sizeof buf, MSG_DONTWAIT)) > 0) total += n;
+    return "leaked=" + std::to_string(total) + "\n";
+}
+
+// "sigclose" mode: the descriptor the signal handler duplicates and closes.
+static volatile sig_atomic_t g_sigfd = -1;
+
 // Blocking service of one connection.
 static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const char* mode) {
+    g_sigfd = fd;
     int flags = fcntl(fd, F_GETFL);
     // The flags accept() gave the connection: "nb" O_NONBLOCK, "ce" FD_CLOEXEC, "-" neither.
     std::string fl = std::string(flags & O_NONBLOCK ? "nb" : "") + (fcntl(fd, F_GETFD) & FD_CLOEXEC ? "ce" : "");
@@ -175,7 +218,16 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
         close(s);
         return;
     }
+    if (strcmp(mode, "clobber") == 0 && (data == "CLOBBER" || data == "CHECK")) {
+        write_all(fd, data == "CLOBBER" ? clobber() : leaked());
+        close(fd);
+        return;
+    }
     write_all(fd, "data=" + data + "\n");
+    if (strcmp(mode, "fclose") == 0) {
+        fclose(fdopen(fd, "r+"));  // not hooked: the shim never hears of this close
+        return;
+    }
     close(fd);
 }
 
@@ -332,6 +384,20 @@ int main(int argc, char** argv) {
     if (strcmp(mode, "closefrom") == 0) {
         close_range(3, static_cast<unsigned>(lfd) - 1, 0);
         close_range(static_cast<unsigned>(lfd) + 1, ~0U, 0);
+    }
+    if (strcmp(mode, "sigclose") == 0) {
+        g_sigfd = lfd;
+        struct sigaction sa {};
+        sa.sa_handler = [](int) {
+            int saved = errno;
+            int n = dup(g_sigfd);  // async-signal-safe, as are close() and dup()
+            if (n >= 0) close(n);
+            errno = saved;
+        };
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGALRM, &sa, nullptr);
+        itimerval it{{0, 50}, {0, 50}};
+        setitimer(ITIMER_REAL, &it, nullptr);
     }
     if (strcmp(mode, "eintr") == 0 || strcmp(mode, "restart") == 0) {
         struct sigaction sa {};
