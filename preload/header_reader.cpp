@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string_view>
 
@@ -65,8 +66,9 @@ ReadResult read_header(int fd, const Config& cfg) {
         r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
         return r;
     }
-    if (!cfg.hmac_key.empty() && (h.version != 2 || !proxy::verify_hmac(data, d.consumed, h, cfg.hmac_key)))
-        return dropped("PROXY header without a valid HMAC");
+    if (!cfg.hmac_key.empty())
+        if (auto v = proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr)}); v != proxy::HmacVerdict::ok)
+            return dropped(proxy::describe(v));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];
     std::size_t left = d.consumed;

@@ -31,7 +31,7 @@ struct ReadResult {
 };
 
 // Reads the header from fd (non-blocking). cfg.hmac_key non-empty: only a v2 header with
-// a valid HMAC TLV made with that key is accepted.
+// a valid HMAC TLV made with that key and a signed time within 60 s of ours is accepted.
 ReadResult read_header(int fd, const Config& cfg);
 
 // What a wake-up connection sends first, so that a process sharing the listener (forked
