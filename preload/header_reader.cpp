@@ -66,9 +66,9 @@ ReadResult read_header(int fd, const Config& cfg) {
         r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
         return r;
     }
-    if (!cfg.hmac_key.empty())
-        if (auto v = proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr)}); v != proxy::HmacVerdict::ok)
-            return dropped(proxy::describe(v));
+    const auto hmac = cfg.hmac_key.empty() ? proxy::HmacVerdict::ok
+                                           : proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr)});
+    if (hmac != proxy::HmacVerdict::ok) return dropped(proxy::describe(hmac));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];
     std::size_t left = d.consumed;

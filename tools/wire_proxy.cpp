@@ -345,10 +345,10 @@ int proxy_encode(const std::vector<std::string_view>& args) {
     return 0;
 }
 
-const xproxy::wire::Registrar decode_cmd({"proxy-decode",
-                                          "proxy-decode [--hmac-key-file F [--hmac-window S] [--now T]] - decode a PROXY v1/v2 header from "
-                                          "stdin",
-                                          proxy_decode});
+const xproxy::wire::Registrar decode_cmd(
+    {"proxy-decode",
+     "proxy-decode [--hmac-key-file F [--hmac-window S] [--now T]] - decode a PROXY v1/v2 header from stdin",
+     proxy_decode});
 const xproxy::wire::Registrar encode_cmd(
     {"proxy-encode",
      "proxy-encode --version 1|2 --source IP:PORT --destination IP:PORT [--helo H] [--login L] [--session-id S] "

@@ -651,7 +651,7 @@ TEST(ProxyV2, HmacFreshness) {
     HMAC(EVP_sha256(), kFixtureKey.data(), static_cast<int>(kFixtureKey.size()), u8(far), far.size(), mac, &mac_len);
     far.replace(far.size() - 7 - 32, 32, bytes(mac, mac_len));
     const std::uint32_t c = crc32c(u8(far), far.size());
-    for (int i = 0; i < 4; ++i) far[far.size() - 4 + static_cast<std::size_t>(i)] = static_cast<char>(c >> (24 - 8 * i));
+    for (std::size_t i = 0; i < 4; ++i) far[far.size() - 4 + i] = static_cast<char>(c >> (24 - 8 * i));
     ASSERT_TRUE(run(far, h).complete());
     EXPECT_EQ(hmac_time(h), INT64_MAX);
     EXPECT_EQ(verify_hmac(u8(far), far.size(), h, {kFixtureKey, INT64_MAX, INT64_MAX}), HmacVerdict::future);
