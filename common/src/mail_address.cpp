@@ -99,6 +99,14 @@ std::string canonical_address(std::string_view address) {
         }
         out += '"';
     }
+    // The root dot of a domain name goes, as Postfix drops it ("a.example." is
+    // "a.example"): one trailing dot after a letter, digit or hyphen; anything else is no
+    // host name, and is left as it is so that the form stays a fixed point.
+    if (domain.size() >= 2 && domain.back() == '.') {
+        const char c = domain[domain.size() - 2];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-')
+            domain.remove_suffix(1);
+    }
     if (has_domain) {
         out += '@';
         for (char c : domain) out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;

@@ -50,7 +50,8 @@ class TraceBindingThroughPostfix(E2ETestCase):
         return msg
 
     def test_respelled_sender_still_verifies(self):
-        for sender, subject in [('"alice"@Sender.Example', "quoted"), ("@relay.example:alice@sender.example", "routed")]:
+        for sender, subject in [('"alice"@Sender.Example', "quoted"), ("@relay.example:alice@sender.example", "routed"),
+                                ("alice@sender.example.", "dotted")]:
             msg = self.relay(sender, subject)
             result = fields(msg, "X-Original-Source-Result")
             self.assertEqual(len(result), 1, msg)

@@ -49,6 +49,11 @@ TEST(MailAddress, Canonical) {
         {"alice@[IPv6:2001:DB8::1]", "alice@[ipv6:2001:db8::1]"},
         {"j\xc3\xb6rg@EXAMPLE.de", "j\xc3\xb6rg@example.de"},       // UTF-8 local part (RFC 6531)
         {"alice@", "alice@"},
+        {"alice@Example.COM.", "alice@example.com"},               // Postfix drops the root dot
+        {"alice@example.com..", "alice@example.com.."},            // not a FQDN: kept
+        {"alice@.", "alice@."},
+        {"alice@[192.0.2.1].", "alice@[192.0.2.1]."},
+        {"alice@b .", "alice@b ."},
     };
     for (const auto& r : rows) {
         EXPECT_EQ(canonical_address(r.in), r.want) << r.in;
@@ -71,7 +76,7 @@ TEST(MailAddress, DifferentMailboxesStayDifferent) {
 // Random bytes drawn from the characters that matter: the form is a fixed point.
 TEST(MailAddress, CanonicalOfCanonicalIsItself) {
     std::mt19937 rng(7);
-    const std::string alphabet = "aA.@\"\\<> :,\t\x80";
+    const std::string alphabet = "aA.@\"\\<> :,\t\x80.";
     for (int i = 0; i < 20000; ++i) {
         std::string s(rng() % 12, ' ');
         for (auto& c : s) c = alphabet[rng() % alphabet.size()];

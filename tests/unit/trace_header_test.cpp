@@ -318,6 +318,7 @@ TEST(TraceHeader, SenderRespelledByTheNextHop) {
         {"\"first.last\"@example.com", "first.last@example.com", TraceVerdict::ok},
         {"\"a b\"@example.com", "a b@example.com", TraceVerdict::ok},  // Postfix's internal form
         {" < alice@example.com > ", "alice@example.com", TraceVerdict::ok},
+        {"alice@example.com.", "alice@example.com", TraceVerdict::ok},  // Postfix drops the dot
         {"\"alice\"@example.com", "bob@example.com", TraceVerdict::wrong_binding},
         {"\"alice\"@example.com", "Alice@example.com", TraceVerdict::wrong_binding},  // local case kept
         {"\"a b\"@example.com", "ab@example.com", TraceVerdict::wrong_binding},

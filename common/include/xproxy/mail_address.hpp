@@ -23,7 +23,8 @@ namespace xproxy {
 //    as a Dot-string when it is one, else as one quoted string with '"' and '\' escaped;
 //    its letters keep their case;
 //  - the domain (after the last '@' that is not inside a quoted string) lower-cased
-//    (ASCII letters only).
+//    (ASCII letters only), without the root dot: one trailing '.' that follows a letter,
+//    digit or hyphen.
 std::string canonical_address(std::string_view address);
 
 }  // namespace xproxy
