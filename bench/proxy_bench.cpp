@@ -92,6 +92,7 @@ EncodeOptions hmac_options() {
     opt.crc32c = true;
     opt.hmac_key = "0123456789abcdef0123456789abcdef";
     opt.hmac_key_id = 1;
+    opt.hmac_time = 1790000000;
     return opt;
 }
 
@@ -118,7 +119,8 @@ void BM_V2VerifyHmac(benchmark::State& state) {
     const std::string in = encode_v2(tls_info(), hmac_options());
     Header h;
     const DecodeResult r = decode(u8(in), in.size(), h);
-    for (auto _ : state) benchmark::DoNotOptimize(verify_hmac(u8(in), r.consumed, h, "0123456789abcdef0123456789abcdef"));
+    const HmacCheck check{"0123456789abcdef0123456789abcdef", 1790000000};
+    for (auto _ : state) benchmark::DoNotOptimize(verify_hmac(u8(in), r.consumed, h, check));
 }
 
 void BM_V2EncodeHmacCrc(benchmark::State& state) {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string_view>
 
@@ -78,8 +79,9 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
         r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
         return r;
     }
-    if (!cfg.hmac_key.empty() && (h.version != 2 || !proxy::verify_hmac(data, d.consumed, h, cfg.hmac_key)))
-        return dropped("PROXY header without a valid HMAC");
+    const auto hmac = cfg.hmac_key.empty() ? proxy::HmacVerdict::ok
+                                           : proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr)});
+    if (hmac != proxy::HmacVerdict::ok) return dropped(proxy::describe(hmac));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];
     std::size_t left = d.consumed;

@@ -1,7 +1,8 @@
 // wire_proxy.cpp: xproxy-wire proxy-decode / proxy-encode, the PROXY protocol v1/v2 codec
 // of libxproxy from the command line.
 //
-//   proxy-decode [--hmac-key-file F]   raw bytes on stdin -> key=value lines on stdout
+//   proxy-decode [--hmac-key-file F [--hmac-window S] [--now T]]
+//                                      raw bytes on stdin -> key=value lines on stdout
 //   proxy-encode --version 1|2 --source IP:PORT --destination IP:PORT [TLV options]
 //                                      -> the raw header on stdout
 // Exit status: 0 ok; 1 input rejected, incomplete, or HMAC not valid; 2 usage or key file
@@ -16,6 +17,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,23 +62,34 @@ std::optional<std::string> read_key_file(std::string_view path, Secret& key) {
         return "key file " + p + " has mode " + mode +
                ": group and others must have no access (chmod 600 " + p + ")";
     }
+    // One fixed buffer, copied once into a string of the exact size: growing a string
+    // while reading would leave copies of the key in freed memory.
     char buf[4096];
+    std::size_t used = 0;
+    std::optional<std::string> err;
     for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
+        ssize_t n = ::read(fd, buf + used, sizeof buf - used);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            ::close(fd);
-            OPENSSL_cleanse(buf, sizeof buf);
-            return "cannot read key file " + p + ": " + std::strerror(errno);
+            err = "cannot read key file " + p + ": " + std::strerror(errno);
+            break;
         }
         if (n == 0) break;
-        key.value.append(buf, static_cast<std::size_t>(n));
+        used += static_cast<std::size_t>(n);
+        if (used == sizeof buf) {
+            err = "key file " + p + " is longer than 4095 bytes";
+            break;
+        }
     }
     ::close(fd);
+    if (used > 0 && buf[used - 1] == '\n') --used;
+    if (!err && used == 0) err = "key file " + p + " is empty";
+    if (!err) {
+        OPENSSL_cleanse(key.value.data(), key.value.size());  // a key file given twice
+        key.value.assign(buf, used);
+    }
     OPENSSL_cleanse(buf, sizeof buf);
-    if (!key.value.empty() && key.value.back() == '\n') key.value.pop_back();
-    if (key.value.empty()) return "key file " + p + " is empty";
-    return std::nullopt;
+    return err;
 }
 
 std::string escape(std::span<const std::uint8_t> v) {
@@ -119,13 +132,29 @@ std::span<const std::uint8_t> unix_path(std::span<const std::uint8_t> a) {
     return a.first(n);
 }
 
+// Decimal seconds, possibly negative (a clock given on the command line).
+std::optional<std::int64_t> parse_seconds(std::string_view s) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
 int proxy_decode(const std::vector<std::string_view>& args) {
     Secret key;
     bool check_hmac = false;
+    HmacCheck hmac_check;
+    hmac_check.now = static_cast<std::int64_t>(std::time(nullptr));
     for (std::size_t i = 0; i < args.size(); ++i) {
         if (args[i] == "--hmac-key-file" && i + 1 < args.size()) {
             if (auto err = read_key_file(args[++i], key)) return usage_error(*err);
             check_hmac = true;
+        } else if ((args[i] == "--now" || args[i] == "--hmac-window") && i + 1 < args.size()) {
+            const std::string_view name = args[i];
+            const auto v = parse_seconds(args[++i]);
+            if (!v || (name == "--hmac-window" && *v < 0))
+                return usage_error("proxy-decode: " + std::string(name) + " needs seconds");
+            (name == "--now" ? hmac_check.now : hmac_check.window) = *v;
         } else {
             return usage_error("proxy-decode: unknown argument '" + std::string(args[i]) + "'");
         }
@@ -185,14 +214,12 @@ int proxy_decode(const std::vector<std::string_view>& args) {
     }
     const std::optional<std::uint8_t> kid = hmac_key_id(h);
     if (kid) std::printf("hmac_key_id=%u\n", unsigned{*kid});
+    if (const auto t = hmac_time(h)) std::printf("hmac_time=%lld\n", static_cast<long long>(*t));
     if (!check_hmac) return 0;
-    if (!kid) {
-        std::printf("hmac=absent\n");
-        return 1;
-    }
-    const bool ok = verify_hmac(in.data(), res.consumed, h, key.value);
-    std::printf("hmac=%s\n", ok ? "valid" : "invalid");
-    return ok ? 0 : 1;
+    hmac_check.key = key.value;
+    const HmacVerdict v = verify_hmac(in.data(), res.consumed, h, hmac_check);
+    std::printf("hmac=%s\n", v == HmacVerdict::ok ? "valid" : to_string(v));
+    return v == HmacVerdict::ok ? 0 : 1;
 }
 
 std::optional<unsigned> parse_number(std::string_view s, unsigned max) {
@@ -280,6 +307,10 @@ int proxy_encode(const std::vector<std::string_view>& args) {
         } else if (a == "--hmac-key-file") {
             if (auto err = read_key_file(v, key)) return usage_error(*err);
             has_key = v2_only = true;
+        } else if (a == "--hmac-time") {
+            const auto t = parse_seconds(v);
+            if (!t || *t < 0 || *t > kHmacMaxTime) return usage_error("proxy-encode: --hmac-time must be unix seconds");
+            opt.hmac_time = *t;
         } else if (a == "--hmac-key-id") {
             key_id = parse_number(v, 255);
             if (!key_id) return usage_error("proxy-encode: --hmac-key-id must be 0..255");
@@ -298,7 +329,9 @@ int proxy_encode(const std::vector<std::string_view>& args) {
         return usage_error("proxy-encode: --tls-cipher and --tls-cn need --tls-version");
     opt.ssl = info.tls.active();
     opt.xproxy_tlvs = true;
+    if (opt.hmac_time && !has_key) return usage_error("proxy-encode: --hmac-time needs --hmac-key-file");
     if (has_key) {
+        if (!opt.hmac_time) opt.hmac_time = static_cast<std::int64_t>(std::time(nullptr));
         opt.hmac_key = key.value;
         opt.hmac_key_id = static_cast<std::uint8_t>(*key_id);
     }
@@ -312,14 +345,15 @@ int proxy_encode(const std::vector<std::string_view>& args) {
     return 0;
 }
 
-const xproxy::wire::Registrar decode_cmd({"proxy-decode",
-                                          "proxy-decode [--hmac-key-file F] - decode a PROXY v1/v2 header from stdin",
-                                          proxy_decode});
+const xproxy::wire::Registrar decode_cmd(
+    {"proxy-decode",
+     "proxy-decode [--hmac-key-file F [--hmac-window S] [--now T]] - decode a PROXY v1/v2 header from stdin",
+     proxy_decode});
 const xproxy::wire::Registrar encode_cmd(
     {"proxy-encode",
      "proxy-encode --version 1|2 --source IP:PORT --destination IP:PORT [--helo H] [--login L] [--session-id S] "
      "[--unique-id U] [--alpn A] [--authority A] [--tls-version V [--tls-cipher C] [--tls-cn CN]] [--pad-to N] "
-     "[--crc32c] [--hmac-key-file F --hmac-key-id N] [--local] - write a PROXY header to stdout",
+     "[--crc32c] [--hmac-key-file F --hmac-key-id N [--hmac-time T]] [--local] - write a PROXY header to stdout",
      proxy_encode});
 
 }  // namespace

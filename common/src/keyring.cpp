@@ -51,7 +51,8 @@ bool is_b64(char c) {
 // Decodes "hex:..." or "base64:..." into out; on failure returns a reason (no secret
 // byte in it).
 const char* decode_secret(std::string_view spec, SecretBytes& out) {
-    std::vector<unsigned char> buf;
+    std::vector<unsigned char> buf;  // sized once, never shrunk nor grown: one allocation to wipe
+    std::size_t len = 0;             // bytes of buf that are the secret
     const char* why = nullptr;
     if (spec.rfind("hex:", 0) == 0) {
         std::string_view hex = spec.substr(4);
@@ -64,6 +65,7 @@ const char* decode_secret(std::string_view spec, SecretBytes& out) {
                 if (hi < 0 || lo < 0) why = "hex secret has a character that is not a hex digit";
                 else buf[i] = static_cast<unsigned char>(hi * 16 + lo);
             }
+            len = buf.size();
         }
     } else if (spec.rfind("base64:", 0) == 0) {
         std::string_view b64 = spec.substr(7);
@@ -77,15 +79,17 @@ const char* decode_secret(std::string_view spec, SecretBytes& out) {
             buf.resize(b64.size() / 4 * 3);
             const int n = EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(b64.data()),
                                           static_cast<int>(b64.size()));
+            // The bytes decoded from the padding stay in buf (cleansed below): shrinking
+            // the vector would leave them beyond size(), out of reach of the cleanse.
             if (n < 0 || static_cast<std::size_t>(n) < pad) why = "base64 secret does not decode";
-            else buf.resize(static_cast<std::size_t>(n) - pad);
+            else len = static_cast<std::size_t>(n) - pad;
         }
     } else {
         why = "secret must start with hex: or base64:";
     }
-    if (!why && buf.size() < KeyRing::kMinSecret) why = "secret is shorter than 16 bytes";
-    if (!why && buf.size() > KeyRing::kMaxSecret) why = "secret is longer than 128 bytes";
-    if (!why) out = SecretBytes(buf.data(), buf.size());
+    if (!why && len < KeyRing::kMinSecret) why = "secret is shorter than 16 bytes";
+    if (!why && len > KeyRing::kMaxSecret) why = "secret is longer than 128 bytes";
+    if (!why) out = SecretBytes(buf.data(), len);
     if (!buf.empty()) OPENSSL_cleanse(buf.data(), buf.size());
     return why;
 }

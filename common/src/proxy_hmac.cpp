@@ -4,12 +4,14 @@
 // (16 fixed bytes, addresses, every TLV) with the 32 MAC bytes and the 4 CRC32C value
 // bytes, if a CRC32C TLV is present, read as zero. The key id byte is authenticated.
 // Computed with OpenSSL's EVP_MAC, streamed so that no copy of the header is made;
-// compared with CRYPTO_memcmp (constant time).
+// compared with CRYPTO_memcmp (constant time). The TIME TLV (0xE4) is covered like any
+// other byte; verify_hmac() checks it against the receiver's clock once the MAC matched.
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -76,21 +78,68 @@ std::optional<std::uint8_t> hmac_key_id(const Header& h) {
     return id;
 }
 
-bool verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, std::string_view key) {
+std::optional<std::int64_t> hmac_time(const Header& h) {
+    std::optional<std::int64_t> time;
+    for_each_tlv(h.tlv_bytes, [&](const TlvView& t) {
+        if (!time && t.type == PP2_TYPE_XPROXY_TIME && t.value.size() == detail::kTimeValueLength) {
+            const std::uint64_t v = detail::load_be64(t.value.data());
+            time = v > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(v);
+        }
+    });
+    return time;
+}
+
+const char* to_string(HmacVerdict v) {
+    switch (v) {
+    case HmacVerdict::ok: return "ok";
+    case HmacVerdict::absent: return "absent";
+    case HmacVerdict::invalid: return "invalid";
+    case HmacVerdict::untimed: return "untimed";
+    case HmacVerdict::expired: return "expired";
+    case HmacVerdict::future: return "future";
+    }
+    return "invalid";
+}
+
+const char* describe(HmacVerdict v) {
+    switch (v) {
+    case HmacVerdict::ok: return "PROXY header HMAC verified";
+    case HmacVerdict::absent: return "PROXY header without an HMAC";
+    case HmacVerdict::invalid: return "PROXY header HMAC does not verify";
+    case HmacVerdict::untimed: return "PROXY header HMAC without a signed time (replayable)";
+    case HmacVerdict::expired: return "PROXY header signed too long ago (replay or clock skew)";
+    case HmacVerdict::future: return "PROXY header signed in the future (clock skew)";
+    }
+    return "PROXY header HMAC does not verify";
+}
+
+HmacVerdict verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, const HmacCheck& check) {
     // The TLV area is always the tail of the header: find it in `data` itself, so that
     // exactly the bytes being authenticated are the ones parsed.
-    if (h.version != 2 || header_len < kV2HeaderLength || header_len > kV2MaxLength ||
+    if (h.version != 2 || h.tlv_bytes.empty()) return HmacVerdict::absent;
+    if (header_len < kV2HeaderLength || header_len > kV2MaxLength ||
         h.tlv_bytes.size() > header_len - kV2HeaderLength ||
         kV2HeaderLength + detail::load_be16(data + 14) != header_len)
-        return false;
+        return HmacVerdict::invalid;
     detail::TlvLayout layout;
-    if (!detail::locate_tlvs(data, header_len, header_len - h.tlv_bytes.size(), layout)) return false;
-    if (layout.hmac_value == detail::kNone) return false;
+    if (!detail::locate_tlvs(data, header_len, header_len - h.tlv_bytes.size(), layout)) return HmacVerdict::invalid;
+    if (layout.hmac_value == detail::kNone) return HmacVerdict::absent;
     std::uint8_t want[detail::kHmacMacLength];
-    if (!detail::header_hmac(data, header_len, layout, key, want)) return false;
-    bool ok = CRYPTO_memcmp(want, data + layout.hmac_value + 1, detail::kHmacMacLength) == 0;
+    if (!detail::header_hmac(data, header_len, layout, check.key, want)) return HmacVerdict::invalid;
+    const bool authentic = CRYPTO_memcmp(want, data + layout.hmac_value + 1, detail::kHmacMacLength) == 0;
     OPENSSL_cleanse(want, sizeof want);
-    return ok;
+    if (!authentic) return HmacVerdict::invalid;
+
+    // Freshness: only now that TIME is known to come from the key holder.
+    if (layout.time_value == detail::kNone) return HmacVerdict::untimed;
+    const std::uint64_t raw = detail::load_be64(data + layout.time_value);
+    if (raw > static_cast<std::uint64_t>(kHmacMaxTime)) return HmacVerdict::future;
+    const auto t = static_cast<std::int64_t>(raw);
+    const std::int64_t window = check.window < 0 ? 0 : check.window > kHmacMaxTime ? kHmacMaxTime : check.window;
+    // |t| and window are at most 10^13: neither expression can overflow.
+    if (t - window > check.now) return HmacVerdict::future;
+    if (t + window < check.now) return HmacVerdict::expired;
+    return HmacVerdict::ok;
 }
 
 }  // namespace xproxy::proxy

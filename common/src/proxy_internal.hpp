@@ -16,12 +16,16 @@ namespace xproxy::proxy::detail {
 inline constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 inline constexpr std::size_t kHmacMacLength = 32;                    // HMAC-SHA256
 inline constexpr std::size_t kHmacValueLength = 1 + kHmacMacLength;  // key id + MAC
+inline constexpr std::size_t kTimeValueLength = 8;                   // big-endian unix seconds
 
 inline std::uint16_t load_be16(const std::uint8_t* p) {
     return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
 }
 inline std::uint32_t load_be32(const std::uint8_t* p) {
     return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+}
+inline std::uint64_t load_be64(const std::uint8_t* p) {
+    return std::uint64_t{load_be32(p)} << 32 | load_be32(p + 4);
 }
 
 // Header{} for decoders, field by field: assigning a value-initialised Header compiles to
@@ -60,13 +64,14 @@ inline void set_v6(IpAddress& a, const std::uint8_t* b) {
 struct TlvLayout {
     std::size_t crc_value = kNone;
     std::size_t hmac_value = kNone;  // the key id byte; the MAC follows it
+    std::size_t time_value = kNone;  // the 8 bytes of the TIME TLV
 };
 
 // Validates the TLV area header[tlv_off..total) of a v2 header (see proxy_protocol.hpp
 // for the rules) and checks the CRC32C when present. Returns an empty reason when valid.
 std::string_view validate_tlvs(const std::uint8_t* header, std::size_t total, std::size_t tlv_off);
 
-// Finds the CRC32C and HMAC TLVs (first of each) in header[tlv_off..total); false when the
+// Finds the CRC32C, HMAC and TIME TLVs (first of each) in header[tlv_off..total); false when the
 // area is not well-formed or such a TLV has the wrong length.
 bool locate_tlvs(const std::uint8_t* header, std::size_t total, std::size_t tlv_off, TlvLayout& out);
 

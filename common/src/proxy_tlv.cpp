@@ -1,7 +1,7 @@
 // proxy_tlv.cpp: the TLV area of a PROXY v2 header: validation on decode (every TLV fits
 // exactly; CRC32C verified; UNIQUE_ID <= 128 bytes; SSL sub-TLVs well-formed; lengths of
-// our custom TLVs; no duplicate CRC32C, HMAC, HELO, LOGIN or SESSION_ID), location of the
-// CRC32C and HMAC values for the HMAC code, and the TLV writer of the encoder.
+// our custom TLVs; no duplicate CRC32C, HMAC, TIME, HELO, LOGIN or SESSION_ID), location
+// of the CRC32C, HMAC and TIME values for the HMAC code, and the TLV writer of the encoder.
 #include <string>
 
 #include "proxy_internal.hpp"
@@ -22,6 +22,7 @@ std::uint32_t once_bit(std::uint8_t type) {
     case PP2_TYPE_XPROXY_LOGIN: return 1u << 2;
     case PP2_TYPE_XPROXY_SESSION_ID: return 1u << 3;
     case PP2_TYPE_XPROXY_HMAC: return 1u << 4;
+    case PP2_TYPE_XPROXY_TIME: return 1u << 5;
     default: return 0;
     }
 }
@@ -68,6 +69,9 @@ std::string_view validate_tlvs(const std::uint8_t* header, std::size_t total, st
         case PP2_TYPE_XPROXY_HMAC:
             if (len != kHmacValueLength) return "HMAC TLV length is not 33";
             break;
+        case PP2_TYPE_XPROXY_TIME:
+            if (len != kTimeValueLength) return "TIME TLV length is not 8";
+            break;
         default: break;  // ALPN, AUTHORITY, NOOP, NETNS, HELO, LOGIN, SESSION_ID, others
         }
         i = value + len;
@@ -92,6 +96,9 @@ bool locate_tlvs(const std::uint8_t* header, std::size_t total, std::size_t tlv_
         } else if (type == PP2_TYPE_XPROXY_HMAC && out.hmac_value == kNone) {
             if (len != kHmacValueLength) return false;
             out.hmac_value = value;
+        } else if (type == PP2_TYPE_XPROXY_TIME && out.time_value == kNone) {
+            if (len != kTimeValueLength) return false;
+            out.time_value = value;
         }
         i = value + len;
     }

@@ -4,7 +4,7 @@
 // the command, the family/protocol byte (PROXY only) and an address block too short for
 // the family are rejected as soon as their bytes arrive; the TLVs (proxy_tlv.cpp) are
 // checked once the whole header is there. The no-TLV path is a few loads and stores.
-// Encode: addresses, the TLVs asked for in EncodeOptions, then HMAC, then CRC32C.
+// Encode: addresses, the TLVs asked for in EncodeOptions, then TIME and HMAC, then CRC32C.
 #include <cstring>
 #include <string>
 
@@ -165,13 +165,19 @@ std::string encode_v2(const SourceInfo& info, const EncodeOptions& opt) {
         if (!info.session_id.empty()) detail::append_tlv(out, PP2_TYPE_XPROXY_SESSION_ID, info.session_id);
     }
     const bool hmac = !opt.hmac_key.empty();
-    const std::size_t tail = (hmac ? 3 + detail::kHmacValueLength : 0) + (opt.crc32c ? 3 + 4 : 0);
+    if (hmac && (!opt.hmac_time || *opt.hmac_time < 0 || *opt.hmac_time > kHmacMaxTime)) return {};
+    const std::size_t tail = (hmac ? 3 + detail::kTimeValueLength + 3 + detail::kHmacValueLength : 0) +
+                             (opt.crc32c ? 3 + 4 : 0);
     if (opt.pad_to > out.size() + tail) {
         const std::size_t gap = opt.pad_to - out.size() - tail;
         detail::append_tlv(out, PP2_TYPE_NOOP, std::string(gap > 3 ? gap - 3 : 0, '\0'));
     }
     detail::TlvLayout layout;
     if (hmac) {
+        const auto t = static_cast<std::uint64_t>(*opt.hmac_time);
+        char time[detail::kTimeValueLength];
+        for (std::size_t i = 0; i < sizeof time; ++i) time[i] = static_cast<char>((t >> (56 - 8 * i)) & 0xFF);
+        detail::append_tlv(out, PP2_TYPE_XPROXY_TIME, std::string_view(time, sizeof time));
         layout.hmac_value = out.size() + 3;
         std::string value(detail::kHmacValueLength, '\0');
         value[0] = static_cast<char>(opt.hmac_key_id);

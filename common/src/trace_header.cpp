@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "xproxy/mail_address.hpp"
 #include "xproxy/xtext.hpp"
 
 namespace xproxy {
@@ -144,12 +145,7 @@ std::string binding_hash(TraceBinding kind, const MessageBinding& b) {
     std::string mid;
     for (char c : b.message_id)
         if (!is_wsp(c)) mid += c;
-    std::string_view s = b.sender;
-    while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
-    if (s.size() >= 2 && s.front() == '<' && s.back() == '>') s = s.substr(1, s.size() - 2);
-    std::string sender;
-    for (char c : s) sender += lower(c);
+    const std::string sender = canonical_address(b.sender);
 
     std::string in(kBindingLabel);
     in += "b=";

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <tuple>
@@ -480,6 +481,7 @@ TEST(Preload, HmacRequiredWhenConfigured) {
         xproxy::proxy::EncodeOptions opt;
         opt.hmac_key = key;
         opt.hmac_key_id = 1;
+        opt.hmac_time = std::time(nullptr);
         EXPECT_EQ(field(talk(s.port, v2("192.0.2.80", 80, "127.0.0.1", 25, opt) + "J"), "peer"), "192.0.2.80:80");
         EXPECT_EQ(talk(s.port, v2("192.0.2.81", 81) + "K"), "") << "a header without HMAC is dropped";
         opt.hmac_key = "another key, another signature!!";

@@ -2,8 +2,9 @@
 // or read past the buffer; over growing prefixes the status is need_more..., then invalid
 // for good or complete with the same length for good; a complete header is 16 + its
 // length field; what it says survives to_source_info -> encode_v2 -> decode_v2; the HMAC
-// and TLV helpers accept whatever the decoder accepted; and a header encoded from
-// fuzz-chosen fields decodes back to them.
+// and TLV helpers accept whatever the decoder accepted, and never call a header authentic
+// without its key; and a header encoded from fuzz-chosen fields decodes back to them and,
+// with an HMAC, verifies exactly within the time window.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -53,8 +54,11 @@ void check_header(const std::uint8_t* data, std::size_t size) {
     if (!r.complete() || h.version != 2) return;
     check(r.consumed == kV2HeaderLength + (std::size_t{data[14]} << 8 | data[15]));
     check(for_each_tlv(h.tlv_bytes, [](const TlvView&) {}));
-    (void)verify_hmac(data, r.consumed, h, "fuzz key");
+    // Only a header with the right MAC can be authentic; none of the corpus' has this key.
+    const HmacVerdict v = verify_hmac(data, r.consumed, h, {"fuzz key", 1790000000});
+    check(v == HmacVerdict::absent || v == HmacVerdict::invalid);
     (void)hmac_key_id(h);
+    (void)hmac_time(h);
     SourceInfo info;
     to_source_info(h, info);
     if (!h.has_addresses) return;
@@ -91,9 +95,11 @@ void check_encode(const std::uint8_t* data, std::size_t size) {
     opt.xproxy_tlvs = true;
     opt.crc32c = sel & 4;
     static const std::string kKey = "k";
+    const std::int64_t t = std::int64_t{data[5]} << 32 | std::int64_t{data[6]} << 8 | data[7];
     if (sel & 8) {
         opt.hmac_key = kKey;
         opt.hmac_key_id = sel;
+        opt.hmac_time = t;
     }
     if (sel & 16) opt.unique_id = rest.substr(0, 128);
     opt.pad_to = (sel & 32) ? size * 3 : 0;
@@ -105,7 +111,16 @@ void check_encode(const std::uint8_t* data, std::size_t size) {
     to_source_info(h, back);
     check(back.client == info.client && back.server == info.server && back.helo == info.helo &&
           back.login == info.login && back.session_id == info.session_id);
-    if (sel & 8) check(verify_hmac(u8(out), out.size(), h, "k") && !verify_hmac(u8(out), out.size(), h, "K"));
+    if (sel & 8) {
+        check(hmac_time(h) == t);
+        check(verify_hmac(u8(out), out.size(), h, {"k", t}) == HmacVerdict::ok);
+        check(verify_hmac(u8(out), out.size(), h, {"k", t + 60}) == HmacVerdict::ok);
+        check(verify_hmac(u8(out), out.size(), h, {"k", t + 61}) == HmacVerdict::expired);
+        check(verify_hmac(u8(out), out.size(), h, {"k", t - 61}) == HmacVerdict::future);
+        check(verify_hmac(u8(out), out.size(), h, {"K", t}) == HmacVerdict::invalid);
+    } else {
+        check(verify_hmac(u8(out), out.size(), h, {"k", t}) == HmacVerdict::absent);
+    }
     check(encode_v1(info.client, info.server).size() <= kV1MaxLength);
 }
 

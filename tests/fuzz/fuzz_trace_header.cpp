@@ -2,10 +2,13 @@
 // past the input, and says ok only for a header that carries the right MAC (so only for
 // the corpus' valid seeds and their white-space variants): re-signing what it decoded
 // must give a header that verifies to the same values. The input also drives a sign ->
-// format -> verify round trip with arbitrary value bytes, which must always verify.
+// format -> verify round trip with arbitrary value bytes, which must always verify, and
+// the canonical sender: canonical_address() is a fixed point, and a header bound to the
+// input as sender verifies with the input's canonical spelling.
 #include <cstdint>
 #include <string>
 
+#include "xproxy/mail_address.hpp"
 #include "xproxy/trace_header.hpp"
 
 namespace {
@@ -48,6 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto back = verify_trace_header(format_field(v), msg, keys(), 1790000000, 0, 0);
     if (!back.ok()) __builtin_trap();
     if (back.source.helo != s.helo.substr(0, kTraceMaxText) || back.source.login != s.login.substr(0, kTraceMaxText))
+        __builtin_trap();
+
+    const std::string canon = canonical_address(in);
+    if (canonical_address(canon) != canon) __builtin_trap();
+    const MessageBinding as_sent{TraceBinding::envelope, "", std::string(in)};
+    const MessageBinding respelled{TraceBinding::envelope, "", canon};
+    if (!verify_trace_header(sign_trace_header(s, "by", 1790000000, as_sent, keys()), respelled, keys(), 1790000000,
+                             0, 0)
+             .ok())
         __builtin_trap();
     return 0;
 }

@@ -132,6 +132,36 @@ const std::uint8_t kCustomFixture[] = {
 };
 constexpr std::string_view kFixtureKey = "k3y-material";
 
+// The same with a signing time, as encode_v2 writes it now (computed the same way).
+// kCustomFixture, without TIME, is what earlier senders wrote: authentic but untimed.
+constexpr std::int64_t kFixtureTime = 1790000000;
+const std::uint8_t kTimedFixture[] = {
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,  // signature
+    0x21,                                                                    // version 2 | PROXY
+    0x11,                                                                    // AF_INET | STREAM
+    0x00, 0x62,                                                              // 98 bytes follow
+    0xCB, 0x00, 0x71, 0x07,                                                  // source 203.0.113.7
+    0xC6, 0x33, 0x64, 0x19,                                                  // destination 198.51.100.25
+    0xC8, 0x22,                                                              // source port 51234
+    0x00, 0x19,                                                              // destination port 25
+    0xE0, 0x00, 0x0E,                                                        // HELO, 14 bytes
+    'm', 'x', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't',    //   "mx.example.net"
+    0xE1, 0x00, 0x05,                                                        // LOGIN, 5 bytes
+    'a', 'l', 'i', 'c', 'e',                                                 //   "alice"
+    0xE2, 0x00, 0x04,                                                        // SESSION_ID, 4 bytes
+    '4', 'X', 'y', 'Z',                                                      //   "4XyZ"
+    0xE4, 0x00, 0x08,                                                        // TIME, 8 bytes
+    0x00, 0x00, 0x00, 0x00, 0x6A, 0xB1, 0x3B, 0x80,                          //   1790000000, big-endian
+    0xE3, 0x00, 0x21,                                                        // HMAC, 33 bytes
+    0x07,                                                                    //   key id 7
+    0x36, 0x70, 0x12, 0xEF, 0xA6, 0x4B, 0x5B, 0x0A,                          //   HMAC-SHA256 over the
+    0xC0, 0x5A, 0x34, 0x12, 0x9E, 0x60, 0xCB, 0x09,                          //   header with these 32
+    0x62, 0xD9, 0x07, 0x9C, 0x7F, 0xA4, 0x7E, 0x52,                          //   bytes and the CRC32C
+    0xB0, 0xD2, 0x5E, 0x45, 0xBE, 0x4F, 0x2A, 0x16,                          //   value zeroed
+    0x03, 0x00, 0x04,                                                        // CRC32C, 4 bytes
+    0xB9, 0xBD, 0xFE, 0x5E,                                                  //   over the final header
+};
+
 // ALPN, AUTHORITY, UNIQUE_ID and the SSL TLV over IPv6, checksummed.
 const std::uint8_t kSslFixture[] = {
     0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,  // signature
@@ -164,6 +194,7 @@ const std::uint8_t kSslFixture[] = {
 const std::string kCapture = bytes(kHaproxyCapture, sizeof kHaproxyCapture);
 const std::string kCustom = bytes(kCustomFixture, sizeof kCustomFixture);
 const std::string kSsl = bytes(kSslFixture, sizeof kSslFixture);
+const std::string kTimed = bytes(kTimedFixture, sizeof kTimedFixture);
 
 struct ValidRow {
     const char* name;
@@ -216,6 +247,8 @@ const std::vector<ValidRow>& valid_rows() {
          Transport::stream, true, "192.0.2.1:40000", "198.51.100.2:25", 2},
         {"custom TLVs, HMAC and CRC32C fixture", kCustom, Command::proxy, Family::inet, Transport::stream, true,
          "203.0.113.7:51234", "198.51.100.25:25", 5},
+        {"custom TLVs, TIME, HMAC and CRC32C fixture", kTimed, Command::proxy, Family::inet, Transport::stream,
+         true, "203.0.113.7:51234", "198.51.100.25:25", 6},
         {"SSL fixture", kSsl, Command::proxy, Family::inet6, Transport::stream, true, "[2001:db8::7]:40000",
          "[2001:db8::25]:465", 5},
     };
@@ -272,6 +305,14 @@ const std::vector<InvalidRow>& invalid_rows() {
          "HMAC TLV length is not 33", 0},
         {"HMAC of 34 bytes", v2(0x21, 0x11, kInet + tlv(PP2_TYPE_XPROXY_HMAC, std::string(34, 'h'))),
          "HMAC TLV length is not 33", 0},
+        {"TIME of 7 bytes", v2(0x21, 0x11, kInet + tlv(PP2_TYPE_XPROXY_TIME, std::string(7, 't'))),
+         "TIME TLV length is not 8", 0},
+        {"TIME of 9 bytes", v2(0x21, 0x11, kInet + tlv(PP2_TYPE_XPROXY_TIME, std::string(9, 't'))),
+         "TIME TLV length is not 8", 0},
+        {"two TIME",
+         v2(0x21, 0x11,
+            kInet + tlv(PP2_TYPE_XPROXY_TIME, std::string(8, 't')) + tlv(PP2_TYPE_XPROXY_TIME, std::string(8, 't'))),
+         "duplicate TLV", 0},
         {"two HMAC", v2(0x21, 0x11, kInet + tlv(PP2_TYPE_XPROXY_HMAC, hmac33) + tlv(PP2_TYPE_XPROXY_HMAC, hmac33)),
          "duplicate TLV", 0},
         {"two HELO", v2(0x21, 0x11, kInet + tlv(PP2_TYPE_XPROXY_HELO, "a") + tlv(PP2_TYPE_XPROXY_HELO, "b")),
@@ -316,6 +357,7 @@ EncodeOptions all_options() {
     opt.crc32c = true;
     opt.hmac_key = "secret key";
     opt.hmac_key_id = 42;
+    opt.hmac_time = kFixtureTime;
     opt.pad_to = 512;
     return opt;
 }
@@ -456,8 +498,8 @@ TEST(ProxyV2, RoundTripWithAllTlvs) {
     EXPECT_EQ(res.consumed, out.size());
     const std::vector<std::uint8_t> want_types = {PP2_TYPE_ALPN,          PP2_TYPE_AUTHORITY,    PP2_TYPE_UNIQUE_ID,
                                                   PP2_TYPE_SSL,           PP2_TYPE_XPROXY_HELO,  PP2_TYPE_XPROXY_LOGIN,
-                                                  PP2_TYPE_XPROXY_SESSION_ID, PP2_TYPE_NOOP, PP2_TYPE_XPROXY_HMAC,
-                                                  PP2_TYPE_CRC32C};
+                                                  PP2_TYPE_XPROXY_SESSION_ID, PP2_TYPE_NOOP, PP2_TYPE_XPROXY_TIME,
+                                                  PP2_TYPE_XPROXY_HMAC,   PP2_TYPE_CRC32C};
     EXPECT_EQ(tlv_types(h), want_types);
     for_each_tlv(h.tlv_bytes, [&](const TlvView& t) {
         std::string v = bytes(t.value.data(), t.value.size());
@@ -476,7 +518,8 @@ TEST(ProxyV2, RoundTripWithAllTlvs) {
     want.ptr_name = "kept.example";
     EXPECT_EQ(back, want);
     EXPECT_EQ(hmac_key_id(h), 42);
-    EXPECT_TRUE(verify_hmac(u8(out), res.consumed, h, opt.hmac_key));
+    EXPECT_EQ(hmac_time(h), kFixtureTime);
+    EXPECT_EQ(verify_hmac(u8(out), res.consumed, h, {opt.hmac_key, kFixtureTime}), HmacVerdict::ok);
 }
 
 TEST(ProxyV2, EncoderReproducesTheFixtures) {
@@ -486,7 +529,8 @@ TEST(ProxyV2, EncoderReproducesTheFixtures) {
     opt.crc32c = true;
     opt.hmac_key = std::string(kFixtureKey);
     opt.hmac_key_id = 7;
-    EXPECT_EQ(encode_v2(info, opt), kCustom);
+    opt.hmac_time = kFixtureTime;
+    EXPECT_EQ(encode_v2(info, opt), kTimed);
 
     info.client = ep("2001:db8::7", 40000);
     info.server = ep("2001:db8::25", 465);
@@ -527,29 +571,106 @@ TEST(ProxyV2, EncoderLimits) {
 
 TEST(ProxyV2, HmacVerifiesOnlyWithTheRightKey) {
     Header h;
-    DecodeResult res = run(kCustom, h);
+    DecodeResult res = run(kTimed, h);
     ASSERT_TRUE(res.complete()) << res.reason;
     EXPECT_EQ(hmac_key_id(h), 7);
-    EXPECT_TRUE(verify_hmac(u8(kCustom), res.consumed, h, kFixtureKey));
-    EXPECT_FALSE(verify_hmac(u8(kCustom), res.consumed, h, "k3y-materiaL"));
-    EXPECT_FALSE(verify_hmac(u8(kCustom), res.consumed, h, "k3y-material\n"));
-    EXPECT_FALSE(verify_hmac(u8(kCustom), res.consumed, h, ""));
-    EXPECT_FALSE(verify_hmac(u8(kCustom), res.consumed - 1, h, kFixtureKey));
+    EXPECT_EQ(hmac_time(h), kFixtureTime);
+    auto verify = [&](std::string_view key, std::size_t len) {
+        return verify_hmac(u8(kTimed), len, h, {key, kFixtureTime});
+    };
+    EXPECT_EQ(verify(kFixtureKey, res.consumed), HmacVerdict::ok);
+    EXPECT_EQ(verify("k3y-materiaL", res.consumed), HmacVerdict::invalid);
+    EXPECT_EQ(verify("k3y-material\n", res.consumed), HmacVerdict::invalid);
+    EXPECT_EQ(verify("", res.consumed), HmacVerdict::invalid);
+    EXPECT_EQ(verify(kFixtureKey, res.consumed - 1), HmacVerdict::invalid);
 
     // The MAC matches OpenSSL's one-shot HMAC over a copy with MAC and CRC value zeroed.
-    std::string zeroed = kCustom;
-    const std::size_t mac_at = kCustom.size() - 7 - 32;
+    std::string zeroed = kTimed;
+    const std::size_t mac_at = kTimed.size() - 7 - 32;
     zeroed.replace(mac_at, 32, std::string(32, '\0'));
-    zeroed.replace(kCustom.size() - 4, 4, std::string(4, '\0'));
+    zeroed.replace(kTimed.size() - 4, 4, std::string(4, '\0'));
     unsigned char mac[32];
     unsigned mac_len = 0;
     HMAC(EVP_sha256(), kFixtureKey.data(), static_cast<int>(kFixtureKey.size()), u8(zeroed), zeroed.size(), mac,
          &mac_len);
-    EXPECT_EQ(bytes(mac, mac_len), kCustom.substr(mac_at, 32));
+    EXPECT_EQ(bytes(mac, mac_len), kTimed.substr(mac_at, 32));
     // And the CRC32C covers the final bytes, MAC included.
-    zeroed = kCustom;
-    zeroed.replace(kCustom.size() - 4, 4, std::string(4, '\0'));
-    EXPECT_EQ(crc32c(u8(zeroed), zeroed.size()), 0xD6303E2Au);
+    zeroed = kTimed;
+    zeroed.replace(kTimed.size() - 4, 4, std::string(4, '\0'));
+    EXPECT_EQ(crc32c(u8(zeroed), zeroed.size()), 0xB9BDFE5Eu);
+}
+
+// A captured header replayed later, from wherever, fails once its signed time leaves the
+// window around the receiver's clock; so does one "from the future" (a sender's clock
+// ahead), and an authentic header of a sender that signs no time.
+TEST(ProxyV2, HmacFreshness) {
+    Header h;
+    ASSERT_TRUE(run(kTimed, h).complete());
+    struct Row {
+        std::int64_t now, window;
+        HmacVerdict want;
+    };
+    const std::int64_t t = kFixtureTime;
+    const Row rows[] = {
+        {t, 60, HmacVerdict::ok},
+        {t + 60, 60, HmacVerdict::ok},       // exactly the window late
+        {t + 61, 60, HmacVerdict::expired},  // a replay one second later
+        {t + 86400, 60, HmacVerdict::expired},
+        {t - 60, 60, HmacVerdict::ok},       // sender's clock a window ahead
+        {t - 61, 60, HmacVerdict::future},
+        {t + 1, 0, HmacVerdict::expired},
+        {t + 1, -5, HmacVerdict::expired},   // a negative window counts as 0
+        {t, 0, HmacVerdict::ok},
+        {t + 3600, 3600, HmacVerdict::ok},
+        {INT64_MAX, INT64_MAX, HmacVerdict::expired},  // no overflow
+        {INT64_MIN, INT64_MAX, HmacVerdict::future},
+        {0, kHmacWindow, HmacVerdict::future},
+    };
+    for (const auto& r : rows)
+        EXPECT_EQ(verify_hmac(u8(kTimed), kTimed.size(), h, {kFixtureKey, r.now, r.window}), r.want)
+            << r.now << " " << r.window;
+    EXPECT_EQ(HmacCheck{}.window, 60);
+
+    // Authentic but untimed (what earlier senders wrote): refused at any clock.
+    ASSERT_TRUE(run(kCustom, h).complete());
+    EXPECT_FALSE(hmac_time(h));
+    for (std::int64_t now : {std::int64_t{0}, t, INT64_MAX})
+        EXPECT_EQ(verify_hmac(u8(kCustom), kCustom.size(), h, {kFixtureKey, now}), HmacVerdict::untimed);
+    // A bad MAC is reported as such whatever the time says.
+    ASSERT_TRUE(run(kTimed, h).complete());
+    EXPECT_EQ(verify_hmac(u8(kTimed), kTimed.size(), h, {"wrong", t + 86400}), HmacVerdict::invalid);
+
+    // A time beyond kHmacMaxTime, authentic: never within any window.
+    std::string far = kTimed;
+    const std::size_t time_at = kTimed.find(std::string("\xE4\x00\x08", 3)) + 3;
+    far.replace(time_at, 8, std::string(8, '\xFF'));
+    far.replace(far.size() - 7 - 32, 32, std::string(32, '\0'));
+    far.replace(far.size() - 4, 4, std::string(4, '\0'));
+    unsigned char mac[32];
+    unsigned mac_len = 0;
+    HMAC(EVP_sha256(), kFixtureKey.data(), static_cast<int>(kFixtureKey.size()), u8(far), far.size(), mac, &mac_len);
+    far.replace(far.size() - 7 - 32, 32, bytes(mac, mac_len));
+    const std::uint32_t c = crc32c(u8(far), far.size());
+    for (std::size_t i = 0; i < 4; ++i) far[far.size() - 4 + i] = static_cast<char>(c >> (24 - 8 * i));
+    ASSERT_TRUE(run(far, h).complete());
+    EXPECT_EQ(hmac_time(h), INT64_MAX);
+    EXPECT_EQ(verify_hmac(u8(far), far.size(), h, {kFixtureKey, INT64_MAX, INT64_MAX}), HmacVerdict::future);
+}
+
+// The encoder never writes an HMAC without a time: it refuses rather than make a header
+// that a receiver would have to refuse (or could be replayed for ever).
+TEST(ProxyV2, EncoderRefusesHmacWithoutTime) {
+    EncodeOptions opt;
+    opt.hmac_key = "secret";
+    EXPECT_EQ(encode_v2(full_info(), opt), "");
+    opt.hmac_time = -1;
+    EXPECT_EQ(encode_v2(full_info(), opt), "");
+    opt.hmac_time = kHmacMaxTime + 1;
+    EXPECT_EQ(encode_v2(full_info(), opt), "");
+    opt.hmac_time = kHmacMaxTime;
+    EXPECT_NE(encode_v2(full_info(), opt), "");
+    opt.hmac_time = 0;
+    EXPECT_NE(encode_v2(full_info(), opt), "");
 }
 
 TEST(ProxyV2, HmacFailsWhenAnyByteIsFlipped) {
@@ -559,17 +680,20 @@ TEST(ProxyV2, HmacFailsWhenAnyByteIsFlipped) {
     no_crc.ssl = true;
     no_crc.hmac_key = "secret";
     no_crc.hmac_key_id = 1;
-    for (const std::string& good : {kCustom, encode_v2(info, no_crc)}) {
-        const std::string key = good == kCustom ? std::string(kFixtureKey) : no_crc.hmac_key;
+    no_crc.hmac_time = kFixtureTime;
+    for (const std::string& good : {kTimed, encode_v2(info, no_crc)}) {
+        const std::string key = good == kTimed ? std::string(kFixtureKey) : no_crc.hmac_key;
         Header h;
         ASSERT_TRUE(run(good, h).complete());
-        ASSERT_TRUE(verify_hmac(u8(good), good.size(), h, key));
+        ASSERT_EQ(verify_hmac(u8(good), good.size(), h, {key, kFixtureTime}), HmacVerdict::ok);
         for (std::size_t i = 0; i < good.size(); ++i) {
             for (int mask : {0x01, 0x80, 0xFF}) {
                 std::string bad = good;
                 bad[i] = static_cast<char>(bad[i] ^ mask);
                 DecodeResult res = run(bad, h);
-                EXPECT_FALSE(res.complete() && verify_hmac(u8(bad), res.consumed, h, key)) << i << " " << mask;
+                EXPECT_FALSE(res.complete() && verify_hmac(u8(bad), res.consumed, h, {key, kFixtureTime}) ==
+                                                   HmacVerdict::ok)
+                    << i << " " << mask;
             }
         }
     }
@@ -579,9 +703,9 @@ TEST(ProxyV2, NoHmacNoVerification) {
     Header h;
     ASSERT_TRUE(run(kSsl, h).complete());
     EXPECT_FALSE(hmac_key_id(h));
-    EXPECT_FALSE(verify_hmac(u8(kSsl), kSsl.size(), h, "any"));
+    EXPECT_EQ(verify_hmac(u8(kSsl), kSsl.size(), h, {"any", 0}), HmacVerdict::absent);
     ASSERT_TRUE(run(v2(0x20, 0x00, ""), h).complete());
-    EXPECT_FALSE(verify_hmac(u8(kSsl), 16, h, "any"));
+    EXPECT_EQ(verify_hmac(u8(kSsl), 16, h, {"any", 0}), HmacVerdict::absent);
 }
 
 TEST(ProxyV2, Crc32cCatchesEveryFlippedByte) {

@@ -277,7 +277,8 @@ TEST(TraceHeader, CopiedIntoAnotherMessage) {
     const Row rows[] = {
         {&mid_bound, msg(), TraceVerdict::ok},
         {&mid_bound, msg(" <20260101.1234@client.example>\r\n"), TraceVerdict::ok},  // folding ignored
-        {&mid_bound, msg("<20260101.1234@client.example>", "<ALICE@Example.ORG>"), TraceVerdict::ok},
+        {&mid_bound, msg("<20260101.1234@client.example>", "<alice@Example.ORG>"), TraceVerdict::ok},
+        {&mid_bound, msg("<20260101.1234@client.example>", "ALICE@example.org"), TraceVerdict::wrong_binding},
         {&mid_bound, msg("<20260101.1235@client.example>"), TraceVerdict::wrong_binding},
         {&mid_bound, msg(""), TraceVerdict::wrong_binding},
         {&mid_bound, msg("<20260101.1234@client.example>", "bob@example.org"), TraceVerdict::wrong_binding},
@@ -295,6 +296,50 @@ TEST(TraceHeader, CopiedIntoAnotherMessage) {
     EXPECT_EQ(check(signed_value(source(), bounce), bounce).verdict, TraceVerdict::ok);
     EXPECT_EQ(check(signed_value(source(), bounce), MessageBinding{TraceBinding::message_id, "<b@x>", "<>"}).verdict,
               TraceVerdict::ok);
+}
+
+// A hop re-spells the envelope sender (Postfix unquotes a needless quoted string and drops
+// a source route; a policy service gets Postfix's unquoted internal form): the binding is
+// over the canonical address, so the header still verifies there, for both kinds, while
+// another mailbox still does not.
+TEST(TraceHeader, SenderRespelledByTheNextHop) {
+    struct Row {
+        const char* signed_with;
+        const char* verified_with;
+        TraceVerdict want;
+    };
+    const Row rows[] = {
+        {"\"alice\"@Example.COM", "alice@example.com", TraceVerdict::ok},
+        {"<\"alice\"@Example.COM>", "<alice@example.com>", TraceVerdict::ok},
+        {"<@relay:alice@example.com>", "alice@example.com", TraceVerdict::ok},
+        {"<@a.example,@b.example:alice@example.com>", "<alice@EXAMPLE.com>", TraceVerdict::ok},
+        {"alice@example.com", "\"alice\"@example.com", TraceVerdict::ok},
+        {"\"al\\ice\"@example.com", "alice@example.com", TraceVerdict::ok},  // quoted pair
+        {"\"first.last\"@example.com", "first.last@example.com", TraceVerdict::ok},
+        {"\"a b\"@example.com", "a b@example.com", TraceVerdict::ok},  // Postfix's internal form
+        {" < alice@example.com > ", "alice@example.com", TraceVerdict::ok},
+        {"alice@example.com.", "alice@example.com", TraceVerdict::ok},  // Postfix drops the dot
+        {"\"alice\"@example.com", "bob@example.com", TraceVerdict::wrong_binding},
+        {"\"alice\"@example.com", "Alice@example.com", TraceVerdict::wrong_binding},  // local case kept
+        {"\"a b\"@example.com", "ab@example.com", TraceVerdict::wrong_binding},
+        {"\"a.\"@example.com", "a.@example.com", TraceVerdict::ok},          // both need quotes
+        {"\"a.\"@example.com", "a@example.com", TraceVerdict::wrong_binding},
+        {"\"alice@x\"@example.com", "alice@x@example.com", TraceVerdict::ok},  // internal form again
+        {"\"alice@x\"@example.com", "alice@x.example.com", TraceVerdict::wrong_binding},
+        {"<@relay:alice@example.com>", "alice@relay", TraceVerdict::wrong_binding},
+        {"alice@example.com", "alice@example.org", TraceVerdict::wrong_binding},
+        {"<>", "", TraceVerdict::ok},
+        {"\"\"@example.com", "@example.com", TraceVerdict::ok},
+        {"\"\"@example.com", "", TraceVerdict::wrong_binding},
+    };
+    for (TraceBinding kind : {TraceBinding::message_id, TraceBinding::envelope}) {
+        for (const auto& r : rows) {
+            const MessageBinding at_signer{kind, "<m@x>", r.signed_with};
+            const MessageBinding at_verifier{kind, "<m@x>", r.verified_with};
+            const auto got = check(signed_value(source(), at_signer), at_verifier);
+            EXPECT_EQ(got.verdict, r.want) << to_string(kind) << " " << r.signed_with << " -> " << r.verified_with;
+        }
+    }
 }
 
 TEST(TraceHeader, KeyRotation) {

@@ -14,7 +14,7 @@
 //     PROXY + UNSPEC: length skipped, TLVs not parsed. Accepted family/protocol bytes:
 //     0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32. TLVs validated: each must fit exactly,
 //     CRC32C checked when present, UNIQUE_ID <= 128 bytes, SSL sub-TLVs well-formed, our
-//     custom 0xE0-0xE3; a second CRC32C, HMAC, HELO, LOGIN or SESSION_ID TLV is invalid.
+//     custom 0xE0-0xE4; a second CRC32C, HMAC, TIME, HELO, LOGIN or SESSION_ID TLV is invalid.
 // Addresses: a v4-mapped IPv6 address (TCP6 / INET6) is normalised to IPv4 in
 // Header::source/destination (as IpAddress::parse does); `family` keeps what the wire said.
 #pragma once
@@ -59,6 +59,7 @@ enum TlvType : std::uint8_t {
     PP2_TYPE_XPROXY_LOGIN = 0xE1,
     PP2_TYPE_XPROXY_SESSION_ID = 0xE2,
     PP2_TYPE_XPROXY_HMAC = 0xE3,  // HMAC-SHA256 over the header, see proxy_hmac below
+    PP2_TYPE_XPROXY_TIME = 0xE4,  // signing time for the HMAC's freshness, see below
 };
 
 // pp2_client bits of the SSL TLV
@@ -125,6 +126,8 @@ struct EncodeOptions {
     bool crc32c = false;            // append PP2_TYPE_CRC32C
     std::string hmac_key;           // non-empty: append PP2_TYPE_XPROXY_HMAC with this key
     std::uint8_t hmac_key_id = 0;   // key id stored in the HMAC TLV
+    std::optional<std::int64_t> hmac_time;  // unix seconds for PP2_TYPE_XPROXY_TIME; required
+                                            // with hmac_key (the time of sending: now)
     std::size_t pad_to = 0;         // add a NOOP TLV so the header is at least this long
 };
 
@@ -134,10 +137,11 @@ std::string encode_v1(const std::optional<Endpoint>& src, const std::optional<En
 // v2 binary header from src/dst (mixed families: IPv4 is mapped to IPv6) and the TLVs
 // requested in opt. opt.local gives the 16-byte LOCAL header; a missing client or server
 // gives PROXY + UNSPEC with no address and no TLV. TLV order: ALPN, AUTHORITY, UNIQUE_ID,
-// SSL, HELO, LOGIN, SESSION_ID, NOOP (pad_to), HMAC, CRC32C. When both are requested the
-// HMAC is computed first (CRC32C value still zero), then the CRC32C over the final bytes.
-// Returns an empty string if the result would exceed 65535+16 bytes or unique_id is
-// longer than 128 bytes.
+// SSL, HELO, LOGIN, SESSION_ID, NOOP (pad_to), TIME and HMAC, CRC32C. When both are
+// requested the HMAC is computed first (CRC32C value still zero), then the CRC32C over the
+// final bytes. Returns an empty string if the result would exceed 65535+16 bytes,
+// unique_id is longer than 128 bytes, or hmac_key is set without an hmac_time in
+// 0..kHmacMaxTime.
 std::string encode_v2(const SourceInfo& info, const EncodeOptions& opt = {});
 
 // Fill SourceInfo (client = source, server = destination, TLS from the SSL TLV, HELO,
@@ -150,11 +154,36 @@ void to_source_info(const Header& h, SourceInfo& out);
 
 // HMAC TLV (0xE3, length 33): value = key_id (1 byte) || HMAC-SHA256(key, the whole
 // header with the 32 MAC bytes zeroed and the CRC32C value, if any, zeroed). The key id
-// and every other byte are authenticated. Returns the key id found, or nullopt when
-// there is no HMAC TLV.
+// and every other byte are authenticated, the TIME TLV (0xE4, 8 bytes, big-endian unix
+// seconds) included. Returns the key id found, or nullopt when there is no HMAC TLV.
 std::optional<std::uint8_t> hmac_key_id(const Header& h);
-// True when the header (the `consumed` bytes decode_v2 accepted, at data) carries an
-// HMAC TLV that verifies with key. Constant-time comparison.
-bool verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, std::string_view key);
+// The TIME TLV's value, or nullopt when there is none (not authenticated by itself).
+std::optional<std::int64_t> hmac_time(const Header& h);
+
+inline constexpr std::int64_t kHmacWindow = 60;  // default freshness window, seconds
+inline constexpr std::int64_t kHmacMaxTime = 9'999'999'999'999;  // keeps time +- window in range
+
+// What the receiver requires of an authenticated header.
+struct HmacCheck {
+    std::string_view key;           // the shared key (empty never verifies)
+    std::int64_t now = 0;           // the receiver's clock, unix seconds
+    std::int64_t window = kHmacWindow;  // accepted |now - TIME|, seconds (negative: 0)
+};
+
+enum class HmacVerdict : std::uint8_t {
+    ok,
+    absent,   // not a v2 header with an HMAC TLV
+    invalid,  // the MAC does not verify with this key (or the bytes are not what was decoded)
+    untimed,  // authentic, but without a TIME TLV: replayable for ever, never accepted
+    expired,  // authentic, but TIME is more than `window` before now
+    future,   // authentic, but TIME is more than `window` after now
+};
+const char* to_string(HmacVerdict v);  // "ok", "absent", "invalid", "untimed", "expired", "future"
+const char* describe(HmacVerdict v);   // a sentence for logs ("PROXY header ...")
+
+// Verifies the header (the `consumed` bytes decode_v2 accepted, at data): the HMAC TLV
+// with check.key (constant-time comparison), then the presence of a TIME TLV, then
+// |check.now - TIME| <= check.window; the first failure decides.
+HmacVerdict verify_hmac(const std::uint8_t* data, std::size_t header_len, const Header& h, const HmacCheck& check);
 
 }  // namespace xproxy::proxy

@@ -12,7 +12,9 @@
 // any change of a value does. The binding ties a header to one message: b=mid covers the
 // Message-ID and the envelope sender (what a milter has at end of message), b=env the
 // envelope sender only (all a policy daemon has before DATA); bh= carries the hash of the
-// bound values so that a header copied into another message reports wrong_binding.
+// bound values so that a header copied into another message reports wrong_binding. The
+// sender is bound in its canonical form (xproxy/mail_address.hpp), so a hop that re-quotes
+// it or drops a source route does not break the binding.
 //
 // Promises: verify_trace_header() never throws (but std::bad_alloc) and never reads past
 // its input; every check is strict and the first failure decides; the signature is
@@ -47,7 +49,7 @@ enum class TraceBinding : std::uint8_t {
 struct MessageBinding {
     TraceBinding kind = TraceBinding::message_id;
     std::string message_id;  // the Message-ID field value; folding white space is ignored
-    std::string sender;      // envelope sender, with or without <>; "" for the null sender
+    std::string sender;      // envelope sender as any hop spells it; bound in canonical_address() form
 };
 
 enum class TraceVerdict : std::uint8_t {
