@@ -6,17 +6,20 @@
 // header edits to apply. abort() forgets the message, close() the connection.
 //
 // Modes (Config::mode):
-//   inject - first hop. At end of message every X-Original-Source field is removed and one
-//            signed field with the session's metadata is inserted at the top, unless the
-//            peer is a trusted upstream and the message carries a header that verifies:
-//            then that header is kept (chains of gateways) and only the others go.
+//   inject - first hop, the trust boundary. At end of message every X-Original-Source and
+//            every X-Original-Source-Result field that came with the message is removed
+//            and one signed field with the session's metadata is inserted at the top,
+//            unless the peer is a trusted upstream and the topmost header verifies: then
+//            that header is kept (chains of gateways) and only the others go.
 //            The shared policy engine (vdomains, deposit) runs at MAIL and RCPT.
-//   verify - later hop. The first header that verifies (known key, time window, bound to
-//            this message) gives the original source; its IP is checked against the block
-//            list and the policy engine runs on it. Missing or invalid: the configured
-//            action (accept, tempfail, reject). Every X-Original-Source field is removed
-//            unless keep_header (then the valid one stays), and the outcome is recorded in
-//            the result header.
+//   verify - later hop. Only the topmost header decides (a valid one further down never
+//            counts): if it verifies (known key, time window, bound to this message) it
+//            gives the original source; its IP is checked against the block list and the
+//            policy engine runs on it. Missing or invalid: the configured action (accept,
+//            tempfail, reject). Every X-Original-Source field is removed unless
+//            keep_header (then the valid one stays), every incoming
+//            X-Original-Source-Result field is removed, and the outcome is recorded in
+//            our own result header.
 //
 // Promises: no method throws except std::bad_alloc; nothing of one message survives
 // abort() or the next MAIL; the Session holds no reference to libmilter, sockets or
@@ -133,6 +136,7 @@ private:
         std::string sender;
         std::vector<std::string> recipients;
         std::vector<std::string> trace_values;  // X-Original-Source values in order
+        std::size_t result_count = 0;           // X-Original-Source-Result fields seen
         std::string message_id;
         bool message_id_seen = false;
     };
