@@ -36,7 +36,8 @@ class Policyd(E2ETestCase):
         self.risk = self.sandbox.write("risk.txt", RISK % self.sink.port)
         self.pd_log = self.sandbox.path("policyd.log")
         self.sandbox.logs.append(self.pd_log)
-        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port,
+                "--allow-peers", "127.0.0.1/32", "--log", "stderr",
                 "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
                 "--risk-map", self.risk, "--signer", "gw1.test", "--watch-interval", "1",
                 "--header-name", PRIVATE_NAME] + list(extra)
@@ -141,7 +142,8 @@ class Policyd(E2ETestCase):
         replies = send_mail(self.port, source="127.0.0.66", rcpt="during@other.example")
         self.assertTrue(any(t.startswith("250 2.0.0 Ok: queued") for _, t in replies), replies)
         self.pf.wait_log(r"warning: problem talking to server 127\.0\.0\.1:%d" % self.pd_port, timeout=20)
-        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port,
+                "--allow-peers", "127.0.0.1/32", "--log", "stderr",
                 "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
                 "--risk-map", self.risk, "--signer", "gw1.test", "--header-name", PRIVATE_NAME]
         with open(self.pd_log, "ab") as out:
