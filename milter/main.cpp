@@ -101,10 +101,11 @@ int main(int argc, char** argv) {
         return die(err);
     if (!daemon::drop_privileges(opts->user, &err)) return die(err);
     log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" block_list=\"%s\" on_invalid=%s "
-              "on_missing=%s keep_header=%d policies=%zu",
+              "on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
               to_string(config->mode), opts->listen.c_str(), allow_peers->to_string().c_str(), config->keys.size(),
               config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
-              to_string(config->on_invalid), to_string(config->on_missing), config->keep_header ? 1 : 0,
+              to_string(config->on_invalid), to_string(config->on_missing),
+              to_string(config->on_missing_bounce), config->keep_header ? 1 : 0,
               opts->policies.size());
     int rc = smfi_main();
     log::info("event=stop rc=%d", rc);

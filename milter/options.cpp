@@ -41,6 +41,9 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
          "verify: accept, tempfail or reject a message whose header does not verify")
         ("on-missing", po::value(&o.on_missing)->default_value("reject"),
          "verify: accept, tempfail or reject a message without a header")
+        ("on-missing-bounce", po::value(&o.on_missing_bounce),
+         "verify: accept, tempfail or reject a message from the null sender (a DSN) without a header "
+         "(default: tempfail, or --on-missing when that is milder)")
         ("keep-header", po::bool_switch(&o.keep_header), "verify: leave the verified header in the message")
         ("no-result-header", po::bool_switch(&o.no_result_header), "verify: do not add X-Original-Source-Result")
         ("max-age", po::value(&o.max_age)->default_value(7 * 86400), "verify: seconds a header stays valid")
@@ -87,6 +90,12 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     if (!mis) return fail("--on-missing must be accept, tempfail or reject");
     c->on_invalid = *inv;
     c->on_missing = *mis;
+    c->on_missing_bounce = *mis == FailAction::reject ? FailAction::tempfail : *mis;
+    if (!o.on_missing_bounce.empty()) {
+        auto b = parse_fail_action(o.on_missing_bounce);
+        if (!b) return fail("--on-missing-bounce must be accept, tempfail or reject");
+        c->on_missing_bounce = *b;
+    }
     c->keep_header = o.keep_header;
     c->result_header = !o.no_result_header;
     if (o.max_age <= 0) return fail("--max-age must be positive");

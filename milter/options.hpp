@@ -32,6 +32,7 @@ struct Options {
     std::string block_list;
     std::string on_invalid = "reject";
     std::string on_missing = "reject";
+    std::string on_missing_bounce;      // default: tempfail, or on_missing if that is accept/tempfail
     bool keep_header = false;
     bool no_result_header = false;
     std::int64_t max_age = 7 * 86400;

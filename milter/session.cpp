@@ -43,6 +43,13 @@ std::optional<T> parse_uint(std::string_view s) {
     return v;
 }
 
+// The null sender as MTAs pass it: "<>" from smtpd, "" from Postfix's cleanup.
+bool null_sender(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s.empty() || s == "<>";
+}
+
 // A host name worth recording: not empty, not "unknown", not a bracketed address.
 bool usable_name(std::string_view n) { return !n.empty() && n != "unknown" && n.front() != '['; }
 
@@ -295,12 +302,13 @@ EomResult Session::verify(std::int64_t now) {
     if (!good) {
         bool missing = msg_.trace_values.empty();
         const char* verdict = missing ? "none" : first_failure.c_str();
-        out.reply = fail_reply(missing ? config_->on_missing : config_->on_invalid,
-                               missing ? "missing" : "not verified");
+        bool bounce = null_sender(msg_.sender);
+        FailAction action = !missing ? config_->on_invalid : bounce ? config_->on_missing_bounce : config_->on_missing;
+        out.reply = fail_reply(action, missing ? "missing" : "not verified");
         record(std::string(missing ? "none" : "fail") + " (" + verdict + "); by=" + config_->signer);
         set_summary(missing ? "missing" : "invalid",
-                    std::string("verdict=") + verdict + " action=" +
-                        to_string(missing ? config_->on_missing : config_->on_invalid),
+                    std::string("verdict=") + verdict + " action=" + to_string(action) +
+                        (missing && bounce ? " null_sender=1" : ""),
                     nullptr);
         return out;
     }

@@ -16,7 +16,8 @@
 //            counts): if it verifies (known key, time window, bound to this message) it
 //            gives the original source; its IP is checked against the block list and the
 //            policy engine runs on it. Missing or invalid: the configured action (accept,
-//            tempfail, reject). Every X-Original-Source field is removed unless
+//            tempfail, reject; a missing one on a message from the null sender has its
+//            own, tempfail by default). Every X-Original-Source field is removed unless
 //            keep_header (then the valid one stays), every incoming
 //            X-Original-Source-Result field is removed, and the outcome is recorded in
 //            our own result header.
@@ -63,6 +64,11 @@ struct Config {
     CidrSet block_list;                 // verify: original client addresses refused (550 5.7.1)
     FailAction on_invalid = FailAction::reject;  // verify: header present but not valid
     FailAction on_missing = FailAction::reject;  // verify: no header at all
+    // verify: no header on a message from the null sender (a DSN). Not accepted by rule (a
+    // remote client can send MAIL FROM:<> too), but by default deferred rather than
+    // refused, so a bounce from an inject hop that does not sign bounces waits in that
+    // hop's queue instead of being lost.
+    FailAction on_missing_bounce = FailAction::tempfail;
     bool keep_header = false;           // verify: leave the valid header in the message
     bool result_header = true;          // verify: add X-Original-Source-Result
     std::int64_t max_age = 7 * 86400;   // verify: seconds a header stays valid

@@ -392,6 +392,37 @@ TEST(MilterVerify, TempfailAction) {
     EXPECT_EQ(r.reply.status, "4.7.1");
 }
 
+TEST(MilterVerify, NullSenderWithoutHeaderIsDeferredNeverAccepted) {
+    // A DSN from an inject hop that does not sign bounces waits in that hop's queue; a
+    // null sender is no proof of anything, so it is never accepted by rule, and a header
+    // that is present but bad is refused like any other.
+    struct Row {
+        const char* name;
+        const char* sender;
+        bool with_header;  // a header that does not verify
+        Reply::Kind want;
+        const char* want_code;
+    };
+    const Row rows[] = {
+        {"smtpd_null_sender", "<>", false, Reply::Kind::tempfail, "451"},
+        {"cleanup_null_sender", "", false, Reply::Kind::tempfail, "451"},
+        {"ordinary_sender", "<a@sender.example>", false, Reply::Kind::reject, "550"},
+        {"null_sender_bad_header", "<>", true, Reply::Kind::reject, "550"},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        auto c = config(Mode::verify);
+        Session s(c);
+        s.connect("gw", ep("127.0.0.1", 1000));
+        Msg m;
+        m.sender = row.sender;
+        if (row.with_header) m.trace = {signed_value("127.0.0.1", m.mid, m.sender, ring(kOtherRing))};
+        auto r = run(s, m);
+        EXPECT_EQ(r.reply.kind, row.want);
+        EXPECT_EQ(r.reply.code, row.want_code);
+    }
+}
+
 TEST(MilterVerify, BlockListDecidesOnOriginalNotPeer) {
     auto c = config(Mode::verify);
     c->block_list = *CidrSet::parse("127.0.0.66/32");
