@@ -50,9 +50,17 @@ class Milter:
         self.log = sandbox.path("%s.log" % name)
         sandbox.logs.append(self.log)
         if unix:
-            self.path = sandbox.path("%s.sock" % name)
+            # unix=True: a socket in the sandbox; unix=(queue_directory, relative path): the
+            # socket inside a Postfix queue directory, named relative to it as a chrooted
+            # Postfix needs it.
+            if isinstance(unix, tuple):
+                self.path = os.path.join(unix[0], unix[1])
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self.postfix = "unix:" + unix[1]
+            else:
+                self.path = sandbox.path("%s.sock" % name)
+                self.postfix = "unix:" + self.path
             self.listen = "unix:" + self.path
-            self.postfix = "unix:" + self.path
             self.miltertest = "unix:" + self.path
         else:
             self.port = port or free_port()

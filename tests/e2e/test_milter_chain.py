@@ -60,7 +60,9 @@ class MilterChain(E2ETestCase):
         self.pb = Postfix(self.sandbox, self.procs, "pfb", free_port(), relay_port=self.sink.port,
                           main_cf=dict(milter_cf(self.mb), **(b_cf or {})))
         self.pb.start()
-        self.ma = Milter(self.sandbox, self.procs, "milter-a", "inject", ring=self.mb.ring, unix=True)
+        # A's socket as the man page gives it: in the queue directory, named relative to it.
+        self.ma = Milter(self.sandbox, self.procs, "milter-a", "inject", ring=self.mb.ring,
+                         unix=(self.sandbox.mkdir("pfa", "spool"), "xproxy/milter.sock"))
         self.pa = Postfix(self.sandbox, self.procs, "pfa", free_port(), relay_port=self.pb.port,
                           main_cf=inject_cf(self.ma))
         self.pa.start()
