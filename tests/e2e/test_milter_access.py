@@ -62,7 +62,7 @@ class MilterAccess(E2ETestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("would serve nobody: add --allow-peers", r.stderr)
 
-    def test_socket_group_must_exist(self):
+    def test_socket_group_and_mode(self):
         ring = self.sandbox.write("ring", KEYRING, mode=0o600)
         r = subprocess.run([binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring, "--listen",
                             "unix:" + self.sandbox.path("m.sock"), "--socket-group", "no-such-group-x",
@@ -70,6 +70,11 @@ class MilterAccess(E2ETestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("group 'no-such-group-x' of the socket", r.stderr)
         self.assertIn("--socket-group", r.stderr)
+        # The configured group and mode are what the socket gets.
+        m = Milter(self.sandbox, self.procs, "grp", "inject", ["--socket-group", "daemon", "--socket-mode", "0640"],
+                   unix=True)
+        st = os.stat(m.path)
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_gid), (0o640, grp.getgrnam("daemon").gr_gid))
 
     def test_default_listener_is_a_unix_socket_only_the_mta_group_reaches(self):
         # The default path, /run/xproxy/milter.sock, is made to lead into the sandbox: a

@@ -86,7 +86,7 @@ class PolicydAccess(E2ETestCase):
         self.assertNotIn("event=decision", read_text(self.log))
         self.signed(ask(socket.AF_INET, ("127.0.0.1", port), source="127.0.0.2"))
 
-    def test_tcp_listener_without_allow_list_does_not_start(self):
+    def test_tcp_without_allow_list_and_socket_group_and_mode(self):
         port = free_port()
         r = subprocess.run([binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % port] + self.args(),
                            capture_output=True, text=True, timeout=30)
@@ -97,6 +97,14 @@ class PolicydAccess(E2ETestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("group 'no-such-group-x' of the socket", r.stderr)
+        # The configured group and mode are what the socket gets.
+        path = self.sandbox.path("g.sock")
+        with open(self.log, "wb") as out:
+            self.procs.start("policyd", [binary("policyd/xproxy-policyd"), "--listen", "unix:" + path,
+                                         "--socket-group", "daemon", "--socket-mode", "0640"] + self.args(), stdout=out)
+        wait_for_log(self.log, r"event=start listeners=1 ", 10)
+        st = os.stat(path)
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_gid), (0o640, grp.getgrnam("daemon").gr_gid))
 
     def test_default_listener_is_a_unix_socket_only_the_mta_group_reaches(self):
         # /run/xproxy/policyd.sock, made to lead into the sandbox by a private mount
