@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
         !daemon::set_socket_access(spec->path, opts->user, opts->socket_group, socket_mode, &err))
         return die(err);
     if (!daemon::drop_privileges(opts->user, &err)) return die(err);
-    log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" block_list=\"%s\" on_invalid=%s "
-              "on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
+    log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "
+              "block_list=\"%s\" on_invalid=%s on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
               to_string(config->mode), opts->listen.c_str(), allow_peers->to_string().c_str(), config->keys.size(),
               config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
               to_string(config->on_invalid), to_string(config->on_missing),

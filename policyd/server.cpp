@@ -145,16 +145,19 @@ void Server::stop() { impl_->io.stop(); }
 
 int Server::run(bool handle_signals, void (*on_hup)()) {
     auto& io = impl_->io;
+    const CidrSet* allow = &impl_->opts.allow_peers;
     for (int fd : impl_->opts.listen_fds) {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         if (ss.ss_family == AF_UNIX) {
             asio::local::stream_protocol::acceptor acc(io, asio::local::stream_protocol(), fd);
-            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, &impl_->opts.allow_peers), asio::detached);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, allow),
+                           asio::detached);
         } else {
             asio::ip::tcp::acceptor acc(io, ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd);
-            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, &impl_->opts.allow_peers), asio::detached);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, allow),
+                           asio::detached);
         }
     }
     asio::signal_set signals(io);
