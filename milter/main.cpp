@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "accept_hooks.hpp"
@@ -71,7 +74,16 @@ int main(int argc, char** argv) {
         for (std::size_t i = 1; i < fds.size(); ++i) close(fds[i]);  // libmilter serves one socket
         activated = fds[0];
     }
-    std::string placeholder = "/tmp/xproxy-milter." + std::to_string(getpid()) + ".placeholder";
+    // libmilter's placeholder for an activated unix socket lives in a directory of its own
+    // (mode 0700): a fixed name in /tmp would let any local user block the start by
+    // creating that name first.
+    std::string placeholder_dir, placeholder;
+    if (activated >= 0) {
+        char dir[] = "/tmp/xproxy-milter.XXXXXX";
+        if (!mkdtemp(dir)) return die(std::string("cannot create a directory in /tmp: ") + std::strerror(errno));
+        placeholder_dir = dir;
+        placeholder = placeholder_dir + "/placeholder";
+    }
     std::string conn = libmilter_conn(*spec, placeholder, activated);
     if (!register_filter(config, spec->kind == K::unix_)) return die("smfi_register failed");
     if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) return die("bad listener " + opts->listen);
@@ -90,6 +102,7 @@ int main(int argc, char** argv) {
         if (dup2(activated, lfd) < 0) return die("cannot take over fd " + std::to_string(activated));
         close(activated);
         unlink(placeholder.c_str());
+        rmdir(placeholder_dir.c_str());
     }
     if (!daemon::check_inet_allowed({lfd}, *allow_peers, "--allow-peers", &err)) return die(err);
     set_peer_allow_list(&*allow_peers);
