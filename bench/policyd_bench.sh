@@ -52,12 +52,12 @@ EOF
 chmod 644 "$tmp/rules"
 
 P1=$(free_port)
-"$B/policyd/xproxy-policyd" --listen "inet:127.0.0.1:$P1" --log off --threads 2 \
+"$B/policyd/xproxy-policyd" --listen "inet:127.0.0.1:$P1" --allow-peers 127.0.0.1/32 --log off --threads 2 \
   --policy vdomains,deposit,risk --directory "$tmp/dir" --risk-map "$tmp/risk" &
 pids+=($!)
 wait_port "$P1"
 P3=$(free_port)
-"$B/policyd/xproxy-policyd" --listen "inet:127.0.0.1:$P3" --log stderr --threads 2 \
+"$B/policyd/xproxy-policyd" --listen "inet:127.0.0.1:$P3" --allow-peers 127.0.0.1/32 --log stderr --threads 2 \
   --policy vdomains,deposit,risk --directory "$tmp/dir" --risk-map "$tmp/risk" 2>"$tmp/policyd.log" &
 pids+=($!)
 wait_port "$P3"

@@ -16,7 +16,7 @@ namespace xproxy::milter {
 // when no policy runs). Used for unix sockets only: over TCP the MTA then writes several
 // small commands in a row, and since Postfix does not set TCP_NODELAY, Nagle's algorithm
 // holds each one back until the previous is acknowledged; measured slower than waiting
-// for the replies even with immediate ACKs (tcp_acks.cpp).
+// for the replies even with immediate ACKs (accept_hooks.cpp).
 bool register_filter(std::shared_ptr<const Config> config, bool no_reply_steps);
 
 }  // namespace xproxy::milter

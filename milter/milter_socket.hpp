@@ -20,7 +20,7 @@ namespace xproxy::milter {
 // "inet6:10025@::1", "unix:/path"). For fd/systemd, `activated` is the descriptor: the
 // string names a placeholder of the same family (libmilter drops accepted connections
 // whose family differs from its listener's): an ephemeral loopback port, or the unix
-// path `placeholder`.
+// path `placeholder` (main() puts it in a fresh mkdtemp directory).
 std::string libmilter_conn(const daemon::ListenSpec& spec, const std::string& placeholder, int activated = -1);
 
 // Open descriptors of this process that are listening sockets.

@@ -2,7 +2,6 @@
 // that turn options into a Config (bad configuration stops the daemon at start-up).
 #include "options.hpp"
 
-
 #include <boost/program_options.hpp>
 
 #include "xproxy/directory_file.hpp"
@@ -12,11 +11,6 @@ namespace po = boost::program_options;
 
 namespace xproxy::milter {
 
-namespace {
-
-
-}  // namespace
-
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
     Options o;
     po::options_description d("xproxy-milter options");
@@ -25,9 +19,13 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
         ("version", "print the version and exit")
         ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
         ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
-        ("listen,l", po::value(&o.listen)->default_value("inet:127.0.0.1:8890"),
-         "listener: inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd")
+        ("listen,l", po::value(&o.listen)->default_value("unix:/run/xproxy/milter.sock"),
+         "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd")
         ("socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")
+        ("socket-group", po::value(&o.socket_group)->default_value("postfix"),
+         "group of a unix: socket: the MTA's (only it may connect)")
+        ("allow-peers", po::value(&o.allow_peers),
+         "CIDR list of MTAs a TCP listener serves (required for TCP; an address of this host admits every local user)")
         ("user,u", po::value(&o.user), "drop privileges to this user after binding (a unix: socket is given to it)")
         ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
         ("log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")
@@ -43,6 +41,9 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
          "verify: accept, tempfail or reject a message whose header does not verify")
         ("on-missing", po::value(&o.on_missing)->default_value("reject"),
          "verify: accept, tempfail or reject a message without a header")
+        ("on-missing-bounce", po::value(&o.on_missing_bounce),
+         "verify: accept, tempfail or reject a message from the null sender (a DSN) without a header "
+         "(default: tempfail, or --on-missing when that is milder)")
         ("keep-header", po::bool_switch(&o.keep_header), "verify: leave the verified header in the message")
         ("no-result-header", po::bool_switch(&o.no_result_header), "verify: do not add X-Original-Source-Result")
         ("max-age", po::value(&o.max_age)->default_value(7 * 86400), "verify: seconds a header stays valid")
@@ -89,6 +90,12 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     if (!mis) return fail("--on-missing must be accept, tempfail or reject");
     c->on_invalid = *inv;
     c->on_missing = *mis;
+    c->on_missing_bounce = *mis == FailAction::reject ? FailAction::tempfail : *mis;
+    if (!o.on_missing_bounce.empty()) {
+        auto b = parse_fail_action(o.on_missing_bounce);
+        if (!b) return fail("--on-missing-bounce must be accept, tempfail or reject");
+        c->on_missing_bounce = *b;
+    }
     c->keep_header = o.keep_header;
     c->result_header = !o.no_result_header;
     if (o.max_age <= 0) return fail("--max-age must be positive");

@@ -43,6 +43,13 @@ std::optional<T> parse_uint(std::string_view s) {
     return v;
 }
 
+// The null sender as MTAs pass it: "<>" from smtpd, "" from Postfix's cleanup.
+bool null_sender(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s.empty() || s == "<>";
+}
+
 // A host name worth recording: not empty, not "unknown", not a bracketed address.
 bool usable_name(std::string_view n) { return !n.empty() && n != "unknown" && n.front() != '['; }
 
@@ -126,6 +133,8 @@ Reply Session::rcpt_to(std::string_view recipient) {
 void Session::header(std::string_view name, std::string_view value) {
     if (iequals(name, kTraceFieldName)) {
         msg_.trace_values.emplace_back(value);
+    } else if (iequals(name, kResultFieldName)) {
+        ++msg_.result_count;
     } else if (iequals(name, "Message-ID") && !msg_.message_id_seen) {
         msg_.message_id = std::string(value);
         msg_.message_id_seen = true;
@@ -218,6 +227,10 @@ void Session::remove_all(std::vector<HeaderEdit>& edits, std::size_t keep_index)
         if (i - 1 == keep_index) continue;
         edits.push_back(HeaderEdit{HeaderEdit::Kind::remove, std::string(kTraceFieldName), static_cast<int>(i), {}});
     }
+    // A result header that came with the message is someone else's claim: whoever reads
+    // ours must never find a forged "pass" next to (or instead of) it.
+    for (std::size_t i = msg_.result_count; i >= 1; --i)
+        edits.push_back(HeaderEdit{HeaderEdit::Kind::remove, std::string(kResultFieldName), static_cast<int>(i), {}});
 }
 
 EomResult Session::end_of_message(std::int64_t now) {
@@ -233,12 +246,13 @@ EomResult Session::inject(std::int64_t now) {
     std::optional<IpAddress> peer_ip = peer_ ? std::optional<IpAddress>(peer_->addr)
                                              : IpAddress::parse_mta(macro("client_addr"));
     bool trusted = peer_ip && config_->trusted_upstreams.contains(*peer_ip);
-    if (trusted) {
-        for (std::size_t i = 0; i < msg_.trace_values.size(); ++i) {
-            auto v = verify_trace_header(msg_.trace_values[i], binding, config_->keys, now, config_->max_age,
-                                         config_->max_future);
-            if (!v.ok()) continue;
-            remove_all(out.edits, i);
+    if (trusted && !msg_.trace_values.empty()) {
+        // Only the topmost header speaks for the upstream: an older one further down may be
+        // a replay that the upstream itself would have refused.
+        auto v = verify_trace_header(msg_.trace_values[0], binding, config_->keys, now, config_->max_age,
+                                     config_->max_future);
+        if (v.ok()) {
+            remove_all(out.edits, 0);
             set_summary("kept", "removed=" + std::to_string(msg_.trace_values.size() - 1), &v.source);
             return out;
         }
@@ -264,18 +278,21 @@ EomResult Session::inject(std::int64_t now) {
 EomResult Session::verify(std::int64_t now) {
     EomResult out;
     MessageBinding binding{TraceBinding::message_id, msg_.message_id, msg_.sender};
+    // The topmost header decides: the hop in front of us put it there. A header further
+    // down is older (or planted below ours by the client) and never counts, even when it
+    // verifies, or a replayed header could vouch for a message whose own one fails.
     std::optional<TraceVerifyResult> good;
     std::size_t good_index = msg_.trace_values.size();
     std::string first_failure;
-    for (std::size_t i = 0; i < msg_.trace_values.size(); ++i) {
-        auto v = verify_trace_header(msg_.trace_values[i], binding, config_->keys, now, config_->max_age,
+    if (!msg_.trace_values.empty()) {
+        auto v = verify_trace_header(msg_.trace_values[0], binding, config_->keys, now, config_->max_age,
                                      config_->max_future);
         if (v.ok()) {
             good = std::move(v);
-            good_index = i;
-            break;
+            good_index = 0;
+        } else {
+            first_failure = to_string(v.verdict);
         }
-        if (first_failure.empty()) first_failure = to_string(v.verdict);
     }
     remove_all(out.edits, config_->keep_header ? good_index : msg_.trace_values.size());
     auto record = [&](std::string value) {
@@ -285,12 +302,13 @@ EomResult Session::verify(std::int64_t now) {
     if (!good) {
         bool missing = msg_.trace_values.empty();
         const char* verdict = missing ? "none" : first_failure.c_str();
-        out.reply = fail_reply(missing ? config_->on_missing : config_->on_invalid,
-                               missing ? "missing" : "not verified");
+        bool bounce = null_sender(msg_.sender);
+        FailAction action = !missing ? config_->on_invalid : bounce ? config_->on_missing_bounce : config_->on_missing;
+        out.reply = fail_reply(action, missing ? "missing" : "not verified");
         record(std::string(missing ? "none" : "fail") + " (" + verdict + "); by=" + config_->signer);
         set_summary(missing ? "missing" : "invalid",
-                    std::string("verdict=") + verdict + " action=" +
-                        to_string(missing ? config_->on_missing : config_->on_invalid),
+                    std::string("verdict=") + verdict + " action=" + to_string(action) +
+                        (missing && bounce ? " null_sender=1" : ""),
                     nullptr);
         return out;
     }

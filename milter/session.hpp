@@ -6,17 +6,21 @@
 // header edits to apply. abort() forgets the message, close() the connection.
 //
 // Modes (Config::mode):
-//   inject - first hop. At end of message every X-Original-Source field is removed and one
-//            signed field with the session's metadata is inserted at the top, unless the
-//            peer is a trusted upstream and the message carries a header that verifies:
-//            then that header is kept (chains of gateways) and only the others go.
+//   inject - first hop, the trust boundary. At end of message every X-Original-Source and
+//            every X-Original-Source-Result field that came with the message is removed
+//            and one signed field with the session's metadata is inserted at the top,
+//            unless the peer is a trusted upstream and the topmost header verifies: then
+//            that header is kept (chains of gateways) and only the others go.
 //            The shared policy engine (vdomains, deposit) runs at MAIL and RCPT.
-//   verify - later hop. The first header that verifies (known key, time window, bound to
-//            this message) gives the original source; its IP is checked against the block
-//            list and the policy engine runs on it. Missing or invalid: the configured
-//            action (accept, tempfail, reject). Every X-Original-Source field is removed
-//            unless keep_header (then the valid one stays), and the outcome is recorded in
-//            the result header.
+//   verify - later hop. Only the topmost header decides (a valid one further down never
+//            counts): if it verifies (known key, time window, bound to this message) it
+//            gives the original source; its IP is checked against the block list and the
+//            policy engine runs on it. Missing or invalid: the configured action (accept,
+//            tempfail, reject; a missing one on a message from the null sender has its
+//            own, tempfail by default). Every X-Original-Source field is removed unless
+//            keep_header (then the valid one stays), every incoming
+//            X-Original-Source-Result field is removed, and the outcome is recorded in
+//            our own result header.
 //
 // Promises: no method throws except std::bad_alloc; nothing of one message survives
 // abort() or the next MAIL; the Session holds no reference to libmilter, sockets or
@@ -60,6 +64,11 @@ struct Config {
     CidrSet block_list;                 // verify: original client addresses refused (550 5.7.1)
     FailAction on_invalid = FailAction::reject;  // verify: header present but not valid
     FailAction on_missing = FailAction::reject;  // verify: no header at all
+    // verify: no header on a message from the null sender (a DSN). Not accepted by rule (a
+    // remote client can send MAIL FROM:<> too), but by default deferred rather than
+    // refused, so a bounce from an inject hop that does not sign bounces waits in that
+    // hop's queue instead of being lost.
+    FailAction on_missing_bounce = FailAction::tempfail;
     bool keep_header = false;           // verify: leave the valid header in the message
     bool result_header = true;          // verify: add X-Original-Source-Result
     std::int64_t max_age = 7 * 86400;   // verify: seconds a header stays valid
@@ -133,6 +142,7 @@ private:
         std::string sender;
         std::vector<std::string> recipients;
         std::vector<std::string> trace_values;  // X-Original-Source values in order
+        std::size_t result_count = 0;           // X-Original-Source-Result fields seen
         std::string message_id;
         bool message_id_seen = false;
     };

@@ -17,6 +17,7 @@
 #include "options.hpp"
 #include "server.hpp"
 #include "state.hpp"
+#include "xproxy/daemon/access.hpp"
 #include "xproxy/daemon/listen.hpp"
 #include "xproxy/daemon/log.hpp"
 #include "xproxy/daemon/options.hpp"
@@ -87,7 +88,34 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
             return 1;
         }
+        if (spec->kind == daemon::ListenSpec::Kind::unix_ &&
+            !daemon::check_socket_group(opts->socket_group, spec->path, &err)) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+            return 1;
+        }
         specs.push_back(*spec);
+    }
+    unsigned socket_mode = 0;
+    if (!daemon::parse_socket_mode(opts->socket_mode, socket_mode)) {
+        std::fprintf(stderr, "xproxy-policyd: --socket-mode must be octal, e.g. 0660\n");
+        return 1;
+    }
+    // The inject policy signs whatever client a request names: a TCP listener serves only
+    // the MTAs in --allow-peers, and none without it (checked again on the opened sockets,
+    // which covers fd: and systemd).
+    auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
+    if (!allow_peers) {
+        std::fprintf(stderr, "xproxy-policyd: --allow-peers: %s\n", err.c_str());
+        return 1;
+    }
+    for (const auto& spec : specs) {
+        if (spec.kind == daemon::ListenSpec::Kind::inet && allow_peers->empty()) {
+            std::fprintf(stderr,
+                         "xproxy-policyd: TCP listener %s would serve nobody: add --allow-peers CIDR naming the "
+                         "MTA's address (an address of this host lets every local user in), or listen on unix:PATH\n",
+                         spec.text.c_str());
+            return 1;
+        }
     }
     if (opts->check_config) {
         std::printf("xproxy-policyd: configuration ok (policies: %zu, domains: %zu, users: %zu, keys: %zu)\n",
@@ -100,13 +128,19 @@ int main(int argc, char** argv) {
     ServerOptions so;
     so.threads = opts->threads ? opts->threads : 1;
     so.idle_timeout = std::chrono::seconds(opts->idle_timeout);
+    so.allow_peers = *allow_peers;
     for (const auto& spec : specs) {
-        auto fds = daemon::open_listeners(spec, &err);
-        if (fds.empty()) {
+        auto fds = daemon::open_listeners(spec, &err, socket_mode);
+        if (fds.empty() || (spec.kind == daemon::ListenSpec::Kind::unix_ &&
+                            !daemon::set_socket_access(spec.path, opts->user, opts->socket_group, socket_mode, &err))) {
             std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
             return 1;
         }
         so.listen_fds.insert(so.listen_fds.end(), fds.begin(), fds.end());
+    }
+    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err)) {
+        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+        return 1;
     }
     if (!daemon::drop_privileges(opts->user, &err)) {
         std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
@@ -137,8 +171,9 @@ int main(int argc, char** argv) {
 
     // From here on requests are served: they must never wait for syslog or stderr.
     if (sink != log::Sink::off) log::start_async();
-    log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\"", so.listen_fds.size(),
-              so.threads, opts->policies.size(), state->config.trusted_upstreams.to_string().c_str());
+    log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\"",
+              so.listen_fds.size(), so.threads, opts->policies.size(),
+              state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str());
     Server server(so, std::make_shared<PolicyHandlerFactory>(g_states));
     int rc = server.run(true, on_hup);
     {

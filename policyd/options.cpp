@@ -1,7 +1,6 @@
 // options.cpp: command line and config file parsing for xproxy-policyd.
 #include "options.hpp"
 
-
 #include <boost/program_options.hpp>
 
 #include "xproxy/daemon/options.hpp"
@@ -22,7 +21,14 @@ po::options_description describe(Options& o) {
         ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
         ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
         ("listen,l", po::value(&o.listen)->composing(),
-         "listener: inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd (repeatable; default inet:127.0.0.1:10040)")
+         "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd (repeatable; default "
+         "unix:/run/xproxy/policyd.sock)")
+        ("socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")
+        ("socket-group", po::value(&o.socket_group)->default_value("postfix"),
+         "group of a unix: socket: the MTA's (only it may connect)")
+        ("allow-peers", po::value(&o.allow_peers),
+         "CIDR list of clients a TCP listener serves (required for TCP; an address of this host admits every local "
+         "user)")
         ("user,u", po::value(&o.user), "drop privileges to this user after binding")
         ("threads", po::value(&o.threads)->default_value(2), "worker threads")
         ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
@@ -55,7 +61,7 @@ std::optional<Options> parse(const std::vector<std::string>& args, int& exit_cod
     if (!daemon::load_options(args, desc, vm, "xproxy-policyd", "[options]", XPROXY_VERSION, exit_code, error, quiet))
         return std::nullopt;
     o.policies = daemon::split_commas(o.policies);  // "inject,vdomains" as well as repeated options
-    if (o.listen.empty()) o.listen.push_back("inet:127.0.0.1:10040");
+    if (o.listen.empty()) o.listen.push_back("unix:/run/xproxy/policyd.sock");
     if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
     if (o.signer.empty()) o.signer = daemon::host_name();
     return o;

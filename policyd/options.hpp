@@ -12,6 +12,9 @@ struct Options {
     std::string config_file;
     std::vector<std::string> listen;  // listener specs
     std::string user;
+    std::string socket_mode = "0660";      // unix: socket permissions
+    std::string socket_group = "postfix";  // unix: socket group (the MTA's)
+    std::string allow_peers;               // TCP: CIDR list of clients served; empty = a TCP listener is refused
     unsigned threads = 2;
     std::string log_sink = "syslog";
     std::string log_level = "info";

@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <thread>
 
+#include "xproxy/daemon/access.hpp"
 #include "xproxy/daemon/log.hpp"
 #include "xproxy/ip.hpp"
 
@@ -95,7 +96,8 @@ awaitable<void> serve(Socket s, std::shared_ptr<HandlerFactory> factory, std::ch
 }
 
 template <class Acceptor>
-awaitable<void> accept_loop(Acceptor acc, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+awaitable<void> accept_loop(Acceptor acc, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle,
+                            const CidrSet* allow) {
     for (;;) {
         // Each connection lives on its own strand: its coroutine and its idle timer never
         // run concurrently, whatever the size of the thread pool.
@@ -111,6 +113,12 @@ awaitable<void> accept_loop(Acceptor acc, std::shared_ptr<HandlerFactory> factor
         }
         if constexpr (std::is_same_v<typename Acceptor::protocol_type, asio::ip::tcp>) {
             boost::system::error_code ignored;
+            std::string peer;
+            if (!daemon::peer_allowed(sock.native_handle(), *allow, &peer)) {
+                log::warning("event=peer_refused peer=%s reason=\"not in --allow-peers\"", peer.c_str());
+                sock.close(ignored);
+                continue;
+            }
             sock.set_option(asio::ip::tcp::no_delay(true), ignored);
         }
         auto ex = sock.get_executor();
@@ -137,16 +145,19 @@ void Server::stop() { impl_->io.stop(); }
 
 int Server::run(bool handle_signals, void (*on_hup)()) {
     auto& io = impl_->io;
+    const CidrSet* allow = &impl_->opts.allow_peers;
     for (int fd : impl_->opts.listen_fds) {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         if (ss.ss_family == AF_UNIX) {
             asio::local::stream_protocol::acceptor acc(io, asio::local::stream_protocol(), fd);
-            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout), asio::detached);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, allow),
+                           asio::detached);
         } else {
             asio::ip::tcp::acceptor acc(io, ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd);
-            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout), asio::detached);
+            asio::co_spawn(io, accept_loop(std::move(acc), impl_->factory, impl_->opts.idle_timeout, allow),
+                           asio::detached);
         }
     }
     asio::signal_set signals(io);

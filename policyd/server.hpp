@@ -2,7 +2,9 @@
 // Many persistent Postfix connections are served concurrently on a small thread pool;
 // one stalled or hostile peer only ever costs its own connection (idle timeout, bounded
 // buffers via the handler). Listeners are already-open descriptors (see
-// xproxy/daemon/listen.hpp), TCP or unix.
+// xproxy/daemon/listen.hpp), TCP or unix. A TCP peer outside allow_peers is closed before
+// it can send a request (event=peer_refused): the inject policy signs whatever client
+// a request names, so only the MTA may ask.
 #pragma once
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "connection_handler.hpp"
+#include "xproxy/ip.hpp"
 
 namespace xproxy::policyd {
 
@@ -17,6 +20,7 @@ struct ServerOptions {
     std::vector<int> listen_fds;
     unsigned threads = 2;
     std::chrono::seconds idle_timeout{300};  // Postfix closes idle policy connections after 300 s
+    CidrSet allow_peers;  // TCP peers served; others are closed at once (empty = nobody)
 };
 
 class Server {

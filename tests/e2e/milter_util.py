@@ -2,10 +2,16 @@
 
 start_milter() writes a key ring (mode 0600) into the sandbox, starts the binary from
 $XPROXY_BUILD_DIR (or an explicit path, e.g. a sanitizer build) on a free TCP port or a
-unix socket, logs to a file, and waits until it accepts connections."""
+unix socket, logs to a file, and waits until it accepts connections. A TCP milter serves
+only the peers in `allow` (default 127.0.0.1/32: the tests' MTAs connect from there); a
+unix socket gets the daemon's defaults (group postfix, mode 0660).
+
+milter_session() speaks the milter protocol itself, as any local process could: it is
+the client of the tests that ask who may obtain a signature."""
 
 import os
 import socket
+import struct
 
 from harness import binary, free_port, wait_until
 
@@ -38,15 +44,23 @@ os.execv(args[0], args)
 
 class Milter:
     def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None,
-                 fd=False):
+                 fd=False, allow="127.0.0.1/32"):
         self.sandbox, self.procs, self.name = sandbox, procs, name
         self.ring = ring or sandbox.write("%s.keyring" % name, KEYRING, mode=0o600)
         self.log = sandbox.path("%s.log" % name)
         sandbox.logs.append(self.log)
         if unix:
-            self.path = sandbox.path("%s.sock" % name)
+            # unix=True: a socket in the sandbox; unix=(queue_directory, relative path): the
+            # socket inside a Postfix queue directory, named relative to it as a chrooted
+            # Postfix needs it.
+            if isinstance(unix, tuple):
+                self.path = os.path.join(unix[0], unix[1])
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self.postfix = "unix:" + unix[1]
+            else:
+                self.path = sandbox.path("%s.sock" % name)
+                self.postfix = "unix:" + self.path
             self.listen = "unix:" + self.path
-            self.postfix = "unix:" + self.path
             self.miltertest = "unix:" + self.path
         else:
             self.port = port or free_port()
@@ -54,7 +68,9 @@ class Milter:
             self.postfix = "inet:127.0.0.1:%d" % self.port
             self.miltertest = "inet:%d@127.0.0.1" % self.port
         self.argv = [exe or binary("milter/xproxy-milter"), "--mode", mode, "--keyring", self.ring,
-                     "--listen", self.listen, "--signer", "%s.test" % name, "--socket-mode", "0666"]
+                     "--listen", self.listen, "--signer", "%s.test" % name]
+        if not unix and allow:
+            self.argv += ["--allow-peers", allow]
         self.argv += list(extra) if "--log" in extra else ["--log", "stderr"] + list(extra)
         if fd:  # the listener arrives as an inherited descriptor: fd=True (fd:N) or "systemd"
             self.argv[self.argv.index(self.listen)] = "fd:N"
@@ -94,3 +110,71 @@ class Milter:
 
     def messages(self):
         return [l for l in self.log_text().splitlines() if "event=message" in l]
+
+
+def _packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+
+def _read_packet(s):
+    head = b""
+    while len(head) < 4:
+        chunk = s.recv(4 - len(head))
+        if not chunk:
+            raise ConnectionError("milter closed the connection")
+        head += chunk
+    (n,) = struct.unpack(">I", head)
+    body = b""
+    while len(body) < n:
+        chunk = s.recv(n - len(body))
+        if not chunk:
+            raise ConnectionError("milter closed the connection")
+        body += chunk
+    return body[:1], body[1:]
+
+
+def milter_session(connect_to, source=None, client_ip="198.51.100.7", sender="<a@sender.example>",
+                   mid="<m@client.example>"):
+    """One message through a milter, as a local process that is not the MTA would send it:
+    negotiate, connect (claiming client_ip), MAIL, one Message-ID header, end of message.
+    connect_to is ("127.0.0.1", port) or a unix path; source binds the client address.
+    Returns the inserted header values {name: value}; raises ConnectionError when the
+    milter closes the connection instead of answering."""
+    fam = socket.AF_UNIX if isinstance(connect_to, str) else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect(connect_to)
+        # version 6, every action, no step skipped (so every command gets an answer)
+        s.sendall(_packet(b"O", struct.pack(">III", 6, 0x1FF, 0)))
+        cmd, _ = _read_packet(s)
+        if cmd != b"O":
+            raise AssertionError("negotiate answered %r" % cmd)
+        ip = client_ip.encode()
+        s.sendall(_packet(b"C", b"client.example\0" + b"4" + struct.pack(">H", 4242) + ip + b"\0"))
+        _read_packet(s)
+        s.sendall(_packet(b"H", b"client.example\0"))
+        _read_packet(s)
+        s.sendall(_packet(b"M", sender.encode() + b"\0"))
+        _read_packet(s)
+        s.sendall(_packet(b"R", b"<r@rcpt.example>\0"))
+        _read_packet(s)
+        s.sendall(_packet(b"L", b"Message-ID\0" + mid.encode() + b"\0"))
+        _read_packet(s)
+        s.sendall(_packet(b"N"))
+        _read_packet(s)
+        s.sendall(_packet(b"E"))
+        inserted = {}
+        while True:
+            cmd, data = _read_packet(s)
+            if cmd in (b"i", b"h"):  # insert header: index (i only), name, value
+                if cmd == b"i":
+                    data = data[4:]
+                name, value = data.split(b"\0")[:2]
+                inserted[name.decode()] = value.decode()
+            elif cmd in (b"a", b"c", b"r", b"t", b"y"):
+                return inserted
+    finally:
+        s.close()

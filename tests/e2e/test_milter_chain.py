@@ -4,16 +4,21 @@ client (127.0.0.66 / 127.0.0.77) -> Postfix A (xproxy-milter inject) -> Postfix 
 (xproxy-milter verify, block list 127.0.0.66) -> smtp-sink. Both clients reach B from A's
 address, yet B decides on the original one: mail from 127.0.0.66 is refused at B, mail
 from 127.0.0.77 arrives. A client's forged X-Original-Source at A is replaced by A's own
-header (verified at the sink with xproxy-wire); a client connecting to B directly with
-a forged header is refused (on-invalid reject) or loses the header (on-invalid accept)."""
+header (verified at the sink with xproxy-wire) and its forged X-Original-Source-Result is
+removed; a client connecting to B directly with a forged header is refused (on-invalid
+reject) or loses the header and its forged result (on-invalid accept). A bounce made by A
+(null sender) is signed by A's milter through non_smtpd_milters and verified by B; an
+unsigned one is deferred by B, not refused."""
 
 import re
 
 from harness import E2ETestCase, Postfix, SmtpSink, free_port, main, send_mail, wait_until, wire
 from milter_util import Milter
 
+# A forged header and a forged verdict for it: neither may reach the sink.
 FORGED = ("X-Original-Source: v=1; ip=10.9.9.9; port=1; helo=evil; t=1; b=env; kid=k1; "
-          "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n")
+          "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+          "X-Original-Source-Result: pass ip=10.9.9.9; kid=k1; signer=milter-a.test; by=milter-b.test\r\n")
 
 
 def body(subject, mid, forged=False):
@@ -33,17 +38,33 @@ def milter_cf(m):
     return {"smtpd_milters": m.postfix, "milter_default_action": "tempfail", "non_smtpd_milters": ""}
 
 
+def inject_hop_cf(m, sign_bounces=True):
+    """The documented inject hop: the milter sees SMTP mail and, through cleanup, local
+    mail and the bounces this hop makes itself."""
+    cf = milter_cf(m)
+    if sign_bounces:
+        cf.update({"non_smtpd_milters": m.postfix, "internal_mail_filter_classes": "bounce"})
+    return cf
+
+
+# B refuses r@bad.example: A accepts the message, B's 550 makes A bounce it.
+REFUSE_BAD = {"smtpd_recipient_restrictions": "check_recipient_access inline:{ {r@bad.example = 550 5.1.1 no such "
+                                              "user} }, permit_mynetworks, reject_unauth_destination"}
+
+
 class MilterChain(E2ETestCase):
-    def build(self, verify_extra=(), keep=True):
+    def build(self, verify_extra=(), keep=True, inject_cf=milter_cf, b_cf=None):
         self.sink = SmtpSink(self.sandbox, self.procs)
         self.mb = Milter(self.sandbox, self.procs, "milter-b", "verify",
                          ["--block-list", "127.0.0.66/32"] + (["--keep-header"] if keep else []) + list(verify_extra))
         self.pb = Postfix(self.sandbox, self.procs, "pfb", free_port(), relay_port=self.sink.port,
-                          main_cf=milter_cf(self.mb))
+                          main_cf=dict(milter_cf(self.mb), **(b_cf or {})))
         self.pb.start()
-        self.ma = Milter(self.sandbox, self.procs, "milter-a", "inject", ring=self.mb.ring, unix=True)
+        # A's socket as the man page gives it: in the queue directory, named relative to it.
+        self.ma = Milter(self.sandbox, self.procs, "milter-a", "inject", ring=self.mb.ring,
+                         unix=(self.sandbox.mkdir("pfa", "spool"), "xproxy/milter.sock"))
         self.pa = Postfix(self.sandbox, self.procs, "pfa", free_port(), relay_port=self.pb.port,
-                          main_cf=milter_cf(self.ma))
+                          main_cf=inject_cf(self.ma))
         self.pa.start()
 
     def sink_message(self, subject):
@@ -122,6 +143,48 @@ class MilterChain(E2ETestCase):
         self.assertEqual(fields(hdrs, "X-Original-Source"), [], hdrs)
         self.assertIn("pass ip=127.0.0.77", fields(hdrs, "X-Original-Source-Result")[0])
 
+    def test_bounce_from_inject_hop_is_signed_and_verified(self):
+        # A accepts mail for an undeliverable recipient and bounces it; the DSN (null
+        # sender) leaves A through cleanup's milter, signed as mail made on A itself
+        # (Postfix passes localhost / 127.0.0.1, port 0, to non_smtpd_milters), and B
+        # verifies it and passes it on.
+        self.build(inject_cf=inject_hop_cf, b_cf=REFUSE_BAD)
+        r = send_mail(self.pa.port, source="127.0.0.77", sender="s@sender.example", rcpt="r@bad.example",
+                      body=body("doomed", "<doomed@client.example>"))
+        self.assertTrue(self.queued(r), r)
+
+        def dsn():
+            for m in self.sink.messages():
+                if "Undelivered Mail Returned to Sender" in m:
+                    return m
+            return None
+        msg = wait_until(dsn, 60, 0.2, "the DSN at the sink")
+        hdrs = headers_of(msg)
+        self.assertRegex(hdrs, r"(?m)^X-Mail-Args: <>$")  # the null sender
+        found = fields(hdrs, "X-Original-Source")
+        self.assertEqual(len(found), 1, hdrs)
+        mid = re.search(r"^Message-I[dD]:\s*(\S+)", hdrs, re.M | re.I).group(1)
+        rc, out, err = wire(["trace-verify", "--keyring", self.mb.ring, "--sender", "", "--message-id", mid],
+                            found[0].encode())
+        self.assertEqual(rc, 0, out.decode() + err)
+        self.assertIn(b"ip=127.0.0.1", out)
+        self.assertIn(b"by=milter-a.test", out)
+        self.assertIn("pass ip=127.0.0.1", fields(hdrs, "X-Original-Source-Result")[0])
+        self.assertTrue(any("outcome=verified" in l and 'sender="<>"' in l for l in self.mb.messages()),
+                        self.mb.messages())
+
+    def test_unsigned_bounce_waits_instead_of_being_lost(self):
+        # An inject hop that does not sign its bounces (no non_smtpd_milters): B defers the
+        # DSN (451) instead of refusing it, so it stays in A's queue until A is fixed.
+        self.build(inject_cf=lambda m: inject_hop_cf(m, sign_bounces=False), b_cf=REFUSE_BAD)
+        r = send_mail(self.pa.port, source="127.0.0.77", sender="s@sender.example", rcpt="r@bad.example",
+                      body=body("doomed2", "<doomed2@client.example>"))
+        self.assertTrue(self.queued(r), r)
+        self.pa.wait_log(r"to=<s@sender\.example>.*status=deferred .*451 4\.7\.1 Original source missing",
+                         timeout=60)
+        wait_until(lambda: any("outcome=missing" in l and "action=tempfail null_sender=1" in l
+                               for l in self.mb.messages()), 10, 0.1, "missing line")
+        self.assertNotRegex(self.pa.log(), r"to=<s@sender\.example>.*status=bounced")
 
 if __name__ == "__main__":
     main()

@@ -102,7 +102,11 @@ class MilterFaults(E2ETestCase):
         os.chmod(ring, 0o600)
         for bad in (["--mode", "relay"], ["--mode", "verify", "--block-list", "10.1.2.3/8"],
                     ["--mode", "verify", "--on-invalid", "maybe"], ["--mode", "inject", "--policy", "risk"],
-                    ["--mode", "inject", "--listen", "tcp:1"]):
+                    ["--mode", "inject", "--listen", "tcp:1"],
+                    ["--mode", "inject", "--listen", "inet:127.0.0.1:8890"],  # TCP needs --allow-peers
+                    ["--mode", "inject", "--allow-peers", "127.0.0.1/33", "--listen", "inet:127.0.0.1:8890"],
+                    ["--mode", "inject", "--socket-mode", "0668"],
+                    ["--mode", "verify", "--on-missing-bounce", "drop"]):
             r = subprocess.run([exe, "--keyring", ring, "--check-config"] + bad, capture_output=True, text=True)
             self.assertEqual(r.returncode, 1, (bad, r.stdout, r.stderr))
 

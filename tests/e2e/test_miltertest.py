@@ -14,7 +14,7 @@ import struct
 import subprocess
 import time
 
-from harness import E2ETestCase, SOURCE_DIR, main, wire
+from harness import E2ETestCase, SOURCE_DIR, binary, main, read_text, wait_until, wire
 from milter_util import KEYRING, OTHER_KEYRING, UNKNOWN_KEYRING, Milter
 
 DATA = os.path.join(SOURCE_DIR, "tests", "e2e", "data", "milter")
@@ -134,6 +134,39 @@ class MilterTest(E2ETestCase):
                 self.assertRegex(m.log_text(), "event=start mode=inject " + want)
                 self.assertEqual(len(m.messages()), 1)
                 m.stop()
+
+    def test_inherited_unix_socket_cannot_be_blocked_by_a_local_user(self):
+        """A unix socket from systemd: libmilter needs a placeholder socket of its own first.
+        A local user who creates the name such a placeholder would get in /tmp must not be
+        able to stop the filter from starting."""
+        path = self.sandbox.path("activated.sock")
+        wrapper = ("import os, socket, sys\n"
+                   "os.makedirs('/tmp/xproxy-milter.%d.placeholder' % os.getpid(), exist_ok=True)\n"
+                   "s = socket.socket(socket.AF_UNIX)\n"
+                   "s.bind(sys.argv[1]); s.listen(16); os.chmod(sys.argv[1], 0o666)\n"
+                   "os.dup2(s.fileno(), 3); os.set_inheritable(3, True)\n"
+                   "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
+                   "os.execv(sys.argv[2], sys.argv[2:])\n")
+        ring = self.sandbox.write("act.keyring", KEYRING, mode=0o600)
+        log = self.sandbox.path("act.log")
+        self.sandbox.logs.append(log)
+        with open(log, "wb") as out:
+            p = self.procs.start("act", ["/usr/bin/python3", "-c", wrapper, path, binary("milter/xproxy-milter"),
+                                         "--mode", "inject", "--keyring", ring, "--listen", "systemd",
+                                         "--log", "stderr"], stdout=out)
+        try:
+            wait_until(lambda: "event=start" in read_text(log) or p.poll() is not None, 15, 0.05, "start")
+            self.assertIsNone(p.poll(), read_text(log))
+
+            class Sock:
+                miltertest = "unix:" + path
+            out = self.miltertest("inject.lua", Sock, ip="127.0.0.66", host="h.example", client_addr="", forged=0,
+                                  mid=MID, sender=SENDER)
+            value = unfold(out.split("HEADER:", 1)[1].split("\nPASS", 1)[0])
+            rc, vout, err = self.verify_header(ring, value)
+            self.assertEqual(rc, 0, vout.decode() + err)
+        finally:
+            os.rmdir("/tmp/xproxy-milter.%d.placeholder" % p.pid)
 
     def verify_rows(self, m, reject):
         now = int(time.time())

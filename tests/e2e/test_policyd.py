@@ -9,8 +9,8 @@ import signal
 import socket
 import time
 
-from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail, wait_for_log,
-                     wait_for_port, wait_until, wire)
+from harness import (E2ETestCase, SOURCE_DIR, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail,
+                     wait_for_log, wait_for_port, wait_until, wire)
 
 DIRECTORY = """# test directory
 domain example.com state=active services=smtp,submission
@@ -23,8 +23,18 @@ domain nosmtp.example state=active services=submission
 user bob@nosmtp.example
 """
 KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
+MAN = os.path.join(SOURCE_DIR, "doc", "man", "xproxy-policyd.8")
 RISK = "class high transport=smtp-high:[127.0.0.1]:%d\nnetwork 127.0.0.88/32 class=high\n"
 PRIVATE_NAME = "X-Original-Source-q7Zt"  # the deployment's private header name
+
+
+def documented_header_checks():
+    """The header_checks lines the man page gives (FORGED HEADERS), exactly as written."""
+    text = read_text(MAN)
+    block = text.split("# /etc/postfix/header_checks\n", 1)[1].split("# /etc/postfix/", 1)[0].split(".fi", 1)[0]
+    lines = [l.replace("\\e", "\\").replace("\\-", "-") for l in block.splitlines() if l.strip()]
+    assert lines, "no header_checks lines in " + MAN
+    return "\n".join(lines) + "\n"
 
 
 class Policyd(E2ETestCase):
@@ -36,7 +46,8 @@ class Policyd(E2ETestCase):
         self.risk = self.sandbox.write("risk.txt", RISK % self.sink.port)
         self.pd_log = self.sandbox.path("policyd.log")
         self.sandbox.logs.append(self.pd_log)
-        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port,
+                "--allow-peers", "127.0.0.1/32", "--log", "stderr",
                 "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
                 "--risk-map", self.risk, "--signer", "gw1.test", "--watch-interval", "1",
                 "--header-name", PRIVATE_NAME] + list(extra)
@@ -48,7 +59,7 @@ class Policyd(E2ETestCase):
         self.port = free_port()
         # Forged headers from clients are dropped on the way in; ours travels under a private
         # name no client knows and gets its public name back on the way out.
-        checks = self.sandbox.write("header_checks", "/^X-Original-Source:/ IGNORE\n")
+        checks = self.sandbox.write("header_checks", documented_header_checks())
         out_checks = self.sandbox.write("smtp_header_checks",
                                         "/^%s:(.*)$/ REPLACE X-Original-Source:${1}\n" % PRIVATE_NAME)
         policy = "check_policy_service { inet:127.0.0.1:%d, default_action=DUNNO }" % self.pd_port
@@ -88,8 +99,11 @@ class Policyd(E2ETestCase):
     def test_trace_header_injected_and_forgery_removed(self):
         self.start_policyd()
         self.start_postfix()
+        # A forged header and a forged verdict: the documented header_checks drop both and
+        # keep the one the daemon PREPENDs under its private name.
         forged = ("X-Original-Source: v=1; ip=10.9.9.9; port=1; t=1; b=env; kid=k1; "
-                  "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n")
+                  "sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n"
+                  "X-Original-Source-Result: pass ip=10.9.9.9; kid=k1; signer=gw1.test; by=gw2.test\r\n")
         body = forged + "Subject: hello\r\n\r\nbody\r\n"
         replies = send_mail(self.port, source="127.0.0.66", sender="carol@sender.example", rcpt="x@other.example",
                             body=body)
@@ -101,6 +115,7 @@ class Policyd(E2ETestCase):
         found = re.findall(r"^X-Original-Source:.*(?:\n[ \t].*)*", headers, re.M)
         self.assertEqual(len(found), 1, headers)
         self.assertNotIn("10.9.9.9", headers)
+        self.assertNotIn("X-Original-Source-Result", headers)
         rc, out, err = wire(["trace-verify", "--keyring", self.ring, "--sender", "carol@sender.example"],
                             found[0].encode())
         self.assertEqual(rc, 0, out.decode() + err)
@@ -141,7 +156,8 @@ class Policyd(E2ETestCase):
         replies = send_mail(self.port, source="127.0.0.66", rcpt="during@other.example")
         self.assertTrue(any(t.startswith("250 2.0.0 Ok: queued") for _, t in replies), replies)
         self.pf.wait_log(r"warning: problem talking to server 127\.0\.0\.1:%d" % self.pd_port, timeout=20)
-        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr",
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.pd_port,
+                "--allow-peers", "127.0.0.1/32", "--log", "stderr",
                 "--policy", "inject,vdomains,risk", "--directory", self.dir_file, "--keyring", self.ring,
                 "--risk-map", self.risk, "--signer", "gw1.test", "--header-name", PRIVATE_NAME]
         with open(self.pd_log, "ab") as out:

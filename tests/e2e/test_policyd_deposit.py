@@ -63,8 +63,9 @@ service auth {
         self.sandbox.logs.append(self.pd_log)
         with open(self.pd_log, "wb") as out:
             self.procs.start("policyd", [binary("policyd/xproxy-policyd"), "--listen",
-                                         "inet:127.0.0.1:%d" % self.pd_port, "--log", "stderr", "--policy",
-                                         "deposit", "--directory", directory], stdout=out)
+                                         "inet:127.0.0.1:%d" % self.pd_port, "--allow-peers", "127.0.0.1/32",
+                                         "--log", "stderr", "--policy", "deposit", "--directory", directory],
+                             stdout=out)
         wait_for_port("127.0.0.1", self.pd_port)
         self.sink = SmtpSink(self.sandbox, self.procs)
         self.port = free_port()

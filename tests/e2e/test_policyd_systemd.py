@@ -83,8 +83,15 @@ class PolicydSystemd(E2ETestCase):
                                     stdout=out)
 
     def test_inherited_tcp_socket(self):
+        # A TCP socket from systemd needs an allow-list like any other TCP listener.
         port = free_port()
-        self.start_wrapped("inet", port, [binary("policyd/xproxy-policyd"), "--listen", "systemd"] + self.daemon_args())
+        p = self.start_wrapped("inet", port, [binary("policyd/xproxy-policyd"), "--listen", "systemd"] +
+                               self.daemon_args())
+        self.assertEqual(p.wait(timeout=10), 1)
+        self.assertIn("would serve nobody: add --allow-peers", read_text(self.log))
+        port = free_port()
+        self.start_wrapped("inet", port, [binary("policyd/xproxy-policyd"), "--listen", "systemd",
+                                          "--allow-peers", "127.0.0.1/32"] + self.daemon_args())
         wait_for_log(self.log, r"event=start listeners=1 ", 10)
         self.assertEqual(ask(socket.AF_INET, ("127.0.0.1", port), b"nobody@example.com"),
                          b"action=550 5.1.1 User unknown in virtual domain\n\n")
@@ -125,7 +132,8 @@ class PolicydSystemd(E2ETestCase):
         with open(log, "wb") as out:
             self.procs.start("socket-activate", [tool, "--listen", "127.0.0.1:%d" % port, "--fdname",
                                                  "xproxy-policyd.socket", binary("policyd/xproxy-policyd"),
-                                                 "--listen", "systemd"] + self.daemon_args(), stdout=out)
+                                                 "--listen", "systemd", "--allow-peers", "127.0.0.1/32"] +
+                             self.daemon_args(), stdout=out)
         wait_for_port("127.0.0.1", port)
         self.assertEqual(ask(socket.AF_INET, ("127.0.0.1", port), b"nobody@example.com"),
                          b"action=550 5.1.1 User unknown in virtual domain\n\n")
@@ -137,14 +145,26 @@ class PolicydSystemd(E2ETestCase):
         tool = "/usr/bin/systemd-analyze"
         self.assertTrue(os.access(tool, os.X_OK), "%s missing (package systemd, scripts/bootstrap)" % tool)
         unit_dir = self.sandbox.mkdir("units")
-        for name in ("xproxy-policyd.socket", "xproxy-policyd.service"):
-            text = read_text(os.path.join(UNITS, name)).replace("/usr/sbin/xproxy-policyd",
-                                                                binary("policyd/xproxy-policyd"))
+        names = ("xproxy-policyd.socket", "xproxy-policyd.service", "xproxy-milter.socket", "xproxy-milter.service")
+        for name in names:
+            text = read_text(os.path.join(UNITS, name))
+            for prog in ("xproxy-policyd", "policyd"), ("xproxy-milter", "milter"):
+                text = text.replace("/usr/sbin/" + prog[0], binary("%s/%s" % (prog[1], prog[0])))
             self.sandbox.write(os.path.join("units", name), text)
-        r = subprocess.run([tool, "verify", "--man=no", os.path.join(unit_dir, "xproxy-policyd.socket"),
-                            os.path.join(unit_dir, "xproxy-policyd.service")], capture_output=True, text=True,
-                           timeout=60)
+        r = subprocess.run([tool, "verify", "--man=no"] + [os.path.join(unit_dir, n) for n in names],
+                           capture_output=True, text=True, timeout=60)
         self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+
+    def test_socket_units_reach_only_the_mta(self):
+        # The signing daemons' sockets: a unix socket of group postfix, mode 0660, never a
+        # TCP port any local user can reach.
+        for name in ("xproxy-policyd.socket", "xproxy-milter.socket"):
+            with self.subTest(name):
+                unit = os.path.join(UNITS, name)
+                self.assertRegex(unit_value(unit, "ListenStream"), r"^/run/xproxy/[a-z-]+\.sock$")
+                self.assertEqual(len(re.findall(r"^ListenStream=", read_text(unit), re.M)), 1)
+                self.assertEqual(unit_value(unit, "SocketGroup"), "postfix")
+                self.assertEqual(unit_value(unit, "SocketMode"), "0660")
 
     def test_unit_exec_start_serves_the_unit_socket(self):
         # The service's own ExecStart= arguments (its config file replaced by a test one)
@@ -154,8 +174,7 @@ class PolicydSystemd(E2ETestCase):
         self.assertEqual(argv[0], "/usr/sbin/xproxy-policyd")
         self.assertIn("--listen systemd", " ".join(argv))
         listen = unit_value(os.path.join(UNITS, "xproxy-policyd.socket"), "ListenStream")
-        host, _, _ = listen.rpartition(":")
-        self.assertEqual(host, "127.0.0.1", listen)
+        self.assertTrue(listen.startswith("/"), listen)  # a unix socket
         config = self.sandbox.write("policyd.conf", "policy = vdomains\ndirectory = %s\n"
                                     % self.sandbox.write("directory.txt", DIRECTORY))
         argv = [binary("policyd/xproxy-policyd")] + [config if a == "/etc/xproxy/policyd.conf" else a
@@ -164,10 +183,10 @@ class PolicydSystemd(E2ETestCase):
         r = subprocess.run(unit_value(service, "ExecStartPre").replace("/usr/sbin/xproxy-policyd", argv[0])
                            .replace("/etc/xproxy/policyd.conf", config).split(), capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)  # ExecStartPre=... --check-config
-        port = free_port()
-        self.start_wrapped("inet", port, argv)
+        path = self.sandbox.path("policyd.sock")
+        self.start_wrapped("unix", path, argv)
         wait_for_log(self.log, r"event=start listeners=1 ", 10)
-        self.assertEqual(ask(socket.AF_INET, ("127.0.0.1", port), b"nobody@example.com"),
+        self.assertEqual(ask(socket.AF_UNIX, path, b"nobody@example.com"),
                          b"action=550 5.1.1 User unknown in virtual domain\n\n")
 
 

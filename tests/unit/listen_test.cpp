@@ -1,4 +1,5 @@
-// listen_test: listener specifications and the sockets they open.
+// listen_test: listener specifications and the sockets they open; who may reach them
+// (socket modes, the TCP peer allow-list, the start-up check of TCP listeners).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -6,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "xproxy/daemon/access.hpp"
 #include "xproxy/daemon/listen.hpp"
 
 using xproxy::daemon::ListenSpec;
@@ -114,4 +116,112 @@ TEST(ListenSpec, FdMustBeStreamSocket) {
     EXPECT_NE(err.find("not an open stream socket"), std::string::npos);
     close(fds[0]);
     close(fds[1]);
+}
+
+// --- access.hpp: who may reach a listener ---------------------------------------------
+
+namespace {
+
+// A listening TCP socket on 127.0.0.1 (ephemeral port) and a connection to it from
+// `source`; returns {listener, accepted} (the client end is closed by the caller).
+struct TcpPair {
+    int listener = -1, client = -1, accepted = -1;
+    ~TcpPair() {
+        for (int fd : {listener, client, accepted})
+            if (fd >= 0) close(fd);
+    }
+};
+
+void connect_from(TcpPair& p, const char* source) {
+    p.listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(p.listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(p.listener, 4), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(getsockname(p.listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    p.client = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    ASSERT_EQ(inet_pton(AF_INET, source, &src.sin_addr), 1);
+    ASSERT_EQ(bind(p.client, reinterpret_cast<sockaddr*>(&src), sizeof src), 0);
+    ASSERT_EQ(connect(p.client, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    p.accepted = accept(p.listener, nullptr, nullptr);
+    ASSERT_GE(p.accepted, 0);
+}
+
+}  // namespace
+
+TEST(Access, SocketModeTable) {
+    struct Row {
+        const char* in;
+        bool want_ok;
+        unsigned want_mode;
+    };
+    const Row rows[] = {
+        {"0660", true, 0660}, {"660", true, 0660}, {"0600", true, 0600}, {"0777", true, 0777}, {"0", true, 0},
+        {"", false, 0},       {"0668", false, 0},  {"01777", false, 0},  {"-660", false, 0},  {"0x1b6", false, 0},
+        {"66O", false, 0},
+    };
+    for (const auto& r : rows) {
+        unsigned mode = 12345;
+        EXPECT_EQ(xproxy::daemon::parse_socket_mode(r.in, mode), r.want_ok) << r.in;
+        if (r.want_ok) {
+            EXPECT_EQ(mode, r.want_mode) << r.in;
+        }
+    }
+}
+
+TEST(Access, TcpPeerOutsideAllowListIsRefused) {
+    auto allow = *xproxy::CidrSet::parse("127.0.0.2/32");
+    struct Row {
+        const char* source;
+        bool want_allowed;
+    };
+    for (const Row& r : {Row{"127.0.0.2", true}, Row{"127.0.0.1", false}, Row{"127.0.0.3", false}}) {
+        TcpPair p;
+        connect_from(p, r.source);
+        std::string peer;
+        EXPECT_EQ(xproxy::daemon::peer_allowed(p.accepted, allow, &peer), r.want_allowed) << r.source;
+        EXPECT_EQ(peer.rfind(std::string(r.source) + ":", 0), 0u) << peer;
+    }
+    // An empty list admits nobody.
+    TcpPair p;
+    connect_from(p, "127.0.0.2");
+    EXPECT_FALSE(xproxy::daemon::peer_allowed(p.accepted, xproxy::CidrSet{}));
+}
+
+TEST(Access, UnixPeerIsLeftToTheFileSystem) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    std::string peer;
+    EXPECT_TRUE(xproxy::daemon::peer_allowed(sv[0], xproxy::CidrSet{}, &peer));
+    EXPECT_EQ(peer, "unix");
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(Access, TcpListenerWithoutAllowListIsAStartUpError) {
+    TcpPair p;
+    connect_from(p, "127.0.0.1");
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    std::string err;
+    EXPECT_TRUE(xproxy::daemon::check_inet_allowed({sv[0]}, xproxy::CidrSet{}, "--allow-peers", &err));
+    EXPECT_FALSE(xproxy::daemon::check_inet_allowed({sv[0], p.listener}, xproxy::CidrSet{}, "--allow-peers", &err));
+    EXPECT_NE(err.find("127.0.0.1:"), std::string::npos) << err;
+    EXPECT_NE(err.find("add --allow-peers"), std::string::npos) << err;
+    EXPECT_TRUE(xproxy::daemon::check_inet_allowed({p.listener}, *xproxy::CidrSet::parse("192.0.2.1/32"),
+                                                   "--allow-peers", &err));
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(Access, UnknownSocketGroupNamesTheOption) {
+    std::string err;
+    EXPECT_FALSE(xproxy::daemon::check_socket_group("no-such-group-xproxy", "/run/x.sock", &err));
+    EXPECT_NE(err.find("--socket-group"), std::string::npos) << err;
+    EXPECT_TRUE(xproxy::daemon::check_socket_group("root", "/run/x.sock", &err));
+    EXPECT_TRUE(xproxy::daemon::check_socket_group("", "/run/x.sock", &err));
 }

@@ -52,7 +52,8 @@ std::string signed_value(const char* ip, const std::string& mid, const std::stri
 struct Msg {
     std::string sender = "<alice@sender.example>";
     std::string mid = "<m1@client.example>";
-    std::vector<std::string> trace;  // X-Original-Source values, in order
+    std::vector<std::string> trace;    // X-Original-Source values, in order
+    std::vector<std::string> results;  // X-Original-Source-Result values, in order
 };
 
 EomResult run(Session& s, const Msg& m, std::int64_t now = kNow) {
@@ -60,19 +61,18 @@ EomResult run(Session& s, const Msg& m, std::int64_t now = kNow) {
     EXPECT_TRUE(s.rcpt_to("<bob@rcpt.example>").is_cont());
     s.header("Subject", "hi");
     for (const auto& t : m.trace) s.header("X-Original-Source", t);
+    for (const auto& t : m.results) s.header("x-original-source-result", t);  // any case
     s.header("Message-ID", m.mid);
     auto r = s.end_of_message(now);
     s.abort();
     return r;
 }
 
-std::vector<int> removed(const EomResult& r) {
+// Indexes of the removed fields called `name`, in the order of the edits.
+std::vector<int> removed(const EomResult& r, std::string_view name = "X-Original-Source") {
     std::vector<int> out;
     for (const auto& e : r.edits)
-        if (e.kind == HeaderEdit::Kind::remove) {
-            EXPECT_EQ(e.name, "X-Original-Source");
-            out.push_back(e.index);
-        }
+        if (e.kind == HeaderEdit::Kind::remove && e.name == name) out.push_back(e.index);
     return out;
 }
 
@@ -180,7 +180,24 @@ TEST(MilterInject, ForgedHeadersRemovedHighestIndexFirst) {
     EXPECT_NE(s.summary().find("removed=3"), std::string::npos) << s.summary();
 }
 
-TEST(MilterInject, TrustedUpstreamKeepsValidHeader) {
+TEST(MilterInject, TrustedUpstreamKeepsValidTopmostHeader) {
+    auto c = config(Mode::inject);
+    c->trusted_upstreams = *CidrSet::parse("192.0.2.0/24");
+    Session s(c);
+    s.connect("x", ep("192.0.2.1", 1));
+    Msg m;
+    m.trace = {signed_value("10.9.9.9", m.mid, m.sender, c->keys), "v=1; junk below"};
+    auto r = run(s, m);
+    ASSERT_TRUE(r.reply.is_cont());
+    EXPECT_EQ(removed(r), (std::vector<int>{2}));
+    EXPECT_FALSE(inserted(r, "X-Original-Source"));
+    EXPECT_NE(s.summary().find("outcome=kept"), std::string::npos);
+    EXPECT_NE(s.summary().find("original=10.9.9.9:4242"), std::string::npos) << s.summary();
+}
+
+TEST(MilterInject, TrustedUpstreamValidHeaderBelowForgedOneDoesNotCount) {
+    // A replayed valid header under a bad topmost one: the upstream's own header is the
+    // topmost, and it does not verify, so this hop signs what it saw.
     auto c = config(Mode::inject);
     c->trusted_upstreams = *CidrSet::parse("192.0.2.0/24");
     Session s(c);
@@ -189,10 +206,30 @@ TEST(MilterInject, TrustedUpstreamKeepsValidHeader) {
     m.trace = {"v=1; forged", signed_value("10.9.9.9", m.mid, m.sender, c->keys)};
     auto r = run(s, m);
     ASSERT_TRUE(r.reply.is_cont());
-    EXPECT_EQ(removed(r), (std::vector<int>{1}));
-    EXPECT_FALSE(inserted(r, "X-Original-Source"));
-    EXPECT_NE(s.summary().find("outcome=kept"), std::string::npos);
-    EXPECT_NE(s.summary().find("original=10.9.9.9:4242"), std::string::npos) << s.summary();
+    EXPECT_EQ(removed(r), (std::vector<int>{2, 1}));
+    ASSERT_TRUE(inserted(r, "X-Original-Source"));
+    auto v = check(inserted(r, "X-Original-Source")->value, m, c->keys);
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v.source.client->addr.to_string(), "192.0.2.1");
+}
+
+TEST(MilterInject, ResultHeadersFromOutsideAreRemoved) {
+    // A client's own verdict ("pass" for an address of its choice) must not reach the
+    // next hop or the mailbox, whether the peer is trusted or not.
+    for (bool trusted : {false, true}) {
+        SCOPED_TRACE(trusted);
+        auto c = config(Mode::inject);
+        if (trusted) c->trusted_upstreams = *CidrSet::parse("192.0.2.0/24");
+        Session s(c);
+        s.connect("x", ep("192.0.2.1", 1));
+        Msg m;
+        m.trace = {signed_value("10.9.9.9", m.mid, m.sender, c->keys)};
+        m.results = {"pass ip=10.9.9.9; kid=k1; signer=x; by=gw.test", "pass ip=10.8.8.8"};
+        auto r = run(s, m);
+        ASSERT_TRUE(r.reply.is_cont());
+        EXPECT_EQ(removed(r, kResultFieldName), (std::vector<int>{2, 1}));
+        EXPECT_FALSE(inserted(r, kResultFieldName));
+    }
 }
 
 TEST(MilterInject, TrustedUpstreamWithInvalidHeaderGetsOurs) {
@@ -246,7 +283,7 @@ TEST(MilterInject, NothingSurvivesAbort) {
     ASSERT_TRUE(s.mail_from("<c@d.example>").is_cont());
     auto r = s.end_of_message(kNow);
     EXPECT_TRUE(removed(r).empty());
-    auto v = check(inserted(r, "X-Original-Source")->value, Msg{"<c@d.example>", "", {}}, c->keys);
+    auto v = check(inserted(r, "X-Original-Source")->value, Msg{"<c@d.example>", "", {}, {}}, c->keys);
     ASSERT_TRUE(v.ok()) << v.reason;
     EXPECT_EQ(v.binding, TraceBinding::envelope);
     EXPECT_EQ(v.source.session_id, "");
@@ -355,6 +392,37 @@ TEST(MilterVerify, TempfailAction) {
     EXPECT_EQ(r.reply.status, "4.7.1");
 }
 
+TEST(MilterVerify, NullSenderWithoutHeaderIsDeferredNeverAccepted) {
+    // A DSN from an inject hop that does not sign bounces waits in that hop's queue; a
+    // null sender is no proof of anything, so it is never accepted by rule, and a header
+    // that is present but bad is refused like any other.
+    struct Row {
+        const char* name;
+        const char* sender;
+        bool with_header;  // a header that does not verify
+        Reply::Kind want;
+        const char* want_code;
+    };
+    const Row rows[] = {
+        {"smtpd_null_sender", "<>", false, Reply::Kind::tempfail, "451"},
+        {"cleanup_null_sender", "", false, Reply::Kind::tempfail, "451"},
+        {"ordinary_sender", "<a@sender.example>", false, Reply::Kind::reject, "550"},
+        {"null_sender_bad_header", "<>", true, Reply::Kind::reject, "550"},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        auto c = config(Mode::verify);
+        Session s(c);
+        s.connect("gw", ep("127.0.0.1", 1000));
+        Msg m;
+        m.sender = row.sender;
+        if (row.with_header) m.trace = {signed_value("127.0.0.1", m.mid, m.sender, ring(kOtherRing))};
+        auto r = run(s, m);
+        EXPECT_EQ(r.reply.kind, row.want);
+        EXPECT_EQ(r.reply.code, row.want_code);
+    }
+}
+
 TEST(MilterVerify, BlockListDecidesOnOriginalNotPeer) {
     auto c = config(Mode::verify);
     c->block_list = *CidrSet::parse("127.0.0.66/32");
@@ -381,11 +449,82 @@ TEST(MilterVerify, KeepHeaderRemovesOnlyTheOthers) {
     Session s(c);
     s.connect("gw", ep("127.0.0.1", 1000));
     Msg m;
-    m.trace = {"v=1; forged", signed_value("127.0.0.77", m.mid, m.sender, c->keys), "v=1; forged2"};
+    m.trace = {signed_value("127.0.0.77", m.mid, m.sender, c->keys), "v=1; forged", "v=1; forged2"};
     auto r = run(s, m);
     EXPECT_TRUE(r.reply.is_cont());
-    EXPECT_EQ(removed(r), (std::vector<int>{3, 1}));
+    EXPECT_EQ(removed(r), (std::vector<int>{3, 2}));
     EXPECT_FALSE(inserted(r, kResultFieldName));
+}
+
+TEST(MilterVerify, TopmostHeaderDecides) {
+    struct Row {
+        const char* name;
+        bool topmost_valid;
+        bool want_verified;
+    };
+    const Row rows[] = {
+        {"topmost_bad_lower_valid", false, false},
+        {"topmost_valid_lower_junk", true, true},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        auto c = config(Mode::verify);
+        Session s(c);
+        s.connect("gw", ep("127.0.0.1", 1000));
+        Msg m;
+        std::string valid = signed_value("127.0.0.77", m.mid, m.sender, c->keys);
+        // An older header of the same message and sender, replayed further down, or junk.
+        std::string bad = signed_value("127.0.0.66", m.mid, m.sender, ring(kOtherRing));
+        m.trace = row.topmost_valid ? std::vector<std::string>{valid, "v=1; junk"}
+                                    : std::vector<std::string>{bad, valid};
+        auto r = run(s, m);
+        if (row.want_verified) {
+            EXPECT_TRUE(r.reply.is_cont());
+            EXPECT_NE(s.summary().find("outcome=verified"), std::string::npos) << s.summary();
+            ASSERT_TRUE(inserted(r, kResultFieldName));
+            EXPECT_NE(inserted(r, kResultFieldName)->value.find("pass ip=127.0.0.77"), std::string::npos);
+        } else {
+            EXPECT_EQ(r.reply.kind, Reply::Kind::reject);
+            EXPECT_NE(s.summary().find("outcome=invalid verdict=bad_signature"), std::string::npos) << s.summary();
+        }
+    }
+}
+
+TEST(MilterVerify, IncomingResultHeadersAreReplaced) {
+    struct Row {
+        const char* name;
+        bool valid;
+        bool result_header;
+        const char* want_prefix;  // our result header, or nullptr for none
+    };
+    const Row rows[] = {
+        {"valid", true, true, "pass ip=127.0.0.77"},
+        {"invalid_accepted", false, true, "fail (bad_signature)"},
+        {"valid_no_result_header", true, false, nullptr},
+    };
+    for (const auto& row : rows) {
+        SCOPED_TRACE(row.name);
+        auto c = config(Mode::verify);
+        c->on_invalid = FailAction::accept;
+        c->result_header = row.result_header;
+        Session s(c);
+        s.connect("gw", ep("127.0.0.1", 1000));
+        Msg m;
+        m.trace = {signed_value("127.0.0.77", m.mid, m.sender, row.valid ? c->keys : ring(kOtherRing))};
+        m.results = {"pass ip=10.9.9.9; kid=k1; signer=x; by=gw.test", "pass", "none"};
+        auto r = run(s, m);
+        ASSERT_TRUE(r.reply.is_cont());
+        EXPECT_EQ(removed(r, kResultFieldName), (std::vector<int>{3, 2, 1}));
+        const HeaderEdit* ours = inserted(r, kResultFieldName);
+        if (!row.want_prefix) {
+            EXPECT_FALSE(ours);
+            continue;
+        }
+        ASSERT_TRUE(ours);
+        EXPECT_EQ(ours->value.rfind(row.want_prefix, 0), 0u) << ours->value;
+        // Our header is inserted after every removal, so no removal index can hit it.
+        EXPECT_EQ(&r.edits.back(), ours);
+    }
 }
 
 TEST(MilterVerify, PolicyEngineRunsOnOriginalSource) {

@@ -1,4 +1,9 @@
-// tcp_acks.cpp: immediate ACKs on libmilter's TCP connections.
+// accept_hooks.cpp: the peer check and immediate ACKs on libmilter's TCP connections.
+//
+// Peer check: a TCP connection from an address outside --allow-peers is closed right
+// after accept() and reported to libmilter as ECONNABORTED, which libmilter's listener
+// skips (it keeps accepting); the refused peer never reaches a callback, so it can never
+// obtain a signature (see accept_hooks.hpp).
 //
 // Postfix writes a macro packet and the command it belongs to as two small segments and
 // does not set TCP_NODELAY, so Nagle's algorithm holds the command back until the macro
@@ -12,9 +17,10 @@
 // functions libmilter uses for that (the executable's definitions win over libc's for
 // libmilter's references): accept() marks each accepted TCP connection and sets
 // TCP_NODELAY on it; read() sets TCP_QUICKACK again after data arrived on a marked
-// descriptor. Both keep libc's contract: same arguments, same result and errno; nothing
-// changes for other descriptors. A mark left on a descriptor number that is later reused
-// for something else only costs a setsockopt that fails with ENOTSOCK (errno is restored).
+// descriptor. Both keep libc's contract (same arguments, same result and errno, except
+// for a refused peer); nothing changes for other descriptors. A mark left on a descriptor
+// number that is later reused for something else only costs a setsockopt that fails with
+// ENOTSOCK (errno is restored).
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,8 +30,15 @@
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <string>
+
+#include "accept_hooks.hpp"
+#include "xproxy/daemon/access.hpp"
+#include "xproxy/daemon/log.hpp"
 
 namespace {
+
+std::atomic<const xproxy::CidrSet*> g_allow{nullptr};
 
 constexpr int kMaxFd = 65536;
 std::atomic<unsigned char> g_tcp[kMaxFd];
@@ -46,6 +59,12 @@ void quickack(int fd) {
 
 }  // namespace
 
+namespace xproxy::milter {
+
+void set_peer_allow_list(const CidrSet* allow) { g_allow.store(allow, std::memory_order_release); }
+
+}  // namespace xproxy::milter
+
 extern "C" {
 
 __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* len) {
@@ -57,6 +76,17 @@ __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, sockle
     bool tcp = getsockname(c, reinterpret_cast<sockaddr*>(&ss), &sl) == 0 &&
                (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
     if (tcp) {
+        // An empty or unset list refuses everyone: main() refuses to start a TCP listener
+        // without one, so this is only the last line of defence.
+        static const xproxy::CidrSet kNobody;
+        const xproxy::CidrSet* allow = g_allow.load(std::memory_order_acquire);
+        std::string peer;
+        if (!xproxy::daemon::peer_allowed(c, allow ? *allow : kNobody, &peer)) {
+            xproxy::log::warning("event=peer_refused peer=%s reason=\"not in --allow-peers\"", peer.c_str());
+            close(c);
+            errno = ECONNABORTED;
+            return -1;
+        }
         int one = 1;
         setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         setsockopt(c, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
