@@ -102,15 +102,24 @@ void check_descriptor_limit(const Config& cfg, std::size_t listeners) {
                      static_cast<unsigned long long>(need), static_cast<unsigned long long>(rl.rlim_cur));
 }
 
+// Both sides: TLS 1.2 at least, set in code so that a lax system OpenSSL configuration
+// cannot lower it, and no renegotiation (TLS 1.2 renegotiation only gives a peer a way to
+// make us redo handshakes; TLS 1.3 has none).
+std::unique_ptr<asio::ssl::context> hardened_context(asio::ssl::context::method method) {
+    auto ctx = std::make_unique<asio::ssl::context>(method);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1)
+        throw std::runtime_error("cannot set TLS 1.2 as the minimum");
+    return ctx;
+}
+
 // Towards one downstream: TLS 1.2 at least; with tls=verify the chain is checked against
 // tls-ca=, else --tls-ca, else the system's store (the name is set per connection).
 std::unique_ptr<asio::ssl::context> client_context(const DownstreamConfig& d, const Config& cfg) {
     if (d.tls == TlsMode::none) return nullptr;
-    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
-    if (SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION) != 1)
-        throw std::runtime_error("cannot set TLS 1.2 as the minimum");
+    auto ctx = hardened_context(asio::ssl::context::tls_client);
     if (d.tls == TlsMode::verify) {
         const std::string& ca = d.tls_ca.empty() ? cfg.tls_ca : d.tls_ca;
         if (ca.empty()) ctx->set_default_verify_paths();
@@ -163,12 +172,7 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "xproxyd: tls-key: %s\n", err.c_str());
                 return 1;
             }
-            front_tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-            front_tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                                   asio::ssl::context::no_tlsv1_1);
-            if (SSL_CTX_set_min_proto_version(front_tls->native_handle(), TLS1_2_VERSION) != 1)
-                throw std::runtime_error("cannot set TLS 1.2 as the minimum");
+            front_tls = hardened_context(asio::ssl::context::tls_server);
             front_tls->use_certificate_chain_file(cfg->tls_cert);
             front_tls->use_private_key_file(cfg->tls_key, asio::ssl::context::pem);
         }

@@ -208,6 +208,45 @@ class XproxydTls(E2ETestCase):
         xp.wait_log(r"event=starttls_pipelining sid=\w+ discarded=%d" % len(injected))
         self.assertFalse([cmd for cmd in fake.commands if "attacker" in cmd])
 
+    def test_front_side_refuses_renegotiation(self):
+        # TLS 1.2 renegotiation only lets a client make xproxyd redo handshakes (CPU) on a
+        # session it already holds; xproxyd refuses it and the session ends.
+        crt, key = self.pki.issue("reneg", dns=["xproxyd.test.invalid"])
+        fake = self.fake()
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=none" % fake.port],
+                     extra=["--tls-cert", crt, "--tls-key", key])
+        p = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % xp.port, "-starttls", "smtp",
+                              "-tls1_2", "-CAfile", self.pki.ca, "-crlf"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        try:
+            for line in p.stdout:  # the session summary ends with the verify result
+                lines.append(line.decode("utf-8", "replace"))
+                if lines[-1].lstrip().startswith("Verify return code"):
+                    break
+            self.assertEqual(lines[-1].split(":")[1].split()[0], "0", "".join(lines))
+            # s_client: "R" renegotiates; then a NOOP must not be answered.
+            try:
+                p.stdin.write(b"R\nNOOP\n")
+                p.stdin.flush()
+            except BrokenPipeError:
+                pass
+            answered = False
+            for line in p.stdout:
+                lines.append(line.decode("utf-8", "replace"))
+                if lines[-1].startswith("250"):
+                    answered = True
+                    break
+        finally:
+            try:
+                p.stdin.close()
+            except BrokenPipeError:
+                pass
+            p.kill()
+            p.wait()
+        self.assertFalse(answered, "".join(lines))
+        xp.wait_log(r"event=disconnect sid=\w+ reason=\"read error\"")
+
     def test_requiretls_goes_only_to_a_verified_downstream(self):
         crt, key = self.pki.issue("rt", dns=["xproxyd.test.invalid"], ips=["127.0.0.1"])
         for mode, want in (("encrypt", 550), ("verify tls-ca=" + self.pki.ca, 250)):
