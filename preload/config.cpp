@@ -80,7 +80,8 @@ Config load_config(const char* (*lookup)(const char*)) {
     Config c;
     std::map<std::string, std::string> vars;
     const char* names[] = {"XPROXY_TRUSTED", "XPROXY_PORTS", "XPROXY_TIMEOUT_MS", "XPROXY_REQUIRE",
-                           "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE", "XPROXY_LOG", "XPROXY_LOG_LEVEL"};
+                           "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE", "XPROXY_HMAC_WINDOW", "XPROXY_LOG",
+                           "XPROXY_LOG_LEVEL"};
     if (const char* file = lookup("XPROXY_CONFIG"); file && *file) {
         std::ifstream in(file);
         if (!in) c.errors.push_back(std::string("cannot read XPROXY_CONFIG ") + file);
@@ -140,6 +141,11 @@ Config load_config(const char* (*lookup)(const char*)) {
         c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
     if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
         if (!read_secret(it->second, c.hmac_key, err)) c.errors.push_back(err);
+    }
+    if (auto it = vars.find("XPROXY_HMAC_WINDOW"); it != vars.end()) {
+        long v = 0;
+        if (parse_int(it->second, 1, 600, v)) c.hmac_window = static_cast<int>(v);
+        else c.errors.push_back("XPROXY_HMAC_WINDOW: expected 1..600 (seconds)");
     }
     if (auto it = vars.find("XPROXY_LOG"); it != vars.end()) {
         if (it->second == "syslog") c.log = Config::Log::syslog;

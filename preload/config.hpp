@@ -10,6 +10,7 @@
 //   XPROXY_GETSOCKNAME   1: getsockname() returns the header's destination (default 0)
 //   XPROXY_HMAC_KEY_FILE a key file (mode 0600 or tighter): only headers carrying a valid
 //                        xproxy HMAC TLV made with this key are accepted
+//   XPROXY_HMAC_WINDOW   seconds a signed header's time may differ from ours (60; 1..600)
 //   XPROXY_LOG           syslog (default), stderr, file:PATH or off
 //   XPROXY_LOG_LEVEL     error, warning, info (default) or debug
 #pragma once
@@ -72,6 +73,7 @@ struct Config {
     bool require = true;
     bool getsockname_destination = false;
     SecretKey hmac_key;  // empty: no HMAC required
+    int hmac_window = 60;  // accepted |now - signed time|, seconds
     enum class Log { syslog, stderr_, file, off } log = Log::syslog;
     std::string log_file;  // Log::file
     int log_level = 2;  // 0 error .. 3 debug

@@ -80,7 +80,7 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
         return r;
     }
     const auto hmac = cfg.hmac_key.empty() ? proxy::HmacVerdict::ok
-                                           : proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr)});
+                                           : proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
     if (hmac != proxy::HmacVerdict::ok) return dropped(proxy::describe(hmac));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];

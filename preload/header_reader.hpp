@@ -32,7 +32,8 @@ struct ReadResult {
 };
 
 // Reads the header from fd (non-blocking). cfg.hmac_key non-empty: only a v2 header with
-// a valid HMAC TLV made with that key and a signed time within 60 s of ours is accepted.
+// a valid HMAC TLV made with that key and a signed time within cfg.hmac_window seconds
+// of ours is accepted.
 // need (in/out, 0 at first): on need_more, how many bytes must be queued before another
 // attempt can get further. While fewer are queued (FIONREAD) nothing is peeked again, so
 // a header trickled byte by byte costs linear work: a v2 header is peeked whole once, when

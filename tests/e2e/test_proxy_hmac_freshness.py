@@ -37,11 +37,14 @@ def signed_header(client, client_port, signed_at=None, key=KEY):
 
 def talk(port, data):
     """Sends data from 127.0.0.1 (trusted), half-closes, returns the server's answer
-    ("" when the shim dropped the connection)."""
+    ("" when the shim dropped the connection, which may happen before the half-close)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
-        s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # dropped (closed or reset) before we finished: no answer
+            return ""
         out = b""
         while True:
             try:
@@ -61,14 +64,14 @@ class ProxyHmacFreshness(E2ETestCase):
         super().setUp()
         self.key_file = self.sandbox.write("hmac.key", KEY, mode=0o600)
 
-    def start_server(self):
-        log = self.sandbox.path("shim.log")
+    def start_server(self, name="shim", **settings):
+        log = self.sandbox.path(name + ".log")
         self.sandbox.logs.append(log)
         env = dict(os.environ, LD_PRELOAD=binary("preload/libxproxy-preload.so"), XPROXY_TRUSTED="127.0.0.1",
-                   XPROXY_HMAC_KEY_FILE=self.key_file, XPROXY_LOG="file:" + log)
-        out = self.sandbox.path("server.out")
+                   XPROXY_HMAC_KEY_FILE=self.key_file, XPROXY_LOG="file:" + log, **settings)
+        out = self.sandbox.path(name + ".out")
         with open(out, "wb") as f:
-            self.procs.start("server", [binary("preload/preload_test_server"), "blocking"], stdout=f, env=env)
+            self.procs.start(name, [binary("preload/preload_test_server"), "blocking"], stdout=f, env=env)
         port = wait_until(lambda: next((l[5:] for l in read_text(out).splitlines() if l.startswith("port=")), None),
                           10, 0.05, "server port")
         return int(port), log
@@ -94,6 +97,20 @@ class ProxyHmacFreshness(E2ETestCase):
             answer = talk(port, header + b"D")
             self.assertNotIn("peer=", answer, what)
             wait_until(lambda: reason in read_text(log), 10, 0.05, "shim log: " + reason)
+
+    def test_window_is_a_setting(self):
+        now = int(time.time())
+        port, _ = self.start_server("wide", XPROXY_HMAC_WINDOW="300")
+        self.assertIn("peer=192.0.2.83:83", talk(port, signed_header("192.0.2.83", 83, now - 200) + b"E"))
+        self.assertNotIn("peer=", talk(port, signed_header("192.0.2.84", 84, now - 400) + b"F"))
+        port, log = self.start_server("narrow", XPROXY_HMAC_WINDOW="10")
+        self.assertNotIn("peer=", talk(port, signed_header("192.0.2.85", 85, now - 50) + b"G"))
+        wait_until(lambda: "signed too long ago" in read_text(log), 10, 0.05, "shim log: too long ago")
+        # A bad value makes the shim inert (the application sees its real peer) and says why.
+        port, log = self.start_server("bad", XPROXY_HMAC_WINDOW="0")
+        answer = talk(port, b"hello")
+        self.assertIn("peer=127.0.0.1:", answer)
+        wait_until(lambda: "XPROXY_HMAC_WINDOW" in read_text(log), 10, 0.05, "shim log: configuration error")
 
     def test_wire_round_trip_and_window(self):
         t = 1790000000
