@@ -103,8 +103,9 @@ void check_descriptor_limit(const Config& cfg, std::size_t listeners) {
 }
 
 // Both sides: TLS 1.2 at least, set in code so that a lax system OpenSSL configuration
-// cannot lower it, and no renegotiation (TLS 1.2 renegotiation only gives a peer a way to
-// make us redo handshakes; TLS 1.3 has none).
+// cannot lower it, and no renegotiation in either direction (TLS 1.2 renegotiation only
+// gives a peer a way to make us redo handshakes; OpenSSL 3 already refuses a client's by
+// default, this also refuses a downstream's request and holds whatever the defaults).
 std::unique_ptr<asio::ssl::context> hardened_context(asio::ssl::context::method method) {
     auto ctx = std::make_unique<asio::ssl::context>(method);
     ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
