@@ -356,14 +356,20 @@ int handoff_housekeeping(State& s, std::int64_t now) {
 }
 
 bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& out) {
-    // The owner sends its message as soon as its connection is established, which can be
-    // just after we accepted it. Anyone can connect from the wake-up address and stay
-    // silent, so the message is only waited for when the kernel says the connecting
-    // socket belongs to our own user (sock_diag); another user's is refused at once.
+    // Anyone can connect from the wake-up address, and a complete message costs a forger
+    // nothing: so before anything is read, let alone acted on, the kernel must say that
+    // the connecting socket belongs to our own user (sock_diag); another user's wake-up is
+    // refused at once, whether its message has arrived or not. The owner sends its message
+    // as soon as its connection is established, which can be just after we accepted it:
+    // ours is waited for, briefly.
+    const long uid = peer_socket_uid(wake_fd);
+    if (uid != static_cast<long>(geteuid())) {
+        log_line(kDebug, "event=wake_refused reason=\"wake-up from another user\" uid=%ld", uid);
+        return false;
+    }
     char msg[kWakeMessageLength];
     std::size_t have = 0;
-    bool asked = false;
-    std::int64_t deadline = 0;
+    const std::int64_t deadline = now_ms() + kTakerWaitMs;
     while (have < sizeof msg) {
         ssize_t n = recv(wake_fd, msg + have, sizeof msg - have, MSG_DONTWAIT);
         if (n > 0) {
@@ -371,15 +377,6 @@ bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& ou
             continue;
         }
         if (n == 0 || (errno != EAGAIN && errno != EINTR)) return false;
-        if (!asked) {
-            asked = true;
-            long uid = peer_socket_uid(wake_fd);
-            if (uid != static_cast<long>(geteuid())) {
-                log_line(kDebug, "event=wake_refused reason=\"incomplete wake-up from another user\" uid=%ld", uid);
-                return false;
-            }
-            deadline = now_ms() + kTakerWaitMs;
-        }
         std::int64_t left = deadline - now_ms();
         pollfd w{wake_fd, POLLIN, 0};
         if (left <= 0 || poll(&w, 1, static_cast<int>(left)) < 0) return false;

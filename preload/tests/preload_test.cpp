@@ -1013,6 +1013,81 @@ TEST(PreloadForgery, FloodOfFakeWakeupsIsNeverWaitedFor) {
     EXPECT_EQ(run.counts.requests, 0) << "the shim sent requests to the forger and waited for its answers";
 }
 
+// Another user's wake-up whose message is already complete when accept() takes it (the
+// server was busy with a slow connection): it names a socket of the application's own
+// user, so the name's credentials alone would pass. The shim must not act on it at all:
+// nothing connects to that socket, so the flood cannot make the application wait on it.
+TEST(PreloadForgery, CompleteWakeupFromAnotherUserIsNeverActedOn) {
+    ASSERT_EQ(geteuid(), 0u) << "the test switches its forger to user nobody";
+    Server s("blocking", trusted());
+    ASSERT_NE(s.port, 0u);
+    // A hand-off-like socket of the application's user (root here).
+    std::string name = "xproxy-test-own." + std::to_string(getpid());
+    int own = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_un ua{};
+    ua.sun_family = AF_UNIX;
+    std::memcpy(ua.sun_path + 1, name.data(), name.size());
+    socklen_t ulen = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+    ASSERT_EQ(bind(own, reinterpret_cast<sockaddr*>(&ua), ulen), 0);
+    ASSERT_EQ(listen(own, 16), 0);
+    int done[2], stop[2];
+    ASSERT_EQ(pipe(done), 0);
+    ASSERT_EQ(pipe(stop), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(done[0]);
+        close(stop[1]);
+        if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+        auto connect_from = [&](std::uint32_t source) {
+            int w = socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in from{}, to{};
+            from.sin_family = to.sin_family = AF_INET;
+            from.sin_addr.s_addr = htonl(source);
+            to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            to.sin_port = htons(static_cast<uint16_t>(s.port));
+            if (bind(w, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+                connect(w, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0)
+                _exit(5);
+            return w;
+        };
+        // The blocking server reads this untrusted connection until it ends: meanwhile the
+        // wake-up's whole message arrives and waits in the queue.
+        int busy = connect_from(0x7f000002);  // 127.0.0.2, not trusted
+        int wake = connect_from(0x7f585057);  // 127.88.80.87
+        std::string msg(wire::kWakeMagic, wire::kWakeMagicLength);
+        std::string padded = name;
+        padded.resize(wire::kHandoffNameLength, '\0');
+        msg += padded;
+        if (send(wake, msg.data(), msg.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(msg.size())) _exit(6);
+        usleep(100000);  // the message is queued at the server well before the busy one ends
+        shutdown(busy, SHUT_WR);
+        if (write(done[1], "S", 1) != 1) _exit(7);
+        char x;
+        if (read(stop[0], &x, 1) < 0) _exit(8);  // keep the wake-up open until the test is done
+        _exit(0);
+    }
+    close(done[1]);
+    close(stop[0]);
+    char sent = 0;
+    pollfd p{done[0], POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 20000), 1);
+    ASSERT_EQ(read(done[0], &sent, 1), 1);
+    // The server takes connections in order: once this genuine one is answered, the
+    // forged wake-up before it has been dealt with.
+    std::string legit = talk(s.port, v2("192.0.2.131", 131) + "genuine");
+    EXPECT_EQ(field(legit, "peer"), "192.0.2.131:131") << legit;
+    int c = accept4(own, nullptr, nullptr, SOCK_NONBLOCK);
+    EXPECT_LT(c, 0) << "the shim connected to the socket another user's wake-up named";
+    if (c >= 0) close(c);
+    if (write(stop[1], "x", 1) != 1) ADD_FAILURE() << "forger gone";
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "forger status " << status;
+    close(done[0]);
+    close(stop[1]);
+    close(own);
+}
+
 // A connection without a client (LOCAL, UNKNOWN, no header) on a descriptor number whose
 // previous connection, from the same upstream address and port, was closed with fclose()
 // (not hooked): getpeername() reports the upstream, never the previous client.
