@@ -330,6 +330,45 @@ class XproxydChain(E2ETestCase):
                 self.assertNotIn(b"\r\n.\r\n", got[0][:-5])
         self.assertNotIn("MAIL FROM:<evil@example.org>", fake.commands)
 
+    def test_downstream_that_cannot_take_the_client_address_gets_no_mail(self):
+        # An XCLIENT or XFORWARD without ADDR and PORT would leave xproxyd's own address as
+        # the client downstream (fail open): such a destination counts as failed, the next
+        # one is tried, and with none left the message is deferred (451 at DATA).
+        full = {"xclient": "XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT",
+                "xforward": "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"}
+        short = {"xclient": "XCLIENT NAME HELO", "xforward": "XFORWARD NAME PROTO HELO IDENT SOURCE"}
+        msg = ["MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA", "Subject: t\r\n\r\nx\r\n.\r\n"]
+        for enc in ("xclient", "xforward"):
+            with self.subTest(encoding=enc):
+                bad = FakeDownstream(ehlo=("PIPELINING", short[enc]))
+                good = FakeDownstream(ehlo=("PIPELINING", full[enc]))
+                self.addCleanup(bad.close)
+                self.addCleanup(good.close)
+                xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d,127.0.0.1:%d encoding=%s"
+                                                        % (bad.port, good.port, enc)], name="xproxyd-" + enc)
+                replies = smtp_session(xp.port, ["EHLO gateway.example", "XFORWARD ADDR=127.0.0.66 PORT=1066"] + msg
+                                       + ["XFORWARD NAME=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE]"] + msg
+                                       + ["QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 354, 250] * 1
+                                 + [250, 250, 250, 354, 250, 221], replies)
+                self.assertEqual(bad.messages, [])
+                self.assertFalse([c for c in bad.commands if c.startswith(("MAIL", "XCLIENT", "XFORWARD"))],
+                                 bad.commands)
+                xp.wait_log(r"event=downstream_failed .*does not take ADDR PORT: the client would be xproxyd")
+                self.assertEqual(len(good.messages), 2)
+                sent = [c for c in good.commands if c.startswith(enc.upper())]
+                self.assertRegex(sent[0], r"ADDR=127\.0\.0\.66\b")
+                # A client the upstream does not know is said to be unknown, never left out.
+                self.assertIn("ADDR=[UNAVAILABLE]", sent[-1])
+                self.assertNotRegex("\n".join(sent), r"ADDR=127\.0\.0\.1\b")
+
+                only_bad = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=%s"
+                                                              % (bad.port, enc)], name="xproxyd-only-" + enc)
+                replies = smtp_session(only_bad.port, ["EHLO gateway.example", "XFORWARD ADDR=127.0.0.66 PORT=1066"]
+                                       + msg[:3] + ["QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 451, 221], replies)
+                self.assertEqual(bad.messages, [])
+
 
 if __name__ == "__main__":
     main()
