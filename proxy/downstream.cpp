@@ -31,13 +31,16 @@ smtp::Advertised advertised(const EhloKeywords& k, const char* kw) {
     return smtp::parse_ehlo_keyword(*p);
 }
 
-// A downstream whose XCLIENT or XFORWARD does not take ADDR and PORT (Postfix has always
-// advertised both) would keep xproxyd's own address as the client: it cannot carry the
-// source and is treated as a failed destination. Empty when it can.
+// A downstream whose XCLIENT does not take ADDR and PORT, or whose XFORWARD does not take
+// ADDR (what Postfix's smtpd always advertises; smtp-sink's XFORWARD has no PORT) would
+// keep xproxyd's own address (port) as the client's: it cannot carry the source and is
+// treated as a failed destination. Empty when it can.
 std::string missing_client_attributes(const smtp::Advertised& adv, const char* verb) {
+    const bool xclient = std::string_view(verb) == "XCLIENT";
     std::string missing;
     for (const char* a : {"ADDR", "PORT"})
-        if (adv && !adv->count(a)) missing += std::string(missing.empty() ? "" : " ") + a;
+        if (adv && !adv->count(a) && (xclient || std::string_view(a) == "ADDR"))
+            missing += std::string(missing.empty() ? "" : " ") + a;
     if (missing.empty()) return {};
     return std::string(verb) + " does not take " + missing + ": the client would be xproxyd";
 }

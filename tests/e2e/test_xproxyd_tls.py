@@ -323,10 +323,11 @@ class XproxydTls(E2ETestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for spec, want in [
                 ("d destinations=127.0.0.1:25 tls=required", "tls=required is gone"),
-                ("d destinations=127.0.0.1:25 tls=may tls-ca=" + self.pki.ca, "tls-ca= needs tls=verify"),
+                ("d destinations=127.0.0.1:25 encoding=xclient tls=may tls-ca=" + self.pki.ca,
+                 "tls-ca= needs tls=verify"),
                 ("d destinations=127.0.0.1:25 tls-name=mx.example", "tls-name= needs TLS"),
                 ("d destinations=127.0.0.1:25 tls=verify tls-name=*.example", "bad value"),
-                ("d destinations=127.0.0.1:25 tls=verify tls-ca=/nonexistent", "downstream d")]:
+                ("d destinations=127.0.0.1:25 encoding=xclient tls=verify tls-ca=/nonexistent", "downstream d")]:
             with self.subTest(spec=spec):
                 r = check("--downstream", spec)
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
