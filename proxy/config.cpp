@@ -81,7 +81,7 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
     std::istringstream in(text);
     DownstreamConfig d;
     std::string word;
-    bool tls_given = false;
+    bool tls_given = false, key_id_given = false;
     if (!(in >> d.name) || d.name.find('=') != std::string::npos) {
         *error = "downstream '" + text + "': must start with a name";
         return std::nullopt;
@@ -134,6 +134,15 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
         } else if (key == "helo") {
             d.helo = value;
             ok = !value.empty();
+        } else if (key == "hmac-key-file") {
+            d.hmac_key_file = value;
+            ok = !value.empty();
+        } else if (key == "hmac-key-id") {
+            key_id_given = true;
+            ok = parse_num(value, d.hmac_key_id);
+        } else if (key == "proxy-unsigned") {
+            ok = value == "yes" || value == "no";
+            d.proxy_unsigned = value == "yes";
         } else {
             *error = "downstream " + d.name + ": unknown setting '" + key + "'";
             return std::nullopt;
@@ -147,10 +156,38 @@ std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::s
         *error = "downstream " + d.name + ": no destinations=";
         return std::nullopt;
     }
-    if (!tls_given) {  // closed default: off the machine, only a verified TLS peer gets mail
-        bool local = true;
-        for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
-        d.tls = local ? TlsMode::none : TlsMode::verify;
+    bool local = true;
+    for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
+    if (!tls_given) d.tls = local ? TlsMode::none : TlsMode::verify;  // closed default
+    const bool proxy = d.encoding == Encoding::proxy_v1 || d.encoding == Encoding::proxy_v2;
+    const std::string enc = std::string("encoding=") + to_string(d.encoding);
+    if ((!d.hmac_key_file.empty() || key_id_given) && d.encoding != Encoding::proxy_v2) {
+        *error = "downstream " + d.name + ": hmac-key-file= and hmac-key-id= need encoding=proxy-v2 (" + enc +
+                 " cannot carry a signature)";
+        return std::nullopt;
+    }
+    if (key_id_given && d.hmac_key_file.empty()) {
+        *error = "downstream " + d.name + ": hmac-key-id= needs hmac-key-file=";
+        return std::nullopt;
+    }
+    if (d.proxy_unsigned && (!proxy || !d.hmac_key_file.empty())) {
+        *error = "downstream " + d.name + ": proxy-unsigned=yes is for an unsigned encoding=proxy-v1 or proxy-v2 only";
+        return std::nullopt;
+    }
+    // The PROXY header goes before STARTTLS: TLS cannot protect it, only a signature can.
+    if (proxy && d.hmac_key_file.empty() && d.tls != TlsMode::none) {
+        *error = "downstream " + d.name + ": " + enc + " is sent before STARTTLS, which cannot protect it" +
+                 (tls_given ? "" : " (tls=verify is the default off this machine)") +
+                 ": write encoding=proxy-v2 hmac-key-file=PATH (the key of the downstream's XPROXY_HMAC_KEY_FILE)" +
+                 (local ? ", or tls=none" : ", or tls=none proxy-unsigned=yes only on a segment you trust completely");
+        return std::nullopt;
+    }
+    if (proxy && d.hmac_key_file.empty() && !local && !d.proxy_unsigned) {
+        *error = "downstream " + d.name + ": " + enc +
+                 " off this machine can be rewritten on the way: write encoding=proxy-v2 hmac-key-file=PATH (the key "
+                 "of the downstream's XPROXY_HMAC_KEY_FILE), or proxy-unsigned=yes only on a segment you trust "
+                 "completely";
+        return std::nullopt;
     }
     if (!d.tls_ca.empty() && d.tls != TlsMode::verify) {
         *error = "downstream " + d.name + ": tls-ca= needs tls=verify";
@@ -194,7 +231,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
          "repeatable; default downstream: the first)")
         ("downstream,d", po::value(&downstreams)->composing(),
          "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
-         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME\" "
+         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
+         "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
          "(repeatable)")
         ("trusted-upstreams", po::value(&trusted), "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")
         ("hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")

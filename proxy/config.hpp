@@ -6,10 +6,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "signing_key.hpp"
 #include "source.hpp"
 #include "xproxy/ip.hpp"
 
@@ -40,10 +42,15 @@ struct DownstreamConfig {
     std::chrono::seconds connect_timeout{30};
     std::chrono::seconds command_timeout{300};
     std::string helo;  // our EHLO name towards it; default: the hostname option
+    std::string hmac_key_file;  // proxy-v2: sign each header with this key (TIME and HMAC TLVs)
+    std::uint8_t hmac_key_id = 1;
+    bool proxy_unsigned = false;  // an unsigned PROXY header off this machine, on purpose
+    std::shared_ptr<const SigningKey> hmac_key;  // loaded from hmac_key_file at start-up
 };
 
 // "NAME destinations=H:P[,H:P...] encoding=E tls=none|may|encrypt|verify tls-name=NAME
-//  tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME"
+//  tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME hmac-key-file=PATH hmac-key-id=N
+//  proxy-unsigned=yes|no"
 std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error);
 
 // When one matches a transaction, its body is streamed through without a copy (no

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <ctime>
+
 
 namespace xproxy::proxyd {
 
@@ -27,6 +29,20 @@ smtp::Advertised advertised(const EhloKeywords& k, const char* kw) {
     const std::string* p = k.get(kw);
     if (!p) return std::nullopt;
     return smtp::parse_ehlo_keyword(*p);
+}
+
+// A downstream whose XCLIENT does not take ADDR and PORT, or whose XFORWARD does not take
+// ADDR (what Postfix's smtpd always advertises; smtp-sink's XFORWARD has no PORT) would
+// keep xproxyd's own address (port) as the client's: it cannot carry the source and is
+// treated as a failed destination. Empty when it can.
+std::string missing_client_attributes(const smtp::Advertised& adv, const char* verb) {
+    const bool xclient = std::string_view(verb) == "XCLIENT";
+    std::string missing;
+    for (const char* a : {"ADDR", "PORT"})
+        if (adv && !adv->count(a) && (xclient || std::string_view(a) == "ADDR"))
+            missing += std::string(missing.empty() ? "" : " ") + a;
+    if (missing.empty()) return {};
+    return std::string(verb) + " does not take " + missing + ": the client would be xproxyd";
 }
 
 }  // namespace
@@ -150,7 +166,13 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     }
     bool ok = false;
     do {
-        Announcement a = announce(cfg_.encoding, src);
+        ProxySigning sign;
+        if (cfg_.hmac_key) {
+            sign.key = cfg_.hmac_key->bytes();
+            sign.key_id = cfg_.hmac_key_id;
+            sign.now = static_cast<std::int64_t>(std::time(nullptr));
+        }
+        Announcement a = announce(cfg_.encoding, src, std::nullopt, cfg_.hmac_key ? &sign : nullptr);
         if (!a.error.empty()) {
             why = a.error;
             break;
@@ -177,9 +199,13 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
                 break;
             }
             if (!co_await send_lines(a.lines, 2, why)) break;
-        } else if (cfg_.encoding == Encoding::xforward && !ehlo_.has("XFORWARD")) {
-            why = "XFORWARD not offered";
-            break;
+        } else if (cfg_.encoding == Encoding::xforward) {
+            if (!ehlo_.has("XFORWARD")) {
+                why = "XFORWARD not offered";
+                break;
+            }
+            why = missing_client_attributes(advertised(ehlo_, "XFORWARD"), "XFORWARD");
+            if (!why.empty()) break;
         }
         ok = true;
     } while (false);
@@ -230,6 +256,8 @@ asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::strin
         why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
         co_return false;
     }
+    why = missing_client_attributes(adv, "XCLIENT");
+    if (!why.empty()) co_return false;
     Announcement x = announce(Encoding::xclient, src, adv);
     if (!x.error.empty()) {
         why = x.error;

@@ -155,6 +155,15 @@ int main(int argc, char** argv) {
     log::Level level;
     if (!daemon::parse_log_options(cfg->log_sink, cfg->log_level, sink, level, "xproxyd")) return 2;
     std::string err;
+    // Read now, before privileges are dropped; never logged.
+    for (auto& d : cfg->downstreams) {
+        if (d.hmac_key_file.empty()) continue;
+        d.hmac_key = SigningKey::load(d.hmac_key_file, &err);
+        if (!d.hmac_key) {
+            std::fprintf(stderr, "xproxyd: downstream %s: hmac-key-file: %s\n", d.name.c_str(), err.c_str());
+            return 1;
+        }
+    }
     std::vector<daemon::ListenSpec> specs;
     for (const auto& l : cfg->listeners) {
         auto spec = daemon::parse_listen(l.spec, &err);
@@ -190,7 +199,8 @@ int main(int argc, char** argv) {
                     cfg->listeners.size(), cfg->downstreams.size(),
                     cfg->trusted.empty() ? "none" : cfg->trusted.to_string().c_str());
         for (const auto& d : cfg->downstreams)
-            std::printf("downstream %s: tls=%s%s%s\n", d.name.c_str(), to_string(d.tls),
+            std::printf("downstream %s: encoding=%s%s tls=%s%s%s\n", d.name.c_str(), to_string(d.encoding),
+                        d.hmac_key ? " signed" : "", to_string(d.tls),
                         d.tls == TlsMode::verify ? " name=" : "",
                         d.tls != TlsMode::verify ? ""
                         : d.tls_name.empty()     ? "(destination address)"

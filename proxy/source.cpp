@@ -1,6 +1,8 @@
 // source.cpp: trust decisions and source announcements; see source.hpp.
 #include "source.hpp"
 
+#include <openssl/crypto.h>
+
 #include "xproxy/proxy_protocol.hpp"
 
 namespace xproxy::proxyd {
@@ -125,20 +127,33 @@ void SourceTracker::ehlo(const std::string& name, bool esmtp) {
 }
 
 void SourceTracker::set_peer_tls(const TlsInfo& tls) {
-    // RFC 3207 4.2: what the client said before the handshake is forgotten.
+    // RFC 3207 4.2: what the client said before the handshake is forgotten. An XCLIENT
+    // or XPROXYFROM sent in plain text may come from an on-path attacker, not from the
+    // trusted upstream: it must not name the client of the protected session.
     end_transaction();
+    peer_ = initial_;
     peer_.tls = tls;
-    if (!overridden_) session_.tls = tls;
+    session_ = peer_;
+    overridden_ = false;
+    helo_from_ehlo_ = proto_from_ehlo_ = false;
 }
 
-Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised) {
+Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised,
+                      const ProxySigning* sign) {
     Announcement a;
     switch (e) {
         case Encoding::proxy_v2: {
             proxy::EncodeOptions opt;
             opt.xproxy_tlvs = true;
             opt.ssl = info.tls.active();
+            if (sign) {
+                opt.hmac_key.assign(sign->key);
+                opt.hmac_key_id = sign->key_id;
+                opt.hmac_time = sign->now;
+            }
             a.header = proxy::encode_v2(info, opt);
+            // The copy of the key made for the encoder does not outlive it.
+            OPENSSL_cleanse(opt.hmac_key.data(), opt.hmac_key.capacity());
             if (a.header.empty()) a.error = "PROXY v2 header too large";
             break;
         }

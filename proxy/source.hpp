@@ -4,7 +4,8 @@
 // SourceTracker holds the session's source: the TCP peer until a trusted upstream says
 // otherwise. XCLIENT and XPROXYFROM replace the session's source (until the next such
 // command); XFORWARD applies to the next transaction only and is forgotten when it ends
-// (end of DATA, RSET, HELO/EHLO, STARTTLS, XCLIENT, XPROXYFROM), as in Postfix. An
+// (end of DATA, RSET, HELO/EHLO, STARTTLS, XCLIENT, XPROXYFROM), as in Postfix; the
+// front-side STARTTLS forgets XCLIENT and XPROXYFROM too (RFC 3207 4.2). An
 // untrusted peer using any of the three gets 550 5.7.0 and nothing changes. What a
 // command does not say is never taken from another party: XCLIENT resets HELO, PROTO and
 // LOGIN when it does not carry them (Postfix's xclient_cmd()), an XFORWARD that names
@@ -16,6 +17,7 @@
 // downstream connection may carry the next transaction.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,7 +41,7 @@ struct SourceVerdict {
 class SourceTracker {
 public:
     // peer: the TCP peer as the source, with this session's own id.
-    SourceTracker(SourceInfo peer, bool trusted) : session_(peer), peer_(std::move(peer)), trusted_(trusted) {}
+    SourceTracker(SourceInfo peer, bool trusted) : session_(peer), peer_(peer), initial_(std::move(peer)), trusted_(trusted) {}
 
     bool trusted() const { return trusted_; }
     // One command line without CRLF. accepted: XCLIENT -> the session restarts (send a
@@ -63,14 +65,18 @@ public:
     // then set HELO and PROTO); an XCLIENT's own HELO or an XPROXYFROM source stays.
     // Like any HELO/EHLO, it ends the transaction's XFORWARD.
     void ehlo(const std::string& name, bool esmtp);
-    // TLS of the front connection (after STARTTLS): the peer's, so the source's only
-    // while the source is the peer itself. Ends the transaction's XFORWARD.
+    // TLS of the front connection (after STARTTLS). RFC 3207 4.2: everything learnt from
+    // the client before the handshake is discarded, as Postfix resets its session: the
+    // source is the TCP peer again (with this TLS, no HELO, protocol SMTP until EHLO), and
+    // any XCLIENT, XPROXYFROM (finished or not) and XFORWARD is forgotten. Plain-text
+    // commands may have been inserted by anyone on the path.
     void set_peer_tls(const TlsInfo& tls);
     bool overridden() const { return overridden_; }
 
 private:
     SourceInfo session_;
     SourceInfo peer_;
+    SourceInfo initial_;  // the TCP peer as the connection began
     bool trusted_;
     bool overridden_ = false;
     // After an XCLIENT without HELO / without PROTO, the next HELO/EHLO sets them.
@@ -92,9 +98,18 @@ struct Announcement {
     std::vector<std::string> lines;  // XCLIENT/XFORWARD/XPROXYFROM lines with CRLF
     std::string error;
 };
-Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised = std::nullopt);
+// A PROXY v2 header is signed when `sign` is given: TIME (now) and HMAC TLVs with this key
+// (doc/wire-formats.md), which the downstream's shim verifies (XPROXY_HMAC_KEY_FILE).
+struct ProxySigning {
+    std::string_view key;
+    std::uint8_t key_id = 1;
+    std::int64_t now = 0;  // unix seconds
+};
+Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised = std::nullopt,
+                      const ProxySigning* sign = nullptr);
 
-// Two transactions with the same identity may share a downstream connection. PROXY,
+// Two transactions with the same identity may share a downstream connection (an
+// unsigned announcement: a signature's time does not change who is announced). PROXY,
 // XCLIENT and XPROXYFROM bind a connection to one source; XFORWARD and none do not
 // (empty identity).
 std::string identity(Encoding e, const SourceInfo& info);

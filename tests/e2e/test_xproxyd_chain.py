@@ -16,12 +16,13 @@ import re
 
 from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, policy_responder, read_text,
                      smtp_session, split_requests, swaks, wait_until)
-from xproxyd_helpers import FakeDownstream, RecordingMilter, Xproxyd
+from xproxyd_helpers import FakeDownstream, RecordingMilter, RewritingRelay, Xproxyd
 
 
 class XproxydChain(E2ETestCase):
-    def legacy_b(self, access=None):
-        """Legacy Postfix B with the shim (trusting xproxyd's 127.0.0.1) relaying to a sink."""
+    def legacy_b(self, access=None, hmac_key_file=None):
+        """Legacy Postfix B with the shim (trusting xproxyd's 127.0.0.1) relaying to a sink;
+        with hmac_key_file, the shim accepts only headers signed with that key."""
         self.sink = SmtpSink(self.sandbox, self.procs)
         self.b_port = free_port()
         main_cf = {}
@@ -32,8 +33,9 @@ class XproxydChain(E2ETestCase):
         self.sandbox.logs.append(self.shim_log)
         self.b = Postfix(self.sandbox, self.procs, "legacy", self.b_port, relay_port=self.sink.port, main_cf=main_cf,
                          preload=binary("preload/libxproxy-preload.so"),
-                         preload_env={"XPROXY_TRUSTED": "127.0.0.1/32", "XPROXY_PORTS": str(self.b_port),
-                                      "XPROXY_LOG": "file:" + self.shim_log})
+                         preload_env=dict({"XPROXY_TRUSTED": "127.0.0.1/32", "XPROXY_PORTS": str(self.b_port),
+                                           "XPROXY_LOG": "file:" + self.shim_log},
+                                          **({"XPROXY_HMAC_KEY_FILE": hmac_key_file} if hmac_key_file else {})))
         self.b.start()
 
     def gateway_a(self, xproxyd_port, extra=None):
@@ -64,6 +66,33 @@ class XproxydChain(E2ETestCase):
         self.assertIn("event=proxied", read_text(self.shim_log))
         xp.wait_log(r"event=relayed .* client=127\.0\.0\.77:\d+ .*code=250")
         xp.wait_log(r"event=source sid=\w+ command=XFORWARD client=127\.0\.0\.66:\d+")
+
+    def test_signed_proxy_header_rewritten_on_the_way_is_dropped(self):
+        # An on-path attacker rewrites the client address in the PROXY v2 header, which
+        # travels in plain text. With hmac-key-file= xproxyd signs the header and the
+        # legacy gateway's shim, holding the same key, drops the forged one: the message
+        # is deferred (451), never accepted as coming from the attacker's choice.
+        key = self.sandbox.write("hmac.key", "shared-secret-0123456789abcdef\n", mode=0o600)
+        self.legacy_b(hmac_key_file=key)
+        relay = RewritingRelay(self.b_port, bytes([127, 0, 0, 66]), bytes([10, 1, 2, 3]))
+        self.addCleanup(relay.close)
+        spec = "legacy destinations=127.0.0.1:%d encoding=proxy-v2 hmac-key-file=" + key
+        forged = Xproxyd(self.sandbox, self.procs, [spec % relay.port], name="xproxyd-relay")
+        msg = ["EHLO client-66.example", "MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA", "QUIT"]
+        replies = smtp_session(forged.port, msg, source="127.0.0.66")
+        self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 451, 221], replies)
+        self.assertGreaterEqual(relay.rewritten, 1)
+        self.assertIn("PROXY header HMAC does not verify", read_text(self.shim_log))
+        self.assertNotRegex(self.b.log(), r"10\.1\.2\.3")
+
+        # Unaltered, the signed header is accepted and names the client.
+        direct = Xproxyd(self.sandbox, self.procs, [spec % self.b_port], name="xproxyd-direct")
+        replies = smtp_session(direct.port, msg[:4] + ["Subject: signed\r\n\r\nx\r\n.\r\n", "QUIT"],
+                               source="127.0.0.66")
+        self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 354, 250, 221], replies)
+        self.b.wait_log(r"[0-9A-F]+: client=unknown\[127\.0\.0\.66\]", timeout=30)
+        direct.wait_log(r"event=downstream_open .*encoding=proxy-v2 tls=no verified=no signed=yes")
+        self.assertEqual(len(self.sink.wait_messages(1, timeout=30)), 1)
 
     def test_acceptance3_two_clients_over_one_cached_connection(self):
         self.legacy_b()
@@ -329,6 +358,47 @@ class XproxydChain(E2ETestCase):
                 self.assertNotRegex(got[0], rb"\r(?!\n)|(?<!\r)\n", "a bare CR or LF went downstream")
                 self.assertNotIn(b"\r\n.\r\n", got[0][:-5])
         self.assertNotIn("MAIL FROM:<evil@example.org>", fake.commands)
+
+    def test_downstream_that_cannot_take_the_client_address_gets_no_mail(self):
+        # An XCLIENT without ADDR and PORT, or an XFORWARD without ADDR (Postfix's smtpd
+        # always lists them) would leave xproxyd's own address as the client downstream
+        # (fail open): such a destination counts as failed, the next
+        # one is tried, and with none left the message is deferred (451 at DATA).
+        full = {"xclient": "XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT",
+                "xforward": "XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE"}
+        short = {"xclient": "XCLIENT NAME HELO", "xforward": "XFORWARD NAME PROTO HELO IDENT SOURCE"}
+        msg = ["MAIL FROM:<s@example.org>", "RCPT TO:<r@example.net>", "DATA", "Subject: t\r\n\r\nx\r\n.\r\n"]
+        for enc in ("xclient", "xforward"):
+            with self.subTest(encoding=enc):
+                bad = FakeDownstream(ehlo=("PIPELINING", short[enc]))
+                good = FakeDownstream(ehlo=("PIPELINING", full[enc]))
+                self.addCleanup(bad.close)
+                self.addCleanup(good.close)
+                xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d,127.0.0.1:%d encoding=%s"
+                                                        % (bad.port, good.port, enc)], name="xproxyd-" + enc)
+                replies = smtp_session(xp.port, ["EHLO gateway.example", "XFORWARD ADDR=127.0.0.66 PORT=1066"] + msg
+                                       + ["XFORWARD NAME=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE]"] + msg
+                                       + ["QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 354, 250] * 1
+                                 + [250, 250, 250, 354, 250, 221], replies)
+                self.assertEqual(bad.messages, [])
+                self.assertFalse([c for c in bad.commands if c.startswith(("MAIL", "XCLIENT", "XFORWARD"))],
+                                 bad.commands)
+                xp.wait_log(r"event=downstream_failed .*%s does not take ADDR%s: the client would be xproxyd"
+                            % (enc.upper(), " PORT" if enc == "xclient" else ""))
+                self.assertEqual(len(good.messages), 2)
+                sent = [c for c in good.commands if c.startswith(enc.upper())]
+                self.assertRegex(sent[0], r"ADDR=127\.0\.0\.66\b")
+                # A client the upstream does not know is said to be unknown, never left out.
+                self.assertIn("ADDR=[UNAVAILABLE]", sent[-1])
+                self.assertNotRegex("\n".join(sent), r"(?<!DEST)ADDR=127\.0\.0\.1\b")
+
+                only_bad = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=%s"
+                                                              % (bad.port, enc)], name="xproxyd-only-" + enc)
+                replies = smtp_session(only_bad.port, ["EHLO gateway.example", "XFORWARD ADDR=127.0.0.66 PORT=1066"]
+                                       + msg[:3] + ["QUIT"])
+                self.assertEqual([r[0] for r in replies], [220, 250, 250, 250, 250, 451, 221], replies)
+                self.assertEqual(bad.messages, [])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ another CA, or without the destination's address is refused; SNI carries tls-nam
 TLS 1.1 is refused even where the system's OpenSSL policy would allow it; plain text sent
 after the 220 to STARTTLS (an on-path attacker's forged replies) drops the connection
 instead of passing for the downstream's protected replies; REQUIRETLS goes only to a
-verified downstream. On the front side, commands pipelined after STARTTLS are discarded."""
+verified downstream. On the front side, commands pipelined after STARTTLS are discarded,
+and a source named in plain text before STARTTLS is forgotten by the handshake."""
 
 import os
 import socket
@@ -208,6 +209,42 @@ class XproxydTls(E2ETestCase):
         xp.wait_log(r"event=starttls_pipelining sid=\w+ discarded=%d" % len(injected))
         self.assertFalse([cmd for cmd in fake.commands if "attacker" in cmd])
 
+    def test_source_named_before_starttls_is_forgotten(self):
+        # RFC 3207 4.2: an on-path attacker between a trusted upstream and xproxyd inserts
+        # XCLIENT (or XPROXYFROM) before the upstream's STARTTLS. After the handshake the
+        # source is the TCP peer again, whatever was said in plain text.
+        crt, key = self.pki.issue("front2", dns=["xproxyd.test.invalid"])
+        fake = self.fake(ehlo=("PIPELINING", "XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT"))
+        xp = Xproxyd(self.sandbox, self.procs, ["d destinations=127.0.0.1:%d encoding=xclient" % fake.port],
+                     trusted="127.0.0.0/8", extra=["--tls-cert", crt, "--tls-key", key])
+        for injected in ("XCLIENT ADDR=203.0.113.66 PORT=4242 LOGIN=admin",
+                         "XPROXYFROM SID=Q1 IP=203.0.113.66 PORT=4242 LOGIN=admin"):
+            with self.subTest(injected=injected.split()[0]):
+                before = len(fake.commands)
+                c = SmtpClient(xp.port, source="127.0.0.5")
+                c.ehlo("upstream.example")
+                self.assertIn(c.cmd(injected)[0], (220, 250))
+                if injected.startswith("XCLIENT"):
+                    c.ehlo("upstream.example")
+                self.assertEqual(c.cmd("STARTTLS")[0], 220)
+                ctx = ssl.create_default_context(cafile=self.pki.ca)
+                s = ctx.wrap_socket(c.sock, server_hostname="xproxyd.test.invalid")
+                f = s.makefile("rb")
+                for line, want in (("EHLO upstream.example", 250), ("MAIL FROM:<s@example.org>", 250),
+                                   ("RCPT TO:<r@example.net>", 250), ("DATA", 354),
+                                   ("Subject: t\r\n\r\nx\r\n.", 250), ("QUIT", 221)):
+                    s.sendall(line.encode() + b"\r\n")
+                    code, text = read_reply(f)
+                    self.assertEqual(code, want, (line, text))
+                s.close()
+                sent = [cmd for cmd in fake.commands[before:] if cmd.startswith("XCLIENT")]
+                self.assertTrue(sent, fake.commands[before:])
+                self.assertIn("ADDR=127.0.0.5", sent[-1])
+                self.assertNotIn("203.0.113.66", "\n".join(fake.commands[before:]))
+                self.assertNotIn("admin", "\n".join(fake.commands[before:]))
+        self.assertEqual(len(fake.messages), 2)
+        self.assertNotRegex(xp.log(), r"event=relayed .*client=203\.0\.113\.66")
+
     def test_front_side_refuses_renegotiation(self):
         # TLS 1.2 renegotiation only lets a client make xproxyd redo handshakes (CPU) on a
         # session it already holds; xproxyd refuses it and the session ends. (OpenSSL 3
@@ -235,7 +272,9 @@ class XproxydTls(E2ETestCase):
             answered = False
             for line in p.stdout:
                 lines.append(line.decode("utf-8", "replace"))
-                if lines[-1].startswith("250 2.0.0 Ok"):  # NOOP's reply
+                # NOOP's reply; s_client also prints the last line of the EHLO reply
+                # ("250 XPROXYFROM"), which answers nothing.
+                if lines[-1].startswith("250 2.0.0"):
                     answered = True
                     break
         finally:
@@ -287,14 +326,49 @@ class XproxydTls(E2ETestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for spec, want in [
                 ("d destinations=127.0.0.1:25 tls=required", "tls=required is gone"),
-                ("d destinations=127.0.0.1:25 tls=may tls-ca=" + self.pki.ca, "tls-ca= needs tls=verify"),
+                ("d destinations=127.0.0.1:25 encoding=xclient tls=may tls-ca=" + self.pki.ca,
+                 "tls-ca= needs tls=verify"),
                 ("d destinations=127.0.0.1:25 tls-name=mx.example", "tls-name= needs TLS"),
                 ("d destinations=127.0.0.1:25 tls=verify tls-name=*.example", "bad value"),
-                ("d destinations=127.0.0.1:25 tls=verify tls-ca=/nonexistent", "downstream d")]:
+                ("d destinations=127.0.0.1:25 encoding=xclient tls=verify tls-ca=/nonexistent", "downstream d")]:
             with self.subTest(spec=spec):
                 r = check("--downstream", spec)
                 self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
                 self.assertIn(want, r.stderr)
+
+    def test_proxy_header_configurations_an_attacker_could_rewrite_are_refused(self):
+        # A PROXY header goes before STARTTLS: TLS cannot protect it. Refused: PROXY with
+        # TLS but no signature (the default off this machine), unsigned PROXY off this
+        # machine without proxy-unsigned=yes, a key file others may read or too short.
+        def check(*specs):
+            argv = [binary("proxy/xproxyd"), "--check-config"]
+            for spec in specs:
+                argv += ["--downstream", spec]
+            return subprocess.run(argv, capture_output=True, text=True)
+        key = self.sandbox.write("hmac.key", "k" * 32 + "\n", mode=0o600)
+        loose = self.sandbox.write("loose.key", "k" * 32, mode=0o640)
+        short = self.sandbox.write("short.key", "k" * 15 + "\n", mode=0o600)
+        for spec, want in [
+                ("d destinations=192.0.2.1:25", "write encoding=proxy-v2 hmac-key-file=PATH"),
+                ("d destinations=192.0.2.1:25 encoding=proxy-v1", "is sent before STARTTLS"),
+                ("d destinations=192.0.2.1:25 encoding=proxy-v2 tls=none", "proxy-unsigned=yes only on a segment"),
+                ("d destinations=127.0.0.1:25 encoding=proxy-v2 tls=verify", "or tls=none"),
+                ("d destinations=127.0.0.1:25 encoding=proxy-v1 hmac-key-file=" + key, "need encoding=proxy-v2"),
+                ("d destinations=192.0.2.1:25 hmac-key-file=" + loose, "mode 0600 or tighter (has 0640"),
+                ("d destinations=192.0.2.1:25 hmac-key-file=" + short, "fewer than 16 bytes"),
+                ("d destinations=192.0.2.1:25 hmac-key-file=/nonexistent", "cannot open /nonexistent")]:
+            with self.subTest(spec=spec):
+                r = check(spec)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.assertIn(want, r.stderr)
+                self.assertNotIn("k" * 15, r.stdout + r.stderr)  # never the key
+        r = check("d destinations=192.0.2.1:25 hmac-key-file=%s hmac-key-id=3" % key,
+                  "u destinations=192.0.2.2:25 encoding=proxy-v1 tls=none proxy-unsigned=yes",
+                  "l destinations=127.0.0.1:25")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("downstream d: encoding=proxy-v2 signed tls=verify", r.stdout)
+        self.assertIn("downstream u: encoding=proxy-v1 tls=none", r.stdout)
+        self.assertNotIn("k" * 15, r.stdout + r.stderr)
 
 
 if __name__ == "__main__":

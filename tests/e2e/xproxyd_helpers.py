@@ -176,6 +176,48 @@ class FakeDownstream(_LoopbackServer):
             return
 
 
+class RewritingRelay(_LoopbackServer):
+    """An on-path attacker between xproxyd and its downstream: forwards both directions,
+    replacing `old` with `new` (same length) in the first bytes xproxyd sends (the PROXY
+    header, in plain text before any STARTTLS). rewritten: how many headers it changed."""
+
+    def __init__(self, target_port, old, new):
+        assert len(old) == len(new)
+        self.target_port, self.old, self.new = target_port, old, new
+        self.rewritten = 0
+        super().__init__()
+
+    def _serve(self, conn):
+        try:
+            up = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            conn.close()
+            return
+        threading.Thread(target=self._pipe, args=(up, conn, False), daemon=True).start()
+        self._pipe(conn, up, True)
+
+    def _pipe(self, src, dst, rewrite):
+        first = rewrite
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if first and self.old in data:
+                    data = data.replace(self.old, self.new, 1)
+                    self.rewritten += 1
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
 class RecordingMilter(_LoopbackServer):
     """A minimal milter (Sendmail milter protocol v6, spoken by Postfix) that records, per
     MTA connection, the client address of each connect event and the MAIL FROM events,

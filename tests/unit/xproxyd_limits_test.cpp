@@ -121,26 +121,27 @@ TEST(DownstreamTls, ClosedDefaultAndOptions) {
         TlsMode want_tls;
         const char* want_error;  // substring, when !want_ok
     };
+    // encoding=xclient: a PROXY header's own rules are in xproxyd_source_test.
     const Row rows[] = {
-        {"d destinations=127.0.0.1:25", true, TlsMode::none, ""},  // loopback only: plain
-        {"d destinations=127.0.0.1:25,[::1]:25", true, TlsMode::none, ""},
-        {"d destinations=127.0.0.1:25,192.0.2.1:25", true, TlsMode::verify, ""},  // leaves the machine
-        {"d destinations=[2001:db8::1]:25", true, TlsMode::verify, ""},
-        {"d destinations=192.0.2.1:25 tls=none", true, TlsMode::none, ""},
-        {"d destinations=192.0.2.1:25 tls=off", true, TlsMode::none, ""},
-        {"d destinations=192.0.2.1:25 tls=may", true, TlsMode::may, ""},
-        {"d destinations=192.0.2.1:25 tls=encrypt tls-name=mx.example", true, TlsMode::encrypt, ""},
-        {"d destinations=192.0.2.1:25 tls=verify tls-name=mx.example tls-ca=/etc/ca.pem", true, TlsMode::verify, ""},
-        {"d destinations=192.0.2.1:25 tls-name=192.0.2.1", true, TlsMode::verify, ""},
-        {"d destinations=192.0.2.1:25 tls=required", false, TlsMode::none, "tls=required is gone"},
-        {"d destinations=192.0.2.1:25 tls=opportunistic", false, TlsMode::none, "tls=opportunistic is gone"},
-        {"d destinations=192.0.2.1:25 tls=maybe", false, TlsMode::none, "bad value"},
-        {"d destinations=192.0.2.1:25 tls=may tls-ca=/etc/ca.pem", false, TlsMode::none, "tls-ca= needs tls=verify"},
-        {"d destinations=127.0.0.1:25 tls-name=mx.example", false, TlsMode::none, "tls-name= needs TLS"},
-        {"d destinations=192.0.2.1:25 tls-name=*.example", false, TlsMode::none, "bad value"},
-        {"d destinations=192.0.2.1:25 tls-name=mx..example", false, TlsMode::none, "bad value"},
-        {"d destinations=192.0.2.1:25 tls-name=", false, TlsMode::none, "bad value"},
-        {"d destinations=192.0.2.1:25 tls-ca=", false, TlsMode::none, "bad value"},
+        {"d encoding=xclient destinations=127.0.0.1:25", true, TlsMode::none, ""},  // loopback only: plain
+        {"d encoding=xclient destinations=127.0.0.1:25,[::1]:25", true, TlsMode::none, ""},
+        {"d encoding=xclient destinations=127.0.0.1:25,192.0.2.1:25", true, TlsMode::verify, ""},  // leaves the machine
+        {"d encoding=xclient destinations=[2001:db8::1]:25", true, TlsMode::verify, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=none", true, TlsMode::none, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=off", true, TlsMode::none, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=may", true, TlsMode::may, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=encrypt tls-name=mx.example", true, TlsMode::encrypt, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=verify tls-name=mx.example tls-ca=/etc/ca.pem", true, TlsMode::verify, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls-name=192.0.2.1", true, TlsMode::verify, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=required", false, TlsMode::none, "tls=required is gone"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=opportunistic", false, TlsMode::none, "tls=opportunistic is gone"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=maybe", false, TlsMode::none, "bad value"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=may tls-ca=/etc/ca.pem", false, TlsMode::none, "tls-ca= needs tls=verify"},
+        {"d encoding=xclient destinations=127.0.0.1:25 tls-name=mx.example", false, TlsMode::none, "tls-name= needs TLS"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls-name=*.example", false, TlsMode::none, "bad value"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls-name=mx..example", false, TlsMode::none, "bad value"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls-name=", false, TlsMode::none, "bad value"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls-ca=", false, TlsMode::none, "bad value"},
     };
     for (const auto& r : rows) {
         std::string err;

@@ -187,6 +187,52 @@ TEST(Source, HopTlsIsNeverTheNamedClientsTls) {
     }
 }
 
+// RFC 3207 4.2: XCLIENT or XPROXYFROM sent before the front-side STARTTLS (in plain
+// text, where an on-path attacker can insert it) is forgotten by the handshake: the
+// source is the TCP peer again, with its TLS, no HELO and no login, until a trusted
+// upstream names a client inside the protected session.
+TEST(Source, StarttlsForgetsWhatWasSaidInPlainText) {
+    struct Row {
+        const char* name;
+        void (*before)(SourceTracker&);
+    };
+    const Row rows[] = {
+        {"XCLIENT", [](SourceTracker& t) {
+             ASSERT_EQ(t.xclient("XCLIENT ADDR=203.0.113.66 PORT=4242 LOGIN=admin HELO=evil.example").kind,
+                       SourceVerdict::Kind::accepted);
+         }},
+        {"XPROXYFROM", [](SourceTracker& t) {
+             ASSERT_EQ(t.xproxyfrom("XPROXYFROM SID=Q IP=203.0.113.66 PORT=4242 LOGIN=admin").kind,
+                       SourceVerdict::Kind::accepted);
+         }},
+        {"XFORWARD", [](SourceTracker& t) {
+             ASSERT_EQ(t.xforward("XFORWARD ADDR=203.0.113.66 PORT=4242").kind, SourceVerdict::Kind::accepted);
+         }},
+        {"EHLO", [](SourceTracker& t) { t.ehlo("before.example", true); }},
+    };
+    for (const auto& r : rows) {
+        SourceTracker t(peer("127.0.0.5"), true);
+        t.ehlo("upstream.example", true);
+        r.before(t);
+        t.set_peer_tls(hop_tls());
+        SourceInfo s = t.effective();
+        ASSERT_TRUE(s.client) << r.name;
+        EXPECT_EQ(s.client->to_string(), "127.0.0.5:40000") << r.name;
+        EXPECT_EQ(s.login, "") << r.name;
+        EXPECT_EQ(s.helo, "") << r.name << ": HELO from before the handshake";
+        EXPECT_EQ(s.session_id, "S1") << r.name;
+        EXPECT_TRUE(announced_tls(s).active()) << r.name;
+        EXPECT_FALSE(t.overridden()) << r.name;
+        t.ehlo("upstream.example", true);
+        EXPECT_EQ(t.effective().helo, "upstream.example") << r.name;
+        EXPECT_EQ(t.effective().protocol, "ESMTPS") << r.name;
+        // Inside TLS, the trusted upstream may name the client again.
+        ASSERT_EQ(t.xclient("XCLIENT ADDR=127.0.0.66 PORT=1 LOGIN=alice").kind, SourceVerdict::Kind::accepted);
+        EXPECT_EQ(t.effective().client->to_string(), "127.0.0.66:1") << r.name;
+        EXPECT_EQ(t.effective().login, "alice") << r.name;
+    }
+}
+
 // Postfix's "don't mix" rule: an XFORWARD naming the client replaces every client
 // attribute; what it leaves out is unknown, not the session's.
 TEST(Source, XforwardNeverMixesWithTheSessionsClient) {
@@ -348,6 +394,37 @@ TEST(Source, ProxyV2AnnouncementDecodesToTheClient) {
     EXPECT_EQ(announce(Encoding::proxy_v1, s).header, "PROXY TCP4 127.0.0.66 127.0.0.1 4242 10025\r\n");
 }
 
+// A signed header verifies with the shim's key and is fresh; the same header with the
+// client rewritten (what an on-path attacker does before STARTTLS) does not verify.
+TEST(Source, SignedProxyV2HeaderDetectsRewriting) {
+    SourceInfo s = peer("127.0.0.66", 4242);
+    s.login = "alice";
+    const std::string key = "0123456789abcdef-shared";
+    ProxySigning sign{key, 9, 1790000000};
+    Announcement a = announce(Encoding::proxy_v2, s, std::nullopt, &sign);
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    auto check = [&](const std::string& bytes) {
+        proxy::Header h;
+        auto r = proxy::decode(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), h);
+        EXPECT_TRUE(r.complete());
+        return proxy::verify_hmac(reinterpret_cast<const std::uint8_t*>(bytes.data()), r.consumed, h,
+                                  {key, 1790000010, proxy::kHmacWindow});
+    };
+    EXPECT_EQ(check(a.header), proxy::HmacVerdict::ok);
+    proxy::Header h;
+    ASSERT_TRUE(proxy::decode(reinterpret_cast<const std::uint8_t*>(a.header.data()), a.header.size(), h).complete());
+    EXPECT_EQ(proxy::hmac_key_id(h), 9);
+    std::string forged = a.header;
+    const std::string from("\x7f\x00\x00\x42", 4), to("\x0a\x01\x02\x03", 4);
+    ASSERT_NE(forged.find(from), std::string::npos);
+    forged.replace(forged.find(from), 4, to);
+    EXPECT_EQ(check(forged), proxy::HmacVerdict::invalid);
+    // Unsigned: nothing to verify (a shim with a key drops it). The identity of a
+    // connection does not depend on the signature's time.
+    EXPECT_EQ(check(announce(Encoding::proxy_v2, s).header), proxy::HmacVerdict::absent);
+    EXPECT_EQ(identity(Encoding::proxy_v2, s), identity(Encoding::proxy_v2, s));
+}
+
 TEST(Source, CommandAnnouncements) {
     SourceInfo s = peer("127.0.0.66", 4242);
     s.helo = "client.example";
@@ -394,6 +471,56 @@ TEST(Config, DownstreamSpecs) {
                             "x destinations=1.2.3.4:25 colour=blue", "destinations=1.2.3.4:25"}) {
         EXPECT_FALSE(parse_downstream(bad, &err)) << bad;
     }
+}
+
+// A PROXY header goes before STARTTLS: only a signature protects it. The combinations
+// that would let an on-path attacker rewrite the announced client are refused, and the
+// message says what to write.
+TEST(Config, UnprotectedProxyHeadersAreRefused) {
+    struct Row {
+        const char* spec;
+        bool want_ok;
+        const char* want_error;  // a part of the message
+    };
+    const Row rows[] = {
+        // Off this machine, the defaults (proxy-v2, tls=verify) are refused until signed.
+        {"d destinations=192.0.2.1:25", false, "hmac-key-file=PATH"},
+        {"d destinations=192.0.2.1:25 encoding=proxy-v1 tls=verify", false, "before STARTTLS"},
+        {"d destinations=192.0.2.1:25 encoding=proxy-v2 tls=none", false, "proxy-unsigned=yes only on a segment"},
+        {"d destinations=192.0.2.1:25 encoding=proxy-v2 tls=none proxy-unsigned=yes", true, ""},
+        {"d destinations=192.0.2.1:25 encoding=proxy-v2 proxy-unsigned=yes", false, "tls=none proxy-unsigned=yes"},
+        {"d destinations=192.0.2.1:25 hmac-key-file=/k", true, ""},
+        {"d destinations=192.0.2.1:25 hmac-key-file=/k hmac-key-id=7 tls=none", true, ""},
+        // On loopback: plain text is fine, TLS without a signature is a false assurance.
+        {"d destinations=127.0.0.1:25", true, ""},
+        {"d destinations=127.0.0.1:25 encoding=proxy-v2 tls=verify", false, "or tls=none"},
+        {"d destinations=127.0.0.1:25 encoding=proxy-v1 tls=may", false, "before STARTTLS"},
+        {"d destinations=127.0.0.1:25 encoding=proxy-v2 tls=encrypt hmac-key-file=/k", true, ""},
+        // Options that would be silently meaningless.
+        {"d destinations=127.0.0.1:25 encoding=proxy-v1 hmac-key-file=/k", false, "need encoding=proxy-v2"},
+        {"d destinations=127.0.0.1:25 encoding=xclient hmac-key-file=/k", false, "need encoding=proxy-v2"},
+        {"d destinations=127.0.0.1:25 hmac-key-id=2", false, "needs hmac-key-file="},
+        {"d destinations=127.0.0.1:25 hmac-key-file=/k hmac-key-id=256", false, "bad value"},
+        {"d destinations=127.0.0.1:25 encoding=xforward proxy-unsigned=yes", false, "proxy-unsigned=yes is for"},
+        {"d destinations=127.0.0.1:25 hmac-key-file=/k proxy-unsigned=yes", false, "proxy-unsigned=yes is for"},
+        // Encodings sent after STARTTLS are protected by it.
+        {"d destinations=192.0.2.1:25 encoding=xclient", true, ""},
+        {"d destinations=192.0.2.1:25 encoding=xproxyfrom tls=verify", true, ""},
+    };
+    for (const auto& r : rows) {
+        std::string err;
+        auto d = parse_downstream(r.spec, &err);
+        EXPECT_EQ(d.has_value(), r.want_ok) << r.spec << ": " << err;
+        if (!r.want_ok) {
+            EXPECT_NE(err.find(r.want_error), std::string::npos) << r.spec << ": " << err;
+        }
+    }
+    std::string err;
+    auto d = parse_downstream("d destinations=192.0.2.1:25 hmac-key-file=/k hmac-key-id=7", &err);
+    ASSERT_TRUE(d) << err;
+    EXPECT_EQ(d->hmac_key_file, "/k");
+    EXPECT_EQ(d->hmac_key_id, 7);
+    EXPECT_EQ(d->tls, TlsMode::verify);
 }
 
 TEST(Config, StreamThroughConditions) {
