@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
             return 1;
         }
         if (spec->kind == daemon::ListenSpec::Kind::unix_ &&
-            !daemon::check_socket_group(opts->socket_group, spec->path, &err)) {
+            (!daemon::check_socket_group(opts->socket_group, spec->path, &err) ||
+             !daemon::check_socket_directory(spec->path, &err))) {
             std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
             return 1;
         }
@@ -98,6 +99,10 @@ int main(int argc, char** argv) {
     unsigned socket_mode = 0;
     if (!daemon::parse_socket_mode(opts->socket_mode, socket_mode)) {
         std::fprintf(stderr, "xproxy-policyd: --socket-mode must be octal, e.g. 0660\n");
+        return 1;
+    }
+    if (!daemon::check_socket_mode(socket_mode, &err)) {
+        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
         return 1;
     }
     // The inject policy signs whatever client a request names: a TCP listener serves only
@@ -138,7 +143,8 @@ int main(int argc, char** argv) {
         }
         so.listen_fds.insert(so.listen_fds.end(), fds.begin(), fds.end());
     }
-    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err)) {
+    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err) ||
+        !daemon::check_unix_listeners(so.listen_fds, &err)) {
         std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
         return 1;
     }
