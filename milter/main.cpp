@@ -57,9 +57,7 @@ int main(int argc, char** argv) {
         return die("TCP listener " + opts->listen +
                    " would serve nobody: add --allow-peers CIDR naming the MTA's address (an address of this "
                    "host lets every local user in), or listen on unix:PATH");
-    if (spec->kind == K::unix_ && (!daemon::check_socket_group(opts->socket_group, spec->path, &err) ||
-                                   !daemon::check_socket_directory(spec->path, &err)))
-        return die(err);
+    if (spec->kind == K::unix_ && !daemon::check_socket_group(opts->socket_group, spec->path, &err)) return die(err);
     if (opts->check_config) {
         std::printf("xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
                     "policies: %zu, domains: %zu)\n",
@@ -68,6 +66,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::init("xproxy-milter", sink, level);
+    // Not in --check-config: the directory may not exist before the service starts.
+    if (spec->kind == K::unix_ && !daemon::check_socket_directory(spec->path, &err)) return die(err);
 
     // fd:/systemd: take the activated descriptor before libmilter opens anything.
     int activated = -1;

@@ -89,8 +89,7 @@ int main(int argc, char** argv) {
             return 1;
         }
         if (spec->kind == daemon::ListenSpec::Kind::unix_ &&
-            (!daemon::check_socket_group(opts->socket_group, spec->path, &err) ||
-             !daemon::check_socket_directory(spec->path, &err))) {
+            !daemon::check_socket_group(opts->socket_group, spec->path, &err)) {
             std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
             return 1;
         }
@@ -134,6 +133,13 @@ int main(int argc, char** argv) {
     so.threads = opts->threads ? opts->threads : 1;
     so.idle_timeout = std::chrono::seconds(opts->idle_timeout);
     so.allow_peers = *allow_peers;
+    for (const auto& spec : specs) {
+        // Not in --check-config: the directory may not exist before the service starts.
+        if (spec.kind == daemon::ListenSpec::Kind::unix_ && !daemon::check_socket_directory(spec.path, &err)) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+            return 1;
+        }
+    }
     for (const auto& spec : specs) {
         auto fds = daemon::open_listeners(spec, &err, socket_mode);
         if (fds.empty() || (spec.kind == daemon::ListenSpec::Kind::unix_ &&
