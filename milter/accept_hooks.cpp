@@ -63,13 +63,8 @@ namespace xproxy::milter {
 
 void set_peer_allow_list(const CidrSet* allow) { g_allow.store(allow, std::memory_order_release); }
 
-}  // namespace xproxy::milter
-
-extern "C" {
-
-__attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* len) {
-    int c = accept4(fd, addr, len, 0);
-    if (c < 0 || c >= kMaxFd) return c;
+int screen_accepted(int c, std::atomic<unsigned char>* marks, int nmarks) {
+    if (c < 0) return c;
     int saved = errno;
     sockaddr_storage ss{};
     socklen_t sl = sizeof ss;
@@ -78,11 +73,11 @@ __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, sockle
     if (tcp) {
         // An empty or unset list refuses everyone: main() refuses to start a TCP listener
         // without one, so this is only the last line of defence.
-        static const xproxy::CidrSet kNobody;
-        const xproxy::CidrSet* allow = g_allow.load(std::memory_order_acquire);
+        static const CidrSet kNobody;
+        const CidrSet* allow = g_allow.load(std::memory_order_acquire);
         std::string peer;
-        if (!xproxy::daemon::peer_allowed(c, allow ? *allow : kNobody, &peer)) {
-            xproxy::log::warning("event=peer_refused peer=%s reason=\"not in --allow-peers\"", peer.c_str());
+        if (!daemon::peer_allowed(c, allow ? *allow : kNobody, &peer)) {
+            log::warning("event=peer_refused peer=%s reason=\"not in --allow-peers\"", peer.c_str());
             close(c);
             errno = ECONNABORTED;
             return -1;
@@ -91,9 +86,19 @@ __attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, sockle
         setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         setsockopt(c, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     }
-    g_tcp[c].store(tcp ? 1 : 0, std::memory_order_relaxed);
+    // The mark table only serves read()'s TCP_QUICKACK: a descriptor beyond it is served
+    // without that, but it was peer-checked above like any other.
+    if (c < nmarks) marks[c].store(tcp ? 1 : 0, std::memory_order_relaxed);
     errno = saved;
     return c;
+}
+
+}  // namespace xproxy::milter
+
+extern "C" {
+
+__attribute__((visibility("default"))) int accept(int fd, sockaddr* addr, socklen_t* len) {
+    return xproxy::milter::screen_accepted(accept4(fd, addr, len, 0), g_tcp, kMaxFd);
 }
 
 __attribute__((visibility("default"))) ssize_t read(int fd, void* buf, size_t n) {

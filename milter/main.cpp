@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     if (!spec) return die(err);
     unsigned socket_mode = 0;
     if (!daemon::parse_socket_mode(opts->socket_mode, socket_mode)) return die("--socket-mode must be octal, e.g. 0660");
+    if (!daemon::check_socket_mode(socket_mode, &err)) return die(err);
     // Whoever reaches an inject milter gets a signature for the source it claims: a TCP
     // listener serves only the MTAs named in --allow-peers, and none without it.
     auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
@@ -65,6 +66,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     log::init("xproxy-milter", sink, level);
+    // Not in --check-config: the directory may not exist before the service starts.
+    if (spec->kind == K::unix_ && !daemon::check_socket_directory(spec->path, &err)) return die(err);
 
     // fd:/systemd: take the activated descriptor before libmilter opens anything.
     int activated = -1;
@@ -90,7 +93,8 @@ int main(int argc, char** argv) {
     smfi_settimeout(static_cast<int>(opts->timeout));
     smfi_setbacklog(opts->backlog);
     auto before = listening_fds();
-    mode_t old_umask = umask(0077);
+    // The socket's mode comes from the umask at bind(): nothing follows its path later.
+    mode_t old_umask = umask(static_cast<mode_t>(~socket_mode & 0777u));
     int opened = smfi_opensocket(true);
     umask(old_umask);
     if (opened != MI_SUCCESS) return die("cannot open listener " + opts->listen);
@@ -107,11 +111,14 @@ int main(int argc, char** argv) {
     if (!daemon::check_inet_allowed({lfd}, *allow_peers, "--allow-peers", &err)) return die(err);
     set_peer_allow_list(&*allow_peers);
     if (!set_nodelay_if_tcp(lfd)) return die("cannot set TCP_NODELAY on " + opts->listen);
-    // The socket goes to the user we drop to (so it can remove it at exit) and to the
-    // MTA's group; nobody else may connect.
+    // The socket goes to the user we drop to and to the MTA's group, without following a
+    // link; nobody else may connect. Root removes a stale socket at the next start.
     if (spec->kind == K::unix_ &&
         !daemon::set_socket_access(spec->path, opts->user, opts->socket_group, socket_mode, &err))
         return die(err);
+    // An inherited unix socket must not be open to every local user (abstract, or a mode
+    // such as systemd's default 0666).
+    if (!daemon::check_unix_listeners({lfd}, &err)) return die(err);
     if (!daemon::drop_privileges(opts->user, &err)) return die(err);
     log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "
               "block_list=\"%s\" on_invalid=%s on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",

@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "xproxy-policyd: --socket-mode must be octal, e.g. 0660\n");
         return 1;
     }
+    if (!daemon::check_socket_mode(socket_mode, &err)) {
+        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+        return 1;
+    }
     // The inject policy signs whatever client a request names: a TCP listener serves only
     // the MTAs in --allow-peers, and none without it (checked again on the opened sockets,
     // which covers fd: and systemd).
@@ -130,6 +134,13 @@ int main(int argc, char** argv) {
     so.idle_timeout = std::chrono::seconds(opts->idle_timeout);
     so.allow_peers = *allow_peers;
     for (const auto& spec : specs) {
+        // Not in --check-config: the directory may not exist before the service starts.
+        if (spec.kind == daemon::ListenSpec::Kind::unix_ && !daemon::check_socket_directory(spec.path, &err)) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
+            return 1;
+        }
+    }
+    for (const auto& spec : specs) {
         auto fds = daemon::open_listeners(spec, &err, socket_mode);
         if (fds.empty() || (spec.kind == daemon::ListenSpec::Kind::unix_ &&
                             !daemon::set_socket_access(spec.path, opts->user, opts->socket_group, socket_mode, &err))) {
@@ -138,7 +149,8 @@ int main(int argc, char** argv) {
         }
         so.listen_fds.insert(so.listen_fds.end(), fds.begin(), fds.end());
     }
-    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err)) {
+    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err) ||
+        !daemon::check_unix_listeners(so.listen_fds, &err)) {
         std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
         return 1;
     }

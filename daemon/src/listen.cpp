@@ -148,10 +148,12 @@ std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsi
             std::memcpy(sun.sun_path, spec.path.c_str(), spec.path.size() + 1);
             struct stat st {};
             if (lstat(spec.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(spec.path.c_str());
-            mode_t old = umask(0177);
+            // The mode comes from the umask at bind(): a chmod by path afterwards would follow
+            // a symlink put in the socket's place.
+            mode_t old = umask(static_cast<mode_t>(~unix_mode & 0777u));
             int rc = bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun);
             umask(old);
-            if (rc != 0 || chmod(spec.path.c_str(), static_cast<mode_t>(unix_mode)) != 0 || listen(fd, backlog) != 0) {
+            if (rc != 0 || listen(fd, backlog) != 0) {
                 if (error) *error = errno_text("cannot listen on", spec.text);
                 close(fd);
                 return out;

@@ -41,6 +41,31 @@ args = [a.replace("fd:N", spec) for a in sys.argv[3:]]
 os.execv(args[0], args)
 """
 
+# argv: WHERE MODE COMMAND...: listens on the unix socket WHERE ("@NAME": abstract) with
+# permissions MODE (octal) and runs COMMAND with it as descriptor 3, the way systemd
+# passes a ListenStream= socket (LISTEN_FDS, LISTEN_PID).
+UNIX_WRAPPER = """import os, socket, sys
+where, mode = sys.argv[1], int(sys.argv[2], 8)
+s = socket.socket(socket.AF_UNIX)
+s.bind("\\0" + where[1:] if where.startswith("@") else where)
+if not where.startswith("@"):
+    os.chmod(where, mode)
+s.listen(64)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[3], sys.argv[3:])
+"""
+
+# Socket directories a signer refuses (name, owner uid, mode, words of the error): anyone
+# but root who may rename entries there could swap the socket for a symlink before root
+# gives it away. Used by the milter and policyd tests.
+UNSAFE_SOCKET_DIRS = [("owned-by-nobody", 65534, 0o750, "may be written by its owner (uid 65534)"),
+                      ("group-writable", 0, 0o770, "may be written by its group"),
+                      ("sticky-world-writable", 0, 0o1777, "may be written by every local user")]
+
 
 class Milter:
     def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None,

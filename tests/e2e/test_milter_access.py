@@ -3,8 +3,10 @@ client the connecting process claims, so reaching it must mean being the MTA: by
 it listens on a unix socket of group postfix, mode 0660 (a local user outside the group
 cannot connect), and a TCP listener serves only the peers in --allow-peers (a peer
 outside the list is closed before it can negotiate; a TCP listener without a list does
-not start). The client here is milter_util.milter_session(), a local process speaking
-the milter protocol itself."""
+not start). The socket's directory must be root's (whoever may rename entries there could
+swap the socket for a symlink before root gives it away), and a unix socket inherited from
+systemd must not be abstract or open to "other". The client here is
+milter_util.milter_session(), a local process speaking the milter protocol itself."""
 
 import grp
 import os
@@ -12,7 +14,7 @@ import stat
 import subprocess
 
 from harness import E2ETestCase, binary, free_port, main, read_text, wait_until, wire
-from milter_util import FD_WRAPPER, KEYRING, Milter, milter_session
+from milter_util import FD_WRAPPER, KEYRING, UNIX_WRAPPER, UNSAFE_SOCKET_DIRS, Milter, milter_session
 
 MID = "<m@client.example>"
 SENDER = "<a@sender.example>"
@@ -107,6 +109,67 @@ class MilterAccess(E2ETestCase):
         out = as_user("postfix")
         self.assertTrue(out.startswith("HEADER "), out)
         self.assertTrue(self.verifies(ring, out[len("HEADER "):]), out)
+
+    def refused(self, name, argv):
+        """Starts argv (not --check-config: the real start-up) and returns its log once it
+        exited with status 1."""
+        log = self.sandbox.path("%s.log" % name)
+        self.sandbox.logs.append(log)
+        with open(log, "wb") as out:
+            p = self.procs.start(name, argv, stdout=out)
+        self.assertEqual(p.wait(timeout=20), 1, read_text(log))
+        return read_text(log)
+
+    def test_socket_directory_others_may_write_is_refused(self):
+        ring = self.sandbox.write("ring", KEYRING, mode=0o600)
+        for name, uid, mode, words in UNSAFE_SOCKET_DIRS:
+            with self.subTest(name):
+                d = self.sandbox.mkdir(name, mode=mode)
+                os.chown(d, uid, 0)
+                os.chmod(d, mode)
+                log = self.refused(name, [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring,
+                                          "--listen", "unix:" + os.path.join(d, "m.sock"), "--log", "stderr"])
+                self.assertIn("directory %s the socket %s/m.sock %s" % (d, d, words), log)
+                self.assertIn("install -d -o root -g postfix -m 0750 " + d, log)
+                self.assertFalse(os.path.lexists(os.path.join(d, "m.sock")))
+        # The directory the documentation asks for: root:postfix 0750.
+        d = self.sandbox.mkdir("safe", mode=0o750)
+        os.chown(d, 0, grp.getgrnam("postfix").gr_gid)
+        m = Milter(self.sandbox, self.procs, "safe", "inject", ring=ring, unix=(d, "m.sock"))
+        hdrs = milter_session(m.path)
+        self.assertTrue(self.verifies(ring, hdrs["X-Original-Source"]), hdrs)
+
+    def test_socket_mode_for_other_users_is_refused(self):
+        ring = self.sandbox.write("ring", KEYRING, mode=0o600)
+        for mode in ("0666", "0664", "0662"):
+            log = self.refused("mode" + mode, [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring,
+                                                "--listen", "unix:" + self.sandbox.path("m%s.sock" % mode),
+                                                "--socket-mode", mode, "--log", "stderr"])
+            self.assertIn("--socket-mode %s gives other users access to the socket" % mode, log)
+
+    def test_inherited_unix_socket_open_to_every_local_user_is_refused(self):
+        # As from systemd: ListenStream=@name (abstract: no permissions at all) or a path
+        # without SocketMode= (systemd's default is 0666).
+        ring = self.sandbox.write("ring", KEYRING, mode=0o600)
+        exe = [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring, "--listen", "systemd",
+               "--log", "stderr"]
+        abstract = "@xproxy-milter-test-%d" % os.getpid()
+        log = self.refused("abstract", ["/usr/bin/python3", "-c", UNIX_WRAPPER, abstract, "0660"] + exe)
+        self.assertIn("unix listener %s is an abstract socket" % abstract, log)
+        self.assertIn("SocketMode=0660", log)
+        for mode in ("0666", "0604"):
+            path = self.sandbox.path("i%s.sock" % mode)
+            log = self.refused("inherited" + mode, ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, mode] + exe)
+            self.assertIn("unix listener %s has mode %s, so every local user could connect" % (path, mode), log)
+        # SocketGroup=postfix, SocketMode=0660, as packaging/systemd/xproxy-milter.socket.
+        path = self.sandbox.path("ok.sock")
+        log = self.sandbox.path("ok.log")
+        self.sandbox.logs.append(log)
+        with open(log, "wb") as out:
+            self.procs.start("ok", ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, "0660"] + exe, stdout=out)
+        wait_until(lambda: "event=start" in read_text(log), 15, 0.05, "milter started")
+        hdrs = milter_session(path)
+        self.assertTrue(self.verifies(ring, hdrs["X-Original-Source"]), hdrs)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ class MilterTest(E2ETestCase):
         wrapper = ("import os, socket, sys\n"
                    "os.makedirs('/tmp/xproxy-milter.%d.placeholder' % os.getpid(), exist_ok=True)\n"
                    "s = socket.socket(socket.AF_UNIX)\n"
-                   "s.bind(sys.argv[1]); s.listen(16); os.chmod(sys.argv[1], 0o666)\n"
+                   "s.bind(sys.argv[1]); s.listen(16); os.chmod(sys.argv[1], 0o660)\n"
                    "os.dup2(s.fileno(), 3); os.set_inheritable(3, True)\n"
                    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))\n"
                    "os.execv(sys.argv[2], sys.argv[2:])\n")

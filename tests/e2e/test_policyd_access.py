@@ -3,7 +3,9 @@ signed header for whatever client_address a request names, so reaching it must m
 being the MTA: by default it listens on a unix socket of group postfix, mode 0660 (a local
 user outside the group cannot connect), and a TCP listener serves only the peers in
 --allow-peers (any other peer is closed before its request is read; a TCP listener
-without a list does not start)."""
+without a list does not start). The socket's directory must be root's (whoever may rename
+entries there could swap the socket for a symlink before root gives it away), and a unix
+socket inherited from systemd must not be abstract or open to "other"."""
 
 import grp
 import os
@@ -14,6 +16,7 @@ import subprocess
 
 from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail, wait_for_log,
                      wait_until, wire)
+from milter_util import UNIX_WRAPPER, UNSAFE_SOCKET_DIRS
 
 KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
 # What a local attacker would send: a DATA-stage request for a client of its choice.
@@ -155,6 +158,62 @@ class PolicydAccess(E2ETestCase):
         rc, out, err = wire(["trace-verify", "--keyring", self.ring, "--sender", "a@sender.example"], hdr.encode())
         self.assertEqual(rc, 0, out.decode() + err)
         self.assertIn(b"ip=127.0.0.66", out)
+
+    def refused(self, name, argv):
+        """Starts argv (the real start-up, not --check-config) and returns its log once it
+        exited with status 1."""
+        log = self.sandbox.path("%s.log" % name)
+        self.sandbox.logs.append(log)
+        with open(log, "wb") as out:
+            p = self.procs.start(name, argv, stdout=out)
+        self.assertEqual(p.wait(timeout=20), 1, read_text(log))
+        return read_text(log)
+
+    def test_socket_directory_others_may_write_is_refused(self):
+        for name, uid, mode, words in UNSAFE_SOCKET_DIRS:
+            with self.subTest(name):
+                d = self.sandbox.mkdir(name, mode=mode)
+                os.chown(d, uid, 0)
+                os.chmod(d, mode)
+                log = self.refused(name, [binary("policyd/xproxy-policyd"), "--listen",
+                                          "unix:" + os.path.join(d, "p.sock")] + self.args())
+                self.assertIn("directory %s the socket %s/p.sock %s" % (d, d, words), log)
+                self.assertIn("install -d -o root -g postfix -m 0750 " + d, log)
+                self.assertFalse(os.path.lexists(os.path.join(d, "p.sock")))
+        # The directory the documentation asks for: root:postfix 0750.
+        d = self.sandbox.mkdir("safe", mode=0o750)
+        os.chown(d, 0, grp.getgrnam("postfix").gr_gid)
+        with open(self.log, "wb") as out:
+            self.procs.start("policyd", [binary("policyd/xproxy-policyd"), "--listen",
+                                         "unix:" + os.path.join(d, "p.sock")] + self.args(), stdout=out)
+        wait_for_log(self.log, r"event=start listeners=1 ", 10)
+        self.signed(ask(socket.AF_UNIX, os.path.join(d, "p.sock")))
+
+    def test_socket_mode_for_other_users_is_refused(self):
+        for mode in ("0666", "0664", "0662"):
+            log = self.refused("mode" + mode, [binary("policyd/xproxy-policyd"), "--listen",
+                                               "unix:" + self.sandbox.path("m%s.sock" % mode),
+                                               "--socket-mode", mode] + self.args())
+            self.assertIn("--socket-mode %s gives other users access to the socket" % mode, log)
+
+    def test_inherited_unix_socket_open_to_every_local_user_is_refused(self):
+        # As from systemd: ListenStream=@name (abstract: no permissions at all) or a path
+        # without SocketMode= (systemd's default is 0666).
+        exe = [binary("policyd/xproxy-policyd"), "--listen", "systemd"] + self.args()
+        abstract = "@xproxy-policyd-test-%d" % os.getpid()
+        log = self.refused("abstract", ["/usr/bin/python3", "-c", UNIX_WRAPPER, abstract, "0660"] + exe)
+        self.assertIn("unix listener %s is an abstract socket" % abstract, log)
+        self.assertIn("SocketMode=0660", log)
+        for mode in ("0666", "0604"):
+            path = self.sandbox.path("i%s.sock" % mode)
+            log = self.refused("inherited" + mode, ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, mode] + exe)
+            self.assertIn("unix listener %s has mode %s, so every local user could connect" % (path, mode), log)
+        # SocketGroup=postfix, SocketMode=0660, as packaging/systemd/xproxy-policyd.socket.
+        path = self.sandbox.path("ok.sock")
+        with open(self.log, "wb") as out:
+            self.procs.start("ok", ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, "0660"] + exe, stdout=out)
+        wait_for_log(self.log, r"event=start listeners=1 ", 10)
+        self.signed(ask(socket.AF_UNIX, path))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ if kind in ("inet", "bound"):
 else:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(where)
+    os.chmod(where, 0o660)  # SocketMode=0660: a socket open to "other" is refused
 if kind != "bound":
     s.listen(64)
 pid = os.fork()

@@ -1,11 +1,18 @@
 // listen_test: listener specifications and the sockets they open; who may reach them
-// (socket modes, the TCP peer allow-list, the start-up check of TCP listeners).
+// (socket modes, the TCP peer allow-list, the start-up check of TCP listeners, the socket's
+// directory, inherited unix sockets).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "xproxy/daemon/access.hpp"
 #include "xproxy/daemon/listen.hpp"
@@ -224,4 +231,163 @@ TEST(Access, UnknownSocketGroupNamesTheOption) {
     EXPECT_NE(err.find("--socket-group"), std::string::npos) << err;
     EXPECT_TRUE(xproxy::daemon::check_socket_group("root", "/run/x.sock", &err));
     EXPECT_TRUE(xproxy::daemon::check_socket_group("", "/run/x.sock", &err));
+}
+
+// --- unix sockets: their directory, their mode, inherited ones --------------------------
+
+namespace {
+
+// A fresh directory under /tmp (sticky, so it may sit above a socket directory), removed
+// with everything in it at the end.
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char d[] = "/tmp/xproxy-access-XXXXXX";
+        if (mkdtemp(d)) path = d;
+    }
+    ~TempDir() {
+        if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
+    }
+};
+
+int listen_unix(const std::string& path, mode_t mode) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path.data(), path.size());
+    socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+    if (path[0] != '\0') ++len;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&sun), len) != 0 || listen(fd, 4) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (path[0] != '\0') chmod(path.c_str(), mode);
+    return fd;
+}
+
+}  // namespace
+
+TEST(Access, SocketModeForOtherUsersIsRefused) {
+    std::string err;
+    for (unsigned m : {0660u, 0600u, 0640u, 0770u}) EXPECT_TRUE(xproxy::daemon::check_socket_mode(m, &err)) << m;
+    for (unsigned m : {0666u, 0662u, 0664u, 0661u, 0777u}) {
+        EXPECT_FALSE(xproxy::daemon::check_socket_mode(m, &err)) << m;
+        EXPECT_NE(err.find("every local user"), std::string::npos) << err;
+    }
+}
+
+TEST(Access, SocketDirectoryOthersMayWriteIsRefused) {
+    // Whoever may rename entries in the socket's directory could swap the socket for a
+    // symlink between bind() and the moment root gives it away.
+    TempDir t;
+    ASSERT_FALSE(t.path.empty());
+    std::string dir = t.path + "/run";
+    ASSERT_EQ(mkdir(dir.c_str(), 0750), 0);
+    ASSERT_EQ(chmod(dir.c_str(), 0750), 0);
+    std::string sock = dir + "/p.sock";
+    std::string err;
+    EXPECT_TRUE(xproxy::daemon::check_socket_directory(sock, &err)) << err;
+    struct Row {
+        mode_t mode;
+        const char* who;
+    };
+    for (const Row& r : {Row{0770u, "its group"}, Row{0757u, "every local user"}, Row{01777u, "every local user"},
+                         Row{03775u, "its group"}}) {
+        ASSERT_EQ(chmod(dir.c_str(), r.mode), 0);
+        EXPECT_FALSE(xproxy::daemon::check_socket_directory(sock, &err)) << std::oct << r.mode;
+        EXPECT_NE(err.find(r.who), std::string::npos) << err;
+        EXPECT_NE(err.find("install -d -o root -g postfix -m 0750 " + dir), std::string::npos) << err;
+    }
+    // A directory above it: writable by others is refused too, unless sticky (as /tmp).
+    ASSERT_EQ(chmod(dir.c_str(), 0750), 0);
+    ASSERT_EQ(chmod(t.path.c_str(), 0777), 0);
+    EXPECT_FALSE(xproxy::daemon::check_socket_directory(sock, &err));
+    EXPECT_NE(err.find("directory " + t.path + " above the socket"), std::string::npos) << err;
+    ASSERT_EQ(chmod(t.path.c_str(), 01777), 0);
+    EXPECT_TRUE(xproxy::daemon::check_socket_directory(sock, &err)) << err;
+    // Reached through a symlink: the directory it leads to is what counts.
+    std::string link = t.path + "/link";
+    ASSERT_EQ(symlink(dir.c_str(), link.c_str()), 0);
+    ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
+    EXPECT_FALSE(xproxy::daemon::check_socket_directory(link + "/p.sock", &err));
+    // A missing directory is named.
+    EXPECT_FALSE(xproxy::daemon::check_socket_directory(t.path + "/none/p.sock", &err));
+    EXPECT_NE(err.find(t.path + "/none"), std::string::npos) << err;
+}
+
+TEST(Access, SocketSwappedForASymlinkIsNeverFollowed) {
+    // The socket is replaced by a symlink to another file before it is given away: the
+    // file keeps its mode, and the daemon refuses to start.
+    TempDir t;
+    ASSERT_FALSE(t.path.empty());
+    std::string sock = t.path + "/s.sock", target = t.path + "/secret";
+    int fd = listen_unix(sock, 0660);
+    ASSERT_GE(fd, 0);
+    std::string err;
+    EXPECT_TRUE(xproxy::daemon::set_socket_access(sock, "", "", 0660, &err)) << err;
+    FILE* f = std::fopen(target.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+    ASSERT_EQ(chmod(target.c_str(), 0600), 0);
+    ASSERT_EQ(unlink(sock.c_str()), 0);
+    ASSERT_EQ(symlink(target.c_str(), sock.c_str()), 0);
+    EXPECT_FALSE(xproxy::daemon::set_socket_access(sock, "", "", 0660, &err));
+    EXPECT_NE(err.find("refusing to start"), std::string::npos) << err;
+    struct stat st {};
+    ASSERT_EQ(stat(target.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    close(fd);
+}
+
+TEST(ListenSpec, UnixModeIsSetAtBind) {
+    // open_listeners() does not chmod by path afterwards (a symlink there would be
+    // followed): the umask at bind() gives the mode.
+    TempDir t;
+    ASSERT_FALSE(t.path.empty());
+    std::string path = t.path + "/m.sock";
+    auto spec = parse_listen("unix:" + path, nullptr);
+    ASSERT_TRUE(spec);
+    std::string err;
+    for (unsigned m : {0660u, 0640u, 0600u}) {
+        auto fds = open_listeners(*spec, &err, m);
+        ASSERT_EQ(fds.size(), 1u) << err;
+        struct stat st {};
+        ASSERT_EQ(lstat(path.c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, m);
+        close(fds[0]);
+    }
+}
+
+TEST(Access, InheritedUnixSocketOpenToEveryoneIsRefused) {
+    TempDir t;
+    ASSERT_FALSE(t.path.empty());
+    std::string err;
+    // An abstract socket has no permissions at all.
+    std::string abstract = std::string(1, '\0') + "xproxy-access-test-" + std::to_string(getpid());
+    int a = listen_unix(abstract, 0);
+    ASSERT_GE(a, 0);
+    EXPECT_FALSE(xproxy::daemon::check_unix_listeners({a}, &err));
+    EXPECT_NE(err.find("@xproxy-access-test-"), std::string::npos) << err;
+    EXPECT_NE(err.find("abstract"), std::string::npos) << err;
+    close(a);
+    // A path that grants "other" anything (systemd's default SocketMode= is 0666).
+    std::string path = t.path + "/i.sock";
+    int p = listen_unix(path, 0666);
+    ASSERT_GE(p, 0);
+    for (mode_t m : {0666u, 0606u, 0604u, 0601u}) {
+        ASSERT_EQ(chmod(path.c_str(), m), 0);
+        EXPECT_FALSE(xproxy::daemon::check_unix_listeners({p}, &err)) << std::oct << m;
+        EXPECT_NE(err.find(path), std::string::npos) << err;
+        EXPECT_NE(err.find("every local user"), std::string::npos) << err;
+    }
+    ASSERT_EQ(chmod(path.c_str(), 0660), 0);
+    EXPECT_TRUE(xproxy::daemon::check_unix_listeners({p}, &err)) << err;
+    // Its file gone: cannot be checked, refused.
+    ASSERT_EQ(unlink(path.c_str()), 0);
+    EXPECT_FALSE(xproxy::daemon::check_unix_listeners({p}, &err));
+    close(p);
+    // TCP listeners are check_inet_allowed()'s business.
+    TcpPair tcp;
+    connect_from(tcp, "127.0.0.1");
+    EXPECT_TRUE(xproxy::daemon::check_unix_listeners({tcp.listener}, &err)) << err;
 }

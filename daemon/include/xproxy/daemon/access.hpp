@@ -8,6 +8,13 @@
 //     without one is a start-up error (check_inet_allowed), never "everyone". An address
 //     of this machine in the list (127.0.0.1, or any other) lets every local user in,
 //     since any local process can connect from it.
+//   - the directory of a unix socket may be written by root (or the starting user) only:
+//     the socket is created and given away there by root, and whoever may rename entries
+//     in it could swap the socket for a symlink (check_socket_directory); the socket's
+//     mode is set at bind() time and its owner without following a link;
+//   - a unix socket inherited from systemd (or fd:N) must have a path that grants "other"
+//     nothing: an abstract socket (ListenStream=@name) or a mode such as systemd's default
+//     0666 lets every local user in (check_unix_listeners).
 // peer_allowed() is the per-connection check; unix peers were already checked by the
 // file system.
 #pragma once
@@ -23,9 +30,23 @@ namespace xproxy::daemon {
 // Parses octal permissions such as "0660"; false unless all digits are octal and <= 0777.
 bool parse_socket_mode(std::string_view text, unsigned& mode);
 
-// Gives the unix socket at path to owner_user (its uid; unchanged when empty) and group
-// (unchanged when empty) and sets its mode. False with *error set, naming the option to
-// change when the group or the user does not exist.
+// False with *error set when mode grants "other" anything (--socket-mode 0666 would let
+// every local user connect).
+bool check_socket_mode(unsigned mode, std::string* error);
+
+// Start-up check of the directory a unix socket is created in (root creates the socket
+// and gives it away by path, so whoever may rename entries there could swap it for a
+// symlink to any file): the directory must be owned by root or the current effective
+// user and writable by nobody else (group/other write refused, even with the sticky
+// bit), and every directory above it likewise, or sticky. False with *error naming the
+// directory and the command that fixes it.
+bool check_socket_directory(const std::string& socket_path, std::string* error);
+
+// Gives the unix socket at path, just bound with its final mode (umask), to owner_user
+// (its uid; unchanged when empty) and group (unchanged when empty) without following a
+// symlink, then checks that path is still a socket with that owner, group and mode.
+// False with *error set, naming the option to change when the group or the user does not
+// exist.
 bool set_socket_access(const std::string& path, const std::string& owner_user, const std::string& group,
                        unsigned mode, std::string* error);
 
@@ -41,6 +62,12 @@ bool is_inet_socket(int fd);
 // `option` (e.g. "--allow-peers") or to use a unix socket.
 bool check_inet_allowed(const std::vector<int>& fds, const CidrSet& allow, std::string_view option,
                         std::string* error);
+
+// Start-up check of the listening descriptors (systemd, fd:N, or opened here): false
+// with *error set when one is a unix socket that is abstract or unnamed (no file
+// permissions: every local user may connect), whose path cannot be checked, or whose
+// file grants "other" any permission.
+bool check_unix_listeners(const std::vector<int>& fds, std::string* error);
 
 // Whether the peer of an accepted connection may be served: a unix peer always (the
 // socket's permissions decided), an IP peer only when allow contains its address. *peer

@@ -33,7 +33,8 @@ std::optional<ListenSpec> parse_listen(std::string_view text, std::string* error
 std::vector<int> systemd_listen_fds();
 
 // Opens the listener(s) a spec names: one descriptor, or all systemd ones.
-// unix: a stale socket file is removed; the socket gets `unix_mode` permissions.
+// unix: a stale socket file is removed; the socket is bound with `unix_mode` permissions
+// (by umask: nothing follows its path afterwards).
 std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsigned unix_mode = 0660,
                                 int backlog = 256);
 
