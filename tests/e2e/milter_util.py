@@ -13,7 +13,7 @@ import os
 import socket
 import struct
 
-from harness import binary, free_port, wait_until
+from harness import binary, free_port, read_text, wait_until
 
 KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
 OTHER_KEYRING = "k1 hex:0102030405060708090a0b0c0d0e0f10\n"  # same id, other secret
@@ -66,6 +66,30 @@ UNSAFE_SOCKET_DIRS = [("owned-by-nobody", 65534, 0o750, "may be written by its o
                       ("group-writable", 0, 0o770, "may be written by its group"),
                       ("sticky-world-writable", 0, 0o1777, "may be written by every local user")]
 
+
+
+class StartRefusals:
+    """Mixed into the signers' access tests (E2ETestCase): a daemon that must refuse to
+    start, and the socket directories it must refuse."""
+
+    def refused(self, name, argv):
+        """Starts argv (the real start-up, not --check-config) and returns its log once it
+        exited with status 1."""
+        log = self.sandbox.path("%s.log" % name)
+        self.sandbox.logs.append(log)
+        with open(log, "wb") as out:
+            p = self.procs.start(name, argv, stdout=out)
+        self.assertEqual(p.wait(timeout=20), 1, read_text(log))
+        return read_text(log)
+
+    def unsafe_socket_dirs(self):
+        """(name, directory, words of the error) for each of UNSAFE_SOCKET_DIRS, made in the
+        sandbox with its owner and mode."""
+        for name, uid, mode, words in UNSAFE_SOCKET_DIRS:
+            d = self.sandbox.mkdir(name, mode=mode)
+            os.chown(d, uid, 0)
+            os.chmod(d, mode)
+            yield name, d, words
 
 class Milter:
     def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None,

@@ -14,7 +14,7 @@ import stat
 import subprocess
 
 from harness import E2ETestCase, binary, free_port, main, read_text, wait_until, wire
-from milter_util import FD_WRAPPER, KEYRING, UNIX_WRAPPER, UNSAFE_SOCKET_DIRS, Milter, milter_session
+from milter_util import FD_WRAPPER, KEYRING, UNIX_WRAPPER, Milter, StartRefusals, milter_session
 
 MID = "<m@client.example>"
 SENDER = "<a@sender.example>"
@@ -30,7 +30,7 @@ except OSError as e:
 """
 
 
-class MilterAccess(E2ETestCase):
+class MilterAccess(StartRefusals, E2ETestCase):
     def verifies(self, ring, value, ip="198.51.100.7"):
         rc, out, err = wire(["trace-verify", "--keyring", ring, "--sender", SENDER, "--message-id", MID],
                             ("X-Original-Source: " + value).encode())
@@ -110,23 +110,10 @@ class MilterAccess(E2ETestCase):
         self.assertTrue(out.startswith("HEADER "), out)
         self.assertTrue(self.verifies(ring, out[len("HEADER "):]), out)
 
-    def refused(self, name, argv):
-        """Starts argv (not --check-config: the real start-up) and returns its log once it
-        exited with status 1."""
-        log = self.sandbox.path("%s.log" % name)
-        self.sandbox.logs.append(log)
-        with open(log, "wb") as out:
-            p = self.procs.start(name, argv, stdout=out)
-        self.assertEqual(p.wait(timeout=20), 1, read_text(log))
-        return read_text(log)
-
     def test_socket_directory_others_may_write_is_refused(self):
         ring = self.sandbox.write("ring", KEYRING, mode=0o600)
-        for name, uid, mode, words in UNSAFE_SOCKET_DIRS:
+        for name, d, words in self.unsafe_socket_dirs():
             with self.subTest(name):
-                d = self.sandbox.mkdir(name, mode=mode)
-                os.chown(d, uid, 0)
-                os.chmod(d, mode)
                 log = self.refused(name, [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring,
                                           "--listen", "unix:" + os.path.join(d, "m.sock"), "--log", "stderr"])
                 self.assertIn("directory %s the socket %s/m.sock %s" % (d, d, words), log)

@@ -16,7 +16,7 @@ import subprocess
 
 from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail, wait_for_log,
                      wait_until, wire)
-from milter_util import UNIX_WRAPPER, UNSAFE_SOCKET_DIRS
+from milter_util import UNIX_WRAPPER, StartRefusals
 
 KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
 # What a local attacker would send: a DATA-stage request for a client of its choice.
@@ -59,7 +59,7 @@ def ask(fam, where, source=None):
         s.close()
 
 
-class PolicydAccess(E2ETestCase):
+class PolicydAccess(StartRefusals, E2ETestCase):
     def setUp(self):
         super().setUp()
         self.ring = self.sandbox.write("keyring", KEYRING, mode=0o600)
@@ -159,22 +159,9 @@ class PolicydAccess(E2ETestCase):
         self.assertEqual(rc, 0, out.decode() + err)
         self.assertIn(b"ip=127.0.0.66", out)
 
-    def refused(self, name, argv):
-        """Starts argv (the real start-up, not --check-config) and returns its log once it
-        exited with status 1."""
-        log = self.sandbox.path("%s.log" % name)
-        self.sandbox.logs.append(log)
-        with open(log, "wb") as out:
-            p = self.procs.start(name, argv, stdout=out)
-        self.assertEqual(p.wait(timeout=20), 1, read_text(log))
-        return read_text(log)
-
     def test_socket_directory_others_may_write_is_refused(self):
-        for name, uid, mode, words in UNSAFE_SOCKET_DIRS:
+        for name, d, words in self.unsafe_socket_dirs():
             with self.subTest(name):
-                d = self.sandbox.mkdir(name, mode=mode)
-                os.chown(d, uid, 0)
-                os.chmod(d, mode)
                 log = self.refused(name, [binary("policyd/xproxy-policyd"), "--listen",
                                           "unix:" + os.path.join(d, "p.sock")] + self.args())
                 self.assertIn("directory %s the socket %s/p.sock %s" % (d, d, words), log)

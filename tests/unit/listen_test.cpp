@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "loopback_pair.hpp"
 #include "xproxy/daemon/access.hpp"
 #include "xproxy/daemon/listen.hpp"
 
@@ -129,34 +130,8 @@ TEST(ListenSpec, FdMustBeStreamSocket) {
 
 namespace {
 
-// A listening TCP socket on 127.0.0.1 (ephemeral port) and a connection to it from
-// `source`; returns {listener, accepted} (the client end is closed by the caller).
-struct TcpPair {
-    int listener = -1, client = -1, accepted = -1;
-    ~TcpPair() {
-        for (int fd : {listener, client, accepted})
-            if (fd >= 0) close(fd);
-    }
-};
-
-void connect_from(TcpPair& p, const char* source) {
-    p.listener = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(p.listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    ASSERT_EQ(listen(p.listener, 4), 0);
-    socklen_t len = sizeof a;
-    ASSERT_EQ(getsockname(p.listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    p.client = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ASSERT_EQ(inet_pton(AF_INET, source, &src.sin_addr), 1);
-    ASSERT_EQ(bind(p.client, reinterpret_cast<sockaddr*>(&src), sizeof src), 0);
-    ASSERT_EQ(connect(p.client, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    p.accepted = accept(p.listener, nullptr, nullptr);
-    ASSERT_GE(p.accepted, 0);
-}
+using xproxy::test::connect_from;
+using TcpPair = xproxy::test::LoopbackPair;
 
 }  // namespace
 

@@ -13,37 +13,14 @@
 #include <cerrno>
 
 #include "accept_hooks.hpp"
+#include "loopback_pair.hpp"
 
 namespace {
 
-// A connection to a listener on 127.0.0.1 from `source`; the accepted end is returned
-// (accept4, not the interposed accept()) for screen_accepted() to decide on.
-struct Conn {
-    int listener = -1, client = -1, accepted = -1;
-    ~Conn() {
-        for (int fd : {listener, client, accepted})
-            if (fd >= 0) close(fd);
-    }
-};
-
-void connect_from(Conn& c, const char* source) {
-    c.listener = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(c.listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    ASSERT_EQ(listen(c.listener, 4), 0);
-    socklen_t len = sizeof a;
-    ASSERT_EQ(getsockname(c.listener, reinterpret_cast<sockaddr*>(&a), &len), 0);
-    c.client = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ASSERT_EQ(inet_pton(AF_INET, source, &src.sin_addr), 1);
-    ASSERT_EQ(bind(c.client, reinterpret_cast<sockaddr*>(&src), sizeof src), 0);
-    ASSERT_EQ(connect(c.client, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    c.accepted = accept4(c.listener, nullptr, nullptr, 0);
-    ASSERT_GE(c.accepted, 0);
-}
+// A connection from a chosen source; its accepted end (taken with accept4(), not the
+// interposed accept()) is what screen_accepted() decides on.
+using Conn = xproxy::test::LoopbackPair;
+using xproxy::test::connect_from;
 
 }  // namespace
 
