@@ -91,6 +91,19 @@ class StartRefusals:
             os.chmod(d, mode)
             yield name, d, words
 
+    def assert_open_inherited_sockets_refused(self, exe, name):
+        """exe (a signer started with --listen systemd) refuses an inherited abstract socket,
+        as from ListenStream=@name, and sockets of modes 0666 (systemd's default without
+        SocketMode=) and 0604: each would let every local user connect."""
+        abstract = "@%s-test-%d" % (name, os.getpid())
+        log = self.refused("abstract", ["/usr/bin/python3", "-c", UNIX_WRAPPER, abstract, "0660"] + exe)
+        self.assertIn("unix listener %s is an abstract socket" % abstract, log)
+        self.assertIn("SocketMode=0660", log)
+        for mode in ("0666", "0604"):
+            path = self.sandbox.path("i%s.sock" % mode)
+            log = self.refused("inherited" + mode, ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, mode] + exe)
+            self.assertIn("unix listener %s has mode %s, so every local user could connect" % (path, mode), log)
+
 class Milter:
     def __init__(self, sandbox, procs, name, mode, extra=(), unix=False, exe=None, ring=None, port=None, env=None,
                  fd=False, allow="127.0.0.1/32"):

@@ -140,14 +140,7 @@ class MilterAccess(StartRefusals, E2ETestCase):
         ring = self.sandbox.write("ring", KEYRING, mode=0o600)
         exe = [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring, "--listen", "systemd",
                "--log", "stderr"]
-        abstract = "@xproxy-milter-test-%d" % os.getpid()
-        log = self.refused("abstract", ["/usr/bin/python3", "-c", UNIX_WRAPPER, abstract, "0660"] + exe)
-        self.assertIn("unix listener %s is an abstract socket" % abstract, log)
-        self.assertIn("SocketMode=0660", log)
-        for mode in ("0666", "0604"):
-            path = self.sandbox.path("i%s.sock" % mode)
-            log = self.refused("inherited" + mode, ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, mode] + exe)
-            self.assertIn("unix listener %s has mode %s, so every local user could connect" % (path, mode), log)
+        self.assert_open_inherited_sockets_refused(exe, "xproxy-milter")
         # SocketGroup=postfix, SocketMode=0660, as packaging/systemd/xproxy-milter.socket.
         path = self.sandbox.path("ok.sock")
         log = self.sandbox.path("ok.log")

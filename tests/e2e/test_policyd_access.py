@@ -187,14 +187,7 @@ class PolicydAccess(StartRefusals, E2ETestCase):
         # As from systemd: ListenStream=@name (abstract: no permissions at all) or a path
         # without SocketMode= (systemd's default is 0666).
         exe = [binary("policyd/xproxy-policyd"), "--listen", "systemd"] + self.args()
-        abstract = "@xproxy-policyd-test-%d" % os.getpid()
-        log = self.refused("abstract", ["/usr/bin/python3", "-c", UNIX_WRAPPER, abstract, "0660"] + exe)
-        self.assertIn("unix listener %s is an abstract socket" % abstract, log)
-        self.assertIn("SocketMode=0660", log)
-        for mode in ("0666", "0604"):
-            path = self.sandbox.path("i%s.sock" % mode)
-            log = self.refused("inherited" + mode, ["/usr/bin/python3", "-c", UNIX_WRAPPER, path, mode] + exe)
-            self.assertIn("unix listener %s has mode %s, so every local user could connect" % (path, mode), log)
+        self.assert_open_inherited_sockets_refused(exe, "xproxy-policyd")
         # SocketGroup=postfix, SocketMode=0660, as packaging/systemd/xproxy-policyd.socket.
         path = self.sandbox.path("ok.sock")
         with open(self.log, "wb") as out:
