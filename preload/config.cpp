@@ -2,10 +2,6 @@
 // default: nothing is trusted when the configuration cannot be understood).
 #include "config.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -30,40 +26,6 @@ bool parse_bool(const std::string& s, bool& out) {
     if (s == "1" || s == "yes" || s == "true" || s == "on") out = true;
     else if (s == "0" || s == "no" || s == "false" || s == "off") out = false;
     else return false;
-    return true;
-}
-
-// Reads a secret; refuses files readable or writable by group or others. The read buffer
-// is wiped on every path; the key's only copy is out.
-bool read_secret(const std::string& path, SecretKey& out, std::string& error) {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        error = "cannot open XPROXY_HMAC_KEY_FILE " + path + ": " + std::strerror(errno);
-        return false;
-    }
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        error = "XPROXY_HMAC_KEY_FILE " + path + " must be a regular file of mode 0600 or tighter (has " + mode + ")";
-        close(fd);
-        return false;
-    }
-    char buf[4096];
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
-    OPENSSL_cleanse(buf, sizeof buf);
-    if (n <= 0) {
-        error = "XPROXY_HMAC_KEY_FILE " + path + " is empty";
-        return false;
-    }
-    if (!out.empty() && out.back() == '\n') out.drop_last();
-    if (out.size() < 16) {
-        out.wipe();
-        error = "XPROXY_HMAC_KEY_FILE " + path + " holds fewer than 16 bytes";
-        return false;
-    }
     return true;
 }
 
@@ -140,7 +102,7 @@ Config load_config(const char* (*lookup)(const char*)) {
     if (auto it = vars.find("XPROXY_GETSOCKNAME"); it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
         c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
     if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
-        if (!read_secret(it->second, c.hmac_key, err)) c.errors.push_back(err);
+        if (!read_secret_file(it->second, kMinHmacKeySize, c.hmac_key, err)) c.errors.push_back("XPROXY_HMAC_KEY_FILE " + err);
     }
     if (auto it = vars.find("XPROXY_HMAC_WINDOW"); it != vars.end()) {
         long v = 0;

@@ -18,53 +18,15 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include <openssl/crypto.h>
-
 #include "xproxy/ip.hpp"
+#include "xproxy/secret_file.hpp"
 
 namespace xproxy::preload {
 
-// The HMAC key: the only copy the shim keeps. Move-only; wiped (OPENSSL_cleanse) when
-// destroyed, replaced or moved from, so no stale copy stays behind in memory.
-class SecretKey {
-public:
-    SecretKey() = default;
-    SecretKey(const SecretKey&) = delete;
-    SecretKey& operator=(const SecretKey&) = delete;
-    SecretKey(SecretKey&& o) noexcept : bytes_(std::move(o.bytes_)) { o.wipe(); }
-    SecretKey& operator=(SecretKey&& o) noexcept {
-        if (this != &o) {
-            wipe();
-            bytes_ = std::move(o.bytes_);
-            o.wipe();
-        }
-        return *this;
-    }
-    ~SecretKey() { wipe(); }
-
-    // Copies size bytes in; the caller wipes its own buffer.
-    void assign(const char* data, std::size_t size) {
-        wipe();
-        bytes_.reserve(size);  // one allocation: no reallocation leaves a copy behind
-        bytes_.assign(data, size);
-    }
-    void drop_last() { bytes_.pop_back(); }  // the terminator overwrites the dropped byte
-    bool empty() const { return bytes_.empty(); }
-    std::size_t size() const { return bytes_.size(); }
-    char back() const { return bytes_.back(); }
-    operator std::string_view() const { return bytes_; }
-    // Zeroes the whole buffer (its capacity, not only its length), keeps it allocated.
-    void wipe() {
-        OPENSSL_cleanse(bytes_.data(), bytes_.capacity());
-        bytes_.clear();
-    }
-
-private:
-    std::string bytes_;
-};
+// The HMAC key: the only copy the shim keeps (move-only, wiped when replaced or gone).
+using SecretKey = SecretBytes;
 
 struct Config {
     CidrSet trusted;

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "signing_key.hpp"
+#include "xproxy/secret_file.hpp"
 #include "source.hpp"
 #include "xproxy/ip.hpp"
 
@@ -45,7 +45,7 @@ struct DownstreamConfig {
     std::string hmac_key_file;  // proxy-v2: sign each header with this key (TIME and HMAC TLVs)
     std::uint8_t hmac_key_id = 1;
     bool proxy_unsigned = false;  // an unsigned PROXY header off this machine, on purpose
-    std::shared_ptr<const SigningKey> hmac_key;  // loaded from hmac_key_file at start-up
+    std::shared_ptr<const SecretBytes> hmac_key;  // loaded from hmac_key_file at start-up
 };
 
 // "NAME destinations=H:P[,H:P...] encoding=E tls=none|may|encrypt|verify tls-name=NAME

@@ -168,7 +168,7 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     do {
         ProxySigning sign;
         if (cfg_.hmac_key) {
-            sign.key = cfg_.hmac_key->bytes();
+            sign.key = cfg_.hmac_key->view();
             sign.key_id = cfg_.hmac_key_id;
             sign.now = static_cast<std::int64_t>(std::time(nullptr));
         }

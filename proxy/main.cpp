@@ -158,8 +158,9 @@ int main(int argc, char** argv) {
     // Read now, before privileges are dropped; never logged.
     for (auto& d : cfg->downstreams) {
         if (d.hmac_key_file.empty()) continue;
-        d.hmac_key = SigningKey::load(d.hmac_key_file, &err);
-        if (!d.hmac_key) {
+        auto key = std::make_shared<SecretBytes>();
+        if (read_secret_file(d.hmac_key_file, kMinHmacKeySize, *key, err)) d.hmac_key = std::move(key);
+        else {
             std::fprintf(stderr, "xproxyd: downstream %s: hmac-key-file: %s\n", d.name.c_str(), err.c_str());
             return 1;
         }

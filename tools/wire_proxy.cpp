@@ -8,12 +8,8 @@
 // Exit status: 0 ok; 1 input rejected, incomplete, or HMAC not valid; 2 usage or key file
 // error. Key files hold the key (one trailing newline is dropped) and are refused when
 // group or others may read or write them. Untrusted bytes are printed escaped (\xHH).
-#include <fcntl.h>
 #include <openssl/crypto.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -25,71 +21,24 @@
 
 #include "wire_command.hpp"
 #include "xproxy/proxy_protocol.hpp"
+#include "xproxy/secret_file.hpp"
 
 namespace {
 
 using namespace xproxy;
 using namespace xproxy::proxy;
 
-// A secret that is wiped from memory when it goes away.
-struct Secret {
-    std::string value;
-    Secret() = default;
-    Secret(const Secret&) = delete;
-    Secret& operator=(const Secret&) = delete;
-    ~Secret() { OPENSSL_cleanse(value.data(), value.size()); }
-};
-
 int usage_error(const std::string& msg) {
     std::fprintf(stderr, "xproxy-wire: %s\n", msg.c_str());
     return 2;
 }
 
-// Reads a key file into key; an error message (exit status 2) on failure.
-std::optional<std::string> read_key_file(std::string_view path, Secret& key) {
-    const std::string p(path);
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return "cannot open key file " + p + ": " + std::strerror(errno);
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return "key file " + p + " is not a regular file";
-    }
-    if (st.st_mode & 077) {
-        ::close(fd);
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return "key file " + p + " has mode " + mode +
-               ": group and others must have no access (chmod 600 " + p + ")";
-    }
-    // One fixed buffer, copied once into a string of the exact size: growing a string
-    // while reading would leave copies of the key in freed memory.
-    char buf[4096];
-    std::size_t used = 0;
-    std::optional<std::string> err;
-    for (;;) {
-        ssize_t n = ::read(fd, buf + used, sizeof buf - used);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            err = "cannot read key file " + p + ": " + std::strerror(errno);
-            break;
-        }
-        if (n == 0) break;
-        used += static_cast<std::size_t>(n);
-        if (used == sizeof buf) {
-            err = "key file " + p + " is longer than 4095 bytes";
-            break;
-        }
-    }
-    ::close(fd);
-    if (used > 0 && buf[used - 1] == '\n') --used;
-    if (!err && used == 0) err = "key file " + p + " is empty";
-    if (!err) {
-        OPENSSL_cleanse(key.value.data(), key.value.size());  // a key file given twice
-        key.value.assign(buf, used);
-    }
-    OPENSSL_cleanse(buf, sizeof buf);
-    return err;
+// Reads a key file into key (the daemons' rules, xproxy/secret_file.hpp); an error
+// message (exit status 2) on failure.
+std::optional<std::string> read_key_file(std::string_view path, SecretBytes& key) {
+    std::string err;
+    if (!read_secret_file(std::string(path), 1, key, err)) return "key file: " + err;
+    return std::nullopt;
 }
 
 std::string escape(std::span<const std::uint8_t> v) {
@@ -141,7 +90,7 @@ std::optional<std::int64_t> parse_seconds(std::string_view s) {
 }
 
 int proxy_decode(const std::vector<std::string_view>& args) {
-    Secret key;
+    SecretBytes key;
     bool check_hmac = false;
     HmacCheck hmac_check;
     hmac_check.now = static_cast<std::int64_t>(std::time(nullptr));
@@ -216,7 +165,7 @@ int proxy_decode(const std::vector<std::string_view>& args) {
     if (kid) std::printf("hmac_key_id=%u\n", unsigned{*kid});
     if (const auto t = hmac_time(h)) std::printf("hmac_time=%lld\n", static_cast<long long>(*t));
     if (!check_hmac) return 0;
-    hmac_check.key = key.value;
+    hmac_check.key = key.view();
     const HmacVerdict v = verify_hmac(in.data(), res.consumed, h, hmac_check);
     std::printf("hmac=%s\n", v == HmacVerdict::ok ? "valid" : to_string(v));
     return v == HmacVerdict::ok ? 0 : 1;
@@ -253,7 +202,7 @@ int proxy_encode(const std::vector<std::string_view>& args) {
     unsigned version = 2;
     SourceInfo info;
     EncodeOptions opt;
-    Secret key;
+    SecretBytes key;
     std::optional<unsigned> key_id;
     bool has_key = false, v2_only = false;
     std::string tls_cn;
@@ -332,7 +281,7 @@ int proxy_encode(const std::vector<std::string_view>& args) {
     if (opt.hmac_time && !has_key) return usage_error("proxy-encode: --hmac-time needs --hmac-key-file");
     if (has_key) {
         if (!opt.hmac_time) opt.hmac_time = static_cast<std::int64_t>(std::time(nullptr));
-        opt.hmac_key = key.value;
+        opt.hmac_key = key.view();
         opt.hmac_key_id = static_cast<std::uint8_t>(*key_id);
     }
     const std::string out = version == 1 ? encode_v1(info.client, info.server) : encode_v2(info, opt);
