@@ -66,10 +66,7 @@ void set_peer_allow_list(const CidrSet* allow) { g_allow.store(allow, std::memor
 int screen_accepted(int c, std::atomic<unsigned char>* marks, int nmarks) {
     if (c < 0) return c;
     int saved = errno;
-    sockaddr_storage ss{};
-    socklen_t sl = sizeof ss;
-    bool tcp = getsockname(c, reinterpret_cast<sockaddr*>(&ss), &sl) == 0 &&
-               (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
+    const bool tcp = daemon::is_inet_socket(c);
     if (tcp) {
         // An empty or unset list refuses everyone: main() refuses to start a TCP listener
         // without one, so this is only the last line of defence.
