@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "xproxy/directory_file.hpp"
-#include "xproxy/policy_engine.hpp"
+#include <xproxy/policy/directory_file.hpp>
+#include <xproxy/policy/policy_engine.hpp>
 
 using namespace xproxy;
 

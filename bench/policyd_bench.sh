@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # policyd_bench.sh: xproxy-policyd side by side with postfwd (Debian's postfwd2 1.35) in
-# one run, under the same load generator (policyd/load_client.cpp): 100 persistent TCP
+# one run, under the same load generator (bench/policyd_load.cpp): 100 persistent TCP
 # connections on loopback sending a realistic request mix (bench/policyd_mix.py: Postfix
 # 3.7's 29-attribute requests, 80 % DUNNO, 15 % rejects, 5 % FILTER).
 #   throughput: closed loop, as fast as replies come back        (target >= 50,000 req/s)
@@ -22,7 +22,7 @@ set -euo pipefail
 B=${XPROXY_BUILD_DIR:?set XPROXY_BUILD_DIR}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 T=${SECONDS_EACH:-5}
-LOAD=$B/policyd/policyd_load
+LOAD=$B/bench/policyd_load
 tmp=$(mktemp -d)
 chmod 711 "$tmp"  # postfwd's children run as nobody and read the rule file
 pids=()

@@ -13,7 +13,7 @@
 # MODES ("blocking epoll nginx").
 set -euo pipefail
 B=${XPROXY_BUILD_DIR:?set XPROXY_BUILD_DIR}
-RATE=$B/preload/preload_rate
+RATE=$B/bench/preload_rate
 [ -x "$RATE" ] || { echo "preload_bench: $RATE not built (cmake --build \$XPROXY_BUILD_DIR --target preload_rate)" >&2; exit 1; }
 summary=()
 for mode in ${MODES:-blocking epoll nginx}; do

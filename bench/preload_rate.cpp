@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "xproxy/proxy_protocol.hpp"
+#include <xproxy/wire/proxy_protocol.hpp>
 
 namespace {
 
@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
     xproxy::SourceInfo si;
     si.client = xproxy::Endpoint{*xproxy::IpAddress::parse("192.0.2.7"), 40007};
     si.server = xproxy::Endpoint{*xproxy::IpAddress::parse("127.0.0.1"), 25};
-    std::string header = xproxy::proxy::encode_v2(si);
+    std::string header = xproxy::pp::encode_v2(si);
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return 1;

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "xproxy/proxy_protocol.hpp"
+#include <xproxy/wire/proxy_protocol.hpp>
 
 using namespace xproxy;
-using namespace xproxy::proxy;
+using namespace xproxy::pp;
 
 namespace {
 

@@ -12,9 +12,9 @@
 #include <iterator>
 #include <string>
 
-#include "xproxy/escape.hpp"
-#include "xproxy/policy_protocol.hpp"
-#include "xproxy/trace_header.hpp"
+#include <xproxy/base/escape.hpp>
+#include <xproxy/wire/policy_protocol.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 using namespace xproxy;
 

@@ -33,8 +33,8 @@
 #include <string>
 
 #include "accept_hooks.hpp"
-#include "xproxy/daemon/access.hpp"
-#include "xproxy/daemon/log.hpp"
+#include <xproxy/daemon/access.hpp>
+#include <xproxy/daemon/log.hpp>
 
 namespace {
 

@@ -6,7 +6,7 @@
 
 #include <atomic>
 
-#include "xproxy/ip.hpp"
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy::milter {
 

@@ -10,8 +10,8 @@
 #include <ctime>
 #include <string>
 
-#include "xproxy/daemon/log.hpp"
-#include "xproxy/escape.hpp"
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/base/escape.hpp>
 
 namespace xproxy::milter {
 

@@ -15,10 +15,10 @@
 #include "callbacks.hpp"
 #include "milter_socket.hpp"
 #include "options.hpp"
-#include "xproxy/daemon/access.hpp"
-#include "xproxy/daemon/listen.hpp"
-#include "xproxy/daemon/log.hpp"
-#include "xproxy/daemon/options.hpp"
+#include <xproxy/daemon/access.hpp>
+#include <xproxy/daemon/listen.hpp>
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/options.hpp>
 
 using namespace xproxy;
 using namespace xproxy::milter;

@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-#include "xproxy/daemon/listen.hpp"
+#include <xproxy/daemon/listen.hpp>
 
 namespace xproxy::milter {
 

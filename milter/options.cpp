@@ -4,8 +4,8 @@
 
 #include <boost/program_options.hpp>
 
-#include "xproxy/directory_file.hpp"
-#include "xproxy/daemon/options.hpp"
+#include <xproxy/policy/directory_file.hpp>
+#include <xproxy/daemon/options.hpp>
 
 namespace po = boost::program_options;
 

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstdio>
 
-#include "xproxy/escape.hpp"
+#include <xproxy/base/escape.hpp>
 
 namespace xproxy::milter {
 

@@ -36,12 +36,12 @@
 #include <string_view>
 #include <vector>
 
-#include "xproxy/directory.hpp"
-#include "xproxy/ip.hpp"
-#include "xproxy/keyring.hpp"
-#include "xproxy/policy_engine.hpp"
-#include "xproxy/source_info.hpp"
-#include "xproxy/trace_header.hpp"
+#include <xproxy/policy/directory.hpp>
+#include <xproxy/base/ip.hpp>
+#include <xproxy/base/keyring.hpp>
+#include <xproxy/policy/policy_engine.hpp>
+#include <xproxy/base/source_info.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::milter {
 

@@ -7,9 +7,9 @@
 
 #include <ctime>
 
-#include "xproxy/daemon/log.hpp"
-#include "xproxy/escape.hpp"
-#include "xproxy/trace_header.hpp"
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/base/escape.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::policyd {
 

@@ -8,7 +8,7 @@
 
 #include "connection_handler.hpp"
 #include "state.hpp"
-#include "xproxy/policy_protocol.hpp"
+#include <xproxy/wire/policy_protocol.hpp>
 
 namespace xproxy::policyd {
 

@@ -17,10 +17,10 @@
 #include "options.hpp"
 #include "server.hpp"
 #include "state.hpp"
-#include "xproxy/daemon/access.hpp"
-#include "xproxy/daemon/listen.hpp"
-#include "xproxy/daemon/log.hpp"
-#include "xproxy/daemon/options.hpp"
+#include <xproxy/daemon/access.hpp>
+#include <xproxy/daemon/listen.hpp>
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/options.hpp>
 
 using namespace xproxy;
 using namespace xproxy::policyd;

@@ -3,7 +3,7 @@
 
 #include <boost/program_options.hpp>
 
-#include "xproxy/daemon/options.hpp"
+#include <xproxy/daemon/options.hpp>
 
 namespace po = boost::program_options;
 

@@ -9,9 +9,9 @@
 #include <boost/asio.hpp>
 #include <thread>
 
-#include "xproxy/daemon/access.hpp"
-#include "xproxy/daemon/log.hpp"
-#include "xproxy/ip.hpp"
+#include <xproxy/daemon/access.hpp>
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/base/ip.hpp>
 
 namespace asio = boost::asio;
 using asio::awaitable;

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "connection_handler.hpp"
-#include "xproxy/ip.hpp"
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy::policyd {
 

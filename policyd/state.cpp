@@ -1,8 +1,8 @@
 // state.cpp: turn options into a ready-to-use State, checking every file.
 #include "state.hpp"
 
-#include "xproxy/directory_file.hpp"
-#include "xproxy/risk_map.hpp"
+#include <xproxy/policy/directory_file.hpp>
+#include <xproxy/policy/risk_map.hpp>
 
 namespace xproxy::policyd {
 

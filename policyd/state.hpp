@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "options.hpp"
-#include "xproxy/directory.hpp"
-#include "xproxy/keyring.hpp"
-#include "xproxy/policy_engine.hpp"
+#include <xproxy/policy/directory.hpp>
+#include <xproxy/base/keyring.hpp>
+#include <xproxy/policy/policy_engine.hpp>
 
 namespace xproxy::policyd {
 

@@ -20,8 +20,8 @@
 #include <string_view>
 #include <vector>
 
-#include "xproxy/ip.hpp"
-#include "xproxy/secret_file.hpp"
+#include <xproxy/base/ip.hpp>
+#include <xproxy/base/secret_file.hpp>
 
 namespace xproxy::preload {
 

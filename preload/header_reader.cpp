@@ -13,8 +13,8 @@
 #include <string_view>
 
 #include "log.hpp"
-#include "xproxy/escape.hpp"
-#include "xproxy/proxy_protocol.hpp"
+#include <xproxy/base/escape.hpp>
+#include <xproxy/wire/proxy_protocol.hpp>
 
 namespace xproxy::preload {
 
@@ -56,10 +56,10 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
         return r;
     }
     std::unique_ptr<std::uint8_t[]> big;
-    proxy::Header h;
-    DecodeResult d = proxy::decode(data, size, h);
-    if (d.need_more() && size >= proxy::kV2HeaderLength && small[0] == proxy::kV2Signature[0]) {
-        std::size_t total = proxy::kV2HeaderLength + ((std::size_t{small[14]} << 8) | small[15]);
+    pp::Header h;
+    DecodeResult d = pp::decode(data, size, h);
+    if (d.need_more() && size >= pp::kV2HeaderLength && small[0] == pp::kV2Signature[0]) {
+        std::size_t total = pp::kV2HeaderLength + ((std::size_t{small[14]} << 8) | small[15]);
         if (total > size) {
             need = total;
             if (ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 && static_cast<std::size_t>(queued) < total)
@@ -70,7 +70,7 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
             if (log_enabled(kDebug)) log_line(kDebug, "event=peek fd=%d bytes=%zd", fd, m);
             data = big.get();
             size = static_cast<std::size_t>(m);
-            d = proxy::decode(data, size, h);
+            d = pp::decode(data, size, h);
         }
     }
     if (d.need_more()) return ReadResult{};
@@ -79,9 +79,9 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
         r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
         return r;
     }
-    const auto hmac = cfg.hmac_key.empty() ? proxy::HmacVerdict::ok
-                                           : proxy::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
-    if (hmac != proxy::HmacVerdict::ok) return dropped(proxy::describe(hmac));
+    const auto hmac = cfg.hmac_key.empty() ? pp::HmacVerdict::ok
+                                           : pp::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
+    if (hmac != pp::HmacVerdict::ok) return dropped(pp::describe(hmac));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];
     std::size_t left = d.consumed;
@@ -94,8 +94,8 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
     ReadResult r;
     r.status = ReadStatus::complete;
     r.version = h.version;
-    if (h.command == proxy::Command::proxy && h.has_addresses &&
-        (h.family == proxy::Family::inet || h.family == proxy::Family::inet6)) {
+    if (h.command == pp::Command::proxy && h.has_addresses &&
+        (h.family == pp::Family::inet || h.family == pp::Family::inet6)) {
         r.client = h.source;
         r.destination = h.destination;
     }

@@ -11,7 +11,7 @@
 
 #include "config.hpp"
 #include "handoff_wire.hpp"
-#include "xproxy/ip.hpp"
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
 

@@ -25,7 +25,7 @@
 #include <sys/types.h>
 
 #include "config.hpp"
-#include "xproxy/ip.hpp"
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
 

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "wire_command.hpp"
-#include "xproxy/escape.hpp"
-#include "xproxy/policy_protocol.hpp"
+#include <xproxy/base/escape.hpp>
+#include <xproxy/wire/policy_protocol.hpp>
 
 namespace {
 

@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "wire_command.hpp"
-#include "xproxy/proxy_protocol.hpp"
-#include "xproxy/secret_file.hpp"
+#include <xproxy/wire/proxy_protocol.hpp>
+#include <xproxy/base/secret_file.hpp>
 
 namespace {
 
 using namespace xproxy;
-using namespace xproxy::proxy;
+using namespace xproxy::pp;
 
 int usage_error(const std::string& msg) {
     std::fprintf(stderr, "xproxy-wire: %s\n", msg.c_str());

@@ -17,8 +17,8 @@
 #include <variant>
 
 #include "wire_command.hpp"
-#include "xproxy/xclient.hpp"
-#include "xproxy/xproxy_commands.hpp"
+#include <xproxy/wire/xclient.hpp>
+#include <xproxy/wire/xproxy_commands.hpp>
 
 namespace {
 

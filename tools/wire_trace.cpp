@@ -20,8 +20,8 @@
 #include <string>
 
 #include "wire_command.hpp"
-#include "xproxy/escape.hpp"
-#include "xproxy/trace_header.hpp"
+#include <xproxy/base/escape.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace {
 

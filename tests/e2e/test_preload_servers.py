@@ -68,7 +68,7 @@ class LegacyServers(E2ETestCase):
                    XPROXY_LOG="stderr")
         out = self.sandbox.path("threads.out")
         with open(out, "wb") as f:
-            self.procs.start("threads", [binary("preload/preload_test_server"), "threads"], stdout=f, env=env)
+            self.procs.start("threads", [binary("tests/preload_test_server"), "threads"], stdout=f, env=env)
         port = int(wait_until(lambda: next((l[5:] for l in read_text(out).splitlines() if l.startswith("port=")),
                                            None), 10, 0.05, "server port"))
         hp = HAProxy(self.sandbox, self.procs, port, mode="send-proxy-v2")

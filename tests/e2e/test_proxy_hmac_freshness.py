@@ -71,7 +71,7 @@ class ProxyHmacFreshness(E2ETestCase):
                    XPROXY_HMAC_KEY_FILE=self.key_file, XPROXY_LOG="file:" + log, **settings)
         out = self.sandbox.path(name + ".out")
         with open(out, "wb") as f:
-            self.procs.start(name, [binary("preload/preload_test_server"), "blocking"], stdout=f, env=env)
+            self.procs.start(name, [binary("tests/preload_test_server"), "blocking"], stdout=f, env=env)
         port = wait_until(lambda: next((l[5:] for l in read_text(out).splitlines() if l.startswith("port=")), None),
                           10, 0.05, "server port")
         return int(port), log

@@ -316,7 +316,7 @@ class XproxydTls(E2ETestCase):
         os.chmod(key, 0o644)
 
         def check(*args):
-            return subprocess.run([binary("proxy/xproxyd"), "--check-config"] + list(args),
+            return subprocess.run([binary("xproxyd/xproxyd"), "--check-config"] + list(args),
                                   capture_output=True, text=True)
         r = check("--downstream", "d destinations=127.0.0.1:25", "--tls-cert", crt, "--tls-key", key)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
@@ -341,7 +341,7 @@ class XproxydTls(E2ETestCase):
         # TLS but no signature (the default off this machine), unsigned PROXY off this
         # machine without proxy-unsigned=yes, a key file others may read or too short.
         def check(*specs):
-            argv = [binary("proxy/xproxyd"), "--check-config"]
+            argv = [binary("xproxyd/xproxyd"), "--check-config"]
             for spec in specs:
                 argv += ["--downstream", spec]
             return subprocess.run(argv, capture_output=True, text=True)

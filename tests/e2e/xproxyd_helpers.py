@@ -23,7 +23,7 @@ class Xproxyd:
         self.log_path = sandbox.path(name + ".log")
         sandbox.logs.append(self.log_path)
         self.spool = sandbox.mkdir(name + "-spool", mode=0o700)
-        argv = [binary("proxy/xproxyd"), "--log", "stderr", "--log-level", log_level,
+        argv = [binary("xproxyd/xproxyd"), "--log", "stderr", "--log-level", log_level,
                 "--listen", "inet:127.0.0.1:%d" % self.port, "--spool-dir", self.spool,
                 "--hostname", "xproxyd.test.invalid"]
         if trusted:

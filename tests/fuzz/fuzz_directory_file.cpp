@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "xproxy/directory_file.hpp"
+#include <xproxy/policy/directory_file.hpp>
 
 using namespace xproxy;
 

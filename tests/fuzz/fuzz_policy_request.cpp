@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "xproxy/policy_protocol.hpp"
+#include <xproxy/wire/policy_protocol.hpp>
 
 namespace {
 

@@ -11,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-#include "xproxy/proxy_protocol.hpp"
+#include <xproxy/wire/proxy_protocol.hpp>
 
 using namespace xproxy;
-using namespace xproxy::proxy;
+using namespace xproxy::pp;
 
 namespace {
 

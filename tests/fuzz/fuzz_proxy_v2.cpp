@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "xproxy/proxy_protocol.hpp"
+#include <xproxy/wire/proxy_protocol.hpp>
 
 using namespace xproxy;
-using namespace xproxy::proxy;
+using namespace xproxy::pp;
 
 namespace {
 

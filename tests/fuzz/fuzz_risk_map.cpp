@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "xproxy/risk_map.hpp"
+#include <xproxy/policy/risk_map.hpp>
 
 using namespace xproxy;
 

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <string>
 
-#include "xproxy/mail_address.hpp"
-#include "xproxy/trace_header.hpp"
+#include <xproxy/wire/mail_address.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace {
 

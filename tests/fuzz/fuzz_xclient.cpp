@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "xproxy/xclient.hpp"
+#include <xproxy/wire/xclient.hpp>
 
 namespace {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "xproxy/xproxy_commands.hpp"
+#include <xproxy/wire/xproxy_commands.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     using namespace xproxy::smtp;

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "xproxy/xtext.hpp"
+#include <xproxy/wire/xtext.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -1,0 +1,44 @@
+// directory_file.hpp: the directory file, xproxy's embedded directory backend.
+//
+// A line-oriented text file a person can read and edit (doc/directory.md,
+// packaging/examples/directory.example):
+//
+//   # comment (a '#' that starts a word starts a comment)
+//   domain example.com state=active services=smtp,submission require_tls=no admin=hostmaster@example.com postmaster=postmaster@example.com
+//   user   alice@example.com state=active home=mta1.example.net alias=a.smith,sales login=alice cert=AB:CD:...
+//
+// Words are separated by spaces or tabs; attributes are name=value with no space inside;
+// list values are comma-separated and list attributes may repeat. A domain line must come
+// before the users of that domain. Every attribute is optional (defaults: state=active,
+// services=smtp,submission, require_tls=no, no admin/postmaster/home/alias/login/cert).
+//
+// Promises: lines end with LF (a CR before it is ignored) and are at most
+// kMaxDirectoryLine bytes; the first error stops parsing and is reported as
+// "line N: what is wrong" (load_directory_file prefixes the path: "PATH:N: ..."). Parsing
+// is a single pass over string_views (no regex, no per-line allocation) with tables
+// reserved from a pre-count: 100,000 domains and 1,000,000 users load in well under 5 s.
+// Never throws on bad input.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <xproxy/policy/directory.hpp>
+
+namespace xproxy {
+
+inline constexpr std::size_t kMaxDirectoryLine = 4096;  // bytes, LF excluded
+
+// Parses the text of a directory file.
+std::optional<Directory> parse_directory(std::string_view text, std::string* error);
+
+// Reads and parses a file. Errors: "PATH: cannot read: REASON" or "PATH:N: what is wrong".
+std::optional<Directory> load_directory_file(const std::string& path, std::string* error);
+
+// Writes a directory back in the file format (names lower case, one line per domain,
+// its users after it); parse_directory(format_directory(d)) describes the same directory.
+std::string format_directory(const Directory& d);
+
+}  // namespace xproxy

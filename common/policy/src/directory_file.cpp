@@ -1,0 +1,330 @@
+// directory_file.cpp: parser and writer of the directory file (directory_file.hpp).
+//
+// One pass over the text: a pre-count of "domain" and "user" lines sizes the tables,
+// then each line is split into words (string_views) and handed to DirectoryBuilder,
+// which validates names and refuses duplicates. The first error stops parsing.
+#include <xproxy/base/escape.hpp>
+#include <xproxy/policy/directory_file.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+namespace xproxy {
+
+namespace {
+
+bool is_blank(char c) { return c == ' ' || c == '\t'; }
+
+// Quotes a word of the file for an error message (escaped, at most 64 characters).
+std::string quoted(std::string_view s) { return "'" + escape(s, 64) + "'"; }
+
+// The words of one line; a word beginning with '#' ends the line.
+class Words {
+public:
+    explicit Words(std::string_view line) : rest_(line) {}
+    bool next(std::string_view& word) {
+        std::size_t i = 0;
+        while (i < rest_.size() && is_blank(rest_[i])) ++i;
+        if (i == rest_.size() || rest_[i] == '#') return false;
+        std::size_t j = i;
+        while (j < rest_.size() && !is_blank(rest_[j])) ++j;
+        word = rest_.substr(i, j - i);
+        rest_ = rest_.substr(j);
+        return true;
+    }
+
+private:
+    std::string_view rest_;
+};
+
+std::optional<bool> parse_bool(std::string_view v) {
+    if (v == "yes" || v == "true" || v == "on" || v == "1") return true;
+    if (v == "no" || v == "false" || v == "off" || v == "0") return false;
+    return std::nullopt;
+}
+
+// Calls add(item) for each comma-separated item of `list`; false on an empty item.
+template <typename F>
+bool split_list(std::string_view list, F&& add) {
+    while (true) {
+        const std::size_t comma = list.find(',');
+        const std::string_view item = list.substr(0, comma);
+        if (item.empty()) return false;
+        if (!add(item)) return false;
+        if (comma == std::string_view::npos) return true;
+        list = list.substr(comma + 1);
+    }
+}
+
+class Parser {
+public:
+    std::optional<Directory> run(std::string_view text, std::string* error);
+
+private:
+    bool fail(std::string message) {
+        error_ = "line " + std::to_string(line_no_) + ": " + message;
+        return false;
+    }
+    bool line(std::string_view text);
+    bool domain_line(Words& words);
+    bool user_line(Words& words);
+
+    DirectoryBuilder builder_;
+    UserExtras extras_;
+    std::size_t line_no_ = 0;
+    std::string error_;
+};
+
+void count_records(std::string_view text, std::size_t& domains, std::size_t& users) {
+    domains = users = 0;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t i = pos;
+        while (i < text.size() && is_blank(text[i])) ++i;
+        const std::string_view head = text.substr(i, 7);
+        if (head.starts_with("user") && head.size() > 4 && is_blank(head[4])) ++users;
+        else if (head.starts_with("domain") && head.size() > 6 && is_blank(head[6])) ++domains;
+        const void* nl = std::memchr(text.data() + i, '\n', text.size() - i);
+        if (!nl) break;
+        pos = static_cast<std::size_t>(static_cast<const char*>(nl) - text.data()) + 1;
+    }
+}
+
+std::optional<Directory> Parser::run(std::string_view text, std::string* error) {
+    std::size_t domains = 0, users = 0;
+    count_records(text, domains, users);
+    builder_.reserve(domains, users, text.size() / 4);
+    std::size_t pos = 0;
+    bool ok = true;
+    while (ok && pos < text.size()) {
+        ++line_no_;
+        const void* nl = std::memchr(text.data() + pos, '\n', text.size() - pos);
+        const std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - text.data()) : text.size();
+        std::string_view l = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (l.size() > kMaxDirectoryLine) {
+            ok = fail("line longer than " + std::to_string(kMaxDirectoryLine) + " bytes");
+            break;
+        }
+        if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
+        ok = line(l);
+    }
+    if (!ok) {
+        if (error) *error = error_;
+        return std::nullopt;
+    }
+    return builder_.build();
+}
+
+bool Parser::line(std::string_view text) {
+    Words words(text);
+    std::string_view keyword;
+    if (!words.next(keyword)) return true;  // blank or comment
+    if (keyword == "domain") return domain_line(words);
+    if (keyword == "user") return user_line(words);
+    return fail("unknown keyword " + quoted(keyword) + " (want domain or user)");
+}
+
+bool Parser::domain_line(Words& words) {
+    DomainInfo d;
+    if (!words.next(d.name)) return fail("domain line without a domain name");
+    bool seen_state = false, seen_services = false, seen_tls = false, seen_admin = false, seen_pm = false;
+    std::string_view word;
+    while (words.next(word)) {
+        const std::size_t eq = word.find('=');
+        if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
+        const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
+        auto once = [&](bool& seen) {
+            if (seen) return fail("attribute " + std::string(key) + " given twice");
+            if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
+            seen = true;
+            return true;
+        };
+        if (key == "state") {
+            if (!once(seen_state)) return false;
+            const auto s = parse_entry_state(value);
+            if (!s) return fail("unknown state " + quoted(value) + " (want active, inactive or deleted)");
+            d.state = *s;
+        } else if (key == "services") {
+            if (!once(seen_services)) return false;
+            d.services = ServiceSet{};
+            if (value == "none") continue;
+            std::string_view bad;
+            if (!split_list(value, [&](std::string_view item) {
+                    const auto s = parse_service(item);
+                    if (!s) bad = item;
+                    else d.services.add(*s);
+                    return s.has_value();
+                }))
+                return fail(bad.empty() ? "empty item in services=" + quoted(value)
+                                        : "unknown service " + quoted(bad) +
+                                              " (want smtp, submission, lmtp, imap, imaps, pop3, pop3s, webmail or none)");
+        } else if (key == "require_tls") {
+            if (!once(seen_tls)) return false;
+            const auto b = parse_bool(value);
+            if (!b) return fail("require_tls=" + quoted(value) + " is not yes or no");
+            d.require_tls = *b;
+        } else if (key == "admin") {
+            if (!once(seen_admin)) return false;
+            d.admin = value;
+        } else if (key == "postmaster") {
+            if (!once(seen_pm)) return false;
+            d.postmaster = value;
+        } else {
+            return fail("unknown domain attribute " + quoted(key) +
+                        " (want state, services, require_tls, admin or postmaster)");
+        }
+    }
+    std::string why;
+    if (!builder_.add_domain(d, &why)) return fail(why);
+    return true;
+}
+
+bool Parser::user_line(Words& words) {
+    std::string_view address;
+    if (!words.next(address)) return fail("user line without an address");
+    EntryState state = EntryState::active;
+    std::string_view home;
+    bool seen_state = false, seen_home = false;
+    extras_.clear();
+    std::string_view word;
+    while (words.next(word)) {
+        const std::size_t eq = word.find('=');
+        if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
+        const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
+        if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
+        auto once = [&](bool& seen) {
+            if (seen) return fail("attribute " + std::string(key) + " given twice");
+            seen = true;
+            return true;
+        };
+        std::vector<std::string_view>* list = nullptr;
+        if (key == "state") {
+            if (!once(seen_state)) return false;
+            const auto s = parse_entry_state(value);
+            if (!s) return fail("unknown state " + quoted(value) + " (want active, inactive or deleted)");
+            state = *s;
+        } else if (key == "home") {
+            if (!once(seen_home)) return false;
+            home = value;
+        } else if (key == "alias") {
+            list = &extras_.aliases;
+        } else if (key == "login") {
+            list = &extras_.logins;
+        } else if (key == "cert") {
+            list = &extras_.fingerprints;
+        } else {
+            return fail("unknown user attribute " + quoted(key) + " (want state, home, alias, login or cert)");
+        }
+        if (list && !split_list(value, [&](std::string_view item) {
+                list->push_back(item);
+                return true;
+            }))
+            return fail("empty item in " + std::string(key) + "=" + quoted(value));
+    }
+    std::string why;
+    if (!builder_.add_user(address, state, home, extras_, &why)) return fail(why);
+    return true;
+}
+
+}  // namespace
+
+std::optional<Directory> parse_directory(std::string_view text, std::string* error) {
+    Parser p;
+    return p.run(text, error);
+}
+
+std::optional<Directory> load_directory_file(const std::string& path, std::string* error) {
+    std::string text;
+    {
+        std::ifstream in(path, std::ios::binary);
+        if (in) {
+            in.seekg(0, std::ios::end);
+            const std::streamoff size = in.tellg();
+            in.seekg(0, std::ios::beg);
+            if (size >= 0) {
+                text.resize(static_cast<std::size_t>(size));
+                in.read(text.data(), size);
+            }
+        }
+        if (!in) {
+            const int e = errno;
+            if (error) *error = path + ": cannot read: " + (e ? std::strerror(e) : "read error");
+            return std::nullopt;
+        }
+    }
+    std::string why;
+    auto d = parse_directory(text, &why);
+    if (!d && error) {
+        // "line N: msg" -> "PATH:N: msg"
+        if (why.starts_with("line ")) *error = path + ":" + why.substr(5);
+        else *error = path + ": " + why;
+    }
+    return d;
+}
+
+std::string format_directory(const Directory& d) {
+    const auto users = static_cast<std::uint32_t>(d.user_count());
+    const auto domains = static_cast<std::uint32_t>(d.domain_count());
+    struct Extras {
+        std::vector<std::string_view> alias, login, cert;
+    };
+    std::vector<Extras> extras(users);
+    d.for_each_extra([&](Directory::Extra kind, std::uint32_t user, std::string_view value) {
+        auto& list = kind == Directory::Extra::alias   ? extras[user].alias
+                     : kind == Directory::Extra::login ? extras[user].login
+                                                       : extras[user].cert;
+        list.push_back(value);
+    });
+    auto write_list = [](std::string& out, std::string_view name, std::vector<std::string_view>& list) {
+        if (list.empty()) return;
+        std::sort(list.begin(), list.end());  // a canonical order: the directory keeps none
+        out += name;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            if (i) out += ',';
+            out += list[i];
+        }
+    };
+    // Users grouped by domain, in the order they were added.
+    std::vector<std::uint32_t> start(domains + 1, 0), order(users);
+    for (std::uint32_t u = 0; u < users; ++u) ++start[d.user_at(u).domain_id + 1];
+    for (std::uint32_t i = 0; i < domains; ++i) start[i + 1] += start[i];
+    {
+        std::vector<std::uint32_t> next(start.begin(), start.end() - 1);
+        for (std::uint32_t u = 0; u < users; ++u) order[next[d.user_at(u).domain_id]++] = u;
+    }
+    std::string out;
+    for (std::uint32_t i = 0; i < domains; ++i) {
+        const DomainInfo dom = d.domain_at(i);
+        out += "domain ";
+        out += dom.name;
+        out += " state=";
+        out += to_string(dom.state);
+        out += " services=";
+        out += dom.services.to_string();
+        out += dom.require_tls ? " require_tls=yes" : " require_tls=no";
+        if (!dom.admin.empty()) (out += " admin=") += dom.admin;
+        if (!dom.postmaster.empty()) (out += " postmaster=") += dom.postmaster;
+        out += '\n';
+        for (std::uint32_t k = start[i]; k < start[i + 1]; ++k) {
+            const UserInfo u = d.user_at(order[k]);
+            out += "user ";
+            ((out += u.local_part) += '@') += u.domain;
+            out += " state=";
+            out += to_string(u.state);
+            if (!u.home.empty()) (out += " home=") += u.home;
+            Extras& x = extras[u.id];
+            write_list(out, " alias=", x.alias);
+            write_list(out, " login=", x.login);
+            write_list(out, " cert=", x.cert);
+            out += '\n';
+        }
+    }
+    return out;
+}
+
+}  // namespace xproxy

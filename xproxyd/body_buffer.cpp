@@ -1,0 +1,120 @@
+// body_buffer.cpp: memory below the threshold, an anonymous file above; see the header.
+#include "body_buffer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace xproxy::xproxyd {
+
+namespace {
+
+bool write_all(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+int open_anonymous(const std::string& dir) {
+#ifdef O_TMPFILE
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -1;
+#endif
+    std::string tmpl = dir + "/body.XXXXXX";
+    std::vector<char> name(tmpl.begin(), tmpl.end());
+    name.push_back('\0');
+    int fd2 = ::mkostemp(name.data(), O_CLOEXEC);
+    if (fd2 < 0) return -1;
+    ::unlink(name.data());
+    return fd2;
+}
+
+}  // namespace
+
+bool SpillQuota::reserve(std::uint64_t n) {
+    std::uint64_t cur = used_.load();
+    do {
+        if (n > limit_ || cur > limit_ - n) return false;
+    } while (!used_.compare_exchange_weak(cur, cur + n));
+    return true;
+}
+
+bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
+    if (!quota_) return true;
+    if (!quota_->reserve(n)) {
+        if (error) *error = "spill quota of " + std::to_string(quota_->limit()) + " bytes exhausted";
+        failed_ = over_quota_ = true;
+        return false;
+    }
+    reserved_ += n;
+    return true;
+}
+
+bool BodyBuffer::spill(std::string* error) {
+    if (!reserve(mem_.size(), error)) return false;
+    fd_ = open_anonymous(dir_);
+    if (fd_ < 0 || !write_all(fd_, mem_.data(), mem_.size())) {
+        if (error) *error = "spill file in " + dir_ + ": " + std::strerror(errno);
+        failed_ = true;
+        return false;
+    }
+    std::string().swap(mem_);
+    return true;
+}
+
+bool BodyBuffer::append(std::string_view data, std::string* error) {
+    if (failed_) return false;
+    if (fd_ < 0 && mem_.size() + data.size() > threshold_) {
+        if (!spill(error)) return false;
+    }
+    if (fd_ >= 0) {
+        if (!reserve(data.size(), error)) return false;
+        if (!write_all(fd_, data.data(), data.size())) {
+            if (error) *error = std::string("spill file write: ") + std::strerror(errno);
+            failed_ = true;
+            return false;
+        }
+    } else {
+        mem_.append(data);
+    }
+    size_ += data.size();
+    return true;
+}
+
+long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
+    if (off >= size_) return 0;
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - off));
+    if (fd_ < 0) {
+        std::memcpy(buf, mem_.data() + off, want);
+        return static_cast<long>(want);
+    }
+    for (;;) {
+        ssize_t r = ::pread(fd_, buf, want, static_cast<off_t>(off));
+        if (r < 0 && errno == EINTR) continue;
+        return static_cast<long>(r);
+    }
+}
+
+void BodyBuffer::clear() {
+    std::string().swap(mem_);
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    size_ = 0;
+    if (quota_) quota_->release(reserved_);
+    reserved_ = 0;
+    failed_ = over_quota_ = false;
+}
+
+}  // namespace xproxy::xproxyd

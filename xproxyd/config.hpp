@@ -1,0 +1,104 @@
+// config.hpp: xproxyd's configuration: command line and config file (Boost.Program_
+// options, long option names), the downstream specifications and the conditions that turn
+// the fast path off. parse_config() checks everything a start-up needs and names the
+// option at fault; nothing is opened or bound here.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <xproxy/base/secret_file.hpp>
+#include "source.hpp"
+#include <xproxy/base/ip.hpp>
+
+namespace xproxy::xproxyd {
+
+// Towards a downstream. none: plain text. may: STARTTLS when offered, certificate not
+// checked (protects against a passive eavesdropper only; an active one strips STARTTLS or
+// presents any certificate). encrypt: STARTTLS required, certificate not checked (passive
+// eavesdroppers only). verify: STARTTLS required, the chain verified against the CAs and
+// the certificate checked for tls-name= or the destination's address. Default: none when
+// every destination is a loopback address, verify otherwise.
+enum class TlsMode { none, may, encrypt, verify };
+const char* to_string(TlsMode m);
+
+struct Destination {
+    std::string host;  // numeric address
+    std::uint16_t port = 25;
+    std::string to_string() const;
+};
+
+struct DownstreamConfig {
+    std::string name;
+    std::vector<Destination> destinations;  // tried in order (failover)
+    Encoding encoding = Encoding::proxy_v2;
+    TlsMode tls = TlsMode::none;
+    std::string tls_name;  // expected in the certificate (and SNI); default: the destination's address
+    std::string tls_ca;    // CA file for tls=verify; default: --tls-ca, else the system's store
+    std::chrono::seconds connect_timeout{30};
+    std::chrono::seconds command_timeout{300};
+    std::string helo;  // our EHLO name towards it; default: the hostname option
+    std::string hmac_key_file;  // proxy-v2: sign each header with this key (TIME and HMAC TLVs)
+    std::uint8_t hmac_key_id = 1;
+    bool proxy_unsigned = false;  // an unsigned PROXY header off this machine, on purpose
+    std::shared_ptr<const SecretBytes> hmac_key;  // loaded from hmac_key_file at start-up
+};
+
+// "NAME destinations=H:P[,H:P...] encoding=E tls=none|may|encrypt|verify tls-name=NAME
+//  tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME hmac-key-file=PATH hmac-key-id=N
+//  proxy-unsigned=yes|no"
+std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error);
+
+// When one matches a transaction, its body is streamed through without a copy (no
+// failover after DATA): "always", "size-over=N" (declared SIZE above N bytes),
+// "client=CIDR" (original client in CIDR).
+struct StreamThroughCondition {
+    enum class Kind { always, size_over, client } kind = Kind::always;
+    std::uint64_t size = 0;
+    std::optional<Cidr> cidr;
+};
+std::optional<StreamThroughCondition> parse_condition(const std::string& text, std::string* error);
+
+struct Listener {
+    std::string spec;        // inet:HOST:PORT ... (xproxy/daemon/listen.hpp)
+    std::size_t downstream;  // index into Config::downstreams
+};
+
+struct Config {
+    std::string config_file;
+    bool check_config = false;
+    std::vector<Listener> listeners;
+    std::vector<DownstreamConfig> downstreams;
+    std::string user;
+    unsigned threads = 1;
+    std::string log_sink = "syslog";
+    std::string log_level = "info";
+    std::string hostname;
+    CidrSet trusted;
+    std::string tls_cert, tls_key;  // front-side STARTTLS; both empty: not offered
+    std::string tls_ca;             // CAs for tls=verify downstreams without tls-ca= (default: system store)
+    std::size_t fast_path_threshold = 32768;
+    std::string spool_dir = "/var/spool/xproxyd";
+    std::vector<StreamThroughCondition> stream_through;
+    std::size_t max_line = 2048;
+    unsigned max_commands = 10000;
+    unsigned max_errors = 20;
+    unsigned max_recipients = 1000;
+    std::uint64_t max_message_size = 52428800;
+    std::chrono::seconds client_timeout{300};
+    unsigned max_sessions = 1000;            // sessions at once (then 421)
+    unsigned max_sessions_per_client = 50;   // of them from one address (IPv6: one /64)
+    std::uint64_t spill_quota = 1073741824;  // bytes of spill files across sessions (then 452)
+    std::size_t pool_size = 32;              // idle downstream connections kept per downstream
+    std::chrono::seconds pool_idle{10};      // and for how long
+};
+
+// Returns the configuration, or nullopt with exit_code set (0 after --help/--version,
+// 2 for a usage error, 1 for a bad value) and the message printed to stderr.
+std::optional<Config> parse_config(int argc, char** argv, int& exit_code);
+
+}  // namespace xproxy::xproxyd

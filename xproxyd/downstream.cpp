@@ -1,0 +1,324 @@
+// downstream.cpp: connection set-up and source announcement towards a downstream.
+#include "downstream.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ctime>
+
+
+namespace xproxy::xproxyd {
+
+namespace {
+
+// Raw bytes, at most 120 of the reply's text: the log line that shows it escapes it.
+std::string first_line(const Reply& r) {
+    if (r.failed()) return r.error;
+    return std::to_string(r.code) + " " + (r.lines.empty() ? std::string() : r.lines[0].substr(0, 120));
+}
+
+// A HELO name that can be sent as an EHLO argument: printable ASCII, no space.
+std::string usable_helo(const std::string& h) {
+    if (h.empty() || h.size() > 255) return {};
+    for (char c : h)
+        if (c <= ' ' || c > '~') return {};
+    return h;
+}
+
+smtp::Advertised advertised(const smtp::EhloKeywords& k, const char* kw) {
+    const std::string* p = k.get(kw);
+    if (!p) return std::nullopt;
+    return smtp::parse_ehlo_keyword(*p);
+}
+
+// A downstream whose XCLIENT does not take ADDR and PORT, or whose XFORWARD does not take
+// ADDR (what Postfix's smtpd always advertises; smtp-sink's XFORWARD has no PORT) would
+// keep xproxyd's own address (port) as the client's: it cannot carry the source and is
+// treated as a failed destination. Empty when it can.
+std::string missing_client_attributes(const smtp::Advertised& adv, const char* verb) {
+    const bool xclient = std::string_view(verb) == "XCLIENT";
+    std::string missing;
+    for (const char* a : {"ADDR", "PORT"})
+        if (adv && !adv->count(a) && (xclient || std::string_view(a) == "ADDR"))
+            missing += std::string(missing.empty() ? "" : " ") + a;
+    if (missing.empty()) return {};
+    return std::string(verb) + " does not take " + missing + ": the client would be xproxyd";
+}
+
+}  // namespace
+
+void Downstream::close() {
+    if (conn_) conn_->close();
+    conn_.reset();
+    ehlo_ = {};
+    identity_.clear();
+    dirty = false;
+    verified_ = false;
+}
+
+std::optional<PooledConnection> Downstream::detach(bool live) {
+    if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
+    PooledConnection p;
+    p.index = index_;
+    p.identity = identity_;
+    p.ehlo = ehlo_;
+    if (live) {
+        p.conn = std::move(conn_);
+        close();
+        return p;
+    }
+    error_code ec;
+    p.fd = conn_->socket().release(ec);
+    if (ec) return std::nullopt;
+    conn_.reset();
+    close();
+    return p;
+}
+
+bool Downstream::adopt(PooledConnection p) {
+    close();
+    if (!p.conn) {  // parked as a descriptor: register it with this session's executor
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        error_code ec;
+        asio::ip::tcp::socket s(ex_);
+        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
+        if (ec) {
+            ::close(p.fd);
+            return false;
+        }
+        p.conn = std::make_shared<Conn>(std::move(s));
+    }
+    conn_ = std::move(p.conn);
+    index_ = p.index;
+    identity_ = std::move(p.identity);
+    ehlo_ = std::move(p.ehlo);
+    return true;
+}
+
+asio::awaitable<Reply> Downstream::command(std::string_view line) {
+    if (!conn_) co_return Reply{0, {}, "not connected"};
+    error_code ec;
+    co_await conn_->write(line, cfg_.command_timeout, ec);
+    if (ec) co_return Reply{0, {}, ec.message()};
+    Reply r = co_await conn_->read_reply(cfg_.command_timeout);
+    co_return r;
+}
+
+asio::awaitable<bool> Downstream::send(std::string_view data) {
+    if (!conn_) co_return false;
+    error_code ec;
+    co_await conn_->write(data, cfg_.command_timeout, ec);
+    co_return !ec;
+}
+
+asio::awaitable<void> Downstream::quit() {
+    if (conn_) {
+        error_code ec;
+        co_await conn_->write("QUIT\r\n", std::chrono::seconds(2), ec);
+        if (!ec) (void)co_await conn_->read_reply(std::chrono::seconds(2));
+    }
+    close();
+}
+
+asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
+    // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
+    // that live across co_await in a coroutine's return expression).
+    const std::string line = "EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n";
+    Reply r = co_await command(line);
+    if (r.code != 250) {
+        why = "EHLO: " + first_line(r);
+        co_return false;
+    }
+    ehlo_ = smtp::parse_ehlo(r.lines);
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::send_lines(const std::vector<std::string>& lines, int want_class, std::string& why) {
+    for (const auto& l : lines) {
+        Reply r = co_await command(l);
+        if (r.code / 100 != want_class) {
+            why = l.substr(0, l.find(' ')) + ": " + first_line(r);
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src, const std::string& identity,
+                                       std::string& why) {
+    close();
+    index_ = index;
+    const Destination& d = cfg_.destinations[index];
+    error_code ec;
+    auto addr = asio::ip::make_address(d.host, ec);
+    if (ec) {
+        why = "bad address";
+        co_return false;
+    }
+    conn_ = std::make_shared<Conn>(asio::ip::tcp::socket(ex_));
+    co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
+    if (ec) {
+        why = "connect: " + ec.message();
+        close();
+        co_return false;
+    }
+    bool ok = false;
+    do {
+        ProxySigning sign;
+        if (cfg_.hmac_key) {
+            sign.key = cfg_.hmac_key->view();
+            sign.key_id = cfg_.hmac_key_id;
+            sign.now = static_cast<std::int64_t>(std::time(nullptr));
+        }
+        Announcement a = announce(cfg_.encoding, src, std::nullopt, cfg_.hmac_key ? &sign : nullptr);
+        if (!a.error.empty()) {
+            why = a.error;
+            break;
+        }
+        if (!a.header.empty()) {
+            co_await conn_->write(a.header, cfg_.command_timeout, ec);
+            if (ec) {
+                why = "PROXY header: " + ec.message();
+                break;
+            }
+        }
+        Reply g = co_await conn_->read_reply(cfg_.command_timeout);
+        if (g.code != 220) {
+            why = "greeting: " + first_line(g);
+            break;
+        }
+        if (!co_await ehlo(why)) break;
+        if (cfg_.tls != TlsMode::none && !co_await starttls(why)) break;
+        if (cfg_.encoding == Encoding::xclient) {
+            if (!co_await send_xclient(src, why)) break;
+        } else if (cfg_.encoding == Encoding::xproxyfrom) {
+            if (!ehlo_.has("XPROXYFROM")) {
+                why = "XPROXYFROM not offered";
+                break;
+            }
+            if (!co_await send_lines(a.lines, 2, why)) break;
+        } else if (cfg_.encoding == Encoding::xforward) {
+            if (!ehlo_.has("XFORWARD")) {
+                why = "XFORWARD not offered";
+                break;
+            }
+            why = missing_client_attributes(advertised(ehlo_, "XFORWARD"), "XFORWARD");
+            if (!why.empty()) break;
+        }
+        ok = true;
+    } while (false);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::starttls(std::string& why) {
+    const bool must = cfg_.tls != TlsMode::may;
+    if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
+        if (must) why = std::string("STARTTLS not offered and tls=") + to_string(cfg_.tls);
+        co_return !must;
+    }
+    Reply r = co_await command("STARTTLS\r\n");
+    if (r.code != 220) {
+        if (must) why = "STARTTLS: " + first_line(r);
+        co_return !must;
+    }
+    if (conn_->buffered() > 0) {
+        // Bytes after the 220 came before the handshake, in plain text: read after it they
+        // would pass for the downstream's protected replies (an on-path attacker's 250).
+        why = "plain text after the 220 to STARTTLS (" + std::to_string(conn_->buffered()) +
+              " bytes): injection, connection dropped";
+        co_return false;
+    }
+    // The expected identity: tls-name=, else the destination's address (checked with verify).
+    const std::string peer = cfg_.tls_name.empty() ? cfg_.destinations[index_].host : cfg_.tls_name;
+    const bool verify = cfg_.tls == TlsMode::verify;
+    error_code ec;
+    co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_.command_timeout, ec);
+    if (ec) {
+        const std::string detail = conn_->verify_error();
+        why = "TLS handshake: " + ec.message() + (detail.empty() ? "" : " (" + detail + ", expected " + peer + ")");
+        co_return false;
+    }
+    verified_ = verify;
+    const bool ok = co_await ehlo(why);
+    co_return ok;
+}
+
+asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::string& why) {
+    auto adv = advertised(ehlo_, "XCLIENT");
+    if (!adv) {
+        why = "XCLIENT not offered (smtpd_authorized_xclient_hosts?)";
+        co_return false;
+    }
+    why = missing_client_attributes(adv, "XCLIENT");
+    if (!why.empty()) co_return false;
+    Announcement x = announce(Encoding::xclient, src, adv);
+    if (!x.error.empty()) {
+        why = x.error;
+        co_return false;
+    }
+    bool ok = co_await send_lines(x.lines, 2, why);
+    // The EHLO after XCLIENT names the original client: Postfix's smtpd takes the HELO name
+    // from the EHLO that follows, overriding XCLIENT HELO. Without a usable HELO it is the
+    // client's address literal, never xproxyd's own name (which would become the client's).
+    std::string helo = usable_helo(src.helo);
+    if (helo.empty() && src.client) helo = "[" + src.client->addr.normalized().to_mta_string() + "]";
+    if (ok) ok = co_await ehlo(why, helo);
+    co_return ok;
+}
+
+asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::string& identity, std::string& why) {
+    if (!conn_ || dirty || cfg_.encoding != Encoding::xclient) co_return false;
+    const bool ok = co_await send_xclient(src, why);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
+    if (cfg_.encoding != Encoding::xforward) {
+        Reply r = co_await command(mail_line);
+        co_return r;
+    }
+    Announcement a = announce(Encoding::xforward, src, advertised(ehlo_, "XFORWARD"));
+    if (!a.error.empty()) {
+        why = a.error;
+        co_return Reply{0, {}, why};
+    }
+    if (!ehlo_.has("PIPELINING")) {
+        if (!co_await send_lines(a.lines, 2, why)) co_return Reply{0, {}, why};
+        Reply r = co_await command(mail_line);
+        co_return r;
+    }
+    std::string batch;
+    for (const auto& l : a.lines) batch += l;
+    batch += mail_line;
+    if (!co_await send(batch)) co_return Reply{0, {}, "write failed"};
+    bool ok = true;
+    for (std::size_t i = 0; i < a.lines.size(); ++i) {
+        Reply r = co_await reply();
+        if (r.code / 100 != 2 && ok) {
+            why = "XFORWARD: " + first_line(r);
+            ok = false;
+        }
+        if (r.failed()) co_return r;
+    }
+    Reply m = co_await reply();
+    if (!ok) {
+        // MAIL was sent after a refused XFORWARD: undo it, never send mail without its source.
+        if (m.ok()) (void)co_await command("RSET\r\n");
+        co_return Reply{0, {}, why};
+    }
+    co_return m;
+}
+
+}  // namespace xproxy::xproxyd

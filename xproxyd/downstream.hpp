@@ -1,0 +1,82 @@
+// downstream.hpp: the SMTP client side of xproxyd: one connection to one destination of
+// a configured downstream, opened with the source announced in the downstream's encoding.
+//
+// open() connects, sends the PROXY header first (proxy-v1/v2), reads the greeting, sends
+// EHLO, upgrades with STARTTLS when the downstream's tls mode asks for it (refusing any
+// plain text that follows the 220, and with tls=verify a certificate that is not valid
+// for tls-name= or the destination's address), then for
+// XCLIENT sends the commands and EHLO again (Postfix restarts the session after XCLIENT),
+// for XPROXYFROM sends its commands. XFORWARD is per transaction: announce_transaction()
+// sends it before each MAIL. Any failure closes the connection and says why; the caller
+// moves on to the next destination.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <xproxy/wire/smtp_command.hpp>
+#include "config.hpp"
+#include "conn.hpp"
+#include "downstream_pool.hpp"
+
+namespace xproxy::xproxyd {
+
+class Downstream {
+public:
+    Downstream(asio::any_io_executor ex, const DownstreamConfig& cfg, asio::ssl::context* tls_ctx)
+        : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx) {}
+    ~Downstream() { close(); }
+
+    asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity,
+                               std::string& why);
+    // XCLIENT only: announces another source on this open, idle connection (XCLIENT, then
+    // EHLO). false when the downstream refuses (Postfix re-checks its authorization
+    // against the previous XCLIENT address): the connection is then closed, never left
+    // half-announced.
+    asio::awaitable<bool> reannounce(const SourceInfo& src, const std::string& identity, std::string& why);
+    // XFORWARD (if that is the encoding) and MAIL, in one write when the downstream offers
+    // PIPELINING. A refused XFORWARD gives a failed Reply with `why` set.
+    asio::awaitable<Reply> mail(const SourceInfo& src, const std::string& mail_line, std::string& why);
+    asio::awaitable<Reply> command(std::string_view line);  // line with CRLF
+    asio::awaitable<bool> send(std::string_view data);
+    asio::awaitable<Reply> reply() { return conn_->read_reply(cfg_.command_timeout); }
+    // Sends QUIT without waiting long for the answer, then closes.
+    asio::awaitable<void> quit();
+    void close();
+    // Hands a clean, idle, plain-TCP connection over for parking (the object is then
+    // disconnected): as it is when `live`, else its descriptor; nullopt when it cannot be
+    // parked.
+    std::optional<PooledConnection> detach(bool live);
+    // Takes over a parked connection.
+    bool adopt(PooledConnection c);
+
+    bool connected() const { return conn_ != nullptr; }
+    bool tls() const { return conn_ && conn_->tls(); }
+    // TLS with the certificate verified for the destination (tls=verify).
+    bool tls_verified() const { return tls() && verified_; }
+    const smtp::EhloKeywords& ehlo() const { return ehlo_; }
+    std::size_t index() const { return index_; }
+    const std::string& identity() const { return identity_; }
+    std::string where() const { return cfg_.destinations[index_].to_string(); }
+    const DownstreamConfig& config() const { return cfg_; }
+    bool dirty = false;  // a transaction was started and not finished downstream
+
+private:
+    asio::awaitable<bool> ehlo(std::string& why, std::string name = std::string());
+    // STARTTLS as the tls mode asks (true: go on, with or without TLS), then EHLO again.
+    asio::awaitable<bool> starttls(std::string& why);
+    // XCLIENT (restricted to the advertised attributes), then EHLO with the client's HELO.
+    asio::awaitable<bool> send_xclient(const SourceInfo& src, std::string& why);
+    asio::awaitable<bool> send_lines(const std::vector<std::string>& lines, int want_class, std::string& why);
+    asio::any_io_executor ex_;
+    const DownstreamConfig& cfg_;
+    asio::ssl::context* tls_ctx_;
+    std::shared_ptr<Conn> conn_;
+    smtp::EhloKeywords ehlo_;
+    std::vector<std::string> ehlo_lines_;
+    std::size_t index_ = 0;
+    std::string identity_;
+    bool verified_ = false;
+};
+
+}  // namespace xproxy::xproxyd
