@@ -1,6 +1,11 @@
-// result.hpp: the return convention of every incremental decoder in libxproxy.
+// result.hpp: the two result shapes of xproxy (CODING.md, rule 2).
 //
-// A decoder is given the bytes received so far and answers exactly one of:
+// 1. DecodeResult: every incremental decoder (bytes arrive in pieces).
+// 2. Expected<T>: every whole-input parser, loader and check (a configuration word, a
+//    file, a command line): a T, or a message that says why not, meant for the
+//    administrator (it may quote the input, escaped). Expected<void> is a check.
+//
+// An incremental decoder is given the bytes received so far and answers exactly one of:
 //   complete  - a whole message was decoded; `consumed` bytes belong to it and the
 //               caller must consume exactly that many (never more: what follows is
 //               application data);
@@ -11,7 +16,10 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 
 namespace xproxy {
 
@@ -29,6 +37,49 @@ struct DecodeResult {
     constexpr bool complete() const { return status == DecodeStatus::complete; }
     constexpr bool need_more() const { return status == DecodeStatus::need_more; }
     constexpr bool invalid() const { return status == DecodeStatus::invalid; }
+};
+
+// The error side of Expected<T>: `return Failure{"no such group: " + name};`
+struct Failure {
+    std::string message;
+};
+
+template <class T>
+class [[nodiscard]] Expected {
+public:
+    Expected(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Expected(Failure f) : error_(std::move(f.message)) {}  // NOLINT(google-explicit-constructor)
+
+    bool has_value() const { return value_.has_value(); }
+    explicit operator bool() const { return has_value(); }
+    T& value() & { return *value_; }
+    const T& value() const& { return *value_; }
+    T&& value() && { return std::move(*value_); }
+    T& operator*() & { return *value_; }
+    const T& operator*() const& { return *value_; }
+    T&& operator*() && { return std::move(*value_); }
+    T* operator->() { return &*value_; }
+    const T* operator->() const { return &*value_; }
+    const std::string& error() const { return error_; }
+
+private:
+    std::optional<T> value_;
+    std::string error_;
+};
+
+template <>
+class [[nodiscard]] Expected<void> {
+public:
+    Expected() = default;
+    Expected(Failure f) : ok_(false), error_(std::move(f.message)) {}  // NOLINT(google-explicit-constructor)
+
+    bool has_value() const { return ok_; }
+    explicit operator bool() const { return ok_; }
+    const std::string& error() const { return error_; }
+
+private:
+    bool ok_ = true;
+    std::string error_;
 };
 
 }  // namespace xproxy
