@@ -5,7 +5,7 @@
 # legacy gateway), "epoll" (accept4 + non-blocking listener + epoll) and a real nginx
 # (stream module, one worker). Every client sends a PROXY v2 header; the servers call
 # getpeername() on each connection.
-# Target (DESIGN.md): rate with the shim >= 0.95 x without. Prints, per server, the
+# Target (doc/design.md, "Performance targets"): rate with the shim >= 0.95 x without. Prints, per server, the
 # rate ratio and the shim's overhead per connection in microseconds of server CPU. The
 # servers do almost nothing per connection (nginx: stream `return`), so these ratios are
 # the shim's worst case; a server doing real work per connection hides the same cost.

@@ -1,5 +1,5 @@
 // trace_policy_bench: trace header signing and verification, and policy request parsing,
-// per operation. DESIGN.md sets no target for these codecs; the policy daemon's goal of
+// per operation. doc/design.md sets no target for these codecs; the policy daemon's goal of
 // 50,000 requests/s on 2 cores leaves one request (parse + decide + maybe sign + reply)
 // about 40 us of CPU, and these figures are what the codecs take of it. One HMAC-SHA256
 // over bytes of the canonical form's size is measured in the same run as the reference:

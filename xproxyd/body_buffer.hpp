@@ -1,4 +1,4 @@
-// body_buffer.hpp: the fast path's copy of a message body (seed 001). The body is held in
+// body_buffer.hpp: the fast path's copy of a message body (doc/design.md, "The fast path"). The body is held in
 // memory up to a threshold and spills to a private temporary file beyond it: O_TMPFILE
 // in the spool directory (or mkstemp + unlink where O_TMPFILE is not supported), so the
 // file never has a name another process could open and disappears with the descriptor.

@@ -36,7 +36,7 @@ struct Transaction {
     unsigned rcpts = 0;                    // RCPT commands seen
     // No destination could take MAIL: MAIL and RCPT are answered 250 without a downstream,
     // DATA tries every destination once more (replaying MAIL and RCPT) and answers 451
-    // when none takes it, so the upstream keeps the message queued (seed 000, claim 1).
+    // when none takes it, so the upstream keeps the message queued (doc/design.md, "No destination at MAIL").
     bool unrouted = false;
     SourceInfo source;
 };

@@ -1,4 +1,4 @@
-"""Authenticated deposit (seed 004) through a real Postfix with Dovecot as its SASL
+"""Authenticated deposit (doc/design.md) through a real Postfix with Dovecot as its SASL
 backend: a sender in a hosted domain is accepted only from a client authenticated as that
 sender; another user claiming the sender, and an unauthenticated client, get 5.7.1."""
 

@@ -1,4 +1,4 @@
-"""Seed 003 with a real, unmodified Postfix as the legacy gateway behind HAProxy.
+"""The shim scenario of doc/design.md with a real, unmodified Postfix as the legacy gateway behind HAProxy.
 
 Postfix's access table rejects client 127.0.0.66. Without the shim (HAProxy forwarding
 plain TCP) every client is 127.0.0.1 to Postfix, so 127.0.0.66 is logged as 127.0.0.1 and

@@ -1,6 +1,6 @@
 """xproxyd in the chains it was built for, with real Postfix instances on loopback.
 
-Seed 003 chain: swaks bound to 127.0.0.x -> Postfix A (the new gateway, XFORWARD on,
+The chain of doc/design.md: swaks bound to 127.0.0.x -> Postfix A (the new gateway, XFORWARD on,
 relayhost = xproxyd) -> xproxyd -> legacy Postfix B with libxproxy-preload.so reading the
 PROXY v2 header xproxyd sends. B's access table rejects 127.0.0.66, which it can only do
 if it sees the original client. The same chain with XCLIENT to a Postfix C that

@@ -325,7 +325,7 @@ class XproxydFaults(E2ETestCase):
         self.assertEqual(mute.messages, [])
 
     def test_no_destination_gives_4xx_at_data_and_upstream_delivers_later(self):
-        # Seed 000, claim 1: with every destination down, MAIL and RCPT are answered 250
+        # doc/design.md, "No destination at MAIL": with every destination down, MAIL and RCPT are answered 250
         # and DATA 451, so the upstream MTA keeps the message; once a destination is back,
         # the retry is delivered exactly once.
         port = free_port()  # nobody listens here yet

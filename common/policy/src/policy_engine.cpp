@@ -83,7 +83,7 @@ std::optional<UserInfo> cert_user(const PolicyInput& in, const Directory& dir) {
     return dir.find_by_fingerprint(in.client_cert_fingerprint);
 }
 
-// ---- deposit (seed 004) ----
+// ---- deposit (doc/design.md, "Authenticated deposit") ----
 
 PolicyDecision check_deposit(const PolicyInput& in, const PolicyConfig& cfg, const Directory& dir,
                              std::string_view sender) {
@@ -110,7 +110,7 @@ PolicyDecision check_deposit(const PolicyInput& in, const PolicyConfig& cfg, con
                   "Sender address " + shown + " is not owned by the client certificate", sender);
 }
 
-// ---- virtual domains (seed 002), sender side: submission rules ----
+// ---- virtual domains (doc/design.md, "Virtual domains"), sender side: submission rules ----
 
 PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, const Directory& dir,
                                 std::string_view sender) {
@@ -149,7 +149,7 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
     return {};
 }
 
-// ---- virtual domains (seed 002), recipient side: Fig. 5 of the seed ----
+// ---- virtual domains, recipient side (doc/directory.md, "vdomains, recipient side") ----
 
 PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, std::string_view rcpt) {
     const auto addr = split(rcpt);
@@ -185,7 +185,7 @@ PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, st
     return {};
 }
 
-// ---- risk routing (seed 000 RISK) ----
+// ---- risk routing (doc/design.md, "Risk routing") ----
 
 PolicyDecision check_risk(const PolicyInput& in, const PolicyConfig& cfg, std::string_view sender) {
     const auto m = cfg.risk_map.classify(in.client_address, sender);

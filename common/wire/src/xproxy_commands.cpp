@@ -190,7 +190,7 @@ Encoded encode(const Xproxy& c) {
         pack_commands("XPROXY", a, PackRules{{"SID", "IP", "PORT", "DOMAIN"}, "LAST=False", "LAST=True", 0}));
 }
 
-// The seed's order: DESTINATIONS FORCEHELO SHOULDSKIPTLS PORT REQUIRETLS REQUIREOORG
+// The reference order (doc/wire-formats.md): DESTINATIONS FORCEHELO SHOULDSKIPTLS PORT REQUIRETLS REQUIREOORG
 // TLSAUTHLEVEL RISK SESSIONID LAST. Destinations that do not fit in the final command go,
 // in order, into LAST=False commands before it; the final one takes the tail of the list.
 Encoded encode(const XproxyTo& c) {

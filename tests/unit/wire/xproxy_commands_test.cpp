@@ -1,5 +1,5 @@
-// xproxy_commands_test: seed 000's XPROXYFROM, XPROXY, XPROXYTO and the DESTINATIONLEFT
-// reply: the seed's examples (spaces restored), exact encodings, round trips, splitting
+// xproxy_commands_test: the XPROXY verbs XPROXYFROM, XPROXY, XPROXYTO and the DESTINATIONLEFT
+// reply: the reference examples of doc/wire-formats.md, exact encodings, round trips, splitting
 // over LAST=False commands at the 512-byte boundary, the accumulator's bounds and errors,
 // and the reply decoder (every strict prefix is need_more).
 #include <gtest/gtest.h>
@@ -13,12 +13,12 @@ using namespace xproxy::smtp;
 
 namespace {
 
-// The seed's Table 1 command, exactly as printed there.
+// The reference XPROXYTO command of doc/wire-formats.md, byte for byte.
 const std::string kSeedXproxyTo =
     "XPROXYTO DESTINATIONS=[10.128.10.246],[10.10.10.1],[10.10.10.2] FORCEHELO=False SHOULDSKIPTLS=False PORT=99 "
     "REQUIRETLS=True REQUIREOORG=False TLSAUTHLEVEL=DomainValidation RISK=Normal SESSIONID=08CE6D0EBCDE4827 "
     "LAST=True";
-// The seed's XPROXYFROM and XPROXY examples, with the spaces the OCR lost put back.
+// The reference XPROXYFROM and XPROXY examples of doc/wire-formats.md.
 const std::string kSeedXproxyFrom = "XPROXYFROM SID=08CE780858C360B8 IP=10.121.202.151 PORT=25481";
 const std::string kSeedXproxy = "XPROXY SID=08CE780858C360B8 IP=10.121.202.151 PORT=25481 DOMAIN=URBSOFT.COM";
 
@@ -85,19 +85,19 @@ TEST(XproxyCommands, SeedExamplesParse) {
     EXPECT_EQ(to.risk, "Normal");
     EXPECT_EQ(to.session_id, "08CE6D0EBCDE4827");
 
-    // Our encoder writes the seed's lines byte for byte.
+    // Our encoder writes the reference lines byte for byte.
     EXPECT_EQ(encode(*t).joined(), kSeedXproxyTo + "\r\n");
     EXPECT_EQ(encode(*f).joined(), kSeedXproxyFrom + "\r\n");
     EXPECT_EQ(encode(*x).joined(), kSeedXproxy + "\r\n");
 
-    // The OCR text as printed (no space between two attributes) is not guessed at.
+    // A line with no space between two attributes is not guessed at.
     auto ocr = parse_xproxy_command("XPROXYFROM SID=08CE780858C360B8IP=10.121.202.151 PORT=25481");
     EXPECT_FALSE(ocr);
     EXPECT_EQ(ocr.error, "bad xtext in attribute 'SID': raw '=' (must be +3D)");
 }
 
 TEST(XproxyCommands, SeedDestinationLeft) {
-    // Table 1's reply in RFC 5321 syntax ("250-" continuation, "250 " last line).
+    // The reference reply of doc/wire-formats.md in RFC 5321 syntax ("250-" continuation, "250 " last line).
     const std::string reply = "250-DESTINATIONLEFT=[10.10.10.2]\r\n250-Target Option1\r\n250 Target Option2\r\n";
     DestinationLeft d;
     auto r = decode_destination_left(reply, d);
@@ -106,7 +106,7 @@ TEST(XproxyCommands, SeedDestinationLeft) {
     EXPECT_EQ(d.left, std::vector<IpAddress>{ip("10.10.10.2")});
     EXPECT_EQ(d.options, (std::vector<std::string>{"Target Option1", "Target Option2"}));
     EXPECT_EQ(encode(d).joined(), reply);
-    // The seed's typography "250 - " reads, in SMTP, as a last line "- DESTINATIONLEFT...".
+    // A continuation printed as "250 - " reads, in SMTP, as a last line "- DESTINATIONLEFT...".
     DestinationLeft other;
     r = decode_destination_left("250 - DESTINATIONLEFT=[10.10.10.2]\r\n", other);
     EXPECT_TRUE(r.invalid());

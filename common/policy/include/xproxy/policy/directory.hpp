@@ -1,4 +1,4 @@
-// directory.hpp: the virtual-domain directory (seed 002) held in memory.
+// directory.hpp: the virtual-domain directory (doc/design.md, "Virtual domains") held in memory.
 //
 // A hosted domain has a state (active | inactive | deleted), an administrator, a
 // postmaster, a set of allowed services, a TLS requirement for its senders, and users.
@@ -38,7 +38,7 @@ enum class EntryState : std::uint8_t { active, inactive, deleted };
 std::string_view to_string(EntryState s);
 std::optional<EntryState> parse_entry_state(std::string_view text);
 
-// The services a domain may use (seed 002: SMTP, IMAP, IMAPS, POP3, POP3S ...).
+// The services a domain may use (doc/design.md, "Virtual domains": SMTP, IMAP, POP3 ...).
 // smtp       - the domain receives mail (RCPT to its addresses);
 // submission - its users may send mail as authenticated clients;
 // the others are carried for the access servers and not used by the policy engine.
@@ -195,7 +195,7 @@ private:
     std::unique_ptr<Interner> homes_;
 };
 
-// The snapshot readers use; replace() publishes a new one atomically (seed 002's
+// The snapshot readers use; replace() publishes a new one atomically (doc/design.md's
 // "directory cache"). A reader keeps its shared_ptr for one request.
 class DirectoryCache {
 public:

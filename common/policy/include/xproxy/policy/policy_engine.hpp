@@ -1,18 +1,18 @@
 // policy_engine.hpp: the session policies of xproxy-policyd and xproxy-milter, as one
 // pure function decide(input, config, directory) -> decision.
 //
-// Policies (each switched on or off in PolicyConfig; all off: always dunno):
+// Policies (doc/design.md, "Session policies"; each switched on or off in PolicyConfig; all off: always dunno):
 //   inject   - DATA from a client that is not a trusted upstream: the caller prepends
 //              the signed trace header (the engine only says "inject").
-//   vdomains - seed 002. RCPT to a hosted domain: domain and mailbox state, the domain's
+//   vdomains - RCPT to a hosted domain: domain and mailbox state, the domain's
 //              smtp service. MAIL/RCPT from an authenticated client (or on the
 //              submission service) with a hosted sender: domain and account state, the
 //              domain's submission service, the sender must exist.
-//   deposit  - seed 004. Sender in a hosted domain: the client must be authenticated as
+//   deposit  - Sender in a hosted domain: the client must be authenticated as
 //              that sender (SASL login or a mapped client certificate), over TLS when the
 //              domain requires it. Not applied to trusted upstreams, which relay mail
 //              already checked at the hop where the client logged in.
-//   risk     - seed 000 RISK. Client network or sender domain in a risk class with a
+//   risk     - Client network or sender domain in a risk class with a
 //              transport: FILTER transport (Postfix keeps the last FILTER of a message).
 // At MAIL and RCPT the checks run in this order and the first answer other than dunno
 // wins: deposit, vdomains (sender), vdomains (recipient, RCPT only), risk. At DATA only

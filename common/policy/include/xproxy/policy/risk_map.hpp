@@ -1,4 +1,4 @@
-// risk_map.hpp: risk classes for risk routing (seed 000's RISK parameter).
+// risk_map.hpp: risk classes for risk routing (doc/design.md, "Risk routing").
 //
 // A risk class names a Postfix transport (`FILTER transport:destination`); mail whose
 // client network or sender domain falls in a class leaves through that transport, e.g. a

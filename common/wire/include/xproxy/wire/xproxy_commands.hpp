@@ -1,4 +1,4 @@
-// xproxy_commands.hpp: seed 000's SMTP proxy commands and the XPROXYTO reply.
+// xproxy_commands.hpp: the XPROXY verbs (doc/design.md, "The XPROXY verbs") and the XPROXYTO reply.
 //
 //   XPROXYFROM SID=.. IP=.. PORT=.. [HELO=..] [LOGIN=..] [PROTO=..]  inbound: the source MTA
 //   XPROXY     SID=.. IP=.. PORT=.. DOMAIN=.. [LOGIN=..]              submission: the MUA
@@ -17,8 +17,8 @@
 //
 // Splitting: a command that would exceed 512 bytes is sent as several commands of the
 // same verb; every one but the last carries LAST=False, the last LAST=True. A command
-// without LAST is complete on its own (the seed's XPROXYFROM and XPROXY examples carry
-// none); XPROXYTO always carries LAST, as in the seed's Table 1. XPROXYTO spreads
+// without LAST is complete on its own (the reference XPROXYFROM and XPROXY examples of
+// doc/wire-formats.md carry none); XPROXYTO always carries LAST, as its reference does. XPROXYTO spreads
 // DESTINATIONS over the commands (the receiver concatenates them in order); every other
 // attribute may appear once in the whole sequence. XproxyAccumulator merges a sequence
 // under explicit bounds. Nothing here throws.
