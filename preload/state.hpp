@@ -4,8 +4,9 @@
 // - mappings:  accepted fd -> original client, plus the upstream's real address and
 //              port (fd_table.hpp: valid until the number is closed or replaced through a
 //              hook, and checked against the kernel's peer before every use);
-// - listeners: per managed listening fd, the connections whose header is complete but
-//              which accept() has not returned yet, and who is waiting in accept();
+// - listeners: per managed listening fd, a Listener (listener.hpp): the connections whose
+//              header is complete but which accept() has not returned yet, and who is
+//              waiting in accept();
 // - pending:   trusted connections whose header is still arriving (the completer's);
 // - wakers:    our own loopback connections that make a listener readable (waker.cpp),
 //              and the socket sibling processes fetch ready connections from (handoff.cpp).
@@ -13,18 +14,17 @@
 // hooks that must be async-signal-safe (close, dup*) do not take it (fd_table.hpp).
 #pragma once
 
-#include <cstdint>
-#include <deque>
 #include <atomic>
+#include <cstdint>
 #include <mutex>
-#include <optional>
 #include <unordered_map>
 
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include "config.hpp"
+#include "fd_table.hpp"
+#include "listener.hpp"
 #include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
@@ -43,22 +43,6 @@ struct Real {
 };
 const Real& real();
 
-struct Mapping {
-    Endpoint upstream;  // the kernel's peer (the trusted upstream) at accept time
-    Endpoint client;    // the original client from the header
-    std::optional<Endpoint> destination;
-};
-
-// A connection whose header has been read completely (or, with XPROXY_REQUIRE=0, that is
-// passed on without one).
-struct ReadyConn {
-    int fd = -1;
-    std::int64_t since_ms = 0;  // when it became ready
-    Endpoint upstream;
-    std::optional<Endpoint> client;  // nullopt: LOCAL/UNKNOWN/no header: real endpoints
-    std::optional<Endpoint> destination;
-};
-
 struct PendingConn {
     int fd = -1;
     int listener = -1;
@@ -67,32 +51,10 @@ struct PendingConn {
     std::size_t need = 0;  // read_header(): bytes to be queued before peeking again
 };
 
-// One of the shim's own descriptors as it was when the shim made it (fd_table.hpp).
-struct Own {
-    int fd = -1;
-    std::uint32_t gen = 0;
-    dev_t dev = 0;
-    ino_t ino = 0;
-};
-
 struct Waker {
     int listener = -1;
     Endpoint token;  // the waker's local endpoint = the peer accept() will see
     bool magic_sent = false;
-};
-
-struct ListenerState {
-    Endpoint address;  // where the listener is bound (a mismatch means the fd was reused)
-    int family = AF_INET;
-    bool nonblocking = false;  // as last seen (set whenever a connection goes pending)
-    std::deque<ReadyConn> ready;
-    std::uint32_t gen = 0;     // fd_gen() of the listener's number when it was learnt
-    Own event_rd, event_wr;    // blocking listeners: a pipe accept() polls beside the listener
-    int pollers = 0;           // threads in accept() polling listener + event pipe
-    int pending = 0;           // its connections in State::pending (no scan per accept)
-    int in_kernel_accept = 0;  // threads inside libc's accept4() on a blocking listener
-    std::int64_t next_wake_ms = 0;  // wake-up connections: not before this
-    int wake_round = 0;             // wake-ups since the ready queue was last empty
 };
 
 // A mutex that knows whether this thread holds it (or is about to take it), so that a
@@ -123,7 +85,7 @@ private:
 struct State {
     ShimMutex mu;
     Config config;
-    std::unordered_map<int, ListenerState> listeners;
+    std::unordered_map<int, Listener> listeners;    // by listening fd (listener.hpp)
     std::unordered_map<int, PendingConn> pending;  // by connection fd
     std::unordered_map<int, Waker> wakers;         // by waker fd
     Own epoll;

@@ -31,12 +31,9 @@ inline constexpr std::uint32_t kWakeSourceV4 = 0x7f585057;  // 127.88.80.87
 
 // True when peer is a wake-up connection's source (ours or a sibling process's).
 bool is_wake_source(const Endpoint& peer);
-// Signals the listener's event pipe (threads polling in a blocking accept()); false when
-// the pipe is no longer ours (then a wake-up connection is needed).
-bool signal_pollers(ListenerState& ls);
-// Opens a wake-up connection if the listener has ready connections nobody will notice.
-// Returns milliseconds until it wants to be called again, or -1.
-int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now);
+// Opens a wake-up connection if the listener has ready connections nobody will notice
+// (Listener::wake_due). Returns milliseconds until it wants to be called again, or -1.
+int wake_listener(State& s, int lfd, Listener& ls, std::int64_t now);
 // Handles an epoll event on a waker fd (sends the magic, forgets a closed one).
 void waker_event(State& s, int fd, std::uint32_t events);
 // True (and our waker is closed) when peer is one of our own wake-up connections.
