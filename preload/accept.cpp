@@ -24,6 +24,7 @@
 
 #include <cstring>
 #include <optional>
+#include <utility>
 
 #include "completer.hpp"
 #include "fd_table.hpp"
@@ -367,14 +368,12 @@ Outcome accept_next(const AcceptCall& call) {
     }
     auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), sl);
     if (peer && is_wake_source(*peer)) {  // ours or a sibling process's wake-up
-        if (consume_own_wake(call.s, *peer)) {
-            real().close(fd);
-            return kNext;
-        }
-        return take_from_sibling(call, UniqueFd(fd), *peer);
+        UniqueFd wake(fd);
+        if (consume_own_wake(call.s, *peer)) return kNext;  // ours: closed
+        return take_from_sibling(call, std::move(wake), *peer);
     }
     if (peer && peer->addr.is_v6() && consume_own_wake(call.s, *peer)) {  // IPv6-only listeners: from ::1
-        real().close(fd);
+        UniqueFd ours(fd);  // closed
         return kNext;
     }
     if (peer && call.cfg.trusted.contains(peer->addr)) return serve_trusted(call, fd, *peer);

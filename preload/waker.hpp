@@ -14,9 +14,10 @@
 // trusted; it then fetches the ready connection from us (handoff.hpp) and returns it.
 // An IPv6-only listener gets one from ::1 instead, recognised by the kWakeMagic bytes
 // it sends. A wake-up whose peer closed it without taking the connection is followed by
-// another at once. Wake-ups back off
-// (2, 4, ... 64 ms apart, at most kMaxWakers outstanding) while the application does not
-// take its connection; it gives the connection up after XPROXY_TIMEOUT_MS.
+// another at once, unless wake-ups have gone on for a while. Wake-ups back off (2, 4, ...
+// 64 ms apart, at most kMaxWakers outstanding) while the application does not take its
+// connection; an event loop's connection is given up after XPROXY_TIMEOUT_MS (the
+// back-off and the expiry are the Listener's, listener.hpp).
 // All functions: caller holds state().mu.
 #pragma once
 
