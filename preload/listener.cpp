@@ -14,8 +14,6 @@ namespace {
 
 constexpr int kMaxRound = 6;  // wake-up back-off: 2^round ms between wake-ups, up to 64 ms
 
-void require_lock() { XPROXY_INVARIANT(ShimMutex::held_by_this_thread()); }
-
 }  // namespace
 
 Listener::Listener(int fd, const Endpoint& address, int family)
@@ -26,8 +24,6 @@ Listener::~Listener() {
     close_own(event_rd_);
     close_own(event_wr_);
 }
-
-bool Listener::current() const { return gen_ == fd_gen(fd_); }
 
 bool Listener::same_as(const Endpoint& address, int family) const {
     return current() && address_ == address && family_ == family;
@@ -52,8 +48,7 @@ void Listener::push_ready(ReadyConn c) {
     signal_pollers();
 }
 
-bool Listener::pop_ready(ReadyConn& out) {
-    require_lock();
+bool Listener::pop_ready_queued(ReadyConn& out) {
     while (!ready_.empty()) {
         out = std::move(ready_.front());
         ready_.pop_front();
@@ -76,40 +71,6 @@ int Listener::expire_ready(std::int64_t now, int timeout_ms) {
     std::int64_t left = nonblocking_ ? ready_.front().since_ms + timeout_ms - now : 1000;
     if (left > 1000) left = 1000;  // a listener closed meanwhile is noticed by the next sweep
     return left < 0 ? 0 : static_cast<int>(left);
-}
-
-void Listener::pending_added() {
-    require_lock();
-    ++pending_;
-}
-
-// Not an invariant: a connection that went pending while its listener was being forgotten
-// and learnt again was never counted here.
-void Listener::pending_gone() {
-    require_lock();
-    if (pending_ > 0) --pending_;
-}
-
-void Listener::pending_cleared() {
-    require_lock();
-    pending_ = 0;
-}
-
-void Listener::set_nonblocking(bool nonblocking) {
-    require_lock();
-    nonblocking_ = nonblocking;
-}
-
-void Listener::entered_kernel_accept() {
-    require_lock();
-    ++in_kernel_accept_;
-}
-
-// Not an invariant either: the thread may have entered while an earlier Listener held the
-// number.
-void Listener::left_kernel_accept() {
-    require_lock();
-    if (in_kernel_accept_ > 0) --in_kernel_accept_;
 }
 
 int Listener::start_polling() {

@@ -28,6 +28,8 @@
 #include <sys/socket.h>
 
 #include "fd_table.hpp"
+#include "shim_mutex.hpp"
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
@@ -54,7 +56,7 @@ public:
     const Endpoint& address() const { return address_; }
     int family() const { return family_; }
     // False once its number was closed or replaced through a hook since it was learnt.
-    bool current() const;
+    bool current() const { return gen_ == fd_gen(fd_); }
     // Still the socket learnt: current, and bound to the same address in the same family.
     bool same_as(const Endpoint& address, int family) const;
     // Its number still names a listening socket at our address (asks the kernel): the
@@ -67,7 +69,10 @@ public:
     void push_ready(ReadyConn c);
     // The oldest ready connection whose number is still ours (one the application took
     // over behind our back is forgotten, never returned as a new connection).
-    bool pop_ready(ReadyConn& out);
+    bool pop_ready(ReadyConn& out) {
+        require_lock();
+        return !ready_.empty() && pop_ready_queued(out);
+    }
     bool has_ready() const { return !ready_.empty(); }
     // An event loop that never takes its connection (it stopped accepting) loses it after
     // timeout_ms (logged); a blocking listener keeps it, as the kernel would. Returns the
@@ -75,16 +80,38 @@ public:
     int expire_ready(std::int64_t now, int timeout_ms);
 
     // Its connections pending in the completer.
-    void pending_added();
-    void pending_gone();
-    void pending_cleared();
+    void pending_added() {
+        require_lock();
+        ++pending_;
+    }
+    // Not an invariant: a connection that went pending while its listener was being
+    // forgotten and learnt again was never counted here.
+    void pending_gone() {
+        require_lock();
+        if (pending_ > 0) --pending_;
+    }
+    void pending_cleared() {
+        require_lock();
+        pending_ = 0;
+    }
     bool has_pending() const { return pending_ > 0; }
 
     // Threads in accept().
     // As the listener's mode was last seen (whenever a connection goes pending).
-    void set_nonblocking(bool nonblocking);
-    void entered_kernel_accept();
-    void left_kernel_accept();
+    void set_nonblocking(bool nonblocking) {
+        require_lock();
+        nonblocking_ = nonblocking;
+    }
+    void entered_kernel_accept() {
+        require_lock();
+        ++in_kernel_accept_;
+    }
+    // Not an invariant either: the thread may have entered while an earlier Listener held
+    // the number.
+    void left_kernel_accept() {
+        require_lock();
+        if (in_kernel_accept_ > 0) --in_kernel_accept_;
+    }
     // A blocking accept() is about to poll the listener: (re)makes the event pipe, counts
     // the poller, returns the pipe's read end to poll beside the listener (-1: none).
     int start_polling();
@@ -120,6 +147,8 @@ private:
     std::int64_t next_wake_ms_ = 0;  // wake-up connections: not before this
     int wake_round_ = 0;             // wake-ups since the ready queue was last empty
 
+    static void require_lock() { XPROXY_INVARIANT(ShimMutex::held_by_this_thread()); }
+    bool pop_ready_queued(ReadyConn& out);
     void signal_pollers();
 };
 

@@ -14,9 +14,7 @@
 // hooks that must be async-signal-safe (close, dup*) do not take it (fd_table.hpp).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <unordered_map>
 
 #include <sys/socket.h>
@@ -25,6 +23,7 @@
 #include "config.hpp"
 #include "fd_table.hpp"
 #include "listener.hpp"
+#include "shim_mutex.hpp"
 #include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
@@ -55,31 +54,6 @@ struct Waker {
     int listener = -1;
     Endpoint token;  // the waker's local endpoint = the peer accept() will see
     bool magic_sent = false;
-};
-
-// A mutex that knows whether this thread holds it (or is about to take it), so that a
-// hook run by a signal handler that interrupted the shim in this thread never waits for
-// itself. The depth is thread-local in the initial-exec model (a preloaded library has
-// static TLS): reading it is a plain load, async-signal-safe. It is raised before the
-// lock is taken and lowered after it is released, so no signal can fall in between.
-inline thread_local __attribute__((tls_model("initial-exec"))) int t_shim_lock_depth = 0;
-
-class ShimMutex {
-public:
-    void lock() {
-        ++t_shim_lock_depth;
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        mu_.lock();
-    }
-    void unlock() {
-        mu_.unlock();
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        --t_shim_lock_depth;
-    }
-    static bool held_by_this_thread() { return t_shim_lock_depth > 0; }
-
-private:
-    std::mutex mu_;
 };
 
 struct State {
