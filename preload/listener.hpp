@@ -15,9 +15,10 @@
 // It owns its ready connections and its event pipe: the destructor closes those that are
 // still the shim's (a number the application took over is only forgotten).
 //
-// Locking: every method but the accessors requires State::mu, and checks it. The accept
-// path, the completer and the hand-off change a listener together with the pending
-// connections and the wakers in one step, so one lock guards all of them (state.hpp).
+// Locking: callers hold State::mu for every method; those that change the listener check
+// it (XPROXY_INVARIANT). The accept path, the completer and the hand-off change a listener
+// together with the pending connections and the wakers in one step, so one lock guards
+// all of them (state.hpp).
 #pragma once
 
 #include <cstdint>
