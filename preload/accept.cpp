@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "completer.hpp"
 #include "fd_table.hpp"
@@ -30,6 +32,8 @@
 #include "header_reader.hpp"
 #include "log.hpp"
 #include "waker.hpp"
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::preload {
 
@@ -70,20 +74,43 @@ void apply_flags(int fd, int flags) {
     real().fcntl(fd, F_SETFD, (flags & SOCK_CLOEXEC) ? FD_CLOEXEC : 0);
 }
 
+// One call of accept()/accept4() on a managed listener.
+struct AcceptCall {
+    State& s;
+    const Config& cfg;
+    int lfd;
+    sockaddr* addr;
+    socklen_t* len;
+    int flags;
+    Endpoint where;           // where the listener is bound
+    int family = AF_UNSPEC;   // the listener's family; AF_UNSPEC: learn the listener (again)
+};
+
+// What a step of the accept loop decided: a value is what accept() returns (a connection,
+// or -1 with errno set); kNext: go on with the next connection.
+using Outcome = std::optional<int>;
+constexpr Outcome kNext = std::nullopt;
+
+// A number accept() returns is a new connection: nothing recorded about it holds.
+int fresh(int fd) {
+    if (fd >= 0) touch_fd(fd);
+    return fd;
+}
+
 // Finishes an accept: records the mapping, fills the caller's buffer with the original
 // client (in the listener's family: IPv4 on an IPv6 listener is v4-mapped). queued: the
 // connection comes from the ready queue or a sibling, and needs the caller's flags.
-int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t* len, int flags, bool queued) {
+int deliver(const AcceptCall& call, const ReadyConn& c, bool queued) {
     if (queued) {
         disown(c.fd);  // the application's from now on
-        apply_flags(c.fd, flags);
+        apply_flags(c.fd, call.flags);
     }
     const Endpoint& shown = c.client ? *c.client : c.upstream;
     bool recorded = true;
     {
         // A connection without a client (LOCAL, UNKNOWN, no header) must not inherit the
         // mapping of an earlier connection on this number that was closed unhooked.
-        std::lock_guard<ShimMutex> lock(s.mu);
+        std::lock_guard<ShimMutex> lock(call.s.mu);
         if (c.client) recorded = set_mapping(c.fd, Mapping{c.upstream, *c.client, c.destination});
         else clear_mapping(c.fd);
     }
@@ -101,22 +128,9 @@ int deliver(State& s, const ReadyConn& c, int family, sockaddr* addr, socklen_t*
         log_line(kDebug, "event=local fd=%d upstream=%s", c.fd, c.upstream.to_string().c_str());
     }
     sockaddr_storage ss;
-    socklen_t full = shown.to_sockaddr(ss, family == AF_INET6);
-    copy_out(ss, full, addr, len);
+    socklen_t full = shown.to_sockaddr(ss, call.family == AF_INET6);
+    copy_out(ss, full, call.addr, call.len);
     return c.fd;
-}
-
-// The next ready connection whose number is still ours (one the application took over
-// behind our back is forgotten, never returned as a new connection).
-bool pop_ready(ListenerState& ls, ReadyConn& out) {
-    while (!ls.ready.empty()) {
-        out = std::move(ls.ready.front());
-        ls.ready.pop_front();
-        if (is_own_fd(out.fd)) return true;
-        disown(out.fd);
-        out.fd = -1;
-    }
-    return false;
 }
 
 ReadResult wait_briefly(int fd, int lfd, const Config& cfg, int wait_ms) {
@@ -161,11 +175,6 @@ bool interrupt_like_libc() {
 
 enum class Wait { ready, accept, interrupted };
 
-bool has_pending(const State& s, int lfd) {
-    auto it = s.listeners.find(lfd);
-    return it != s.listeners.end() && it->second.pending > 0;  // counted: no scan per accept
-}
-
 bool listener_nonblocking(int lfd) {
     int fl = real().fcntl(lfd, F_GETFL);
     return fl >= 0 && (fl & O_NONBLOCK);
@@ -180,17 +189,12 @@ Wait wait_blocking(State& s, int lfd, int efd) {
     std::lock_guard<ShimMutex> lock(s.mu);
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return Wait::accept;  // closed meanwhile: libc says EBADF
-    ListenerState& ls = it->second;
-    --ls.pollers;
-    if (efd >= 0 && (p[1].revents & POLLIN) && ls.event_rd.fd == efd && still_ours(ls.event_rd)) {
-        char drain[64];
-        while (read(efd, drain, sizeof drain) > 0) {
-        }
-    }
-    if (!ls.ready.empty()) return Wait::ready;
+    Listener& ls = it->second;
+    ls.stop_polling(efd, (p[1].revents & POLLIN) != 0);
+    if (ls.has_ready()) return Wait::ready;
     if (n < 0 && err == EINTR) return interrupt_like_libc() ? Wait::interrupted : Wait::ready;
     if (n <= 0 || !(p[0].revents & (POLLIN | POLLERR | POLLHUP))) return Wait::ready;  // look again
-    ++ls.in_kernel_accept;
+    ls.entered_kernel_accept();
     return Wait::accept;
 }
 
@@ -203,42 +207,21 @@ Wait wait_for_listener(State& s, int lfd) {
         std::lock_guard<ShimMutex> lock(s.mu);
         auto it = s.listeners.find(lfd);
         if (it == s.listeners.end()) return Wait::accept;
-        ListenerState& ls = it->second;
-        ls.nonblocking = nonblocking;
-        if (!ls.ready.empty()) return Wait::ready;
+        Listener& ls = it->second;
+        ls.set_nonblocking(nonblocking);
+        if (ls.has_ready()) return Wait::ready;
         if (nonblocking) {
-            ++ls.in_kernel_accept;
+            ls.entered_kernel_accept();
             return Wait::accept;
         }
-        // Created before poll(), so that a header completing from now on always wakes us.
-        // A pipe, not an eventfd: its inode is its own, so a number the application took
-        // over (dup2, a raw close) is recognised and never written to (waker.cpp).
-        if (!still_ours(ls.event_rd) || !still_ours(ls.event_wr)) {
-            close_own(ls.event_rd);
-            close_own(ls.event_wr);
-            int p[2];
-            if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
-                ls.event_rd = adopt(p[0]);
-                ls.event_wr = adopt(p[1]);
-                if (ls.event_rd.fd < 0 || ls.event_wr.fd < 0) {  // beyond the table: poll without it
-                    for (int i : {0, 1}) {
-                        disown(p[i]);
-                        real().close(p[i]);
-                    }
-                    ls.event_rd = ls.event_wr = Own{};
-                }
-            }
-        }
-        efd = ls.event_rd.fd;
-        ++ls.pollers;
+        efd = ls.start_polling();
     }
     return wait_blocking(s, lfd, efd);
 }
 
 void left_kernel_accept(State& s, int lfd) {
     std::lock_guard<ShimMutex> lock(s.mu);
-    auto it = s.listeners.find(lfd);
-    if (it != s.listeners.end() && it->second.in_kernel_accept > 0) --it->second.in_kernel_accept;
+    if (auto it = s.listeners.find(lfd); it != s.listeners.end()) it->second.left_kernel_accept();
 }
 
 // An IPv6 peer at the listener's own address or ::1 that sent the wake-up magic: a
@@ -249,162 +232,188 @@ bool sibling_wake_v6(int fd, const Endpoint& peer, const Endpoint& listener) {
            peek_wake_magic(fd);
 }
 
-}  // namespace
+// The listener as learnt by an earlier accept(), if its number was not closed since. A
+// managed listener is remembered until close(), close_range() or closefrom() of its
+// descriptor (all three are hooked).
+void recall_listener(AcceptCall& call) {
+    std::lock_guard<ShimMutex> lock(call.s.mu);
+    if (auto it = call.s.listeners.find(call.lfd); it != call.s.listeners.end() && it->second.current()) {
+        call.where = it->second.address();
+        call.family = it->second.family();
+    }
+}
 
+// Asks the kernel where the listener is bound; false (and forgotten) when it is not a
+// managed AF_INET/AF_INET6 port.
+bool learn_listener(AcceptCall& call) {
+    State& s = call.s;
+    SockName n = sock_name(call.lfd);
+    if (!n.endpoint || !call.cfg.manages_port(n.endpoint->port)) {
+        std::lock_guard<ShimMutex> lock(s.mu);
+        forget_listener(s, call.lfd);
+        return false;
+    }
+    track_fd(call.lfd);  // its close through a hook must be seen (generation)
+    std::lock_guard<ShimMutex> lock(s.mu);
+    auto it = s.listeners.find(call.lfd);
+    if (it != s.listeners.end() && !it->second.same_as(*n.endpoint, n.family)) {
+        forget_listener(s, call.lfd);  // closed or replaced since it was learnt
+        it = s.listeners.end();
+    }
+    if (it == s.listeners.end()) s.listeners.try_emplace(call.lfd, call.lfd, *n.endpoint, n.family);
+    call.where = *n.endpoint;
+    call.family = n.family;
+    return true;
+}
+
+enum class Queue { deliver, look_again, interrupted, accept };
+
+// The listener's ready queue first; with headers pending on it, a blocking caller waits
+// (wait_for_listener). accept: go into libc's accept4() (the caller is then counted
+// in_kernel_accept).
+Queue take_ready_or_wait(AcceptCall& call, ReadyConn& ready) {
+    bool pending = false;
+    {
+        std::lock_guard<ShimMutex> lock(call.s.mu);
+        auto it = call.s.listeners.find(call.lfd);
+        if (it == call.s.listeners.end() || !it->second.current()) {  // closed meanwhile
+            call.family = AF_UNSPEC;
+            return Queue::look_again;
+        }
+        if (it->second.pop_ready(ready)) return Queue::deliver;
+        pending = it->second.has_pending();  // counted: no scan per accept
+        if (!pending) it->second.entered_kernel_accept();
+    }
+    if (!pending) return Queue::accept;
+    switch (wait_for_listener(call.s, call.lfd)) {
+    case Wait::ready:
+        return Queue::look_again;
+    case Wait::interrupted:
+        return Queue::interrupted;
+    case Wait::accept:
+        return Queue::accept;
+    }
+    XPROXY_UNREACHABLE();
+}
+
+bool consume_own_wake(State& s, const Endpoint& peer) {
+    std::lock_guard<ShimMutex> lock(s.mu);
+    return consume_wake_token(s, peer);
+}
+
+// A sibling process's wake-up: fetch the ready connection it announces (handoff.hpp).
+// The wake-up connection itself is closed in any case.
+Outcome take_from_sibling(const AcceptCall& call, UniqueFd wake, const Endpoint& peer) {
+    ReadyConn handed;
+    bool taken = take_handoff(wake.get(), call.lfd, peer, handed);
+    wake.reset();
+    if (!taken) return kNext;
+    return deliver(call, handed, true);
+}
+
+// A trusted peer's header is invalid, unauthenticated or never came: passed on with the
+// real endpoints (XPROXY_REQUIRE=0) or dropped.
+Outcome refuse_header(const AcceptCall& call, UniqueFd conn, const Endpoint& peer, const ReadResult& r) {
+    if (!call.cfg.require) {
+        log_line(kWarning, "event=passed upstream=%s reason=\"%.*s\" require=no", peer.to_string().c_str(),
+                 static_cast<int>(r.reason.size()), r.reason.data());
+        return deliver(call, ReadyConn{conn.release(), 0, peer, std::nullopt, std::nullopt}, false);
+    }
+    log_line(kWarning, "event=dropped upstream=%s reason=\"%.*s\"%s%s%s", peer.to_string().c_str(),
+             static_cast<int>(r.reason.size()), r.reason.data(), r.first_bytes.empty() ? "" : " first_bytes=\"",
+             r.first_bytes.c_str(), r.first_bytes.empty() ? "" : "\"");
+    return kNext;
+}
+
+// Still incomplete after the first wait: the completer finishes it.
+void give_to_completer(const AcceptCall& call, int fd, const Endpoint& peer, bool nonblocking) {
+    real().fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours until delivered: never into an exec'd child
+    std::lock_guard<ShimMutex> lock(call.s.mu);
+    if (auto it = call.s.listeners.find(call.lfd); it != call.s.listeners.end()) it->second.set_nonblocking(nonblocking);
+    completer_add(call.s, PendingConn{fd, call.lfd, peer, now_ms() + call.cfg.timeout_ms});
+}
+
+// A trusted peer: read its header, waiting for it briefly if it has not arrived.
+Outcome serve_trusted(const AcceptCall& call, int fd, const Endpoint& peer) {
+    ReadResult r = read_header(fd, call.cfg);
+    bool nonblocking = false;
+    if (r.status == ReadStatus::need_more) {
+        nonblocking = listener_nonblocking(call.lfd);
+        r = wait_briefly(fd, call.lfd, call.cfg, nonblocking ? kFirstWaitEventLoopMs : kFirstWaitBlockingMs);
+    }
+    switch (r.status) {
+    case ReadStatus::complete:
+        return deliver(call, ReadyConn{fd, 0, peer, r.client, r.destination}, false);
+    case ReadStatus::wake:  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
+        return take_from_sibling(call, UniqueFd(fd), peer);
+    case ReadStatus::drop:
+        return refuse_header(call, UniqueFd(fd), peer, r);
+    case ReadStatus::need_more:
+        give_to_completer(call, fd, peer, nonblocking);
+        return kNext;
+    }
+    XPROXY_UNREACHABLE();
+}
+
+// libc's accept4() with the caller's flags, then: wake-ups, untrusted peers, trusted ones.
+Outcome accept_next(const AcceptCall& call) {
+    sockaddr_storage ss{};
+    socklen_t sl = sizeof ss;
+    int fd = fresh(real().accept4(call.lfd, reinterpret_cast<sockaddr*>(&ss), &sl, call.flags));
+    int err = errno;
+    left_kernel_accept(call.s, call.lfd);
+    if (fd < 0) {
+        errno = err;
+        return -1;
+    }
+    auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), sl);
+    if (peer && is_wake_source(*peer)) {  // ours or a sibling process's wake-up
+        UniqueFd wake(fd);
+        if (consume_own_wake(call.s, *peer)) return kNext;  // ours: closed
+        return take_from_sibling(call, std::move(wake), *peer);
+    }
+    if (peer && peer->addr.is_v6() && consume_own_wake(call.s, *peer)) {  // IPv6-only listeners: from ::1
+        UniqueFd ours(fd);  // closed
+        return kNext;
+    }
+    if (peer && call.cfg.trusted.contains(peer->addr)) return serve_trusted(call, fd, *peer);
+    if (peer && sibling_wake_v6(fd, *peer, call.where)) return take_from_sibling(call, UniqueFd(fd), *peer);
+    // Untrusted: what libc returned; its bytes are the application's.
+    copy_out(ss, sl, call.addr, call.len);
+    if (log_enabled(kDebug))
+        log_line(kDebug, "event=untrusted fd=%d peer=%s", fd, peer ? peer->to_string().c_str() : "?");
+    return fd;
+}
+
+}  // namespace
 
 int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
     State& s = state();
-    const Config& cfg = s.config;
-    if (!cfg.active() || (addr && !len)) return real().accept4(lfd, addr, len, flags);
+    if (!s.config.active() || (addr && !len)) return real().accept4(lfd, addr, len, flags);
     // A signal handler that interrupted the shim in this thread cannot take its lock; it
     // gets EINTR rather than a connection whose header was never read.
     if (ShimMutex::held_by_this_thread()) {
         errno = EINTR;
         return -1;
     }
-    // A number accept() returns is a new connection: nothing recorded about it holds.
-    auto fresh = [](int fd) {
-        if (fd >= 0) touch_fd(fd);
-        return fd;
-    };
-    // A managed listener is remembered until close(), close_range() or closefrom() of its
-    // descriptor (all three are hooked).
-    Endpoint where;
-    int family = AF_UNSPEC;
-    {
-        std::lock_guard<ShimMutex> lock(s.mu);
-        if (auto it = s.listeners.find(lfd); it != s.listeners.end() && it->second.gen == fd_gen(lfd)) {
-            where = it->second.address;
-            family = it->second.family;
-        }
-    }
-    bool relearn = family == AF_UNSPEC;
+    AcceptCall call{s, s.config, lfd, addr, len, flags, Endpoint{}, AF_UNSPEC};
+    recall_listener(call);
     for (;;) {
-        if (relearn) {
-            SockName n = sock_name(lfd);
-            if (!n.endpoint || !cfg.manages_port(n.endpoint->port)) {
-                {
-                    std::lock_guard<ShimMutex> lock(s.mu);
-                    forget_listener(s, lfd);
-                }
-                return fresh(real().accept4(lfd, addr, len, flags));  // not managed
-            }
-            track_fd(lfd);  // its close through a hook must be seen (generation)
-            std::lock_guard<ShimMutex> lock(s.mu);
-            auto [it, added] = s.listeners.try_emplace(lfd);
-            if (!added && (it->second.address != *n.endpoint || it->second.family != n.family ||
-                           it->second.gen != fd_gen(lfd))) {
-                forget_listener(s, lfd);  // closed or replaced since it was learnt
-                it = s.listeners.try_emplace(lfd).first;
-            }
-            it->second.gen = fd_gen(lfd);
-            it->second.address = where = *n.endpoint;
-            it->second.family = family = n.family;
-            relearn = false;
-        }
+        if (call.family == AF_UNSPEC && !learn_listener(call))
+            return fresh(real().accept4(lfd, addr, len, flags));  // not managed
         ReadyConn ready;
-        bool pending = false;
-        {
-            std::lock_guard<ShimMutex> lock(s.mu);
-            auto it = s.listeners.find(lfd);
-            if (it == s.listeners.end() || it->second.gen != fd_gen(lfd)) {  // closed meanwhile
-                relearn = true;
-                continue;
-            }
-            if (!pop_ready(it->second, ready)) {
-                pending = has_pending(s, lfd);
-                if (!pending) ++it->second.in_kernel_accept;
-            }
-        }
-        if (ready.fd >= 0) return deliver(s, ready, family, addr, len, flags, true);
-        if (pending) {
-            Wait w = wait_for_listener(s, lfd);
-            if (w == Wait::ready) continue;
-            if (w == Wait::interrupted) {
-                errno = EINTR;
-                return -1;
-            }
-        }
-        sockaddr_storage ss{};
-        socklen_t sl = sizeof ss;
-        int fd = fresh(real().accept4(lfd, reinterpret_cast<sockaddr*>(&ss), &sl, flags));
-        int err = errno;
-        left_kernel_accept(s, lfd);
-        if (fd < 0) {
-            errno = err;
+        switch (take_ready_or_wait(call, ready)) {
+        case Queue::deliver:
+            return deliver(call, ready, true);
+        case Queue::look_again:
+            continue;
+        case Queue::interrupted:
+            errno = EINTR;
             return -1;
+        case Queue::accept:
+            break;
         }
-        auto peer = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), sl);
-        if (peer && is_wake_source(*peer)) {  // ours or a sibling process's wake-up
-            bool ours;
-            {
-                std::lock_guard<ShimMutex> lock(s.mu);
-                ours = consume_wake_token(s, *peer);
-            }
-            ReadyConn handed;
-            bool taken = !ours && take_handoff(fd, lfd, *peer, handed);
-            real().close(fd);
-            if (taken) return deliver(s, handed, family, addr, len, flags, true);
-            continue;
-        }
-        if (peer && peer->addr.is_v6()) {  // IPv6-only listeners: wake-ups from ::1
-            std::lock_guard<ShimMutex> lock(s.mu);
-            if (consume_wake_token(s, *peer)) {
-                real().close(fd);
-                continue;
-            }
-        }
-        if (!peer || !cfg.trusted.contains(peer->addr)) {
-            if (peer && sibling_wake_v6(fd, *peer, where)) {
-                ReadyConn handed;
-                bool taken = take_handoff(fd, lfd, *peer, handed);
-                real().close(fd);
-                if (taken) return deliver(s, handed, family, addr, len, flags, true);
-                continue;
-            }
-            // Untrusted: what libc returned; its bytes are the application's.
-            copy_out(ss, sl, addr, len);
-            if (log_enabled(kDebug))
-                log_line(kDebug, "event=untrusted fd=%d peer=%s", fd, peer ? peer->to_string().c_str() : "?");
-            return fd;
-        }
-        ReadResult r = read_header(fd, cfg);
-        bool nonblocking = false;
-        if (r.status == ReadStatus::need_more) {
-            nonblocking = listener_nonblocking(lfd);
-            r = wait_briefly(fd, lfd, cfg, nonblocking ? kFirstWaitEventLoopMs : kFirstWaitBlockingMs);
-        }
-        switch (r.status) {
-        case ReadStatus::complete:
-            return deliver(s, ReadyConn{fd, 0, *peer, r.client, r.destination}, family, addr, len,
-                           flags, false);
-        case ReadStatus::wake: {  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
-            ReadyConn handed;
-            bool taken = take_handoff(fd, lfd, *peer, handed);
-            real().close(fd);
-            if (taken) return deliver(s, handed, family, addr, len, flags, true);
-            continue;
-        }
-        case ReadStatus::drop:
-            if (!cfg.require) {
-                log_line(kWarning, "event=passed upstream=%s reason=\"%.*s\" require=no", peer->to_string().c_str(),
-                         static_cast<int>(r.reason.size()), r.reason.data());
-                return deliver(s, ReadyConn{fd, 0, *peer, std::nullopt, std::nullopt}, family, addr,
-                               len, flags, false);
-            }
-            log_line(kWarning, "event=dropped upstream=%s reason=\"%.*s\"%s%s%s", peer->to_string().c_str(),
-                     static_cast<int>(r.reason.size()), r.reason.data(), r.first_bytes.empty() ? "" : " first_bytes=\"",
-                     r.first_bytes.c_str(), r.first_bytes.empty() ? "" : "\"");
-            real().close(fd);
-            continue;
-        case ReadStatus::need_more: {
-            real().fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours until delivered: never into an exec'd child
-            std::lock_guard<ShimMutex> lock(s.mu);
-            if (auto it = s.listeners.find(lfd); it != s.listeners.end()) it->second.nonblocking = nonblocking;
-            completer_add(s, PendingConn{fd, lfd, *peer, now_ms() + cfg.timeout_ms});
-            continue;
-        }
-        }
+        if (Outcome done = accept_next(call)) return *done;
     }
 }
 

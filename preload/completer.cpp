@@ -16,6 +16,8 @@
 #include "header_reader.hpp"
 #include "log.hpp"
 #include "waker.hpp"
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::preload {
 
@@ -23,7 +25,7 @@ namespace {
 
 // A pending connection leaves the set (the caller erases it).
 void pending_gone(State& s, const PendingConn& p) {
-    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end() && ls->second.pending > 0) --ls->second.pending;
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end()) ls->second.pending_gone();
 }
 
 void unwatch(State& s, int fd) {
@@ -62,13 +64,20 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
     pending_gone(s, p);
     s.pending.erase(it);
     unwatch(s, fd);
-    if (r.status == ReadStatus::wake) {  // another process's wake-up connection
+    switch (r.status) {
+    case ReadStatus::wake:  // another process's wake-up connection
         release_fd(fd);
-    } else if (r.status == ReadStatus::drop) {
+        return;
+    case ReadStatus::drop:
         give_up(s, p, "dropped", r.reason, r.first_bytes);
-    } else {
+        return;
+    case ReadStatus::complete:
         push_ready(s, p.listener, ReadyConn{fd, now_ms(), p.upstream, r.client, r.destination});
+        return;
+    case ReadStatus::need_more:  // decided above: waits for more bytes, or became drop
+        break;
     }
+    XPROXY_UNREACHABLE();
 }
 
 // Deadlines and wake-ups; returns the epoll timeout until the next one.
@@ -102,19 +111,11 @@ int housekeeping(State& s) {
     // connections and wake-ups go.
     std::vector<int> stale;
     for (const auto& [lfd, ls] : s.listeners)
-        if (ls.gen != fd_gen(lfd)) stale.push_back(lfd);
+        if (!ls.current()) stale.push_back(lfd);
     for (int lfd : stale) forget_listener(s, lfd);
     for (auto& [lfd, ls] : s.listeners) {
-        // An event loop that never takes its connection (it stopped accepting) loses it
-        // after the header timeout; a blocking listener keeps it, as the kernel would.
-        while (ls.nonblocking && !ls.ready.empty() && now - ls.ready.front().since_ms >= s.config.timeout_ms) {
-            log_line(kWarning, "event=timeout upstream=%s reason=\"the application did not accept the connection\"",
-                     ls.ready.front().upstream.to_string().c_str());
-            release_fd(ls.ready.front().fd);
-            ls.ready.pop_front();
-        }
-        if (ls.nonblocking && !ls.ready.empty()) sooner(ls.ready.front().since_ms + s.config.timeout_ms - now);
-        if (!ls.ready.empty()) sooner(1000);  // a listener closed meanwhile is noticed above
+        int expiry = ls.expire_ready(now, s.config.timeout_ms);
+        if (expiry >= 0) sooner(expiry);
         int again = wake_listener(s, lfd, ls, now);
         if (again >= 0) sooner(again);
     }
@@ -130,7 +131,7 @@ void stop_on_error(State& s, int err) {
     log_line(kError, "event=completer_stopped errno=%d pending=%zu", err, s.pending.size());
     for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
-    for (auto& [lfd, ls] : s.listeners) ls.pending = 0;
+    for (auto& [lfd, ls] : s.listeners) ls.pending_cleared();
     for (auto& [fd, w] : s.wakers) release_fd(fd);
     s.wakers.clear();
     for (auto& [fd, hc] : s.handoff_conns) release_fd(fd);
@@ -200,19 +201,13 @@ bool ensure_wake_pipe(State& s) {
     if (still_ours(s.wake_rd) && still_ours(s.wake_wr)) return true;
     close_own(s.wake_rd);
     close_own(s.wake_wr);
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
-    s.wake_rd = adopt(p[0]);
-    s.wake_wr = adopt(p[1]);
+    if (!own_pipe(s.wake_rd, s.wake_wr)) return false;
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.fd = p[0];
-    if (s.wake_rd.fd < 0 || s.wake_wr.fd < 0 || epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, p[0], &ev) != 0) {
-        for (int i : {0, 1}) {
-            disown(p[i]);
-            real().close(p[i]);
-        }
-        s.wake_rd = s.wake_wr = Own{};
+    ev.data.fd = s.wake_rd.fd;
+    if (epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, s.wake_rd.fd, &ev) != 0) {
+        close_own(s.wake_rd);
+        close_own(s.wake_wr);
         return false;
     }
     return true;
@@ -223,10 +218,10 @@ bool start_thread(State& s) {
     if (s.completer_running) return true;
     if (!still_ours(s.epoll)) {
         close_own(s.epoll);
-        int ep = epoll_create1(EPOLL_CLOEXEC);
-        if (ep >= 0) {
-            s.epoll = adopt(ep);
-            if (s.epoll.fd < 0) real().close(ep);
+        UniqueFd ep(epoll_create1(EPOLL_CLOEXEC));
+        if (ep) {
+            s.epoll = adopt(ep.get());
+            if (s.epoll.fd >= 0) (void)ep.release();  // the shim's own descriptor from now on
         }
         close_own(s.wake_rd);  // registered in the old epoll: made again below
         close_own(s.wake_wr);
@@ -250,13 +245,7 @@ bool start_thread(State& s) {
 void close_internal(State& s) {
     for (auto& [fd, p] : s.pending) release_fd(fd);
     s.pending.clear();
-    for (auto& [lfd, ls] : s.listeners) {
-        ls.pending = 0;
-        for (auto& r : ls.ready) release_fd(r.fd);
-        close_own(ls.event_rd);
-        close_own(ls.event_wr);
-    }
-    s.listeners.clear();
+    s.listeners.clear();  // closes their ready connections and event pipes
     for (auto& [fd, w] : s.wakers) release_fd(fd);
     s.wakers.clear();
     for (auto& [fd, hc] : s.handoff_conns) release_fd(fd);
@@ -292,7 +281,7 @@ void completer_add(State& s, const PendingConn& p) {
         return;
     }
     s.pending[p.fd] = p;
-    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end()) ++ls->second.pending;
+    if (auto ls = s.listeners.find(p.listener); ls != s.listeners.end()) ls->second.pending_added();
     s.next_deadline_ms = std::min(s.next_deadline_ms, p.deadline_ms);
     if (ensure_wake_pipe(s)) {
         ssize_t ignored = write(s.wake_wr.fd, "", 1);  // recompute the timeout
@@ -306,18 +295,14 @@ void push_ready(State& s, int lfd, ReadyConn c) {
         release_fd(c.fd);
         return;
     }
-    it->second.ready.push_back(std::move(c));
-    signal_pollers(it->second);
+    it->second.push_ready(std::move(c));
     wake_listener(s, lfd, it->second, now_ms());
 }
 
 void forget_listener(State& s, int lfd) {
     auto it = s.listeners.find(lfd);
     if (it == s.listeners.end()) return;
-    for (auto& r : it->second.ready) release_fd(r.fd);
-    close_own(it->second.event_rd);
-    close_own(it->second.event_wr);
-    s.listeners.erase(it);
+    s.listeners.erase(it);  // closes its ready connections and event pipe
     close_wakers(s, lfd);
     for (auto p = s.pending.begin(); p != s.pending.end();) {
         if (p->second.listener == lfd) {
@@ -337,11 +322,7 @@ std::vector<int> internal_fds(State& s) {
     for (const auto& [fd, p] : s.pending) out.push_back(fd);
     for (const auto& [fd, w] : s.wakers) out.push_back(fd);
     for (const auto& [fd, hc] : s.handoff_conns) out.push_back(fd);
-    for (const auto& [lfd, ls] : s.listeners) {
-        for (const Own* o : {&ls.event_rd, &ls.event_wr})
-            if (o->fd >= 0) out.push_back(o->fd);
-        for (const auto& r : ls.ready) out.push_back(r.fd);
-    }
+    for (const auto& [lfd, ls] : s.listeners) ls.append_fds(out);
     std::sort(out.begin(), out.end());
     return out;
 }

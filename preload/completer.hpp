@@ -6,7 +6,7 @@
 // A header still incomplete at its deadline is dropped (closed, logged) or, with
 // XPROXY_REQUIRE=0, passed on with the real endpoints. The thread blocks every signal,
 // starts on first use and again after fork() in the child.
-// All functions: caller holds state().mu.
+// All functions but register_atfork: caller holds state().mu.
 #pragma once
 
 #include <vector>

@@ -1,10 +1,14 @@
 // fd_table.cpp: see fd_table.hpp.
 #include "fd_table.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <new>
+
+#include "state.hpp"
 
 namespace xproxy::preload {
 
@@ -82,6 +86,23 @@ void close_own(Own& o) {
     disown(o.fd);
     if (ours) real().close(o.fd);
     o.fd = -1;
+}
+
+bool own_pipe(Own& rd, Own& wr) {
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    Own r = adopt(p[0]);
+    Own w = adopt(p[1]);
+    if (r.fd < 0 || w.fd < 0) {  // beyond the table
+        for (int fd : p) {
+            disown(fd);
+            real().close(fd);
+        }
+        return false;
+    }
+    rd = r;
+    wr = w;
+    return true;
 }
 
 bool is_own_fd(int fd) {

@@ -10,6 +10,9 @@
 //          inode: the application's close() of it is refused; a number closed and reused
 //          behind the shim's back (a raw system call) no longer matches and is not ours;
 //   the mapping (accepted connection -> original client), guarded by State::mu.
+// The shim's code closes a descriptor it no longer owns through UniqueFd or real().close();
+// UniqueFd's close() is the hook below (shim.cpp), which refuses a number still marked as
+// ours: disown() it first.
 // Slots live in chunks allocated with mmap (async-signal-safe) on first use and never
 // freed; numbers beyond kMaxFds are never recorded (a connection that would need a
 // mapping there is refused, see accept.cpp).
@@ -19,12 +22,28 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 
-#include "state.hpp"
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
 
 inline constexpr int kMaxFds = 1 << 22;
+
+// One of the shim's own descriptors as it was when the shim made it.
+struct Own {
+    int fd = -1;
+    std::uint32_t gen = 0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
+
+// What getpeername() (and getsockname()) report for an accepted connection.
+struct Mapping {
+    Endpoint upstream;  // the kernel's peer (the trusted upstream) at accept time
+    Endpoint client;    // the original client from the header
+    std::optional<Endpoint> destination;
+};
 
 // Marks fd as the shim's own (close() by the application is refused). Call it right after
 // creating fd. Returns its identity (fd -1 when fd cannot be recorded).
@@ -36,6 +55,9 @@ void disown(int fd);
 bool still_ours(const Own& o);
 // Closes o if it is still ours; forgets it in any case; o.fd becomes -1.
 void close_own(Own& o);
+// A non-blocking, close-on-exec pipe whose two ends are ours; false (nothing left open,
+// rd and wr untouched) when it cannot be made or recorded.
+bool own_pipe(Own& rd, Own& wr);
 // Lock-free, async-signal-safe: fd is one of the shim's own descriptors (identity checked).
 bool is_own_fd(int fd);
 // Closes fd if it is still one of the shim's own descriptors; forgets it in any case (a

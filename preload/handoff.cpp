@@ -22,6 +22,7 @@
 #include "fd_table.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::preload {
 
@@ -41,22 +42,14 @@ bool same_socket(int a, int b) {
            x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-// One message and the descriptors that came with it; the destructor closes those not
-// taken, whatever the peer sent (more than kMaxFds: the kernel discards the rest and
-// sets MSG_CTRUNC).
+// One message and the descriptors that came with it; those not taken are closed, whatever
+// the peer sent (more than kMaxFds: the kernel discards the rest and sets MSG_CTRUNC).
 struct Received {
     ssize_t n = -1;
-    int fds[kMaxFds] = {-1, -1};
+    UniqueFd fds[kMaxFds];
     int nfds = 0;
     bool extra = false;  // truncated control data, or descriptors of another kind
-    Received() = default;
-    Received(const Received&) = delete;
-    Received& operator=(const Received&) = delete;
-    ~Received() {
-        for (int i = 0; i < nfds; ++i)
-            if (fds[i] >= 0) real().close(fds[i]);
-    }
-    int take(int i) { return std::exchange(fds[i], -1); }
+    int take(int i) { return fds[i].release(); }
 };
 
 void receive(int sock, void* buf, std::size_t len, Received& r) {
@@ -79,10 +72,11 @@ void receive(int sock, void* buf, std::size_t len, Received& r) {
         for (std::size_t i = 0; i < count; ++i) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof fd);
-            if (r.nfds < kMaxFds) r.fds[r.nfds++] = fd;
-            else {
-                real().close(fd);
-                r.extra = true;
+            UniqueFd got(fd);
+            if (r.nfds < kMaxFds) {
+                r.fds[r.nfds++] = std::move(got);
+            } else {
+                r.extra = true;  // closed here
             }
         }
     }
@@ -135,8 +129,9 @@ bool open_handoff_socket(State& s) {
     std::memset(s.handoff_name, 0, sizeof s.handoff_name);
     std::snprintf(s.handoff_name, sizeof s.handoff_name, "xproxy-preload.%d.%016llx", static_cast<int>(getpid()),
                   static_cast<unsigned long long>(nonce));
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
+    UniqueFd sock(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!sock) return false;
+    const int fd = sock.get();
     sockaddr_un a;
     socklen_t len = abstract_address(s.handoff_name, a);
     epoll_event ev{};
@@ -145,17 +140,16 @@ bool open_handoff_socket(State& s) {
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd, 64) != 0 ||
         epoll_ctl(s.epoll.fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
         log_line(kWarning, "event=handoff_unavailable errno=%d", errno);
-        real().close(fd);
         std::memset(s.handoff_name, 0, sizeof s.handoff_name);
         return false;
     }
     s.handoff = adopt(fd);
     if (s.handoff.fd < 0) {
         epoll_ctl(s.epoll.fd, EPOLL_CTL_DEL, fd, nullptr);
-        real().close(fd);
         std::memset(s.handoff_name, 0, sizeof s.handoff_name);
         return false;
     }
+    (void)sock.release();  // the shim's own descriptor from now on
     return true;
 }
 
@@ -178,20 +172,6 @@ void accept_requests(State& s) {
     }
 }
 
-// lfd still names the listener we learnt (never pass on a number reused for anything else).
-bool still_listener(int lfd, const ListenerState& ls) {
-    if (ls.gen != fd_gen(lfd)) return false;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int accepting = 0;
-    socklen_t alen = sizeof accepting;
-    if (real().getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
-        getsockopt(lfd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &alen) != 0 || !accepting)
-        return false;
-    auto e = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    return e && *e == ls.address;
-}
-
 // One step of the exchange with a requester (see handoff.hpp):
 //   1. request naming a wake-up         -> our descriptor of that wake-up's listener;
 //   2. request with its listener's      -> the ready connection, if that descriptor is
@@ -211,7 +191,7 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
     Reply rep;
     if (hc.listener < 0) {  // step 1: prove that we hold the listener
         auto ls = w == s.wakers.end() ? s.listeners.end() : s.listeners.find(w->second.listener);
-        if (got.nfds != 0 || ls == s.listeners.end() || !still_listener(ls->first, ls->second)) {
+        if (got.nfds != 0 || ls == s.listeners.end() || !ls->second.still_listening()) {
             send_with_fds(c, &rep, sizeof rep, nullptr, 0);  // not (or no longer) ours
             return false;
         }
@@ -220,20 +200,16 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
         return send_with_fds(c, &rep, sizeof rep, &hc.listener, 1);
     }
     // Step 2: the requester's proof, then the connection.
-    if (got.nfds != 1 || !same_socket(got.fds[0], hc.listener)) {
+    if (got.nfds != 1 || !same_socket(got.fds[0].get(), hc.listener)) {
         log_line(kWarning, "event=handoff_refused reason=\"the requester does not hold the listener\"");
         return false;
     }
     int passed = -1;
     auto ls = s.listeners.find(hc.listener);
-    while (ls != s.listeners.end() && !ls->second.ready.empty() && !is_own_fd(ls->second.ready.front().fd)) {
-        disown(ls->second.ready.front().fd);  // taken over behind our back: never passed on
-        ls->second.ready.pop_front();
-    }
+    ReadyConn r;
+    // A ready connection taken over behind our back is never passed on (pop_ready).
     if (w != s.wakers.end() && w->second.listener == hc.listener && ls != s.listeners.end() &&
-        !ls->second.ready.empty()) {
-        ReadyConn r = std::move(ls->second.ready.front());
-        ls->second.ready.pop_front();
+        ls->second.pop_ready(r)) {
         rep.found = 1;
         rep.upstream = to_wire(r.upstream);
         rep.client = to_wire(r.client);
@@ -294,8 +270,9 @@ long peer_socket_uid(int fd) {
     } else {
         return -1;
     }
-    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (nl < 0) return -1;
+    UniqueFd netlink(socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    if (!netlink) return -1;
+    const int nl = netlink.get();
     long uid = -1;
     alignas(nlmsghdr) char buf[1024];
     timeval tv{0, 100000};  // the kernel answers at once; this only bounds a broken case
@@ -311,7 +288,6 @@ long peer_socket_uid(int fd) {
             uid = static_cast<long>(m.idiag_uid);
         }
     }
-    real().close(nl);
     return uid;
 }
 
@@ -384,12 +360,9 @@ bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& ou
     if (std::memcmp(msg, kWakeMagic, kWakeMagicLength) != 0 || msg[kWakeMagicLength] == 0) return false;
     char name[kHandoffNameLength + 1] = {};
     std::memcpy(name, msg + kWakeMagicLength, kHandoffNameLength);
-    int u = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (u < 0) return false;
-    struct Closer {
-        int fd;
-        ~Closer() { real().close(fd); }
-    } closer{u};
+    UniqueFd sock(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!sock) return false;
+    const int u = sock.get();
     sockaddr_un a;
     socklen_t alen = abstract_address(name, a);
     if (connect(u, reinterpret_cast<sockaddr*>(&a), alen) != 0) return false;  // gone, or its backlog is full
@@ -412,7 +385,7 @@ bool take_handoff(int wake_fd, int lfd, const Endpoint& wake_peer, ReadyConn& ou
         if (!send_with_fds(u, &req, sizeof req, nullptr, 0) || poll(&p, 1, kTakerWaitMs) <= 0) return false;
         receive(u, &rep, sizeof rep, r);
         if (r.n != static_cast<ssize_t>(sizeof rep) || rep.version != kHandoffVersion || !rep.found) return false;
-        if (r.nfds != 1 || r.extra || !same_socket(r.fds[0], lfd)) {
+        if (r.nfds != 1 || r.extra || !same_socket(r.fds[0].get(), lfd)) {
             log_line(kWarning, "event=wake_refused reason=\"the hand-off peer does not hold the listener\" pid=%d",
                      static_cast<int>(cred.pid));
             return false;

@@ -14,6 +14,7 @@
 
 #include "log.hpp"
 #include <xproxy/base/escape.hpp>
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/proxy_protocol.hpp>
 
 namespace xproxy::preload {
@@ -79,6 +80,9 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
         r.first_bytes = escape(std::string_view(reinterpret_cast<const char*>(data), size < 32 ? size : 32), 128);
         return r;
     }
+    // decode() said complete: the header lies within the bytes it was given (the HMAC is
+    // checked over them and exactly that many are consumed below).
+    XPROXY_INVARIANT(d.complete() && d.consumed <= size);
     const auto hmac = cfg.hmac_key.empty() ? pp::HmacVerdict::ok
                                            : pp::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
     if (hmac != pp::HmacVerdict::ok) return dropped(pp::describe(hmac));

@@ -1,5 +1,5 @@
 // header_reader.hpp: the I/O adapter between a non-blocking socket and the PROXY codec
-// (xproxy/proxy_protocol.hpp). It peeks, decodes, and consumes exactly the header: the
+// (<xproxy/wire/proxy_protocol.hpp>). It peeks, decodes, and consumes exactly the header: the
 // bytes that follow belong to the application and stay in the socket. It never blocks
 // and never allocates more than one header's worth (at most 16 + 65535 bytes, released
 // on every path).

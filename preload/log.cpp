@@ -1,7 +1,12 @@
 // log.cpp: see log.hpp. A file or stderr destination is a descriptor moved above 100 and
-// remembered by device and inode: if the application closes it behind our back (an
-// unhooked close_range) and the number is reused, the shim stops writing to it rather
+// remembered by device and inode: if the application closes it behind our back (a
+// raw close_range system call) and the number is reused, the shim stops writing to it rather
 // than write into someone else's file or socket.
+// The panic line of a failed XPROXY_INVARIANT goes to this log as well: the application's
+// stderr is often /dev/null. The sink is not async-signal-safe (it formats, and syslog()
+// locks), and need not be: invariants are checked on the accept path, in the completer
+// thread and under the shim's mutex, never in the lock-free hooks (close, dup*, fcntl) a
+// signal handler may run.
 #include "log.hpp"
 
 #include <fcntl.h>
@@ -10,10 +15,13 @@
 #include <unistd.h>
 
 #include <cstdarg>
-#include <ctime>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 
 #include "state.hpp"
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::preload {
 
@@ -28,31 +36,38 @@ bool still_ours() {
     struct stat st {};
     return g_fd >= 0 && fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino;
 }
+
+void panic_to_log(const char* line) {
+    if (g_kind == Config::Log::syslog || still_ours()) {
+        log_line(kError, "event=panic reason=\"%s\"", line);
+        return;
+    }
+    // The log's descriptor is gone: stderr, as without this sink.
+    ssize_t ignored = write(STDERR_FILENO, line, std::strlen(line));
+    ignored = write(STDERR_FILENO, "\n", 1);
+    (void)ignored;
+}
 }  // namespace
 
 void open_log(const Config& cfg) {
     g_kind = cfg.log;
     g_level = cfg.log_level;
-    int fd = -1;
+    UniqueFd fd;
     if (cfg.log == Config::Log::stderr_) {
-        fd = real().fcntl(2, F_DUPFD_CLOEXEC, 100);
+        fd.reset(real().fcntl(2, F_DUPFD_CLOEXEC, 100));
     } else if (cfg.log == Config::Log::file) {
-        int f = open(cfg.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-        if (f >= 0) {
-            fd = real().fcntl(f, F_DUPFD_CLOEXEC, 100);  // out of the application's way
-            real().close(f);
-        }
+        UniqueFd f(open(cfg.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+        if (f) fd.reset(real().fcntl(f.get(), F_DUPFD_CLOEXEC, 100));  // out of the application's way
     } else if (cfg.log == Config::Log::syslog) {
         openlog("xproxy-preload", LOG_PID | LOG_NDELAY, LOG_MAIL);
     }
     struct stat st {};
-    if (fd >= 0 && fstat(fd, &st) == 0) {
-        g_fd = fd;
+    if (fd && fstat(fd.get(), &st) == 0) {
+        g_fd = fd.release();
         g_dev = st.st_dev;
         g_ino = st.st_ino;
-    } else if (fd >= 0) {
-        real().close(fd);
     }
+    if (g_kind != Config::Log::off) set_panic_sink(panic_to_log);
 }
 
 bool log_enabled(int level) { return g_kind != Config::Log::off && level <= g_level; }

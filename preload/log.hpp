@@ -10,7 +10,8 @@ namespace xproxy::preload {
 
 enum LogLevel { kError = 0, kWarning = 1, kInfo = 2, kDebug = 3 };
 
-// Opens the configured destination. Call once, from the constructor.
+// Opens the configured destination and makes it XPROXY_INVARIANT's panic sink (unless
+// XPROXY_LOG=off: then stderr, the default). Call once, from the constructor.
 void open_log(const Config& cfg);
 // Writes one line if level is enabled. Safe from any thread; never throws.
 void log_line(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -3,7 +3,7 @@
 // accept/accept4 -> accept.cpp. getpeername/getsockname report the original client (and,
 // with XPROXY_GETSOCKNAME=1, the header's destination) after checking that the kernel
 // still names the upstream that sent the header, so an fd reused behind our back (fclose,
-// close_range) never inherits a stale source. close/dup/dup2/dup3/fcntl(F_DUPFD*) keep the
+// a raw system call) never inherits a stale source. close/dup/dup2/dup3/fcntl(F_DUPFD*) keep the
 // fd table in step; close() of one of the shim's own descriptors is refused silently.
 // close() and the dup family are async-signal-safe, as libc's are: no lock, no heap
 // (fd_table.hpp); only a dup of a proxied connection takes the lock to copy its mapping.

@@ -4,8 +4,9 @@
 // - mappings:  accepted fd -> original client, plus the upstream's real address and
 //              port (fd_table.hpp: valid until the number is closed or replaced through a
 //              hook, and checked against the kernel's peer before every use);
-// - listeners: per managed listening fd, the connections whose header is complete but
-//              which accept() has not returned yet, and who is waiting in accept();
+// - listeners: per managed listening fd, a Listener (listener.hpp): the connections whose
+//              header is complete but which accept() has not returned yet, and who is
+//              waiting in accept();
 // - pending:   trusted connections whose header is still arriving (the completer's);
 // - wakers:    our own loopback connections that make a listener readable (waker.cpp),
 //              and the socket sibling processes fetch ready connections from (handoff.cpp).
@@ -14,17 +15,15 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
-#include <atomic>
-#include <mutex>
-#include <optional>
 #include <unordered_map>
 
-#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include "config.hpp"
+#include "fd_table.hpp"
+#include "listener.hpp"
+#include "shim_mutex.hpp"
 #include <xproxy/base/ip.hpp>
 
 namespace xproxy::preload {
@@ -43,22 +42,6 @@ struct Real {
 };
 const Real& real();
 
-struct Mapping {
-    Endpoint upstream;  // the kernel's peer (the trusted upstream) at accept time
-    Endpoint client;    // the original client from the header
-    std::optional<Endpoint> destination;
-};
-
-// A connection whose header has been read completely (or, with XPROXY_REQUIRE=0, that is
-// passed on without one).
-struct ReadyConn {
-    int fd = -1;
-    std::int64_t since_ms = 0;  // when it became ready
-    Endpoint upstream;
-    std::optional<Endpoint> client;  // nullopt: LOCAL/UNKNOWN/no header: real endpoints
-    std::optional<Endpoint> destination;
-};
-
 struct PendingConn {
     int fd = -1;
     int listener = -1;
@@ -67,63 +50,16 @@ struct PendingConn {
     std::size_t need = 0;  // read_header(): bytes to be queued before peeking again
 };
 
-// One of the shim's own descriptors as it was when the shim made it (fd_table.hpp).
-struct Own {
-    int fd = -1;
-    std::uint32_t gen = 0;
-    dev_t dev = 0;
-    ino_t ino = 0;
-};
-
 struct Waker {
     int listener = -1;
     Endpoint token;  // the waker's local endpoint = the peer accept() will see
     bool magic_sent = false;
 };
 
-struct ListenerState {
-    Endpoint address;  // where the listener is bound (a mismatch means the fd was reused)
-    int family = AF_INET;
-    bool nonblocking = false;  // as last seen (set whenever a connection goes pending)
-    std::deque<ReadyConn> ready;
-    std::uint32_t gen = 0;     // fd_gen() of the listener's number when it was learnt
-    Own event_rd, event_wr;    // blocking listeners: a pipe accept() polls beside the listener
-    int pollers = 0;           // threads in accept() polling listener + event pipe
-    int pending = 0;           // its connections in State::pending (no scan per accept)
-    int in_kernel_accept = 0;  // threads inside libc's accept4() on a blocking listener
-    std::int64_t next_wake_ms = 0;  // wake-up connections: not before this
-    int wake_round = 0;             // wake-ups since the ready queue was last empty
-};
-
-// A mutex that knows whether this thread holds it (or is about to take it), so that a
-// hook run by a signal handler that interrupted the shim in this thread never waits for
-// itself. The depth is thread-local in the initial-exec model (a preloaded library has
-// static TLS): reading it is a plain load, async-signal-safe. It is raised before the
-// lock is taken and lowered after it is released, so no signal can fall in between.
-inline thread_local __attribute__((tls_model("initial-exec"))) int t_shim_lock_depth = 0;
-
-class ShimMutex {
-public:
-    void lock() {
-        ++t_shim_lock_depth;
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        mu_.lock();
-    }
-    void unlock() {
-        mu_.unlock();
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        --t_shim_lock_depth;
-    }
-    static bool held_by_this_thread() { return t_shim_lock_depth > 0; }
-
-private:
-    std::mutex mu_;
-};
-
 struct State {
     ShimMutex mu;
     Config config;
-    std::unordered_map<int, ListenerState> listeners;
+    std::unordered_map<int, Listener> listeners;    // by listening fd (listener.hpp)
     std::unordered_map<int, PendingConn> pending;  // by connection fd
     std::unordered_map<int, Waker> wakers;         // by waker fd
     Own epoll;

@@ -13,13 +13,13 @@
 #include "handoff.hpp"
 #include "header_reader.hpp"
 #include "log.hpp"
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::preload {
 
 namespace {
 
 constexpr std::size_t kMaxWakers = 8;
-constexpr int kMaxRound = 6;  // back-off: 2^round ms between wake-ups, up to 64 ms
 
 const IpAddress& v6_any() {
     static const std::uint8_t zero[16] = {};
@@ -61,22 +61,22 @@ void wake_route(int lfd, const Endpoint& listener, Endpoint& to, IpAddress& from
     }
 }
 
-void open_wake_connection(State& s, int lfd, const ListenerState& ls) {
+void open_wake_connection(State& s, int lfd, const Listener& ls) {
     Endpoint target;
     IpAddress source;
-    wake_route(lfd, ls.address, target, source);
+    wake_route(lfd, ls.address(), target, source);
     sockaddr_storage to;
     unsigned to_len = target.to_sockaddr(to);
-    int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return;
+    UniqueFd sock(socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!sock) return;
     sockaddr_storage from;
     unsigned from_len = Endpoint{source, 0}.to_sockaddr(from);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), from_len) != 0 ||
-        (connect(fd, reinterpret_cast<sockaddr*>(&to), to_len) != 0 && errno != EINPROGRESS)) {
+    if (bind(sock.get(), reinterpret_cast<sockaddr*>(&from), from_len) != 0 ||
+        (connect(sock.get(), reinterpret_cast<sockaddr*>(&to), to_len) != 0 && errno != EINPROGRESS)) {
         log_line(kWarning, "event=wake_failed listener=%s errno=%d", target.to_string().c_str(), errno);
-        real().close(fd);
         return;
     }
+    const int fd = sock.release();  // the shim's own descriptor from now on
     adopt(fd);
     sockaddr_storage me{};
     socklen_t me_len = sizeof me;
@@ -100,41 +100,19 @@ void open_wake_connection(State& s, int lfd, const ListenerState& ls) {
 
 bool is_wake_source(const Endpoint& peer) { return peer.addr == IpAddress::v4(kWakeSourceV4); }
 
-bool signal_pollers(ListenerState& ls) {
-    if (ls.event_wr.fd < 0) return ls.pollers == 0;
-    if (!still_ours(ls.event_wr)) return false;  // never write into the application's descriptor
-    ssize_t ignored = write(ls.event_wr.fd, "", 1);
-    (void)ignored;
-    return true;
-}
-
-int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now) {
-    if (ls.ready.empty()) {
-        ls.wake_round = 0;
-        ls.next_wake_ms = 0;
-        return -1;
-    }
-    // A polling thread has been signalled; only event loops and threads stuck in libc's
-    // accept4() need a connection.
-    // A poller whose pipe was taken over behind our back needs one as well.
-    bool needed = ls.nonblocking || (ls.in_kernel_accept > 0 && ls.pollers == 0) ||
-                  (ls.pollers > 0 && !still_ours(ls.event_wr));
-    if (!needed) return -1;
-    if (now < ls.next_wake_ms) return static_cast<int>(ls.next_wake_ms - now);
+int wake_listener(State& s, int lfd, Listener& ls, std::int64_t now) {
+    int wait = ls.wake_due(now);
+    if (wait != 0) return wait;
     if (wakers_of(s, lfd) < kMaxWakers) open_wake_connection(s, lfd, ls);
-    if (ls.wake_round < kMaxRound) ++ls.wake_round;
-    ls.next_wake_ms = now + (std::int64_t{1} << ls.wake_round);
-    return static_cast<int>(ls.next_wake_ms - now);
+    return ls.wake_sent(now);
 }
 
 void waker_event(State& s, int fd, std::uint32_t events) {
     auto it = s.wakers.find(fd);
     if (it == s.wakers.end()) return;
     if (events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-        // Refused, or a sibling process took it: wake again now, unless this has gone on
-        // for a while (the application is busy; the back-off applies).
-        auto ls = s.listeners.find(it->second.listener);
-        if (ls != s.listeners.end() && ls->second.wake_round < kMaxRound - 1) ls->second.next_wake_ms = 0;
+        // Refused, or a sibling process took it: wake again soon (Listener::wake_refused).
+        if (auto ls = s.listeners.find(it->second.listener); ls != s.listeners.end()) ls->second.wake_refused();
         s.wakers.erase(it);
         release_fd(fd);
         return;

@@ -14,9 +14,10 @@
 // trusted; it then fetches the ready connection from us (handoff.hpp) and returns it.
 // An IPv6-only listener gets one from ::1 instead, recognised by the kWakeMagic bytes
 // it sends. A wake-up whose peer closed it without taking the connection is followed by
-// another at once. Wake-ups back off
-// (2, 4, ... 64 ms apart, at most kMaxWakers outstanding) while the application does not
-// take its connection; it gives the connection up after XPROXY_TIMEOUT_MS.
+// another at once, unless wake-ups have gone on for a while. Wake-ups back off (2, 4, ...
+// 64 ms apart, at most kMaxWakers outstanding) while the application does not take its
+// connection; an event loop's connection is given up after XPROXY_TIMEOUT_MS (the
+// back-off and the expiry are the Listener's, listener.hpp).
 // All functions: caller holds state().mu.
 #pragma once
 
@@ -31,12 +32,9 @@ inline constexpr std::uint32_t kWakeSourceV4 = 0x7f585057;  // 127.88.80.87
 
 // True when peer is a wake-up connection's source (ours or a sibling process's).
 bool is_wake_source(const Endpoint& peer);
-// Signals the listener's event pipe (threads polling in a blocking accept()); false when
-// the pipe is no longer ours (then a wake-up connection is needed).
-bool signal_pollers(ListenerState& ls);
-// Opens a wake-up connection if the listener has ready connections nobody will notice.
-// Returns milliseconds until it wants to be called again, or -1.
-int wake_listener(State& s, int lfd, ListenerState& ls, std::int64_t now);
+// Opens a wake-up connection if the listener has ready connections nobody will notice
+// (Listener::wake_due). Returns milliseconds until it wants to be called again, or -1.
+int wake_listener(State& s, int lfd, Listener& ls, std::int64_t now);
 // Handles an epoll event on a waker fd (sends the magic, forgets a closed one).
 void waker_event(State& s, int fd, std::uint32_t events);
 // True (and our waker is closed) when peer is one of our own wake-up connections.
