@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include <xproxy/base/result.hpp>
 #include <xproxy/daemon/options.hpp>
 
 namespace po = boost::program_options;
@@ -215,26 +216,31 @@ std::optional<StreamThroughCondition> parse_condition(const std::string& text, s
     return std::nullopt;
 }
 
-std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
-    Config c;
+namespace {
+
+// Options that become parts of Config only after checks.
+struct RawOptions {
     std::vector<std::string> listen, downstreams, conditions;
     std::string trusted;
     unsigned client_timeout = 300, pool_idle = 10;
+};
+
+po::options_description describe(Config& c, RawOptions& raw) {
     po::options_description d("xproxyd options");
     d.add_options()
         ("help,h", "print this help and exit")
         ("version", "print the version and exit")
         ("config,c", po::value(&c.config_file), "config file (long option names, name = value)")
         ("check-config", po::bool_switch(&c.check_config), "check the configuration and exit (0 = valid)")
-        ("listen,l", po::value(&listen)->composing(),
+        ("listen,l", po::value(&raw.listen)->composing(),
          "listener and the downstream it serves: \"inet:HOST:PORT [NAME]\" (also inet6:, unix:, fd:, systemd; "
          "repeatable; default downstream: the first)")
-        ("downstream,d", po::value(&downstreams)->composing(),
+        ("downstream,d", po::value(&raw.downstreams)->composing(),
          "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
          "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
          "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
          "(repeatable)")
-        ("trusted-upstreams", po::value(&trusted), "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")
+        ("trusted-upstreams", po::value(&raw.trusted), "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")
         ("hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")
         ("user,u", po::value(&c.user), "drop privileges to this user after binding")
         ("threads", po::value(&c.threads)->default_value(1), "worker threads")
@@ -247,14 +253,14 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
          "bytes of a message body held in memory before spilling to a private file")
         ("spool-dir", po::value(&c.spool_dir)->default_value("/var/spool/xproxyd"),
          "directory for spill files (created with mode 0700)")
-        ("stream-through-if", po::value(&conditions)->composing(),
+        ("stream-through-if", po::value(&raw.conditions)->composing(),
          "turn the fast path off: always, size-over=BYTES, client=CIDR (repeatable)")
         ("max-line-length", po::value(&c.max_line)->default_value(2048), "longest command line accepted")
         ("max-commands", po::value(&c.max_commands)->default_value(10000), "commands per session")
         ("max-errors", po::value(&c.max_errors)->default_value(20), "erroneous commands before 421")
         ("max-recipients", po::value(&c.max_recipients)->default_value(1000), "recipients per transaction")
         ("max-message-size", po::value(&c.max_message_size)->default_value(52428800), "SIZE limit, bytes (0: none)")
-        ("client-timeout", po::value(&client_timeout)->default_value(300), "seconds a client may stay silent")
+        ("client-timeout", po::value(&raw.client_timeout)->default_value(300), "seconds a client may stay silent")
         ("max-sessions", po::value(&c.max_sessions)->default_value(1000), "sessions at once (more: 421)")
         ("max-sessions-per-client", po::value(&c.max_sessions_per_client)->default_value(50),
          "sessions at once from one client address, IPv6 per /64 (more: 421)")
@@ -262,83 +268,106 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
          "bytes of spill files across all sessions (a message that would exceed it: 452)")
         ("downstream-pool", po::value(&c.pool_size)->default_value(32),
          "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")
-        ("downstream-idle", po::value(&pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
-    po::variables_map vm;
-    if (!daemon::load_options(daemon::arguments(argc, argv), d, vm, "xproxyd", "[options]", XPROXY_VERSION, exit_code))
-        return std::nullopt;
-    exit_code = 1;
+        ("downstream-idle", po::value(&raw.pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
+    return d;
+}
+
+Expected<std::vector<DownstreamConfig>> parse_downstreams(const std::vector<std::string>& texts) {
+    std::vector<DownstreamConfig> out;
     std::string err;
-    for (const auto& t : downstreams) {
+    for (const auto& t : texts) {
         auto ds = parse_downstream(t, &err);
-        if (!ds) {
-            std::cerr << "xproxyd: " << err << "\n";
-            return std::nullopt;
-        }
-        for (const auto& other : c.downstreams)
-            if (other.name == ds->name) {
-                std::cerr << "xproxyd: downstream " << ds->name << " defined twice\n";
-                return std::nullopt;
-            }
-        c.downstreams.push_back(*ds);
+        if (!ds) return Failure{err};
+        for (const auto& other : out)
+            if (other.name == ds->name) return Failure{"downstream " + ds->name + " defined twice"};
+        out.push_back(*ds);
     }
-    if (c.downstreams.empty()) {
-        std::cerr << "xproxyd: at least one --downstream is required\n";
-        return std::nullopt;
-    }
-    if (listen.empty()) listen.push_back("inet:127.0.0.1:10025");
-    for (const auto& l : listen) {
+    if (out.empty()) return Failure{"at least one --downstream is required"};
+    return out;
+}
+
+// "SPEC [DOWNSTREAM]": the downstream by name, the first one by default.
+Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
+                                                const std::vector<DownstreamConfig>& downstreams) {
+    if (texts.empty()) texts.push_back("inet:127.0.0.1:10025");
+    std::vector<Listener> out;
+    for (const auto& l : texts) {
         std::istringstream in(l);
         Listener li{};
         std::string name, extra;
         in >> li.spec >> name >> extra;
-        if (!extra.empty()) {
-            std::cerr << "xproxyd: listen '" << l << "': want \"SPEC [DOWNSTREAM]\"\n";
-            return std::nullopt;
-        }
-        li.downstream = c.downstreams.size();
+        if (!extra.empty()) return Failure{"listen '" + l + "': want \"SPEC [DOWNSTREAM]\""};
+        li.downstream = downstreams.size();
         if (name.empty()) li.downstream = 0;
-        for (std::size_t i = 0; i < c.downstreams.size(); ++i)
-            if (c.downstreams[i].name == name) li.downstream = i;
-        if (li.downstream == c.downstreams.size()) {
-            std::cerr << "xproxyd: listen '" << l << "': no downstream named " << name << "\n";
-            return std::nullopt;
-        }
-        c.listeners.push_back(li);
+        for (std::size_t i = 0; i < downstreams.size(); ++i)
+            if (downstreams[i].name == name) li.downstream = i;
+        if (li.downstream == downstreams.size()) return Failure{"listen '" + l + "': no downstream named " + name};
+        out.push_back(li);
     }
-    if (vm.count("trusted-upstreams")) {
-        auto set = CidrSet::parse(trusted, &err);
-        if (!set) {
-            std::cerr << "xproxyd: trusted-upstreams: " << err << "\n";
-            return std::nullopt;
-        }
+    return out;
+}
+
+Expected<std::vector<StreamThroughCondition>> parse_conditions(const std::vector<std::string>& texts) {
+    std::vector<StreamThroughCondition> out;
+    std::string err;
+    for (const auto& t : texts) {
+        auto cond = parse_condition(t, &err);
+        if (!cond) return Failure{err};
+        out.push_back(*cond);
+    }
+    return out;
+}
+
+Expected<void> check_limits(const Config& c) {
+    if (c.tls_cert.empty() != c.tls_key.empty()) return Failure{"tls-cert and tls-key go together"};
+    if (c.max_line < 512) return Failure{"max-line-length must be at least 512 (RFC 5321)"};
+    if (c.max_sessions == 0 || c.max_sessions_per_client == 0 || c.spill_quota == 0)
+        return Failure{"max-sessions, max-sessions-per-client and spill-quota must be positive"};
+    return {};
+}
+
+// Everything after the options were read; the failure is printed by the caller.
+Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given) {
+    auto downstreams = parse_downstreams(raw.downstreams);
+    if (!downstreams) return Failure{downstreams.error()};
+    c.downstreams = std::move(*downstreams);
+    auto listeners = parse_listeners(raw.listen, c.downstreams);
+    if (!listeners) return Failure{listeners.error()};
+    c.listeners = std::move(*listeners);
+    if (trusted_given) {
+        std::string err;
+        auto set = CidrSet::parse(raw.trusted, &err);
+        if (!set) return Failure{"trusted-upstreams: " + err};
         c.trusted = *set;
     }
-    for (const auto& t : conditions) {
-        auto cond = parse_condition(t, &err);
-        if (!cond) {
-            std::cerr << "xproxyd: " << err << "\n";
-            return std::nullopt;
-        }
-        c.stream_through.push_back(*cond);
-    }
-    if (c.tls_cert.empty() != c.tls_key.empty()) {
-        std::cerr << "xproxyd: tls-cert and tls-key go together\n";
-        return std::nullopt;
-    }
-    if (c.max_line < 512) {
-        std::cerr << "xproxyd: max-line-length must be at least 512 (RFC 5321)\n";
-        return std::nullopt;
-    }
-    if (c.max_sessions == 0 || c.max_sessions_per_client == 0 || c.spill_quota == 0) {
-        std::cerr << "xproxyd: max-sessions, max-sessions-per-client and spill-quota must be positive\n";
-        return std::nullopt;
-    }
+    auto conditions = parse_conditions(raw.conditions);
+    if (!conditions) return Failure{conditions.error()};
+    c.stream_through = std::move(*conditions);
+    if (auto limits = check_limits(c); !limits) return limits;
     if (c.threads == 0) c.threads = 1;
-    c.client_timeout = std::chrono::seconds(client_timeout ? client_timeout : 300);
-    c.pool_idle = std::chrono::seconds(pool_idle);
+    c.client_timeout = std::chrono::seconds(raw.client_timeout ? raw.client_timeout : 300);
+    c.pool_idle = std::chrono::seconds(raw.pool_idle);
     if (c.hostname.empty()) c.hostname = daemon::host_name();
     for (auto& ds : c.downstreams)
         if (ds.helo.empty()) ds.helo = c.hostname;
+    return {};
+}
+
+}  // namespace
+
+std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
+    Config c;
+    RawOptions raw;
+    auto desc = describe(c, raw);
+    po::variables_map vm;
+    if (!daemon::load_options(daemon::arguments(argc, argv), desc, vm, "xproxyd", "[options]", XPROXY_VERSION,
+                              exit_code))
+        return std::nullopt;
+    if (auto done = complete(c, raw, vm.count("trusted-upstreams") > 0); !done) {
+        std::cerr << "xproxyd: " << done.error() << "\n";
+        exit_code = 1;
+        return std::nullopt;
+    }
     exit_code = 0;
     return c;
 }
