@@ -78,124 +78,131 @@ std::string Destination::to_string() const {
                                                : host + ":" + std::to_string(port);
 }
 
+namespace {
+
+// What the words of a downstream said beyond its values, for the checks after them.
+struct DownstreamWords {
+    bool tls_given = false;
+    bool key_id_given = false;
+};
+
+Expected<void> parse_destinations(DownstreamConfig& d, const std::string& value) {
+    std::size_t start = 0;
+    while (start <= value.size()) {
+        auto comma = value.find(',', start);
+        auto item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        auto dest = parse_destination(item);
+        if (!dest) return Failure{"downstream " + d.name + ": bad destination '" + item + "' (want ADDR:PORT)"};
+        d.destinations.push_back(*dest);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+    }
+    return {};
+}
+
+// One "key=value" word of a downstream.
+Expected<void> parse_downstream_word(DownstreamConfig& d, const std::string& word, DownstreamWords& seen) {
+    auto eq = word.find('=');
+    std::string key = word.substr(0, eq), value = eq == std::string::npos ? "" : word.substr(eq + 1);
+    bool ok = true;
+    if (key == "destinations") {
+        return parse_destinations(d, value);
+    } else if (key == "encoding") {
+        auto e = parse_encoding(value);
+        ok = e.has_value();
+        if (e) d.encoding = *e;
+    } else if (key == "tls") {
+        seen.tls_given = true;
+        if (value == "none" || value == "off") d.tls = TlsMode::none;
+        else if (value == "may") d.tls = TlsMode::may;
+        else if (value == "encrypt") d.tls = TlsMode::encrypt;
+        else if (value == "verify") d.tls = TlsMode::verify;
+        else if (value == "opportunistic" || value == "required")
+            return Failure{"downstream " + d.name + ": tls=" + value +
+                           " is gone: say tls=may, tls=encrypt (unauthenticated) or tls=verify"};
+        else ok = false;
+    } else if (key == "tls-name") {
+        d.tls_name = value;
+        ok = IpAddress::parse(value).has_value() || valid_tls_name(value);
+    } else if (key == "tls-ca") {
+        d.tls_ca = value;
+        ok = !value.empty();
+    } else if (key == "connect-timeout" || key == "command-timeout") {
+        unsigned s = 0;
+        ok = parse_num(value, s) && s > 0;
+        (key == "connect-timeout" ? d.connect_timeout : d.command_timeout) = std::chrono::seconds(s);
+    } else if (key == "helo") {
+        d.helo = value;
+        ok = !value.empty();
+    } else if (key == "hmac-key-file") {
+        d.hmac_key_file = value;
+        ok = !value.empty();
+    } else if (key == "hmac-key-id") {
+        seen.key_id_given = true;
+        ok = parse_num(value, d.hmac_key_id);
+    } else if (key == "proxy-unsigned") {
+        ok = value == "yes" || value == "no";
+        d.proxy_unsigned = value == "yes";
+    } else {
+        return Failure{"downstream " + d.name + ": unknown setting '" + key + "'"};
+    }
+    if (!ok) return Failure{"downstream " + d.name + ": bad value in '" + word + "'"};
+    return {};
+}
+
+// The whole downstream: TLS by default off this machine, and a PROXY header only where
+// it cannot be rewritten unnoticed.
+Expected<void> check_downstream(DownstreamConfig& d, const DownstreamWords& seen) {
+    if (d.destinations.empty()) return Failure{"downstream " + d.name + ": no destinations="};
+    bool local = true;
+    for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
+    if (!seen.tls_given) d.tls = local ? TlsMode::none : TlsMode::verify;  // closed default
+    const bool proxy = d.encoding == Encoding::proxy_v1 || d.encoding == Encoding::proxy_v2;
+    const std::string enc = std::string("encoding=") + to_string(d.encoding);
+    const std::string ds = "downstream " + d.name + ": ";
+    if ((!d.hmac_key_file.empty() || seen.key_id_given) && d.encoding != Encoding::proxy_v2)
+        return Failure{ds + "hmac-key-file= and hmac-key-id= need encoding=proxy-v2 (" + enc +
+                       " cannot carry a signature)"};
+    if (seen.key_id_given && d.hmac_key_file.empty()) return Failure{ds + "hmac-key-id= needs hmac-key-file="};
+    if (d.proxy_unsigned && (!proxy || !d.hmac_key_file.empty()))
+        return Failure{ds + "proxy-unsigned=yes is for an unsigned encoding=proxy-v1 or proxy-v2 only"};
+    // The PROXY header goes before STARTTLS: TLS cannot protect it, only a signature can.
+    if (proxy && d.hmac_key_file.empty() && d.tls != TlsMode::none)
+        return Failure{ds + enc + " is sent before STARTTLS, which cannot protect it" +
+                       (seen.tls_given ? "" : " (tls=verify is the default off this machine)") +
+                       ": write encoding=proxy-v2 hmac-key-file=PATH (the key of the downstream's XPROXY_HMAC_KEY_FILE)" +
+                       (local ? ", or tls=none"
+                              : ", or tls=none proxy-unsigned=yes only on a segment you trust completely")};
+    if (proxy && d.hmac_key_file.empty() && !local && !d.proxy_unsigned)
+        return Failure{ds + enc +
+                       " off this machine can be rewritten on the way: write encoding=proxy-v2 hmac-key-file=PATH (the "
+                       "key of the downstream's XPROXY_HMAC_KEY_FILE), or proxy-unsigned=yes only on a segment you "
+                       "trust completely"};
+    if (!d.tls_ca.empty() && d.tls != TlsMode::verify) return Failure{ds + "tls-ca= needs tls=verify"};
+    if (!d.tls_name.empty() && d.tls == TlsMode::none)
+        return Failure{ds + "tls-name= needs TLS (tls=may, encrypt or verify)"};
+    return {};
+}
+
+}  // namespace
+
 std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error) {
     std::istringstream in(text);
     DownstreamConfig d;
     std::string word;
-    bool tls_given = false, key_id_given = false;
     if (!(in >> d.name) || d.name.find('=') != std::string::npos) {
         *error = "downstream '" + text + "': must start with a name";
         return std::nullopt;
     }
+    DownstreamWords seen;
     while (in >> word) {
-        auto eq = word.find('=');
-        std::string key = word.substr(0, eq), value = eq == std::string::npos ? "" : word.substr(eq + 1);
-        bool ok = true;
-        if (key == "destinations") {
-            std::size_t start = 0;
-            while (start <= value.size()) {
-                auto comma = value.find(',', start);
-                auto item = value.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-                auto dest = parse_destination(item);
-                if (!dest) {
-                    *error = "downstream " + d.name + ": bad destination '" + item + "' (want ADDR:PORT)";
-                    return std::nullopt;
-                }
-                d.destinations.push_back(*dest);
-                if (comma == std::string::npos) break;
-                start = comma + 1;
-            }
-        } else if (key == "encoding") {
-            auto e = parse_encoding(value);
-            ok = e.has_value();
-            if (e) d.encoding = *e;
-        } else if (key == "tls") {
-            tls_given = true;
-            if (value == "none" || value == "off") d.tls = TlsMode::none;
-            else if (value == "may") d.tls = TlsMode::may;
-            else if (value == "encrypt") d.tls = TlsMode::encrypt;
-            else if (value == "verify") d.tls = TlsMode::verify;
-            else if (value == "opportunistic" || value == "required") {
-                *error = "downstream " + d.name + ": tls=" + value +
-                         " is gone: say tls=may, tls=encrypt (unauthenticated) or tls=verify";
-                return std::nullopt;
-            } else {
-                ok = false;
-            }
-        } else if (key == "tls-name") {
-            d.tls_name = value;
-            ok = IpAddress::parse(value).has_value() || valid_tls_name(value);
-        } else if (key == "tls-ca") {
-            d.tls_ca = value;
-            ok = !value.empty();
-        } else if (key == "connect-timeout" || key == "command-timeout") {
-            unsigned s = 0;
-            ok = parse_num(value, s) && s > 0;
-            (key == "connect-timeout" ? d.connect_timeout : d.command_timeout) = std::chrono::seconds(s);
-        } else if (key == "helo") {
-            d.helo = value;
-            ok = !value.empty();
-        } else if (key == "hmac-key-file") {
-            d.hmac_key_file = value;
-            ok = !value.empty();
-        } else if (key == "hmac-key-id") {
-            key_id_given = true;
-            ok = parse_num(value, d.hmac_key_id);
-        } else if (key == "proxy-unsigned") {
-            ok = value == "yes" || value == "no";
-            d.proxy_unsigned = value == "yes";
-        } else {
-            *error = "downstream " + d.name + ": unknown setting '" + key + "'";
-            return std::nullopt;
-        }
-        if (!ok) {
-            *error = "downstream " + d.name + ": bad value in '" + word + "'";
+        if (auto ok = parse_downstream_word(d, word, seen); !ok) {
+            *error = ok.error();
             return std::nullopt;
         }
     }
-    if (d.destinations.empty()) {
-        *error = "downstream " + d.name + ": no destinations=";
-        return std::nullopt;
-    }
-    bool local = true;
-    for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
-    if (!tls_given) d.tls = local ? TlsMode::none : TlsMode::verify;  // closed default
-    const bool proxy = d.encoding == Encoding::proxy_v1 || d.encoding == Encoding::proxy_v2;
-    const std::string enc = std::string("encoding=") + to_string(d.encoding);
-    if ((!d.hmac_key_file.empty() || key_id_given) && d.encoding != Encoding::proxy_v2) {
-        *error = "downstream " + d.name + ": hmac-key-file= and hmac-key-id= need encoding=proxy-v2 (" + enc +
-                 " cannot carry a signature)";
-        return std::nullopt;
-    }
-    if (key_id_given && d.hmac_key_file.empty()) {
-        *error = "downstream " + d.name + ": hmac-key-id= needs hmac-key-file=";
-        return std::nullopt;
-    }
-    if (d.proxy_unsigned && (!proxy || !d.hmac_key_file.empty())) {
-        *error = "downstream " + d.name + ": proxy-unsigned=yes is for an unsigned encoding=proxy-v1 or proxy-v2 only";
-        return std::nullopt;
-    }
-    // The PROXY header goes before STARTTLS: TLS cannot protect it, only a signature can.
-    if (proxy && d.hmac_key_file.empty() && d.tls != TlsMode::none) {
-        *error = "downstream " + d.name + ": " + enc + " is sent before STARTTLS, which cannot protect it" +
-                 (tls_given ? "" : " (tls=verify is the default off this machine)") +
-                 ": write encoding=proxy-v2 hmac-key-file=PATH (the key of the downstream's XPROXY_HMAC_KEY_FILE)" +
-                 (local ? ", or tls=none" : ", or tls=none proxy-unsigned=yes only on a segment you trust completely");
-        return std::nullopt;
-    }
-    if (proxy && d.hmac_key_file.empty() && !local && !d.proxy_unsigned) {
-        *error = "downstream " + d.name + ": " + enc +
-                 " off this machine can be rewritten on the way: write encoding=proxy-v2 hmac-key-file=PATH (the key "
-                 "of the downstream's XPROXY_HMAC_KEY_FILE), or proxy-unsigned=yes only on a segment you trust "
-                 "completely";
-        return std::nullopt;
-    }
-    if (!d.tls_ca.empty() && d.tls != TlsMode::verify) {
-        *error = "downstream " + d.name + ": tls-ca= needs tls=verify";
-        return std::nullopt;
-    }
-    if (!d.tls_name.empty() && d.tls == TlsMode::none) {
-        *error = "downstream " + d.name + ": tls-name= needs TLS (tls=may, encrypt or verify)";
+    if (auto ok = check_downstream(d, seen); !ok) {
+        *error = ok.error();
         return std::nullopt;
     }
     return d;
