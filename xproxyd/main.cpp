@@ -4,17 +4,14 @@
 // on a thread pool. Their handler holds the session limits: a connection over one is
 // answered 421 and closed.
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
-
 #include <cstdio>
-#include <thread>
+#include <cstring>
 
 #include "config.hpp"
 #include "conn.hpp"
