@@ -15,19 +15,90 @@
 #include "callbacks.hpp"
 #include "milter_socket.hpp"
 #include "options.hpp"
+#include <xproxy/base/result.hpp>
+#include <xproxy/base/unique_fd.hpp>
 #include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
-#include <xproxy/daemon/options.hpp>
+#include <xproxy/daemon/startup.hpp>
 
 using namespace xproxy;
 using namespace xproxy::milter;
 
 namespace {
 
-int die(const std::string& msg, int code = 1) {
-    std::fprintf(stderr, "xproxy-milter: %s\n", msg.c_str());
-    return code;
+// fd:/systemd: the activated descriptor, taken before libmilter opens anything (libmilter
+// serves one socket: the others are closed). None for the other specs.
+Expected<UniqueFd> take_activated(const daemon::ListenSpec& spec) {
+    using K = daemon::ListenSpec::Kind;
+    if (spec.kind != K::fd && spec.kind != K::systemd) return UniqueFd();
+    auto fds = daemon::open_listeners(spec);
+    if (!fds) return Failure{fds.error()};
+    return std::move(fds->front());
+}
+
+// libmilter opens its listener itself (the socket's mode from the umask at bind():
+// nothing follows its path later); an activated descriptor then takes its place. Returns
+// the listening descriptor, checked and given away as the plan says.
+Expected<int> open_milter_socket(const daemon::ListenPlan& plan, const Options& opts,
+                                 std::shared_ptr<const Config> config) {
+    const auto& spec = plan.specs.front();
+    const bool unix_ = spec.kind == daemon::ListenSpec::Kind::unix_;
+    if (auto dirs = daemon::check_socket_directories(plan); !dirs) return Failure{dirs.error()};
+    auto activated = take_activated(spec);
+    if (!activated) return Failure{activated.error()};
+    // libmilter's placeholder for an activated unix socket lives in a directory of its own
+    // (mode 0700): a fixed name in /tmp would let any local user block the start by
+    // creating that name first.
+    std::string placeholder_dir, placeholder;
+    if (*activated) {
+        char dir[] = "/tmp/xproxy-milter.XXXXXX";
+        if (!mkdtemp(dir)) return Failure{std::string("cannot create a directory in /tmp: ") + std::strerror(errno)};
+        placeholder_dir = dir;
+        placeholder = placeholder_dir + "/placeholder";
+    }
+    std::string conn = libmilter_conn(spec, placeholder, activated->get());
+    if (!register_filter(std::move(config), unix_)) return Failure{"smfi_register failed"};
+    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) return Failure{"bad listener " + opts.listen};
+    smfi_settimeout(static_cast<int>(opts.timeout));
+    smfi_setbacklog(opts.backlog);
+    auto before = listening_fds();
+    mode_t old_umask = umask(static_cast<mode_t>(~plan.socket_mode & 0777u));
+    int opened = smfi_opensocket(true);
+    umask(old_umask);
+    if (opened != MI_SUCCESS) return Failure{"cannot open listener " + opts.listen};
+    int lfd = -1;
+    for (int fd : listening_fds())
+        if (!before.count(fd)) lfd = fd;
+    if (lfd < 0) return Failure{"cannot find libmilter's listening socket"};
+    if (*activated) {
+        if (dup2(activated->get(), lfd) < 0) return Failure{"cannot take over fd " + std::to_string(activated->get())};
+        activated->reset();
+        unlink(placeholder.c_str());
+        rmdir(placeholder_dir.c_str());
+    }
+    if (auto inet = daemon::check_inet_allowed({lfd}, plan.allow_peers, "--allow-peers"); !inet) return Failure{inet.error()};
+    set_peer_allow_list(&plan.allow_peers);
+    if (!set_nodelay_if_tcp(lfd)) return Failure{"cannot set TCP_NODELAY on " + opts.listen};
+    // The socket goes to the user we drop to and to the MTA's group, without following a
+    // link; nobody else may connect. Root removes a stale socket at the next start.
+    if (unix_) {
+        auto given = daemon::set_socket_access(spec.path, opts.user, opts.socket_group, plan.socket_mode);
+        if (!given) return Failure{given.error()};
+    }
+    // An inherited unix socket must not be open to every local user (abstract, or a mode
+    // such as systemd's default 0666).
+    if (auto inherited = daemon::check_unix_listeners({lfd}); !inherited) return Failure{inherited.error()};
+    return lfd;
+}
+
+// --check-config: what was checked; the exit status 0.
+int print_config_ok(const Options& o, const Config& c) {
+    std::printf("xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
+                "policies: %zu, domains: %zu)\n",
+                to_string(c.mode), c.keys.size(), c.trusted_upstreams.entries().size(), c.block_list.entries().size(),
+                o.policies.size(), c.directory->domain_count());
+    return 0;
 }
 
 }  // namespace
@@ -36,97 +107,26 @@ int main(int argc, char** argv) {
     int code = 0;
     auto opts = parse_options(argc, argv, code);
     if (!opts) return code;
-
-    log::Sink sink;
-    log::Level level;
-    if (!daemon::parse_log_options(opts->log_sink, opts->log_level, sink, level, "xproxy-milter")) return 2;
+    daemon::Startup start("xproxy-milter");
+    if (!start.log_options(opts->log_sink, opts->log_level)) return 2;
     std::string err;
     auto config = build_config(*opts, &err);
-    if (!config) return die(err);
-    auto spec = daemon::parse_listen(opts->listen, &err);
-    if (!spec) return die(err);
-    unsigned socket_mode = 0;
-    if (!daemon::parse_socket_mode(opts->socket_mode, socket_mode)) return die("--socket-mode must be octal, e.g. 0660");
-    if (!daemon::check_socket_mode(socket_mode, &err)) return die(err);
+    if (!config) return start.fail(err);
     // Whoever reaches an inject milter gets a signature for the source it claims: a TCP
     // listener serves only the MTAs named in --allow-peers, and none without it.
-    auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
-    if (!allow_peers) return die("--allow-peers: " + err);
-    using K = daemon::ListenSpec::Kind;
-    if (spec->kind == K::inet && allow_peers->empty())
-        return die("TCP listener " + opts->listen +
-                   " would serve nobody: add --allow-peers CIDR naming the MTA's address (an address of this "
-                   "host lets every local user in), or listen on unix:PATH");
-    if (spec->kind == K::unix_ && !daemon::check_socket_group(opts->socket_group, spec->path, &err)) return die(err);
-    if (opts->check_config) {
-        std::printf("xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
-                    "policies: %zu, domains: %zu)\n",
-                    to_string(config->mode), config->keys.size(), config->trusted_upstreams.entries().size(),
-                    config->block_list.entries().size(), opts->policies.size(), config->directory->domain_count());
-        return 0;
-    }
-    log::init("xproxy-milter", sink, level);
-    // Not in --check-config: the directory may not exist before the service starts.
-    if (spec->kind == K::unix_ && !daemon::check_socket_directory(spec->path, &err)) return die(err);
-
-    // fd:/systemd: take the activated descriptor before libmilter opens anything.
-    int activated = -1;
-    if (spec->kind == K::fd || spec->kind == K::systemd) {
-        auto fds = daemon::open_listeners(*spec, &err);
-        if (fds.empty()) return die(err);
-        for (std::size_t i = 1; i < fds.size(); ++i) close(fds[i]);  // libmilter serves one socket
-        activated = fds[0];
-    }
-    // libmilter's placeholder for an activated unix socket lives in a directory of its own
-    // (mode 0700): a fixed name in /tmp would let any local user block the start by
-    // creating that name first.
-    std::string placeholder_dir, placeholder;
-    if (activated >= 0) {
-        char dir[] = "/tmp/xproxy-milter.XXXXXX";
-        if (!mkdtemp(dir)) return die(std::string("cannot create a directory in /tmp: ") + std::strerror(errno));
-        placeholder_dir = dir;
-        placeholder = placeholder_dir + "/placeholder";
-    }
-    std::string conn = libmilter_conn(*spec, placeholder, activated);
-    if (!register_filter(config, spec->kind == K::unix_)) return die("smfi_register failed");
-    if (smfi_setconn(const_cast<char*>(conn.c_str())) != MI_SUCCESS) return die("bad listener " + opts->listen);
-    smfi_settimeout(static_cast<int>(opts->timeout));
-    smfi_setbacklog(opts->backlog);
-    auto before = listening_fds();
-    // The socket's mode comes from the umask at bind(): nothing follows its path later.
-    mode_t old_umask = umask(static_cast<mode_t>(~socket_mode & 0777u));
-    int opened = smfi_opensocket(true);
-    umask(old_umask);
-    if (opened != MI_SUCCESS) return die("cannot open listener " + opts->listen);
-    int lfd = -1;
-    for (int fd : listening_fds())
-        if (!before.count(fd)) lfd = fd;
-    if (lfd < 0) return die("cannot find libmilter's listening socket");
-    if (activated >= 0) {
-        if (dup2(activated, lfd) < 0) return die("cannot take over fd " + std::to_string(activated));
-        close(activated);
-        unlink(placeholder.c_str());
-        rmdir(placeholder_dir.c_str());
-    }
-    if (!daemon::check_inet_allowed({lfd}, *allow_peers, "--allow-peers", &err)) return die(err);
-    set_peer_allow_list(&*allow_peers);
-    if (!set_nodelay_if_tcp(lfd)) return die("cannot set TCP_NODELAY on " + opts->listen);
-    // The socket goes to the user we drop to and to the MTA's group, without following a
-    // link; nobody else may connect. Root removes a stale socket at the next start.
-    if (spec->kind == K::unix_ &&
-        !daemon::set_socket_access(spec->path, opts->user, opts->socket_group, socket_mode, &err))
-        return die(err);
-    // An inherited unix socket must not be open to every local user (abstract, or a mode
-    // such as systemd's default 0666).
-    if (!daemon::check_unix_listeners({lfd}, &err)) return die(err);
-    if (!daemon::drop_privileges(opts->user, &err)) return die(err);
+    auto plan = daemon::plan_listeners({opts->listen}, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    if (!plan) return start.fail(plan.error());
+    if (opts->check_config) return print_config_ok(*opts, *config);
+    start.start_log();
+    auto listener = open_milter_socket(*plan, *opts, config);
+    if (!listener) return start.fail(listener.error());
+    if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
     log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "
               "block_list=\"%s\" on_invalid=%s on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
-              to_string(config->mode), opts->listen.c_str(), allow_peers->to_string().c_str(), config->keys.size(),
+              to_string(config->mode), opts->listen.c_str(), plan->allow_peers.to_string().c_str(), config->keys.size(),
               config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
-              to_string(config->on_invalid), to_string(config->on_missing),
-              to_string(config->on_missing_bounce), config->keep_header ? 1 : 0,
-              opts->policies.size());
+              to_string(config->on_invalid), to_string(config->on_missing), to_string(config->on_missing_bounce),
+              config->keep_header ? 1 : 0, opts->policies.size());
     int rc = smfi_main();
     log::info("event=stop rc=%d", rc);
     return rc == MI_SUCCESS ? 0 : 1;

@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -17,10 +16,9 @@
 #include "options.hpp"
 #include "server.hpp"
 #include "state.hpp"
-#include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
-#include <xproxy/daemon/options.hpp>
+#include <xproxy/daemon/startup.hpp>
 
 using namespace xproxy;
 using namespace xproxy::policyd;
@@ -65,111 +63,27 @@ void on_hup() {
     std::thread([] { reload("SIGHUP"); }).detach();
 }
 
-}  // namespace
+// Every --watch-interval seconds: reloads when a file the state was built from changed.
+class FileWatcher {
+public:
+    FileWatcher() : thread_([this] { run(); }) {}
+    ~FileWatcher() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+    }
 
-int main(int argc, char** argv) {
-    int code = 0;
-    auto opts = parse_options(argc, argv, code);
-    if (!opts) return code;
-
-    log::Sink sink;
-    log::Level level;
-    if (!daemon::parse_log_options(opts->log_sink, opts->log_level, sink, level, "xproxy-policyd")) return 2;
-    std::string err;
-    auto state = build_state(*opts, &err);
-    if (!state) {
-        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-        return 1;
-    }
-    std::vector<daemon::ListenSpec> specs;
-    for (const auto& l : opts->listen) {
-        auto spec = daemon::parse_listen(l, &err);
-        if (!spec) {
-            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-            return 1;
-        }
-        if (spec->kind == daemon::ListenSpec::Kind::unix_ &&
-            !daemon::check_socket_group(opts->socket_group, spec->path, &err)) {
-            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-            return 1;
-        }
-        specs.push_back(*spec);
-    }
-    unsigned socket_mode = 0;
-    if (!daemon::parse_socket_mode(opts->socket_mode, socket_mode)) {
-        std::fprintf(stderr, "xproxy-policyd: --socket-mode must be octal, e.g. 0660\n");
-        return 1;
-    }
-    if (!daemon::check_socket_mode(socket_mode, &err)) {
-        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-        return 1;
-    }
-    // The inject policy signs whatever client a request names: a TCP listener serves only
-    // the MTAs in --allow-peers, and none without it (checked again on the opened sockets,
-    // which covers fd: and systemd).
-    auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
-    if (!allow_peers) {
-        std::fprintf(stderr, "xproxy-policyd: --allow-peers: %s\n", err.c_str());
-        return 1;
-    }
-    for (const auto& spec : specs) {
-        if (spec.kind == daemon::ListenSpec::Kind::inet && allow_peers->empty()) {
-            std::fprintf(stderr,
-                         "xproxy-policyd: TCP listener %s would serve nobody: add --allow-peers CIDR naming the "
-                         "MTA's address (an address of this host lets every local user in), or listen on unix:PATH\n",
-                         spec.text.c_str());
-            return 1;
-        }
-    }
-    if (opts->check_config) {
-        std::printf("xproxy-policyd: configuration ok (policies: %zu, domains: %zu, users: %zu, keys: %zu)\n",
-                    opts->policies.size(), state->directory->domain_count(), state->directory->user_count(),
-                    state->keys.size());
-        return 0;
-    }
-    log::init("xproxy-policyd", sink, level);
-
-    ServerOptions so;
-    so.threads = opts->threads ? opts->threads : 1;
-    so.idle_timeout = std::chrono::seconds(opts->idle_timeout);
-    so.allow_peers = *allow_peers;
-    for (const auto& spec : specs) {
-        // Not in --check-config: the directory may not exist before the service starts.
-        if (spec.kind == daemon::ListenSpec::Kind::unix_ && !daemon::check_socket_directory(spec.path, &err)) {
-            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-            return 1;
-        }
-    }
-    for (const auto& spec : specs) {
-        auto fds = daemon::open_listeners(spec, &err, socket_mode);
-        if (fds.empty() || (spec.kind == daemon::ListenSpec::Kind::unix_ &&
-                            !daemon::set_socket_access(spec.path, opts->user, opts->socket_group, socket_mode, &err))) {
-            std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-            return 1;
-        }
-        so.listen_fds.insert(so.listen_fds.end(), fds.begin(), fds.end());
-    }
-    if (!daemon::check_inet_allowed(so.listen_fds, so.allow_peers, "--allow-peers", &err) ||
-        !daemon::check_unix_listeners(so.listen_fds, &err)) {
-        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-        return 1;
-    }
-    if (!daemon::drop_privileges(opts->user, &err)) {
-        std::fprintf(stderr, "xproxy-policyd: %s\n", err.c_str());
-        return 1;
-    }
-    g_states.set(state);
-
-    std::atomic<bool> stopping{false};
-    std::mutex wmu;
-    std::condition_variable wcv;
-    std::thread watcher([&] {
+private:
+    void run() {
         auto seen = mtimes(g_states.get()->file_paths);
-        std::unique_lock<std::mutex> lock(wmu);
+        std::unique_lock<std::mutex> lock(mu_);
         for (;;) {
             unsigned every = g_states.get()->options.watch_interval;
-            wcv.wait_for(lock, std::chrono::seconds(every ? every : 3600), [&] { return stopping.load(); });
-            if (stopping) return;
+            cv_.wait_for(lock, std::chrono::seconds(every ? every : 3600), [&] { return stopping_; });
+            if (stopping_) return;
             if (!every) continue;
             auto now = mtimes(g_states.get()->file_paths);
             if (now != seen) {
@@ -179,21 +93,54 @@ int main(int argc, char** argv) {
                 seen = mtimes(g_states.get()->file_paths);
             }
         }
-    });
-
-    // From here on requests are served: they must never wait for syslog or stderr.
-    if (sink != log::Sink::off) log::start_async();
-    log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\"",
-              so.listen_fds.size(), so.threads, opts->policies.size(),
-              state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str());
-    Server server(so, std::make_shared<PolicyHandlerFactory>(g_states));
-    int rc = server.run(true, on_hup);
-    {
-        std::lock_guard<std::mutex> lock(wmu);
-        stopping = true;
     }
-    wcv.notify_all();
-    watcher.join();
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    std::thread thread_;  // last: starts once the rest is ready
+};
+
+// --check-config: what was checked; the exit status 0.
+int print_config_ok(const Options& o, const State& s) {
+    std::printf("xproxy-policyd: configuration ok (policies: %zu, domains: %zu, users: %zu, keys: %zu)\n",
+                o.policies.size(), s.directory->domain_count(), s.directory->user_count(), s.keys.size());
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int code = 0;
+    auto opts = parse_options(argc, argv, code);
+    if (!opts) return code;
+    daemon::Startup start("xproxy-policyd");
+    if (!start.log_options(opts->log_sink, opts->log_level)) return 2;
+    std::string err;
+    auto state = build_state(*opts, &err);
+    if (!state) return start.fail(err);
+    auto plan = daemon::plan_listeners(opts->listen, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    if (!plan) return start.fail(plan.error());
+    if (opts->check_config) return print_config_ok(*opts, *state);
+    start.start_log();
+    auto listeners = daemon::open_planned(*plan);
+    if (!listeners) return start.fail(listeners.error());
+    if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
+    g_states.set(state);
+
+    ServerOptions so{{}, opts->threads ? opts->threads : 1, std::chrono::seconds(opts->idle_timeout), plan->allow_peers};
+    for (auto& fd : *listeners) so.listen_fds.push_back(fd.release());  // Asio's from now on
+    int rc = 0;
+    {
+        FileWatcher watcher;
+        Server server(so, std::make_shared<PolicyHandlerFactory>(g_states));
+        rc = server.run(on_hup, [&] {
+            // From here on requests are served: they must never wait for syslog or stderr.
+            if (start.sink() != log::Sink::off) log::start_async();
+            log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\"",
+                      so.listen_fds.size(), so.threads, opts->policies.size(),
+                      state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str());
+        });
+    }
     log::stop_async();
     return rc;
 }

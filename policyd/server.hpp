@@ -1,4 +1,5 @@
-// server.hpp: the policy daemon's network loop (Boost.Asio, C++20 coroutines).
+// server.hpp: the policy daemon's network loop (Boost.Asio, C++20 coroutines, on the
+// accept loop of xproxy/daemon/acceptor.hpp).
 // Many persistent Postfix connections are served concurrently on a small thread pool;
 // one stalled or hostile peer only ever costs its own connection (idle timeout, bounded
 // buffers via the handler). Listeners are already-open descriptors (see
@@ -8,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,9 +32,9 @@ public:
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
-    // Runs until stop() (or SIGTERM/SIGINT when handle_signals is set); on_hup runs on
-    // SIGHUP. Returns the process exit status.
-    int run(bool handle_signals, void (*on_hup)() = nullptr);
+    // Runs until stop() or SIGTERM/SIGINT; on_hup runs on SIGHUP, started once the
+    // signals are caught. Returns the process exit status.
+    int run(const std::function<void()>& on_hup = {}, const std::function<void()>& started = {});
     void stop();
 
 private:

@@ -51,49 +51,40 @@ std::string other_writers(const struct stat& st, bool sticky_ok) {
 
 }  // namespace
 
-bool check_socket_mode(unsigned mode, std::string* error) {
-    if ((mode & 07u) == 0) return true;
-    if (error)
-        *error = "--socket-mode " + octal(mode) +
-                 " gives other users access to the socket, so every local user could connect: use 0660 and "
-                 "--socket-group naming the MTA's group";
-    return false;
+Expected<void> check_socket_mode(unsigned mode) {
+    if ((mode & 07u) == 0) return {};
+    return Failure{"--socket-mode " + octal(mode) +
+                   " gives other users access to the socket, so every local user could connect: use 0660 and "
+                   "--socket-group naming the MTA's group"};
 }
 
-bool check_socket_directory(const std::string& socket_path, std::string* error) {
+Expected<void> check_socket_directory(const std::string& socket_path) {
     auto slash = socket_path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : socket_path.substr(0, slash);
     char resolved[PATH_MAX];
-    if (!realpath(dir.c_str(), resolved)) {
-        if (error) *error = "directory " + escape(dir) + " of the socket " + escape(socket_path) + ": " + std::strerror(errno);
-        return false;
-    }
+    if (!realpath(dir.c_str(), resolved))
+        return Failure{"directory " + escape(dir) + " of the socket " + escape(socket_path) + ": " + std::strerror(errno)};
     const std::string fix = " could replace the socket with a symlink before root gives it away (making the "
                             "link's target the daemon's): make the directory root's, e.g. install -d -o root "
                             "-g postfix -m 0750 ";
     std::string d = resolved;
     for (bool first = true;; first = false) {
         struct stat st {};
-        if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-            if (error) *error = "directory " + escape(d) + " of the socket " + escape(socket_path) + ": cannot check it";
-            return false;
-        }
+        if (stat(d.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+            return Failure{"directory " + escape(d) + " of the socket " + escape(socket_path) + ": cannot check it"};
         // The socket's own directory: nobody else may write it, sticky or not (a sticky
         // directory still lets others take names). Above it: nobody else, or sticky.
         std::string who = other_writers(st, !first);
-        if (!who.empty()) {
-            if (error)
-                *error = "directory " + escape(d) + (first ? "" : " above") + " the socket " + escape(socket_path) +
-                         " may be written by " + who + ", who" + fix + escape(resolved);
-            return false;
-        }
-        if (d == "/") return true;
+        if (!who.empty())
+            return Failure{"directory " + escape(d) + (first ? "" : " above") + " the socket " + escape(socket_path) +
+                           " may be written by " + who + ", who" + fix + escape(resolved)};
+        if (d == "/") return {};
         auto s2 = d.rfind('/');
         d = s2 == 0 ? "/" : d.substr(0, s2);
     }
 }
 
-bool check_unix_listeners(const std::vector<int>& fds, std::string* error) {
+Expected<void> check_unix_listeners(const std::vector<int>& fds) {
     for (int fd : fds) {
         sockaddr_un sun{};
         socklen_t len = sizeof sun;
@@ -104,70 +95,52 @@ bool check_unix_listeners(const std::vector<int>& fds, std::string* error) {
             "(systemd: ListenStream=/run/xproxy/NAME.sock, SocketGroup=postfix, SocketMode=0660)";
         if (len <= off || sun.sun_path[0] == '\0') {
             std::string name = len <= off ? "(unnamed)" : "@" + escape(std::string_view(sun.sun_path + 1, len - off - 1));
-            if (error)
-                *error = "unix listener " + name +
-                         " is an abstract socket, which has no permissions: every local user could connect" + advice;
-            return false;
+            return Failure{"unix listener " + name +
+                           " is an abstract socket, which has no permissions: every local user could connect" + advice};
         }
         std::string path(sun.sun_path, strnlen(sun.sun_path, len - off));
         struct stat st {};
-        if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
-            if (error)
-                *error = "cannot check who may connect to the unix listener " + escape(path) +
-                         " (its file is missing or no socket here)" + advice;
-            return false;
-        }
-        if (st.st_mode & 07u) {
-            if (error)
-                *error = "unix listener " + escape(path) + " has mode " + octal(st.st_mode) +
-                         ", so every local user could connect" + advice;
-            return false;
-        }
+        if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
+            return Failure{"cannot check who may connect to the unix listener " + escape(path) +
+                           " (its file is missing or no socket here)" + advice};
+        if (st.st_mode & 07u)
+            return Failure{"unix listener " + escape(path) + " has mode " + octal(st.st_mode) +
+                           ", so every local user could connect" + advice};
     }
-    return true;
+    return {};
 }
 
-bool check_socket_group(const std::string& group, const std::string& path, std::string* error) {
-    if (group.empty() || getgrnam(group.c_str())) return true;
-    if (error)
-        *error = "group '" + group + "' of the socket " + path +
-                 " does not exist: set --socket-group to the group the MTA runs as (Postfix: postfix)";
-    return false;
+Expected<void> check_socket_group(const std::string& group, const std::string& path) {
+    if (group.empty() || getgrnam(group.c_str())) return {};
+    return Failure{"group '" + group + "' of the socket " + path +
+                   " does not exist: set --socket-group to the group the MTA runs as (Postfix: postfix)"};
 }
 
-bool set_socket_access(const std::string& path, const std::string& owner_user, const std::string& group,
-                       unsigned mode, std::string* error) {
+Expected<void> set_socket_access(const std::string& path, const std::string& owner_user, const std::string& group,
+                                 unsigned mode) {
     uid_t uid = static_cast<uid_t>(-1);
     gid_t gid = static_cast<gid_t>(-1);
     if (!owner_user.empty()) {
         struct passwd* pw = getpwnam(owner_user.c_str());
-        if (!pw) {
-            if (error) *error = "user '" + owner_user + "' does not exist (--user)";
-            return false;
-        }
+        if (!pw) return Failure{"user '" + owner_user + "' does not exist (--user)"};
         uid = pw->pw_uid;
     }
     if (!group.empty()) {
-        if (!check_socket_group(group, path, error)) return false;
+        if (auto ok = check_socket_group(group, path); !ok) return ok;
         gid = getgrnam(group.c_str())->gr_gid;
     }
     // Never by a path that may lead elsewhere: a symlink put in the socket's place is not
     // followed (its own owner changes, which the check below refuses).
     if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
-        fchownat(AT_FDCWD, path.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (error) *error = "cannot give " + path + " to " + owner_user + ":" + group + ": " + std::strerror(errno);
-        return false;
-    }
+        fchownat(AT_FDCWD, path.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+        return Failure{"cannot give " + path + " to " + owner_user + ":" + group + ": " + std::strerror(errno)};
     struct stat st {};
     if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
         (uid != static_cast<uid_t>(-1) && st.st_uid != uid) || (gid != static_cast<gid_t>(-1) && st.st_gid != gid) ||
-        (st.st_mode & 07777u) != mode) {
-        if (error)
-            *error = path + " is not the socket just created with mode " + octal(mode) +
-                     " (replaced, or a default ACL of its directory changed its mode): refusing to start";
-        return false;
-    }
-    return true;
+        (st.st_mode & 07777u) != mode)
+        return Failure{path + " is not the socket just created with mode " + octal(mode) +
+                       " (replaced, or a default ACL of its directory changed its mode): refusing to start"};
+    return {};
 }
 
 bool is_inet_socket(int fd) {
@@ -177,23 +150,20 @@ bool is_inet_socket(int fd) {
     return ss.ss_family == AF_INET || ss.ss_family == AF_INET6;
 }
 
-bool check_inet_allowed(const std::vector<int>& fds, const CidrSet& allow, std::string_view option,
-                        std::string* error) {
-    if (!allow.empty()) return true;
+Expected<void> check_inet_allowed(const std::vector<int>& fds, const CidrSet& allow, std::string_view option) {
+    if (!allow.empty()) return {};
     for (int fd : fds) {
         if (!is_inet_socket(fd)) continue;
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
         auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-        if (error)
-            *error = "TCP listener " + (ep ? ep->to_string() : std::string("?")) +
-                     " would serve nobody: add " + std::string(option) +
-                     " CIDR naming the MTA's address (an address of this host lets every local user in), "
-                     "or listen on unix:PATH";
-        return false;
+        return Failure{"TCP listener " + (ep ? ep->to_string() : std::string("?")) + " would serve nobody: add " +
+                       std::string(option) +
+                       " CIDR naming the MTA's address (an address of this host lets every local user in), "
+                       "or listen on unix:PATH"};
     }
-    return true;
+    return {};
 }
 
 bool peer_allowed(int fd, const CidrSet& allow, std::string* peer) {

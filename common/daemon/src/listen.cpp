@@ -46,12 +46,11 @@ const char* not_listening_stream(int fd) {
 
 }  // namespace
 
-std::optional<ListenSpec> parse_listen(std::string_view text, std::string* error) {
+Expected<ListenSpec> parse_listen(std::string_view text) {
     ListenSpec s;
     s.text.assign(text);
-    auto fail = [&](const char* why) -> std::optional<ListenSpec> {
-        if (error) *error = "invalid listener '" + s.text + "': " + why;
-        return std::nullopt;
+    auto fail = [&](const char* why) -> Expected<ListenSpec> {
+        return Failure{"invalid listener '" + s.text + "': " + why};
     };
     if (text == "systemd") {
         s.kind = ListenSpec::Kind::systemd;
@@ -115,34 +114,29 @@ std::vector<int> systemd_listen_fds() {
     return fds;
 }
 
-std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsigned unix_mode, int backlog) {
-    std::vector<int> out;
+Expected<std::vector<UniqueFd>> open_listeners(const ListenSpec& spec, unsigned unix_mode, int backlog) {
+    std::vector<UniqueFd> out;
     switch (spec.kind) {
-        case ListenSpec::Kind::systemd:
-            out = systemd_listen_fds();
-            if (out.empty() && error) *error = "systemd listener requested but no LISTEN_FDS were passed";
-            for (int fd : out) {
-                if (const char* what = not_listening_stream(fd)) {
-                    if (error) *error = "systemd passed descriptor " + std::to_string(fd) + ", which is not " + what;
-                    return {};
-                }
+        case ListenSpec::Kind::systemd: {
+            for (int fd : systemd_listen_fds()) out.emplace_back(fd);
+            if (out.empty()) return Failure{"systemd listener requested but no LISTEN_FDS were passed"};
+            for (const auto& fd : out) {
+                if (const char* what = not_listening_stream(fd.get()))
+                    return Failure{"systemd passed descriptor " + std::to_string(fd.get()) + ", which is not " + what};
             }
             return out;
+        }
         case ListenSpec::Kind::fd: {
-            if (const char* what = not_listening_stream(spec.fd)) {
-                if (error) *error = "listener " + spec.text + " is not " + what;
-                return out;
-            }
+            // Not owned until it proved to be a listener: a wrong fd:N is left alone.
+            if (const char* what = not_listening_stream(spec.fd))
+                return Failure{"listener " + spec.text + " is not " + what};
             fcntl(spec.fd, F_SETFD, FD_CLOEXEC);
-            out.push_back(spec.fd);
+            out.emplace_back(spec.fd);
             return out;
         }
         case ListenSpec::Kind::unix_: {
-            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fd < 0) {
-                if (error) *error = errno_text("socket", spec.text);
-                return out;
-            }
+            UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            if (!fd) return Failure{errno_text("socket", spec.text)};
             sockaddr_un sun{};
             sun.sun_family = AF_UNIX;
             std::memcpy(sun.sun_path, spec.path.c_str(), spec.path.size() + 1);
@@ -151,53 +145,43 @@ std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsi
             // The mode comes from the umask at bind(): a chmod by path afterwards would follow
             // a symlink put in the socket's place.
             mode_t old = umask(static_cast<mode_t>(~unix_mode & 0777u));
-            int rc = bind(fd, reinterpret_cast<sockaddr*>(&sun), sizeof sun);
+            int rc = bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun);
             umask(old);
-            if (rc != 0 || listen(fd, backlog) != 0) {
-                if (error) *error = errno_text("cannot listen on", spec.text);
-                close(fd);
-                return out;
-            }
-            out.push_back(fd);
+            if (rc != 0 || listen(fd.get(), backlog) != 0) return Failure{errno_text("cannot listen on", spec.text)};
+            out.push_back(std::move(fd));
             return out;
         }
         case ListenSpec::Kind::inet: {
             auto addr = IpAddress::parse(spec.host);
             bool v6 = spec.host.find(':') != std::string::npos;
-            int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            if (fd < 0 || !addr) {
-                if (error) *error = errno_text("socket", spec.text);
-                if (fd >= 0) close(fd);
-                return out;
-            }
+            UniqueFd fd(socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            if (!fd || !addr) return Failure{errno_text("socket", spec.text)};
             int one = 1;
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+            setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
             sockaddr_storage ss;
             unsigned len = Endpoint{*addr, spec.port}.to_sockaddr(ss, v6);
-            if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, backlog) != 0) {
-                if (error) *error = errno_text("cannot listen on", spec.text);
-                close(fd);
-                return out;
-            }
-            out.push_back(fd);
+            if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), backlog) != 0)
+                return Failure{errno_text("cannot listen on", spec.text)};
+            out.push_back(std::move(fd));
             return out;
         }
     }
     return out;
 }
 
-bool drop_privileges(const std::string& user, std::string* error) {
-    if (user.empty() || geteuid() != 0) return true;
+std::vector<int> raw_fds(const std::vector<UniqueFd>& fds) {
+    std::vector<int> out;
+    for (const auto& fd : fds) out.push_back(fd.get());
+    return out;
+}
+
+Expected<void> drop_privileges(const std::string& user) {
+    if (user.empty() || geteuid() != 0) return {};
     struct passwd* pw = getpwnam(user.c_str());
-    if (!pw) {
-        if (error) *error = "unknown user '" + user + "'";
-        return false;
-    }
-    if (setgroups(0, nullptr) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-        if (error) *error = "cannot switch to user '" + user + "': " + std::strerror(errno);
-        return false;
-    }
-    return true;
+    if (!pw) return Failure{"unknown user '" + user + "'"};
+    if (setgroups(0, nullptr) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+        return Failure{"cannot switch to user '" + user + "': " + std::strerror(errno)};
+    return {};
 }
 
 }  // namespace xproxy::daemon

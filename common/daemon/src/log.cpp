@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <xproxy/base/invariant.hpp>
+
 namespace xproxy::log {
 namespace {
 std::string g_ident = "xproxy";
@@ -104,6 +106,9 @@ void async_main() {
     }
 }
 
+// XPROXY_INVARIANT's panic line, written at once (never queued: abort() follows).
+void write_panic(const char* line) { write_now(Level::error, std::time(nullptr), line); }
+
 void vlog(Level level, const char* fmt, va_list ap) {
     if (!enabled(level)) return;
     char buf[4096];
@@ -119,6 +124,8 @@ void init(std::string_view ident, Sink sink, Level threshold) {
     g_sink = sink;
     g_threshold = static_cast<int>(threshold);
     if (sink == Sink::syslog) openlog(g_ident.c_str(), LOG_PID | LOG_NDELAY, LOG_MAIL);
+    // With the log off, a panic still reaches stderr (the default sink).
+    set_panic_sink(sink == Sink::off ? nullptr : write_panic);
 }
 
 bool parse_sink(std::string_view text, Sink& out) {

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -53,11 +54,10 @@ TEST(ListenSpec, ParseTable) {
         {"127.0.0.1:25", false, K::inet, "", 0, ""},
     };
     for (const auto& r : rows) {
-        std::string err;
-        auto s = parse_listen(r.in, &err);
-        ASSERT_EQ(s.has_value(), r.want_ok) << r.in << " " << err;
+        auto s = parse_listen(r.in);
+        ASSERT_EQ(s.has_value(), r.want_ok) << r.in << " " << s.error();
         if (!s) {
-            EXPECT_NE(err.find(r.in), std::string::npos) << "error names the spec: " << err;
+            EXPECT_NE(s.error().find(r.in), std::string::npos) << "error names the spec: " << s.error();
             continue;
         }
         EXPECT_EQ(s->kind, r.want_kind) << r.in;
@@ -71,20 +71,20 @@ TEST(ListenSpec, OpensUnixSocketWithMode) {
     char dir[] = "/tmp/xproxy-listen-XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     std::string path = std::string(dir) + "/s.sock";
-    auto spec = parse_listen("unix:" + path, nullptr);
+    auto spec = parse_listen("unix:" + path);
     ASSERT_TRUE(spec);
-    std::string err;
-    auto fds = open_listeners(*spec, &err, 0660);
-    ASSERT_EQ(fds.size(), 1u) << err;
+    auto fds = open_listeners(*spec, 0660);
+    ASSERT_TRUE(fds) << fds.error();
+    ASSERT_EQ(fds->size(), 1u);
     struct stat st {};
     ASSERT_EQ(stat(path.c_str(), &st), 0);
     EXPECT_TRUE(S_ISSOCK(st.st_mode));
     EXPECT_EQ(st.st_mode & 0777, 0660u);
-    close(fds[0]);
+    fds->clear();
     // A stale socket file is replaced.
-    fds = open_listeners(*spec, &err, 0600);
-    ASSERT_EQ(fds.size(), 1u) << err;
-    close(fds[0]);
+    auto again = open_listeners(*spec, 0600);
+    ASSERT_TRUE(again) << again.error();
+    ASSERT_EQ(again->size(), 1u);
     unlink(path.c_str());
     rmdir(dir);
 }
@@ -100,28 +100,29 @@ TEST(ListenSpec, InetBindErrorIsClear) {
     getsockname(probe, reinterpret_cast<sockaddr*>(&a), &al);
     close(probe);
     std::string text = "inet:127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-    auto any = parse_listen(text, nullptr);
+    auto any = parse_listen(text);
     ASSERT_TRUE(any);
-    std::string err;
-    auto first = open_listeners(*any, &err);
-    ASSERT_EQ(first.size(), 1u) << err;
-    auto second = open_listeners(*any, &err);
-    EXPECT_TRUE(second.empty());
-    EXPECT_NE(err.find(text), std::string::npos) << err;
-    EXPECT_NE(err.find("in use"), std::string::npos) << err;
-    close(first[0]);
+    auto first = open_listeners(*any);
+    ASSERT_TRUE(first) << first.error();
+    ASSERT_EQ(first->size(), 1u);
+    auto second = open_listeners(*any);
+    ASSERT_FALSE(second);
+    EXPECT_NE(second.error().find(text), std::string::npos) << second.error();
+    EXPECT_NE(second.error().find("in use"), std::string::npos) << second.error();
 }
 
 TEST(ListenSpec, FdMustBeStreamSocket) {
-    auto spec = parse_listen("fd:0", nullptr);
+    auto spec = parse_listen("fd:0");
     ASSERT_TRUE(spec);
     int fds[2];
     ASSERT_EQ(pipe(fds), 0);
     ListenSpec s = *spec;
     s.fd = fds[0];
-    std::string err;
-    EXPECT_TRUE(open_listeners(s, &err).empty());
-    EXPECT_NE(err.find("not an open stream socket"), std::string::npos);
+    auto opened = open_listeners(s);
+    ASSERT_FALSE(opened);
+    EXPECT_NE(opened.error().find("not an open stream socket"), std::string::npos);
+    // Refused, so not taken: the descriptor is still open.
+    EXPECT_EQ(fcntl(fds[0], F_GETFD), 0);
     close(fds[0]);
     close(fds[1]);
 }
@@ -189,23 +190,23 @@ TEST(Access, TcpListenerWithoutAllowListIsAStartUpError) {
     connect_from(p, "127.0.0.1");
     int sv[2];
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    std::string err;
-    EXPECT_TRUE(xproxy::daemon::check_inet_allowed({sv[0]}, xproxy::CidrSet{}, "--allow-peers", &err));
-    EXPECT_FALSE(xproxy::daemon::check_inet_allowed({sv[0], p.listener}, xproxy::CidrSet{}, "--allow-peers", &err));
-    EXPECT_NE(err.find("127.0.0.1:"), std::string::npos) << err;
-    EXPECT_NE(err.find("add --allow-peers"), std::string::npos) << err;
+    EXPECT_TRUE(xproxy::daemon::check_inet_allowed({sv[0]}, xproxy::CidrSet{}, "--allow-peers"));
+    auto r = xproxy::daemon::check_inet_allowed({sv[0], p.listener}, xproxy::CidrSet{}, "--allow-peers");
+    EXPECT_FALSE(r);
+    EXPECT_NE(r.error().find("127.0.0.1:"), std::string::npos) << r.error();
+    EXPECT_NE(r.error().find("add --allow-peers"), std::string::npos) << r.error();
     EXPECT_TRUE(xproxy::daemon::check_inet_allowed({p.listener}, *xproxy::CidrSet::parse("192.0.2.1/32"),
-                                                   "--allow-peers", &err));
+                                                   "--allow-peers"));
     close(sv[0]);
     close(sv[1]);
 }
 
 TEST(Access, UnknownSocketGroupNamesTheOption) {
-    std::string err;
-    EXPECT_FALSE(xproxy::daemon::check_socket_group("no-such-group-xproxy", "/run/x.sock", &err));
-    EXPECT_NE(err.find("--socket-group"), std::string::npos) << err;
-    EXPECT_TRUE(xproxy::daemon::check_socket_group("root", "/run/x.sock", &err));
-    EXPECT_TRUE(xproxy::daemon::check_socket_group("", "/run/x.sock", &err));
+    auto r = xproxy::daemon::check_socket_group("no-such-group-xproxy", "/run/x.sock");
+    EXPECT_FALSE(r);
+    EXPECT_NE(r.error().find("--socket-group"), std::string::npos) << r.error();
+    EXPECT_TRUE(xproxy::daemon::check_socket_group("root", "/run/x.sock"));
+    EXPECT_TRUE(xproxy::daemon::check_socket_group("", "/run/x.sock"));
 }
 
 // --- unix sockets: their directory, their mode, inherited ones --------------------------
@@ -243,11 +244,11 @@ int listen_unix(const std::string& path, mode_t mode) {
 }  // namespace
 
 TEST(Access, SocketModeForOtherUsersIsRefused) {
-    std::string err;
-    for (unsigned m : {0660u, 0600u, 0640u, 0770u}) EXPECT_TRUE(xproxy::daemon::check_socket_mode(m, &err)) << m;
+    for (unsigned m : {0660u, 0600u, 0640u, 0770u}) EXPECT_TRUE(xproxy::daemon::check_socket_mode(m)) << m;
     for (unsigned m : {0666u, 0662u, 0664u, 0661u, 0777u}) {
-        EXPECT_FALSE(xproxy::daemon::check_socket_mode(m, &err)) << m;
-        EXPECT_NE(err.find("every local user"), std::string::npos) << err;
+        auto r = xproxy::daemon::check_socket_mode(m);
+        EXPECT_FALSE(r) << m;
+        EXPECT_NE(r.error().find("every local user"), std::string::npos) << r.error();
     }
 }
 
@@ -261,7 +262,12 @@ TEST(Access, SocketDirectoryOthersMayWriteIsRefused) {
     ASSERT_EQ(chmod(dir.c_str(), 0750), 0);
     std::string sock = dir + "/p.sock";
     std::string err;
-    EXPECT_TRUE(xproxy::daemon::check_socket_directory(sock, &err)) << err;
+    auto check = [&err](const std::string& path) {
+        auto r = xproxy::daemon::check_socket_directory(path);
+        err = r.error();
+        return r.has_value();
+    };
+    EXPECT_TRUE(check(sock)) << err;
     struct Row {
         mode_t mode;
         const char* who;
@@ -269,24 +275,24 @@ TEST(Access, SocketDirectoryOthersMayWriteIsRefused) {
     for (const Row& r : {Row{0770u, "its group"}, Row{0757u, "every local user"}, Row{01777u, "every local user"},
                          Row{03775u, "its group"}}) {
         ASSERT_EQ(chmod(dir.c_str(), r.mode), 0);
-        EXPECT_FALSE(xproxy::daemon::check_socket_directory(sock, &err)) << std::oct << r.mode;
+        EXPECT_FALSE(check(sock)) << std::oct << r.mode;
         EXPECT_NE(err.find(r.who), std::string::npos) << err;
         EXPECT_NE(err.find("install -d -o root -g postfix -m 0750 " + dir), std::string::npos) << err;
     }
     // A directory above it: writable by others is refused too, unless sticky (as /tmp).
     ASSERT_EQ(chmod(dir.c_str(), 0750), 0);
     ASSERT_EQ(chmod(t.path.c_str(), 0777), 0);
-    EXPECT_FALSE(xproxy::daemon::check_socket_directory(sock, &err));
+    EXPECT_FALSE(check(sock));
     EXPECT_NE(err.find("directory " + t.path + " above the socket"), std::string::npos) << err;
     ASSERT_EQ(chmod(t.path.c_str(), 01777), 0);
-    EXPECT_TRUE(xproxy::daemon::check_socket_directory(sock, &err)) << err;
+    EXPECT_TRUE(check(sock)) << err;
     // Reached through a symlink: the directory it leads to is what counts.
     std::string link = t.path + "/link";
     ASSERT_EQ(symlink(dir.c_str(), link.c_str()), 0);
     ASSERT_EQ(chmod(dir.c_str(), 0777), 0);
-    EXPECT_FALSE(xproxy::daemon::check_socket_directory(link + "/p.sock", &err));
+    EXPECT_FALSE(check(link + "/p.sock"));
     // A missing directory is named.
-    EXPECT_FALSE(xproxy::daemon::check_socket_directory(t.path + "/none/p.sock", &err));
+    EXPECT_FALSE(check(t.path + "/none/p.sock"));
     EXPECT_NE(err.find(t.path + "/none"), std::string::npos) << err;
 }
 
@@ -299,14 +305,19 @@ TEST(Access, SocketSwappedForASymlinkIsNeverFollowed) {
     int fd = listen_unix(sock, 0660);
     ASSERT_GE(fd, 0);
     std::string err;
-    EXPECT_TRUE(xproxy::daemon::set_socket_access(sock, "", "", 0660, &err)) << err;
+    auto give = [&err](const std::string& path) {
+        auto r = xproxy::daemon::set_socket_access(path, "", "", 0660);
+        err = r.error();
+        return r.has_value();
+    };
+    EXPECT_TRUE(give(sock)) << err;
     FILE* f = std::fopen(target.c_str(), "w");
     ASSERT_NE(f, nullptr);
     std::fclose(f);
     ASSERT_EQ(chmod(target.c_str(), 0600), 0);
     ASSERT_EQ(unlink(sock.c_str()), 0);
     ASSERT_EQ(symlink(target.c_str(), sock.c_str()), 0);
-    EXPECT_FALSE(xproxy::daemon::set_socket_access(sock, "", "", 0660, &err));
+    EXPECT_FALSE(give(sock));
     EXPECT_NE(err.find("refusing to start"), std::string::npos) << err;
     struct stat st {};
     ASSERT_EQ(stat(target.c_str(), &st), 0);
@@ -320,16 +331,15 @@ TEST(ListenSpec, UnixModeIsSetAtBind) {
     TempDir t;
     ASSERT_FALSE(t.path.empty());
     std::string path = t.path + "/m.sock";
-    auto spec = parse_listen("unix:" + path, nullptr);
+    auto spec = parse_listen("unix:" + path);
     ASSERT_TRUE(spec);
-    std::string err;
     for (unsigned m : {0660u, 0640u, 0600u}) {
-        auto fds = open_listeners(*spec, &err, m);
-        ASSERT_EQ(fds.size(), 1u) << err;
+        auto fds = open_listeners(*spec, m);
+        ASSERT_TRUE(fds) << fds.error();
+        ASSERT_EQ(fds->size(), 1u);
         struct stat st {};
         ASSERT_EQ(lstat(path.c_str(), &st), 0);
         EXPECT_EQ(st.st_mode & 07777, m);
-        close(fds[0]);
     }
 }
 
@@ -337,11 +347,16 @@ TEST(Access, InheritedUnixSocketOpenToEveryoneIsRefused) {
     TempDir t;
     ASSERT_FALSE(t.path.empty());
     std::string err;
+    auto check = [&err](int fd) {
+        auto r = xproxy::daemon::check_unix_listeners({fd});
+        err = r.error();
+        return r.has_value();
+    };
     // An abstract socket has no permissions at all.
     std::string abstract = std::string(1, '\0') + "xproxy-access-test-" + std::to_string(getpid());
     int a = listen_unix(abstract, 0);
     ASSERT_GE(a, 0);
-    EXPECT_FALSE(xproxy::daemon::check_unix_listeners({a}, &err));
+    EXPECT_FALSE(check(a));
     EXPECT_NE(err.find("@xproxy-access-test-"), std::string::npos) << err;
     EXPECT_NE(err.find("abstract"), std::string::npos) << err;
     close(a);
@@ -351,18 +366,18 @@ TEST(Access, InheritedUnixSocketOpenToEveryoneIsRefused) {
     ASSERT_GE(p, 0);
     for (mode_t m : {0666u, 0606u, 0604u, 0601u}) {
         ASSERT_EQ(chmod(path.c_str(), m), 0);
-        EXPECT_FALSE(xproxy::daemon::check_unix_listeners({p}, &err)) << std::oct << m;
+        EXPECT_FALSE(check(p)) << std::oct << m;
         EXPECT_NE(err.find(path), std::string::npos) << err;
         EXPECT_NE(err.find("every local user"), std::string::npos) << err;
     }
     ASSERT_EQ(chmod(path.c_str(), 0660), 0);
-    EXPECT_TRUE(xproxy::daemon::check_unix_listeners({p}, &err)) << err;
+    EXPECT_TRUE(check(p)) << err;
     // Its file gone: cannot be checked, refused.
     ASSERT_EQ(unlink(path.c_str()), 0);
-    EXPECT_FALSE(xproxy::daemon::check_unix_listeners({p}, &err));
+    EXPECT_FALSE(check(p));
     close(p);
     // TCP listeners are check_inet_allowed()'s business.
     TcpPair tcp;
     connect_from(tcp, "127.0.0.1");
-    EXPECT_TRUE(xproxy::daemon::check_unix_listeners({tcp.listener}, &err)) << err;
+    EXPECT_TRUE(check(tcp.listener)) << err;
 }

@@ -24,50 +24,49 @@
 #include <vector>
 
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/result.hpp>
 
 namespace xproxy::daemon {
 
 // Parses octal permissions such as "0660"; false unless all digits are octal and <= 0777.
 bool parse_socket_mode(std::string_view text, unsigned& mode);
 
-// False with *error set when mode grants "other" anything (--socket-mode 0666 would let
-// every local user connect).
-bool check_socket_mode(unsigned mode, std::string* error);
+// A failure when mode grants "other" anything (--socket-mode 0666 would let every local
+// user connect).
+Expected<void> check_socket_mode(unsigned mode);
 
 // Start-up check of the directory a unix socket is created in (root creates the socket
 // and gives it away by path, so whoever may rename entries there could swap it for a
 // symlink to any file): the directory must be owned by root or the current effective
 // user and writable by nobody else (group/other write refused, even with the sticky
-// bit), and every directory above it likewise, or sticky. False with *error naming the
-// directory and the command that fixes it.
-bool check_socket_directory(const std::string& socket_path, std::string* error);
+// bit), and every directory above it likewise, or sticky. The failure names the directory
+// and the command that fixes it.
+Expected<void> check_socket_directory(const std::string& socket_path);
 
 // Gives the unix socket at path, just bound with its final mode (umask), to owner_user
 // (its uid; unchanged when empty) and group (unchanged when empty) without following a
-// symlink, then checks that path is still a socket with that owner, group and mode.
-// False with *error set, naming the option to change when the group or the user does not
-// exist.
-bool set_socket_access(const std::string& path, const std::string& owner_user, const std::string& group,
-                       unsigned mode, std::string* error);
+// symlink, then checks that path is still a socket with that owner, group and mode. The
+// failure names the option to change when the group or the user does not exist.
+Expected<void> set_socket_access(const std::string& path, const std::string& owner_user, const std::string& group,
+                                 unsigned mode);
 
-// Start-up check that the group of a unix socket exists (also for --check-config); false
-// with *error naming --socket-group otherwise. An empty group is fine (left unchanged).
-bool check_socket_group(const std::string& group, const std::string& path, std::string* error);
+// Start-up check that the group of a unix socket exists (also for --check-config); the
+// failure names --socket-group. An empty group is fine (left unchanged).
+Expected<void> check_socket_group(const std::string& group, const std::string& path);
 
 // Whether fd is an IPv4 or IPv6 socket.
 bool is_inet_socket(int fd);
 
-// Start-up check of the listening descriptors: false with *error set when one is a TCP
-// listener and allow is empty. The message names the listener and says to add
-// `option` (e.g. "--allow-peers") or to use a unix socket.
-bool check_inet_allowed(const std::vector<int>& fds, const CidrSet& allow, std::string_view option,
-                        std::string* error);
+// Start-up check of the listening descriptors: a failure when one is a TCP listener and
+// allow is empty. The message names the listener and says to add `option` (e.g.
+// "--allow-peers") or to use a unix socket.
+Expected<void> check_inet_allowed(const std::vector<int>& fds, const CidrSet& allow, std::string_view option);
 
-// Start-up check of the listening descriptors (systemd, fd:N, or opened here): false
-// with *error set when one is a unix socket that is abstract or unnamed (no file
-// permissions: every local user may connect), whose path cannot be checked, or whose
-// file grants "other" any permission.
-bool check_unix_listeners(const std::vector<int>& fds, std::string* error);
+// Start-up check of the listening descriptors (systemd, fd:N, or opened here): a failure
+// when one is a unix socket that is abstract or unnamed (no file permissions: every local
+// user may connect), whose path cannot be checked, or whose file grants "other" any
+// permission.
+Expected<void> check_unix_listeners(const std::vector<int>& fds);
 
 // Whether the peer of an accepted connection may be served: a unix peer always (the
 // socket's permissions decided), an IP peer only when allow contains its address. *peer

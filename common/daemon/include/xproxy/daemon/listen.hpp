@@ -6,7 +6,7 @@
 //   unix:/path/to/socket (also local:/path)
 //   fd:N             an already listening descriptor
 //   systemd          every socket passed by systemd socket activation (LISTEN_FDS)
-// open_listener() returns a listening, close-on-exec descriptor or -1 with *error set.
+// open_listeners() returns listening, close-on-exec descriptors, owned by the caller.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +14,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <xproxy/base/result.hpp>
+#include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::daemon {
 
@@ -26,20 +29,22 @@ struct ListenSpec {
     std::string text;       // as written, for messages
 };
 
-std::optional<ListenSpec> parse_listen(std::string_view text, std::string* error);
+// The failure quotes the spec ("invalid listener 'TEXT': why").
+Expected<ListenSpec> parse_listen(std::string_view text);
 
 // Descriptors passed by systemd (LISTEN_PID must be ours); clears the variables so
 // children do not inherit them. Empty when not socket-activated.
 std::vector<int> systemd_listen_fds();
 
-// Opens the listener(s) a spec names: one descriptor, or all systemd ones.
+// Opens the listener(s) a spec names: one descriptor, or all systemd ones (never none).
 // unix: a stale socket file is removed; the socket is bound with `unix_mode` permissions
 // (by umask: nothing follows its path afterwards).
-std::vector<int> open_listeners(const ListenSpec& spec, std::string* error, unsigned unix_mode = 0660,
-                                int backlog = 256);
+Expected<std::vector<UniqueFd>> open_listeners(const ListenSpec& spec, unsigned unix_mode = 0660, int backlog = 256);
+
+// The descriptors of opened listeners, still owned by `fds`.
+std::vector<int> raw_fds(const std::vector<UniqueFd>& fds);
 
 // Switches to user (and its primary group) if running as root and user is non-empty.
-// Returns false with *error set on failure.
-bool drop_privileges(const std::string& user, std::string* error);
+Expected<void> drop_privileges(const std::string& user);
 
 }  // namespace xproxy::daemon

@@ -14,6 +14,9 @@ enum class Level { error = 0, warning = 1, info = 2, debug = 3 };
 enum class Sink { stderr_, syslog, off };
 
 // Configure once at start-up (before threads). ident names the program in each line.
+// From then on the panic line of XPROXY_INVARIANT (xproxy/base/invariant.hpp) goes to
+// this sink too, directly (never through the queue of start_async()), before abort();
+// with Sink::off it stays on stderr.
 void init(std::string_view ident, Sink sink, Level threshold = Level::info);
 
 // Optional, after init(): from now on write() only copies the line into a bounded queue
