@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "config.hpp"
 #include "handoff_wire.hpp"
 #include <xproxy/wire/proxy_protocol.hpp>
 
