@@ -57,7 +57,7 @@ void Downstream::close() {
 }
 
 std::optional<PooledConnection> Downstream::detach(bool live) {
-    if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
+    if (!conn_ || dirty || conn_->tls() || conn_->buffered() > 0) return std::nullopt;
     PooledConnection p;
     p.index = index_;
     p.identity = identity_;
