@@ -160,7 +160,8 @@ void DataRelay::keep_copy(const std::string& chunk) {
 
 awaitable<void> DataRelay::forward(const std::string& chunk) {
     if (chunk.empty() || too_big_ || !ds_ok_) co_return;
-    if (!co_await ds_.send(chunk)) {
+    const bool sent = co_await ds_.send(chunk);
+    if (!sent) {
         ds_ok_ = false;
         log::warning("event=downstream_lost sid=%s destination=%s stage=DATA", sid_.c_str(), ds_.where().c_str());
     }
