@@ -68,7 +68,7 @@ std::optional<PooledConnection> Downstream::detach(bool live) {
         return p;
     }
     error_code ec;
-    p.fd = conn_->socket().release(ec);
+    p.fd.reset(conn_->socket().release(ec));
     if (ec) return std::nullopt;
     conn_.reset();
     close();
@@ -80,14 +80,12 @@ bool Downstream::adopt(PooledConnection p) {
     if (!p.conn) {  // parked as a descriptor: register it with this session's executor
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
-        ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        ::getsockname(p.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
         error_code ec;
         asio::ip::tcp::socket s(ex_);
-        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
-        if (ec) {
-            ::close(p.fd);
-            return false;
-        }
+        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd.get(), ec);
+        if (ec) return false;  // the descriptor closes with p
+        static_cast<void>(p.fd.release());  // the socket owns it now
         p.conn = std::make_shared<Conn>(std::move(s));
     }
     conn_ = std::move(p.conn);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/smtp_command.hpp>
 #include "config.hpp"
 #include "conn.hpp"
@@ -39,7 +40,11 @@ public:
     asio::awaitable<Reply> mail(const SourceInfo& src, const std::string& mail_line, std::string& why);
     asio::awaitable<Reply> command(std::string_view line);  // line with CRLF
     asio::awaitable<bool> send(std::string_view data);
-    asio::awaitable<Reply> reply() { return conn_->read_reply(cfg_.command_timeout); }
+    // The next reply on the open connection (after send()).
+    asio::awaitable<Reply> reply() {
+        XPROXY_INVARIANT(conn_);
+        return conn_->read_reply(cfg_.command_timeout);
+    }
     // Sends QUIT without waiting long for the answer, then closes.
     asio::awaitable<void> quit();
     void close();
@@ -57,7 +62,10 @@ public:
     const smtp::EhloKeywords& ehlo() const { return ehlo_; }
     std::size_t index() const { return index_; }
     const std::string& identity() const { return identity_; }
-    std::string where() const { return cfg_.destinations[index_].to_string(); }
+    std::string where() const {
+        XPROXY_INVARIANT(index_ < cfg_.destinations.size());
+        return cfg_.destinations[index_].to_string();
+    }
     const DownstreamConfig& config() const { return cfg_; }
     bool dirty = false;  // a transaction was started and not finished downstream
 

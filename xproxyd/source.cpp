@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/proxy_protocol.hpp>
 
 namespace xproxy::xproxyd {
@@ -30,7 +31,7 @@ const char* to_string(Encoding e) {
         case Encoding::xproxyfrom: return "xproxyfrom";
         case Encoding::none: return "none";
     }
-    return "none";
+    XPROXY_UNREACHABLE();
 }
 
 SourceVerdict SourceTracker::xclient(std::string_view line) {
@@ -225,7 +226,7 @@ std::string identity(Encoding e, const SourceInfo& info) {
         case Encoding::none:
             return {};
     }
-    return {};
+    XPROXY_UNREACHABLE();
 }
 
 }  // namespace xproxy::xproxyd
