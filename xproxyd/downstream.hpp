@@ -6,8 +6,8 @@
 // plain text that follows the 220, and with tls=verify a certificate that is not valid
 // for tls-name= or the destination's address), then for
 // XCLIENT sends the commands and EHLO again (Postfix restarts the session after XCLIENT),
-// for XPROXYFROM sends its commands. XFORWARD is per transaction: announce_transaction()
-// sends it before each MAIL. Any failure closes the connection and says why; the caller
+// for XPROXYFROM sends its commands. XFORWARD is per transaction: mail() sends it before
+// each MAIL (pipelined with it when PIPELINING is offered). Any failure closes the connection and says why; the caller
 // moves on to the next destination.
 #pragma once
 
@@ -70,6 +70,12 @@ public:
     bool dirty = false;  // a transaction was started and not finished downstream
 
 private:
+    // open()'s steps: the TCP connection to destination index_; then the PROXY header,
+    // greeting, EHLO and STARTTLS; then the source commands of the encoding (XFORWARD,
+    // sent per transaction, is only checked to be taken).
+    asio::awaitable<bool> connect(std::string& why);
+    asio::awaitable<bool> introduce(const SourceInfo& src, std::string& why);
+    asio::awaitable<bool> announce_source(const SourceInfo& src, const Announcement& a, std::string& why);
     asio::awaitable<bool> ehlo(std::string& why, std::string name = std::string());
     // STARTTLS as the tls mode asks (true: go on, with or without TLS), then EHLO again.
     asio::awaitable<bool> starttls(std::string& why);
