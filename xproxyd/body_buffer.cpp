@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include <xproxy/base/invariant.hpp>
+
 namespace xproxy::xproxyd {
 
 namespace {
@@ -26,18 +28,17 @@ bool write_all(int fd, const char* p, std::size_t n) {
     return true;
 }
 
-int open_anonymous(const std::string& dir) {
+UniqueFd open_anonymous(const std::string& dir) {
 #ifdef O_TMPFILE
-    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) return fd;
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return -1;
+    UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600));
+    if (fd) return fd;
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return fd;
 #endif
     std::string tmpl = dir + "/body.XXXXXX";
     std::vector<char> name(tmpl.begin(), tmpl.end());
     name.push_back('\0');
-    int fd2 = ::mkostemp(name.data(), O_CLOEXEC);
-    if (fd2 < 0) return -1;
-    ::unlink(name.data());
+    UniqueFd fd2(::mkostemp(name.data(), O_CLOEXEC));
+    if (fd2) ::unlink(name.data());
     return fd2;
 }
 
@@ -49,6 +50,11 @@ bool SpillQuota::reserve(std::uint64_t n) {
         if (n > limit_ || cur > limit_ - n) return false;
     } while (!used_.compare_exchange_weak(cur, cur + n));
     return true;
+}
+
+void SpillQuota::release(std::uint64_t n) {
+    const std::uint64_t before = used_.fetch_sub(n);
+    XPROXY_INVARIANT(before >= n);  // never more than was reserved
 }
 
 bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
@@ -65,7 +71,7 @@ bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
 bool BodyBuffer::spill(std::string* error) {
     if (!reserve(mem_.size(), error)) return false;
     fd_ = open_anonymous(dir_);
-    if (fd_ < 0 || !write_all(fd_, mem_.data(), mem_.size())) {
+    if (!fd_ || !write_all(fd_.get(), mem_.data(), mem_.size())) {
         if (error) *error = "spill file in " + dir_ + ": " + std::strerror(errno);
         failed_ = true;
         return false;
@@ -76,12 +82,12 @@ bool BodyBuffer::spill(std::string* error) {
 
 bool BodyBuffer::append(std::string_view data, std::string* error) {
     if (failed_) return false;
-    if (fd_ < 0 && mem_.size() + data.size() > threshold_) {
+    if (!fd_ && mem_.size() + data.size() > threshold_) {
         if (!spill(error)) return false;
     }
-    if (fd_ >= 0) {
+    if (fd_) {
         if (!reserve(data.size(), error)) return false;
-        if (!write_all(fd_, data.data(), data.size())) {
+        if (!write_all(fd_.get(), data.data(), data.size())) {
             if (error) *error = std::string("spill file write: ") + std::strerror(errno);
             failed_ = true;
             return false;
@@ -96,12 +102,12 @@ bool BodyBuffer::append(std::string_view data, std::string* error) {
 long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
     if (off >= size_) return 0;
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - off));
-    if (fd_ < 0) {
+    if (!fd_) {
         std::memcpy(buf, mem_.data() + off, want);
         return static_cast<long>(want);
     }
     for (;;) {
-        ssize_t r = ::pread(fd_, buf, want, static_cast<off_t>(off));
+        ssize_t r = ::pread(fd_.get(), buf, want, static_cast<off_t>(off));
         if (r < 0 && errno == EINTR) continue;
         return static_cast<long>(r);
     }
@@ -109,8 +115,7 @@ long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
 
 void BodyBuffer::clear() {
     std::string().swap(mem_);
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     size_ = 0;
     if (quota_) quota_->release(reserved_);
     reserved_ = 0;

@@ -1,6 +1,6 @@
 // body_buffer.hpp: the fast path's copy of a message body (doc/design.md, "The fast path"). The body is held in
 // memory up to a threshold and spills to a private temporary file beyond it: O_TMPFILE
-// in the spool directory (or mkstemp + unlink where O_TMPFILE is not supported), so the
+// in the spool directory (or mkostemp + unlink where O_TMPFILE is not supported), so the
 // file never has a name another process could open and disappears with the descriptor.
 // clear() releases both the memory and the file as soon as a transaction ends. The bytes
 // in spill files count against a SpillQuota shared by all sessions: a body that would
@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include <xproxy/base/unique_fd.hpp>
+
 namespace xproxy::xproxyd {
 
 // Bytes in spill files across all sessions (any thread), at most `limit`.
@@ -20,7 +22,7 @@ class SpillQuota {
 public:
     explicit SpillQuota(std::uint64_t limit) : limit_(limit) {}
     bool reserve(std::uint64_t n);
-    void release(std::uint64_t n) { used_.fetch_sub(n); }
+    void release(std::uint64_t n);  // n: at most what was reserved
     std::uint64_t used() const { return used_.load(); }
     std::uint64_t limit() const { return limit_; }
 
@@ -46,7 +48,7 @@ public:
     // or -1 on a read error.
     long read_at(std::uint64_t off, char* buf, std::size_t n) const;
     std::uint64_t size() const { return size_; }
-    bool spilled() const { return fd_ >= 0; }
+    bool spilled() const { return static_cast<bool>(fd_); }
     bool failed() const { return failed_; }
     bool over_quota() const { return over_quota_; }
     std::size_t memory() const { return mem_.capacity(); }
@@ -61,7 +63,7 @@ private:
     std::uint64_t reserved_ = 0;  // of quota_, for the bytes in the file
     bool over_quota_ = false;
     std::string mem_;
-    int fd_ = -1;
+    UniqueFd fd_;  // the spill file, once spilled
     std::uint64_t size_ = 0;
     bool failed_ = false;
 };

@@ -1,6 +1,8 @@
 // conn.cpp: deadlines, STARTTLS and SMTP line/reply reading; see conn.hpp.
 #include "conn.hpp"
 
+#include <xproxy/base/invariant.hpp>
+
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -84,8 +86,8 @@ asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, cons
         ec = boost::system::errc::make_error_code(boost::system::errc::protocol_error);
         co_return;
     }
-    in.clear();
-    in_pos = 0;
+    in_.clear();
+    in_pos_ = 0;
     tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(sock_, ctx);
     SSL* ssl = tls_->native_handle();
     if (!server) {
@@ -140,15 +142,33 @@ void Conn::close() {
     sock_.close(ignored);  // sends FIN: the descriptor is never shared
 }
 
+void Conn::consume(std::size_t n) {
+    XPROXY_INVARIANT(n <= buffered());
+    in_pos_ += n;
+}
+
+void Conn::unread(std::string_view data) {
+    XPROXY_INVARIANT(buffered() == 0);
+    in_.assign(data);
+    in_pos_ = 0;
+}
+
+std::size_t Conn::discard_buffered() {
+    const std::size_t n = buffered();
+    in_.clear();
+    in_pos_ = 0;
+    return n;
+}
+
 void Conn::compact() {
-    if (in_pos == 0) return;
-    if (in_pos >= in.size()) {
-        in.clear();
+    if (in_pos_ == 0) return;
+    if (in_pos_ >= in_.size()) {
+        in_.clear();
     } else {
-        in.erase(0, in_pos);
+        in_.erase(0, in_pos_);
     }
-    in_pos = 0;
-    if (in.capacity() > 65536 && in.size() < 4096) in.shrink_to_fit();
+    in_pos_ = 0;
+    if (in_.capacity() > 65536 && in_.size() < 4096) in_.shrink_to_fit();
 }
 
 asio::awaitable<bool> Conn::read_line(std::string& line, std::size_t max, Seconds timeout, error_code& ec,
@@ -156,30 +176,30 @@ asio::awaitable<bool> Conn::read_line(std::string& line, std::size_t max, Second
     bool skipping = false;
     if (too_long) *too_long = false;
     for (;;) {
-        auto lf = in.find('\n', in_pos);
+        auto lf = in_.find('\n', in_pos_);
         if (lf != std::string::npos) {
-            if (skipping || lf - in_pos > max) {
-                in_pos = lf + 1;
+            if (skipping || lf - in_pos_ > max) {
+                in_pos_ = lf + 1;
                 line.clear();
                 if (too_long) *too_long = true;
                 co_return true;
             }
             std::size_t end = lf;
-            if (end > in_pos && in[end - 1] == '\r') --end;
-            line.assign(in, in_pos, end - in_pos);
-            in_pos = lf + 1;
+            if (end > in_pos_ && in_[end - 1] == '\r') --end;
+            line.assign(in_, in_pos_, end - in_pos_);
+            in_pos_ = lf + 1;
             co_return true;
         }
-        if (in.size() - in_pos > max) {  // drop what we have, keep looking for the LF
+        if (in_.size() - in_pos_ > max) {  // drop what we have, keep looking for the LF
             skipping = true;
-            in.clear();
-            in_pos = 0;
+            in_.clear();
+            in_pos_ = 0;
         }
         compact();
         char buf[4096];
         std::size_t n = co_await read_some(buf, sizeof buf, timeout, ec);
         if (ec) co_return false;
-        in.append(buf, n);
+        in_.append(buf, n);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <xproxy/base/source_info.hpp>
@@ -50,13 +51,7 @@ public:
                                     Seconds timeout, error_code& ec);
     // After a failed client handshake: why the certificate was refused, or empty.
     std::string verify_error() const;
-    std::size_t buffered() const { return in.size() - in_pos; }
     void close();
-
-    // Buffered input shared by the line and reply readers.
-    std::string in;
-    std::size_t in_pos = 0;
-    void compact();
 
     // One line (without LF; a CR before it removed). Lines longer than max are
     // discarded up to their LF and reported with *too_long (line empty).
@@ -64,7 +59,23 @@ public:
                                     bool* too_long = nullptr);
     // A whole (multi-line) reply, at most 100 lines of 1000 bytes.
     asio::awaitable<Reply> read_reply(Seconds timeout);
-    bool has_line() const { return in.find('\n', in_pos) != std::string::npos; }
+
+    // Input read from the socket and not yet consumed, shared by the line and reply
+    // readers and the DATA relay (which reads the body past them).
+    std::size_t buffered() const { return in_.size() - in_pos_; }
+    bool has_line() const { return in_.find('\n', in_pos_) != std::string::npos; }
+    std::string_view peek() const { return std::string_view(in_).substr(in_pos_); }
+    // Drops the first n bytes of peek() (n <= buffered()).
+    void consume(std::size_t n);
+    // Gives bytes read past a reader's end (with read_some) back to the line reader; only
+    // when nothing is buffered.
+    void unread(std::string_view data);
+    // Before a front-side STARTTLS: what was pipelined after it came in plain text and is
+    // discarded, never read as a command of the TLS session (CVE-2011-0411). Returns how
+    // many bytes that was.
+    std::size_t discard_buffered();
+    // Releases the consumed part of the buffer (and its memory, when it grew large).
+    void compact();
 
 private:
     // Deadlines without a timer operation per read or write: arm() only moves deadline_;
@@ -82,6 +93,8 @@ private:
     bool timer_running_ = false;
     bool pending_ = false;
     bool timed_out_ = false;
+    std::string in_;
+    std::size_t in_pos_ = 0;
 };
 
 }  // namespace xproxy::xproxyd

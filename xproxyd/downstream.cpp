@@ -57,7 +57,7 @@ void Downstream::close() {
 }
 
 std::optional<PooledConnection> Downstream::detach(bool live) {
-    if (!conn_ || dirty || conn_->tls() || conn_->in_pos < conn_->in.size()) return std::nullopt;
+    if (!conn_ || dirty || conn_->tls() || conn_->buffered() > 0) return std::nullopt;
     PooledConnection p;
     p.index = index_;
     p.identity = identity_;
@@ -68,7 +68,7 @@ std::optional<PooledConnection> Downstream::detach(bool live) {
         return p;
     }
     error_code ec;
-    p.fd = conn_->socket().release(ec);
+    p.fd.reset(conn_->socket().release(ec));
     if (ec) return std::nullopt;
     conn_.reset();
     close();
@@ -80,14 +80,12 @@ bool Downstream::adopt(PooledConnection p) {
     if (!p.conn) {  // parked as a descriptor: register it with this session's executor
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
-        ::getsockname(p.fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        ::getsockname(p.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
         error_code ec;
         asio::ip::tcp::socket s(ex_);
-        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd, ec);
-        if (ec) {
-            ::close(p.fd);
-            return false;
-        }
+        s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd.get(), ec);
+        if (ec) return false;  // the descriptor closes with p
+        static_cast<void>(p.fd.release());  // the socket owns it now
         p.conn = std::make_shared<Conn>(std::move(s));
     }
     conn_ = std::move(p.conn);
@@ -150,7 +148,18 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
                                        std::string& why) {
     close();
     index_ = index;
-    const Destination& d = cfg_.destinations[index];
+    bool ok = co_await connect(why);
+    if (ok) ok = co_await introduce(src, why);
+    if (!ok) {
+        close();
+        co_return false;
+    }
+    identity_ = identity;
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::connect(std::string& why) {
+    const Destination& d = cfg_.destinations[index_];
     error_code ec;
     auto addr = asio::ip::make_address(d.host, ec);
     if (ec) {
@@ -161,59 +170,63 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
     co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
     if (ec) {
         why = "connect: " + ec.message();
-        close();
         co_return false;
     }
-    bool ok = false;
-    do {
-        ProxySigning sign;
-        if (cfg_.hmac_key) {
-            sign.key = cfg_.hmac_key->view();
-            sign.key_id = cfg_.hmac_key_id;
-            sign.now = static_cast<std::int64_t>(std::time(nullptr));
-        }
-        Announcement a = announce(cfg_.encoding, src, std::nullopt, cfg_.hmac_key ? &sign : nullptr);
-        if (!a.error.empty()) {
-            why = a.error;
-            break;
-        }
-        if (!a.header.empty()) {
-            co_await conn_->write(a.header, cfg_.command_timeout, ec);
-            if (ec) {
-                why = "PROXY header: " + ec.message();
-                break;
-            }
-        }
-        Reply g = co_await conn_->read_reply(cfg_.command_timeout);
-        if (g.code != 220) {
-            why = "greeting: " + first_line(g);
-            break;
-        }
-        if (!co_await ehlo(why)) break;
-        if (cfg_.tls != TlsMode::none && !co_await starttls(why)) break;
-        if (cfg_.encoding == Encoding::xclient) {
-            if (!co_await send_xclient(src, why)) break;
-        } else if (cfg_.encoding == Encoding::xproxyfrom) {
-            if (!ehlo_.has("XPROXYFROM")) {
-                why = "XPROXYFROM not offered";
-                break;
-            }
-            if (!co_await send_lines(a.lines, 2, why)) break;
-        } else if (cfg_.encoding == Encoding::xforward) {
-            if (!ehlo_.has("XFORWARD")) {
-                why = "XFORWARD not offered";
-                break;
-            }
-            why = missing_client_attributes(advertised(ehlo_, "XFORWARD"), "XFORWARD");
-            if (!why.empty()) break;
-        }
-        ok = true;
-    } while (false);
-    if (!ok) {
-        close();
+    co_return true;
+}
+
+asio::awaitable<bool> Downstream::introduce(const SourceInfo& src, std::string& why) {
+    ProxySigning sign;
+    if (cfg_.hmac_key) {
+        sign.key = cfg_.hmac_key->view();
+        sign.key_id = cfg_.hmac_key_id;
+        sign.now = static_cast<std::int64_t>(std::time(nullptr));
+    }
+    Announcement a = announce(cfg_.encoding, src, std::nullopt, cfg_.hmac_key ? &sign : nullptr);
+    if (!a.error.empty()) {
+        why = a.error;
         co_return false;
     }
-    identity_ = identity;
+    if (!a.header.empty()) {
+        error_code ec;
+        co_await conn_->write(a.header, cfg_.command_timeout, ec);
+        if (ec) {
+            why = "PROXY header: " + ec.message();
+            co_return false;
+        }
+    }
+    Reply g = co_await conn_->read_reply(cfg_.command_timeout);
+    if (g.code != 220) {
+        why = "greeting: " + first_line(g);
+        co_return false;
+    }
+    if (!co_await ehlo(why)) co_return false;
+    if (cfg_.tls != TlsMode::none && !co_await starttls(why)) co_return false;
+    const bool ok = co_await announce_source(src, a, why);
+    co_return ok;
+}
+
+asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const Announcement& a, std::string& why) {
+    if (cfg_.encoding == Encoding::xclient) {
+        const bool ok = co_await send_xclient(src, why);
+        co_return ok;
+    }
+    if (cfg_.encoding == Encoding::xproxyfrom) {
+        if (!ehlo_.has("XPROXYFROM")) {
+            why = "XPROXYFROM not offered";
+            co_return false;
+        }
+        const bool ok = co_await send_lines(a.lines, 2, why);
+        co_return ok;
+    }
+    if (cfg_.encoding == Encoding::xforward) {
+        if (!ehlo_.has("XFORWARD")) {
+            why = "XFORWARD not offered";
+            co_return false;
+        }
+        why = missing_client_attributes(advertised(ehlo_, "XFORWARD"), "XFORWARD");
+        co_return why.empty();
+    }
     co_return true;
 }
 

@@ -6,14 +6,15 @@
 // plain text that follows the 220, and with tls=verify a certificate that is not valid
 // for tls-name= or the destination's address), then for
 // XCLIENT sends the commands and EHLO again (Postfix restarts the session after XCLIENT),
-// for XPROXYFROM sends its commands. XFORWARD is per transaction: announce_transaction()
-// sends it before each MAIL. Any failure closes the connection and says why; the caller
+// for XPROXYFROM sends its commands. XFORWARD is per transaction: mail() sends it before
+// each MAIL (pipelined with it when PIPELINING is offered). Any failure closes the connection and says why; the caller
 // moves on to the next destination.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/smtp_command.hpp>
 #include "config.hpp"
 #include "conn.hpp"
@@ -39,7 +40,11 @@ public:
     asio::awaitable<Reply> mail(const SourceInfo& src, const std::string& mail_line, std::string& why);
     asio::awaitable<Reply> command(std::string_view line);  // line with CRLF
     asio::awaitable<bool> send(std::string_view data);
-    asio::awaitable<Reply> reply() { return conn_->read_reply(cfg_.command_timeout); }
+    // The next reply on the open connection (after send()).
+    asio::awaitable<Reply> reply() {
+        XPROXY_INVARIANT(conn_);
+        return conn_->read_reply(cfg_.command_timeout);
+    }
     // Sends QUIT without waiting long for the answer, then closes.
     asio::awaitable<void> quit();
     void close();
@@ -57,11 +62,20 @@ public:
     const smtp::EhloKeywords& ehlo() const { return ehlo_; }
     std::size_t index() const { return index_; }
     const std::string& identity() const { return identity_; }
-    std::string where() const { return cfg_.destinations[index_].to_string(); }
+    std::string where() const {
+        XPROXY_INVARIANT(index_ < cfg_.destinations.size());
+        return cfg_.destinations[index_].to_string();
+    }
     const DownstreamConfig& config() const { return cfg_; }
     bool dirty = false;  // a transaction was started and not finished downstream
 
 private:
+    // open()'s steps: the TCP connection to destination index_; then the PROXY header,
+    // greeting, EHLO and STARTTLS; then the source commands of the encoding (XFORWARD,
+    // sent per transaction, is only checked to be taken).
+    asio::awaitable<bool> connect(std::string& why);
+    asio::awaitable<bool> introduce(const SourceInfo& src, std::string& why);
+    asio::awaitable<bool> announce_source(const SourceInfo& src, const Announcement& a, std::string& why);
     asio::awaitable<bool> ehlo(std::string& why, std::string name = std::string());
     // STARTTLS as the tls mode asks (true: go on, with or without TLS), then EHLO again.
     asio::awaitable<bool> starttls(std::string& why);

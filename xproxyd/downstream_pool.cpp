@@ -15,16 +15,15 @@ DownstreamPool::~DownstreamPool() {
 
 void DownstreamPool::discard(PooledConnection& c) {
     if (c.conn) c.conn->close();
-    else if (c.fd >= 0) ::close(c.fd);
     c.conn.reset();
-    c.fd = -1;
+    c.fd.reset();
 }
 
 bool DownstreamPool::usable(const PooledConnection& c, std::chrono::steady_clock::time_point now) const {
     if (now - c.since > limit_) return false;
     // Nothing may be waiting on a parked connection: EOF or a 421 means the server gave up.
     char b;
-    const int fd = c.conn ? c.conn->socket().native_handle() : c.fd;
+    const int fd = c.conn ? c.conn->socket().native_handle() : c.fd.get();
     ssize_t n = ::recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }

@@ -24,13 +24,15 @@
 #include <string>
 
 #include <xproxy/wire/smtp_command.hpp>
+#include <xproxy/base/unique_fd.hpp>
+
 #include "conn.hpp"
 
 namespace xproxy::xproxyd {
 
 struct PooledConnection {
     std::shared_ptr<Conn> conn;  // parked as it is (one event-loop thread), or
-    int fd = -1;                 // only its descriptor (several threads)
+    UniqueFd fd;                 // only its descriptor (several threads)
     std::size_t index = 0;  // destination index
     std::string identity;
     smtp::EhloKeywords ehlo;

@@ -1,179 +1,156 @@
 // session.cpp: the front-side SMTP state machine: greeting, the command loop with its
-// bounds, EHLO/HELO, STARTTLS, the source commands. Transactions: transaction.cpp and
-// data_relay.cpp.
-#include "session_impl.hpp"
+// bounds, the dispatch through the CommandTable, and the commands the session answers
+// itself (EHLO/HELO, STARTTLS, the source commands, RSET, NOOP, QUIT, VRFY, HELP) or
+// checks before its TransactionRelay (MAIL, RCPT) or a DataRelay (DATA) takes over.
+#include "session.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <vector>
+
+#include <xproxy/base/escape.hpp>
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/daemon/log.hpp>
+
+#include "data_relay.hpp"
 
 namespace xproxy::xproxyd {
-namespace session_detail {
 
-awaitable<bool> Session::flush() {
-    if (out_.empty()) co_return true;
-    error_code ec;
-    co_await conn_->write(out_, cfg_.client_timeout, ec);
-    out_.clear();
-    if (out_.capacity() > 16384) out_.shrink_to_fit();
-    co_return !ec;
+namespace {
+
+bool has_8bit(std::string_view s) {
+    for (char c : s)
+        if (static_cast<unsigned char>(c) >= 128) return true;
+    return false;
 }
 
-bool Session::fast_path() const {
-    for (const auto& c : cfg_.stream_through) {
-        switch (c.kind) {
-            case StreamThroughCondition::Kind::always: return false;
-            case StreamThroughCondition::Kind::size_over:
-                if (txn_.params.size > c.size) return false;
-                break;
-            case StreamThroughCondition::Kind::client:
-                if (txn_.source.client && c.cidr->contains(txn_.source.client->addr)) return false;
-                break;
-        }
-    }
-    return true;
-}
+}  // namespace
 
-void Session::end_transaction() {
-    txn_ = Transaction{};
-    src_->end_transaction();
-}
+Session::Session(std::shared_ptr<Conn> conn, const DownstreamConfig& dcfg, Shared& sh)
+    : cfg_(sh.cfg), sh_(sh), front_(std::move(conn), sh.cfg.client_timeout), relay_(front_, sh, dcfg, sid_) {}
 
-awaitable<void> Session::run() {
+// The session id, the TCP peer as the first source, and the greeting.
+void Session::start() {
     char idbuf[32];
     std::snprintf(idbuf, sizeof idbuf, "%08llX%06llX", static_cast<unsigned long long>(std::time(nullptr)),
                   static_cast<unsigned long long>(++sh_.sessions & 0xFFFFFF));
     sid_ = idbuf;
     error_code ec;
     SourceInfo peer;
-    auto rep = conn_->socket().remote_endpoint(ec);
+    auto rep = front_.conn().socket().remote_endpoint(ec);
     if (!ec) peer.client = Endpoint::from_sockaddr(rep.data(), static_cast<unsigned>(rep.size()));
-    auto lep = conn_->socket().local_endpoint(ec);
+    auto lep = front_.conn().socket().local_endpoint(ec);
     if (!ec) peer.server = Endpoint::from_sockaddr(lep.data(), static_cast<unsigned>(lep.size()));
     peer.protocol = "SMTP";
     peer.session_id = sid_;
     bool trusted = peer.client && cfg_.trusted.contains(peer.client->addr);
     src_.emplace(peer, trusted);
     log::info("event=connect sid=%s client=%s trusted=%s downstream=%s", sid_.c_str(),
-              endpoint_text(peer.client).c_str(), trusted ? "yes" : "no", ds_.config().name.c_str());
-    reply("220 " + cfg_.hostname + " ESMTP xproxyd");
-    const char* why = "client quit";
+              endpoint_text(peer.client).c_str(), trusted ? "yes" : "no", relay_.downstream().config().name.c_str());
+    front_.reply("220 " + cfg_.hostname + " ESMTP xproxyd");
+}
+
+asio::awaitable<void> Session::run() {
+    start();
+    const char* why = co_await serve_commands();
+    co_await relay_.release_downstream();
+    front_.conn().close();
+    log::info("event=disconnect sid=%s reason=\"%s\" transactions=%u commands=%u", sid_.c_str(), why,
+              relay_.transactions(), commands_);
+}
+
+asio::awaitable<const char*> Session::serve_commands() {
     for (;;) {
-        if (!conn_->has_line() && !co_await flush()) {
-            why = "write error";
-            break;
-        }
+        if (!front_.conn().has_line() && !co_await front_.flush()) co_return "write error";
         std::string line;
         bool too_long = false;
-        if (!co_await conn_->read_line(line, cfg_.max_line, cfg_.client_timeout, ec, &too_long)) {
-            if (ec == asio::error::timed_out) {
-                why = "client timeout";
-                reply("421 4.4.2 " + cfg_.hostname + " Error: timeout exceeded");
-                co_await flush();
-            } else {
-                why = ec == asio::error::eof ? "client disconnected" : "read error";
-            }
-            break;
+        error_code ec;
+        if (!co_await front_.conn().read_line(line, cfg_.max_line, cfg_.client_timeout, ec, &too_long)) {
+            if (ec != asio::error::timed_out) co_return ec == asio::error::eof ? "client disconnected" : "read error";
+            co_await close_with("4.4.2", "timeout exceeded");
+            co_return "client timeout";
         }
         if (++commands_ > cfg_.max_commands) {
-            reply("421 4.7.0 " + cfg_.hostname + " Error: too many commands");
-            co_await flush();
-            why = "too many commands";
-            break;
+            co_await close_with("4.7.0", "too many commands");
+            co_return "too many commands";
         }
         if (too_long) {
             src_->abandon_sequence();
-            reply("500 5.5.2 Error: line too long");
+            front_.reply("500 5.5.2 Error: line too long");
             log::warning("event=line_too_long sid=%s", sid_.c_str());
-            if (!syntax_error()) {
-                reply("421 4.7.0 " + cfg_.hostname + " Error: too many errors");
-                co_await flush();
-                why = "too many errors";
-                break;
-            }
-            continue;
+            if (syntax_error()) continue;
+            co_await close_with("4.7.0", "too many errors");
+            co_return "too many errors";
         }
         if (!co_await dispatch(line)) {
-            co_await flush();
-            why = closing_ ? "client quit" : "session ended";
-            break;
+            co_await front_.flush();
+            co_return closing_ ? "client quit" : "session ended";
         }
         if (errors_ >= cfg_.max_errors) {
-            reply("421 4.7.0 " + cfg_.hostname + " Error: too many errors");
-            co_await flush();
-            why = "too many errors";
-            break;
+            co_await close_with("4.7.0", "too many errors");
+            co_return "too many errors";
         }
     }
-    co_await release_downstream();
-    conn_->close();
-    log::info("event=disconnect sid=%s reason=\"%s\" transactions=%u commands=%u", sid_.c_str(), why, txn_count_,
-              commands_);
 }
 
-awaitable<bool> Session::dispatch(const std::string& line) {
+asio::awaitable<void> Session::close_with(const char* code, const char* text) {
+    front_.reply(std::string("421 ") + code + " " + cfg_.hostname + " Error: " + text);
+    co_await front_.flush();
+}
+
+FrontState Session::state() const {
+    const Transaction& t = relay_.transaction();
+    return FrontState{.helo = !helo_.empty(),
+                      .transaction = t.active,
+                      .recipients = !t.rcpt_lines.empty(),
+                      .tls_offered = sh_.front_tls != nullptr,
+                      .tls = front_.conn().tls()};
+}
+
+asio::awaitable<bool> Session::dispatch(const std::string& line) {
     if (line.find('\0') != std::string::npos) {
         src_->abandon_sequence();
-        reply("500 5.5.2 Error: NUL in command");
+        front_.reply("500 5.5.2 Error: NUL in command");
         syntax_error();
         co_return true;
     }
-    smtp::CommandLine c = smtp::split_command(line);
-    const std::string& v = c.verb;
-    if (v != "XPROXYFROM") src_->abandon_sequence();  // LAST=False must be followed by its next line
-    if (v == "EHLO" || v == "HELO") {
-        co_await cmd_ehlo(c);
-    } else if (v == "MAIL") {
-        co_await cmd_mail(c);
-    } else if (v == "RCPT") {
-        co_await cmd_rcpt(c);
-    } else if (v == "DATA") {
-        if (!c.arg.empty()) {
-            reply("501 5.5.4 Syntax: DATA");
-            syntax_error();
-        } else {
-            const bool go_on = co_await cmd_data();
-            co_return go_on;
-        }
-    } else if (v == "RSET") {
-        co_await cmd_rset();
-    } else if (v == "NOOP") {
-        reply("250 2.0.0 Ok");
-    } else if (v == "QUIT") {
-        reply("221 2.0.0 Bye");
-        closing_ = true;
-        co_return false;
-    } else if (v == "STARTTLS") {
-        const bool go_on = co_await cmd_starttls(c);
-        co_return go_on;
-    } else if (v == "XCLIENT" || v == "XFORWARD" || v == "XPROXYFROM") {
-        co_await cmd_source(c, line);
-    } else if (v == "VRFY") {
-        reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
-    } else if (v == "HELP") {
-        reply("214 2.0.0 See RFC 5321");
-    } else {
-        reply("502 5.5.2 Error: command not recognized");
+    const smtp::CommandLine c = smtp::split_command(line);
+    const CommandRow* row = CommandTable::find(c.verb);
+    // An unfinished XPROXYFROM sequence (LAST=False) must be continued by the next line.
+    if (!row || !row->has(command_flags::continues_sequence)) src_->abandon_sequence();
+    if (!row) {
+        front_.reply("502 5.5.2 Error: command not recognized");
         log::info("event=unknown_command sid=%s command=\"%s\"", sid_.c_str(), escape_value(line, 64).c_str());
         syntax_error();
+        co_return true;
     }
-    co_return true;
+    if (const auto refusal = CommandTable::check(*row, c, state())) {
+        front_.reply(refusal->reply);
+        if (refusal->counts_as_error) syntax_error();
+        co_return true;
+    }
+    const bool go_on = co_await (this->*(row->handler))(c, line);
+    co_return go_on;
 }
 
-awaitable<void> Session::cmd_ehlo(const smtp::CommandLine& c) {
-    if (c.arg.empty()) {
-        reply("501 5.5.4 Syntax: " + c.verb + " hostname");
-        syntax_error();
-        co_return;
-    }
-    if (txn_.active) end_transaction();
+void Session::end_transaction() {
+    relay_.reset();
+    src_->end_transaction();
+}
+
+asio::awaitable<bool> Session::cmd_helo(const smtp::CommandLine& c, const std::string&) {
+    if (relay_.transaction().active) end_transaction();
     helo_ = c.arg;
     esmtp_ = c.verb == "EHLO";
     src_->ehlo(helo_, esmtp_);
     if (!esmtp_) {
-        reply("250 " + cfg_.hostname);
-        co_return;
+        front_.reply("250 " + cfg_.hostname);
+        co_return true;
     }
     std::vector<std::string> ext = {cfg_.hostname, "PIPELINING",
                                     cfg_.max_message_size ? "SIZE " + std::to_string(cfg_.max_message_size) : "SIZE"};
-    if (sh_.front_tls && !conn_->tls()) ext.push_back("STARTTLS");
-    if (conn_->tls()) ext.push_back("REQUIRETLS");
+    if (sh_.front_tls && !front_.conn().tls()) ext.push_back("STARTTLS");
+    if (front_.conn().tls()) ext.push_back("REQUIRETLS");
     ext.push_back("ENHANCEDSTATUSCODES");
     ext.push_back("8BITMIME");
     ext.push_back("SMTPUTF8");
@@ -182,40 +159,104 @@ awaitable<void> Session::cmd_ehlo(const smtp::CommandLine& c) {
         ext.push_back("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
         ext.push_back("XPROXYFROM");
     }
-    for (std::size_t i = 0; i < ext.size(); ++i) reply((i + 1 < ext.size() ? "250-" : "250 ") + ext[i]);
+    for (std::size_t i = 0; i < ext.size(); ++i) front_.reply((i + 1 < ext.size() ? "250-" : "250 ") + ext[i]);
+    co_return true;
 }
 
-awaitable<bool> Session::cmd_starttls(const smtp::CommandLine& c) {
-    if (!sh_.front_tls) {
-        reply("502 5.5.1 Error: command not implemented");
+// The syntax of MAIL and what this session allows in it; the relay does the rest.
+asio::awaitable<bool> Session::cmd_mail(const smtp::CommandLine& c, const std::string&) {
+    std::string err;
+    auto mail = smtp::parse_path(c.arg, "FROM", true, true, &err);
+    if (!mail) {
+        front_.reply(err);
+        syntax_error();
         co_return true;
     }
-    if (conn_->tls()) {
-        reply("554 5.5.1 Error: TLS already active");
+    smtp::MailLimits lim{cfg_.max_message_size, front_.conn().tls()};
+    auto params = smtp::check_mail_params(*mail, lim, &err);
+    if (!params) {
+        front_.reply(err);
+        syntax_error();
         co_return true;
     }
-    if (!c.arg.empty()) {
-        reply("501 5.5.4 Syntax: STARTTLS");
+    if (!esmtp_ && !mail->params.empty()) {
+        front_.reply("555 5.5.4 Error: MAIL parameters need EHLO");
         co_return true;
     }
-    if (txn_.active) {
-        reply("503 5.5.1 Error: MAIL transaction in progress");
+    if (has_8bit(mail->path) && !params->smtputf8) {
+        front_.reply("553 5.6.7 Error: non-ASCII address without SMTPUTF8");
         co_return true;
     }
-    reply("220 2.0.0 Ready to start TLS");
-    if (!co_await flush()) co_return false;
+    SourceInfo source = src_->effective();
+    co_await relay_.mail(*mail, *params, std::move(source));
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_rcpt(const smtp::CommandLine& c, const std::string&) {
+    std::string err;
+    auto rcpt = smtp::parse_path(c.arg, "TO", false, relay_.transaction().params.smtputf8, &err);
+    if (!rcpt) {
+        front_.reply(err);
+        syntax_error();
+        co_return true;
+    }
+    if (!rcpt->params.empty()) {
+        front_.reply("555 5.5.4 Unsupported option: " + rcpt->params.front().first);
+        co_return true;
+    }
+    co_await relay_.rcpt(rcpt->path);
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_data(const smtp::CommandLine&, const std::string&) {
+    DataRelay data(front_, relay_, sh_, sid_);
+    const bool go_on = co_await data.run();
+    end_transaction();
+    co_return go_on;
+}
+
+asio::awaitable<bool> Session::cmd_rset(const smtp::CommandLine&, const std::string&) {
+    co_await relay_.rset();
+    end_transaction();
+    front_.reply("250 2.0.0 Ok");
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_noop(const smtp::CommandLine&, const std::string&) {
+    front_.reply("250 2.0.0 Ok");
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_quit(const smtp::CommandLine&, const std::string&) {
+    front_.reply("221 2.0.0 Bye");
+    closing_ = true;
+    co_return false;
+}
+
+asio::awaitable<bool> Session::cmd_vrfy(const smtp::CommandLine&, const std::string&) {
+    front_.reply("252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_help(const smtp::CommandLine&, const std::string&) {
+    front_.reply("214 2.0.0 See RFC 5321");
+    co_return true;
+}
+
+asio::awaitable<bool> Session::cmd_starttls(const smtp::CommandLine&, const std::string&) {
+    XPROXY_INVARIANT(sh_.front_tls && !front_.conn().tls() && !relay_.transaction().active);  // the row's flags
+    front_.reply("220 2.0.0 Ready to start TLS");
+    if (!co_await front_.flush()) co_return false;
     // Anything pipelined after STARTTLS was sent in clear text: discard it (CVE-2011-0411).
-    if (conn_->buffered() > 0)
-        log::warning("event=starttls_pipelining sid=%s discarded=%zu", sid_.c_str(), conn_->buffered());
-    conn_->in.clear();
-    conn_->in_pos = 0;
+    if (const std::size_t discarded = front_.conn().discard_buffered(); discarded > 0)
+        log::warning("event=starttls_pipelining sid=%s discarded=%zu", sid_.c_str(), discarded);
     error_code ec;
-    co_await conn_->handshake(*sh_.front_tls, true, std::string(), false, cfg_.client_timeout, ec);
+    co_await front_.conn().handshake(*sh_.front_tls, true, std::string(), false, cfg_.client_timeout, ec);
     if (ec) {
         log::warning("event=tls_failed sid=%s error=\"%s\"", sid_.c_str(), ec.message().c_str());
         co_return false;
     }
-    TlsInfo t = conn_->tls_info();
+    TlsInfo t = front_.conn().tls_info();
     src_->set_peer_tls(t);
     helo_.clear();
     esmtp_ = false;
@@ -223,11 +264,9 @@ awaitable<bool> Session::cmd_starttls(const smtp::CommandLine& c) {
     co_return true;
 }
 
-awaitable<void> Session::cmd_source(const smtp::CommandLine& c, const std::string& line) {
-    if (txn_.active) {
-        reply("503 5.5.1 Error: MAIL transaction in progress");
-        co_return;
-    }
+// XCLIENT, XFORWARD, XPROXYFROM: SourceTracker decides; see source.hpp.
+asio::awaitable<bool> Session::cmd_source(const smtp::CommandLine& c, const std::string& line) {
+    XPROXY_INVARIANT(!relay_.transaction().active);  // the row's flags
     SourceVerdict v = c.verb == "XCLIENT" ? src_->xclient(line)
                       : c.verb == "XFORWARD" ? src_->xforward(line)
                                              : src_->xproxyfrom(line);
@@ -235,15 +274,15 @@ awaitable<void> Session::cmd_source(const smtp::CommandLine& c, const std::strin
         case SourceVerdict::Kind::refused:
             log::warning("event=source_refused sid=%s command=%s client=%s", sid_.c_str(), c.verb.c_str(),
                          endpoint_text(src_->effective().client).c_str());
-            reply(v.reply);
+            front_.reply(v.reply);
             syntax_error();
             break;
         case SourceVerdict::Kind::bad:
-            reply(v.reply);
+            front_.reply(v.reply);
             syntax_error();
             break;
         case SourceVerdict::Kind::need_more:
-            reply(v.reply);
+            front_.reply(v.reply);
             break;
         case SourceVerdict::Kind::accepted: {
             SourceInfo s = src_->effective();
@@ -252,21 +291,18 @@ awaitable<void> Session::cmd_source(const smtp::CommandLine& c, const std::strin
             if (c.verb == "XCLIENT") {
                 helo_.clear();
                 esmtp_ = false;
-                reply("220 " + cfg_.hostname + " ESMTP xproxyd");
+                front_.reply("220 " + cfg_.hostname + " ESMTP xproxyd");
             } else {
-                reply(v.reply);
+                front_.reply(v.reply);
             }
             break;
         }
     }
+    co_return true;
 }
 
-// Parks a clean downstream connection for another session, or says QUIT.
-
-}  // namespace session_detail
-
 asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared) {
-    session_detail::Session s(std::move(conn), ds, shared);
+    Session s(std::move(conn), ds, shared);
     co_await s.run();
 }
 

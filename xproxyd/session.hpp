@@ -1,41 +1,85 @@
 // session.hpp: one front-side SMTP session (RFC 5321 server) and its cut-through relay.
 //
-// The session reads commands (pipelined or not), answers what it can itself (EHLO, NOOP,
-// RSET, QUIT, syntax errors, the source commands) and relays each transaction to the
-// downstream, which it opens lazily at the first MAIL with the transaction's source:
-// MAIL and RCPT replies are the downstream's, DATA is accepted (354) only after the
-// downstream accepted it, and the reply to the final dot is the downstream's reply to
-// it. xproxyd never answers 250 to a message the downstream did not accept. With the
-// fast path the body is also kept (BodyBuffer) so that a destination failing before its
-// final reply is replaced by the next one without asking the client to resend.
+// The session reads commands (pipelined or not) and looks each verb up in its
+// CommandTable, which refuses what the session's state does not allow; it answers what it
+// can itself (EHLO, NOOP, RSET, QUIT, VRFY, HELP, syntax errors, STARTTLS, the source
+// commands) and hands the downstream half of each transaction to its TransactionRelay,
+// which opens the downstream lazily at the first MAIL with the transaction's source:
+// MAIL and RCPT replies are the downstream's. For DATA it runs a DataRelay: with a
+// connected downstream, DATA is sent down and 354 answered at once, and the downstream's
+// answer is read while the body comes in (a refusal becomes the reply to the final dot);
+// without one, 354 waits until a destination has taken MAIL, RCPT and DATA. The reply to
+// the final dot is the downstream's reply to it: xproxyd never answers 250 to a message
+// the downstream did not accept. With the fast path the body is also kept (BodyBuffer)
+// so that a destination failing before its final reply is replaced by the next one
+// without asking the client to resend.
+//
+// Session owns its FrontSide (the client connection and pending replies), its
+// SourceTracker and its TransactionRelay (the downstream connection); a DataRelay lives
+// for one DATA command.
 #pragma once
 
-#include <atomic>
 #include <memory>
-#include <vector>
+#include <optional>
+#include <string>
 
-#include "body_buffer.hpp"
-#include "config.hpp"
-#include "conn.hpp"
-#include "downstream_pool.hpp"
+#include <xproxy/wire/smtp_command.hpp>
+
+#include "command_table.hpp"
+#include "front_side.hpp"
+#include "session_shared.hpp"
+#include "source.hpp"
+#include "transaction_relay.hpp"
 
 namespace xproxy::xproxyd {
 
-struct Shared {
-    const Config& cfg;
-    asio::ssl::context* front_tls = nullptr;  // STARTTLS offered when set
-    // Towards each downstream (index as in cfg.downstreams); null with tls=none.
-    std::vector<asio::ssl::context*> client_tls;
-    DownstreamPool& pool;
-    SpillQuota& spill;
-    std::atomic<std::uint64_t> sessions{0};
-    asio::ssl::context* client_tls_for(const DownstreamConfig& d) const {
-        for (std::size_t i = 0; i < client_tls.size() && i < cfg.downstreams.size(); ++i)
-            if (&cfg.downstreams[i] == &d) return client_tls[i];
-        return nullptr;
-    }
+class Session {
+public:
+    Session(std::shared_ptr<Conn> conn, const DownstreamConfig& dcfg, Shared& sh);
+
+    asio::awaitable<void> run();
+
+private:
+    friend class CommandTable;  // its rows name the handlers below
+
+    void start();
+    // The command loop; returns why the session ended (for the disconnect log line).
+    asio::awaitable<const char*> serve_commands();
+    // A 421 written at once; the session ends after it.
+    asio::awaitable<void> close_with(const char* code, const char* text);
+    // Returns false when the session must end.
+    asio::awaitable<bool> dispatch(const std::string& line);
+    FrontState state() const;
+    void end_transaction();
+    bool syntax_error() { return ++errors_ < cfg_.max_errors; }
+
+    // Handlers (rows of the CommandTable): called only when their row allows the command.
+    asio::awaitable<bool> cmd_helo(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_mail(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_rcpt(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_data(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_rset(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_noop(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_quit(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_starttls(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_source(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_vrfy(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_help(const smtp::CommandLine& c, const std::string& line);
+
+    const Config& cfg_;
+    Shared& sh_;
+    std::string sid_;  // set by start(); the relays keep a reference
+    FrontSide front_;
+    std::optional<SourceTracker> src_;  // set by start()
+    TransactionRelay relay_;
+    std::string helo_;
+    bool esmtp_ = false;
+    unsigned commands_ = 0;
+    unsigned errors_ = 0;
+    bool closing_ = false;
 };
 
+// The entry point for an accepted connection.
 asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared);
 
 }  // namespace xproxy::xproxyd

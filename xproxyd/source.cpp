@@ -3,6 +3,7 @@
 
 #include <openssl/crypto.h>
 
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/proxy_protocol.hpp>
 
 namespace xproxy::xproxyd {
@@ -30,7 +31,7 @@ const char* to_string(Encoding e) {
         case Encoding::xproxyfrom: return "xproxyfrom";
         case Encoding::none: return "none";
     }
-    return "none";
+    XPROXY_UNREACHABLE();
 }
 
 SourceVerdict SourceTracker::xclient(std::string_view line) {
@@ -138,74 +139,79 @@ void SourceTracker::set_peer_tls(const TlsInfo& tls) {
     helo_from_ehlo_ = proto_from_ehlo_ = false;
 }
 
+namespace {
+
+void proxy_v2_header(const SourceInfo& info, const ProxySigning* sign, Announcement& a) {
+    pp::EncodeOptions opt;
+    opt.xproxy_tlvs = true;
+    opt.ssl = info.tls.active();
+    if (sign) {
+        opt.hmac_key.assign(sign->key);
+        opt.hmac_key_id = sign->key_id;
+        opt.hmac_time = sign->now;
+    }
+    a.header = pp::encode_v2(info, opt);
+    // The copy of the key made for the encoder does not outlive it.
+    OPENSSL_cleanse(opt.hmac_key.data(), opt.hmac_key.capacity());
+    if (a.header.empty()) a.error = "PROXY v2 header too large";
+}
+
+void xclient_lines(const SourceInfo& info, const smtp::Advertised& advertised, Announcement& a) {
+    // Postfix keeps, over one connection, whatever an XCLIENT does not name: its
+    // reverse name (set by NAME only when the name is known, else from its own
+    // lookup of xproxyd) and DESTADDR/DESTPORT. So both are always sent, as
+    // [UNAVAILABLE] when unknown, so that no client inherits another's or
+    // xproxyd's.
+    smtp::Xclient x = smtp::xclient_from(info, advertised);
+    auto wanted = [&](const char* n) { return !advertised || advertised->count(n) > 0; };
+    if (x.name && wanted("REVERSE_NAME")) x.reverse_name = *x.name;
+    if (!info.server && wanted("DESTADDR")) x.destaddr = smtp::AddrField::unavailable();
+    if (!info.server && wanted("DESTPORT")) x.destport = smtp::PortField::unavailable();
+    auto enc = smtp::encode(x);
+    if (!enc) a.error = "XCLIENT: " + enc.error;
+    else a.lines = enc.lines;
+}
+
+void xforward_lines(const SourceInfo& info, const smtp::Advertised& advertised, Announcement& a) {
+    auto enc = smtp::encode_xforward(info, advertised);
+    if (!enc) a.error = "XFORWARD: " + enc.error;
+    else a.lines = enc.lines;
+}
+
+void xproxyfrom_lines(const SourceInfo& info, Announcement& a) {
+    if (!info.client) return;  // unknown client: nothing to announce
+    auto from = smtp::xproxyfrom_from(info);
+    if (!from) {
+        a.error = "XPROXYFROM: " + from.error;
+        return;
+    }
+    // HELO, LOGIN and PROTO are optional: one that cannot be sent is left out
+    // rather than making the message undeliverable.
+    for (std::string* v : {&from->helo, &from->login, &from->proto})
+        if (v->find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) v->clear();
+    auto enc = smtp::encode(*from);
+    if (!enc) {
+        from->helo.clear();
+        from->login.clear();
+        from->proto.clear();
+        enc = smtp::encode(*from);
+    }
+    if (!enc) a.error = "XPROXYFROM: " + enc.error;
+    else a.lines = enc.lines;
+}
+
+}  // namespace
+
 Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised,
                       const ProxySigning* sign) {
     Announcement a;
     switch (e) {
-        case Encoding::proxy_v2: {
-            pp::EncodeOptions opt;
-            opt.xproxy_tlvs = true;
-            opt.ssl = info.tls.active();
-            if (sign) {
-                opt.hmac_key.assign(sign->key);
-                opt.hmac_key_id = sign->key_id;
-                opt.hmac_time = sign->now;
-            }
-            a.header = pp::encode_v2(info, opt);
-            // The copy of the key made for the encoder does not outlive it.
-            OPENSSL_cleanse(opt.hmac_key.data(), opt.hmac_key.capacity());
-            if (a.header.empty()) a.error = "PROXY v2 header too large";
-            break;
-        }
-        case Encoding::proxy_v1:
-            a.header = pp::encode_v1(info.client, info.server);
-            break;
-        case Encoding::xclient: {
-            // Postfix keeps, over one connection, whatever an XCLIENT does not name: its
-            // reverse name (set by NAME only when the name is known, else from its own
-            // lookup of xproxyd) and DESTADDR/DESTPORT. So both are always sent, as
-            // [UNAVAILABLE] when unknown, so that no client inherits another's or
-            // xproxyd's.
-            smtp::Xclient x = smtp::xclient_from(info, advertised);
-            auto wanted = [&](const char* n) { return !advertised || advertised->count(n) > 0; };
-            if (x.name && wanted("REVERSE_NAME")) x.reverse_name = *x.name;
-            if (!info.server && wanted("DESTADDR")) x.destaddr = smtp::AddrField::unavailable();
-            if (!info.server && wanted("DESTPORT")) x.destport = smtp::PortField::unavailable();
-            auto enc = smtp::encode(x);
-            if (!enc) a.error = "XCLIENT: " + enc.error;
-            else a.lines = enc.lines;
-            break;
-        }
-        case Encoding::xforward: {
-            auto enc = smtp::encode_xforward(info, advertised);
-            if (!enc) a.error = "XFORWARD: " + enc.error;
-            else a.lines = enc.lines;
-            break;
-        }
-        case Encoding::xproxyfrom: {
-            if (!info.client) break;  // unknown client: nothing to announce
-            auto from = smtp::xproxyfrom_from(info);
-            if (!from) {
-                a.error = "XPROXYFROM: " + from.error;
-                break;
-            }
-            // HELO, LOGIN and PROTO are optional: one that cannot be sent is left out
-            // rather than making the message undeliverable.
-            for (std::string* v : {&from->helo, &from->login, &from->proto})
-                if (v->find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) v->clear();
-            auto enc = smtp::encode(*from);
-            if (!enc) {
-                from->helo.clear();
-                from->login.clear();
-                from->proto.clear();
-                enc = smtp::encode(*from);
-            }
-            if (!enc) a.error = "XPROXYFROM: " + enc.error;
-            else a.lines = enc.lines;
-            break;
-        }
-        case Encoding::none:
-            break;
+        case Encoding::proxy_v2: proxy_v2_header(info, sign, a); break;
+        case Encoding::proxy_v1: a.header = pp::encode_v1(info.client, info.server); break;
+        case Encoding::xclient: xclient_lines(info, advertised, a); break;
+        case Encoding::xforward: xforward_lines(info, advertised, a); break;
+        case Encoding::xproxyfrom: xproxyfrom_lines(info, a); break;
+        case Encoding::none: break;
     }
     return a;
 }
@@ -225,7 +231,7 @@ std::string identity(Encoding e, const SourceInfo& info) {
         case Encoding::none:
             return {};
     }
-    return {};
+    XPROXY_UNREACHABLE();
 }
 
 }  // namespace xproxy::xproxyd

@@ -1,12 +1,31 @@
-// transaction.cpp: MAIL, RCPT and RSET relayed to the downstream, and the downstream
-// connection itself: opened lazily per source identity, reused, parked, re-announced
-// (XCLIENT), or replaced by the next destination with MAIL and the accepted recipients
-// replayed (failover before the client's final dot).
-#include "session_impl.hpp"
+// transaction_relay.cpp: MAIL, RCPT and RSET relayed to the downstream, and the
+// downstream connection itself; see transaction_relay.hpp.
+#include "transaction_relay.hpp"
 
-namespace xproxy::xproxyd::session_detail {
+#include <xproxy/base/escape.hpp>
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/daemon/log.hpp>
 
-awaitable<void> Session::release_downstream() {
+namespace xproxy::xproxyd {
+
+using asio::awaitable;
+
+bool TransactionRelay::fast_path() const {
+    for (const auto& c : cfg_.stream_through) {
+        switch (c.kind) {
+            case StreamThroughCondition::Kind::always: return false;
+            case StreamThroughCondition::Kind::size_over:
+                if (txn_.params.size > c.size) return false;
+                break;
+            case StreamThroughCondition::Kind::client:
+                if (txn_.source.client && c.cidr->contains(txn_.source.client->addr)) return false;
+                break;
+        }
+    }
+    return true;
+}
+
+awaitable<void> TransactionRelay::release_downstream() {
     if (!ds_.connected()) co_return;
     if (sh_.pool.enabled()) {
         if (auto pc = ds_.detach(sh_.pool.keeps_live())) {
@@ -17,7 +36,7 @@ awaitable<void> Session::release_downstream() {
     co_await ds_.quit();
 }
 
-awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, bool& reused) {
+awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo& src, bool& reused) {
     std::string id = identity(ds_.config().encoding, src);
     reused = false;
     if (ds_.connected() && start == 0 && ds_.identity() == id) {
@@ -68,7 +87,7 @@ awaitable<bool> Session::open_from(std::size_t start, const SourceInfo& src, boo
     co_return false;
 }
 
-awaitable<Reply> Session::send_mail() {
+awaitable<Reply> TransactionRelay::send_mail() {
     std::string why;
     Reply r = co_await ds_.mail(txn_.source, txn_.mail_line, why);
     if (!why.empty())
@@ -80,7 +99,7 @@ awaitable<Reply> Session::send_mail() {
 
 // Re-establishes the current transaction (MAIL and every accepted RCPT) on the first
 // destination from `start` on that accepts all of it.
-awaitable<bool> Session::restore(std::size_t start) {
+awaitable<bool> TransactionRelay::restore(std::size_t start) {
     const std::size_t n = ds_.config().destinations.size();
     while (start < n) {
         bool reused = false;
@@ -101,40 +120,12 @@ awaitable<bool> Session::restore(std::size_t start) {
     co_return false;
 }
 
-awaitable<void> Session::cmd_mail(const smtp::CommandLine& c) {
-    if (helo_.empty()) {
-        reply("503 5.5.1 Error: send HELO/EHLO first");
-        co_return;
-    }
-    if (txn_.active) {
-        reply("503 5.5.1 Error: nested MAIL command");
-        co_return;
-    }
-    std::string err;
-    auto mail = smtp::parse_path(c.arg, "FROM", true, true, &err);
-    if (!mail) {
-        reply(err);
-        syntax_error();
-        co_return;
-    }
-    smtp::MailLimits lim{cfg_.max_message_size, conn_->tls()};
-    auto params = smtp::check_mail_params(*mail, lim, &err);
-    if (!params) {
-        reply(err);
-        syntax_error();
-        co_return;
-    }
-    if (!esmtp_ && !mail->params.empty()) {
-        reply("555 5.5.4 Error: MAIL parameters need EHLO");
-        co_return;
-    }
-    if (has_8bit(mail->path) && !params->smtputf8) {
-        reply("553 5.6.7 Error: non-ASCII address without SMTPUTF8");
-        co_return;
-    }
-    txn_.mail = *mail;
-    txn_.params = *params;
-    txn_.source = src_->effective();
+awaitable<void> TransactionRelay::mail(const smtp::PathArg& from, const smtp::MailParams& params,
+                                       SourceInfo source) {
+    XPROXY_INVARIANT(!txn_.active);
+    txn_.mail = from;
+    txn_.params = params;
+    txn_.source = std::move(source);
     std::size_t start = 0;
     bool retried_stale = false;
     for (;;) {
@@ -144,18 +135,18 @@ awaitable<void> Session::cmd_mail(const smtp::CommandLine& c) {
                          sid_.c_str());
             txn_.active = true;
             txn_.unrouted = true;
-            reply("250 2.1.0 Ok");
+            front_.reply("250 2.1.0 Ok");
             co_return;
         }
         if (auto refusal = smtp::refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) {
             log::info("event=refused sid=%s reason=\"%s\"", sid_.c_str(), refusal->c_str());
-            reply(*refusal);
+            front_.reply(*refusal);
             co_return;
         }
         txn_.mail_line = smtp::downstream_mail_line(txn_.mail, txn_.params, ds_.ehlo());
         Reply r = co_await send_mail();
         if (!r.failed()) {
-            out_ += r.wire();
+            front_.relay(r);
             if (r.ok()) txn_.active = true;
             co_return;
         }
@@ -171,34 +162,20 @@ awaitable<void> Session::cmd_mail(const smtp::CommandLine& c) {
     }
 }
 
-awaitable<void> Session::cmd_rcpt(const smtp::CommandLine& c) {
-    if (!txn_.active) {
-        reply("503 5.5.1 Error: need MAIL command");
-        co_return;
-    }
-    std::string err;
-    auto rcpt = smtp::parse_path(c.arg, "TO", false, txn_.params.smtputf8, &err);
-    if (!rcpt) {
-        reply(err);
-        syntax_error();
-        co_return;
-    }
-    if (!rcpt->params.empty()) {
-        reply("555 5.5.4 Unsupported option: " + rcpt->params.front().first);
-        co_return;
-    }
+awaitable<void> TransactionRelay::rcpt(const std::string& path) {
+    XPROXY_INVARIANT(txn_.active);
     if (++txn_.rcpts > cfg_.max_recipients) {
-        reply("452 4.5.3 Error: too many recipients");
+        front_.reply("452 4.5.3 Error: too many recipients");
         co_return;
     }
-    std::string line = "RCPT TO:<" + rcpt->path + ">\r\n";
+    std::string line = "RCPT TO:<" + path + ">\r\n";
     if (txn_.unrouted) {  // checked by the destination that takes the message at DATA
         txn_.rcpt_lines.push_back(line);
-        reply("250 2.1.5 Ok");
+        front_.reply("250 2.1.5 Ok");
         co_return;
     }
     if (!ds_.connected() && !co_await restore(0)) {
-        reply("451 4.4.1 Error: no downstream destination available, try again later");
+        front_.reply("451 4.4.1 Error: no downstream destination available, try again later");
         co_return;
     }
     Reply r = co_await ds_.command(line);
@@ -211,21 +188,19 @@ awaitable<void> Session::cmd_rcpt(const smtp::CommandLine& c) {
     }
     if (r.failed()) {
         ds_.close();
-        reply("451 4.4.1 Error: downstream unavailable, try again later");
+        front_.reply("451 4.4.1 Error: downstream unavailable, try again later");
         co_return;
     }
     if (r.ok()) txn_.rcpt_lines.push_back(line);
-    out_ += r.wire();
+    front_.relay(r);
 }
 
-awaitable<void> Session::cmd_rset() {
+awaitable<void> TransactionRelay::rset() {
     if (txn_.active && ds_.connected()) {
         Reply r = co_await ds_.command("RSET\r\n");
         if (r.ok()) ds_.dirty = false;
         else ds_.close();
     }
-    end_transaction();
-    reply("250 2.0.0 Ok");
 }
 
-}  // namespace xproxy::xproxyd::session_detail
+}  // namespace xproxy::xproxyd
