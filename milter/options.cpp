@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/daemon/options.hpp>
 
@@ -74,8 +75,8 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     if (!mode) return fail("--mode must be inject or verify");
     c->mode = *mode;
     if (o.keyring_file.empty()) return fail("--keyring is required");
-    auto keys = KeyRing::load_file(o.keyring_file, &err);
-    if (!keys) return fail(err);
+    auto keys = KeyRing::load_file(o.keyring_file);
+    if (!keys) return fail(keys.error());
     c->keys = std::move(*keys);
     c->signer = o.signer;
     auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
@@ -109,8 +110,8 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     c->policy.trusted_upstreams = c->trusted_upstreams;
     if (c->policy.any()) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
-        auto dir = load_directory_file(o.directory_file, &err);
-        if (!dir) return fail(err);
+        auto dir = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
+        if (!dir) return fail(dir.error());
         c->directory = std::make_shared<const Directory>(std::move(*dir));
     }
     c->submission_ports = o.submission_ports;

@@ -102,7 +102,9 @@ Config load_config(const char* (*lookup)(const char*)) {
     if (auto it = vars.find("XPROXY_GETSOCKNAME"); it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
         c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
     if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
-        if (!read_secret_file(it->second, kMinHmacKeySize, c.hmac_key, err)) c.errors.push_back("XPROXY_HMAC_KEY_FILE " + err);
+        auto key = read_secret_file(it->second, kMinHmacKeySize);
+        if (key) c.hmac_key = std::move(*key);
+        else c.errors.push_back("XPROXY_HMAC_KEY_FILE " + key.error());
     }
     if (auto it = vars.find("XPROXY_HMAC_WINDOW"); it != vars.end()) {
         long v = 0;

@@ -36,8 +36,9 @@ int usage_error(const std::string& msg) {
 // Reads a key file into key (the daemons' rules, xproxy/secret_file.hpp); an error
 // message (exit status 2) on failure.
 std::optional<std::string> read_key_file(std::string_view path, SecretBytes& key) {
-    std::string err;
-    if (!read_secret_file(std::string(path), 1, key, err)) return "key file: " + err;
+    auto read = read_secret_file(std::string(path), 1);
+    if (!read) return "key file: " + read.error();
+    key = std::move(*read);
     return std::nullopt;
 }
 

@@ -60,10 +60,12 @@ std::optional<KeyRing> load_keys(const Options& o) {
         std::fprintf(stderr, "xproxy-wire: --keyring FILE is required\n");
         return std::nullopt;
     }
-    std::string err;
-    auto k = KeyRing::load_file(it->second, &err);
-    if (!k) std::fprintf(stderr, "xproxy-wire: %s\n", err.c_str());
-    return k;
+    auto k = KeyRing::load_file(it->second);
+    if (!k) {
+        std::fprintf(stderr, "xproxy-wire: %s\n", k.error().c_str());
+        return std::nullopt;
+    }
+    return std::move(*k);
 }
 
 std::string get(const Options& o, const char* name) {

@@ -158,12 +158,12 @@ int main(int argc, char** argv) {
     // Read now, before privileges are dropped; never logged.
     for (auto& d : cfg->downstreams) {
         if (d.hmac_key_file.empty()) continue;
-        auto key = std::make_shared<SecretBytes>();
-        if (read_secret_file(d.hmac_key_file, kMinHmacKeySize, *key, err)) d.hmac_key = std::move(key);
-        else {
-            std::fprintf(stderr, "xproxyd: downstream %s: hmac-key-file: %s\n", d.name.c_str(), err.c_str());
+        auto key = read_secret_file(d.hmac_key_file, kMinHmacKeySize);
+        if (!key) {
+            std::fprintf(stderr, "xproxyd: downstream %s: hmac-key-file: %s\n", d.name.c_str(), key.error().c_str());
             return 1;
         }
+        d.hmac_key = std::make_shared<const SecretBytes>(std::move(*key));
     }
     std::vector<daemon::ListenSpec> specs;
     for (const auto& l : cfg->listeners) {

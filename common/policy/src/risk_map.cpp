@@ -2,10 +2,6 @@
 #include <xproxy/policy/risk_map.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 namespace xproxy {
 
@@ -181,13 +177,12 @@ std::optional<RiskMatch> RiskMap::classify(const std::optional<IpAddress>& clien
     return net ? net : dom;
 }
 
-std::optional<RiskMap> RiskMap::parse(std::string_view text, std::string* error) {
+Expected<RiskMap> RiskMap::parse(std::string_view text) {
     RiskMap map;
     std::size_t line_no = 0, pos = 0;
     std::string why;
-    auto fail = [&](const std::string& message) {
-        if (error) *error = "line " + std::to_string(line_no) + ": " + message;
-        return std::nullopt;
+    auto fail = [&](const std::string& message) -> Expected<RiskMap> {
+        return Failure{"line " + std::to_string(line_no) + ": " + message};
     };
     while (pos < text.size()) {
         ++line_no;
@@ -232,21 +227,6 @@ std::optional<RiskMap> RiskMap::parse(std::string_view text, std::string* error)
         }
         if (!ok) return fail(why);
     }
-    return map;
-}
-
-std::optional<RiskMap> RiskMap::load_file(const std::string& path, std::string* error) {
-    std::ifstream in(path, std::ios::binary);
-    std::string text;
-    if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) {
-        const int e = errno;
-        if (error) *error = path + ": cannot read: " + (e ? std::strerror(e) : "read error");
-        return std::nullopt;
-    }
-    std::string why;
-    auto map = parse(text, &why);
-    if (!map && error) *error = why.starts_with("line ") ? path + ":" + why.substr(5) : path + ": " + why;
     return map;
 }
 
