@@ -25,6 +25,7 @@
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/policy_engine.hpp>
+#include <xproxy/base/text.hpp>
 
 using namespace xproxy;
 
@@ -191,8 +192,7 @@ BENCHMARK(BM_FindUserExisting);
 void BM_FindUserExistingUpperCase(benchmark::State& state) {
     const Directory& d = loaded();
     auto k = keys(true, true);
-    for (auto& s : k)
-        for (auto& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    for (auto& s : k) s = to_upper(s);
     lookup_loop(state, k, [&](const std::string& a) { return d.find_address(a).has_value(); });
 }
 BENCHMARK(BM_FindUserExistingUpperCase);

@@ -22,6 +22,7 @@
 #include "wire_command.hpp"
 #include <xproxy/wire/proxy_protocol.hpp>
 #include <xproxy/base/secret_file.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace {
 
@@ -172,12 +173,7 @@ int proxy_decode(const std::vector<std::string_view>& args) {
     return v == HmacVerdict::ok ? 0 : 1;
 }
 
-std::optional<unsigned> parse_number(std::string_view s, unsigned max) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size() || s.empty() || v > max) return std::nullopt;
-    return v;
-}
+std::optional<unsigned> parse_number(std::string_view s, unsigned max) { return parse_decimal<unsigned>(s, max); }
 
 // "1.2.3.4:25" or "[2001:db8::1]:25".
 std::optional<Endpoint> parse_endpoint(std::string_view s) {

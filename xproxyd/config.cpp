@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
-#include <charconv>
 #include <iostream>
 #include <sstream>
 
 #include <xproxy/daemon/options.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace po = boost::program_options;
 
@@ -19,8 +19,9 @@ namespace {
 
 template <class T>
 bool parse_num(std::string_view s, T& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+    const auto v = parse_decimal<T>(s);
+    if (v) out = *v;
+    return v.has_value();
 }
 
 std::optional<Destination> parse_destination(std::string_view t) {

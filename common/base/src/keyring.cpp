@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include <xproxy/base/file_loader.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy {
 
@@ -69,13 +70,7 @@ const char* decode_secret(std::string_view spec, SecretBytes& out) {
     return why;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
+constexpr std::string_view kLineBlanks = " \t\r";  // a CR before the LF is tolerated
 
 }  // namespace
 
@@ -115,7 +110,7 @@ Expected<KeyRing> KeyRing::parse(std::string_view text) {
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++lineno;
         if (const auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-        line = trim(line);
+        line = trim(line, kLineBlanks);
         if (line.empty()) continue;
         for (char c : line)
             if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || static_cast<unsigned char>(c) >= 0x7F)
@@ -123,7 +118,7 @@ Expected<KeyRing> KeyRing::parse(std::string_view text) {
         const auto sep = line.find_first_of(" \t");
         if (sep == std::string_view::npos) return fail(lineno, "expected 'KEYID hex:SECRET' or 'KEYID base64:SECRET'");
         const std::string_view id = line.substr(0, sep);
-        const std::string_view spec = trim(line.substr(sep));
+        const std::string_view spec = trim(line.substr(sep), kLineBlanks);
         if (!valid_id(id)) return fail(lineno, "key id must be 1-32 characters of A-Z a-z 0-9 . _ -");
         if (spec.find_first_of(" \t") != std::string_view::npos)
             return fail(lineno, "unexpected text after the secret of key '" + std::string(id) + "'");

@@ -1,6 +1,7 @@
 // policy_engine.cpp: decide() and its four policies (policy_engine.hpp). Each check
 // returns a dunno decision when it has no opinion; decide() keeps the first other one.
 #include <xproxy/policy/policy_engine.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <array>
 
@@ -8,16 +9,6 @@ namespace xproxy {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // "<a@b>" -> "a@b"; "<>" -> "".
 std::string_view bare_address(std::string_view a) {

@@ -1,5 +1,6 @@
 // risk_map.cpp: parser and lookups of the risk file (risk_map.hpp).
 #include <xproxy/policy/risk_map.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <algorithm>
 
@@ -8,8 +9,6 @@ namespace xproxy {
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 std::string quoted(std::string_view s) {
     std::string out = "'";
@@ -138,7 +137,7 @@ bool RiskMap::add_sender_domain(std::string_view domain, std::string_view class_
         return false;
     }
     std::string key(domain);
-    std::transform(key.begin(), key.end(), key.begin(), lower);
+    std::transform(key.begin(), key.end(), key.begin(), ascii_lower);
     if (!domains_.emplace(std::move(key), *cls).second) {
         *error = "sender domain " + std::string(domain) + " is already listed";
         return false;
@@ -160,7 +159,7 @@ std::optional<RiskMatch> RiskMap::classify(const std::optional<IpAddress>& clien
     if (!domains_.empty() && at != std::string_view::npos && sender.size() - at - 1 <= 253) {
         char buf[253];
         const std::string_view d = sender.substr(at + 1);
-        for (std::size_t i = 0; i < d.size(); ++i) buf[i] = lower(d[i]);
+        for (std::size_t i = 0; i < d.size(); ++i) buf[i] = ascii_lower(d[i]);
         std::string_view name(buf, d.size());
         while (!name.empty()) {
             auto it = domains_.find(name);
