@@ -50,8 +50,8 @@ int main(int argc, char** argv) {
     if (!daemon::check_socket_mode(socket_mode, &err)) return die(err);
     // Whoever reaches an inject milter gets a signature for the source it claims: a TCP
     // listener serves only the MTAs named in --allow-peers, and none without it.
-    auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
-    if (!allow_peers) return die("--allow-peers: " + err);
+    auto allow_peers = CidrSet::parse(opts->allow_peers);
+    if (!allow_peers) return die("--allow-peers: " + allow_peers.error());
     using K = daemon::ListenSpec::Kind;
     if (spec->kind == K::inet && allow_peers->empty())
         return die("TCP listener " + opts->listen +

@@ -70,7 +70,6 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
         if (error) *error = std::move(why);
         return nullptr;
     };
-    std::string err;
     auto mode = parse_mode(o.mode);
     if (!mode) return fail("--mode must be inject or verify");
     c->mode = *mode;
@@ -79,11 +78,11 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     if (!keys) return fail(keys.error());
     c->keys = std::move(*keys);
     c->signer = o.signer;
-    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
-    if (!trusted) return fail("--trusted-upstreams: " + err);
+    auto trusted = CidrSet::parse(o.trusted_upstreams);
+    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
     c->trusted_upstreams = *trusted;
-    auto blocked = CidrSet::parse(o.block_list, &err);
-    if (!blocked) return fail("--block-list: " + err);
+    auto blocked = CidrSet::parse(o.block_list);
+    if (!blocked) return fail("--block-list: " + blocked.error());
     c->block_list = *blocked;
     auto inv = parse_fail_action(o.on_invalid);
     auto mis = parse_fail_action(o.on_missing);
@@ -106,7 +105,7 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     for (const auto& p : o.policies)
         if (p != "vdomains" && p != "deposit")
             return fail("--policy: " + p + " is not a milter policy (vdomains, deposit)");
-    if (!c->policy.enable(o.policies, &err)) return fail("--policy: " + err);
+    if (auto on = c->policy.enable(o.policies); !on) return fail("--policy: " + on.error());
     c->policy.trusted_upstreams = c->trusted_upstreams;
     if (c->policy.any()) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");

@@ -108,9 +108,9 @@ int main(int argc, char** argv) {
     // The inject policy signs whatever client a request names: a TCP listener serves only
     // the MTAs in --allow-peers, and none without it (checked again on the opened sockets,
     // which covers fd: and systemd).
-    auto allow_peers = CidrSet::parse(opts->allow_peers, &err);
+    auto allow_peers = CidrSet::parse(opts->allow_peers);
     if (!allow_peers) {
-        std::fprintf(stderr, "xproxy-policyd: --allow-peers: %s\n", err.c_str());
+        std::fprintf(stderr, "xproxy-policyd: --allow-peers: %s\n", allow_peers.error().c_str());
         return 1;
     }
     for (const auto& spec : specs) {

@@ -14,10 +14,9 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
         if (error) *error = std::move(why);
         return nullptr;
     };
-    std::string err;
-    if (!s->config.enable(o.policies, &err)) return fail("--policy: " + err);
-    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
-    if (!trusted) return fail("--trusted-upstreams: " + err);
+    if (auto on = s->config.enable(o.policies); !on) return fail("--policy: " + on.error());
+    auto trusted = CidrSet::parse(o.trusted_upstreams);
+    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
     s->config.trusted_upstreams = *trusted;
     if (s->config.inject) {
         if (o.keyring_file.empty()) return fail("policy inject needs --keyring");

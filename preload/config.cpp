@@ -60,11 +60,10 @@ Config load_config(const char* (*lookup)(const char*)) {
         for (const char* n : names) known = known || name == n;
         if (!known) c.errors.push_back("unknown setting " + name);
     }
-    std::string err;
     if (auto it = vars.find("XPROXY_TRUSTED"); it != vars.end()) {
-        auto set = CidrSet::parse(it->second, &err);
+        auto set = CidrSet::parse(it->second);
         if (set) c.trusted = *set;
-        else c.errors.push_back("XPROXY_TRUSTED: " + err);
+        else c.errors.push_back("XPROXY_TRUSTED: " + set.error());
     }
     if (auto it = vars.find("XPROXY_PORTS"); it != vars.end()) {
         std::string list = it->second;

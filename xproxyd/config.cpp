@@ -307,9 +307,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
         c.listeners.push_back(li);
     }
     if (vm.count("trusted-upstreams")) {
-        auto set = CidrSet::parse(trusted, &err);
+        auto set = CidrSet::parse(trusted);
         if (!set) {
-            std::cerr << "xproxyd: trusted-upstreams: " << err << "\n";
+            std::cerr << "xproxyd: trusted-upstreams: " << set.error() << "\n";
             return std::nullopt;
         }
         c.trusted = *set;

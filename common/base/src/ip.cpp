@@ -167,7 +167,7 @@ std::string Cidr::to_string() const {
     return net_.to_string() + "/" + std::to_string(prefix_);
 }
 
-std::optional<CidrSet> CidrSet::parse(std::string_view list, std::string* error) {
+Expected<CidrSet> CidrSet::parse(std::string_view list) {
     CidrSet set;
     std::size_t i = 0;
     while (i < list.size()) {
@@ -177,10 +177,7 @@ std::optional<CidrSet> CidrSet::parse(std::string_view list, std::string* error)
         if (start == i) break;
         auto entry = list.substr(start, i - start);
         auto c = Cidr::parse(entry);
-        if (!c) {
-            if (error) *error = "invalid address or prefix '" + std::string(entry.substr(0, 64)) + "'";
-            return std::nullopt;
-        }
+        if (!c) return Failure{"invalid address or prefix '" + std::string(entry.substr(0, 64)) + "'"};
         set.add(*c);
     }
     return set;

@@ -255,7 +255,7 @@ std::string_view to_string(PolicyId p) {
     return "?";
 }
 
-bool PolicyConfig::enable(const std::vector<std::string>& names, std::string* error) {
+Expected<void> PolicyConfig::enable(const std::vector<std::string>& names) {
     for (const std::string& entry : names) {
         std::string_view rest = entry;
         while (!rest.empty()) {
@@ -267,13 +267,10 @@ bool PolicyConfig::enable(const std::vector<std::string>& names, std::string* er
             else if (name == "vdomains") vdomains = true;
             else if (name == "deposit") deposit = true;
             else if (name == "risk") risk = true;
-            else {
-                if (error) *error = "unknown policy '" + sanitize(name) + "' (want inject, vdomains, deposit or risk)";
-                return false;
-            }
+            else return Failure{"unknown policy '" + sanitize(name) + "' (want inject, vdomains, deposit or risk)"};
         }
     }
-    return true;
+    return {};
 }
 
 std::string PolicyDecision::postfix_action(std::string_view header) const {

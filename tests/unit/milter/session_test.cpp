@@ -295,7 +295,7 @@ TEST(MilterInject, NothingSurvivesAbort) {
 TEST(MilterInject, PolicyEngineAtMailAndRcpt) {
     auto c = config(Mode::inject);
     std::string err;
-    ASSERT_TRUE(c->policy.enable({"vdomains", "deposit"}, &err)) << err;
+    ASSERT_TRUE(c->policy.enable({"vdomains", "deposit"}));
     auto dir = xproxy::test::value_or_error(parse_directory("domain example.com state=active services=smtp,submission\n"
                                "user alice@example.com state=active\n"), err);
     ASSERT_TRUE(dir) << err;
@@ -534,7 +534,7 @@ TEST(MilterVerify, IncomingResultHeadersAreReplaced) {
 TEST(MilterVerify, PolicyEngineRunsOnOriginalSource) {
     auto c = config(Mode::verify);
     std::string err;
-    ASSERT_TRUE(c->policy.enable({"vdomains"}, &err)) << err;
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
     auto dir = xproxy::test::value_or_error(parse_directory("domain rcpt.example state=active\n"), err);
     ASSERT_TRUE(dir) << err;
     c->directory = std::make_shared<const Directory>(std::move(*dir));

@@ -450,10 +450,10 @@ TEST(PolicyEngine, EnablePolicies) {
     };
     for (const auto& r : rows) {
         PolicyConfig c;
-        std::string error;
-        EXPECT_EQ(c.enable(r.names, &error), r.want_ok);
+        const auto on = c.enable(r.names);
+        EXPECT_EQ(on.has_value(), r.want_ok);
         if (!r.want_ok) {
-            EXPECT_EQ(error, "unknown policy 'vdomain' (want inject, vdomains, deposit or risk)");
+            EXPECT_EQ(on.error(), "unknown policy 'vdomain' (want inject, vdomains, deposit or risk)");
             continue;
         }
         EXPECT_EQ(c.inject, r.want_inject);
