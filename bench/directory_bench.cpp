@@ -3,7 +3,7 @@
 //
 // A directory file of that size is generated once in a temporary directory (not timed):
 // 10 users per domain, one user in ten with an alias, one in a hundred with a client
-// certificate, homes spread over 16 MTAs. BM_Load times load_directory_file() (read +
+// certificate, homes spread over 16 MTAs. BM_Load times load_and_parse() (read +
 // parse + index) and reports seconds, target_s and ratio = seconds / 5, the file size,
 // and the memory held per user (the directory's own accounting, and the growth of the
 // resident set). The lookup benchmarks run on that loaded directory with 65,536
@@ -22,8 +22,10 @@
 #include <string>
 #include <vector>
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/policy_engine.hpp>
+#include <xproxy/base/text.hpp>
 
 using namespace xproxy;
 
@@ -98,10 +100,9 @@ const Fixture& fixture() {
 
 const Directory& loaded() {
     static const Directory d = [] {
-        std::string error;
-        auto dir = load_directory_file(fixture().path(), &error);
+        auto dir = load_and_parse(fixture().path(), kConfigFileRules, parse_directory);
         if (!dir) {
-            std::fprintf(stderr, "directory_bench: %s\n", error.c_str());
+            std::fprintf(stderr, "directory_bench: %s\n", dir.error().c_str());
             std::abort();
         }
         return std::move(*dir);
@@ -157,11 +158,10 @@ void BM_Load(benchmark::State& state) {
     for (auto _ : state) {
         const std::size_t rss0 = rss_bytes();
         const auto t0 = std::chrono::steady_clock::now();
-        std::string error;
-        auto d = load_directory_file(path, &error);
+        auto d = load_and_parse(path, kConfigFileRules, parse_directory);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (!d) {
-            state.SkipWithError(error.c_str());
+            state.SkipWithError(d.error().c_str());
             return;
         }
         const std::size_t rss1 = rss_bytes();
@@ -192,8 +192,7 @@ BENCHMARK(BM_FindUserExisting);
 void BM_FindUserExistingUpperCase(benchmark::State& state) {
     const Directory& d = loaded();
     auto k = keys(true, true);
-    for (auto& s : k)
-        for (auto& c : s) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    for (auto& s : k) s = to_upper(s);
     lookup_loop(state, k, [&](const std::string& a) { return d.find_address(a).has_value(); });
 }
 BENCHMARK(BM_FindUserExistingUpperCase);

@@ -23,8 +23,7 @@ namespace {
 
 const KeyRing& keys() {
     static const KeyRing k = [] {
-        std::string err;
-        auto r = KeyRing::parse("k2026 base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n", &err);
+        auto r = KeyRing::parse("k2026 base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
         return r ? std::move(*r) : KeyRing{};
     }();
     return k;

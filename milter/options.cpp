@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/daemon/options.hpp>
 
@@ -69,20 +70,19 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
         if (error) *error = std::move(why);
         return nullptr;
     };
-    std::string err;
     auto mode = parse_mode(o.mode);
     if (!mode) return fail("--mode must be inject or verify");
     c->mode = *mode;
     if (o.keyring_file.empty()) return fail("--keyring is required");
-    auto keys = KeyRing::load_file(o.keyring_file, &err);
-    if (!keys) return fail(err);
+    auto keys = KeyRing::load_file(o.keyring_file);
+    if (!keys) return fail(keys.error());
     c->keys = std::move(*keys);
     c->signer = o.signer;
-    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
-    if (!trusted) return fail("--trusted-upstreams: " + err);
+    auto trusted = CidrSet::parse(o.trusted_upstreams);
+    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
     c->trusted_upstreams = *trusted;
-    auto blocked = CidrSet::parse(o.block_list, &err);
-    if (!blocked) return fail("--block-list: " + err);
+    auto blocked = CidrSet::parse(o.block_list);
+    if (!blocked) return fail("--block-list: " + blocked.error());
     c->block_list = *blocked;
     auto inv = parse_fail_action(o.on_invalid);
     auto mis = parse_fail_action(o.on_missing);
@@ -105,12 +105,12 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     for (const auto& p : o.policies)
         if (p != "vdomains" && p != "deposit")
             return fail("--policy: " + p + " is not a milter policy (vdomains, deposit)");
-    if (!c->policy.enable(o.policies, &err)) return fail("--policy: " + err);
+    if (auto on = c->policy.enable(o.policies); !on) return fail("--policy: " + on.error());
     c->policy.trusted_upstreams = c->trusted_upstreams;
     if (c->policy.any()) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
-        auto dir = load_directory_file(o.directory_file, &err);
-        if (!dir) return fail(err);
+        auto dir = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
+        if (!dir) return fail(dir.error());
         c->directory = std::make_shared<const Directory>(std::move(*dir));
     }
     c->submission_ports = o.submission_ports;

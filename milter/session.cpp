@@ -2,10 +2,10 @@
 #include "session.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 
 #include <xproxy/base/escape.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy::milter {
 
@@ -23,30 +23,9 @@ std::string_view strip_braces(std::string_view name) {
     return name;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-        if (x >= 'A' && x <= 'Z') x = static_cast<unsigned char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<unsigned char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
-
-template <typename T>
-std::optional<T> parse_uint(std::string_view s) {
-    T v{};
-    if (s.empty()) return std::nullopt;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
-}
-
 // The null sender as MTAs pass it: "<>" from smtpd, "" from Postfix's cleanup.
 bool null_sender(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    s = trim(s, kBlanks);
     return s.empty() || s == "<>";
 }
 
@@ -191,12 +170,12 @@ SourceInfo Session::build_source(std::int64_t now) const {
     if (peer_) {
         s.client = peer_;
         if (s.client->port == 0)
-            if (auto p = parse_uint<std::uint16_t>(macro("client_port"))) s.client->port = *p;
+            if (auto p = parse_decimal<std::uint16_t>(macro("client_port"))) s.client->port = *p;
     } else if (auto a = IpAddress::parse_mta(macro("client_addr"))) {
-        s.client = Endpoint{a->normalized(), parse_uint<std::uint16_t>(macro("client_port")).value_or(0)};
+        s.client = Endpoint{a->normalized(), parse_decimal<std::uint16_t>(macro("client_port")).value_or(0)};
     }
     if (auto a = IpAddress::parse_mta(macro("daemon_addr")))
-        s.server = Endpoint{a->normalized(), parse_uint<std::uint16_t>(macro("daemon_port")).value_or(0)};
+        s.server = Endpoint{a->normalized(), parse_decimal<std::uint16_t>(macro("daemon_port")).value_or(0)};
     s.helo = helo_;
     if (std::string n = macro("client_name"); usable_name(n))
         s.ptr_name = n;
@@ -205,7 +184,7 @@ SourceInfo Session::build_source(std::int64_t now) const {
     s.tls.version = macro("tls_version");
     if (s.tls.active()) {
         s.tls.cipher = macro("cipher");
-        s.tls.bits = parse_uint<unsigned>(macro("cipher_bits")).value_or(0);
+        s.tls.bits = parse_decimal<unsigned>(macro("cipher_bits")).value_or(0);
         s.tls.peer_subject = macro("cert_subject");
         s.tls.peer_issuer = macro("cert_issuer");
     }

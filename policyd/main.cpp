@@ -41,19 +41,20 @@ void reload(const char* why) {
     std::lock_guard<std::mutex> lock(g_reload_mu);
     std::string err;
     auto opts = reparse_options(&err);
-    std::shared_ptr<const State> next;
-    if (opts) next = build_state(*opts, &err);
-    if (!next) {
+    std::shared_ptr<const State> fixed;
+    if (opts) {
+        // Listeners, user and threads are fixed at start-up; keep the running values.
+        auto cur = g_states.get();
+        opts->listen = cur->options.listen;
+        opts->user = cur->options.user;
+        opts->threads = cur->options.threads;
+        fixed = build_state(*opts, &err);  // a new State: its key ring is never copied
+    }
+    if (!fixed) {
         log::error("event=reload_failed trigger=%s error=\"%s\" (the previous configuration stays in force)", why,
                    err.c_str());
         return;
     }
-    // Listeners, user and threads are fixed at start-up; keep the running values.
-    auto cur = g_states.get();
-    auto fixed = std::make_shared<State>(*next);
-    fixed->options.listen = cur->options.listen;
-    fixed->options.user = cur->options.user;
-    fixed->options.threads = cur->options.threads;
     g_states.set(fixed);
     log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why, fixed->options.policies.size(),
               fixed->directory->domain_count(), fixed->directory->user_count(), fixed->keys.size());

@@ -1,6 +1,7 @@
 // state.cpp: turn options into a ready-to-use State, checking every file.
 #include "state.hpp"
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/risk_map.hpp>
 
@@ -13,22 +14,21 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
         if (error) *error = std::move(why);
         return nullptr;
     };
-    std::string err;
-    if (!s->config.enable(o.policies, &err)) return fail("--policy: " + err);
-    auto trusted = CidrSet::parse(o.trusted_upstreams, &err);
-    if (!trusted) return fail("--trusted-upstreams: " + err);
+    if (auto on = s->config.enable(o.policies); !on) return fail("--policy: " + on.error());
+    auto trusted = CidrSet::parse(o.trusted_upstreams);
+    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
     s->config.trusted_upstreams = *trusted;
     if (s->config.inject) {
         if (o.keyring_file.empty()) return fail("policy inject needs --keyring");
-        auto k = KeyRing::load_file(o.keyring_file, &err);
-        if (!k) return fail(err);
+        auto k = KeyRing::load_file(o.keyring_file);
+        if (!k) return fail(k.error());
         s->keys = std::move(*k);
         s->file_paths.push_back(o.keyring_file);
     }
     if (s->config.vdomains || s->config.deposit) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
-        auto d = load_directory_file(o.directory_file, &err);
-        if (!d) return fail(err);
+        auto d = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
+        if (!d) return fail(d.error());
         s->directory = std::make_shared<const Directory>(std::move(*d));
         s->file_paths.push_back(o.directory_file);
     } else {
@@ -36,8 +36,8 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
     }
     if (s->config.risk) {
         if (o.risk_file.empty()) return fail("policy risk needs --risk-map");
-        auto r = RiskMap::load_file(o.risk_file, &err);
-        if (!r) return fail(err);
+        auto r = load_and_parse(o.risk_file, kConfigFileRules, RiskMap::parse);
+        if (!r) return fail(r.error());
         s->config.risk_map = std::move(*r);
         s->file_paths.push_back(o.risk_file);
     }

@@ -2,25 +2,15 @@
 // default: nothing is trusted when the configuration cannot be understood).
 #include "config.hpp"
 
-#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <map>
 
+#include <xproxy/base/text.hpp>
+
 namespace xproxy::preload {
 
 namespace {
-
-std::string trim(std::string s) {
-    auto b = s.find_first_not_of(" \t\r\n");
-    auto e = s.find_last_not_of(" \t\r\n");
-    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-}
-
-bool parse_int(const std::string& s, long lo, long hi, long& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && out >= lo && out <= hi;
-}
 
 bool parse_bool(const std::string& s, bool& out) {
     if (s == "1" || s == "yes" || s == "true" || s == "on") out = true;
@@ -51,14 +41,15 @@ Config load_config(const char* (*lookup)(const char*)) {
         int lineno = 0;
         while (std::getline(in, line)) {
             ++lineno;
-            line = trim(line);
+            line = std::string(trim(line));
             if (line.empty() || line[0] == '#') continue;
             auto eq = line.find('=');
             if (eq == std::string::npos) {
                 c.errors.push_back(std::string(file) + ":" + std::to_string(lineno) + ": expected NAME=value");
                 continue;
             }
-            vars[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+            const std::string_view l = line;
+            vars[std::string(trim(l.substr(0, eq)))] = trim(l.substr(eq + 1));
         }
     }
     for (const char* n : names)  // the environment overrides the file
@@ -69,11 +60,10 @@ Config load_config(const char* (*lookup)(const char*)) {
         for (const char* n : names) known = known || name == n;
         if (!known) c.errors.push_back("unknown setting " + name);
     }
-    std::string err;
     if (auto it = vars.find("XPROXY_TRUSTED"); it != vars.end()) {
-        auto set = CidrSet::parse(it->second, &err);
+        auto set = CidrSet::parse(it->second);
         if (set) c.trusted = *set;
-        else c.errors.push_back("XPROXY_TRUSTED: " + err);
+        else c.errors.push_back("XPROXY_TRUSTED: " + set.error());
     }
     if (auto it = vars.find("XPROXY_PORTS"); it != vars.end()) {
         std::string list = it->second;
@@ -83,9 +73,9 @@ Config load_config(const char* (*lookup)(const char*)) {
         while (i < list.size()) {
             auto j = list.find(' ', i);
             auto item = list.substr(i, j == std::string::npos ? std::string::npos : j - i);
-            long port = 0;
             if (!item.empty()) {
-                if (parse_int(item, 1, 65535, port)) c.ports.push_back(static_cast<std::uint16_t>(port));
+                const auto port = parse_decimal<std::uint16_t>(item);
+                if (port && *port >= 1) c.ports.push_back(*port);
                 else c.errors.push_back("XPROXY_PORTS: bad port '" + item + "'");
             }
             if (j == std::string::npos) break;
@@ -93,8 +83,8 @@ Config load_config(const char* (*lookup)(const char*)) {
         }
     }
     if (auto it = vars.find("XPROXY_TIMEOUT_MS"); it != vars.end()) {
-        long v = 0;
-        if (parse_int(it->second, 1, 600000, v)) c.timeout_ms = static_cast<int>(v);
+        const auto v = parse_decimal<unsigned>(it->second, 600000);
+        if (v && *v >= 1) c.timeout_ms = static_cast<int>(*v);
         else c.errors.push_back("XPROXY_TIMEOUT_MS: expected 1..600000");
     }
     if (auto it = vars.find("XPROXY_REQUIRE"); it != vars.end() && !parse_bool(it->second, c.require))
@@ -102,11 +92,13 @@ Config load_config(const char* (*lookup)(const char*)) {
     if (auto it = vars.find("XPROXY_GETSOCKNAME"); it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
         c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
     if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
-        if (!read_secret_file(it->second, kMinHmacKeySize, c.hmac_key, err)) c.errors.push_back("XPROXY_HMAC_KEY_FILE " + err);
+        auto key = read_secret_file(it->second, kMinHmacKeySize);
+        if (key) c.hmac_key = std::move(*key);
+        else c.errors.push_back("XPROXY_HMAC_KEY_FILE " + key.error());
     }
     if (auto it = vars.find("XPROXY_HMAC_WINDOW"); it != vars.end()) {
-        long v = 0;
-        if (parse_int(it->second, 1, 600, v)) c.hmac_window = static_cast<int>(v);
+        const auto v = parse_decimal<unsigned>(it->second, 600);
+        if (v && *v >= 1) c.hmac_window = static_cast<int>(*v);
         else c.errors.push_back("XPROXY_HMAC_WINDOW: expected 1..600 (seconds)");
     }
     if (auto it = vars.find("XPROXY_LOG"); it != vars.end()) {

@@ -13,14 +13,16 @@
 #include "wire_command.hpp"
 #include <xproxy/base/escape.hpp>
 #include <xproxy/wire/policy_protocol.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace {
 
 using namespace xproxy;
 
 bool size_option(std::string_view v, std::size_t& out) {
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
-    return !v.empty() && ec == std::errc() && p == v.data() + v.size();
+    const auto n = parse_decimal<std::size_t>(v);
+    if (n) out = *n;
+    return n.has_value();
 }
 
 void print(const PolicyRequest& r) {

@@ -22,6 +22,7 @@
 #include "wire_command.hpp"
 #include <xproxy/wire/proxy_protocol.hpp>
 #include <xproxy/base/secret_file.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace {
 
@@ -36,8 +37,9 @@ int usage_error(const std::string& msg) {
 // Reads a key file into key (the daemons' rules, xproxy/secret_file.hpp); an error
 // message (exit status 2) on failure.
 std::optional<std::string> read_key_file(std::string_view path, SecretBytes& key) {
-    std::string err;
-    if (!read_secret_file(std::string(path), 1, key, err)) return "key file: " + err;
+    auto read = read_secret_file(std::string(path), 1);
+    if (!read) return "key file: " + read.error();
+    key = std::move(*read);
     return std::nullopt;
 }
 
@@ -171,12 +173,7 @@ int proxy_decode(const std::vector<std::string_view>& args) {
     return v == HmacVerdict::ok ? 0 : 1;
 }
 
-std::optional<unsigned> parse_number(std::string_view s, unsigned max) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size() || s.empty() || v > max) return std::nullopt;
-    return v;
-}
+std::optional<unsigned> parse_number(std::string_view s, unsigned max) { return parse_decimal<unsigned>(s, max); }
 
 // "1.2.3.4:25" or "[2001:db8::1]:25".
 std::optional<Endpoint> parse_endpoint(std::string_view s) {

@@ -19,6 +19,7 @@
 #include "wire_command.hpp"
 #include <xproxy/wire/xclient.hpp>
 #include <xproxy/wire/xproxy_commands.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace {
 
@@ -95,8 +96,7 @@ int xforward_encode(const std::vector<std::string_view>& args) {
     if (!parse_args(args, {"addr", "port", "helo", "name", "proto", "ident", "source", "advertised"}, o)) return 2;
     SourceInfo si;
     if (!build_info(o, si)) return 2;
-    std::string src = o.count("source") ? o["source"] : "REMOTE";
-    for (auto& c : src) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::string src = to_upper(o.count("source") ? o["source"] : "REMOTE");
     if (src != "LOCAL" && src != "REMOTE") {
         std::fprintf(stderr, "xproxy-wire: --source is LOCAL or REMOTE\n");
         return 2;
@@ -168,8 +168,7 @@ int smtp_decode(const std::vector<std::string_view>& args) {
         pos = end;
     }
     if (lines.empty()) return reject("no command line on stdin");
-    std::string verb = lines[0].substr(0, lines[0].find_first_of(" \t\r\n"));
-    for (auto& c : verb) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    const std::string verb = to_upper(lines[0].substr(0, lines[0].find_first_of(" \t\r\n")));
 
     if (verb == "XCLIENT" || verb == "XFORWARD") {
         Xclient xc;

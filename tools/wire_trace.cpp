@@ -22,6 +22,7 @@
 #include "wire_command.hpp"
 #include <xproxy/base/escape.hpp>
 #include <xproxy/wire/trace_header.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace {
 
@@ -60,10 +61,12 @@ std::optional<KeyRing> load_keys(const Options& o) {
         std::fprintf(stderr, "xproxy-wire: --keyring FILE is required\n");
         return std::nullopt;
     }
-    std::string err;
-    auto k = KeyRing::load_file(it->second, &err);
-    if (!k) std::fprintf(stderr, "xproxy-wire: %s\n", err.c_str());
-    return k;
+    auto k = KeyRing::load_file(it->second);
+    if (!k) {
+        std::fprintf(stderr, "xproxy-wire: %s\n", k.error().c_str());
+        return std::nullopt;
+    }
+    return std::move(*k);
 }
 
 std::string get(const Options& o, const char* name) {
@@ -81,10 +84,9 @@ bool parse_tls(const std::string& s, TlsInfo& tls) {
     tls.cipher = s.substr(a + 1, b - a - 1);
     const std::string bits = s.substr(b + 1, c == std::string::npos ? std::string::npos : c - b - 1);
     if (c != std::string::npos) tls.peer_fingerprint = s.substr(c + 1);
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), v);
-    tls.bits = v;
-    return !tls.version.empty() && ec == std::errc() && p == bits.data() + bits.size();
+    const auto v = parse_decimal<unsigned>(bits);
+    tls.bits = v.value_or(0);
+    return !tls.version.empty() && v;
 }
 
 int trace_sign(const std::vector<std::string_view>& args) {

@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
-#include <charconv>
 #include <iostream>
 #include <sstream>
 
 #include <xproxy/base/result.hpp>
 #include <xproxy/daemon/options.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace po = boost::program_options;
 
@@ -20,8 +20,9 @@ namespace {
 
 template <class T>
 bool parse_num(std::string_view s, T& out) {
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+    const auto v = parse_decimal<T>(s);
+    if (v) out = *v;
+    return v.has_value();
 }
 
 std::optional<Destination> parse_destination(std::string_view t) {
@@ -342,9 +343,8 @@ Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given) {
     if (!listeners) return Failure{listeners.error()};
     c.listeners = std::move(*listeners);
     if (trusted_given) {
-        std::string err;
-        auto set = CidrSet::parse(raw.trusted, &err);
-        if (!set) return Failure{"trusted-upstreams: " + err};
+        auto set = CidrSet::parse(raw.trusted);
+        if (!set) return Failure{"trusted-upstreams: " + set.error()};
         c.trusted = *set;
     }
     auto conditions = parse_conditions(raw.conditions);

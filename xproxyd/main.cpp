@@ -92,13 +92,11 @@ void check_descriptor_limit(const Config& cfg, std::size_t listeners) {
 
 // Read now, before privileges are dropped; never logged.
 Expected<void> load_hmac_keys(Config& cfg) {
-    std::string err;
     for (auto& d : cfg.downstreams) {
         if (d.hmac_key_file.empty()) continue;
-        auto key = std::make_shared<SecretBytes>();
-        if (!read_secret_file(d.hmac_key_file, kMinHmacKeySize, *key, err))
-            return Failure{"downstream " + d.name + ": hmac-key-file: " + err};
-        d.hmac_key = std::move(key);
+        auto key = read_secret_file(d.hmac_key_file, kMinHmacKeySize);
+        if (!key) return Failure{"downstream " + d.name + ": hmac-key-file: " + key.error()};
+        d.hmac_key = std::make_shared<const SecretBytes>(std::move(*key));
     }
     return {};
 }

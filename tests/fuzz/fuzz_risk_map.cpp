@@ -28,10 +28,9 @@ void check_match(const RiskMap& m, const std::optional<RiskMatch>& r) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    std::string error;
-    const auto m = RiskMap::parse(text, &error);
+    const auto m = RiskMap::parse(text);
     if (!m) {
-        check(error.starts_with("line "));
+        check(m.error().starts_with("line "));
         return 0;
     }
     std::size_t i = 0, words = 0;

@@ -15,10 +15,8 @@ namespace {
 
 const xproxy::KeyRing& keys() {
     static const xproxy::KeyRing k = [] {
-        std::string err;
         auto r = xproxy::KeyRing::parse("k2026 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
-                                        "k2025 hex:202122232425262728292a2b2c2d2e2f\n",
-                                        &err);
+                                        "k2025 hex:202122232425262728292a2b2c2d2e2f\n");
         if (!r) __builtin_trap();
         return std::move(*r);
     }();

@@ -1,6 +1,7 @@
 // ip.cpp: address parsing and formatting on top of libc's inet_pton/inet_ntop, which
 // are strict (no leading zeros, no short forms) and need no socket.
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,17 +13,6 @@ namespace xproxy {
 
 namespace {
 constexpr std::uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-bool iequals_prefix(std::string_view text, std::string_view prefix) {
-    if (text.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i) {
-        char a = text[i], b = prefix[i];
-        if (a >= 'A' && a <= 'Z') a = static_cast<char>(a - 'A' + 'a');
-        if (b >= 'A' && b <= 'Z') b = static_cast<char>(b - 'A' + 'a');
-        if (a != b) return false;
-    }
-    return true;
-}
 }  // namespace
 
 IpAddress IpAddress::v4(std::uint32_t host_order) {
@@ -62,7 +52,7 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
 
 std::optional<IpAddress> IpAddress::parse_mta(std::string_view text) {
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
-    if (iequals_prefix(text, "ipv6:")) {
+    if (istarts_with(text, "ipv6:")) {
         auto a = parse(text.substr(5));
         // "IPv6:" must introduce an IPv6 literal (v4-mapped ones normalise to v4).
         if (!a || text.substr(5).find(':') == std::string_view::npos) return std::nullopt;
@@ -177,7 +167,7 @@ std::string Cidr::to_string() const {
     return net_.to_string() + "/" + std::to_string(prefix_);
 }
 
-std::optional<CidrSet> CidrSet::parse(std::string_view list, std::string* error) {
+Expected<CidrSet> CidrSet::parse(std::string_view list) {
     CidrSet set;
     std::size_t i = 0;
     while (i < list.size()) {
@@ -187,10 +177,7 @@ std::optional<CidrSet> CidrSet::parse(std::string_view list, std::string* error)
         if (start == i) break;
         auto entry = list.substr(start, i - start);
         auto c = Cidr::parse(entry);
-        if (!c) {
-            if (error) *error = "invalid address or prefix '" + std::string(entry.substr(0, 64)) + "'";
-            return std::nullopt;
-        }
+        if (!c) return Failure{"invalid address or prefix '" + std::string(entry.substr(0, 64)) + "'"};
         set.add(*c);
     }
     return set;

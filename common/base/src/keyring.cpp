@@ -1,39 +1,15 @@
 // keyring.cpp: key ring parsing, and loading with the file ownership rules (keyring.hpp).
 #include <xproxy/base/keyring.hpp>
 
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
 
+#include <xproxy/base/file_loader.hpp>
+#include <xproxy/base/text.hpp>
+
 namespace xproxy {
-
-SecretBytes& SecretBytes::operator=(const SecretBytes& other) {
-    if (this != &other) {
-        wipe();
-        bytes_ = other.bytes_;
-    }
-    return *this;
-}
-
-SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
-    if (this != &other) {
-        wipe();
-        bytes_ = std::move(other.bytes_);
-        other.bytes_.clear();
-    }
-    return *this;
-}
-
-void SecretBytes::wipe() {
-    if (!bytes_.empty()) OPENSSL_cleanse(bytes_.data(), bytes_.size());
-    bytes_.clear();
-}
 
 namespace {
 
@@ -89,24 +65,12 @@ const char* decode_secret(std::string_view spec, SecretBytes& out) {
     }
     if (!why && len < KeyRing::kMinSecret) why = "secret is shorter than 16 bytes";
     if (!why && len > KeyRing::kMaxSecret) why = "secret is longer than 128 bytes";
-    if (!why) out = SecretBytes(buf.data(), len);
+    if (!why) out.assign(buf.data(), len);
     if (!buf.empty()) OPENSSL_cleanse(buf.data(), buf.size());
     return why;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-std::string mode_text(mode_t mode) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-    return buf;
-}
+constexpr std::string_view kLineBlanks = " \t\r";  // a CR before the LF is tolerated
 
 }  // namespace
 
@@ -133,13 +97,12 @@ std::vector<std::string> KeyRing::ids() const {
     return out;
 }
 
-std::optional<KeyRing> KeyRing::parse(std::string_view text, std::string* error) {
+Expected<KeyRing> KeyRing::parse(std::string_view text) {
     KeyRing ring;
     std::size_t lineno = 0;
     std::size_t pos = 0;
-    auto fail = [&](std::size_t line, const std::string& why) -> std::optional<KeyRing> {
-        if (error) *error = "line " + std::to_string(line) + ": " + why;
-        return std::nullopt;
+    auto fail = [&](std::size_t line, const std::string& why) -> Expected<KeyRing> {
+        return Failure{"line " + std::to_string(line) + ": " + why};
     };
     while (pos < text.size()) {
         const std::size_t nl = text.find('\n', pos);
@@ -147,7 +110,7 @@ std::optional<KeyRing> KeyRing::parse(std::string_view text, std::string* error)
         pos = nl == std::string_view::npos ? text.size() : nl + 1;
         ++lineno;
         if (const auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
-        line = trim(line);
+        line = trim(line, kLineBlanks);
         if (line.empty()) continue;
         for (char c : line)
             if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || static_cast<unsigned char>(c) >= 0x7F)
@@ -155,7 +118,7 @@ std::optional<KeyRing> KeyRing::parse(std::string_view text, std::string* error)
         const auto sep = line.find_first_of(" \t");
         if (sep == std::string_view::npos) return fail(lineno, "expected 'KEYID hex:SECRET' or 'KEYID base64:SECRET'");
         const std::string_view id = line.substr(0, sep);
-        const std::string_view spec = trim(line.substr(sep));
+        const std::string_view spec = trim(line.substr(sep), kLineBlanks);
         if (!valid_id(id)) return fail(lineno, "key id must be 1-32 characters of A-Z a-z 0-9 . _ -");
         if (spec.find_first_of(" \t") != std::string_view::npos)
             return fail(lineno, "unexpected text after the secret of key '" + std::string(id) + "'");
@@ -165,70 +128,32 @@ std::optional<KeyRing> KeyRing::parse(std::string_view text, std::string* error)
             return fail(lineno, std::string(why) + " (key '" + std::string(id) + "')");
         ring.keys_.push_back(Key{std::string(id), std::move(secret)});
     }
-    if (ring.keys_.empty()) {
-        if (error) *error = "no key (expected lines 'KEYID hex:SECRET' or 'KEYID base64:SECRET')";
-        return std::nullopt;
-    }
+    if (ring.keys_.empty()) return Failure{"no key (expected lines 'KEYID hex:SECRET' or 'KEYID base64:SECRET')"};
     return ring;
 }
 
-std::optional<KeyRing> KeyRing::load_file(const std::string& path, std::string* error) {
-    auto fail = [&](const std::string& why) -> std::optional<KeyRing> {
-        if (error) *error = "key ring " + path + ": " + why;
-        return std::nullopt;
-    };
-    // O_NONBLOCK: a FIFO put in place of the file must not hang us before fstat says no.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return fail(std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        const int e = errno;
-        ::close(fd);
-        return fail(std::string("cannot stat: ") + std::strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        return fail("not a regular file (mode " + mode_text(st.st_mode) + ")");
-    }
-    if ((st.st_mode & 077) != 0) {
-        ::close(fd);
-        if (error)
-            *error = "key ring " + path + " has mode " + mode_text(st.st_mode) +
-                     ": group or others may access its secrets; refusing it (chmod 600 " + path + ")";
-        return std::nullopt;
-    }
-    if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > kMaxFileSize) {
-        ::close(fd);
-        return fail("larger than 1 MiB");
-    }
-    // One buffer of the announced size + 1, read until EOF; a file that grows while we
-    // read is refused rather than reallocating (which would leave unwiped copies).
-    std::vector<char> buf(static_cast<std::size_t>(st.st_size) + 1);
-    std::size_t used = 0;
-    const char* why = nullptr;
-    int read_errno = 0;
-    for (;;) {
-        const ssize_t n = ::read(fd, buf.data() + used, buf.size() - used);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            read_errno = errno;
-            why = "cannot read: ";
-            break;
-        }
-        if (n == 0) break;
-        used += static_cast<std::size_t>(n);
-        if (used == buf.size()) {
-            why = "file changed while being read";
-            break;
+Expected<KeyRing> KeyRing::load_file(const std::string& path) {
+    constexpr FileRules rules{kMaxFileSize, 077, true, false};
+    FileRefusal r;
+    const auto text = load_secret_file(path, rules, &r);  // wiped when it goes out of scope
+    if (!text) {
+        const std::string prefix = "key ring " + path + ": ";
+        switch (r.reason) {
+            case FileRefusal::Reason::open: return Failure{prefix + "cannot open: " + std::strerror(r.sys_errno)};
+            case FileRefusal::Reason::stat: return Failure{prefix + "cannot stat: " + std::strerror(r.sys_errno)};
+            case FileRefusal::Reason::read: return Failure{prefix + "cannot read: " + std::strerror(r.sys_errno)};
+            case FileRefusal::Reason::not_regular:
+                return Failure{prefix + "not a regular file (mode " + mode_octal(r.mode) + ")"};
+            case FileRefusal::Reason::mode:
+                return Failure{"key ring " + path + " has mode " + mode_octal(r.mode) +
+                               ": group or others may access its secrets; refusing it (chmod 600 " + path + ")"};
+            case FileRefusal::Reason::too_big: return Failure{prefix + "larger than 1 MiB"};
+            case FileRefusal::Reason::changed: return Failure{prefix + "file changed while being read"};
+            case FileRefusal::Reason::owner: return Failure{text.error()};
         }
     }
-    ::close(fd);
-    std::optional<KeyRing> ring;
-    std::string parse_error;
-    if (!why) ring = parse(std::string_view(buf.data(), used), &parse_error);
-    OPENSSL_cleanse(buf.data(), buf.size());
-    if (why) return fail(std::string(why) + (read_errno ? std::strerror(read_errno) : ""));
-    if (!ring) return fail(parse_error);
+    auto ring = parse(text->view());
+    if (!ring) return Failure{"key ring " + path + ": " + ring.error()};
     return ring;
 }
 

@@ -17,15 +17,15 @@
 #include <string>
 
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy::daemon {
 namespace {
 
 bool parse_port(std::string_view s, std::uint16_t& port) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
+    const auto v = parse_decimal<std::uint16_t>(s);
+    if (!v || *v == 0) return false;
+    port = *v;
     return true;
 }
 

@@ -3,9 +3,11 @@
 
 #include <unistd.h>
 
-#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
+
+#include <xproxy/base/file_loader.hpp>
 
 namespace po = boost::program_options;
 
@@ -32,8 +34,9 @@ bool load_options(const std::vector<std::string>& args, const po::options_descri
         }
         if (vm.count("config")) {
             auto path = vm["config"].as<std::string>();
-            std::ifstream in(path);
-            if (!in) throw std::runtime_error("cannot read config file " + path);
+            auto text = load_text_file(path, kConfigFileRules);
+            if (!text) throw std::runtime_error("cannot read config file " + path);
+            std::istringstream in(std::move(*text));
             po::store(po::parse_config_file(in, desc), vm);
         }
         po::notify(vm);

@@ -32,9 +32,8 @@ Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, cons
     // A daemon that signs is a signing oracle for whoever reaches it: a TCP listener
     // serves only the MTAs in --allow-peers, and none without it (checked again on the
     // opened sockets, which covers fd: and systemd).
-    std::string err;
-    auto allow = CidrSet::parse(access.allow_peers, &err);
-    if (!allow) return Failure{"--allow-peers: " + err};
+    auto allow = CidrSet::parse(access.allow_peers);
+    if (!allow) return Failure{"--allow-peers: " + allow.error()};
     plan.allow_peers = *allow;
     for (const auto& spec : plan.specs) {
         if (spec.kind == ListenSpec::Kind::inet && plan.allow_peers.empty())

@@ -7,10 +7,7 @@
 #include <xproxy/policy/directory_file.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 namespace xproxy {
@@ -62,7 +59,7 @@ bool split_list(std::string_view list, F&& add) {
 
 class Parser {
 public:
-    std::optional<Directory> run(std::string_view text, std::string* error);
+    Expected<Directory> run(std::string_view text);
 
 private:
     bool fail(std::string message) {
@@ -94,7 +91,7 @@ void count_records(std::string_view text, std::size_t& domains, std::size_t& use
     }
 }
 
-std::optional<Directory> Parser::run(std::string_view text, std::string* error) {
+Expected<Directory> Parser::run(std::string_view text) {
     std::size_t domains = 0, users = 0;
     count_records(text, domains, users);
     builder_.reserve(domains, users, text.size() / 4);
@@ -113,10 +110,7 @@ std::optional<Directory> Parser::run(std::string_view text, std::string* error) 
         if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
         ok = line(l);
     }
-    if (!ok) {
-        if (error) *error = error_;
-        return std::nullopt;
-    }
+    if (!ok) return Failure{error_};
     return builder_.build();
 }
 
@@ -233,38 +227,9 @@ bool Parser::user_line(Words& words) {
 
 }  // namespace
 
-std::optional<Directory> parse_directory(std::string_view text, std::string* error) {
+Expected<Directory> parse_directory(std::string_view text) {
     Parser p;
-    return p.run(text, error);
-}
-
-std::optional<Directory> load_directory_file(const std::string& path, std::string* error) {
-    std::string text;
-    {
-        std::ifstream in(path, std::ios::binary);
-        if (in) {
-            in.seekg(0, std::ios::end);
-            const std::streamoff size = in.tellg();
-            in.seekg(0, std::ios::beg);
-            if (size >= 0) {
-                text.resize(static_cast<std::size_t>(size));
-                in.read(text.data(), size);
-            }
-        }
-        if (!in) {
-            const int e = errno;
-            if (error) *error = path + ": cannot read: " + (e ? std::strerror(e) : "read error");
-            return std::nullopt;
-        }
-    }
-    std::string why;
-    auto d = parse_directory(text, &why);
-    if (!d && error) {
-        // "line N: msg" -> "PATH:N: msg"
-        if (why.starts_with("line ")) *error = path + ":" + why.substr(5);
-        else *error = path + ": " + why;
-    }
-    return d;
+    return p.run(text);
 }
 
 std::string format_directory(const Directory& d) {

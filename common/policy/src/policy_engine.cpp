@@ -1,6 +1,7 @@
 // policy_engine.cpp: decide() and its four policies (policy_engine.hpp). Each check
 // returns a dunno decision when it has no opinion; decide() keeps the first other one.
 #include <xproxy/policy/policy_engine.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <array>
 
@@ -8,16 +9,6 @@ namespace xproxy {
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-        if (x != y) return false;
-    }
-    return true;
-}
 
 // "<a@b>" -> "a@b"; "<>" -> "".
 std::string_view bare_address(std::string_view a) {
@@ -264,7 +255,7 @@ std::string_view to_string(PolicyId p) {
     return "?";
 }
 
-bool PolicyConfig::enable(const std::vector<std::string>& names, std::string* error) {
+Expected<void> PolicyConfig::enable(const std::vector<std::string>& names) {
     for (const std::string& entry : names) {
         std::string_view rest = entry;
         while (!rest.empty()) {
@@ -276,13 +267,10 @@ bool PolicyConfig::enable(const std::vector<std::string>& names, std::string* er
             else if (name == "vdomains") vdomains = true;
             else if (name == "deposit") deposit = true;
             else if (name == "risk") risk = true;
-            else {
-                if (error) *error = "unknown policy '" + sanitize(name) + "' (want inject, vdomains, deposit or risk)";
-                return false;
-            }
+            else return Failure{"unknown policy '" + sanitize(name) + "' (want inject, vdomains, deposit or risk)"};
         }
     }
-    return true;
+    return {};
 }
 
 std::string PolicyDecision::postfix_action(std::string_view header) const {

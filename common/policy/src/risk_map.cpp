@@ -1,19 +1,14 @@
 // risk_map.cpp: parser and lookups of the risk file (risk_map.hpp).
 #include <xproxy/policy/risk_map.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 
 namespace xproxy {
 
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t'; }
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 std::string quoted(std::string_view s) {
     std::string out = "'";
@@ -142,7 +137,7 @@ bool RiskMap::add_sender_domain(std::string_view domain, std::string_view class_
         return false;
     }
     std::string key(domain);
-    std::transform(key.begin(), key.end(), key.begin(), lower);
+    std::transform(key.begin(), key.end(), key.begin(), ascii_lower);
     if (!domains_.emplace(std::move(key), *cls).second) {
         *error = "sender domain " + std::string(domain) + " is already listed";
         return false;
@@ -164,7 +159,7 @@ std::optional<RiskMatch> RiskMap::classify(const std::optional<IpAddress>& clien
     if (!domains_.empty() && at != std::string_view::npos && sender.size() - at - 1 <= 253) {
         char buf[253];
         const std::string_view d = sender.substr(at + 1);
-        for (std::size_t i = 0; i < d.size(); ++i) buf[i] = lower(d[i]);
+        for (std::size_t i = 0; i < d.size(); ++i) buf[i] = ascii_lower(d[i]);
         std::string_view name(buf, d.size());
         while (!name.empty()) {
             auto it = domains_.find(name);
@@ -181,13 +176,12 @@ std::optional<RiskMatch> RiskMap::classify(const std::optional<IpAddress>& clien
     return net ? net : dom;
 }
 
-std::optional<RiskMap> RiskMap::parse(std::string_view text, std::string* error) {
+Expected<RiskMap> RiskMap::parse(std::string_view text) {
     RiskMap map;
     std::size_t line_no = 0, pos = 0;
     std::string why;
-    auto fail = [&](const std::string& message) {
-        if (error) *error = "line " + std::to_string(line_no) + ": " + message;
-        return std::nullopt;
+    auto fail = [&](const std::string& message) -> Expected<RiskMap> {
+        return Failure{"line " + std::to_string(line_no) + ": " + message};
     };
     while (pos < text.size()) {
         ++line_no;
@@ -232,21 +226,6 @@ std::optional<RiskMap> RiskMap::parse(std::string_view text, std::string* error)
         }
         if (!ok) return fail(why);
     }
-    return map;
-}
-
-std::optional<RiskMap> RiskMap::load_file(const std::string& path, std::string* error) {
-    std::ifstream in(path, std::ios::binary);
-    std::string text;
-    if (in) text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (!in && !in.eof()) {
-        const int e = errno;
-        if (error) *error = path + ": cannot read: " + (e ? std::strerror(e) : "read error");
-        return std::nullopt;
-    }
-    std::string why;
-    auto map = parse(text, &why);
-    if (!map && error) *error = why.starts_with("line ") ? path + ":" + why.substr(5) : path + ": " + why;
     return map;
 }
 

@@ -7,18 +7,11 @@
 // and no '"', so the split of a canonical address finds the same '@', and its local part
 // is a Dot-string or one well-formed quoted string, which resolves to the same bytes.
 #include <xproxy/wire/mail_address.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy {
 
 namespace {
-
-bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_wsp(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 // atext of RFC 5322, plus every byte >= 0x80 (UTF8-non-ascii of RFC 6531).
 bool is_atext(char c) {
@@ -109,7 +102,7 @@ std::string canonical_address(std::string_view address) {
     }
     if (has_domain) {
         out += '@';
-        for (char c : domain) out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        out += to_lower(domain);
     }
     return out;
 }

@@ -1,10 +1,10 @@
 // policy_protocol.cpp: incremental policy request parser, reply encoder and the
 // request -> SourceInfo mapping (policy_protocol.hpp).
 #include <xproxy/wire/policy_protocol.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <algorithm>
 #include <bit>
-#include <charconv>
 #include <cstdint>
 #include <cstring>
 
@@ -61,12 +61,7 @@ bool name_char(char c) {
            c == '.';
 }
 
-std::uint16_t small_number(std::string_view s) {
-    unsigned v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    return !s.empty() && ec == std::errc() && p == s.data() + s.size() && v <= 65535 ? static_cast<std::uint16_t>(v)
-                                                                                     : 0;
-}
+std::uint16_t small_number(std::string_view s) { return parse_decimal<std::uint16_t>(s).value_or(0); }
 
 }  // namespace
 

@@ -3,25 +3,12 @@
 #include <xproxy/wire/smtp_attrs.hpp>
 
 #include <xproxy/wire/xtext.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy::smtp {
 
 namespace {
 
-char upper_char(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = upper_char(c);
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (upper_char(a[i]) != upper_char(b[i])) return false;
-    return true;
-}
 
 bool is_alnum(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_name_char(char c) { return is_alnum(c) || c == '_' || c == '-'; }
@@ -67,7 +54,7 @@ Parsed<Command> parse_command(std::string_view line, const LineRules& rules) {
     if (verb.empty()) return P::fail("missing command verb");
     for (char c : verb)
         if (!is_alnum(c)) return P::fail("malformed command verb '" + printable(verb) + "'");
-    cmd.verb = upper(verb);
+    cmd.verb = to_upper(verb);
 
     std::set<std::string> seen;
     while (i < line.size()) {
@@ -83,7 +70,7 @@ Parsed<Command> parse_command(std::string_view line, const LineRules& rules) {
         for (char c : raw_name)
             if (!is_name_char(c)) return P::fail("malformed attribute name '" + printable(raw_name) + "'");
         Attribute a;
-        a.name = upper(raw_name);
+        a.name = to_upper(raw_name);
         if (rules.names && !rules.names->count(a.name)) return P::fail("unknown attribute '" + printable(a.name) + "'");
         if (!seen.insert(a.name).second) return P::fail("duplicate attribute '" + printable(a.name) + "'");
         auto raw = pair.substr(eq + 1);
@@ -107,14 +94,7 @@ std::optional<ValueStatus> special_value(std::string_view decoded) {
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view s) {
-    if (s.empty() || s.size() > 5 || (s.size() > 1 && s[0] == '0')) return std::nullopt;
-    unsigned v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return std::nullopt;
-        v = v * 10 + static_cast<unsigned>(c - '0');
-    }
-    if (v > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(v);
+    return parse_decimal<std::uint16_t>(s, 65535, LeadingZeros::forbidden);
 }
 
 std::string format_attribute(const Attribute& a) {
@@ -220,7 +200,7 @@ std::set<std::string> parse_ehlo_keyword(std::string_view line) {
         std::size_t start = i;
         while (i < line.size() && !is_wsp(line[i])) ++i;
         if (start == i) break;
-        std::string word = upper(line.substr(start, i - start));
+        std::string word = to_upper(line.substr(start, i - start));
         if (!(first && (word == "XCLIENT" || word == "XFORWARD"))) out.insert(std::move(word));
         first = false;
     }
@@ -245,7 +225,7 @@ std::optional<std::set<std::string>> find_ehlo_keyword(std::string_view reply, s
             while (i < line.size() && is_wsp(line[i])) ++i;
             std::size_t start = i;
             while (i < line.size() && !is_wsp(line[i])) ++i;
-            if (start < i) names.insert(upper(line.substr(start, i - start)));
+            if (start < i) names.insert(to_upper(line.substr(start, i - start)));
         }
         return names;
     }

@@ -1,25 +1,17 @@
 // smtp_command.cpp: front-side SMTP command syntax; see smtp_command.hpp.
 #include <xproxy/wire/smtp_command.hpp>
+#include <xproxy/base/text.hpp>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 
 namespace xproxy::smtp {
 
 namespace {
 
-std::string upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i]))) return false;
-    return true;
+// A SIZE value: at most 19 characters (leading zeros count), so it fits 64 bits.
+std::optional<std::uint64_t> parse_u64(std::string_view s) {
+    return s.size() <= 19 ? parse_decimal<std::uint64_t>(s) : std::nullopt;
 }
 
 bool is_esmtp_keyword(std::string_view k) {
@@ -38,14 +30,6 @@ bool is_esmtp_value(std::string_view v) {
     return true;
 }
 
-std::optional<std::uint64_t> parse_u64(std::string_view s) {
-    if (s.empty() || s.size() > 19) return std::nullopt;
-    std::uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
-}
-
 // The value of the first pair named `key` in an ordered NAME -> value list.
 const std::string* find_value(const std::vector<std::pair<std::string, std::string>>& list, std::string_view key) {
     for (const auto& [name, value] : list)
@@ -59,7 +43,7 @@ CommandLine split_command(std::string_view line) {
     CommandLine c;
     std::size_t i = 0;
     while (i < line.size() && line[i] != ' ') ++i;
-    c.verb = upper(line.substr(0, i));
+    c.verb = to_upper(line.substr(0, i));
     while (i < line.size() && line[i] == ' ') ++i;
     std::string_view rest = line.substr(i);
     while (!rest.empty() && (rest.back() == ' ' || rest.back() == '\t')) rest.remove_suffix(1);
@@ -120,7 +104,7 @@ std::optional<PathArg> parse_path(std::string_view arg, std::string_view keyword
         std::string_view value = eq == std::string_view::npos ? std::string_view{} : item.substr(eq + 1);
         if (!is_esmtp_keyword(name) || (eq != std::string_view::npos && !is_esmtp_value(value)))
             return fail("bad parameter");
-        std::string uname = upper(name);
+        std::string uname = to_upper(name);
         if (out.has(uname)) return fail("repeated parameter");
         out.params.emplace_back(uname, std::string(value));
     }
@@ -168,7 +152,7 @@ EhloKeywords parse_ehlo(const std::vector<std::string>& reply_lines) {
     for (std::size_t i = 1; i < reply_lines.size(); ++i) {
         std::string_view l = reply_lines[i];
         auto sp = l.find(' ');
-        std::string kw = upper(l.substr(0, sp));
+        std::string kw = to_upper(l.substr(0, sp));
         std::string rest = sp == std::string_view::npos ? std::string() : std::string(l.substr(sp + 1));
         if (!kw.empty() && !k.has(kw)) k.items.emplace_back(kw, rest);
     }

@@ -7,12 +7,12 @@
 #include <openssl/params.h>
 
 #include <array>
-#include <charconv>
 #include <memory>
 #include <optional>
 
 #include <xproxy/wire/mail_address.hpp>
 #include <xproxy/wire/xtext.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy {
 
@@ -113,8 +113,6 @@ std::string base64url(const unsigned char* data, std::size_t size) {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
 // Algorithms fetched once and kept for the process: an implicit fetch per call (what
 // EVP_sha256() and HMAC() do in OpenSSL 3) costs more than the hashing itself.
 EVP_MAC* hmac_algorithm() {
@@ -178,15 +176,6 @@ std::string hmac(const Key& key, const std::string& data) {
 
 std::string cut(std::string_view s, std::size_t max) { return std::string(s.substr(0, max)); }
 
-// Strict unsigned decimal: digits only, no leading zero (but "0"), at most max.
-bool parse_decimal(std::string_view s, std::int64_t max, std::int64_t& out) {
-    if (s.empty() || s.size() > 19 || (s.size() > 1 && s[0] == '0')) return false;
-    for (char c : s)
-        if (c < '0' || c > '9') return false;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && out <= max;
-}
-
 bool decode_text(std::string_view text, std::size_t max, std::string& out) {
     auto v = xtext_decode(text, true);
     if (!v || v->size() > max) return false;
@@ -214,11 +203,12 @@ bool parse_tls(std::string_view v, TlsInfo& tls) {
         start = slash + 1;
     }
     if (n < 3 || n > 4) return false;
-    std::int64_t bits = 0;
+    std::optional<std::uint16_t> bits;
     if (!decode_text(part[0], kMaxTlsVersion, tls.version) || tls.version.empty() ||
-        !decode_text(part[1], kMaxTlsCipher, tls.cipher) || !parse_decimal(part[2], 65535, bits))
+        !decode_text(part[1], kMaxTlsCipher, tls.cipher) ||
+        !(bits = parse_decimal<std::uint16_t>(part[2], 65535, LeadingZeros::forbidden)))
         return false;
-    tls.bits = static_cast<unsigned>(bits);
+    tls.bits = *bits;
     if (n == 4 && (!decode_text(part[3], kMaxTlsFingerprint, tls.peer_fingerprint) || tls.peer_fingerprint.empty()))
         return false;
     return true;
@@ -229,9 +219,7 @@ bool parse_tls(std::string_view v, TlsInfo& tls) {
 std::string_view strip_field_name(std::string_view in) {
     std::string_view s = in;
     while (!s.empty() && is_wsp(s.front())) s.remove_prefix(1);
-    if (s.size() < kTraceFieldName.size()) return in;
-    for (std::size_t i = 0; i < kTraceFieldName.size(); ++i)
-        if (lower(s[i]) != lower(kTraceFieldName[i])) return in;
+    if (!istarts_with(s, kTraceFieldName)) return in;
     s.remove_prefix(kTraceFieldName.size());
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     if (s.empty() || s.front() != ':') return in;
@@ -306,8 +294,7 @@ std::string format_field(std::string_view value, std::string_view eol) {
         std::string_view tok =
             value.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
         pos = semi == std::string_view::npos ? value.size() + 1 : semi + 1;
-        while (!tok.empty() && is_wsp(tok.front())) tok.remove_prefix(1);
-        while (!tok.empty() && is_wsp(tok.back())) tok.remove_suffix(1);
+        tok = trim(tok);
         if (tok.empty()) continue;
         if (!first) out += ';';
         // +1 for the ';' that will follow unless this is the last tag: keep room for it.
@@ -385,17 +372,18 @@ TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageB
     Fields f;
     if (!get(kIp).empty() || !get(kPort).empty()) {
         auto addr = IpAddress::parse(get(kIp));
-        std::int64_t port = 0;
-        if (!addr || !parse_decimal(get(kPort), 65535, port))
-            return fail(TraceVerdict::malformed, "bad ip= or port=");
-        f.client = Endpoint{*addr, static_cast<std::uint16_t>(port)};
+        const auto port = parse_decimal<std::uint16_t>(get(kPort), 65535, LeadingZeros::forbidden);
+        if (!addr || !port) return fail(TraceVerdict::malformed, "bad ip= or port=");
+        f.client = Endpoint{*addr, *port};
     }
     if (!decode_text(get(kHelo), kTraceMaxText, f.helo) || !decode_text(get(kName), kTraceMaxText, f.name) ||
         !decode_text(get(kProto), kTraceMaxText, f.proto) || !decode_text(get(kLogin), kTraceMaxText, f.login) ||
         !decode_text(get(kSid), kTraceMaxText, f.sid) || !decode_text(get(kBy), kTraceMaxText, f.by))
         return fail(TraceVerdict::malformed, "bad xtext value or value too long");
     if (!get(kTls).empty() && !parse_tls(get(kTls), f.tls)) return fail(TraceVerdict::malformed, "bad tls= value");
-    if (!parse_decimal(get(kT), kMaxTime, f.t)) return fail(TraceVerdict::malformed, "bad t= value");
+    const auto t = parse_decimal<std::uint64_t>(get(kT), static_cast<std::uint64_t>(kMaxTime), LeadingZeros::forbidden);
+    if (!t) return fail(TraceVerdict::malformed, "bad t= value");
+    f.t = static_cast<std::int64_t>(*t);
     if (get(kB) == "mid") f.kind = TraceBinding::message_id;
     else if (get(kB) == "env") f.kind = TraceBinding::envelope;
     else return fail(TraceVerdict::malformed, "bad b= value (mid or env)");

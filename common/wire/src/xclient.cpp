@@ -3,6 +3,7 @@
 #include <xproxy/wire/xclient.hpp>
 
 #include <xproxy/wire/xtext.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy::smtp {
 
@@ -11,17 +12,6 @@ namespace {
 // The final command's preferences (see xclient.hpp for the reasons).
 const std::vector<std::string> kXclientFinal = {"ADDR", "NAME", "LOGIN", "HELO", "PROTO", "PORT", "DESTADDR", "DESTPORT"};
 const std::vector<std::string> kXforwardFinal = {"ADDR", "PORT", "NAME"};
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i], y = b[i];
-        if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 32);
-        if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 32);
-        if (x != y) return false;
-    }
-    return true;
-}
 
 std::string addr_text(const IpAddress& a) {
     IpAddress n = a.normalized();

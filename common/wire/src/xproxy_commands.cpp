@@ -6,6 +6,7 @@
 #include <set>
 
 #include <xproxy/wire/xtext.hpp>
+#include <xproxy/base/text.hpp>
 
 namespace xproxy::smtp {
 
@@ -16,17 +17,6 @@ const std::set<std::string> kXproxyNames = {"SID", "IP", "PORT", "DOMAIN", "LOGI
 const std::set<std::string> kToNames = {"DESTINATIONS", "FORCEHELO", "SHOULDSKIPTLS", "PORT",      "REQUIRETLS",
                                         "REQUIREOORG",  "TLSAUTHLEVEL", "RISK",        "SESSIONID", "LAST"};
 constexpr std::string_view kLeftKey = "DESTINATIONLEFT=";
-
-char upper_char(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-    if (s.size() < prefix.size()) return false;
-    for (std::size_t i = 0; i < prefix.size(); ++i)
-        if (upper_char(s[i]) != upper_char(prefix[i])) return false;
-    return true;
-}
-
-bool iequals(std::string_view a, std::string_view b) { return a.size() == b.size() && istarts_with(a, b); }
 
 bool has_controls(std::string_view s) {
     return s.find_first_of(std::string_view("\0\r\n", 3)) != std::string_view::npos;

@@ -119,17 +119,17 @@ TEST(Cidr, ParseAndContains) {
 }
 
 TEST(CidrSet, ListParsing) {
-    std::string err;
-    auto s = CidrSet::parse("127.0.0.1, 10.0.0.0/8\t::1  ,2001:db8::/48", &err);
-    ASSERT_TRUE(s) << err;
+    auto s = CidrSet::parse("127.0.0.1, 10.0.0.0/8\t::1  ,2001:db8::/48");
+    ASSERT_TRUE(s) << s.error();
     EXPECT_EQ(s->entries().size(), 4u);
     EXPECT_TRUE(s->contains(*IpAddress::parse("10.2.3.4")));
     EXPECT_TRUE(s->contains(*IpAddress::parse("::1")));
     EXPECT_FALSE(s->contains(*IpAddress::parse("127.0.0.2")));
     EXPECT_EQ(s->to_string(), "127.0.0.1/32, 10.0.0.0/8, ::1/128, 2001:db8::/48");
 
-    EXPECT_FALSE(CidrSet::parse("127.0.0.1, bogus", &err));
-    EXPECT_NE(err.find("bogus"), std::string::npos);
+    auto bad = CidrSet::parse("127.0.0.1, bogus");
+    EXPECT_FALSE(bad);
+    EXPECT_NE(bad.error().find("bogus"), std::string::npos);
 
     auto empty = CidrSet::parse("");
     ASSERT_TRUE(empty);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <type_traits>
 
 #include <xproxy/base/keyring.hpp>
 
@@ -64,11 +65,10 @@ TEST(KeyRing, ParseTable) {
         {"k1 " + h + "\nk\x01 " + h, false, 0, nullptr, "line 2: control"},
     };
     for (const auto& r : rows) {
-        std::string err;
-        auto ring = KeyRing::parse(r.text, &err);
-        ASSERT_EQ(ring.has_value(), r.want_ok) << r.text << " -> " << err;
+        auto ring = KeyRing::parse(r.text);
+        ASSERT_EQ(ring.has_value(), r.want_ok) << r.text << " -> " << ring.error();
         if (!r.want_ok) {
-            EXPECT_NE(err.find(r.want_error), std::string::npos) << err;
+            EXPECT_NE(ring.error().find(r.want_error), std::string::npos) << ring.error();
             continue;
         }
         EXPECT_EQ(ring->size(), r.want_keys);
@@ -79,31 +79,35 @@ TEST(KeyRing, ParseTable) {
 }
 
 TEST(KeyRing, SecretsDecoded) {
-    std::string err;
-    auto ring = KeyRing::parse(std::string("a ") + kHex16 + "\nb " + kB64_32 + "\n", &err);
-    ASSERT_TRUE(ring) << err;
+    auto ring = KeyRing::parse(std::string("a ") + kHex16 + "\nb " + kB64_32 + "\n");
+    ASSERT_TRUE(ring) << ring.error();
     EXPECT_EQ(secret_hex(ring->find("a")), "000102030405060708090a0b0c0d0e0f");
     EXPECT_EQ(secret_hex(ring->find("b")), "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
     EXPECT_EQ(ring->find("c"), nullptr);
     EXPECT_EQ(ring->signing_key(), ring->find("a"));
     EXPECT_EQ(ring->ids(), (std::vector<std::string>{"a", "b"}));
-    auto upper = KeyRing::parse("a hex:000102030405060708090A0B0C0D0E0F", &err);
+    auto upper = KeyRing::parse("a hex:000102030405060708090A0B0C0D0E0F");
     ASSERT_TRUE(upper);
     EXPECT_EQ(secret_hex(upper->find("a")), "000102030405060708090a0b0c0d0e0f");
 }
 
 TEST(KeyRing, ErrorsNeverContainSecrets) {
     const std::string secret = "hex:0011223344556677889900112233445566778899zz";
-    std::string err;
-    EXPECT_FALSE(KeyRing::parse("k1 " + secret, &err));
-    EXPECT_EQ(err.find("0011223344"), std::string::npos) << err;
-    EXPECT_FALSE(KeyRing::parse("k1 hex:00112233", &err));
-    EXPECT_EQ(err.find("00112233"), std::string::npos) << err;
+    auto bad = KeyRing::parse("k1 " + secret);
+    EXPECT_FALSE(bad);
+    EXPECT_EQ(bad.error().find("0011223344"), std::string::npos) << bad.error();
+    auto short_one = KeyRing::parse("k1 hex:00112233");
+    EXPECT_FALSE(short_one);
+    EXPECT_EQ(short_one.error().find("00112233"), std::string::npos) << short_one.error();
 }
 
 TEST(KeyRing, SecretBytesWipe) {
     const unsigned char raw[4] = {1, 2, 3, 4};
-    xproxy::SecretBytes s(raw, 4), copy = s;
+    static_assert(!std::is_copy_constructible_v<xproxy::SecretBytes>, "a secret is never copied by accident");
+    static_assert(!std::is_copy_assignable_v<xproxy::SecretBytes>, "a secret is never copied by accident");
+    xproxy::SecretBytes s, copy;
+    s.assign(raw, 4);
+    copy.assign(s.data(), s.size());
     EXPECT_EQ(copy.size(), 4u);
     s.wipe();
     EXPECT_TRUE(s.empty());
@@ -143,8 +147,8 @@ TEST_F(KeyRingFile, ModeRule) {
     };
     for (const auto& r : rows) {
         ASSERT_EQ(::chmod(path_.c_str(), r.mode), 0);
-        std::string err;
-        auto ring = KeyRing::load_file(path_, &err);
+        auto ring = KeyRing::load_file(path_);
+        const std::string err = ring ? "" : ring.error();
         EXPECT_EQ(ring.has_value(), r.want_ok) << std::oct << r.mode << " " << err;
         if (r.want_ok) {
             ASSERT_TRUE(ring);
@@ -158,13 +162,18 @@ TEST_F(KeyRingFile, ModeRule) {
 
 TEST_F(KeyRingFile, NotARegularFile) {
     std::string err;
-    EXPECT_FALSE(KeyRing::load_file(dir_, &err));
+    auto load = [&](const std::string& path) {
+        auto ring = KeyRing::load_file(path);
+        err = ring ? "" : ring.error();
+        return ring.has_value();
+    };
+    EXPECT_FALSE(load(dir_));
     EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
     const std::string fifo = dir_ + "/fifo";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-    EXPECT_FALSE(KeyRing::load_file(fifo, &err));  // must not block on open
+    EXPECT_FALSE(load(fifo));  // must not block on open
     EXPECT_NE(err.find("not a regular file"), std::string::npos) << err;
-    EXPECT_FALSE(KeyRing::load_file(dir_ + "/missing", &err));
+    EXPECT_FALSE(load(dir_ + "/missing"));
     EXPECT_NE(err.find("cannot open"), std::string::npos) << err;
     EXPECT_NE(err.find(dir_ + "/missing"), std::string::npos) << err;
 }
@@ -172,7 +181,7 @@ TEST_F(KeyRingFile, NotARegularFile) {
 TEST_F(KeyRingFile, ParseErrorNamesPathAndLine) {
     std::ofstream(path_, std::ios::trunc) << "k1 " << kHex16 << "\nbroken\n";
     ASSERT_EQ(::chmod(path_.c_str(), 0600), 0);
-    std::string err;
-    EXPECT_FALSE(KeyRing::load_file(path_, &err));
-    EXPECT_EQ(err.rfind("key ring " + path_ + ": line 2:", 0), 0u) << err;
+    auto ring = KeyRing::load_file(path_);
+    EXPECT_FALSE(ring);
+    EXPECT_EQ(ring.error().rfind("key ring " + path_ + ": line 2:", 0), 0u) << ring.error();
 }

@@ -58,7 +58,10 @@ TEST(SecretFile, AcceptsAndRefuses) {
         xproxy::SecretBytes out;
         out.assign("previous", 8);
         std::string error;
-        const bool ok = xproxy::read_secret_file(r.path, r.min, out, error);
+        auto read = xproxy::read_secret_file(r.path, r.min);
+        const bool ok = read.has_value();
+        if (ok) out = std::move(*read);
+        else error = read.error();
         EXPECT_EQ(ok, r.want_error.empty()) << r.name << ": " << error;
         if (ok) {
             EXPECT_EQ(out.view(), r.want_key) << r.name;

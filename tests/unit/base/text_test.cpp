@@ -52,3 +52,10 @@ TEST(Text, ParseDecimalIsStrict) {
     EXPECT_EQ(parse_decimal<std::uint64_t>("18446744073709551615"), UINT64_MAX);
     EXPECT_EQ(parse_decimal<std::uint64_t>("18446744073709551616"), std::nullopt);
 }
+
+TEST(Text, CaseCopiesAreAscii) {
+    EXPECT_EQ(to_upper("Mail From:<a@b.Example>"), "MAIL FROM:<A@B.EXAMPLE>");
+    EXPECT_EQ(to_lower("EHLO Client.EXAMPLE"), "ehlo client.example");
+    EXPECT_EQ(to_upper("\xc3\xa9t\xc3\xa9"), "\xc3\xa9T\xc3\xa9");  // bytes >= 0x80 unchanged
+    EXPECT_EQ(to_lower(""), "");
+}

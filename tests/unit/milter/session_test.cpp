@@ -11,8 +11,11 @@
 #include "milter_socket.hpp"
 #include "session.hpp"
 #include <functional>
+#include <utility>
 
 #include <xproxy/policy/directory_file.hpp>
+
+#include "expected_value.hpp"
 
 using namespace xproxy;
 using namespace xproxy::milter;
@@ -25,7 +28,7 @@ const char* kOtherRing = "k1 hex:0102030405060708090a0b0c0d0e0f10\n";
 
 KeyRing ring(const char* text) {
     std::string err;
-    auto r = KeyRing::parse(text, &err);
+    auto r = xproxy::test::value_or_error(KeyRing::parse(text), err);
     EXPECT_TRUE(r) << err;
     return std::move(*r);
 }
@@ -292,9 +295,9 @@ TEST(MilterInject, NothingSurvivesAbort) {
 TEST(MilterInject, PolicyEngineAtMailAndRcpt) {
     auto c = config(Mode::inject);
     std::string err;
-    ASSERT_TRUE(c->policy.enable({"vdomains", "deposit"}, &err)) << err;
-    auto dir = parse_directory("domain example.com state=active services=smtp,submission\n"
-                               "user alice@example.com state=active\n", &err);
+    ASSERT_TRUE(c->policy.enable({"vdomains", "deposit"}));
+    auto dir = xproxy::test::value_or_error(parse_directory("domain example.com state=active services=smtp,submission\n"
+                               "user alice@example.com state=active\n"), err);
     ASSERT_TRUE(dir) << err;
     c->directory = std::make_shared<const Directory>(std::move(*dir));
     Session s(c);
@@ -510,7 +513,8 @@ TEST(MilterVerify, IncomingResultHeadersAreReplaced) {
         Session s(c);
         s.connect("gw", ep("127.0.0.1", 1000));
         Msg m;
-        m.trace = {signed_value("127.0.0.77", m.mid, m.sender, row.valid ? c->keys : ring(kOtherRing))};
+        const KeyRing other = ring(kOtherRing);
+        m.trace = {signed_value("127.0.0.77", m.mid, m.sender, row.valid ? std::as_const(c->keys) : other)};
         m.results = {"pass ip=10.9.9.9; kid=k1; signer=x; by=gw.test", "pass", "none"};
         auto r = run(s, m);
         ASSERT_TRUE(r.reply.is_cont());
@@ -530,8 +534,8 @@ TEST(MilterVerify, IncomingResultHeadersAreReplaced) {
 TEST(MilterVerify, PolicyEngineRunsOnOriginalSource) {
     auto c = config(Mode::verify);
     std::string err;
-    ASSERT_TRUE(c->policy.enable({"vdomains"}, &err)) << err;
-    auto dir = parse_directory("domain rcpt.example state=active\n", &err);
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
+    auto dir = xproxy::test::value_or_error(parse_directory("domain rcpt.example state=active\n"), err);
     ASSERT_TRUE(dir) << err;
     c->directory = std::make_shared<const Directory>(std::move(*dir));
     Session s(c);

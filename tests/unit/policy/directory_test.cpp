@@ -7,8 +7,11 @@
 #include <fstream>
 #include <string>
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/directory_file.hpp>
+
+#include "expected_value.hpp"
 
 using namespace xproxy;
 
@@ -35,7 +38,7 @@ std::string fixture() {
 
 Directory load(const std::string& text) {
     std::string error;
-    auto d = parse_directory(text, &error);
+    auto d = xproxy::test::value_or_error(parse_directory(text), error);
     EXPECT_TRUE(d) << error;
     return d ? std::move(*d) : Directory();
 }
@@ -251,7 +254,7 @@ TEST(DirectoryFile, ParseErrorTable) {
     };
     for (const auto& r : rows) {
         std::string error;
-        const auto d = parse_directory(r.text, &error);
+        const auto d = xproxy::test::value_or_error(parse_directory(r.text), error);
         if (*r.want_error == 0) {
             EXPECT_TRUE(d) << r.text.substr(0, 80) << " -> " << error;
         } else {
@@ -267,12 +270,12 @@ TEST(DirectoryFile, LineLimitIsExact) {
     ASSERT_EQ(line.size(), kMaxDirectoryLine);
     std::string error;
     // The line is within the limit; admin is then refused by its own 255-byte bound.
-    EXPECT_FALSE(parse_directory(line + "\n", &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(parse_directory(line + "\n"), error));
     EXPECT_NE(error.find("admin is longer than 255 bytes"), std::string::npos) << error;
-    EXPECT_FALSE(parse_directory(line + "a\n", &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(parse_directory(line + "a\n"), error));
     EXPECT_NE(error.find("line longer than"), std::string::npos) << error;
     std::string ok = "domain example.com" + std::string(kMaxDirectoryLine - 18, ' ') + "\n";
-    EXPECT_TRUE(parse_directory(ok, &error)) << error;
+    EXPECT_TRUE(xproxy::test::value_or_error(parse_directory(ok), error)) << error;
 }
 
 TEST(DirectoryFile, DefaultsOfAnUnadornedLine) {
@@ -375,17 +378,17 @@ TEST(DirectoryFile, LoadFileReportsPathAndLine) {
         out << "domain example.com\nuser bob@example.com state=sleeping\n";
     }
     std::string error;
-    EXPECT_FALSE(load_directory_file(path, &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error));
     EXPECT_EQ(error, std::string(path) + ":2: unknown state 'sleeping' (want active, inactive or deleted)");
     {
         std::ofstream out(path);
         out << fixture();
     }
-    const auto d = load_directory_file(path, &error);
+    const auto d = xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error);
     ASSERT_TRUE(d) << error;
     EXPECT_EQ(d->user_count(), 4u);
     std::remove(path);
-    EXPECT_FALSE(load_directory_file(path, &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error));
     EXPECT_EQ(error, std::string(path) + ": cannot read: No such file or directory");
 }
 
@@ -447,7 +450,7 @@ TEST(Directory, LookupBothHalves) {
 TEST(DirectoryFile, ShippedExampleLoads) {
     const std::string path = std::string(XPROXY_SOURCE_DIR) + "/packaging/examples/directory.example";
     std::string error;
-    const auto d = load_directory_file(path, &error);
+    const auto d = xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error);
     ASSERT_TRUE(d) << error;
     EXPECT_EQ(d->domain_count(), 5u);
     EXPECT_EQ(d->find_address("sales@example.com")->local_part, "alice");

@@ -8,6 +8,8 @@
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/policy_engine.hpp>
 
+#include "expected_value.hpp"
+
 using namespace xproxy;
 
 namespace {
@@ -19,7 +21,7 @@ constexpr const char* kStrangerFp = "ffeeddccbbaa99887766554433221100ffeeddccbba
 const Directory& directory() {
     static const Directory d = [] {
         std::string error;
-        auto parsed = parse_directory(std::string(
+        auto parsed = xproxy::test::value_or_error(parse_directory(std::string(
                                           "domain example.com services=smtp,submission\n"
                                           "user alice@example.com alias=a.smith,sales login=alice cert=") +
                                           kAliceFp +
@@ -37,8 +39,7 @@ const Directory& directory() {
                                           "domain outbound-only.example services=submission\n"
                                           "user hank@outbound-only.example\n"
                                           "domain secure.example require_tls=yes\n"
-                                          "user ivy@secure.example login=ivy\n",
-                                      &error);
+                                          "user ivy@secure.example login=ivy\n"), error);
         if (!parsed) ADD_FAILURE() << error;
         return parsed ? std::move(*parsed) : Directory();
     }();
@@ -47,14 +48,13 @@ const Directory& directory() {
 
 RiskMap risk_map() {
     std::string error;
-    auto m = RiskMap::parse(
+    auto m = xproxy::test::value_or_error(RiskMap::parse(
         "class good\n"
         "class bulk transport=smtp-bulk:\n"
         "class high transport=smtp-high:\n"
         "network 192.0.2.0/24 class=good\n"
         "network 203.0.113.0/24 class=high\n"
-        "sender-domain newsletter.example class=bulk\n",
-        &error);
+        "sender-domain newsletter.example class=bulk\n"), error);
     if (!m) ADD_FAILURE() << error;
     return m ? std::move(*m) : RiskMap();
 }
@@ -450,10 +450,10 @@ TEST(PolicyEngine, EnablePolicies) {
     };
     for (const auto& r : rows) {
         PolicyConfig c;
-        std::string error;
-        EXPECT_EQ(c.enable(r.names, &error), r.want_ok);
+        const auto on = c.enable(r.names);
+        EXPECT_EQ(on.has_value(), r.want_ok);
         if (!r.want_ok) {
-            EXPECT_EQ(error, "unknown policy 'vdomain' (want inject, vdomains, deposit or risk)");
+            EXPECT_EQ(on.error(), "unknown policy 'vdomain' (want inject, vdomains, deposit or risk)");
             continue;
         }
         EXPECT_EQ(c.inject, r.want_inject);

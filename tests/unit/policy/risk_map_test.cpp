@@ -6,7 +6,10 @@
 #include <fstream>
 #include <string>
 
+#include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/risk_map.hpp>
+
+#include "expected_value.hpp"
 
 using namespace xproxy;
 
@@ -27,7 +30,7 @@ const char* kRisk =
 
 RiskMap load() {
     std::string error;
-    auto m = RiskMap::parse(kRisk, &error);
+    auto m = xproxy::test::value_or_error(RiskMap::parse(kRisk), error);
     EXPECT_TRUE(m) << error;
     return m ? std::move(*m) : RiskMap();
 }
@@ -129,7 +132,7 @@ TEST(RiskMap, ParseErrorTable) {
     };
     for (const auto& r : rows) {
         std::string error;
-        const auto m = RiskMap::parse(r.text, &error);
+        const auto m = xproxy::test::value_or_error(RiskMap::parse(r.text), error);
         if (*r.want_error == 0) {
             EXPECT_TRUE(m) << r.text << " -> " << error;
         } else {
@@ -149,22 +152,22 @@ TEST(RiskMap, LoadFileReportsPathAndLine) {
         out << "class high transport=smtp-high:\nnetwork 10.0.0.0/8 class=low\n";
     }
     std::string error;
-    EXPECT_FALSE(RiskMap::load_file(path, &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, RiskMap::parse), error));
     EXPECT_EQ(error, std::string(path) + ":2: class 'low' is not defined (a class line must come first)");
     {
         std::ofstream out(path);
         out << kRisk;
     }
-    EXPECT_TRUE(RiskMap::load_file(path, &error)) << error;
+    EXPECT_TRUE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, RiskMap::parse), error)) << error;
     std::remove(path);
-    EXPECT_FALSE(RiskMap::load_file(path, &error));
+    EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, RiskMap::parse), error));
     EXPECT_NE(error.find(": cannot read: "), std::string::npos) << error;
 }
 
 TEST(RiskMap, ShippedExampleLoads) {
     const std::string path = std::string(XPROXY_SOURCE_DIR) + "/packaging/examples/risk.example";
     std::string error;
-    const auto m = RiskMap::load_file(path, &error);
+    const auto m = xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, RiskMap::parse), error);
     ASSERT_TRUE(m) << error;
     EXPECT_EQ(m->classes().size(), 3u);
     const auto r = m->classify(IpAddress::parse("203.0.113.5"), "x@newsletter.example.com");

@@ -1,7 +1,7 @@
 // wire_secret_wipe_test: no heap block that the key ring or the codecs free still holds a secret. This test
 // program replaces operator new and delete; while a scan is on, every block given back
 // is searched for the secrets of a key ring (raw bytes, and the hex / base64 text of the
-// file) before it is freed. It loads, copies, moves and drops key rings, signs and
+// file) before it is freed. It loads, moves and drops key rings, signs and
 // verifies with them, and parses rings that fail after a good key.
 //
 // Memory that OpenSSL allocates itself (CRYPTO_malloc) is not seen here; OpenSSL clears
@@ -90,16 +90,17 @@ TEST(SecretWipe, KeyRingLeavesNoSecretInFreedMemory) {
     g_found = 0;
     g_scan = true;
     {
-        std::string err;
-        auto ring = xproxy::KeyRing::load_file(path, &err);
-        ASSERT_TRUE(ring) << err;
+        auto ring = xproxy::KeyRing::load_file(path);
+        ASSERT_TRUE(ring) << ring.error();
         ASSERT_EQ(ring->size(), 2u);
         ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(ring->find("k1")->secret.data()),
                                    ring->find("k1")->secret.size()),
                   kRaw1);
-        xproxy::KeyRing copy = *ring;
+        auto second = xproxy::KeyRing::load_file(path);  // rings are move-only: a second load
+        ASSERT_TRUE(second) << second.error();
+        xproxy::KeyRing copy = std::move(*second);
         xproxy::KeyRing moved = std::move(copy);
-        copy = moved;
+        copy = std::move(moved);
         moved = std::move(*ring);
 
         xproxy::SourceInfo s;
@@ -110,8 +111,7 @@ TEST(SecretWipe, KeyRingLeavesNoSecretInFreedMemory) {
     }
     write_ring(path, "k3 hex:zz\n");  // a bad line after the good keys: the ring is dropped
     {
-        std::string err;
-        EXPECT_FALSE(xproxy::KeyRing::load_file(path, &err));
+        EXPECT_FALSE(xproxy::KeyRing::load_file(path));
     }
     g_scan = false;
     ::unlink(path);

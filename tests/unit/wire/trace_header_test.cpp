@@ -10,6 +10,8 @@
 #include <xproxy/base/keyring.hpp>
 #include <xproxy/wire/trace_header.hpp>
 
+#include "expected_value.hpp"
+
 using namespace xproxy;
 
 namespace {
@@ -19,7 +21,7 @@ constexpr std::int64_t kDay = 86400;
 
 KeyRing ring(const std::string& text) {
     std::string err;
-    auto r = KeyRing::parse(text, &err);
+    auto r = xproxy::test::value_or_error(KeyRing::parse(text), err);
     EXPECT_TRUE(r) << err;
     return r ? std::move(*r) : KeyRing{};
 }

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include <xproxy/base/result.hpp>
+
 struct sockaddr;
 struct sockaddr_storage;
 
@@ -89,9 +91,8 @@ private:
 // "trust nobody" is the default.
 class CidrSet {
 public:
-    // Entries separated by commas and/or white space. On error returns nullopt and sets
-    // *error (if given) to a message naming the bad entry.
-    static std::optional<CidrSet> parse(std::string_view list, std::string* error = nullptr);
+    // Entries separated by commas and/or white space. The error names the bad entry.
+    static Expected<CidrSet> parse(std::string_view list);
     void add(const Cidr& c) { entries_.push_back(c); }
     bool contains(const IpAddress& a) const;
     bool empty() const { return entries_.empty(); }

@@ -13,40 +13,22 @@
 //
 // Promises: parse() and load_file() never throw on bad input (only std::bad_alloc) and
 // their error messages name the file and line but never contain secret bytes.
-// load_file() refuses anything but a regular file, and a file whose mode grants any
-// access to group or others (mode & 077), naming the path and the mode. Secret bytes are
-// wiped (OPENSSL_cleanse) when a key, a ring or a temporary buffer is destroyed; nothing
-// here prints them.
+// load_file() reads with load_secret_file() (file_loader.hpp) and refuses anything but a
+// regular file, and a file whose mode grants any access to group or others (mode & 077),
+// naming the path and the mode. Secret bytes are wiped (OPENSSL_cleanse) when a key, a
+// ring or a temporary buffer is destroyed; nothing here prints them. Keys and rings are
+// move-only, as their SecretBytes are.
 #pragma once
 
 #include <cstddef>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
+#include <xproxy/base/result.hpp>
+#include <xproxy/base/secret_bytes.hpp>
+
 namespace xproxy {
-
-// Bytes wiped on destruction and before reuse. Deliberately has no stream operator.
-class SecretBytes {
-public:
-    SecretBytes() = default;
-    SecretBytes(const unsigned char* data, std::size_t size) : bytes_(data, data + size) {}
-    SecretBytes(const SecretBytes&) = default;
-    SecretBytes(SecretBytes&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
-    SecretBytes& operator=(const SecretBytes& other);
-    SecretBytes& operator=(SecretBytes&& other) noexcept;
-    ~SecretBytes() { wipe(); }
-
-    const unsigned char* data() const { return bytes_.data(); }
-    std::size_t size() const { return bytes_.size(); }
-    bool empty() const { return bytes_.empty(); }
-    void wipe();
-
-private:
-    std::vector<unsigned char> bytes_;
-};
 
 struct Key {
     std::string id;
@@ -60,11 +42,18 @@ public:
     static constexpr std::size_t kMaxId = 32;
     static constexpr std::size_t kMaxFileSize = 1 << 20;
 
-    // A ring from the text of a key ring file; nullopt with *error (if given) set to
-    // "line N: why" when any line is bad or no key is present.
-    static std::optional<KeyRing> parse(std::string_view text, std::string* error);
-    // parse() of a file that passes the ownership rules above; errors start with the path.
-    static std::optional<KeyRing> load_file(const std::string& path, std::string* error);
+    KeyRing() = default;
+    KeyRing(const KeyRing&) = delete;
+    KeyRing& operator=(const KeyRing&) = delete;
+    KeyRing(KeyRing&&) noexcept = default;
+    KeyRing& operator=(KeyRing&&) noexcept = default;
+    ~KeyRing() = default;
+
+    // A ring from the text of a key ring file; the error is "line N: why" when any line
+    // is bad, or says that no key is present.
+    static Expected<KeyRing> parse(std::string_view text);
+    // parse() of a file that passes the rules above; errors start with "key ring PATH".
+    static Expected<KeyRing> load_file(const std::string& path);
 
     // True when `id` is a syntactically valid key id.
     static bool valid_id(std::string_view id);

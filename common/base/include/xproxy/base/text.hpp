@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <limits>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <type_traits>
@@ -29,6 +30,18 @@ constexpr bool istarts_with(std::string_view text, std::string_view prefix) {
 }
 constexpr bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && istarts_with(a, b);
+}
+
+// A copy of `s` in ASCII upper / lower case (bytes >= 0x80 unchanged).
+inline std::string to_upper(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = ascii_upper(c);
+    return out;
+}
+inline std::string to_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = ascii_lower(c);
+    return out;
 }
 
 // `s` without the leading and trailing bytes that are in `chars`.

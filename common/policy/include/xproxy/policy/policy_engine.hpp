@@ -32,6 +32,7 @@
 
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/result.hpp>
 #include <xproxy/policy/risk_map.hpp>
 
 namespace xproxy {
@@ -76,8 +77,8 @@ struct PolicyConfig {
 
     bool any() const { return inject || vdomains || deposit || risk; }
     // Switches on the policies named in `names` ("inject", "vdomains", "deposit",
-    // "risk"; each entry may be a comma/space separated list). False on an unknown name.
-    bool enable(const std::vector<std::string>& names, std::string* error);
+    // "risk"; each entry may be a comma/space separated list). Fails on an unknown name.
+    Expected<void> enable(const std::vector<std::string>& names);
 };
 
 enum class ActionKind : std::uint8_t { dunno, reject, defer, filter, inject };

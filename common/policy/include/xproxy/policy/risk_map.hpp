@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/result.hpp>
 
 namespace xproxy {
 
@@ -52,9 +53,9 @@ struct RiskMatch {
 
 class RiskMap {
 public:
-    // Parses the text of a risk file / reads and parses a file ("PATH:N: ..." errors).
-    static std::optional<RiskMap> parse(std::string_view text, std::string* error);
-    static std::optional<RiskMap> load_file(const std::string& path, std::string* error);
+    // Parses the text of a risk file ("line N: ..." errors; read the file with
+    // load_and_parse(), xproxy/base/file_loader.hpp, for "PATH:N: ..." errors).
+    static Expected<RiskMap> parse(std::string_view text);
 
     // Building by hand (tests, other front ends). Each returns false with a message.
     bool add_class(std::string_view name, std::string_view transport, std::string* error);
