@@ -313,29 +313,35 @@ std::string format_field(std::string_view value, std::string_view eol) {
     return out;
 }
 
-TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding,
-                                      const KeyRing& keys, std::int64_t now, std::int64_t max_age,
-                                      std::int64_t max_future) {
-    TraceVerifyResult r;
-    auto fail = [&r](TraceVerdict v, std::string why) {
-        r.verdict = v;
-        r.reason = std::move(why);
-        return r;
-    };
-    if (raw_value.size() > kTraceMaxInput) return fail(TraceVerdict::malformed, "header longer than 8192 bytes");
-    const std::string_view value = strip_field_name(raw_value);
+namespace {
 
-    // Unfold: every CR, LF, SP and HTAB goes; anything else outside 0x21..0x7E is an error.
-    std::string compact;
+// Why a header is refused: the verdict and a reason safe to log (our text, a key id that
+// KeyRing::valid_id accepted, or a tag name of ours).
+struct Refusal {
+    TraceVerdict verdict;
+    std::string why;
+};
+using Refused = std::optional<Refusal>;
+Refused malformed(std::string why) { return Refusal{TraceVerdict::malformed, std::move(why)}; }
+
+using TagValues = std::array<std::optional<std::string_view>, kTagCount>;
+
+// Unfolds the field: every CR, LF, SP and HTAB goes; anything else outside 0x21..0x7E is
+// an error.
+Refused unfold(std::string_view value, std::string& compact) {
     compact.reserve(value.size());
     for (char c : value) {
         if (is_wsp(c)) continue;
         const auto u = static_cast<unsigned char>(c);
-        if (u < 0x21 || u > 0x7E) return fail(TraceVerdict::malformed, "control or 8-bit byte in header");
+        if (u < 0x21 || u > 0x7E) return malformed("control or 8-bit byte in header");
         compact += c;
     }
+    return std::nullopt;
+}
 
-    // Split into tag=value pairs.
+// Splits "tag=value; ..." into the known tags: v=1 first, no unknown or repeated tag,
+// every required tag present. The views point into `compact`.
+Refused split_tags(std::string_view compact, TagValues& tags) {
     struct Pair {
         std::string_view tag, value;
     };
@@ -343,79 +349,84 @@ TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageB
     std::size_t npairs = 0;
     for (std::size_t pos = 0; pos < compact.size();) {
         const auto semi = compact.find(';', pos);
-        const std::string_view part = std::string_view(compact).substr(
-            pos, semi == std::string::npos ? std::string::npos : semi - pos);
-        pos = semi == std::string::npos ? compact.size() : semi + 1;
+        const std::string_view part =
+            compact.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+        pos = semi == std::string_view::npos ? compact.size() : semi + 1;
         if (part.empty()) continue;
         const auto eq = part.find('=');
-        if (eq == std::string_view::npos || eq == 0) return fail(TraceVerdict::malformed, "tag without '=' or name");
-        if (npairs == pairs.size()) return fail(TraceVerdict::malformed, "too many tags");
+        if (eq == std::string_view::npos || eq == 0) return malformed("tag without '=' or name");
+        if (npairs == pairs.size()) return malformed("too many tags");
         pairs[npairs++] = Pair{part.substr(0, eq), part.substr(eq + 1)};
     }
-    std::array<std::optional<std::string_view>, kTagCount> tags{};
     for (std::size_t i = 0; i < npairs; ++i)
         if (pairs[i].tag == "v") tags[kV] = pairs[i].value;
-    if (!tags[kV]) return fail(TraceVerdict::malformed, "no v= tag");
-    if (*tags[kV] != "1") return fail(TraceVerdict::malformed, "unsupported version (only v=1 is known)");
+    if (!tags[kV]) return malformed("no v= tag");
+    if (*tags[kV] != "1") return malformed("unsupported version (only v=1 is known)");
     for (std::size_t i = 0; i < npairs; ++i) {
         std::size_t k = 0;
         while (k < kTagCount && kTagNames[k] != pairs[i].tag) ++k;
-        if (k == kTagCount) return fail(TraceVerdict::malformed, "unknown tag");
-        if (k != kV && tags[k]) return fail(TraceVerdict::malformed, "repeated tag " + std::string(kTagNames[k]));
+        if (k == kTagCount) return malformed("unknown tag");
+        if (k != kV && tags[k]) return malformed("repeated tag " + std::string(kTagNames[k]));
         if (k != kV) tags[k] = pairs[i].value;
     }
     for (Tag required : {kT, kB, kBh, kKid, kSig})
-        if (!tags[required]) return fail(TraceVerdict::malformed, "missing tag " + std::string(kTagNames[required]));
-    auto get = [&tags](Tag t) { return tags[t].value_or(std::string_view{}); };
+        if (!tags[required]) return malformed("missing tag " + std::string(kTagNames[required]));
+    return std::nullopt;
+}
 
-    // Decode every value strictly.
-    Fields f;
+// Decodes every value strictly into `f`.
+Refused decode_fields(const TagValues& tags, Fields& f) {
+    auto get = [&tags](Tag t) { return tags[t].value_or(std::string_view{}); };
     if (!get(kIp).empty() || !get(kPort).empty()) {
         auto addr = IpAddress::parse(get(kIp));
         const auto port = parse_decimal<std::uint16_t>(get(kPort), 65535, LeadingZeros::forbidden);
-        if (!addr || !port) return fail(TraceVerdict::malformed, "bad ip= or port=");
+        if (!addr || !port) return malformed("bad ip= or port=");
         f.client = Endpoint{*addr, *port};
     }
     if (!decode_text(get(kHelo), kTraceMaxText, f.helo) || !decode_text(get(kName), kTraceMaxText, f.name) ||
         !decode_text(get(kProto), kTraceMaxText, f.proto) || !decode_text(get(kLogin), kTraceMaxText, f.login) ||
         !decode_text(get(kSid), kTraceMaxText, f.sid) || !decode_text(get(kBy), kTraceMaxText, f.by))
-        return fail(TraceVerdict::malformed, "bad xtext value or value too long");
-    if (!get(kTls).empty() && !parse_tls(get(kTls), f.tls)) return fail(TraceVerdict::malformed, "bad tls= value");
+        return malformed("bad xtext value or value too long");
+    if (!get(kTls).empty() && !parse_tls(get(kTls), f.tls)) return malformed("bad tls= value");
     const auto t = parse_decimal<std::uint64_t>(get(kT), static_cast<std::uint64_t>(kMaxTime), LeadingZeros::forbidden);
-    if (!t) return fail(TraceVerdict::malformed, "bad t= value");
+    if (!t) return malformed("bad t= value");
     f.t = static_cast<std::int64_t>(*t);
     if (get(kB) == "mid") f.kind = TraceBinding::message_id;
     else if (get(kB) == "env") f.kind = TraceBinding::envelope;
-    else return fail(TraceVerdict::malformed, "bad b= value (mid or env)");
-    if (!is_b64url(get(kBh))) return fail(TraceVerdict::malformed, "bad bh= value");
+    else return malformed("bad b= value (mid or env)");
+    if (!is_b64url(get(kBh))) return malformed("bad bh= value");
     f.bh = std::string(get(kBh));
-    if (!KeyRing::valid_id(get(kKid))) return fail(TraceVerdict::malformed, "bad kid= value");
+    if (!KeyRing::valid_id(get(kKid))) return malformed("bad kid= value");
     f.kid = std::string(get(kKid));
-    if (!is_b64url(get(kSig))) return fail(TraceVerdict::malformed, "bad sig= value");
-    r.key_id = f.kid;
-    r.binding = f.kind;
-    r.time = f.t;
-    r.by = f.by;
+    if (!is_b64url(get(kSig))) return malformed("bad sig= value");
+    return std::nullopt;
+}
 
-    // Authenticity, then the binding, then the time window.
+// Authenticity, then the binding to this message, then the time window.
+Refused check_signature(const Fields& f, std::string_view sig, const MessageBinding& binding, const KeyRing& keys) {
     const Key* key = keys.find(f.kid);
-    if (!key) return fail(TraceVerdict::unknown_key, "unknown key id " + f.kid);
+    if (!key) return Refusal{TraceVerdict::unknown_key, "unknown key id " + f.kid};
     const std::string expected = hmac(*key, canonical(tag_values(f)));
-    const std::string_view given = get(kSig);
-    if (expected.size() != given.size() || CRYPTO_memcmp(expected.data(), given.data(), given.size()) != 0)
-        return fail(TraceVerdict::bad_signature, "signature does not match (key " + f.kid + ")");
+    if (expected.size() != sig.size() || CRYPTO_memcmp(expected.data(), sig.data(), sig.size()) != 0)
+        return Refusal{TraceVerdict::bad_signature, "signature does not match (key " + f.kid + ")"};
     const std::string bh = binding_hash(f.kind, binding);
     if (bh.size() != f.bh.size() || CRYPTO_memcmp(bh.data(), f.bh.data(), bh.size()) != 0)
-        return fail(TraceVerdict::wrong_binding,
-                    f.kind == TraceBinding::message_id ? "signed for another Message-ID or envelope sender"
-                                                       : "signed for another envelope sender");
+        return Refusal{TraceVerdict::wrong_binding, f.kind == TraceBinding::message_id
+                                                        ? "signed for another Message-ID or envelope sender"
+                                                        : "signed for another envelope sender"};
+    return std::nullopt;
+}
+
+Refused check_time(std::int64_t t, std::int64_t now, std::int64_t max_age, std::int64_t max_future) {
     if (max_future < 0) max_future = 0;
     if (max_age < 0) max_age = 0;
     if (max_age > INT64_MAX - kMaxTime) max_age = INT64_MAX - kMaxTime;
-    if (now < f.t - max_future) return fail(TraceVerdict::future, "signed in the future (clock skew?)");
-    if (now > f.t + max_age) return fail(TraceVerdict::expired, "older than the accepted age");
+    if (now < t - max_future) return Refusal{TraceVerdict::future, "signed in the future (clock skew?)"};
+    if (now > t + max_age) return Refusal{TraceVerdict::expired, "older than the accepted age"};
+    return std::nullopt;
+}
 
-    SourceInfo& s = r.source;
+void move_source(Fields& f, SourceInfo& s) {
     s.client = f.client;
     s.helo = std::move(f.helo);
     s.ptr_name = std::move(f.name);
@@ -424,6 +435,33 @@ TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageB
     s.login = std::move(f.login);
     s.session_id = std::move(f.sid);
     s.time = f.t;
+}
+
+}  // namespace
+
+TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding,
+                                      const KeyRing& keys, std::int64_t now, std::int64_t max_age,
+                                      std::int64_t max_future) {
+    TraceVerifyResult r;
+    auto refuse = [&r](Refusal&& no) {
+        r.verdict = no.verdict;
+        r.reason = std::move(no.why);
+        return r;
+    };
+    if (raw_value.size() > kTraceMaxInput) return refuse({TraceVerdict::malformed, "header longer than 8192 bytes"});
+    std::string compact;
+    TagValues tags{};
+    Fields f;
+    if (auto no = unfold(strip_field_name(raw_value), compact)) return refuse(std::move(*no));
+    if (auto no = split_tags(compact, tags)) return refuse(std::move(*no));
+    if (auto no = decode_fields(tags, f)) return refuse(std::move(*no));
+    r.key_id = f.kid;
+    r.binding = f.kind;
+    r.time = f.t;
+    r.by = f.by;
+    if (auto no = check_signature(f, *tags[kSig], binding, keys)) return refuse(std::move(*no));
+    if (auto no = check_time(f.t, now, max_age, max_future)) return refuse(std::move(*no));
+    move_source(f, r.source);
     r.verdict = TraceVerdict::ok;
     r.reason = "ok";
     return r;
