@@ -75,10 +75,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: policyd_load PORT CONNECTIONS SECONDS REQUEST_FILE [RATE]\n");
         return 2;
     }
-    const int port = std::atoi(argv[1]);
-    const int nconn = std::atoi(argv[2]);
-    const double seconds = std::atof(argv[3]);
-    const double rate = argc > 5 ? std::atof(argv[5]) : 0;
+    const int port = static_cast<int>(std::strtol(argv[1], nullptr, 10));
+    const int nconn = static_cast<int>(std::strtol(argv[2], nullptr, 10));
+    const double seconds = std::strtod(argv[3], nullptr);
+    const double rate = argc > 5 ? std::strtod(argv[5], nullptr) : 0;
     std::ifstream in(argv[4], std::ios::binary);
     std::stringstream ss;
     ss << in.rdbuf();

@@ -209,7 +209,7 @@ Result run_round(const char* self, const std::string& mode, bool shim, double se
     char line[64] = {};
     ssize_t got = read(p[0], line, sizeof line - 1);
     close(p[0]);
-    unsigned port = got > 5 ? static_cast<unsigned>(atoi(line + 5)) : 0;
+    unsigned port = got > 5 ? static_cast<unsigned>(std::strtol(line + 5, nullptr, 10)) : 0;
     if (port == 0 || (nginx && !wait_connectable(port))) {
         fprintf(stderr, "server did not start\n");
         kill(pid, SIGKILL);
@@ -221,6 +221,7 @@ Result run_round(const char* self, const std::string& mode, bool shim, double se
     auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     std::string request = header + "EHLO bench\r\nQUIT\r\n";
     std::vector<std::thread> pool;
+    pool.reserve(static_cast<std::size_t>(clients));
     auto t0 = std::chrono::steady_clock::now();
     for (int c = 0; c < clients; ++c) {
         pool.emplace_back([&] {
@@ -293,9 +294,9 @@ int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k == "--mode") mode = argv[i + 1];
-        else if (k == "--seconds") seconds = atof(argv[i + 1]);
-        else if (k == "--rounds") rounds = atoi(argv[i + 1]);
-        else if (k == "--clients") clients = atoi(argv[i + 1]);
+        else if (k == "--seconds") seconds = std::strtod(argv[i + 1], nullptr);
+        else if (k == "--rounds") rounds = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
+        else if (k == "--clients") clients = static_cast<int>(std::strtol(argv[i + 1], nullptr, 10));
         else {
             fprintf(stderr,
                     "usage: preload_rate [--mode blocking|epoll|nginx] [--seconds S] [--rounds N] [--clients C]\n");

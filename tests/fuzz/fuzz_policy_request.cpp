@@ -15,7 +15,7 @@ std::string dump(const std::vector<xproxy::PolicyRequest>& reqs, const xproxy::P
     for (const auto& r : reqs) {
         for (std::size_t i = 0; i < xproxy::PolicyRequest::kKnownCount; ++i)
             if (r.present(i)) out += std::to_string(i) + "=" + r.field(i) + "\n";
-        for (const auto& [k, v] : r.other) out += k + "=" + v + "\n";
+        for (const auto& [k, v] : r.other) out.append(k).append("=").append(v).append("\n");
         out += "\n";
     }
     return out + (p.failed() ? "E" + p.error() : "ok") + std::to_string(p.pending_bytes());

@@ -23,7 +23,7 @@ struct Dir {
         if (std::system(("rm -rf " + path).c_str()) != 0) ADD_FAILURE() << "cannot remove " << path;
     }
     std::string write(const std::string& name, const std::string& bytes, mode_t mode) {
-        const std::string p = path + "/" + name;
+        std::string p = path + "/" + name;
         std::ofstream(p, std::ios::binary) << bytes;
         chmod(p.c_str(), mode);
         return p;

@@ -21,7 +21,7 @@ TEST(UniqueFd, ClosesOnScopeExitResetAndMove) {
         UniqueFd fd(raw);
         EXPECT_TRUE(fd);
         UniqueFd moved = std::move(fd);
-        EXPECT_FALSE(fd);
+        EXPECT_FALSE(fd);  // NOLINT(bugprone-use-after-move): the moved-from state is under test
         EXPECT_EQ(moved.get(), raw);
         EXPECT_TRUE(is_open(raw));
     }

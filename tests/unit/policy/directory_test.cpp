@@ -351,6 +351,7 @@ TEST(DirectoryBuilder, GrowsWithoutReserve) {
     DirectoryBuilder b;
     std::string error;
     std::vector<std::string> names;
+    names.reserve(300);
     for (int i = 0; i < 300; ++i) names.push_back("d" + std::to_string(i) + ".example");
     for (const auto& n : names) {
         DomainInfo dom;

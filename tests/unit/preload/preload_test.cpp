@@ -52,7 +52,7 @@ struct Server {
     std::string unix_path;  // "unix" mode: the listener's path (port is then 1)
     std::string extra;  // stdout lines after port=
 
-    Server(const std::string& mode, std::map<std::string, std::string> env, bool v6 = false,
+    Server(const std::string& mode, const std::map<std::string, std::string>& env, bool v6 = false,
            std::vector<std::string> wrapper = {}) {
         int p[2];
         if (pipe(p) != 0) abort();
@@ -69,13 +69,14 @@ struct Server {
             if (const char* old = getenv("ASAN_OPTIONS")) asan = std::string(old) + ":" + asan;
             setenv("ASAN_OPTIONS", asan.c_str(), 1);
             for (auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-            std::vector<std::string> args = wrapper;
+            std::vector<std::string> args = std::move(wrapper);
             args.push_back(XPROXY_TEST_SERVER);
             auto colon = mode.find(':');  // "MODE:v6only" passes a second argument
             args.push_back(mode.substr(0, colon));
             if (colon != std::string::npos) args.push_back(mode.substr(colon + 1));
             if (v6) args.push_back("v6");
             std::vector<char*> argv;
+            argv.reserve(args.size() + 1);
             for (auto& a : args) argv.push_back(a.data());
             argv.push_back(nullptr);
             execvp(argv[0], argv.data());
@@ -192,7 +193,7 @@ std::string talk(unsigned port, const std::string& bytes, const char* src = "127
 }
 
 std::string v2(const char* client, unsigned port, const char* dst = "127.0.0.1", unsigned dport = 25,
-               xproxy::pp::EncodeOptions opt = {}) {
+               const xproxy::pp::EncodeOptions& opt = {}) {
     SourceInfo si;
     si.client = Endpoint{*IpAddress::parse(client), static_cast<uint16_t>(port)};
     si.server = Endpoint{*IpAddress::parse(dst), static_cast<uint16_t>(dport)};
@@ -718,6 +719,7 @@ TEST(Preload, ThreadsInsideLibcAcceptAreWoken) {
         send_all(slow, h.substr(0, 7));
         std::this_thread::sleep_for(30ms);
         std::vector<std::thread> burst;
+        burst.reserve(8);
         for (int i = 0; i < 8; ++i)
             burst.emplace_back([&s, i] { talk(s.port, v2("192.0.2.121", static_cast<unsigned>(1200 + i)) + "b"); });
         for (auto& t : burst) t.join();
@@ -1193,7 +1195,7 @@ TEST(Preload, HmacKeyIsWipedWhenMovedOrDropped) {
     xproxy::preload::SecretKey a;
     a.assign(key.data(), key.size());
     xproxy::preload::SecretKey b(std::move(a));
-    EXPECT_TRUE(a.empty());
+    EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is under test
     EXPECT_EQ(std::string_view(b), key);
     std::string_view held = b;
     b.wipe();  // the buffer stays allocated: its bytes can still be looked at

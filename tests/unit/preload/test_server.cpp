@@ -98,7 +98,7 @@ static std::string stats() {
     if (FILE* f = fopen("/proc/self/status", "r")) {
         char line[256];
         while (fgets(line, sizeof line, f))
-            if (strncmp(line, "VmRSS:", 6) == 0) rss = atol(line + 6);
+            if (strncmp(line, "VmRSS:", 6) == 0) rss = strtol(line + 6, nullptr, 10);
         fclose(f);
     }
     return "fds=" + std::to_string(fds) + " rss=" + std::to_string(rss) + "\n";
@@ -131,7 +131,7 @@ static std::string clobber() {
     if (DIR* d = opendir("/proc/self/fd")) {
         std::vector<int> fds;
         while (dirent* e = readdir(d)) {
-            int fd = atoi(e->d_name);
+            int fd = static_cast<int>(strtol(e->d_name, nullptr, 10));
             char link[64] = {};
             std::string path = "/proc/self/fd/" + std::string(e->d_name);
             if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d) || fd == g_clobber[0] || fd == g_clobber[1] ||
@@ -207,7 +207,7 @@ static void serve(int fd, const sockaddr_storage& acc, socklen_t acclen, const c
         }
         sockaddr_in to{};
         to.sin_family = AF_INET;
-        to.sin_port = htons(static_cast<uint16_t>(atoi(data.c_str() + 1)));
+        to.sin_port = htons(static_cast<uint16_t>(strtol(data.c_str() + 1, nullptr, 10)));
         to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
             sockaddr_storage peer{};

@@ -434,7 +434,7 @@ TEST(ProxyV2, EveryStrictPrefixOfAValidHeaderNeedsMore) {
 TEST(ProxyV2, TrailingApplicationDataIsNotConsumed) {
     for (const auto& r : valid_rows()) {
         SCOPED_TRACE(r.name);
-        for (std::string tail : {std::string("E"), std::string("EHLO x\r\n"), kCapture}) {
+        for (const std::string& tail : {std::string("E"), std::string("EHLO x\r\n"), kCapture}) {
             Header h;
             DecodeResult res = run(r.in + tail, h);
             ASSERT_TRUE(res.complete()) << res.reason;

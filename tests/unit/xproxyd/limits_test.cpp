@@ -49,7 +49,7 @@ TEST(SessionLimits, SlotsGiveTheirPlaceBackOnceWhenMovedOrDestroyed) {
         SessionLimits::Slot a;
         ASSERT_EQ(lim.acquire(ip("192.0.2.1"), &a), SessionLimits::Verdict::ok);
         SessionLimits::Slot b(std::move(a));
-        EXPECT_FALSE(a);
+        EXPECT_FALSE(a);  // NOLINT(bugprone-use-after-move): the moved-from state is under test
         EXPECT_TRUE(b);
         SessionLimits::Slot c;
         c = std::move(b);
