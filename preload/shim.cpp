@@ -25,6 +25,9 @@
 #include <vector>
 #include <cstdlib>
 #include <cstring>
+#include <climits>
+
+#include <xproxy/base/text.hpp>
 
 #include "accept.hpp"
 #include "completer.hpp"
@@ -284,8 +287,9 @@ XPROXY_EXPORT void closefrom(int lowfd) {
     if (DIR* d = opendir("/proc/self/fd")) {
         std::vector<int> fds;
         while (dirent* e = readdir(d)) {
-            int fd = std::atoi(e->d_name);
-            if (e->d_name[0] != '.' && fd >= lowfd && fd != dirfd(d)) fds.push_back(fd);
+            const auto fd = xproxy::parse_decimal<unsigned>(e->d_name, INT_MAX);  // "." and ".." are not numbers
+            if (fd && static_cast<int>(*fd) >= lowfd && static_cast<int>(*fd) != dirfd(d))
+                fds.push_back(static_cast<int>(*fd));
         }
         closedir(d);
         for (int fd : fds) close(fd);

@@ -176,11 +176,11 @@ int smtp_decode(const std::vector<std::string_view>& args) {
         for (const auto& l : lines) {
             if (verb == "XCLIENT") {
                 auto x = parse_xclient(l);
-                if (!x) return reject(x.error);
+                if (!x) return reject(x.error());
                 merge(xc, *x);
             } else {
                 auto x = parse_xforward(l);
-                if (!x) return reject(x.error);
+                if (!x) return reject(x.error());
                 merge(xf, *x);
             }
         }

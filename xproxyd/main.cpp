@@ -193,9 +193,7 @@ void log_start(const Config& cfg, std::size_t listeners) {
                   d.tls_name.empty() ? "(destination address)" : d.tls_name.c_str());
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     int code = 0;
     auto cfg = parse_config(argc, argv, code);
     if (!cfg) return code;
@@ -228,3 +226,15 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     return daemon::run_until_stopped(io, cfg->threads, {}, [&] { log_start(*cfg, listeners->size()); });
 }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {  // the io_context or a thread could not be set up
+        std::fprintf(stderr, "xproxyd: %s\n", e.what());
+        return 1;
+    }
+}
+

@@ -37,7 +37,7 @@ const char* to_string(Encoding e) {
 SourceVerdict SourceTracker::xclient(std::string_view line) {
     if (!trusted_) return {SourceVerdict::Kind::refused, kDenied};
     auto p = smtp::parse_xclient(line);
-    if (!p) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XCLIENT syntax: " + p.error};
+    if (!p) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XCLIENT syntax: " + p.error()};
     smtp::apply(*p, session_);
     // Postfix's smtpd/smtpd.c xclient_cmd(): an XCLIENT without HELO resets the HELO name
     // (helo_reset()), without PROTO sets the protocol to SMTP, and without LOGIN (or with
@@ -64,7 +64,7 @@ SourceVerdict SourceTracker::xclient(std::string_view line) {
 SourceVerdict SourceTracker::xforward(std::string_view line) {
     if (!trusted_) return {SourceVerdict::Kind::refused, kDenied};
     auto p = smtp::parse_xforward(line);
-    if (!p) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XFORWARD syntax: " + p.error};
+    if (!p) return {SourceVerdict::Kind::bad, "501 5.5.4 Bad XFORWARD syntax: " + p.error()};
     if (!xforward_) xforward_ = smtp::Xforward{};
     smtp::merge(*xforward_, *p);
     return {SourceVerdict::Kind::accepted, "250 2.0.0 Ok"};
@@ -182,7 +182,7 @@ void xproxyfrom_lines(const SourceInfo& info, Announcement& a) {
     if (!info.client) return;  // unknown client: nothing to announce
     auto from = smtp::xproxyfrom_from(info);
     if (!from) {
-        a.error = "XPROXYFROM: " + from.error;
+        a.error = "XPROXYFROM: " + from.error();
         return;
     }
     // HELO, LOGIN and PROTO are optional: one that cannot be sent is left out

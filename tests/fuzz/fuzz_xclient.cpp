@@ -41,7 +41,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             round_trip(*c, [](std::string_view l) { return parse_xclient(l); });
             merge(xc, *c);
             any_c = true;
-        } else if (c.error.empty()) {
+        } else if (c.error().empty()) {
             __builtin_trap();
         }
         if (auto f = parse_xforward(line)) {

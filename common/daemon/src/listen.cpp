@@ -171,6 +171,7 @@ Expected<std::vector<UniqueFd>> open_listeners(const ListenSpec& spec, unsigned 
 
 std::vector<int> raw_fds(const std::vector<UniqueFd>& fds) {
     std::vector<int> out;
+    out.reserve(fds.size());
     for (const auto& fd : fds) out.push_back(fd.get());
     return out;
 }

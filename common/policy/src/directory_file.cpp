@@ -62,8 +62,9 @@ public:
     Expected<Directory> run(std::string_view text);
 
 private:
-    bool fail(std::string message) {
-        error_ = "line " + std::to_string(line_no_) + ": " + message;
+    bool fail(std::string_view message) {
+        error_ = "line " + std::to_string(line_no_) + ": ";
+        error_ += message;
         return false;
     }
     bool line(std::string_view text);

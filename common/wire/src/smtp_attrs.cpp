@@ -41,19 +41,18 @@ std::string Encoded::joined() const {
 }
 
 Parsed<Command> parse_command(std::string_view line, const LineRules& rules) {
-    using P = Parsed<Command>;
     if (line.size() >= 2 && line.substr(line.size() - 2) == "\r\n") line.remove_suffix(2);
     else if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-    if (line.size() + 2 > kMaxCommandLine) return P::fail("command line longer than 512 bytes");
-    if (has_controls(line)) return P::fail("NUL, CR or LF inside the command line");
+    if (line.size() + 2 > kMaxCommandLine) return Failure{"command line longer than 512 bytes"};
+    if (has_controls(line)) return Failure{"NUL, CR or LF inside the command line"};
 
     Command cmd;
     std::size_t i = 0;
     while (i < line.size() && !is_wsp(line[i])) ++i;
     auto verb = line.substr(0, i);
-    if (verb.empty()) return P::fail("missing command verb");
+    if (verb.empty()) return Failure{"missing command verb"};
     for (char c : verb)
-        if (!is_alnum(c)) return P::fail("malformed command verb '" + printable(verb) + "'");
+        if (!is_alnum(c)) return Failure{"malformed command verb '" + printable(verb) + "'"};
     cmd.verb = to_upper(verb);
 
     std::set<std::string> seen;
@@ -65,26 +64,26 @@ Parsed<Command> parse_command(std::string_view line, const LineRules& rules) {
         std::string_view pair = line.substr(start, i - start);
         auto eq = pair.find('=');
         if (eq == std::string_view::npos || eq == 0)
-            return P::fail("malformed attribute '" + printable(pair) + "' (NAME=value expected)");
+            return Failure{"malformed attribute '" + printable(pair) + "' (NAME=value expected)"};
         auto raw_name = pair.substr(0, eq);
         for (char c : raw_name)
-            if (!is_name_char(c)) return P::fail("malformed attribute name '" + printable(raw_name) + "'");
+            if (!is_name_char(c)) return Failure{"malformed attribute name '" + printable(raw_name) + "'"};
         Attribute a;
         a.name = to_upper(raw_name);
-        if (rules.names && !rules.names->count(a.name)) return P::fail("unknown attribute '" + printable(a.name) + "'");
-        if (!seen.insert(a.name).second) return P::fail("duplicate attribute '" + printable(a.name) + "'");
+        if (rules.names && !rules.names->count(a.name)) return Failure{"unknown attribute '" + printable(a.name) + "'"};
+        if (!seen.insert(a.name).second) return Failure{"duplicate attribute '" + printable(a.name) + "'"};
         auto raw = pair.substr(eq + 1);
-        if (raw.empty()) return P::fail("attribute '" + a.name + "' has an empty value");
+        if (raw.empty()) return Failure{"attribute '" + a.name + "' has an empty value"};
         if (rules.max_value && raw.size() > rules.max_value)
-            return P::fail("value of attribute '" + a.name + "' longer than " + std::to_string(rules.max_value) +
-                           " bytes");
+            return Failure{"value of attribute '" + a.name + "' longer than " + std::to_string(rules.max_value) +
+                           " bytes"};
         std::string_view why;
         auto decoded = xtext_decode(raw, false, &why);
-        if (!decoded) return P::fail("bad xtext in attribute '" + a.name + "': " + std::string(why));
+        if (!decoded) return Failure{"bad xtext in attribute '" + a.name + "': " + std::string(why)};
         a.value = std::move(*decoded);
         cmd.attrs.push_back(std::move(a));
     }
-    return P::ok(std::move(cmd));
+    return cmd;
 }
 
 std::optional<ValueStatus> special_value(std::string_view decoded) {

@@ -115,11 +115,10 @@ const std::set<std::string>& xforward_attributes() {
 }
 
 Parsed<Xclient> parse_xclient(std::string_view line) {
-    using P = Parsed<Xclient>;
     auto cmd = parse_command(line, LineRules{&xclient_attributes(), kMaxXclientValue});
-    if (!cmd) return P::fail(cmd.error);
-    if (cmd->verb != "XCLIENT") return P::fail("not an XCLIENT command");
-    if (cmd->attrs.empty()) return P::fail("XCLIENT without attributes");
+    if (!cmd) return Failure{cmd.error()};
+    if (cmd->verb != "XCLIENT") return Failure{"not an XCLIENT command"};
+    if (cmd->attrs.empty()) return Failure{"XCLIENT without attributes"};
     Xclient x;
     std::string error;
     for (const auto& a : cmd->attrs) {
@@ -128,27 +127,26 @@ Parsed<Xclient> parse_xclient(std::string_view line) {
         else if (a.name == "HELO") x.helo = read_text(a, false);
         else if (a.name == "LOGIN") x.login = read_text(a, false);
         else if (a.name == "PROTO") {
-            if (!iequals(a.value, "SMTP") && !iequals(a.value, "ESMTP")) return P::fail("PROTO is not SMTP or ESMTP");
+            if (!iequals(a.value, "SMTP") && !iequals(a.value, "ESMTP")) return Failure{"PROTO is not SMTP or ESMTP"};
             x.proto = iequals(a.value, "SMTP") ? "SMTP" : "ESMTP";
         } else if (a.name == "ADDR") {
-            if (!(x.addr = read_addr(a, error))) return P::fail(error);
+            if (!(x.addr = read_addr(a, error))) return Failure{error};
         } else if (a.name == "DESTADDR") {
-            if (!(x.destaddr = read_addr(a, error))) return P::fail(error);
+            if (!(x.destaddr = read_addr(a, error))) return Failure{error};
         } else if (a.name == "PORT") {
-            if (!(x.port = read_port(a, error))) return P::fail(error);
+            if (!(x.port = read_port(a, error))) return Failure{error};
         } else if (a.name == "DESTPORT") {
-            if (!(x.destport = read_port(a, error))) return P::fail(error);
+            if (!(x.destport = read_port(a, error))) return Failure{error};
         }
     }
-    return P::ok(std::move(x));
+    return x;
 }
 
 Parsed<Xforward> parse_xforward(std::string_view line) {
-    using P = Parsed<Xforward>;
     auto cmd = parse_command(line, LineRules{&xforward_attributes(), kMaxXclientValue});
-    if (!cmd) return P::fail(cmd.error);
-    if (cmd->verb != "XFORWARD") return P::fail("not an XFORWARD command");
-    if (cmd->attrs.empty()) return P::fail("XFORWARD without attributes");
+    if (!cmd) return Failure{cmd.error()};
+    if (cmd->verb != "XFORWARD") return Failure{"not an XFORWARD command"};
+    if (cmd->attrs.empty()) return Failure{"XFORWARD without attributes"};
     Xforward x;
     std::string error;
     for (const auto& a : cmd->attrs) {
@@ -157,20 +155,20 @@ Parsed<Xforward> parse_xforward(std::string_view line) {
         else if (a.name == "IDENT") x.ident = read_text(a, false);
         else if (a.name == "PROTO") {
             x.proto = read_text(a, false);
-            if (x.proto->value.size() > kMaxXforwardProto) return P::fail("PROTO longer than 64 bytes");
+            if (x.proto->value.size() > kMaxXforwardProto) return Failure{"PROTO longer than 64 bytes"};
         } else if (a.name == "SOURCE") {
             if (special_value(a.value) == ValueStatus::unavailable)
                 x.source = Field<XforwardSource>::unavailable();
             else if (iequals(a.value, "LOCAL")) x.source = Field<XforwardSource>::of(XforwardSource::local);
             else if (iequals(a.value, "REMOTE")) x.source = Field<XforwardSource>::of(XforwardSource::remote);
-            else return P::fail("SOURCE is not LOCAL or REMOTE");
+            else return Failure{"SOURCE is not LOCAL or REMOTE"};
         } else if (a.name == "ADDR") {
-            if (!(x.addr = read_addr(a, error))) return P::fail(error);
+            if (!(x.addr = read_addr(a, error))) return Failure{error};
         } else if (a.name == "PORT") {
-            if (!(x.port = read_port(a, error))) return P::fail(error);
+            if (!(x.port = read_port(a, error))) return Failure{error};
         }
     }
-    return P::ok(std::move(x));
+    return x;
 }
 
 std::vector<Attribute> to_attributes(const Xclient& x) {

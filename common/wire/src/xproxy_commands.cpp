@@ -108,34 +108,33 @@ bool read_source(const std::string& verb, const std::vector<Attribute>& attrs, s
 }
 
 Parsed<XproxyCommand> build(const std::string& verb, const std::vector<Attribute>& attrs, const XproxyLimits& lim) {
-    using P = Parsed<XproxyCommand>;
     std::string error;
     if (verb == "XPROXYFROM") {
         XproxyFrom c;
-        if (!read_source(verb, attrs, c.sid, c.source, error)) return P::fail(error);
+        if (!read_source(verb, attrs, c.sid, c.source, error)) return Failure{error};
         c.helo = opt_text(attrs, "HELO");
         c.login = opt_text(attrs, "LOGIN");
         c.proto = opt_text(attrs, "PROTO");
-        return P::ok(std::move(c));
+        return XproxyCommand{std::move(c)};
     }
     if (verb == "XPROXY") {
         Xproxy c;
-        if (!read_source(verb, attrs, c.sid, c.source, error)) return P::fail(error);
+        if (!read_source(verb, attrs, c.sid, c.source, error)) return Failure{error};
         const Attribute* d = find(attrs, "DOMAIN");
-        if (!d) return P::fail("XPROXY without DOMAIN");
+        if (!d) return Failure{"XPROXY without DOMAIN"};
         c.domain = d->value;
         c.login = opt_text(attrs, "LOGIN");
-        return P::ok(std::move(c));
+        return XproxyCommand{std::move(c)};
     }
     XproxyTo c;
     const Attribute* d = find(attrs, "DESTINATIONS");
-    if (!d) return P::fail("XPROXYTO without DESTINATIONS");
-    if (!parse_destinations(d->value, c.destinations, error)) return P::fail("DESTINATIONS: " + error);
+    if (!d) return Failure{"XPROXYTO without DESTINATIONS"};
+    if (!parse_destinations(d->value, c.destinations, error)) return Failure{"DESTINATIONS: " + error};
     if (c.destinations.size() > lim.max_destinations)
-        return P::fail("more than " + std::to_string(lim.max_destinations) + " DESTINATIONS");
+        return Failure{"more than " + std::to_string(lim.max_destinations) + " DESTINATIONS"};
     if (const Attribute* p = find(attrs, "PORT")) {
         auto port = parse_port(p->value);
-        if (!port) return P::fail("PORT is not a port number (0-65535)");
+        if (!port) return Failure{"PORT is not a port number (0-65535)"};
         c.port = *port;
     }
     struct Flag {
@@ -146,14 +145,14 @@ Parsed<XproxyCommand> build(const std::string& verb, const std::vector<Attribute
                    Flag{"REQUIRETLS", &c.require_tls}, Flag{"REQUIREOORG", &c.require_oorg}}) {
         if (const Attribute* a = find(attrs, f.name)) {
             auto b = parse_bool(a->value);
-            if (!b) return P::fail(std::string(f.name) + " is not True or False");
+            if (!b) return Failure{std::string(f.name) + " is not True or False"};
             *f.out = *b;
         }
     }
     c.tls_auth_level = opt_text(attrs, "TLSAUTHLEVEL");
     c.risk = opt_text(attrs, "RISK");
     c.session_id = opt_text(attrs, "SESSIONID");
-    return P::ok(std::move(c));
+    return XproxyCommand{std::move(c)};
 }
 
 }  // namespace
@@ -269,7 +268,7 @@ DecodeResult XproxyAccumulator::add(std::string_view line) {
         return fail("XPROXY command sequence too long",
                     "sequence longer than " + std::to_string(limits_.max_bytes) + " bytes");
     auto cmd = parse_command(line);
-    if (!cmd) return fail("malformed XPROXY command line", cmd.error);
+    if (!cmd) return fail("malformed XPROXY command line", cmd.error());
     const std::set<std::string>* names = cmd->verb == "XPROXYFROM" ? &kFromNames
                                          : cmd->verb == "XPROXY"   ? &kXproxyNames
                                          : cmd->verb == "XPROXYTO" ? &kToNames
@@ -293,7 +292,7 @@ DecodeResult XproxyAccumulator::add(std::string_view line) {
     }
     if (!last) return DecodeResult::more();
     auto built = build(verb_, merged_, limits_);
-    if (!built) return fail("invalid XPROXY command", built.error);
+    if (!built) return fail("invalid XPROXY command", built.error());
     command_ = std::move(*built);
     finished_ = true;
     return DecodeResult::done(line.size());
@@ -302,9 +301,9 @@ DecodeResult XproxyAccumulator::add(std::string_view line) {
 Parsed<XproxyCommand> parse_xproxy_command(std::string_view line) {
     XproxyAccumulator acc;
     auto r = acc.add(line);
-    if (r.complete()) return Parsed<XproxyCommand>::ok(acc.command());
-    if (r.need_more()) return Parsed<XproxyCommand>::fail("LAST=False: the command continues on another line");
-    return Parsed<XproxyCommand>::fail(acc.error());
+    if (r.complete()) return acc.command();
+    if (r.need_more()) return Failure{"LAST=False: the command continues on another line"};
+    return Failure{acc.error()};
 }
 
 // ---- SourceInfo ----
@@ -329,9 +328,9 @@ SourceInfo to_source_info(const Xproxy& c) {
 }
 
 Parsed<XproxyFrom> xproxyfrom_from(const SourceInfo& info) {
-    if (!info.client) return Parsed<XproxyFrom>::fail("no client address");
-    if (info.session_id.empty()) return Parsed<XproxyFrom>::fail("no session id");
-    return Parsed<XproxyFrom>::ok(XproxyFrom{info.session_id, *info.client, info.helo, info.login, info.protocol});
+    if (!info.client) return Failure{"no client address"};
+    if (info.session_id.empty()) return Failure{"no session id"};
+    return XproxyFrom{info.session_id, *info.client, info.helo, info.login, info.protocol};
 }
 
 // ---- DESTINATIONLEFT ----

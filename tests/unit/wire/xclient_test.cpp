@@ -30,7 +30,7 @@ Xclient parse_all(const std::vector<std::string>& lines) {
     Xclient merged;
     for (const auto& l : lines) {
         auto x = parse_xclient(l);
-        EXPECT_TRUE(x) << x.error << " in " << l;
+        EXPECT_TRUE(x) << x.error() << " in " << l;
         if (x) merge(merged, *x);
     }
     return merged;
@@ -40,7 +40,7 @@ Xforward parse_all_forward(const std::vector<std::string>& lines) {
     Xforward merged;
     for (const auto& l : lines) {
         auto x = parse_xforward(l);
-        EXPECT_TRUE(x) << x.error << " in " << l;
+        EXPECT_TRUE(x) << x.error() << " in " << l;
         if (x) merge(merged, *x);
     }
     return merged;
@@ -94,17 +94,17 @@ TEST(AttrLine, ParseTable) {
     };
     for (const auto& r : rows) {
         auto c = parse_command(r.line);
-        EXPECT_EQ(c.has_value(), r.want_ok) << r.line << ": " << c.error;
+        EXPECT_EQ(c.has_value(), r.want_ok) << r.line << ": " << c.error();
         if (c) {
             EXPECT_EQ(c->verb, r.want_verb);
             EXPECT_EQ(c->attrs.size(), r.want_attrs);
         } else {
-            EXPECT_EQ(c.error, r.want_error) << r.line;
+            EXPECT_EQ(c.error(), r.want_error) << r.line;
         }
     }
     std::set<std::string> names = {"ADDR"};
-    EXPECT_EQ(parse_command("X ADDR=1 FOO=2", LineRules{&names, 0}).error, "unknown attribute 'FOO'");
-    EXPECT_EQ(parse_command("X ADDR=123456", LineRules{&names, 5}).error,
+    EXPECT_EQ(parse_command("X ADDR=1 FOO=2", LineRules{&names, 0}).error(), "unknown attribute 'FOO'");
+    EXPECT_EQ(parse_command("X ADDR=123456", LineRules{&names, 5}).error(),
               "value of attribute 'ADDR' longer than 5 bytes");
 }
 
@@ -180,21 +180,21 @@ TEST(Xclient, ParseTable) {
     };
     for (const auto& r : rows) {
         auto x = parse_xclient(r.line);
-        EXPECT_EQ(x.has_value(), r.want_ok) << r.line << ": " << x.error;
+        EXPECT_EQ(x.has_value(), r.want_ok) << r.line << ": " << x.error();
         if (!r.want_ok) {
-            EXPECT_EQ(x.error, r.want_error) << r.line;
+            EXPECT_EQ(x.error(), r.want_error) << r.line;
         }
     }
     // Postfix's limit: a value of at most 255 bytes (xtext form).
     EXPECT_TRUE(parse_xclient("XCLIENT HELO=" + std::string(255, 'h')));
-    EXPECT_EQ(parse_xclient("XCLIENT HELO=" + std::string(256, 'h')).error,
+    EXPECT_EQ(parse_xclient("XCLIENT HELO=" + std::string(256, 'h')).error(),
               "value of attribute 'HELO' longer than 255 bytes");
 }
 
 TEST(Xclient, ParsedValues) {
     auto x = parse_xclient("xclient name=[unavailable] reverse_name=[TempUnavail] helo=[TEMPUNAVAIL] "
                            "addr=Ipv6:2001:DB8::1 port=1 proto=esmtp login=a+20b destaddr=[UNAVAILABLE]");
-    ASSERT_TRUE(x) << x.error;
+    ASSERT_TRUE(x) << x.error();
     EXPECT_EQ(x->name, TextField::unavailable());
     EXPECT_EQ(x->reverse_name, TextField::tempunavail());
     EXPECT_EQ(x->helo, TextField::of("[TEMPUNAVAIL]"));  // not special for HELO, as in Postfix
@@ -438,9 +438,9 @@ TEST(Xforward, ParseTable) {
     };
     for (const auto& r : rows) {
         auto x = parse_xforward(r.line);
-        EXPECT_EQ(x.has_value(), r.want_ok) << r.line << ": " << x.error;
+        EXPECT_EQ(x.has_value(), r.want_ok) << r.line << ": " << x.error();
         if (!r.want_ok) {
-            EXPECT_EQ(x.error, r.want_error) << r.line;
+            EXPECT_EQ(x.error(), r.want_error) << r.line;
         }
     }
     auto x = parse_xforward("XFORWARD NAME=[TEMPUNAVAIL] SOURCE=Local");

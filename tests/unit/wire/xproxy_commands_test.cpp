@@ -59,21 +59,21 @@ void expect_split_well_formed(const std::vector<std::string>& lines, const std::
 
 TEST(XproxyCommands, SeedExamplesParse) {
     auto f = parse_xproxy_command(kSeedXproxyFrom);
-    ASSERT_TRUE(f) << f.error;
+    ASSERT_TRUE(f) << f.error();
     const auto& from = std::get<XproxyFrom>(*f);
     EXPECT_EQ(from.sid, "08CE780858C360B8");
     EXPECT_EQ(from.source.to_string(), "10.121.202.151:25481");
     EXPECT_TRUE(from.helo.empty() && from.login.empty() && from.proto.empty());
 
     auto x = parse_xproxy_command(kSeedXproxy);
-    ASSERT_TRUE(x) << x.error;
+    ASSERT_TRUE(x) << x.error();
     const auto& sub = std::get<Xproxy>(*x);
     EXPECT_EQ(sub.sid, "08CE780858C360B8");
     EXPECT_EQ(sub.source.to_string(), "10.121.202.151:25481");
     EXPECT_EQ(sub.domain, "URBSOFT.COM");
 
     auto t = parse_xproxy_command(kSeedXproxyTo);
-    ASSERT_TRUE(t) << t.error;
+    ASSERT_TRUE(t) << t.error();
     const auto& to = std::get<XproxyTo>(*t);
     EXPECT_EQ(to.destinations, (std::vector<IpAddress>{ip("10.128.10.246"), ip("10.10.10.1"), ip("10.10.10.2")}));
     EXPECT_EQ(to.port, 99);
@@ -93,7 +93,7 @@ TEST(XproxyCommands, SeedExamplesParse) {
     // A line with no space between two attributes is not guessed at.
     auto ocr = parse_xproxy_command("XPROXYFROM SID=08CE780858C360B8IP=10.121.202.151 PORT=25481");
     EXPECT_FALSE(ocr);
-    EXPECT_EQ(ocr.error, "bad xtext in attribute 'SID': raw '=' (must be +3D)");
+    EXPECT_EQ(ocr.error(), "bad xtext in attribute 'SID': raw '=' (must be +3D)");
 }
 
 TEST(XproxyCommands, SeedDestinationLeft) {
@@ -156,11 +156,11 @@ TEST(XproxyCommands, LiberalDecoding) {
     };
     for (const auto& r : rows) {
         auto p = parse_xproxy_command(r.line);
-        ASSERT_TRUE(p) << r.line << ": " << p.error;
+        ASSERT_TRUE(p) << r.line << ": " << p.error();
         EXPECT_EQ(std::get<XproxyFrom>(*p).source.addr.to_string(), r.want_ip) << r.line;
     }
     auto t = parse_xproxy_command("XPROXYTO destinations=10.0.0.1,[IPv6:::1],IPV6:2001:db8::2 forcehelo=TRUE last=TRUE");
-    ASSERT_TRUE(t) << t.error;
+    ASSERT_TRUE(t) << t.error();
     EXPECT_EQ(std::get<XproxyTo>(*t).destinations, (std::vector<IpAddress>{ip("10.0.0.1"), ip("::1"), ip("2001:db8::2")}));
     EXPECT_TRUE(std::get<XproxyTo>(*t).force_helo);
     EXPECT_EQ(std::get<XproxyTo>(*t).port, 25);
@@ -197,11 +197,11 @@ TEST(XproxyCommands, ParseErrors) {
     for (const auto& r : rows) {
         auto p = parse_xproxy_command(r.line);
         EXPECT_FALSE(p) << r.line;
-        EXPECT_EQ(p.error, r.want_error) << r.line;
+        EXPECT_EQ(p.error(), r.want_error) << r.line;
     }
     // [UNAVAILABLE] is plain text in these commands.
     auto p = parse_xproxy_command("XPROXYFROM SID=1 IP=1.1.1.1 PORT=1 HELO=[UNAVAILABLE]");
-    ASSERT_TRUE(p) << p.error;
+    ASSERT_TRUE(p) << p.error();
     EXPECT_EQ(std::get<XproxyFrom>(*p).helo, "[UNAVAILABLE]");
 }
 
@@ -384,12 +384,12 @@ TEST(XproxyCommands, SourceInfoViews) {
     EXPECT_EQ(si.login, "alice");
     EXPECT_EQ(si.protocol, "ESMTPA");
     auto back = xproxyfrom_from(si);
-    ASSERT_TRUE(back) << back.error;
+    ASSERT_TRUE(back) << back.error();
     EXPECT_EQ(*back, f);
     SourceInfo nosid = si;
     nosid.session_id.clear();
-    EXPECT_EQ(xproxyfrom_from(nosid).error, "no session id");
-    EXPECT_EQ(xproxyfrom_from(SourceInfo{}).error, "no client address");
+    EXPECT_EQ(xproxyfrom_from(nosid).error(), "no session id");
+    EXPECT_EQ(xproxyfrom_from(SourceInfo{}).error(), "no client address");
 
     SourceInfo sub = to_source_info(Xproxy{"S2", Endpoint{ip("2001:db8::1"), 587}, "URBSOFT.COM", "bob"});
     EXPECT_EQ(sub.helo, "URBSOFT.COM");

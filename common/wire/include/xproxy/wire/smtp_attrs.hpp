@@ -19,6 +19,8 @@
 // several commands with a chosen set kept in the final one. Nothing here throws.
 #pragma once
 
+#include <xproxy/base/result.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -53,27 +55,7 @@ struct Command {
 // The result of a parser: a value, or an error message that names the offending part
 // (printable ASCII only, safe to log and to put in a 501 reply).
 template <class T>
-struct Parsed {
-    std::optional<T> value;
-    std::string error;
-
-    static Parsed ok(T v) {
-        Parsed p;
-        p.value = std::move(v);
-        return p;
-    }
-    static Parsed fail(std::string why) {
-        Parsed p;
-        p.error = std::move(why);
-        return p;
-    }
-    explicit operator bool() const { return value.has_value(); }
-    bool has_value() const { return value.has_value(); }
-    const T& operator*() const { return *value; }
-    T& operator*() { return *value; }
-    const T* operator->() const { return &*value; }
-    T* operator->() { return &*value; }
-};
+using Parsed = Expected<T>;
 
 // The result of an encoder: CRLF-terminated lines in the order to send them, or an error.
 struct Encoded {
