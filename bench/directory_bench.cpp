@@ -23,9 +23,9 @@
 #include <vector>
 
 #include <xproxy/base/file_loader.hpp>
+#include <xproxy/base/text.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/policy_engine.hpp>
-#include <xproxy/base/text.hpp>
 
 using namespace xproxy;
 
@@ -42,7 +42,8 @@ std::string domain_name(std::size_t d) { return "d" + std::to_string(d) + ".exam
 std::string local_name(std::size_t d, std::size_t u) { return "user" + std::to_string(d * 7 + u) + ".x"; }
 std::string fingerprint(std::size_t n) {
     char buf[65];
-    for (int i = 0; i < 64; ++i) buf[i] = "0123456789abcdef"[((n >> ((i % 16) * 4)) & 15) ^ static_cast<std::size_t>(i & 15)];
+    for (int i = 0; i < 64; ++i)
+        buf[i] = "0123456789abcdef"[((n >> ((i % 16) * 4)) & 15) ^ static_cast<std::size_t>(i & 15)];
     buf[64] = 0;
     return buf;
 }

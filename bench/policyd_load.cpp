@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
                                std::chrono::duration<double>(std::min(1.0, seconds / 10)));
     const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto due_time = [&](long k) {
-        return t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(static_cast<double>(k) / rate));
+        return t0 + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(static_cast<double>(k) / rate));
     };
     auto send_on = [&](Conn& c, Clock::time_point due) {
         const std::string& r = reqs[next_req];
@@ -133,8 +134,8 @@ int main(int argc, char** argv) {
         if (rate > 0 && c.counted) lag.push_back(micros(c.sent - due));
     };
 
-    long k = 0;                               // open loop: next request number to become due
-    std::deque<Clock::time_point> backlog;    // due but no idle connection yet
+    long k = 0;                             // open loop: next request number to become due
+    std::deque<Clock::time_point> backlog;  // due but no idle connection yet
     std::vector<epoll_event> events(conns.size());
     for (;;) {
         auto now = Clock::now();
@@ -198,12 +199,12 @@ int main(int argc, char** argv) {
     std::sort(lag.begin(), lag.end());
     std::string acts;
     for (const auto& [word, count] : actions) acts += (acts.empty() ? "" : ",") + word + ":" + std::to_string(count);
-    std::printf("requests=%zu seconds=%.2f rate=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
-                "lag_p99_us=%.0f lag_max_us=%.0f unsent=%zu errors=%ld actions=%s\n",
-                lat.size(), measured, static_cast<double>(lat.size()) / measured, percentile(lat, 0.50),
-                percentile(lat, 0.90), percentile(lat, 0.99), percentile(lat, 0.999), lat.empty() ? 0.0 : lat.back(),
-                percentile(lag, 0.99), lag.empty() ? 0.0 : lag.back(), backlog.size(), errors,
-                acts.empty() ? "-" : acts.c_str());
+    std::printf(
+        "requests=%zu seconds=%.2f rate=%.0f p50_us=%.0f p90_us=%.0f p99_us=%.0f p999_us=%.0f max_us=%.0f "
+        "lag_p99_us=%.0f lag_max_us=%.0f unsent=%zu errors=%ld actions=%s\n",
+        lat.size(), measured, static_cast<double>(lat.size()) / measured, percentile(lat, 0.50), percentile(lat, 0.90),
+        percentile(lat, 0.99), percentile(lat, 0.999), lat.empty() ? 0.0 : lat.back(), percentile(lag, 0.99),
+        lag.empty() ? 0.0 : lag.back(), backlog.size(), errors, acts.empty() ? "-" : acts.c_str());
     for (auto& c : conns) close(c.fd);
     close(ep);
     return errors ? 1 : 0;

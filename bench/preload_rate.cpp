@@ -155,7 +155,8 @@ unsigned nginx_port() {
     printf("port=%u\n", port);
     fflush(stdout);
     std::string prefix = root + "/";
-    execlp("nginx", "nginx", "-p", prefix.c_str(), "-c", conf.c_str(), "-g", "daemon off;", static_cast<char*>(nullptr));
+    execlp("nginx", "nginx", "-p", prefix.c_str(), "-c", conf.c_str(), "-g", "daemon off;",
+           static_cast<char*>(nullptr));
     _exit(127);
 }
 
@@ -177,8 +178,8 @@ bool wait_connectable(unsigned port) {
 }
 
 struct Result {
-    double rate = 0;        // connections per second
-    double cpu_us = 0;      // server CPU per connection, microseconds
+    double rate = 0;    // connections per second
+    double cpu_us = 0;  // server CPU per connection, microseconds
     long connections = 0;
 };
 

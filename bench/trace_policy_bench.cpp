@@ -20,7 +20,6 @@ using namespace xproxy;
 
 namespace {
 
-
 const KeyRing& keys() {
     static const KeyRing k = [] {
         auto r = KeyRing::parse("k2026 base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
@@ -54,8 +53,8 @@ void BM_TraceSign(benchmark::State& state) {
 BENCHMARK(BM_TraceSign);
 
 void BM_TraceVerifyFolded(benchmark::State& state) {
-    const std::string field =
-        format_field(sign_trace_header(sample(), "gw1.example.net", 1790000000, message(), keys()));
+    const std::string field = format_field(
+        sign_trace_header(sample(), "gw1.example.net", 1790000000, message(), keys()));
     for (auto _ : state) {
         auto r = verify_trace_header(field, message(), keys(), 1790000010, 86400);
         if (!r.ok()) state.SkipWithError("verify failed");

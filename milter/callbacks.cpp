@@ -10,8 +10,8 @@
 #include <ctime>
 #include <string>
 
-#include <xproxy/daemon/log.hpp>
 #include <xproxy/base/escape.hpp>
+#include <xproxy/daemon/log.hpp>
 
 namespace xproxy::milter {
 
@@ -21,14 +21,32 @@ std::shared_ptr<const Config> g_config;
 bool g_no_reply_steps = false;
 
 // The macros asked for in negotiate, per stage, and read after each callback.
-char kConnectMacros[] = "j _ {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} {client_name} {client_ptr}";
+char kConnectMacros[] =
+    "j _ {daemon_name} {daemon_addr} {daemon_port} {client_addr} {client_port} {client_name} {client_ptr}";
 char kHeloMacros[] = "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
-char kMailMacros[] = "i r {auth_type} {auth_authen} {mail_addr} {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
+char kMailMacros[] =
+    "i r {auth_type} {auth_authen} {mail_addr} {tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}";
 char kEomMacros[] = "i";
-const char* const kAllMacros[] = {"j", "_", "{daemon_name}", "{daemon_addr}", "{daemon_port}", "{client_addr}",
-                                  "{client_port}", "{client_name}", "{client_ptr}", "{tls_version}", "{cipher}",
-                                  "{cipher_bits}", "{cert_subject}", "{cert_issuer}", "i", "{auth_type}",
-                                  "{auth_authen}", "{mail_addr}", "r", "{r}"};
+const char* const kAllMacros[] = {"j",
+                                  "_",
+                                  "{daemon_name}",
+                                  "{daemon_addr}",
+                                  "{daemon_port}",
+                                  "{client_addr}",
+                                  "{client_port}",
+                                  "{client_name}",
+                                  "{client_ptr}",
+                                  "{tls_version}",
+                                  "{cipher}",
+                                  "{cipher_bits}",
+                                  "{cert_subject}",
+                                  "{cert_issuer}",
+                                  "i",
+                                  "{auth_type}",
+                                  "{auth_authen}",
+                                  "{mail_addr}",
+                                  "r",
+                                  "{r}"};
 
 // What smfi_setpriv holds: the Session and the protocol steps negotiated for it. Steps
 // marked "no reply" (SMFIP_NR_*) save the MTA a round trip per callback; they are asked
@@ -83,7 +101,7 @@ sfsistat guarded(const char* where, SMFICTX* ctx, F&& f) {
 }
 
 sfsistat on_negotiate_unguarded(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
-                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+                                unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
     unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
     if ((f0 & want) != want) {
         log::error("event=negotiate_failed reason=\"MTA does not offer header changes\"");

@@ -77,7 +77,8 @@ Expected<int> open_milter_socket(const daemon::ListenPlan& plan, const Options& 
         unlink(placeholder.c_str());
         rmdir(placeholder_dir.c_str());
     }
-    if (auto inet = daemon::check_inet_allowed({lfd}, plan.allow_peers, "--allow-peers"); !inet) return Failure{inet.error()};
+    if (auto inet = daemon::check_inet_allowed({lfd}, plan.allow_peers, "--allow-peers"); !inet)
+        return Failure{inet.error()};
     set_peer_allow_list(&plan.allow_peers);
     if (!set_nodelay_if_tcp(lfd)) return Failure{"cannot set TCP_NODELAY on " + opts.listen};
     // The socket goes to the user we drop to and to the MTA's group, without following a
@@ -94,10 +95,11 @@ Expected<int> open_milter_socket(const daemon::ListenPlan& plan, const Options& 
 
 // --check-config: what was checked; the exit status 0.
 int print_config_ok(const Options& o, const Config& c) {
-    std::printf("xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
-                "policies: %zu, domains: %zu)\n",
-                to_string(c.mode), c.keys.size(), c.trusted_upstreams.entries().size(), c.block_list.entries().size(),
-                o.policies.size(), c.directory->domain_count());
+    std::printf(
+        "xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
+        "policies: %zu, domains: %zu)\n",
+        to_string(c.mode), c.keys.size(), c.trusted_upstreams.entries().size(), c.block_list.entries().size(),
+        o.policies.size(), c.directory->domain_count());
     return 0;
 }
 
@@ -114,19 +116,21 @@ int main(int argc, char** argv) {
     if (!config) return start.fail(err);
     // Whoever reaches an inject milter gets a signature for the source it claims: a TCP
     // listener serves only the MTAs named in --allow-peers, and none without it.
-    auto plan = daemon::plan_listeners({opts->listen}, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    auto plan = daemon::plan_listeners({opts->listen},
+                                       {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
     if (!plan) return start.fail(plan.error());
     if (opts->check_config) return print_config_ok(*opts, *config);
     start.start_log();
     auto listener = open_milter_socket(*plan, *opts, config);
     if (!listener) return start.fail(listener.error());
     if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
-    log::info("event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "
-              "block_list=\"%s\" on_invalid=%s on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
-              to_string(config->mode), opts->listen.c_str(), plan->allow_peers.to_string().c_str(), config->keys.size(),
-              config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
-              to_string(config->on_invalid), to_string(config->on_missing), to_string(config->on_missing_bounce),
-              config->keep_header ? 1 : 0, opts->policies.size());
+    log::info(
+        "event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "
+        "block_list=\"%s\" on_invalid=%s on_missing=%s on_missing_bounce=%s keep_header=%d policies=%zu",
+        to_string(config->mode), opts->listen.c_str(), plan->allow_peers.to_string().c_str(), config->keys.size(),
+        config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
+        to_string(config->on_invalid), to_string(config->on_missing), to_string(config->on_missing_bounce),
+        config->keep_header ? 1 : 0, opts->policies.size());
     int rc = smfi_main();
     log::info("event=stop rc=%d", rc);
     return rc == MI_SUCCESS ? 0 : 1;

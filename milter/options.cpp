@@ -5,8 +5,8 @@
 #include <boost/program_options.hpp>
 
 #include <xproxy/base/file_loader.hpp>
-#include <xproxy/policy/directory_file.hpp>
 #include <xproxy/daemon/options.hpp>
+#include <xproxy/policy/directory_file.hpp>
 
 namespace po = boost::program_options;
 
@@ -15,45 +15,44 @@ namespace xproxy::milter {
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
     Options o;
     po::options_description d("xproxy-milter options");
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
-        ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
-        ("listen,l", po::value(&o.listen)->default_value("unix:/run/xproxy/milter.sock"),
-         "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd")
-        ("socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")
-        ("socket-group", po::value(&o.socket_group)->default_value("postfix"),
-         "group of a unix: socket: the MTA's (only it may connect)")
-        ("allow-peers", po::value(&o.allow_peers),
-         "CIDR list of MTAs a TCP listener serves (required for TCP; an address of this host admits every local user)")
-        ("user,u", po::value(&o.user), "drop privileges to this user after binding (a unix: socket is given to it)")
-        ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
-        ("log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")
-        ("timeout", po::value(&o.timeout)->default_value(30), "seconds to wait for the MTA before giving up a connection")
-        ("backlog", po::value(&o.backlog)->default_value(256), "listen backlog")
-        ("mode,m", po::value(&o.mode), "inject (first hop) or verify (later hop); required")
-        ("keyring", po::value(&o.keyring_file), "key ring file of the trace header (mode 0600 or tighter); required")
-        ("signer", po::value(&o.signer), "name recorded as by= in signed and result headers (default: host name)")
-        ("trusted-upstreams", po::value(&o.trusted_upstreams),
-         "inject: CIDR list of upstream MTAs whose valid header is kept (default: nobody)")
-        ("block-list", po::value(&o.block_list), "verify: CIDR list of original clients to reject (550 5.7.1)")
-        ("on-invalid", po::value(&o.on_invalid)->default_value("reject"),
-         "verify: accept, tempfail or reject a message whose header does not verify")
-        ("on-missing", po::value(&o.on_missing)->default_value("reject"),
-         "verify: accept, tempfail or reject a message without a header")
-        ("on-missing-bounce", po::value(&o.on_missing_bounce),
-         "verify: accept, tempfail or reject a message from the null sender (a DSN) without a header "
-         "(default: tempfail, or --on-missing when that is milder)")
-        ("keep-header", po::bool_switch(&o.keep_header), "verify: leave the verified header in the message")
-        ("no-result-header", po::bool_switch(&o.no_result_header), "verify: do not add X-Original-Source-Result")
-        ("max-age", po::value(&o.max_age)->default_value(7 * 86400), "verify: seconds a header stays valid")
-        ("max-future", po::value(&o.max_future)->default_value(300), "seconds a header's time may lie ahead of ours")
-        ("policy,p", po::value(&o.policies)->composing(),
-         "enable a shared policy: vdomains, deposit (repeatable or comma-separated)")
-        ("directory", po::value(&o.directory_file), "virtual-domain directory file")
-        ("submission-port", po::value(&o.submission_ports)->composing(),
-         "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
+    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "config,c", po::value(&o.config_file), "config file (long option names, name = value)")(
+        "check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")(
+        "listen,l", po::value(&o.listen)->default_value("unix:/run/xproxy/milter.sock"),
+        "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd")(
+        "socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")(
+        "socket-group", po::value(&o.socket_group)->default_value("postfix"),
+        "group of a unix: socket: the MTA's (only it may connect)")(
+        "allow-peers", po::value(&o.allow_peers),
+        "CIDR list of MTAs a TCP listener serves (required for TCP; an address of this host admits every local user)")(
+        "user,u", po::value(&o.user), "drop privileges to this user after binding (a unix: socket is given to it)")(
+        "log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
+        "log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")(
+        "timeout", po::value(&o.timeout)->default_value(30),
+        "seconds to wait for the MTA before giving up a connection")(
+        "backlog", po::value(&o.backlog)->default_value(256), "listen backlog")(
+        "mode,m", po::value(&o.mode), "inject (first hop) or verify (later hop); required")(
+        "keyring", po::value(&o.keyring_file), "key ring file of the trace header (mode 0600 or tighter); required")(
+        "signer", po::value(&o.signer), "name recorded as by= in signed and result headers (default: host name)")(
+        "trusted-upstreams", po::value(&o.trusted_upstreams),
+        "inject: CIDR list of upstream MTAs whose valid header is kept (default: nobody)")(
+        "block-list", po::value(&o.block_list), "verify: CIDR list of original clients to reject (550 5.7.1)")(
+        "on-invalid", po::value(&o.on_invalid)->default_value("reject"),
+        "verify: accept, tempfail or reject a message whose header does not verify")(
+        "on-missing", po::value(&o.on_missing)->default_value("reject"),
+        "verify: accept, tempfail or reject a message without a header")(
+        "on-missing-bounce", po::value(&o.on_missing_bounce),
+        "verify: accept, tempfail or reject a message from the null sender (a DSN) without a header "
+        "(default: tempfail, or --on-missing when that is milder)")("keep-header", po::bool_switch(&o.keep_header),
+                                                                    "verify: leave the verified header in the message")(
+        "no-result-header", po::bool_switch(&o.no_result_header), "verify: do not add X-Original-Source-Result")(
+        "max-age", po::value(&o.max_age)->default_value(7 * 86400), "verify: seconds a header stays valid")(
+        "max-future", po::value(&o.max_future)->default_value(300), "seconds a header's time may lie ahead of ours")(
+        "policy,p", po::value(&o.policies)->composing(),
+        "enable a shared policy: vdomains, deposit (repeatable or comma-separated)")(
+        "directory", po::value(&o.directory_file), "virtual-domain directory file")(
+        "submission-port", po::value(&o.submission_ports)->composing(),
+        "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
     po::variables_map vm;
     if (!daemon::load_options(daemon::arguments(argc, argv), d, vm, "xproxy-milter",
                               "--mode inject|verify --keyring FILE [options]", XPROXY_VERSION, exit_code))

@@ -16,23 +16,23 @@ struct Options {
     std::string config_file;
     std::string listen;  // one listener spec (libmilter serves one socket)
     std::string user;
-    std::string socket_mode = "0660";  // unix: socket permissions
+    std::string socket_mode = "0660";      // unix: socket permissions
     std::string socket_group = "postfix";  // unix: socket group (the MTA's)
-    std::string allow_peers;           // TCP: CIDR list of MTAs served; empty = a TCP listener is refused
+    std::string allow_peers;               // TCP: CIDR list of MTAs served; empty = a TCP listener is refused
     std::string log_sink = "syslog";
     std::string log_level = "info";
-    unsigned timeout = 30;   // seconds libmilter waits on the MTA
+    unsigned timeout = 30;  // seconds libmilter waits on the MTA
     int backlog = 256;
     bool check_config = false;
 
-    std::string mode;                   // inject | verify (required)
+    std::string mode;  // inject | verify (required)
     std::string keyring_file;
     std::string signer;
     std::string trusted_upstreams;
     std::string block_list;
     std::string on_invalid = "reject";
     std::string on_missing = "reject";
-    std::string on_missing_bounce;      // default: tempfail, or on_missing if that is accept/tempfail
+    std::string on_missing_bounce;  // default: tempfail, or on_missing if that is accept/tempfail
     bool keep_header = false;
     bool no_result_header = false;
     std::int64_t max_age = 7 * 86400;

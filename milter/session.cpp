@@ -13,7 +13,7 @@ namespace {
 
 // Macros that belong to one message; all others live as long as the connection.
 bool message_macro(std::string_view name) {
-    static constexpr std::string_view kMsg[] = {"i", "mail_addr", "mail_host", "mail_mailer",
+    static constexpr std::string_view kMsg[] = {"i",         "mail_addr", "mail_host",  "mail_mailer",
                                                 "rcpt_addr", "rcpt_host", "rcpt_mailer"};
     return std::find(std::begin(kMsg), std::end(kMsg), name) != std::end(kMsg);
 }
@@ -177,10 +177,8 @@ SourceInfo Session::build_source(std::int64_t now) const {
     if (auto a = IpAddress::parse_mta(macro("daemon_addr")))
         s.server = Endpoint{a->normalized(), parse_decimal<std::uint16_t>(macro("daemon_port")).value_or(0)};
     s.helo = helo_;
-    if (std::string n = macro("client_name"); usable_name(n))
-        s.ptr_name = n;
-    else if (usable_name(hostname_))
-        s.ptr_name = hostname_;
+    if (std::string n = macro("client_name"); usable_name(n)) s.ptr_name = n;
+    else if (usable_name(hostname_)) s.ptr_name = hostname_;
     s.tls.version = macro("tls_version");
     if (s.tls.active()) {
         s.tls.cipher = macro("cipher");
@@ -191,8 +189,7 @@ SourceInfo Session::build_source(std::int64_t now) const {
     s.login = macro("auth_authen");
     // Sendmail's {r} names the protocol; Postfix has no such macro, and TLS or AUTH imply
     // EHLO, so ESMTPS / ESMTPA / ESMTPSA can be told; plain sessions leave it unknown.
-    if (std::string r = macro("r"); !r.empty())
-        s.protocol = r;
+    if (std::string r = macro("r"); !r.empty()) s.protocol = r;
     else if (s.tls.active() || !s.login.empty())
         s.protocol = std::string("ESMTP") + (s.tls.active() ? "S" : "") + (s.login.empty() ? "" : "A");
     s.session_id = macro("i");
@@ -276,7 +273,8 @@ EomResult Session::verify(std::int64_t now) {
     remove_all(out.edits, config_->keep_header ? good_index : msg_.trace_values.size());
     auto record = [&](std::string value) {
         if (config_->result_header)
-            out.edits.push_back(HeaderEdit{HeaderEdit::Kind::insert, std::string(kResultFieldName), 0, std::move(value)});
+            out.edits.push_back(
+                HeaderEdit{HeaderEdit::Kind::insert, std::string(kResultFieldName), 0, std::move(value)});
     };
     if (!good) {
         bool missing = msg_.trace_values.empty();
@@ -294,8 +292,7 @@ EomResult Session::verify(std::int64_t now) {
     source_ = good->source;
     const std::string ip = source_.client ? source_.client->addr.to_string() : std::string("unknown");
     if (source_.client && config_->block_list.contains(source_.client->addr)) {
-        out.reply = Reply::make(Reply::Kind::reject, "550", "5.7.1",
-                                "Original client [" + ip + "] is blocked");
+        out.reply = Reply::make(Reply::Kind::reject, "550", "5.7.1", "Original client [" + ip + "] is blocked");
         set_summary("blocked", "kid=" + good->key_id, &source_);
         return out;
     }
@@ -312,9 +309,8 @@ EomResult Session::verify(std::int64_t now) {
                 if (std::to_string(source_.server->port) == p) in.service = ServiceKind::submission;
         in.state = ProtocolState::mail;
         auto d = decide(in, config_->policy, *config_->directory);
-        for (std::size_t i = 0; d.kind != ActionKind::reject && d.kind != ActionKind::defer &&
-                                i < msg_.recipients.size();
-             ++i) {
+        for (std::size_t i = 0;
+             d.kind != ActionKind::reject && d.kind != ActionKind::defer && i < msg_.recipients.size(); ++i) {
             in.state = ProtocolState::rcpt;
             in.recipient = msg_.recipients[i];
             d = decide(in, config_->policy, *config_->directory);

@@ -36,11 +36,11 @@
 #include <string_view>
 #include <vector>
 
-#include <xproxy/policy/directory.hpp>
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/keyring.hpp>
-#include <xproxy/policy/policy_engine.hpp>
 #include <xproxy/base/source_info.hpp>
+#include <xproxy/policy/directory.hpp>
+#include <xproxy/policy/policy_engine.hpp>
 #include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::milter {
@@ -59,9 +59,9 @@ inline constexpr std::string_view kResultFieldName = "X-Original-Source-Result";
 struct Config {
     Mode mode = Mode::inject;
     KeyRing keys;
-    std::string signer;                 // by= in headers we sign
-    CidrSet trusted_upstreams;          // inject: peers whose valid header is kept; empty = nobody
-    CidrSet block_list;                 // verify: original client addresses refused (550 5.7.1)
+    std::string signer;                          // by= in headers we sign
+    CidrSet trusted_upstreams;                   // inject: peers whose valid header is kept; empty = nobody
+    CidrSet block_list;                          // verify: original client addresses refused (550 5.7.1)
     FailAction on_invalid = FailAction::reject;  // verify: header present but not valid
     FailAction on_missing = FailAction::reject;  // verify: no header at all
     // verify: no header on a message from the null sender (a DSN). Not accepted by rule (a
@@ -69,11 +69,11 @@ struct Config {
     // refused, so a bounce from an inject hop that does not sign bounces waits in that
     // hop's queue instead of being lost.
     FailAction on_missing_bounce = FailAction::tempfail;
-    bool keep_header = false;           // verify: leave the valid header in the message
-    bool result_header = true;          // verify: add X-Original-Source-Result
-    std::int64_t max_age = 7 * 86400;   // verify: seconds a header stays valid
+    bool keep_header = false;          // verify: leave the valid header in the message
+    bool result_header = true;         // verify: add X-Original-Source-Result
+    std::int64_t max_age = 7 * 86400;  // verify: seconds a header stays valid
     std::int64_t max_future = kTraceMaxFuture;
-    PolicyConfig policy;                // vdomains / deposit (risk and inject are not used here)
+    PolicyConfig policy;  // vdomains / deposit (risk and inject are not used here)
     std::shared_ptr<const Directory> directory = std::make_shared<const Directory>();
     std::vector<std::string> submission_ports{"587", "465"};  // {daemon_port} values = submission
 };

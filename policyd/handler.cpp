@@ -7,8 +7,8 @@
 
 #include <ctime>
 
-#include <xproxy/daemon/log.hpp>
 #include <xproxy/base/escape.hpp>
+#include <xproxy/daemon/log.hpp>
 #include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::policyd {
@@ -53,13 +53,14 @@ std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
     std::string action = d.postfix_action(header);
     if (log::enabled(log::Level::info)) {
         std::string shown = d.kind == ActionKind::inject ? "PREPEND " + s.options.header_name + ": ..." : action;
-        log::info("event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" "
-                  "policy=%s reason=%s action=\"%s\"",
-                  escape_value(r.get("queue_id"), 32, false).c_str(), escape_value(r.get("instance"), 64, false).c_str(),
-                  escape_value(r.get("client_address"), 64, false).c_str(),
-                  escape_value(r.get("protocol_state"), 32, false).c_str(), escape_value(in.sender, 256, true).c_str(),
-                  escape_value(in.recipient, 256, true).c_str(), std::string(to_string(d.policy)).c_str(),
-                  std::string(d.reason.empty() ? "-" : d.reason).c_str(), escape_value(shown, 300, true).c_str());
+        log::info(
+            "event=decision queue_id=%s instance=%s client=%s state=%s sender=\"%s\" recipient=\"%s\" "
+            "policy=%s reason=%s action=\"%s\"",
+            escape_value(r.get("queue_id"), 32, false).c_str(), escape_value(r.get("instance"), 64, false).c_str(),
+            escape_value(r.get("client_address"), 64, false).c_str(),
+            escape_value(r.get("protocol_state"), 32, false).c_str(), escape_value(in.sender, 256, true).c_str(),
+            escape_value(in.recipient, 256, true).c_str(), std::string(to_string(d.policy)).c_str(),
+            std::string(d.reason.empty() ? "-" : d.reason).c_str(), escape_value(shown, 300, true).c_str());
     }
     return action;
 }
@@ -87,10 +88,9 @@ FeedResult PolicyHandler::feed(const char* data, std::size_t size) {
 
 void PolicyHandler::finish(const char* why) {
     if (parser_->pending_bytes() > 0)
-        log::warning("event=incomplete_request peer=%s bytes=%zu reason=\"%s\"", peer_.c_str(), parser_->pending_bytes(),
-                     why);
-    else
-        log::debug("event=disconnect peer=%s reason=\"%s\"", peer_.c_str(), why);
+        log::warning("event=incomplete_request peer=%s bytes=%zu reason=\"%s\"", peer_.c_str(),
+                     parser_->pending_bytes(), why);
+    else log::debug("event=disconnect peer=%s reason=\"%s\"", peer_.c_str(), why);
 }
 
 std::unique_ptr<ConnectionHandler> PolicyHandlerFactory::make(const std::string& peer) {

@@ -32,7 +32,9 @@ std::map<std::string, std::int64_t> mtimes(const std::vector<std::string>& paths
     std::map<std::string, std::int64_t> out;
     for (const auto& p : paths) {
         struct stat st {};
-        out[p] = stat(p.c_str(), &st) == 0 ? static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec : -1;
+        out[p] = stat(p.c_str(), &st) == 0
+                     ? static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec
+                     : -1;
     }
     return out;
 }
@@ -56,8 +58,9 @@ void reload(const char* why) {
         return;
     }
     g_states.set(fixed);
-    log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why, fixed->options.policies.size(),
-              fixed->directory->domain_count(), fixed->directory->user_count(), fixed->keys.size());
+    log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why,
+              fixed->options.policies.size(), fixed->directory->domain_count(), fixed->directory->user_count(),
+              fixed->keys.size());
 }
 
 void on_hup() {
@@ -119,7 +122,8 @@ int main(int argc, char** argv) {
     std::string err;
     auto state = build_state(*opts, &err);
     if (!state) return start.fail(err);
-    auto plan = daemon::plan_listeners(opts->listen, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    auto plan = daemon::plan_listeners(opts->listen,
+                                       {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
     if (!plan) return start.fail(plan.error());
     if (opts->check_config) return print_config_ok(*opts, *state);
     start.start_log();
@@ -128,7 +132,8 @@ int main(int argc, char** argv) {
     if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
     g_states.set(state);
 
-    ServerOptions so{{}, opts->threads ? opts->threads : 1, std::chrono::seconds(opts->idle_timeout), plan->allow_peers};
+    ServerOptions so{
+        {}, opts->threads ? opts->threads : 1, std::chrono::seconds(opts->idle_timeout), plan->allow_peers};
     for (auto& fd : *listeners) so.listen_fds.push_back(fd.release());  // Asio's from now on
     int rc = 0;
     {

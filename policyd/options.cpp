@@ -15,42 +15,39 @@ std::vector<std::string> g_argv;  // kept for reparse_options
 
 po::options_description describe(Options& o) {
     po::options_description d("xproxy-policyd options");
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("config,c", po::value(&o.config_file), "config file (long option names, name = value)")
-        ("check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")
-        ("listen,l", po::value(&o.listen)->composing(),
-         "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd (repeatable; default "
-         "unix:/run/xproxy/policyd.sock)")
-        ("socket-mode", po::value(&o.socket_mode)->default_value("0660"), "permissions of a unix: socket (octal)")
-        ("socket-group", po::value(&o.socket_group)->default_value("postfix"),
-         "group of a unix: socket: the MTA's (only it may connect)")
-        ("allow-peers", po::value(&o.allow_peers),
-         "CIDR list of clients a TCP listener serves (required for TCP; an address of this host admits every local "
-         "user)")
-        ("user,u", po::value(&o.user), "drop privileges to this user after binding")
-        ("threads", po::value(&o.threads)->default_value(2), "worker threads")
-        ("log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
-        ("log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")
-        ("idle-timeout", po::value(&o.idle_timeout)->default_value(300), "close a connection idle this many seconds")
-        ("max-line-length", po::value(&o.max_line)->default_value(2048), "longest request line accepted, bytes")
-        ("max-request-size", po::value(&o.max_request)->default_value(16384), "largest request accepted, bytes")
-        ("watch-interval", po::value(&o.watch_interval)->default_value(5),
-         "seconds between checks for a changed directory or key ring file (0 = only on SIGHUP)")
-        ("policy,p", po::value(&o.policies)->composing(),
-         "enable a policy: inject, vdomains, deposit, risk (repeatable or comma-separated; none = always DUNNO)")
-        ("trusted-upstreams", po::value(&o.trusted_upstreams),
-         "CIDR list of upstream MTAs whose mail already carries the trace header (default: nobody)")
-        ("keyring", po::value(&o.keyring_file), "key ring file for signing the trace header (mode 0600 or tighter)")
-        ("signer", po::value(&o.signer), "name recorded as by= in the trace header (default: host name)")
-        ("header-name", po::value(&o.header_name)->default_value("X-Original-Source"),
-         "field name of the PREPENDed trace header; a private name lets header_checks remove forged "
-         "X-Original-Source headers and smtp_header_checks rename ours on the way out (see the man page)")
-        ("directory", po::value(&o.directory_file), "virtual-domain directory file")
-        ("risk-map", po::value(&o.risk_file), "risk routing file")
-        ("submission-port", po::value(&o.submission_ports)->composing(),
-         "server_port values that mean the submission service (repeatable; default 587 and 465)");
+    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "config,c", po::value(&o.config_file), "config file (long option names, name = value)")(
+        "check-config", po::bool_switch(&o.check_config), "check the configuration and exit (0 = valid)")(
+        "listen,l", po::value(&o.listen)->composing(),
+        "listener: unix:PATH, inet:HOST:PORT, inet6:[ADDR]:PORT, fd:N or systemd (repeatable; default "
+        "unix:/run/xproxy/policyd.sock)")("socket-mode", po::value(&o.socket_mode)->default_value("0660"),
+                                          "permissions of a unix: socket (octal)")(
+        "socket-group", po::value(&o.socket_group)->default_value("postfix"),
+        "group of a unix: socket: the MTA's (only it may connect)")(
+        "allow-peers", po::value(&o.allow_peers),
+        "CIDR list of clients a TCP listener serves (required for TCP; an address of this host admits every local "
+        "user)")("user,u", po::value(&o.user), "drop privileges to this user after binding")(
+        "threads", po::value(&o.threads)->default_value(2), "worker threads")(
+        "log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
+        "log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")(
+        "idle-timeout", po::value(&o.idle_timeout)->default_value(300), "close a connection idle this many seconds")(
+        "max-line-length", po::value(&o.max_line)->default_value(2048), "longest request line accepted, bytes")(
+        "max-request-size", po::value(&o.max_request)->default_value(16384), "largest request accepted, bytes")(
+        "watch-interval", po::value(&o.watch_interval)->default_value(5),
+        "seconds between checks for a changed directory or key ring file (0 = only on SIGHUP)")(
+        "policy,p", po::value(&o.policies)->composing(),
+        "enable a policy: inject, vdomains, deposit, risk (repeatable or comma-separated; none = always DUNNO)")(
+        "trusted-upstreams", po::value(&o.trusted_upstreams),
+        "CIDR list of upstream MTAs whose mail already carries the trace header (default: nobody)")(
+        "keyring", po::value(&o.keyring_file), "key ring file for signing the trace header (mode 0600 or tighter)")(
+        "signer", po::value(&o.signer), "name recorded as by= in the trace header (default: host name)")(
+        "header-name", po::value(&o.header_name)->default_value("X-Original-Source"),
+        "field name of the PREPENDed trace header; a private name lets header_checks remove forged "
+        "X-Original-Source headers and smtp_header_checks rename ours on the way out (see the man page)")(
+        "directory", po::value(&o.directory_file), "virtual-domain directory file")("risk-map", po::value(&o.risk_file),
+                                                                                    "risk routing file")(
+        "submission-port", po::value(&o.submission_ports)->composing(),
+        "server_port values that mean the submission service (repeatable; default 587 and 465)");
     return d;
 }
 

@@ -27,7 +27,7 @@ struct Options {
     std::vector<std::string> policies;  // inject, vdomains, deposit, risk
     std::string trusted_upstreams;      // CIDR list; empty = nobody
     std::string keyring_file;
-    std::string signer;                 // by= in the trace header
+    std::string signer;                             // by= in the trace header
     std::string header_name = "X-Original-Source";  // name used in PREPEND (see man page)
     std::string directory_file;
     std::string risk_file;

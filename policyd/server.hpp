@@ -22,7 +22,7 @@ struct ServerOptions {
     std::vector<int> listen_fds;
     unsigned threads = 2;
     std::chrono::seconds idle_timeout{300};  // Postfix closes idle policy connections after 300 s
-    CidrSet allow_peers;  // TCP peers served; others are closed at once (empty = nobody)
+    CidrSet allow_peers;                     // TCP peers served; others are closed at once (empty = nobody)
 };
 
 class Server {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "options.hpp"
-#include <xproxy/policy/directory.hpp>
 #include <xproxy/base/keyring.hpp>
+#include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/policy_engine.hpp>
 
 namespace xproxy::policyd {

@@ -82,8 +82,8 @@ struct AcceptCall {
     sockaddr* addr;
     socklen_t* len;
     int flags;
-    Endpoint where;           // where the listener is bound
-    int family = AF_UNSPEC;   // the listener's family; AF_UNSPEC: learn the listener (again)
+    Endpoint where;          // where the listener is bound
+    int family = AF_UNSPEC;  // the listener's family; AF_UNSPEC: learn the listener (again)
 };
 
 // What a step of the accept loop decided: a value is what accept() returns (a connection,
@@ -286,12 +286,9 @@ Queue take_ready_or_wait(AcceptCall& call, ReadyConn& ready) {
     }
     if (!pending) return Queue::accept;
     switch (wait_for_listener(call.s, call.lfd)) {
-    case Wait::ready:
-        return Queue::look_again;
-    case Wait::interrupted:
-        return Queue::interrupted;
-    case Wait::accept:
-        return Queue::accept;
+        case Wait::ready: return Queue::look_again;
+        case Wait::interrupted: return Queue::interrupted;
+        case Wait::accept: return Queue::accept;
     }
     XPROXY_UNREACHABLE();
 }
@@ -329,7 +326,8 @@ Outcome refuse_header(const AcceptCall& call, UniqueFd conn, const Endpoint& pee
 void give_to_completer(const AcceptCall& call, int fd, const Endpoint& peer, bool nonblocking) {
     real().fcntl(fd, F_SETFD, FD_CLOEXEC);  // ours until delivered: never into an exec'd child
     std::lock_guard<ShimMutex> lock(call.s.mu);
-    if (auto it = call.s.listeners.find(call.lfd); it != call.s.listeners.end()) it->second.set_nonblocking(nonblocking);
+    if (auto it = call.s.listeners.find(call.lfd); it != call.s.listeners.end())
+        it->second.set_nonblocking(nonblocking);
     completer_add(call.s, PendingConn{fd, call.lfd, peer, now_ms() + call.cfg.timeout_ms});
 }
 
@@ -342,15 +340,11 @@ Outcome serve_trusted(const AcceptCall& call, int fd, const Endpoint& peer) {
         r = wait_briefly(fd, call.lfd, call.cfg, nonblocking ? kFirstWaitEventLoopMs : kFirstWaitBlockingMs);
     }
     switch (r.status) {
-    case ReadStatus::complete:
-        return deliver(call, ReadyConn{fd, 0, peer, r.client, r.destination}, false);
-    case ReadStatus::wake:  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
-        return take_from_sibling(call, UniqueFd(fd), peer);
-    case ReadStatus::drop:
-        return refuse_header(call, UniqueFd(fd), peer, r);
-    case ReadStatus::need_more:
-        give_to_completer(call, fd, peer, nonblocking);
-        return kNext;
+        case ReadStatus::complete: return deliver(call, ReadyConn{fd, 0, peer, r.client, r.destination}, false);
+        case ReadStatus::wake:  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
+            return take_from_sibling(call, UniqueFd(fd), peer);
+        case ReadStatus::drop: return refuse_header(call, UniqueFd(fd), peer, r);
+        case ReadStatus::need_more: give_to_completer(call, fd, peer, nonblocking); return kNext;
     }
     XPROXY_UNREACHABLE();
 }
@@ -373,7 +367,7 @@ Outcome accept_next(const AcceptCall& call) {
         return take_from_sibling(call, std::move(wake), *peer);
     }
     if (peer && peer->addr.is_v6() && consume_own_wake(call.s, *peer)) {  // IPv6-only listeners: from ::1
-        UniqueFd ours(fd);  // closed
+        UniqueFd ours(fd);                                                // closed
         return kNext;
     }
     if (peer && call.cfg.trusted.contains(peer->addr)) return serve_trusted(call, fd, *peer);
@@ -403,15 +397,10 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
             return fresh(real().accept4(lfd, addr, len, flags));  // not managed
         ReadyConn ready;
         switch (take_ready_or_wait(call, ready)) {
-        case Queue::deliver:
-            return deliver(call, ready, true);
-        case Queue::look_again:
-            continue;
-        case Queue::interrupted:
-            errno = EINTR;
-            return -1;
-        case Queue::accept:
-            break;
+            case Queue::deliver: return deliver(call, ready, true);
+            case Queue::look_again: continue;
+            case Queue::interrupted: errno = EINTR; return -1;
+            case Queue::accept: break;
         }
         if (Outcome done = accept_next(call)) return *done;
     }

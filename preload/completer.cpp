@@ -2,10 +2,10 @@
 #include "completer.hpp"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,8 +41,8 @@ void give_up(State& s, const PendingConn& p, const char* event, std::string_view
         return;
     }
     log_line(kWarning, "event=%s upstream=%s reason=\"%.*s\"%s%s%s", event, p.upstream.to_string().c_str(),
-             static_cast<int>(reason.size()), reason.data(), bytes.empty() ? "" : " first_bytes=\"",
-             bytes.c_str(), bytes.empty() ? "" : "\"");
+             static_cast<int>(reason.size()), reason.data(), bytes.empty() ? "" : " first_bytes=\"", bytes.c_str(),
+             bytes.empty() ? "" : "\"");
     release_fd(p.fd);
 }
 
@@ -57,7 +57,7 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
     ReadResult r = read_header(fd, s.config, it->second.need);  // O(1) until the header can be decided
     if (r.status == ReadStatus::need_more) {
         if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;  // wait for the next bytes
-        r.status = ReadStatus::drop;  // the peer finished sending: it can never complete
+        r.status = ReadStatus::drop;                                 // the peer finished sending: it can never complete
         r.reason = "connection closed before a complete PROXY header";
     }
     PendingConn p = it->second;
@@ -65,17 +65,15 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
     s.pending.erase(it);
     unwatch(s, fd);
     switch (r.status) {
-    case ReadStatus::wake:  // another process's wake-up connection
-        release_fd(fd);
-        return;
-    case ReadStatus::drop:
-        give_up(s, p, "dropped", r.reason, r.first_bytes);
-        return;
-    case ReadStatus::complete:
-        push_ready(s, p.listener, ReadyConn{fd, now_ms(), p.upstream, r.client, r.destination});
-        return;
-    case ReadStatus::need_more:  // decided above: waits for more bytes, or became drop
-        break;
+        case ReadStatus::wake:  // another process's wake-up connection
+            release_fd(fd);
+            return;
+        case ReadStatus::drop: give_up(s, p, "dropped", r.reason, r.first_bytes); return;
+        case ReadStatus::complete:
+            push_ready(s, p.listener, ReadyConn{fd, now_ms(), p.upstream, r.client, r.destination});
+            return;
+        case ReadStatus::need_more:  // decided above: waits for more bytes, or became drop
+            break;
     }
     XPROXY_UNREACHABLE();
 }
@@ -170,7 +168,7 @@ void* run(void* arg) {
         {
             std::lock_guard<ShimMutex> lock(s.mu);
             if (epoch != s.completer_epoch) return nullptr;  // stopped; a newer thread may run
-            if (!still_ours(s.epoll)) {  // never wait on a descriptor the application took over
+            if (!still_ours(s.epoll)) {                      // never wait on a descriptor the application took over
                 stop_on_error(s, EBADF);
                 return nullptr;
             }

@@ -31,9 +31,9 @@ bool Config::manages_port(std::uint16_t port) const {
 Config load_config(const char* (*lookup)(const char*)) {
     Config c;
     std::map<std::string, std::string> vars;
-    const char* names[] = {"XPROXY_TRUSTED", "XPROXY_PORTS", "XPROXY_TIMEOUT_MS", "XPROXY_REQUIRE",
-                           "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE", "XPROXY_HMAC_WINDOW", "XPROXY_LOG",
-                           "XPROXY_LOG_LEVEL"};
+    const char* names[] = {"XPROXY_TRUSTED",     "XPROXY_PORTS",       "XPROXY_TIMEOUT_MS",
+                           "XPROXY_REQUIRE",     "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE",
+                           "XPROXY_HMAC_WINDOW", "XPROXY_LOG",         "XPROXY_LOG_LEVEL"};
     if (const char* file = lookup("XPROXY_CONFIG"); file && *file) {
         std::ifstream in(file);
         if (!in) c.errors.push_back(std::string("cannot read XPROXY_CONFIG ") + file);
@@ -89,7 +89,8 @@ Config load_config(const char* (*lookup)(const char*)) {
     }
     if (auto it = vars.find("XPROXY_REQUIRE"); it != vars.end() && !parse_bool(it->second, c.require))
         c.errors.push_back("XPROXY_REQUIRE: expected 0 or 1");
-    if (auto it = vars.find("XPROXY_GETSOCKNAME"); it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
+    if (auto it = vars.find("XPROXY_GETSOCKNAME");
+        it != vars.end() && !parse_bool(it->second, c.getsockname_destination))
         c.errors.push_back("XPROXY_GETSOCKNAME: expected 0 or 1");
     if (auto it = vars.find("XPROXY_HMAC_KEY_FILE"); it != vars.end() && !it->second.empty()) {
         auto key = read_secret_file(it->second, kMinHmacKeySize);

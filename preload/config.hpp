@@ -34,11 +34,11 @@ struct Config {
     int timeout_ms = 3000;
     bool require = true;
     bool getsockname_destination = false;
-    SecretKey hmac_key;  // empty: no HMAC required
+    SecretKey hmac_key;    // empty: no HMAC required
     int hmac_window = 60;  // accepted |now - signed time|, seconds
     enum class Log { syslog, stderr_, file, off } log = Log::syslog;
-    std::string log_file;  // Log::file
-    int log_level = 2;  // 0 error .. 3 debug
+    std::string log_file;             // Log::file
+    int log_level = 2;                // 0 error .. 3 debug
     std::vector<std::string> errors;  // configuration problems, logged at start
 
     bool active() const { return !trusted.empty() && errors.empty(); }

@@ -37,9 +37,10 @@ using Reply = HandoffReply;
 
 // The same open socket (device and inode: a socket's inode is unique while it exists).
 bool same_socket(int a, int b) {
-    struct stat x {}, y {};
-    return a >= 0 && b >= 0 && fstat(a, &x) == 0 && fstat(b, &y) == 0 && S_ISSOCK(x.st_mode) &&
-           x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+    struct stat x {
+    }, y{};
+    return a >= 0 && b >= 0 && fstat(a, &x) == 0 && fstat(b, &y) == 0 && S_ISSOCK(x.st_mode) && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
 }
 
 // One message and the descriptors that came with it; those not taken are closed, whatever
@@ -219,7 +220,9 @@ bool answer_step(State& s, int c, State::HandoffConn& hc) {
     bool sent = send_with_fds(c, &rep, sizeof rep, &passed, passed >= 0 ? 1 : 0);
     if (passed >= 0) {
         if (sent) log_line(kDebug, "event=handed_off fd=%d", passed);
-        else log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d", errno);
+        else
+            log_line(kWarning, "event=dropped reason=\"handing the connection to a sibling process failed\" errno=%d",
+                     errno);
         release_fd(passed);  // the sibling owns it now (or it is lost, logged)
     }
     return false;
@@ -281,8 +284,7 @@ long peer_socket_uid(int fd) {
         ssize_t n = recv(nl, buf, sizeof buf, 0);
         auto* h = reinterpret_cast<nlmsghdr*>(buf);
         if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(inet_diag_msg))) && NLMSG_OK(h, static_cast<unsigned>(n)) &&
-            h->nlmsg_type == SOCK_DIAG_BY_FAMILY)
-        {
+            h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
             inet_diag_msg m;
             std::memcpy(&m, buf + NLMSG_HDRLEN, sizeof m);
             uid = static_cast<long>(m.idiag_uid);

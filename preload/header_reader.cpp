@@ -83,8 +83,9 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
     // decode() said complete: the header lies within the bytes it was given (the HMAC is
     // checked over them and exactly that many are consumed below).
     XPROXY_INVARIANT(d.complete() && d.consumed <= size);
-    const auto hmac = cfg.hmac_key.empty() ? pp::HmacVerdict::ok
-                                           : pp::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
+    const auto hmac = cfg.hmac_key.empty()
+                          ? pp::HmacVerdict::ok
+                          : pp::verify_hmac(data, d.consumed, h, {cfg.hmac_key, std::time(nullptr), cfg.hmac_window});
     if (hmac != pp::HmacVerdict::ok) return dropped(pp::describe(hmac));
     // Consume exactly the header: what follows belongs to the application.
     std::uint8_t sink[256];

@@ -113,8 +113,7 @@ int Listener::wake_due(std::int64_t now) {
     // A polling thread has been signalled; only event loops and threads stuck in libc's
     // accept4() need a connection, and so does a poller whose pipe was taken over behind
     // our back.
-    bool needed = nonblocking_ || (in_kernel_accept_ > 0 && pollers_ == 0) ||
-                  (pollers_ > 0 && !still_ours(event_wr_));
+    bool needed = nonblocking_ || (in_kernel_accept_ > 0 && pollers_ == 0) || (pollers_ > 0 && !still_ours(event_wr_));
     if (!needed) return -1;
     if (now < next_wake_ms_) return static_cast<int>(next_wake_ms_ - now);
     return 0;

@@ -141,10 +141,10 @@ private:
     std::uint32_t gen_;  // fd_gen() of fd_ when it was learnt
     bool nonblocking_ = false;
     std::deque<ReadyConn> ready_;
-    Own event_rd_, event_wr_;   // blocking listeners: a pipe accept() polls beside the listener
-    int pollers_ = 0;           // threads in accept() polling listener + event pipe
-    int pending_ = 0;           // its connections in State::pending
-    int in_kernel_accept_ = 0;  // threads inside libc's accept4()
+    Own event_rd_, event_wr_;        // blocking listeners: a pipe accept() polls beside the listener
+    int pollers_ = 0;                // threads in accept() polling listener + event pipe
+    int pending_ = 0;                // its connections in State::pending
+    int in_kernel_accept_ = 0;       // threads inside libc's accept4()
     std::int64_t next_wake_ms_ = 0;  // wake-up connections: not before this
     int wake_round_ = 0;             // wake-ups since the ready queue was last empty
 

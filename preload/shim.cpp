@@ -20,12 +20,12 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdarg>
-#include <iterator>
-#include <vector>
 #include <cstdlib>
 #include <cstring>
-#include <climits>
+#include <iterator>
+#include <vector>
 
 #include <xproxy/base/text.hpp>
 
@@ -119,7 +119,9 @@ int do_close_range(unsigned first, unsigned last, int flags) {
     if (!(static_cast<unsigned>(flags) & CLOSE_RANGE_CLOEXEC)) {
         State& s = state();
         std::lock_guard<ShimMutex> lock(s.mu);
-        auto in_range = [&](int fd) { return fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last; };
+        auto in_range = [&](int fd) {
+            return fd >= 0 && static_cast<unsigned>(fd) >= first && static_cast<unsigned>(fd) <= last;
+        };
         clear_mappings_in(first, last);
         std::vector<int> listeners;
         for (const auto& [lfd, ls] : s.listeners)
@@ -138,7 +140,8 @@ int do_close_range(unsigned first, unsigned last, int flags) {
     unsigned from = first;
     int rc = 0;
     for (int fd : keep) {  // close the gaps between the descriptors we keep
-        if (static_cast<unsigned>(fd) > from) rc |= static_cast<int>(syscall(SYS_close_range, from, static_cast<unsigned>(fd) - 1, flags));
+        if (static_cast<unsigned>(fd) > from)
+            rc |= static_cast<int>(syscall(SYS_close_range, from, static_cast<unsigned>(fd) - 1, flags));
         from = static_cast<unsigned>(fd) + 1;
         if (from == 0) return rc;  // fd was UINT_MAX
     }
@@ -161,8 +164,8 @@ __attribute__((constructor)) void init() {
         if (s.config.errors.empty() && s.config.trusted.empty())
             log_line(kWarning, "event=inert reason=\"XPROXY_TRUSTED is not set: no upstream is trusted\"");
         else if (s.config.active())
-            log_line(kDebug, "event=start trusted=\"%s\" require=%d timeout_ms=%d", s.config.trusted.to_string().c_str(),
-                     s.config.require ? 1 : 0, s.config.timeout_ms);
+            log_line(kDebug, "event=start trusted=\"%s\" require=%d timeout_ms=%d",
+                     s.config.trusted.to_string().c_str(), s.config.require ? 1 : 0, s.config.timeout_ms);
     } catch (...) {
         state().config = Config{};  // inert
     }

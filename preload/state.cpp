@@ -15,10 +15,14 @@ T lookup(const char* name) {
 
 const Real& real() {
     static const Real r = {
-        lookup<decltype(Real::accept)>("accept"),           lookup<decltype(Real::accept4)>("accept4"),
-        lookup<decltype(Real::getpeername)>("getpeername"), lookup<decltype(Real::getsockname)>("getsockname"),
-        lookup<decltype(Real::close)>("close"),             lookup<decltype(Real::dup)>("dup"),
-        lookup<decltype(Real::dup2)>("dup2"),               lookup<decltype(Real::dup3)>("dup3"),
+        lookup<decltype(Real::accept)>("accept"),
+        lookup<decltype(Real::accept4)>("accept4"),
+        lookup<decltype(Real::getpeername)>("getpeername"),
+        lookup<decltype(Real::getsockname)>("getsockname"),
+        lookup<decltype(Real::close)>("close"),
+        lookup<decltype(Real::dup)>("dup"),
+        lookup<decltype(Real::dup2)>("dup2"),
+        lookup<decltype(Real::dup3)>("dup3"),
         lookup<decltype(Real::fcntl)>("fcntl"),
     };
     return r;

@@ -59,7 +59,7 @@ struct Waker {
 struct State {
     ShimMutex mu;
     Config config;
-    std::unordered_map<int, Listener> listeners;    // by listening fd (listener.hpp)
+    std::unordered_map<int, Listener> listeners;   // by listening fd (listener.hpp)
     std::unordered_map<int, PendingConn> pending;  // by connection fd
     std::unordered_map<int, Waker> wakers;         // by waker fd
     Own epoll;
@@ -72,7 +72,7 @@ struct State {
     };
     std::unordered_map<int, HandoffConn> handoff_conns;  // by connection fd
     bool completer_running = false;
-    unsigned completer_epoch = 0;      // a completer thread whose epoch is older stops
+    unsigned completer_epoch = 0;       // a completer thread whose epoch is older stops
     std::int64_t next_deadline_ms = 0;  // no pending deadline before this: no scan
 };
 State& state();

@@ -12,8 +12,8 @@
 
 #include "wire_command.hpp"
 #include <xproxy/base/escape.hpp>
-#include <xproxy/wire/policy_protocol.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/policy_protocol.hpp>
 
 namespace {
 
@@ -36,7 +36,7 @@ void print(const PolicyRequest& r) {
 int policy_parse(const std::vector<std::string_view>& args) {
     PolicyLimits limits;
     for (std::size_t i = 0; i < args.size(); i += 2) {
-        std::size_t* target = args[i] == "--max-line"        ? &limits.max_line
+        std::size_t* target = args[i] == "--max-line"         ? &limits.max_line
                               : args[i] == "--max-request"    ? &limits.max_request
                               : args[i] == "--max-attributes" ? &limits.max_attributes
                                                               : nullptr;

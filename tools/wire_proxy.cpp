@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "wire_command.hpp"
-#include <xproxy/wire/proxy_protocol.hpp>
 #include <xproxy/base/secret_file.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/proxy_protocol.hpp>
 
 namespace {
 
@@ -59,19 +59,19 @@ std::string escape(std::span<const std::uint8_t> v) {
 
 const char* family_name(Family f) {
     switch (f) {
-    case Family::inet: return "INET";
-    case Family::inet6: return "INET6";
-    case Family::unix_: return "UNIX";
-    case Family::unspec: break;
+        case Family::inet: return "INET";
+        case Family::inet6: return "INET6";
+        case Family::unix_: return "UNIX";
+        case Family::unspec: break;
     }
     return "UNSPEC";
 }
 
 const char* transport_name(Transport t) {
     switch (t) {
-    case Transport::stream: return "STREAM";
-    case Transport::dgram: return "DGRAM";
-    case Transport::unspec: break;
+        case Transport::stream: return "STREAM";
+        case Transport::dgram: return "DGRAM";
+        case Transport::unspec: break;
     }
     return "UNSPEC";
 }
@@ -143,13 +143,13 @@ int proxy_decode(const std::vector<std::string_view>& args) {
         std::printf("tlv=0x%02X:%zu\n", unsigned{t.type}, t.value.size());
         const char* name = nullptr;
         switch (t.type) {
-        case PP2_TYPE_ALPN: name = "alpn"; break;
-        case PP2_TYPE_AUTHORITY: name = "authority"; break;
-        case PP2_TYPE_UNIQUE_ID: name = "unique_id"; break;
-        case PP2_TYPE_XPROXY_HELO: name = "helo"; break;
-        case PP2_TYPE_XPROXY_LOGIN: name = "login"; break;
-        case PP2_TYPE_XPROXY_SESSION_ID: name = "session_id"; break;
-        default: break;
+            case PP2_TYPE_ALPN: name = "alpn"; break;
+            case PP2_TYPE_AUTHORITY: name = "authority"; break;
+            case PP2_TYPE_UNIQUE_ID: name = "unique_id"; break;
+            case PP2_TYPE_XPROXY_HELO: name = "helo"; break;
+            case PP2_TYPE_XPROXY_LOGIN: name = "login"; break;
+            case PP2_TYPE_XPROXY_SESSION_ID: name = "session_id"; break;
+            default: break;
         }
         if (name) std::printf("%s=%s\n", name, escape(t.value).c_str());
     });

@@ -17,9 +17,9 @@
 #include <variant>
 
 #include "wire_command.hpp"
+#include <xproxy/base/text.hpp>
 #include <xproxy/wire/xclient.hpp>
 #include <xproxy/wire/xproxy_commands.hpp>
-#include <xproxy/base/text.hpp>
 
 namespace {
 
@@ -84,7 +84,8 @@ int emit(const Encoded& e) {
 
 int xclient_encode(const std::vector<std::string_view>& args) {
     std::map<std::string, std::string> o;
-    if (!parse_args(args, {"addr", "port", "helo", "name", "proto", "login", "dest-addr", "dest-port", "advertised"}, o))
+    if (!parse_args(args, {"addr", "port", "helo", "name", "proto", "login", "dest-addr", "dest-port", "advertised"},
+                    o))
         return 2;
     SourceInfo si;
     if (!build_info(o, si)) return 2;
@@ -204,14 +205,19 @@ int smtp_decode(const std::vector<std::string_view>& args) {
     return reject("LAST=True never came: the command is incomplete");
 }
 
-const xproxy::wire::Registrar xclient_cmd({"xclient-encode",
-    "xclient-encode --addr IP --port N [--helo H] [--name N] [--proto P] [--login L] [--dest-addr IP --dest-port N] "
-    "[--advertised \"NAME ADDR ...\"] - print XCLIENT command(s)", xclient_encode});
-const xproxy::wire::Registrar xforward_cmd({"xforward-encode",
-    "xforward-encode --addr IP --port N [--helo H] [--name N] [--proto P] [--ident I] [--source LOCAL|REMOTE] "
-    "[--advertised \"...\"] - print XFORWARD command(s)", xforward_encode});
-const xproxy::wire::Registrar decode_cmd({"smtp-decode",
-    "smtp-decode - parse an XCLIENT/XFORWARD/XPROXYFROM/XPROXY/XPROXYTO command (or a split one) from stdin",
-    smtp_decode});
+const xproxy::wire::Registrar xclient_cmd(
+    {"xclient-encode",
+     "xclient-encode --addr IP --port N [--helo H] [--name N] [--proto P] [--login L] [--dest-addr IP --dest-port N] "
+     "[--advertised \"NAME ADDR ...\"] - print XCLIENT command(s)",
+     xclient_encode});
+const xproxy::wire::Registrar xforward_cmd(
+    {"xforward-encode",
+     "xforward-encode --addr IP --port N [--helo H] [--name N] [--proto P] [--ident I] [--source LOCAL|REMOTE] "
+     "[--advertised \"...\"] - print XFORWARD command(s)",
+     xforward_encode});
+const xproxy::wire::Registrar decode_cmd(
+    {"smtp-decode",
+     "smtp-decode - parse an XCLIENT/XFORWARD/XPROXYFROM/XPROXY/XPROXYTO command (or a split one) from stdin",
+     smtp_decode});
 
 }  // namespace

@@ -21,8 +21,8 @@
 
 #include "wire_command.hpp"
 #include <xproxy/base/escape.hpp>
-#include <xproxy/wire/trace_header.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace {
 
@@ -91,8 +91,9 @@ bool parse_tls(const std::string& s, TlsInfo& tls) {
 
 int trace_sign(const std::vector<std::string_view>& args) {
     Options o;
-    if (!parse_options(args, {"keyring", "ip", "port", "helo", "name", "proto", "tls", "login", "sid", "by", "time",
-                              "sender", "message-id", "binding"},
+    if (!parse_options(args,
+                       {"keyring", "ip", "port", "helo", "name", "proto", "tls", "login", "sid", "by", "time", "sender",
+                        "message-id", "binding"},
                        o))
         return 2;
     auto ip = IpAddress::parse_mta(get(o, "ip"));
@@ -166,9 +167,15 @@ int trace_verify(const std::vector<std::string_view>& args) {
     std::printf("ip=%s\nport=%s\n", s.client ? s.client->addr.to_string().c_str() : "",
                 s.client ? std::to_string(s.client->port).c_str() : "");
     const std::pair<const char*, const std::string*> text[] = {
-        {"helo", &s.helo},   {"name", &s.ptr_name},        {"proto", &s.protocol},
-        {"login", &s.login}, {"sid", &s.session_id},       {"by", &r.by},
-        {"tls_version", &s.tls.version}, {"tls_cipher", &s.tls.cipher}, {"tls_fingerprint", &s.tls.peer_fingerprint},
+        {"helo", &s.helo},
+        {"name", &s.ptr_name},
+        {"proto", &s.protocol},
+        {"login", &s.login},
+        {"sid", &s.session_id},
+        {"by", &r.by},
+        {"tls_version", &s.tls.version},
+        {"tls_cipher", &s.tls.cipher},
+        {"tls_fingerprint", &s.tls.peer_fingerprint},
     };
     for (const auto& [name, value] : text) std::printf("%s=%s\n", name, escape(*value, 0).c_str());
     std::printf("tls_bits=%u\n", s.tls.bits);

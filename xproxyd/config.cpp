@@ -1,7 +1,6 @@
 // config.cpp: options of xproxyd; see config.hpp.
 #include "config.hpp"
 
-
 #include <algorithm>
 #include <boost/program_options.hpp>
 #include <cctype>
@@ -9,8 +8,8 @@
 #include <sstream>
 
 #include <xproxy/base/result.hpp>
-#include <xproxy/daemon/options.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/daemon/options.hpp>
 
 namespace po = boost::program_options;
 
@@ -169,11 +168,11 @@ Expected<void> check_downstream(DownstreamConfig& d, const DownstreamWords& seen
         return Failure{ds + "proxy-unsigned=yes is for an unsigned encoding=proxy-v1 or proxy-v2 only"};
     // The PROXY header goes before STARTTLS: TLS cannot protect it, only a signature can.
     if (proxy && d.hmac_key_file.empty() && d.tls != TlsMode::none)
-        return Failure{ds + enc + " is sent before STARTTLS, which cannot protect it" +
-                       (seen.tls_given ? "" : " (tls=verify is the default off this machine)") +
-                       ": write encoding=proxy-v2 hmac-key-file=PATH (the key of the downstream's XPROXY_HMAC_KEY_FILE)" +
-                       (local ? ", or tls=none"
-                              : ", or tls=none proxy-unsigned=yes only on a segment you trust completely")};
+        return Failure{
+            ds + enc + " is sent before STARTTLS, which cannot protect it" +
+            (seen.tls_given ? "" : " (tls=verify is the default off this machine)") +
+            ": write encoding=proxy-v2 hmac-key-file=PATH (the key of the downstream's XPROXY_HMAC_KEY_FILE)" +
+            (local ? ", or tls=none" : ", or tls=none proxy-unsigned=yes only on a segment you trust completely")};
     if (proxy && d.hmac_key_file.empty() && !local && !d.proxy_unsigned)
         return Failure{ds + enc +
                        " off this machine can be rewritten on the way: write encoding=proxy-v2 hmac-key-file=PATH (the "
@@ -235,48 +234,47 @@ struct RawOptions {
 
 po::options_description describe(Config& c, RawOptions& raw) {
     po::options_description d("xproxyd options");
-    d.add_options()
-        ("help,h", "print this help and exit")
-        ("version", "print the version and exit")
-        ("config,c", po::value(&c.config_file), "config file (long option names, name = value)")
-        ("check-config", po::bool_switch(&c.check_config), "check the configuration and exit (0 = valid)")
-        ("listen,l", po::value(&raw.listen)->composing(),
-         "listener and the downstream it serves: \"inet:HOST:PORT [NAME]\" (also inet6:, unix:, fd:, systemd; "
-         "repeatable; default downstream: the first)")
-        ("downstream,d", po::value(&raw.downstreams)->composing(),
-         "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
-         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
-         "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
-         "(repeatable)")
-        ("trusted-upstreams", po::value(&raw.trusted), "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")
-        ("hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")
-        ("user,u", po::value(&c.user), "drop privileges to this user after binding")
-        ("threads", po::value(&c.threads)->default_value(1), "worker threads")
-        ("log", po::value(&c.log_sink)->default_value("syslog"), "log to syslog, stderr or off")
-        ("log-level", po::value(&c.log_level)->default_value("info"), "error, warning, info or debug")
-        ("tls-cert", po::value(&c.tls_cert), "PEM certificate chain for STARTTLS on the front side")
-        ("tls-key", po::value(&c.tls_key), "PEM private key for STARTTLS (mode 0600 or tighter)")
-        ("tls-ca", po::value(&c.tls_ca), "CA file for tls=verify downstreams without tls-ca= (default: system store)")
-        ("fast-path-threshold", po::value(&c.fast_path_threshold)->default_value(32768),
-         "bytes of a message body held in memory before spilling to a private file")
-        ("spool-dir", po::value(&c.spool_dir)->default_value("/var/spool/xproxyd"),
-         "directory for spill files (created with mode 0700)")
-        ("stream-through-if", po::value(&raw.conditions)->composing(),
-         "turn the fast path off: always, size-over=BYTES, client=CIDR (repeatable)")
-        ("max-line-length", po::value(&c.max_line)->default_value(2048), "longest command line accepted")
-        ("max-commands", po::value(&c.max_commands)->default_value(10000), "commands per session")
-        ("max-errors", po::value(&c.max_errors)->default_value(20), "erroneous commands before 421")
-        ("max-recipients", po::value(&c.max_recipients)->default_value(1000), "recipients per transaction")
-        ("max-message-size", po::value(&c.max_message_size)->default_value(52428800), "SIZE limit, bytes (0: none)")
-        ("client-timeout", po::value(&raw.client_timeout)->default_value(300), "seconds a client may stay silent")
-        ("max-sessions", po::value(&c.max_sessions)->default_value(1000), "sessions at once (more: 421)")
-        ("max-sessions-per-client", po::value(&c.max_sessions_per_client)->default_value(50),
-         "sessions at once from one client address, IPv6 per /64 (more: 421)")
-        ("spill-quota", po::value(&c.spill_quota)->default_value(1073741824),
-         "bytes of spill files across all sessions (a message that would exceed it: 452)")
-        ("downstream-pool", po::value(&c.pool_size)->default_value(32),
-         "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")
-        ("downstream-idle", po::value(&raw.pool_idle)->default_value(10), "seconds a kept downstream connection may idle");
+    d.add_options()("help,h", "print this help and exit")("version", "print the version and exit")(
+        "config,c", po::value(&c.config_file), "config file (long option names, name = value)")(
+        "check-config", po::bool_switch(&c.check_config), "check the configuration and exit (0 = valid)")(
+        "listen,l", po::value(&raw.listen)->composing(),
+        "listener and the downstream it serves: \"inet:HOST:PORT [NAME]\" (also inet6:, unix:, fd:, systemd; "
+        "repeatable; default downstream: the first)")(
+        "downstream,d", po::value(&raw.downstreams)->composing(),
+        "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
+        "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
+        "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
+        "(repeatable)")("trusted-upstreams", po::value(&raw.trusted),
+                        "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")(
+        "hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")(
+        "user,u", po::value(&c.user), "drop privileges to this user after binding")(
+        "threads", po::value(&c.threads)->default_value(1), "worker threads")(
+        "log", po::value(&c.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
+        "log-level", po::value(&c.log_level)->default_value("info"), "error, warning, info or debug")(
+        "tls-cert", po::value(&c.tls_cert), "PEM certificate chain for STARTTLS on the front side")(
+        "tls-key", po::value(&c.tls_key), "PEM private key for STARTTLS (mode 0600 or tighter)")(
+        "tls-ca", po::value(&c.tls_ca), "CA file for tls=verify downstreams without tls-ca= (default: system store)")(
+        "fast-path-threshold", po::value(&c.fast_path_threshold)->default_value(32768),
+        "bytes of a message body held in memory before spilling to a private file")(
+        "spool-dir", po::value(&c.spool_dir)->default_value("/var/spool/xproxyd"),
+        "directory for spill files (created with mode 0700)")(
+        "stream-through-if", po::value(&raw.conditions)->composing(),
+        "turn the fast path off: always, size-over=BYTES, client=CIDR (repeatable)")(
+        "max-line-length", po::value(&c.max_line)->default_value(2048), "longest command line accepted")(
+        "max-commands", po::value(&c.max_commands)->default_value(10000), "commands per session")(
+        "max-errors", po::value(&c.max_errors)->default_value(20), "erroneous commands before 421")(
+        "max-recipients", po::value(&c.max_recipients)->default_value(1000), "recipients per transaction")(
+        "max-message-size", po::value(&c.max_message_size)->default_value(52428800), "SIZE limit, bytes (0: none)")(
+        "client-timeout", po::value(&raw.client_timeout)->default_value(300), "seconds a client may stay silent")(
+        "max-sessions", po::value(&c.max_sessions)->default_value(1000), "sessions at once (more: 421)")(
+        "max-sessions-per-client", po::value(&c.max_sessions_per_client)->default_value(50),
+        "sessions at once from one client address, IPv6 per /64 (more: 421)")(
+        "spill-quota", po::value(&c.spill_quota)->default_value(1073741824),
+        "bytes of spill files across all sessions (a message that would exceed it: 452)")(
+        "downstream-pool", po::value(&c.pool_size)->default_value(32),
+        "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")(
+        "downstream-idle", po::value(&raw.pool_idle)->default_value(10),
+        "seconds a kept downstream connection may idle");
     return d;
 }
 

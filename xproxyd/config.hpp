@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include <xproxy/base/secret_file.hpp>
 #include "source.hpp"
 #include <xproxy/base/ip.hpp>
+#include <xproxy/base/secret_file.hpp>
 
 namespace xproxy::xproxyd {
 
@@ -41,10 +41,10 @@ struct DownstreamConfig {
     std::string tls_ca;    // CA file for tls=verify; default: --tls-ca, else the system's store
     std::chrono::seconds connect_timeout{30};
     std::chrono::seconds command_timeout{300};
-    std::string helo;  // our EHLO name towards it; default: the hostname option
+    std::string helo;           // our EHLO name towards it; default: the hostname option
     std::string hmac_key_file;  // proxy-v2: sign each header with this key (TIME and HMAC TLVs)
     std::uint8_t hmac_key_id = 1;
-    bool proxy_unsigned = false;  // an unsigned PROXY header off this machine, on purpose
+    bool proxy_unsigned = false;                  // an unsigned PROXY header off this machine, on purpose
     std::shared_ptr<const SecretBytes> hmac_key;  // loaded from hmac_key_file at start-up
 };
 

@@ -18,8 +18,14 @@ constexpr std::size_t kBodyRead = 65536;
 }  // namespace
 
 DataRelay::DataRelay(FrontSide& front, TransactionRelay& relay, Shared& sh, const std::string& sid)
-    : front_(front), relay_(relay), ds_(relay.downstream()), cfg_(sh.cfg), sh_(sh), sid_(sid),
-      fast_(relay.fast_path()), early_(ds_.connected() && !relay.transaction().unrouted) {}
+    : front_(front),
+      relay_(relay),
+      ds_(relay.downstream()),
+      cfg_(sh.cfg),
+      sh_(sh),
+      sid_(sid),
+      fast_(relay.fast_path()),
+      early_(ds_.connected() && !relay.transaction().unrouted) {}
 
 awaitable<bool> DataRelay::run() {
     const Transaction& txn = relay_.transaction();
@@ -153,8 +159,7 @@ awaitable<void> DataRelay::abort_body(error_code ec) {
 void DataRelay::keep_copy(const std::string& chunk) {
     if (chunk.empty() || too_big_ || !buf_ || buf_->failed()) return;
     std::string err;
-    if (!buf_->append(chunk, &err))
-        log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
+    if (!buf_->append(chunk, &err)) log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
     if (buf_->over_quota()) too_big_ = true;
 }
 
@@ -241,11 +246,12 @@ void DataRelay::answer(const Reply& fin) {
     }
     ds_.dirty = refused_.has_value();  // after a refused DATA the downstream still holds MAIL and RCPT
     front_.relay(fin);
-    log::info("event=relayed sid=%s txn=%u client=%s destination=%s code=%d size=%llu fast_path=%s spilled=%s "
-              "failover=%s",
-              sid_.c_str(), txn, endpoint_text(t.source.client).c_str(), ds_.where().c_str(), fin.code,
-              static_cast<unsigned long long>(dec_.size()), fast_ ? "yes" : "no", spilled ? "yes" : "no",
-              failed_over_ ? "yes" : "no");
+    log::info(
+        "event=relayed sid=%s txn=%u client=%s destination=%s code=%d size=%llu fast_path=%s spilled=%s "
+        "failover=%s",
+        sid_.c_str(), txn, endpoint_text(t.source.client).c_str(), ds_.where().c_str(), fin.code,
+        static_cast<unsigned long long>(dec_.size()), fast_ ? "yes" : "no", spilled ? "yes" : "no",
+        failed_over_ ? "yes" : "no");
 }
 
 }  // namespace xproxy::xproxyd

@@ -61,16 +61,16 @@ private:
     const Config& cfg_;
     Shared& sh_;
     const std::string& sid_;
-    const bool fast_;   // the body is kept for failover
-    const bool early_;  // DATA goes down with 354 going up, its answer read afterwards
-    bool data_sent_ = false;    // early: DATA written
-    bool ds_ok_ = true;         // the downstream takes the body
+    const bool fast_;               // the body is kept for failover
+    const bool early_;              // DATA goes down with 354 going up, its answer read afterwards
+    bool data_sent_ = false;        // early: DATA written
+    bool ds_ok_ = true;             // the downstream takes the body
     std::optional<Reply> refused_;  // the downstream's 4xx/5xx to DATA: the final reply
     smtp::DataDecoder dec_;
     std::optional<BodyBuffer> buf_;  // fast path only
-    bool too_big_ = false;      // over --max-message-size or the spill quota: no final dot
-    bool dot_sent_ = false;     // the final dot went with the last piece
-    bool failed_over_ = false;  // another destination took the message
+    bool too_big_ = false;           // over --max-message-size or the spill quota: no final dot
+    bool dot_sent_ = false;          // the final dot went with the last piece
+    bool failed_over_ = false;       // another destination took the message
 };
 
 }  // namespace xproxy::xproxyd

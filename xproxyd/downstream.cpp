@@ -6,7 +6,6 @@
 
 #include <ctime>
 
-
 namespace xproxy::xproxyd {
 
 namespace {
@@ -84,7 +83,7 @@ bool Downstream::adopt(PooledConnection p) {
         error_code ec;
         asio::ip::tcp::socket s(ex_);
         s.assign(ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), p.fd.get(), ec);
-        if (ec) return false;  // the descriptor closes with p
+        if (ec) return false;               // the descriptor closes with p
         static_cast<void>(p.fd.release());  // the socket owns it now
         p.conn = std::make_shared<Conn>(std::move(s));
     }

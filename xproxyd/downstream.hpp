@@ -14,11 +14,11 @@
 #include <memory>
 #include <string>
 
-#include <xproxy/base/invariant.hpp>
-#include <xproxy/wire/smtp_command.hpp>
 #include "config.hpp"
 #include "conn.hpp"
 #include "downstream_pool.hpp"
+#include <xproxy/base/invariant.hpp>
+#include <xproxy/wire/smtp_command.hpp>
 
 namespace xproxy::xproxyd {
 
@@ -28,8 +28,7 @@ public:
         : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx) {}
     ~Downstream() { close(); }
 
-    asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity,
-                               std::string& why);
+    asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity, std::string& why);
     // XCLIENT only: announces another source on this open, idle connection (XCLIENT, then
     // EHLO). false when the downstream refuses (Postfix re-checks its authorization
     // against the previous XCLIENT address): the connection is then closed, never left

@@ -23,8 +23,8 @@
 #include <optional>
 #include <string>
 
-#include <xproxy/wire/smtp_command.hpp>
 #include <xproxy/base/unique_fd.hpp>
+#include <xproxy/wire/smtp_command.hpp>
 
 #include "conn.hpp"
 
@@ -33,7 +33,7 @@ namespace xproxy::xproxyd {
 struct PooledConnection {
     std::shared_ptr<Conn> conn;  // parked as it is (one event-loop thread), or
     UniqueFd fd;                 // only its descriptor (several threads)
-    std::size_t index = 0;  // destination index
+    std::size_t index = 0;       // destination index
     std::string identity;
     smtp::EhloKeywords ehlo;
     std::chrono::steady_clock::time_point since{};

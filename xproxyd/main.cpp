@@ -3,9 +3,9 @@
 // directory, listeners, privileges, then the accept loops (xproxy/daemon/acceptor.hpp)
 // on a thread pool. Their handler holds the session limits: a connection over one is
 // answered 421 and closed.
+#include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <pwd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -184,10 +184,11 @@ Expected<Listeners> open_and_drop(const Config& cfg, const std::vector<daemon::L
 }
 
 void log_start(const Config& cfg, std::size_t listeners) {
-    log::info("event=start listeners=%zu threads=%u trusted_upstreams=\"%s\" fast_path_threshold=%zu max_sessions=%u "
-              "max_sessions_per_client=%u spill_quota=%llu",
-              listeners, cfg.threads, cfg.trusted.to_string().c_str(), cfg.fast_path_threshold, cfg.max_sessions,
-              cfg.max_sessions_per_client, static_cast<unsigned long long>(cfg.spill_quota));
+    log::info(
+        "event=start listeners=%zu threads=%u trusted_upstreams=\"%s\" fast_path_threshold=%zu max_sessions=%u "
+        "max_sessions_per_client=%u spill_quota=%llu",
+        listeners, cfg.threads, cfg.trusted.to_string().c_str(), cfg.fast_path_threshold, cfg.max_sessions,
+        cfg.max_sessions_per_client, static_cast<unsigned long long>(cfg.spill_quota));
     for (const auto& d : cfg.downstreams)
         log::info("event=downstream_config name=%s tls=%s tls_name=%s", d.name.c_str(), to_string(d.tls),
                   d.tls_name.empty() ? "(destination address)" : d.tls_name.c_str());
@@ -237,4 +238,3 @@ int main(int argc, char** argv) {
         return 1;
     }
 }
-

@@ -267,7 +267,7 @@ asio::awaitable<bool> Session::cmd_starttls(const smtp::CommandLine&, const std:
 // XCLIENT, XFORWARD, XPROXYFROM: SourceTracker decides; see source.hpp.
 asio::awaitable<bool> Session::cmd_source(const smtp::CommandLine& c, const std::string& line) {
     XPROXY_INVARIANT(!relay_.transaction().active);  // the row's flags
-    SourceVerdict v = c.verb == "XCLIENT" ? src_->xclient(line)
+    SourceVerdict v = c.verb == "XCLIENT"    ? src_->xclient(line)
                       : c.verb == "XFORWARD" ? src_->xforward(line)
                                              : src_->xproxyfrom(line);
     switch (v.kind) {
@@ -281,9 +281,7 @@ asio::awaitable<bool> Session::cmd_source(const smtp::CommandLine& c, const std:
             front_.reply(v.reply);
             syntax_error();
             break;
-        case SourceVerdict::Kind::need_more:
-            front_.reply(v.reply);
-            break;
+        case SourceVerdict::Kind::need_more: front_.reply(v.reply); break;
         case SourceVerdict::Kind::accepted: {
             SourceInfo s = src_->effective();
             log::info("event=source sid=%s command=%s client=%s helo=\"%s\"", sid_.c_str(), c.verb.c_str(),

@@ -228,8 +228,7 @@ std::string identity(Encoding e, const SourceInfo& info) {
             return id.empty() ? a.error : id;
         }
         case Encoding::xforward:
-        case Encoding::none:
-            return {};
+        case Encoding::none: return {};
     }
     XPROXY_UNREACHABLE();
 }

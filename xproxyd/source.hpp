@@ -41,7 +41,8 @@ struct SourceVerdict {
 class SourceTracker {
 public:
     // peer: the TCP peer as the source, with this session's own id.
-    SourceTracker(SourceInfo peer, bool trusted) : session_(peer), peer_(peer), initial_(std::move(peer)), trusted_(trusted) {}
+    SourceTracker(SourceInfo peer, bool trusted)
+        : session_(peer), peer_(peer), initial_(std::move(peer)), trusted_(trusted) {}
 
     bool trusted() const { return trusted_; }
     // One command line without CRLF. accepted: XCLIENT -> the session restarts (send a

@@ -78,7 +78,8 @@ awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo&
         if (co_await ds_.open(i, src, id, why)) {
             log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s verified=%s signed=%s",
                       sid_.c_str(), dests[i].to_string().c_str(), to_string(ds_.config().encoding),
-                      ds_.tls() ? "yes" : "no", ds_.tls_verified() ? "yes" : "no", ds_.config().hmac_key ? "yes" : "no");
+                      ds_.tls() ? "yes" : "no", ds_.tls_verified() ? "yes" : "no",
+                      ds_.config().hmac_key ? "yes" : "no");
             co_return true;
         }
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(),
@@ -109,7 +110,8 @@ awaitable<bool> TransactionRelay::restore(std::size_t start) {
         txn_.mail_line = smtp::downstream_mail_line(txn_.mail, txn_.params, ds_.ehlo());
         Reply r = co_await send_mail();
         bool ok = r.ok();
-        for (std::size_t i = 0; ok && i < txn_.rcpt_lines.size(); ++i) ok = (co_await ds_.command(txn_.rcpt_lines[i])).ok();
+        for (std::size_t i = 0; ok && i < txn_.rcpt_lines.size(); ++i)
+            ok = (co_await ds_.command(txn_.rcpt_lines[i])).ok();
         if (ok) {
             log::info("event=failover sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
             co_return true;
@@ -120,8 +122,7 @@ awaitable<bool> TransactionRelay::restore(std::size_t start) {
     co_return false;
 }
 
-awaitable<void> TransactionRelay::mail(const smtp::PathArg& from, const smtp::MailParams& params,
-                                       SourceInfo source) {
+awaitable<void> TransactionRelay::mail(const smtp::PathArg& from, const smtp::MailParams& params, SourceInfo source) {
     XPROXY_INVARIANT(!txn_.active);
     txn_.mail = from;
     txn_.params = params;

@@ -27,9 +27,9 @@ struct Transaction {
     bool active = false;
     smtp::PathArg mail;
     smtp::MailParams params;
-    std::string mail_line;                 // as sent downstream
-    std::vector<std::string> rcpt_lines;   // accepted downstream, for replay on failover
-    unsigned rcpts = 0;                    // RCPT commands seen
+    std::string mail_line;                // as sent downstream
+    std::vector<std::string> rcpt_lines;  // accepted downstream, for replay on failover
+    unsigned rcpts = 0;                   // RCPT commands seen
     // No destination could take MAIL: MAIL and RCPT are answered 250 without a downstream,
     // DATA tries every destination once more (replaying MAIL and RCPT) and answers 451
     // when none takes it, so the upstream keeps the message queued (doc/design.md, "No destination at MAIL").
@@ -41,7 +41,10 @@ class TransactionRelay {
 public:
     // sid: the session's id (for log lines), set before the first command.
     TransactionRelay(FrontSide& front, Shared& sh, const DownstreamConfig& dcfg, const std::string& sid)
-        : front_(front), cfg_(sh.cfg), sh_(sh), sid_(sid),
+        : front_(front),
+          cfg_(sh.cfg),
+          sh_(sh),
+          sid_(sid),
           ds_(front.conn().socket().get_executor(), dcfg, sh.client_tls_for(dcfg)) {}
 
     // MAIL with a checked syntax, outside a transaction: the downstream for `source`, then

@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include <xproxy/policy/directory_file.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/policy/directory_file.hpp>
 
 using namespace xproxy;
 
@@ -36,17 +36,17 @@ void check_directory(const Directory& d) {
     d.for_each_extra([&](Directory::Extra kind, std::uint32_t user, std::string_view value) {
         const UserInfo u = d.user_at(user);
         switch (kind) {
-        case Directory::Extra::alias: {
-            const auto found = d.find_user(d.domain_at(u.domain_id), xproxy::to_upper(value));
-            check(found && found->id == user);
-            break;
-        }
-        case Directory::Extra::login: check(d.login_may_send_as(xproxy::to_upper(value), u)); break;
-        case Directory::Extra::fingerprint: {
-            const auto found = d.find_by_fingerprint(xproxy::to_upper(value));
-            check(found && found->id == user);
-            break;
-        }
+            case Directory::Extra::alias: {
+                const auto found = d.find_user(d.domain_at(u.domain_id), xproxy::to_upper(value));
+                check(found && found->id == user);
+                break;
+            }
+            case Directory::Extra::login: check(d.login_may_send_as(xproxy::to_upper(value), u)); break;
+            case Directory::Extra::fingerprint: {
+                const auto found = d.find_by_fingerprint(xproxy::to_upper(value));
+                check(found && found->id == user);
+                break;
+            }
         }
     });
 }

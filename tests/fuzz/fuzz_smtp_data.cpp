@@ -26,8 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string out2;
     std::size_t used2 = split.feed(in.data(), cut, out2);
     if (!split.done()) used2 += split.feed(in.data() + cut, in.size() - cut, out2);
-    if (used2 != used || out2 != out || split.done() != whole.done() || split.size() != whole.size())
-        __builtin_trap();
+    if (used2 != used || out2 != out || split.done() != whole.done() || split.size() != whole.size()) __builtin_trap();
 
     for (std::size_t i = 0; i < out.size(); ++i) {
         if (out[i] == '\r' && (i + 1 == out.size() || out[i + 1] != '\n')) __builtin_trap();

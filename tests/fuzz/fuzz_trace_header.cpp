@@ -15,8 +15,9 @@ namespace {
 
 const xproxy::KeyRing& keys() {
     static const xproxy::KeyRing k = [] {
-        auto r = xproxy::KeyRing::parse("k2026 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
-                                        "k2025 hex:202122232425262728292a2b2c2d2e2f\n");
+        auto r = xproxy::KeyRing::parse(
+            "k2026 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+            "k2025 hex:202122232425262728292a2b2c2d2e2f\n");
         if (!r) __builtin_trap();
         return std::move(*r);
     }();
@@ -55,8 +56,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (canonical_address(canon) != canon) __builtin_trap();
     const MessageBinding as_sent{TraceBinding::envelope, "", std::string(in)};
     const MessageBinding respelled{TraceBinding::envelope, "", canon};
-    if (!verify_trace_header(sign_trace_header(s, "by", 1790000000, as_sent, keys()), respelled, keys(), 1790000000,
-                             0, 0)
+    if (!verify_trace_header(sign_trace_header(s, "by", 1790000000, as_sent, keys()), respelled, keys(), 1790000000, 0,
+                             0)
              .ok())
         __builtin_trap();
     return 0;

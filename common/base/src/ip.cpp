@@ -61,9 +61,7 @@ std::optional<IpAddress> IpAddress::parse_mta(std::string_view text) {
     return parse(text);
 }
 
-bool IpAddress::is_v4_mapped() const {
-    return is_v6() && std::memcmp(bytes_.data(), kMappedPrefix, 12) == 0;
-}
+bool IpAddress::is_v4_mapped() const { return is_v6() && std::memcmp(bytes_.data(), kMappedPrefix, 12) == 0; }
 
 IpAddress IpAddress::normalized() const {
     if (!is_v4_mapped()) return *this;
@@ -84,9 +82,7 @@ std::string IpAddress::to_string() const {
     return buf;
 }
 
-std::string IpAddress::to_mta_string() const {
-    return is_v4() ? to_string() : "IPv6:" + to_string();
-}
+std::string IpAddress::to_mta_string() const { return is_v4() ? to_string() : "IPv6:" + to_string(); }
 
 std::string Endpoint::to_string() const {
     if (addr.is_v4()) return addr.to_string() + ":" + std::to_string(port);
@@ -163,17 +159,19 @@ bool Cidr::contains(const IpAddress& raw) const {
     return (a.data()[full] & mask) == (net_.data()[full] & mask);
 }
 
-std::string Cidr::to_string() const {
-    return net_.to_string() + "/" + std::to_string(prefix_);
-}
+std::string Cidr::to_string() const { return net_.to_string() + "/" + std::to_string(prefix_); }
 
 Expected<CidrSet> CidrSet::parse(std::string_view list) {
     CidrSet set;
     std::size_t i = 0;
     while (i < list.size()) {
-        while (i < list.size() && (list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n' || list[i] == '\r')) ++i;
+        while (i < list.size() &&
+               (list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n' || list[i] == '\r'))
+            ++i;
         std::size_t start = i;
-        while (i < list.size() && !(list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n' || list[i] == '\r')) ++i;
+        while (i < list.size() &&
+               !(list[i] == ',' || list[i] == ' ' || list[i] == '\t' || list[i] == '\n' || list[i] == '\r'))
+            ++i;
         if (start == i) break;
         auto entry = list.substr(start, i - start);
         auto c = Cidr::parse(entry);

@@ -1,11 +1,11 @@
 // access.cpp: see access.hpp.
 #include <xproxy/daemon/access.hpp>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -63,10 +63,12 @@ Expected<void> check_socket_directory(const std::string& socket_path) {
     std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : socket_path.substr(0, slash);
     char resolved[PATH_MAX];
     if (!realpath(dir.c_str(), resolved))
-        return Failure{"directory " + escape(dir) + " of the socket " + escape(socket_path) + ": " + std::strerror(errno)};
-    const std::string fix = " could replace the socket with a symlink before root gives it away (making the "
-                            "link's target the daemon's): make the directory root's, e.g. install -d -o root "
-                            "-g postfix -m 0750 ";
+        return Failure{"directory " + escape(dir) + " of the socket " + escape(socket_path) + ": " +
+                       std::strerror(errno)};
+    const std::string fix =
+        " could replace the socket with a symlink before root gives it away (making the "
+        "link's target the daemon's): make the directory root's, e.g. install -d -o root "
+        "-g postfix -m 0750 ";
     std::string d = resolved;
     for (bool first = true;; first = false) {
         struct stat st {};
@@ -94,7 +96,8 @@ Expected<void> check_unix_listeners(const std::vector<int>& fds) {
             ": use a socket path in a directory of root's, with the MTA's group and mode 0660 "
             "(systemd: ListenStream=/run/xproxy/NAME.sock, SocketGroup=postfix, SocketMode=0660)";
         if (len <= off || sun.sun_path[0] == '\0') {
-            std::string name = len <= off ? "(unnamed)" : "@" + escape(std::string_view(sun.sun_path + 1, len - off - 1));
+            std::string name = len <= off ? "(unnamed)"
+                                          : "@" + escape(std::string_view(sun.sun_path + 1, len - off - 1));
             return Failure{"unix listener " + name +
                            " is an abstract socket, which has no permissions: every local user could connect" + advice};
         }
@@ -135,9 +138,8 @@ Expected<void> set_socket_access(const std::string& path, const std::string& own
         fchownat(AT_FDCWD, path.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
         return Failure{"cannot give " + path + " to " + owner_user + ":" + group + ": " + std::strerror(errno)};
     struct stat st {};
-    if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
-        (uid != static_cast<uid_t>(-1) && st.st_uid != uid) || (gid != static_cast<gid_t>(-1) && st.st_gid != gid) ||
-        (st.st_mode & 07777u) != mode)
+    if (lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) || (uid != static_cast<uid_t>(-1) && st.st_uid != uid) ||
+        (gid != static_cast<gid_t>(-1) && st.st_gid != gid) || (st.st_mode & 07777u) != mode)
         return Failure{path + " is not the socket just created with mode " + octal(mode) +
                        " (replaced, or a default ACL of its directory changed its mode): refusing to start"};
     return {};

@@ -57,7 +57,8 @@ Expected<ListenSpec> parse_listen(std::string_view text) {
         return s;
     }
     auto colon = text.find(':');
-    if (colon == std::string_view::npos) return fail("expected inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd");
+    if (colon == std::string_view::npos)
+        return fail("expected inet:HOST:PORT, inet6:[ADDR]:PORT, unix:PATH, fd:N or systemd");
     auto scheme = text.substr(0, colon);
     auto rest = text.substr(colon + 1);
     if (scheme == "unix" || scheme == "local") {

@@ -192,12 +192,12 @@ void stop_async() {
     g_async.stopping = false;
 }
 
-#define XPROXY_LOG_FN(name, lvl)          \
-    void name(const char* fmt, ...) {     \
-        va_list ap;                       \
-        va_start(ap, fmt);                \
-        vlog(lvl, fmt, ap);               \
-        va_end(ap);                       \
+#define XPROXY_LOG_FN(name, lvl)      \
+    void name(const char* fmt, ...) { \
+        va_list ap;                   \
+        va_start(ap, fmt);            \
+        vlog(lvl, fmt, ap);           \
+        va_end(ap);                   \
     }
 XPROXY_LOG_FN(error, Level::error)
 XPROXY_LOG_FN(warning, Level::warning)

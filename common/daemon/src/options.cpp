@@ -70,8 +70,8 @@ std::string host_name() {
     return host;
 }
 
-bool parse_log_options(const std::string& sink_text, const std::string& level_text, log::Sink& sink,
-                       log::Level& level, const char* program) {
+bool parse_log_options(const std::string& sink_text, const std::string& level_text, log::Sink& sink, log::Level& level,
+                       const char* program) {
     if (log::parse_sink(sink_text, sink) && log::parse_level(level_text, level)) return true;
     std::cerr << program << ": --log must be syslog, stderr or off; --log-level error|warning|info|debug\n";
     return false;

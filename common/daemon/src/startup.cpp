@@ -27,7 +27,8 @@ Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, cons
         }
         plan.specs.push_back(std::move(*spec));
     }
-    if (!parse_socket_mode(access.socket_mode, plan.socket_mode)) return Failure{"--socket-mode must be octal, e.g. 0660"};
+    if (!parse_socket_mode(access.socket_mode, plan.socket_mode))
+        return Failure{"--socket-mode must be octal, e.g. 0660"};
     if (auto mode = check_socket_mode(plan.socket_mode); !mode) return Failure{mode.error()};
     // A daemon that signs is a signing oracle for whoever reaches it: a TCP listener
     // serves only the MTAs in --allow-peers, and none without it (checked again on the

@@ -38,9 +38,9 @@ std::size_t normalize_fp(std::string_view text, char* out) {
 
 std::string_view to_string(EntryState s) {
     switch (s) {
-    case EntryState::active: return "active";
-    case EntryState::inactive: return "inactive";
-    case EntryState::deleted: return "deleted";
+        case EntryState::active: return "active";
+        case EntryState::inactive: return "inactive";
+        case EntryState::deleted: return "deleted";
     }
     return "?";
 }
@@ -55,8 +55,8 @@ std::optional<EntryState> parse_entry_state(std::string_view text) {
 }
 
 namespace {
-constexpr std::array<std::string_view, kServiceCount> kServiceNames = {
-    "smtp", "submission", "lmtp", "imap", "imaps", "pop3", "pop3s", "webmail"};
+constexpr std::array<std::string_view, kServiceCount> kServiceNames = {"smtp",  "submission", "lmtp",  "imap",
+                                                                       "imaps", "pop3",       "pop3s", "webmail"};
 }
 
 std::string_view to_string(Service s) { return kServiceNames[static_cast<std::size_t>(s)]; }

@@ -53,8 +53,8 @@ bool valid_domain(std::string_view s, std::string* error) {
     char prev = '.';
     for (char ch : s) {
         const auto c = static_cast<unsigned char>(ch);
-        const bool ok = c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                        (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+        const bool ok = c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '-' || c == '_' || c == '.';
         if (!ok) {
             *error = "domain name '" + printable(s) + "' contains a character not allowed in a domain name";
             return false;
@@ -100,7 +100,8 @@ struct DirectoryBuilder::Interner {
     std::uint16_t last_id = 0;
 };
 
-DirectoryBuilder::DirectoryBuilder() : impl_(std::make_unique<Directory::Impl>()), homes_(std::make_unique<Interner>()) {}
+DirectoryBuilder::DirectoryBuilder()
+    : impl_(std::make_unique<Directory::Impl>()), homes_(std::make_unique<Interner>()) {}
 DirectoryBuilder::~DirectoryBuilder() = default;
 
 void DirectoryBuilder::reserve(std::size_t domains, std::size_t users, std::size_t text_bytes) {

@@ -155,9 +155,10 @@ bool Parser::domain_line(Words& words) {
                     else d.services.add(*s);
                     return s.has_value();
                 }))
-                return fail(bad.empty() ? "empty item in services=" + quoted(value)
-                                        : "unknown service " + quoted(bad) +
-                                              " (want smtp, submission, lmtp, imap, imaps, pop3, pop3s, webmail or none)");
+                return fail(bad.empty()
+                                ? "empty item in services=" + quoted(value)
+                                : "unknown service " + quoted(bad) +
+                                      " (want smtp, submission, lmtp, imap, imaps, pop3, pop3s, webmail or none)");
         } else if (key == "require_tls") {
             if (!once(seen_tls)) return false;
             const auto b = parse_bool(value);

@@ -31,8 +31,7 @@ namespace xproxy::directory_detail {
 
 constexpr std::array<unsigned char, 256> make_lower() {
     std::array<unsigned char, 256> t{};
-    for (unsigned i = 0; i < 256; ++i)
-        t[i] = static_cast<unsigned char>(i >= 'A' && i <= 'Z' ? i + ('a' - 'A') : i);
+    for (unsigned i = 0; i < 256; ++i) t[i] = static_cast<unsigned char>(i >= 'A' && i <= 'Z' ? i + ('a' - 'A') : i);
     return t;
 }
 inline constexpr std::array<unsigned char, 256> kLower = make_lower();
@@ -40,8 +39,7 @@ inline constexpr std::array<unsigned char, 256> kLower = make_lower();
 // Lower-cases `in` into `buf` (capacity `cap`); empty view when `in` is empty or longer.
 inline std::string_view fold(std::string_view in, char* buf, std::size_t cap) {
     if (in.empty() || in.size() > cap) return {};
-    for (std::size_t i = 0; i < in.size(); ++i)
-        buf[i] = static_cast<char>(kLower[static_cast<unsigned char>(in[i])]);
+    for (std::size_t i = 0; i < in.size(); ++i) buf[i] = static_cast<char>(kLower[static_cast<unsigned char>(in[i])]);
     return {buf, in.size()};
 }
 
@@ -107,8 +105,7 @@ public:
         for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
             const Slot& s = slots_[i];
             if (s.tag_len == 0) return nullptr;
-            if (s.tag_len == want && s.scope == scope &&
-                std::memcmp(arena + s.off, folded.data(), folded.size()) == 0)
+            if (s.tag_len == want && s.scope == scope && std::memcmp(arena + s.off, folded.data(), folded.size()) == 0)
                 return &s;
         }
     }
@@ -157,8 +154,8 @@ struct DomainRec {
 struct UserRec {
     std::uint32_t name_off;  // primary local part
     std::uint32_t domain;
-    std::uint16_t home;      // index into homes; 0 = none
-    std::uint8_t name_len;   // <= kMaxLocalPartLength
+    std::uint16_t home;     // index into homes; 0 = none
+    std::uint8_t name_len;  // <= kMaxLocalPartLength
     EntryState state;
 };
 static_assert(sizeof(UserRec) == 12);

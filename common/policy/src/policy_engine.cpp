@@ -1,14 +1,13 @@
 // policy_engine.cpp: decide() and its four policies (policy_engine.hpp). Each check
 // returns a dunno decision when it has no opinion; decide() keeps the first other one.
-#include <xproxy/policy/policy_engine.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/policy/policy_engine.hpp>
 
 #include <array>
 
 namespace xproxy {
 
 namespace {
-
 
 // "<a@b>" -> "a@b"; "<>" -> "".
 std::string_view bare_address(std::string_view a) {
@@ -113,13 +112,13 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
     if (!dom) return {};
     const std::string name(sanitize(dom->name));
     switch (dom->state) {
-    case EntryState::active: break;
-    case EntryState::inactive:
-        return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_domain_inactive",
-                      "Sender domain " + name + " is temporarily suspended", sender);
-    case EntryState::deleted:
-        return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_domain_deleted",
-                      "Sender domain " + name + " no longer exists", sender);
+        case EntryState::active: break;
+        case EntryState::inactive:
+            return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_domain_inactive",
+                          "Sender domain " + name + " is temporarily suspended", sender);
+        case EntryState::deleted:
+            return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_domain_deleted",
+                          "Sender domain " + name + " no longer exists", sender);
     }
     if (!dom->services.has(Service::submission))
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "submission_disabled",
@@ -129,13 +128,13 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.1.0", "sender_unknown",
                       "Sender address " + shown + " unknown in virtual domain", sender);
     switch (user->state) {
-    case EntryState::active: return {};
-    case EntryState::inactive:
-        return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_inactive",
-                      "Sender account " + shown + " is temporarily disabled", sender);
-    case EntryState::deleted:
-        return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_deleted",
-                      "Sender account " + shown + " no longer exists", sender);
+        case EntryState::active: return {};
+        case EntryState::inactive:
+            return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_inactive",
+                          "Sender account " + shown + " is temporarily disabled", sender);
+        case EntryState::deleted:
+            return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_deleted",
+                          "Sender account " + shown + " no longer exists", sender);
     }
     return {};
 }
@@ -148,13 +147,13 @@ PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, st
     const auto [dom, user] = resolve(dir, *addr, cfg.recipient_delimiter);
     if (!dom) return {};
     switch (dom->state) {
-    case EntryState::active: break;
-    case EntryState::inactive:
-        return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "domain_inactive",
-                      "Mail domain temporarily suspended, try again later", rcpt);
-    case EntryState::deleted:
-        return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.2", "domain_deleted",
-                      "Mail domain no longer exists", rcpt);
+        case EntryState::active: break;
+        case EntryState::inactive:
+            return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "domain_inactive",
+                          "Mail domain temporarily suspended, try again later", rcpt);
+        case EntryState::deleted:
+            return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.2", "domain_deleted",
+                          "Mail domain no longer exists", rcpt);
     }
     if (!dom->services.has(Service::smtp))
         return reject(PolicyId::vdomains, Subject::recipient, 550, "5.7.1", "smtp_disabled",
@@ -165,13 +164,13 @@ PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, st
                       "User unknown in virtual domain", rcpt);
     }
     switch (user->state) {
-    case EntryState::active: return {};
-    case EntryState::inactive:
-        return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "user_inactive",
-                      "Mailbox temporarily disabled, try again later", rcpt);
-    case EntryState::deleted:
-        return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.6", "user_deleted",
-                      "Mailbox no longer exists", rcpt);
+        case EntryState::active: return {};
+        case EntryState::inactive:
+            return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "user_inactive",
+                          "Mailbox temporarily disabled, try again later", rcpt);
+        case EntryState::deleted:
+            return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.6", "user_deleted",
+                          "Mailbox no longer exists", rcpt);
     }
     return {};
 }
@@ -220,37 +219,37 @@ ProtocolState parse_protocol_state(std::string_view t) {
 
 std::string_view to_string(ProtocolState s) {
     switch (s) {
-    case ProtocolState::unknown: return "unknown";
-    case ProtocolState::connect: return "CONNECT";
-    case ProtocolState::helo: return "HELO";
-    case ProtocolState::mail: return "MAIL";
-    case ProtocolState::rcpt: return "RCPT";
-    case ProtocolState::data: return "DATA";
-    case ProtocolState::end_of_message: return "END-OF-MESSAGE";
-    case ProtocolState::vrfy: return "VRFY";
-    case ProtocolState::etrn: return "ETRN";
+        case ProtocolState::unknown: return "unknown";
+        case ProtocolState::connect: return "CONNECT";
+        case ProtocolState::helo: return "HELO";
+        case ProtocolState::mail: return "MAIL";
+        case ProtocolState::rcpt: return "RCPT";
+        case ProtocolState::data: return "DATA";
+        case ProtocolState::end_of_message: return "END-OF-MESSAGE";
+        case ProtocolState::vrfy: return "VRFY";
+        case ProtocolState::etrn: return "ETRN";
     }
     return "unknown";
 }
 
 std::string_view to_string(ActionKind k) {
     switch (k) {
-    case ActionKind::dunno: return "dunno";
-    case ActionKind::reject: return "reject";
-    case ActionKind::defer: return "defer";
-    case ActionKind::filter: return "filter";
-    case ActionKind::inject: return "inject";
+        case ActionKind::dunno: return "dunno";
+        case ActionKind::reject: return "reject";
+        case ActionKind::defer: return "defer";
+        case ActionKind::filter: return "filter";
+        case ActionKind::inject: return "inject";
     }
     return "?";
 }
 
 std::string_view to_string(PolicyId p) {
     switch (p) {
-    case PolicyId::none: return "none";
-    case PolicyId::inject: return "inject";
-    case PolicyId::vdomains: return "vdomains";
-    case PolicyId::deposit: return "deposit";
-    case PolicyId::risk: return "risk";
+        case PolicyId::none: return "none";
+        case PolicyId::inject: return "inject";
+        case PolicyId::vdomains: return "vdomains";
+        case PolicyId::deposit: return "deposit";
+        case PolicyId::risk: return "risk";
     }
     return "?";
 }
@@ -275,11 +274,11 @@ Expected<void> PolicyConfig::enable(const std::vector<std::string>& names) {
 
 std::string PolicyDecision::postfix_action(std::string_view header) const {
     switch (kind) {
-    case ActionKind::dunno: return "DUNNO";
-    case ActionKind::reject:
-    case ActionKind::defer: return std::to_string(code) + " " + std::string(status) + " " + text;
-    case ActionKind::filter: return "FILTER " + transport;
-    case ActionKind::inject: return header.empty() ? "DUNNO" : "PREPEND " + std::string(header);
+        case ActionKind::dunno: return "DUNNO";
+        case ActionKind::reject:
+        case ActionKind::defer: return std::to_string(code) + " " + std::string(status) + " " + text;
+        case ActionKind::filter: return "FILTER " + transport;
+        case ActionKind::inject: return header.empty() ? "DUNNO" : "PREPEND " + std::string(header);
     }
     return "DUNNO";
 }
@@ -292,35 +291,35 @@ std::string PolicyDecision::smtp_text() const {
 
 PolicyDecision decide(const PolicyInput& in, const PolicyConfig& cfg, const Directory& dir) {
     switch (in.state) {
-    case ProtocolState::data:
-        if (cfg.inject && !trusted(in, cfg)) {
-            PolicyDecision d;
-            d.kind = ActionKind::inject;
-            d.policy = PolicyId::inject;
-            d.reason = "inject";
-            return d;
+        case ProtocolState::data:
+            if (cfg.inject && !trusted(in, cfg)) {
+                PolicyDecision d;
+                d.kind = ActionKind::inject;
+                d.policy = PolicyId::inject;
+                d.reason = "inject";
+                return d;
+            }
+            return {};
+        case ProtocolState::mail:
+        case ProtocolState::rcpt: {
+            const std::string_view sender = bare_address(in.sender);
+            // A trusted upstream relays mail it has already checked (its hop knew the login).
+            if (cfg.deposit && !sender.empty() && !trusted(in, cfg)) {
+                PolicyDecision d = check_deposit(in, cfg, dir, sender);
+                if (d.kind != ActionKind::dunno) return d;
+            }
+            if (cfg.vdomains && !sender.empty()) {
+                PolicyDecision d = check_submission(in, cfg, dir, sender);
+                if (d.kind != ActionKind::dunno) return d;
+            }
+            if (cfg.vdomains && in.state == ProtocolState::rcpt) {
+                PolicyDecision d = check_recipient(cfg, dir, bare_address(in.recipient));
+                if (d.kind != ActionKind::dunno) return d;
+            }
+            if (cfg.risk) return check_risk(in, cfg, sender);
+            return {};
         }
-        return {};
-    case ProtocolState::mail:
-    case ProtocolState::rcpt: {
-        const std::string_view sender = bare_address(in.sender);
-        // A trusted upstream relays mail it has already checked (its hop knew the login).
-        if (cfg.deposit && !sender.empty() && !trusted(in, cfg)) {
-            PolicyDecision d = check_deposit(in, cfg, dir, sender);
-            if (d.kind != ActionKind::dunno) return d;
-        }
-        if (cfg.vdomains && !sender.empty()) {
-            PolicyDecision d = check_submission(in, cfg, dir, sender);
-            if (d.kind != ActionKind::dunno) return d;
-        }
-        if (cfg.vdomains && in.state == ProtocolState::rcpt) {
-            PolicyDecision d = check_recipient(cfg, dir, bare_address(in.recipient));
-            if (d.kind != ActionKind::dunno) return d;
-        }
-        if (cfg.risk) return check_risk(in, cfg, sender);
-        return {};
-    }
-    default: return {};
+        default: return {};
     }
 }
 

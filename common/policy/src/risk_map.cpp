@@ -1,6 +1,6 @@
 // risk_map.cpp: parser and lookups of the risk file (risk_map.hpp).
-#include <xproxy/policy/risk_map.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/policy/risk_map.hpp>
 
 #include <algorithm>
 
@@ -202,8 +202,7 @@ Expected<RiskMap> RiskMap::parse(std::string_view text) {
             const std::size_t eq = word.find('=');
             const std::string_view key = word.substr(0, eq);
             const std::string_view value = eq == std::string_view::npos ? std::string_view() : word.substr(eq + 1);
-            if (eq == std::string_view::npos || value.empty())
-                return fail("expected name=value, got " + quoted(word));
+            if (eq == std::string_view::npos || value.empty()) return fail("expected name=value, got " + quoted(word));
             if (keyword == "class" && key == "transport") {
                 if (seen_transport) return fail("attribute transport given twice");
                 seen_transport = true;

@@ -56,7 +56,7 @@ std::uint32_t crc32c_portable(const std::uint8_t* data, std::size_t size, std::u
 #if defined(__x86_64__)
 
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_hardware(const std::uint8_t* data, std::size_t size,
-                                                                 std::uint32_t crc) {
+                                                                std::uint32_t crc) {
     std::uint64_t c = ~crc;
     while (size >= 8) {
         std::uint64_t v;

@@ -68,8 +68,7 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                 ++i;
                 continue;
             }
-            case State::done:
-                break;
+            case State::done: break;
         }
     }
     return i;

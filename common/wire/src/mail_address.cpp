@@ -6,8 +6,8 @@
 // written in exactly one spelling. Idempotence follows: the canonical domain holds no '@'
 // and no '"', so the split of a canonical address finds the same '@', and its local part
 // is a Dot-string or one well-formed quoted string, which resolves to the same bytes.
-#include <xproxy/wire/mail_address.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/mail_address.hpp>
 
 namespace xproxy {
 

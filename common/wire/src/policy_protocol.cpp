@@ -1,7 +1,7 @@
 // policy_protocol.cpp: incremental policy request parser, reply encoder and the
 // request -> SourceInfo mapping (policy_protocol.hpp).
-#include <xproxy/wire/policy_protocol.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/policy_protocol.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -47,11 +47,35 @@ constexpr std::array<Member, PolicyRequest::kKnownCount> kMembers = {
 };
 
 constexpr std::array<std::string_view, PolicyRequest::kKnownCount> kNames = {
-    "request", "protocol_state", "protocol_name", "client_address", "client_name", "client_port",
-    "reverse_client_name", "server_address", "server_port", "helo_name", "sender", "recipient", "recipient_count",
-    "queue_id", "instance", "size", "etrn_domain", "stress", "sasl_method", "sasl_username", "sasl_sender",
-    "ccert_subject", "ccert_issuer", "ccert_fingerprint", "ccert_pubkey_fingerprint", "encryption_protocol",
-    "encryption_cipher", "encryption_keysize", "policy_context",
+    "request",
+    "protocol_state",
+    "protocol_name",
+    "client_address",
+    "client_name",
+    "client_port",
+    "reverse_client_name",
+    "server_address",
+    "server_port",
+    "helo_name",
+    "sender",
+    "recipient",
+    "recipient_count",
+    "queue_id",
+    "instance",
+    "size",
+    "etrn_domain",
+    "stress",
+    "sasl_method",
+    "sasl_username",
+    "sasl_sender",
+    "ccert_subject",
+    "ccert_issuer",
+    "ccert_fingerprint",
+    "ccert_pubkey_fingerprint",
+    "encryption_protocol",
+    "encryption_cipher",
+    "encryption_keysize",
+    "policy_context",
 };
 
 static_assert(PolicyRequest::kKnownCount <= 32, "presence bits are a 32-bit mask");
@@ -143,7 +167,7 @@ bool PolicyRequestParser::feed(const char* data, std::size_t size) {
         const char* start = data + i;
         const auto* nl = static_cast<const char*>(std::memchr(start, '\n', size - i));
         const std::size_t len = nl ? static_cast<std::size_t>(nl - start) : size - i;  // LF excluded
-        const std::size_t take = nl ? len + 1 : len;                                  // LF included
+        const std::size_t take = nl ? len + 1 : len;                                   // LF included
 
         // The first byte of this piece that breaks a bound decides, whatever the split.
         // Offsets are 1-based positions within `take`; ties go to NUL, then line, then size.

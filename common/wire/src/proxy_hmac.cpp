@@ -50,7 +50,8 @@ bool header_hmac(const std::uint8_t* header, std::size_t total, const TlvLayout&
     std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx(EVP_MAC_CTX_new(hmac_algorithm()));
     if (!ctx) return false;
     char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
     if (EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(), params) != 1)
         return false;
 
@@ -91,24 +92,24 @@ std::optional<std::int64_t> hmac_time(const Header& h) {
 
 const char* to_string(HmacVerdict v) {
     switch (v) {
-    case HmacVerdict::ok: return "ok";
-    case HmacVerdict::absent: return "absent";
-    case HmacVerdict::invalid: return "invalid";
-    case HmacVerdict::untimed: return "untimed";
-    case HmacVerdict::expired: return "expired";
-    case HmacVerdict::future: return "future";
+        case HmacVerdict::ok: return "ok";
+        case HmacVerdict::absent: return "absent";
+        case HmacVerdict::invalid: return "invalid";
+        case HmacVerdict::untimed: return "untimed";
+        case HmacVerdict::expired: return "expired";
+        case HmacVerdict::future: return "future";
     }
     return "invalid";
 }
 
 const char* describe(HmacVerdict v) {
     switch (v) {
-    case HmacVerdict::ok: return "PROXY header HMAC verified";
-    case HmacVerdict::absent: return "PROXY header without an HMAC";
-    case HmacVerdict::invalid: return "PROXY header HMAC does not verify";
-    case HmacVerdict::untimed: return "PROXY header HMAC without a signed time (replayable)";
-    case HmacVerdict::expired: return "PROXY header signed too long ago (replay or clock skew)";
-    case HmacVerdict::future: return "PROXY header signed in the future (clock skew)";
+        case HmacVerdict::ok: return "PROXY header HMAC verified";
+        case HmacVerdict::absent: return "PROXY header without an HMAC";
+        case HmacVerdict::invalid: return "PROXY header HMAC does not verify";
+        case HmacVerdict::untimed: return "PROXY header HMAC without a signed time (replayable)";
+        case HmacVerdict::expired: return "PROXY header signed too long ago (replay or clock skew)";
+        case HmacVerdict::future: return "PROXY header signed in the future (clock skew)";
     }
     return "PROXY header HMAC does not verify";
 }

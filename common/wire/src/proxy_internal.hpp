@@ -18,15 +18,11 @@ inline constexpr std::size_t kHmacMacLength = 32;                    // HMAC-SHA
 inline constexpr std::size_t kHmacValueLength = 1 + kHmacMacLength;  // key id + MAC
 inline constexpr std::size_t kTimeValueLength = 8;                   // big-endian unix seconds
 
-inline std::uint16_t load_be16(const std::uint8_t* p) {
-    return static_cast<std::uint16_t>(p[0] << 8 | p[1]);
-}
+inline std::uint16_t load_be16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] << 8 | p[1]); }
 inline std::uint32_t load_be32(const std::uint8_t* p) {
     return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
 }
-inline std::uint64_t load_be64(const std::uint8_t* p) {
-    return std::uint64_t{load_be32(p)} << 32 | load_be32(p + 4);
-}
+inline std::uint64_t load_be64(const std::uint8_t* p) { return std::uint64_t{load_be32(p)} << 32 | load_be32(p + 4); }
 
 // Header{} for decoders, field by field: assigning a value-initialised Header compiles to
 // `rep stos`, whose start-up cost alone is a third of a v2 decode.

@@ -18,12 +18,12 @@ void read_ssl(std::span<const std::uint8_t> v, TlsInfo& tls) {
     tls.version = "unknown";
     for_each_tlv(v.subspan(5), [&](const TlvView& t) {
         switch (t.type) {
-        case PP2_SUBTYPE_SSL_VERSION:
-            if (!t.value.empty()) tls.version = text(t.value);
-            break;
-        case PP2_SUBTYPE_SSL_CIPHER: tls.cipher = text(t.value); break;
-        case PP2_SUBTYPE_SSL_CN: tls.peer_subject = "CN=" + text(t.value); break;
-        default: break;
+            case PP2_SUBTYPE_SSL_VERSION:
+                if (!t.value.empty()) tls.version = text(t.value);
+                break;
+            case PP2_SUBTYPE_SSL_CIPHER: tls.cipher = text(t.value); break;
+            case PP2_SUBTYPE_SSL_CN: tls.peer_subject = "CN=" + text(t.value); break;
+            default: break;
         }
     });
 }
@@ -43,11 +43,11 @@ void to_source_info(const Header& h, SourceInfo& out) {
     }
     for_each_tlv(h.tlv_bytes, [&](const TlvView& t) {
         switch (t.type) {
-        case PP2_TYPE_SSL: read_ssl(t.value, out.tls); break;
-        case PP2_TYPE_XPROXY_HELO: out.helo = text(t.value); break;
-        case PP2_TYPE_XPROXY_LOGIN: out.login = text(t.value); break;
-        case PP2_TYPE_XPROXY_SESSION_ID: out.session_id = text(t.value); break;
-        default: break;
+            case PP2_TYPE_SSL: read_ssl(t.value, out.tls); break;
+            case PP2_TYPE_XPROXY_HELO: out.helo = text(t.value); break;
+            case PP2_TYPE_XPROXY_LOGIN: out.login = text(t.value); break;
+            case PP2_TYPE_XPROXY_SESSION_ID: out.session_id = text(t.value); break;
+            default: break;
         }
     });
 }

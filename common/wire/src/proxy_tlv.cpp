@@ -17,13 +17,13 @@ constexpr std::size_t kUniqueIdMax = 128;
 // One bit per TLV type that may appear at most once.
 std::uint32_t once_bit(std::uint8_t type) {
     switch (type) {
-    case PP2_TYPE_CRC32C: return 1u << 0;
-    case PP2_TYPE_XPROXY_HELO: return 1u << 1;
-    case PP2_TYPE_XPROXY_LOGIN: return 1u << 2;
-    case PP2_TYPE_XPROXY_SESSION_ID: return 1u << 3;
-    case PP2_TYPE_XPROXY_HMAC: return 1u << 4;
-    case PP2_TYPE_XPROXY_TIME: return 1u << 5;
-    default: return 0;
+        case PP2_TYPE_CRC32C: return 1u << 0;
+        case PP2_TYPE_XPROXY_HELO: return 1u << 1;
+        case PP2_TYPE_XPROXY_LOGIN: return 1u << 2;
+        case PP2_TYPE_XPROXY_SESSION_ID: return 1u << 3;
+        case PP2_TYPE_XPROXY_HMAC: return 1u << 4;
+        case PP2_TYPE_XPROXY_TIME: return 1u << 5;
+        default: return 0;
     }
 }
 
@@ -55,24 +55,24 @@ std::string_view validate_tlvs(const std::uint8_t* header, std::size_t total, st
             seen |= bit;
         }
         switch (type) {
-        case PP2_TYPE_CRC32C:
-            if (len != 4) return "CRC32C TLV length is not 4";
-            crc_value = value;
-            break;
-        case PP2_TYPE_UNIQUE_ID:
-            if (len > kUniqueIdMax) return "UNIQUE_ID longer than 128 bytes";
-            break;
-        case PP2_TYPE_SSL:
-            if (len < kSslFixed) return "SSL TLV shorter than 5 bytes";
-            if (!sub_tlvs_well_formed(header + value + kSslFixed, len - kSslFixed)) return "malformed SSL sub-TLV";
-            break;
-        case PP2_TYPE_XPROXY_HMAC:
-            if (len != kHmacValueLength) return "HMAC TLV length is not 33";
-            break;
-        case PP2_TYPE_XPROXY_TIME:
-            if (len != kTimeValueLength) return "TIME TLV length is not 8";
-            break;
-        default: break;  // ALPN, AUTHORITY, NOOP, NETNS, HELO, LOGIN, SESSION_ID, others
+            case PP2_TYPE_CRC32C:
+                if (len != 4) return "CRC32C TLV length is not 4";
+                crc_value = value;
+                break;
+            case PP2_TYPE_UNIQUE_ID:
+                if (len > kUniqueIdMax) return "UNIQUE_ID longer than 128 bytes";
+                break;
+            case PP2_TYPE_SSL:
+                if (len < kSslFixed) return "SSL TLV shorter than 5 bytes";
+                if (!sub_tlvs_well_formed(header + value + kSslFixed, len - kSslFixed)) return "malformed SSL sub-TLV";
+                break;
+            case PP2_TYPE_XPROXY_HMAC:
+                if (len != kHmacValueLength) return "HMAC TLV length is not 33";
+                break;
+            case PP2_TYPE_XPROXY_TIME:
+                if (len != kTimeValueLength) return "TIME TLV length is not 8";
+                break;
+            default: break;  // ALPN, AUTHORITY, NOOP, NETNS, HELO, LOGIN, SESSION_ID, others
         }
         i = value + len;
     }

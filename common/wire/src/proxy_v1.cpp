@@ -302,9 +302,9 @@ DecodeResult decode_v1(const std::uint8_t* data, std::size_t size, Header& out) 
     } else {
         bool unknown = false;
         switch (scan_keyword(s, v6, unknown)) {
-        case Step::bad: return DecodeResult::bad(s.why);
-        case Step::more: return DecodeResult::more();
-        case Step::ok: break;
+            case Step::bad: return DecodeResult::bad(s.why);
+            case Step::more: return DecodeResult::more();
+            case Step::ok: break;
         }
         if (unknown) return finish_unknown(s);
     }

@@ -29,18 +29,24 @@ std::string_view check_fixed(const std::uint8_t* d, std::size_t n) {
     if (cmd > kCmdProxy) return "unknown v2 command";
     if (n <= 13 || cmd == kCmdLocal) return {};  // LOCAL: the family byte is ignored
     switch (d[13]) {
-    case 0x00: case 0x11: case 0x12: case 0x21: case 0x22: case 0x31: case 0x32: return {};
-    default: return "unknown v2 address family or protocol";
+        case 0x00:
+        case 0x11:
+        case 0x12:
+        case 0x21:
+        case 0x22:
+        case 0x31:
+        case 0x32: return {};
+        default: return "unknown v2 address family or protocol";
     }
 }
 
 // Bytes of the address block of a PROXY header with this family/protocol byte.
 std::size_t address_length(std::uint8_t fam) {
     switch (fam >> 4) {
-    case 0x1: return 2 * 4 + 2 * 2;
-    case 0x2: return 2 * 16 + 2 * 2;
-    case 0x3: return 2 * 108;
-    default: return 0;
+        case 0x1: return 2 * 4 + 2 * 2;
+        case 0x2: return 2 * 16 + 2 * 2;
+        case 0x3: return 2 * 108;
+        default: return 0;
     }
 }
 
@@ -108,25 +114,25 @@ DecodeResult decode_v2(const std::uint8_t* data, std::size_t size, Header& out) 
     out.transport = static_cast<Transport>(fam & 0x0F);
     const std::uint8_t* a = data + kV2HeaderLength;
     switch (fam >> 4) {
-    case 0x0: return DecodeResult::done(total);  // UNSPEC: skip everything
-    case 0x1:
-        detail::set_v4(out.source.addr, a);
-        detail::set_v4(out.destination.addr, a + 4);
-        out.source.port = load_be16(a + 8);
-        out.destination.port = load_be16(a + 10);
-        out.has_addresses = true;
-        break;
-    case 0x2:
-        detail::set_v6(out.source.addr, a);
-        detail::set_v6(out.destination.addr, a + 16);
-        out.source.port = load_be16(a + 32);
-        out.destination.port = load_be16(a + 34);
-        out.has_addresses = true;
-        break;
-    default:
-        out.unix_source = {a, 108};
-        out.unix_destination = {a + 108, 108};
-        break;
+        case 0x0: return DecodeResult::done(total);  // UNSPEC: skip everything
+        case 0x1:
+            detail::set_v4(out.source.addr, a);
+            detail::set_v4(out.destination.addr, a + 4);
+            out.source.port = load_be16(a + 8);
+            out.destination.port = load_be16(a + 10);
+            out.has_addresses = true;
+            break;
+        case 0x2:
+            detail::set_v6(out.source.addr, a);
+            detail::set_v6(out.destination.addr, a + 16);
+            out.source.port = load_be16(a + 32);
+            out.destination.port = load_be16(a + 34);
+            out.has_addresses = true;
+            break;
+        default:
+            out.unix_source = {a, 108};
+            out.unix_destination = {a + 108, 108};
+            break;
     }
     if (addr_len < body) {
         const std::size_t tlv_off = kV2HeaderLength + addr_len;
@@ -198,7 +204,8 @@ std::string encode_v2(const SourceInfo& info, const EncodeOptions& opt) {
     }
     if (opt.crc32c) {  // last, over the final bytes
         const std::uint32_t c = detail::header_crc(bytes, out.size(), layout.crc_value);
-        for (int i = 0; i < 4; ++i) bytes[layout.crc_value + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c >> (24 - 8 * i));
+        for (int i = 0; i < 4; ++i)
+            bytes[layout.crc_value + static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c >> (24 - 8 * i));
     }
     return out;
 }

@@ -2,13 +2,12 @@
 // lines.
 #include <xproxy/wire/smtp_attrs.hpp>
 
-#include <xproxy/wire/xtext.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/xtext.hpp>
 
 namespace xproxy::smtp {
 
 namespace {
-
 
 bool is_alnum(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_name_char(char c) { return is_alnum(c) || c == '_' || c == '-'; }

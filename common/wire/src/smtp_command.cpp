@@ -1,6 +1,6 @@
 // smtp_command.cpp: front-side SMTP command syntax; see smtp_command.hpp.
-#include <xproxy/wire/smtp_command.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/smtp_command.hpp>
 
 #include <algorithm>
 #include <cctype>

@@ -10,9 +10,9 @@
 #include <memory>
 #include <optional>
 
+#include <xproxy/base/text.hpp>
 #include <xproxy/wire/mail_address.hpp>
 #include <xproxy/wire/xtext.hpp>
-#include <xproxy/base/text.hpp>
 
 namespace xproxy {
 
@@ -20,7 +20,22 @@ namespace {
 
 // Every tag, in canonical order (also the order sign_trace_header writes).
 enum Tag : std::size_t {
-    kV, kIp, kPort, kHelo, kName, kProto, kTls, kLogin, kSid, kBy, kT, kB, kBh, kKid, kSig, kTagCount
+    kV,
+    kIp,
+    kPort,
+    kHelo,
+    kName,
+    kProto,
+    kTls,
+    kLogin,
+    kSid,
+    kBy,
+    kT,
+    kB,
+    kBh,
+    kKid,
+    kSig,
+    kTagCount
 };
 constexpr std::array<std::string_view, kTagCount> kTagNames = {
     "v", "ip", "port", "helo", "name", "proto", "tls", "login", "sid", "by", "t", "b", "bh", "kid", "sig"};
@@ -291,8 +306,7 @@ std::string format_field(std::string_view value, std::string_view eol) {
     std::size_t pos = 0;
     while (pos <= value.size()) {
         const auto semi = value.find(';', pos);
-        std::string_view tok =
-            value.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+        std::string_view tok = value.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
         pos = semi == std::string_view::npos ? value.size() + 1 : semi + 1;
         tok = trim(tok);
         if (tok.empty()) continue;
@@ -349,8 +363,8 @@ Refused split_tags(std::string_view compact, TagValues& tags) {
     std::size_t npairs = 0;
     for (std::size_t pos = 0; pos < compact.size();) {
         const auto semi = compact.find(';', pos);
-        const std::string_view part =
-            compact.substr(pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
+        const std::string_view part = compact.substr(
+            pos, semi == std::string_view::npos ? std::string_view::npos : semi - pos);
         pos = semi == std::string_view::npos ? compact.size() : semi + 1;
         if (part.empty()) continue;
         const auto eq = part.find('=');
@@ -439,9 +453,8 @@ void move_source(Fields& f, SourceInfo& s) {
 
 }  // namespace
 
-TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding,
-                                      const KeyRing& keys, std::int64_t now, std::int64_t max_age,
-                                      std::int64_t max_future) {
+TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding, const KeyRing& keys,
+                                      std::int64_t now, std::int64_t max_age, std::int64_t max_future) {
     TraceVerifyResult r;
     auto refuse = [&r](Refusal&& no) {
         r.verdict = no.verdict;

@@ -2,15 +2,16 @@
 // xclient.hpp, and their mapping to and from SourceInfo.
 #include <xproxy/wire/xclient.hpp>
 
-#include <xproxy/wire/xtext.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/xtext.hpp>
 
 namespace xproxy::smtp {
 
 namespace {
 
 // The final command's preferences (see xclient.hpp for the reasons).
-const std::vector<std::string> kXclientFinal = {"ADDR", "NAME", "LOGIN", "HELO", "PROTO", "PORT", "DESTADDR", "DESTPORT"};
+const std::vector<std::string> kXclientFinal = {"ADDR",  "NAME", "LOGIN",    "HELO",
+                                                "PROTO", "PORT", "DESTADDR", "DESTPORT"};
 const std::vector<std::string> kXforwardFinal = {"ADDR", "PORT", "NAME"};
 
 std::string addr_text(const IpAddress& a) {
@@ -157,8 +158,7 @@ Parsed<Xforward> parse_xforward(std::string_view line) {
             x.proto = read_text(a, false);
             if (x.proto->value.size() > kMaxXforwardProto) return Failure{"PROTO longer than 64 bytes"};
         } else if (a.name == "SOURCE") {
-            if (special_value(a.value) == ValueStatus::unavailable)
-                x.source = Field<XforwardSource>::unavailable();
+            if (special_value(a.value) == ValueStatus::unavailable) x.source = Field<XforwardSource>::unavailable();
             else if (iequals(a.value, "LOCAL")) x.source = Field<XforwardSource>::of(XforwardSource::local);
             else if (iequals(a.value, "REMOTE")) x.source = Field<XforwardSource>::of(XforwardSource::remote);
             else return Failure{"SOURCE is not LOCAL or REMOTE"};
@@ -191,7 +191,8 @@ std::vector<Attribute> to_attributes(const Xforward& x) {
     if (x.helo) a.push_back(text_attr("HELO", *x.helo));
     if (x.ident) a.push_back(text_attr("IDENT", *x.ident));
     if (x.source)
-        a.push_back(Attribute{"SOURCE", x.source->known() ? (x.source->value == XforwardSource::local ? "LOCAL" : "REMOTE") : "",
+        a.push_back(Attribute{"SOURCE",
+                              x.source->known() ? (x.source->value == XforwardSource::local ? "LOCAL" : "REMOTE") : "",
                               x.source->status});
     if (x.name) a.push_back(text_attr("NAME", *x.name));
     if (x.addr) a.push_back(addr_attr("ADDR", *x.addr));
@@ -228,7 +229,8 @@ Encoded encode(const Xforward& x) {
 Xclient xclient_from(const SourceInfo& info, const Advertised& adv) {
     Xclient x;
     if (wanted(adv, "PROTO")) {
-        if (info.protocol.size() >= 5 && iequals(std::string_view(info.protocol).substr(0, 5), "ESMTP")) x.proto = "ESMTP";
+        if (info.protocol.size() >= 5 && iequals(std::string_view(info.protocol).substr(0, 5), "ESMTP"))
+            x.proto = "ESMTP";
         else if (iequals(info.protocol, "SMTP")) x.proto = "SMTP";
     }
     if (wanted(adv, "HELO")) x.helo = text_or_unavailable(info.helo, false);
@@ -236,7 +238,8 @@ Xclient xclient_from(const SourceInfo& info, const Advertised& adv) {
     if (info.server && wanted(adv, "DESTADDR")) x.destaddr = AddrField::of(info.server->addr.normalized());
     if (info.server && wanted(adv, "DESTPORT")) x.destport = PortField::of(info.server->port);
     if (wanted(adv, "NAME")) x.name = text_or_unavailable(info.ptr_name, true);
-    if (wanted(adv, "ADDR")) x.addr = info.client ? AddrField::of(info.client->addr.normalized()) : AddrField::unavailable();
+    if (wanted(adv, "ADDR"))
+        x.addr = info.client ? AddrField::of(info.client->addr.normalized()) : AddrField::unavailable();
     if (wanted(adv, "PORT")) x.port = info.client ? PortField::of(info.client->port) : PortField::unavailable();
     return x;
 }
@@ -250,7 +253,8 @@ Xforward xforward_from(const SourceInfo& info, const Advertised& adv, XforwardSo
     if (wanted(adv, "IDENT") && usable(info.session_id, false)) x.ident = TextField::of(info.session_id);
     if (wanted(adv, "SOURCE")) x.source = Field<XforwardSource>::of(source);
     if (wanted(adv, "NAME")) x.name = text_or_unavailable(info.ptr_name, false);
-    if (wanted(adv, "ADDR")) x.addr = info.client ? AddrField::of(info.client->addr.normalized()) : AddrField::unavailable();
+    if (wanted(adv, "ADDR"))
+        x.addr = info.client ? AddrField::of(info.client->addr.normalized()) : AddrField::unavailable();
     if (wanted(adv, "PORT")) x.port = info.client ? PortField::of(info.client->port) : PortField::unavailable();
     return x;
 }

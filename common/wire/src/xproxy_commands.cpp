@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <set>
 
-#include <xproxy/wire/xtext.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/wire/xtext.hpp>
 
 namespace xproxy::smtp {
 
@@ -14,8 +14,8 @@ namespace {
 
 const std::set<std::string> kFromNames = {"SID", "IP", "PORT", "HELO", "LOGIN", "PROTO", "LAST"};
 const std::set<std::string> kXproxyNames = {"SID", "IP", "PORT", "DOMAIN", "LOGIN", "LAST"};
-const std::set<std::string> kToNames = {"DESTINATIONS", "FORCEHELO", "SHOULDSKIPTLS", "PORT",      "REQUIRETLS",
-                                        "REQUIREOORG",  "TLSAUTHLEVEL", "RISK",        "SESSIONID", "LAST"};
+const std::set<std::string> kToNames = {"DESTINATIONS", "FORCEHELO",    "SHOULDSKIPTLS", "PORT",      "REQUIRETLS",
+                                        "REQUIREOORG",  "TLSAUTHLEVEL", "RISK",          "SESSIONID", "LAST"};
 constexpr std::string_view kLeftKey = "DESTINATIONLEFT=";
 
 bool has_controls(std::string_view s) {
@@ -166,7 +166,8 @@ Encoded encode(const XproxyFrom& c) {
     if (!c.helo.empty()) a.push_back(val("HELO", c.helo));
     if (!c.login.empty()) a.push_back(val("LOGIN", c.login));
     if (!c.proto.empty()) a.push_back(val("PROTO", c.proto));
-    return within_limits(pack_commands("XPROXYFROM", a, PackRules{{"SID", "IP", "PORT"}, "LAST=False", "LAST=True", 0}));
+    return within_limits(
+        pack_commands("XPROXYFROM", a, PackRules{{"SID", "IP", "PORT"}, "LAST=False", "LAST=True", 0}));
 }
 
 Encoded encode(const Xproxy& c) {
@@ -187,8 +188,7 @@ Encoded encode(const XproxyTo& c) {
     if (c.destinations.size() > XproxyLimits{}.max_destinations) return failure("too many DESTINATIONS");
     std::vector<Attribute> tail = {val("FORCEHELO", bool_text(c.force_helo)),
                                    val("SHOULDSKIPTLS", bool_text(c.should_skip_tls)),
-                                   val("PORT", std::to_string(c.port)),
-                                   val("REQUIRETLS", bool_text(c.require_tls)),
+                                   val("PORT", std::to_string(c.port)), val("REQUIRETLS", bool_text(c.require_tls)),
                                    val("REQUIREOORG", bool_text(c.require_oorg))};
     if (!c.tls_auth_level.empty()) tail.push_back(val("TLSAUTHLEVEL", c.tls_auth_level));
     if (!c.risk.empty()) tail.push_back(val("RISK", c.risk));
@@ -275,7 +275,8 @@ DecodeResult XproxyAccumulator::add(std::string_view line) {
                                                                    : nullptr;
     if (!names) return fail("not an XPROXY command", "not an XPROXYFROM, XPROXY or XPROXYTO command");
     if (verb_.empty()) verb_ = cmd->verb;
-    else if (verb_ != cmd->verb) return fail("verb changed within a sequence", cmd->verb + " in a " + verb_ + " sequence");
+    else if (verb_ != cmd->verb)
+        return fail("verb changed within a sequence", cmd->verb + " in a " + verb_ + " sequence");
     bool last = true;
     for (auto& a : cmd->attrs) {
         if (!names->count(a.name)) return fail("invalid XPROXY command", "unknown attribute '" + a.name + "'");

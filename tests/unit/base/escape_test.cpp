@@ -20,19 +20,19 @@ TEST(Escape, Table) {
         {"", 256, ""},
         {"hello world", 256, "hello world"},
         {"~!@#$%^&*()_+{}|:\"<>?", 256, "~!@#$%^&*()_+{}|:\"<>?"},
-        {"a\\b", 256, "a\\\\b"},                                   // backslash doubled
-        {"line1\r\nline2", 256, "line1\\x0d\\x0aline2"},            // CR LF
-        {std::string("nul\0x", 5), 256, "nul\\x00x"},              // NUL
-        {"\x1b[31mred", 256, "\\x1b[31mred"},                       // terminal escape
-        {"\x7f", 256, "\\x7f"},                                     // DEL
-        {"caf\xc3\xa9", 256, "caf\\xc3\\xa9"},                      // UTF-8 bytes
+        {"a\\b", 256, "a\\\\b"},                          // backslash doubled
+        {"line1\r\nline2", 256, "line1\\x0d\\x0aline2"},  // CR LF
+        {std::string("nul\0x", 5), 256, "nul\\x00x"},     // NUL
+        {"\x1b[31mred", 256, "\\x1b[31mred"},             // terminal escape
+        {"\x7f", 256, "\\x7f"},                           // DEL
+        {"caf\xc3\xa9", 256, "caf\\xc3\\xa9"},            // UTF-8 bytes
         {"\xff", 256, "\\xff"},
-        {"abcdef", 6, "abcdef"},                                    // exactly at the cap
-        {"abcdefg", 6, "abcdef..."},                                // one past
-        {"abcde\n", 8, "abcde..."},                                 // \x0a (4) does not fit in 3
-        {"abcd\n", 8, "abcd\\x0a"},                                 // fits exactly
-        {"a\\", 2, "a..."},                                         // "\\\\" (2) does not fit in 1
-        {std::string(1000, 'x'), 0, std::string(1000, 'x')},        // 0: no cap
+        {"abcdef", 6, "abcdef"},                              // exactly at the cap
+        {"abcdefg", 6, "abcdef..."},                          // one past
+        {"abcde\n", 8, "abcde..."},                           // \x0a (4) does not fit in 3
+        {"abcd\n", 8, "abcd\\x0a"},                           // fits exactly
+        {"a\\", 2, "a..."},                                   // "\\\\" (2) does not fit in 1
+        {std::string(1000, 'x'), 0, std::string(1000, 'x')},  // 0: no cap
     };
     for (const auto& r : rows) EXPECT_EQ(escape(r.in, r.max), r.want) << r.want;
 }

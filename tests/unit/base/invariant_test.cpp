@@ -23,7 +23,8 @@ TEST(InvariantDeathTest, HoldingInvariantPasses) {
 
 TEST(InvariantDeathTest, BrokenInvariantLogsAndAborts) {
     int n = 0;
-    EXPECT_DEATH(checked_decrement(n), "panic: invariant failed: n > 0 in checked_decrement \\(.*invariant_test.cpp:[0-9]+\\)");
+    EXPECT_DEATH(checked_decrement(n),
+                 "panic: invariant failed: n > 0 in checked_decrement \\(.*invariant_test.cpp:[0-9]+\\)");
 }
 
 TEST(InvariantDeathTest, InstalledSinkGetsThePanicLine) {

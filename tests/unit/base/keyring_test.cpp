@@ -15,8 +15,8 @@ using xproxy::KeyRing;
 
 namespace {
 
-const char* const kHex16 = "hex:000102030405060708090a0b0c0d0e0f";                         // 16 bytes
-const char* const kB64_32 = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";             // 32 bytes 00..1f
+const char* const kHex16 = "hex:000102030405060708090a0b0c0d0e0f";                  // 16 bytes
+const char* const kB64_32 = "base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";  // 32 bytes 00..1f
 
 std::string secret_hex(const xproxy::Key* k) {
     std::string out;
@@ -41,10 +41,10 @@ TEST(KeyRing, ParseTable) {
     const std::string h = kHex16, b = kB64_32;
     const Row rows[] = {
         {"k1 " + h + "\n", true, 1, "k1", ""},
-        {"k1 " + h, true, 1, "k1", ""},                                     // no final LF
+        {"k1 " + h, true, 1, "k1", ""},  // no final LF
         {"# ring\n\n  k1\t" + h + "  # old\r\nk2 " + b + "\n", true, 2, "k1", ""},
         {"k2026.a_b-c " + b, true, 1, "k2026.a_b-c", ""},
-        {std::string(32, 'k') + " " + h, true, 1, nullptr, ""},             // 32-char id
+        {std::string(32, 'k') + " " + h, true, 1, nullptr, ""},  // 32-char id
         {std::string(33, 'k') + " " + h, false, 0, nullptr, "line 1: key id"},
         {"k/1 " + h, false, 0, nullptr, "key id"},
         {"", false, 0, nullptr, "no key"},
@@ -52,15 +52,15 @@ TEST(KeyRing, ParseTable) {
         {"k1\n", false, 0, nullptr, "line 1: expected"},
         {"k1 " + h + "\nk1 " + b, false, 0, nullptr, "line 2: key id 'k1' appears twice"},
         {"k1 000102030405060708090a0b0c0d0e0f", false, 0, nullptr, "hex: or base64:"},
-        {"k1 hex:000102030405060708090a0b0c0d0e", false, 0, nullptr, "shorter than 16"},     // 15 bytes
+        {"k1 hex:000102030405060708090a0b0c0d0e", false, 0, nullptr, "shorter than 16"},  // 15 bytes
         {"k1 hex:000102030405060708090a0b0c0d0e0", false, 0, nullptr, "even"},
         {"k1 hex:000102030405060708090a0b0c0d0e0g", false, 0, nullptr, "hex digit"},
-        {"k1 hex:" + std::string(256, 'a'), true, 1, "k1", ""},                                // 128 bytes
+        {"k1 hex:" + std::string(256, 'a'), true, 1, "k1", ""},  // 128 bytes
         {"k1 hex:" + std::string(258, 'a'), false, 0, nullptr, "longer than 128"},
         {"k1 base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", false, 0, nullptr, "padding"},
         {"k1 base64:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh*=", false, 0, nullptr, "standard base64"},
-        {"k1 base64:AAECAwQFBgcICQoLDA0ODw==", true, 1, "k1", ""},                             // 16 bytes
-        {"k1 base64:AAECAwQFBgcICQoLDA0O", false, 0, nullptr, "shorter than 16"},             // 15 bytes
+        {"k1 base64:AAECAwQFBgcICQoLDA0ODw==", true, 1, "k1", ""},                 // 16 bytes
+        {"k1 base64:AAECAwQFBgcICQoLDA0O", false, 0, nullptr, "shorter than 16"},  // 15 bytes
         {"k1 " + h + " extra", false, 0, nullptr, "unexpected text"},
         {"k1 " + h + "\nk\x01 " + h, false, 0, nullptr, "line 2: control"},
     };
@@ -141,7 +141,7 @@ TEST_F(KeyRingFile, ModeRule) {
         const char* want_mode_text;
     };
     const Row rows[] = {
-        {0600, true, ""},   {0400, true, ""},      {0700, true, ""},      {0644, false, "0644"},
+        {0600, true, ""},      {0400, true, ""},      {0700, true, ""},      {0644, false, "0644"},
         {0640, false, "0640"}, {0604, false, "0604"}, {0620, false, "0620"}, {0602, false, "0602"},
         {0610, false, "0610"}, {0601, false, "0601"},
     };

@@ -44,7 +44,8 @@ TEST(SecretFile, AcceptsAndRefuses) {
     } rows[] = {
         {"newline dropped", d.write("nl", key16 + "\n", 0600), 16, key16, ""},
         {"only one newline", d.write("nl2", key16 + "\n\n", 0600), 16, key16 + "\n", ""},
-        {"group may read", d.write("g", key16, 0640), 16, "", "must be a regular file of mode 0600 or tighter (has 0640"},
+        {"group may read", d.write("g", key16, 0640), 16, "",
+         "must be a regular file of mode 0600 or tighter (has 0640"},
         {"symbolic link", link, 16, "", "cannot open " + link},
         {"directory", d.path, 1, "", "must be a regular file"},
         {"missing", d.path + "/none", 1, "", "cannot open " + d.path + "/none"},

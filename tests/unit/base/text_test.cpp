@@ -35,8 +35,8 @@ TEST(Text, ParseDecimalIsStrict) {
     const Row rows[] = {
         {"25", 65535, LeadingZeros::allowed, 25},
         {"65535", 65535, LeadingZeros::allowed, 65535},
-        {"65536", 65535, LeadingZeros::allowed, std::nullopt},   // overflow of the type
-        {"1000", 999, LeadingZeros::allowed, std::nullopt},      // above max
+        {"65536", 65535, LeadingZeros::allowed, std::nullopt},  // overflow of the type
+        {"1000", 999, LeadingZeros::allowed, std::nullopt},     // above max
         {"0025", 65535, LeadingZeros::allowed, 25},
         {"0025", 65535, LeadingZeros::forbidden, std::nullopt},  // not canonical
         {"0", 65535, LeadingZeros::forbidden, 0},

@@ -2,12 +2,12 @@
 // (socket modes, the TCP peer allow-list, the start-up check of TCP listeners, the socket's
 // directory, inherited unix sockets).
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -143,9 +143,9 @@ TEST(Access, SocketModeTable) {
         unsigned want_mode;
     };
     const Row rows[] = {
-        {"0660", true, 0660}, {"660", true, 0660}, {"0600", true, 0600}, {"0777", true, 0777}, {"0", true, 0},
-        {"", false, 0},       {"0668", false, 0},  {"01777", false, 0},  {"-660", false, 0},  {"0x1b6", false, 0},
-        {"66O", false, 0},
+        {"0660", true, 0660}, {"660", true, 0660}, {"0600", true, 0600}, {"0777", true, 0777},
+        {"0", true, 0},       {"", false, 0},      {"0668", false, 0},   {"01777", false, 0},
+        {"-660", false, 0},   {"0x1b6", false, 0}, {"66O", false, 0},
     };
     for (const auto& r : rows) {
         unsigned mode = 12345;
@@ -195,8 +195,8 @@ TEST(Access, TcpListenerWithoutAllowListIsAStartUpError) {
     EXPECT_FALSE(r);
     EXPECT_NE(r.error().find("127.0.0.1:"), std::string::npos) << r.error();
     EXPECT_NE(r.error().find("add --allow-peers"), std::string::npos) << r.error();
-    EXPECT_TRUE(xproxy::daemon::check_inet_allowed({p.listener}, *xproxy::CidrSet::parse("192.0.2.1/32"),
-                                                   "--allow-peers"));
+    EXPECT_TRUE(
+        xproxy::daemon::check_inet_allowed({p.listener}, *xproxy::CidrSet::parse("192.0.2.1/32"), "--allow-peers"));
     close(sv[0]);
     close(sv[1]);
 }

@@ -33,7 +33,8 @@ TEST(Startup, PlanListenersTable) {
         {{"unix:/run/p.sock"}, {"0669", "root", "", ""}, "--socket-mode must be octal, e.g. 0660"},
         {{"unix:/run/p.sock"}, {"0666", "root", "", ""}, "--socket-mode 0666 gives other users access"},
         {{"unix:/run/p.sock"}, {"0660", "root", "300.0.0.0/8", ""}, "--allow-peers: "},
-        {{"inet:127.0.0.1:10040"}, {"0660", "root", "", ""},
+        {{"inet:127.0.0.1:10040"},
+         {"0660", "root", "", ""},
          "TCP listener inet:127.0.0.1:10040 would serve nobody: add --allow-peers CIDR"},
         // The first check that fails speaks: the group before the mode.
         {{"unix:/run/p.sock"}, {"0666", "no-such-group-xproxy", "", ""}, "group 'no-such-group-xproxy'"},

@@ -8,10 +8,10 @@
 
 #include <gtest/gtest.h>
 
-#include "milter_socket.hpp"
-#include "session.hpp"
 #include <functional>
 #include <utility>
+#include "milter_socket.hpp"
+#include "session.hpp"
 
 #include <xproxy/policy/directory_file.hpp>
 
@@ -297,7 +297,8 @@ TEST(MilterInject, PolicyEngineAtMailAndRcpt) {
     std::string err;
     ASSERT_TRUE(c->policy.enable({"vdomains", "deposit"}));
     auto dir = xproxy::test::value_or_error(parse_directory("domain example.com state=active services=smtp,submission\n"
-                               "user alice@example.com state=active\n"), err);
+                                                            "user alice@example.com state=active\n"),
+                                            err);
     ASSERT_TRUE(dir) << err;
     c->directory = std::make_shared<const Directory>(std::move(*dir));
     Session s(c);
@@ -331,15 +332,18 @@ TEST(MilterVerify, Verdicts) {
     std::vector<VerifyRow> rows = {
         {"valid", [](const Msg& m, const KeyRing& k) { return signed_value("127.0.0.66", m.mid, m.sender, k); },
          "verified"},
-        {"bad_signature", [&](const Msg& m, const KeyRing&) { return signed_value("127.0.0.66", m.mid, m.sender, other); },
-         "invalid"},
-        {"unknown_key", [&](const Msg& m, const KeyRing&) { return signed_value("127.0.0.66", m.mid, m.sender, unknown); },
-         "invalid"},
+        {"bad_signature",
+         [&](const Msg& m, const KeyRing&) { return signed_value("127.0.0.66", m.mid, m.sender, other); }, "invalid"},
+        {"unknown_key",
+         [&](const Msg& m, const KeyRing&) { return signed_value("127.0.0.66", m.mid, m.sender, unknown); }, "invalid"},
         {"expired",
-         [](const Msg& m, const KeyRing& k) { return signed_value("127.0.0.66", m.mid, m.sender, k, kNow - 8 * 86400); },
+         [](const Msg& m, const KeyRing& k) {
+             return signed_value("127.0.0.66", m.mid, m.sender, k, kNow - 8 * 86400);
+         },
          "invalid"},
         {"wrong_binding",
-         [](const Msg& m, const KeyRing& k) { return signed_value("127.0.0.66", "<copied@x>", m.sender, k); }, "invalid"},
+         [](const Msg& m, const KeyRing& k) { return signed_value("127.0.0.66", "<copied@x>", m.sender, k); },
+         "invalid"},
         {"malformed", [](const Msg&, const KeyRing&) { return std::string("v=1; ip=1.2.3.4"); }, "invalid"},
         {"missing", [](const Msg&, const KeyRing&) { return std::string(); }, "missing"},
     };

@@ -17,7 +17,8 @@ using namespace xproxy;
 
 namespace {
 
-constexpr const char* kAliceFp = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+constexpr const char* kAliceFp =
+    "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
 constexpr const char* kAliceFpHex = "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789";
 
 std::string fixture() {
@@ -103,7 +104,7 @@ TEST(Directory, AddressLookupTable) {
         {"alice@example.com", true, "alice", EntryState::active, "mta1.example.net"},
         {"ALICE@EXAMPLE.COM", true, "alice", EntryState::active, "mta1.example.net"},
         {"a.smith@example.com", true, "alice", EntryState::active, "mta1.example.net"},  // alias
-        {"sales@Example.Com", true, "alice", EntryState::active, "mta1.example.net"},     // alias, any case
+        {"sales@Example.Com", true, "alice", EntryState::active, "mta1.example.net"},    // alias, any case
         {"bob@example.com", true, "bob", EntryState::inactive, ""},
         {"carol@example.com", true, "carol", EntryState::deleted, "mta2.example.net"},
         {"dave@paused.example", true, "dave", EntryState::active, "mta1.example.net"},
@@ -142,9 +143,9 @@ TEST(Directory, FingerprintNormalisation) {
         {kAliceFp, kAliceFpHex},
         {kAliceFpHex, kAliceFpHex},
         {"ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", kAliceFpHex},
-        {"00112233445566778899aabbccddeeff", "00112233445566778899aabbccddeeff"},  // MD5 length
-        {"00112233445566778899aabbccddee", ""},                                    // too short
-        {"AB:CDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", ""}, // mixed separators
+        {"00112233445566778899aabbccddeeff", "00112233445566778899aabbccddeeff"},   // MD5 length
+        {"00112233445566778899aabbccddee", ""},                                     // too short
+        {"AB:CDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789", ""},  // mixed separators
         {":AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89", ""},
         {"AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:", ""},
         {"AB::CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89", ""},
@@ -208,9 +209,9 @@ TEST(DirectoryFile, ParseErrorTable) {
     const Row rows[] = {
         {"", ""},
         {"# only a comment\n\n   \t\n", ""},
-        {dom + "user a#b@example.com\n", ""},          // '#' inside a word is not a comment
+        {dom + "user a#b@example.com\n", ""},  // '#' inside a word is not a comment
         {dom + "user alice@example.com #state=deleted", ""},
-        {"domain example.com", ""},                    // no final LF
+        {"domain example.com", ""},  // no final LF
         {"domain example.com\r\n", ""},
         {"domain example.com state=paused\n", "line 1: unknown state 'paused' (want active, inactive or deleted)"},
         {"domain example.com services=smtp,ftp\n", "line 1: unknown service 'ftp'"},
@@ -299,9 +300,11 @@ TEST(DirectoryFile, RoundTrip) {
     EXPECT_EQ(again.user_count(), d.user_count());
     EXPECT_EQ(again.alias_count(), d.alias_count());
     // Spot checks of what the text must carry.
-    EXPECT_NE(text.find("domain gone.example state=deleted services=none require_tls=yes\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("domain gone.example state=deleted services=none require_tls=yes\n"), std::string::npos)
+        << text;
     EXPECT_NE(text.find("user alice@example.com state=active home=mta1.example.net alias=a.smith,sales "
-                        "login=alice,alice.s cert=" + std::string(kAliceFpHex) + "\n"),
+                        "login=alice,alice.s cert=" +
+                        std::string(kAliceFpHex) + "\n"),
               std::string::npos)
         << text;
     EXPECT_EQ(again.find_by_fingerprint(kAliceFp)->local_part, "alice");
@@ -309,7 +312,8 @@ TEST(DirectoryFile, RoundTrip) {
 }
 
 TEST(DirectoryFile, RoundTripGroupsInterleavedUsers) {
-    const Directory d = load("domain a.example\ndomain b.example\nuser x@a.example\nuser y@b.example\nuser z@a.example\n");
+    const Directory d = load(
+        "domain a.example\ndomain b.example\nuser x@a.example\nuser y@b.example\nuser z@a.example\n");
     EXPECT_EQ(format_directory(d),
               "domain a.example state=active services=smtp,submission require_tls=no\n"
               "user x@a.example state=active\n"

@@ -14,32 +14,35 @@ using namespace xproxy;
 
 namespace {
 
-constexpr const char* kAliceFp = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
+constexpr const char* kAliceFp =
+    "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
 constexpr const char* kBobFp = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 constexpr const char* kStrangerFp = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 
 const Directory& directory() {
     static const Directory d = [] {
         std::string error;
-        auto parsed = xproxy::test::value_or_error(parse_directory(std::string(
-                                          "domain example.com services=smtp,submission\n"
-                                          "user alice@example.com alias=a.smith,sales login=alice cert=") +
-                                          kAliceFp +
-                                          "\n"
-                                          "user bob@example.com cert=" + kBobFp +
-                                          "\n"
-                                          "user carol@example.com state=inactive\n"
-                                          "user dave@example.com state=deleted\n"
-                                          "domain paused.example state=inactive\n"
-                                          "user eve@paused.example\n"
-                                          "domain gone.example state=deleted\n"
-                                          "user frank@gone.example\n"
-                                          "domain inbound-only.example services=smtp\n"
-                                          "user gina@inbound-only.example\n"
-                                          "domain outbound-only.example services=submission\n"
-                                          "user hank@outbound-only.example\n"
-                                          "domain secure.example require_tls=yes\n"
-                                          "user ivy@secure.example login=ivy\n"), error);
+        auto parsed = xproxy::test::value_or_error(
+            parse_directory(std::string("domain example.com services=smtp,submission\n"
+                                        "user alice@example.com alias=a.smith,sales login=alice cert=") +
+                            kAliceFp +
+                            "\n"
+                            "user bob@example.com cert=" +
+                            kBobFp +
+                            "\n"
+                            "user carol@example.com state=inactive\n"
+                            "user dave@example.com state=deleted\n"
+                            "domain paused.example state=inactive\n"
+                            "user eve@paused.example\n"
+                            "domain gone.example state=deleted\n"
+                            "user frank@gone.example\n"
+                            "domain inbound-only.example services=smtp\n"
+                            "user gina@inbound-only.example\n"
+                            "domain outbound-only.example services=submission\n"
+                            "user hank@outbound-only.example\n"
+                            "domain secure.example require_tls=yes\n"
+                            "user ivy@secure.example login=ivy\n"),
+            error);
         if (!parsed) ADD_FAILURE() << error;
         return parsed ? std::move(*parsed) : Directory();
     }();
@@ -48,13 +51,13 @@ const Directory& directory() {
 
 RiskMap risk_map() {
     std::string error;
-    auto m = xproxy::test::value_or_error(RiskMap::parse(
-        "class good\n"
-        "class bulk transport=smtp-bulk:\n"
-        "class high transport=smtp-high:\n"
-        "network 192.0.2.0/24 class=good\n"
-        "network 203.0.113.0/24 class=high\n"
-        "sender-domain newsletter.example class=bulk\n"), error);
+    auto m = xproxy::test::value_or_error(RiskMap::parse("class good\n"
+                                                         "class bulk transport=smtp-bulk:\n"
+                                                         "class high transport=smtp-high:\n"
+                                                         "network 192.0.2.0/24 class=good\n"
+                                                         "network 203.0.113.0/24 class=high\n"
+                                                         "sender-domain newsletter.example class=bulk\n"),
+                                          error);
     if (!m) ADD_FAILURE() << error;
     return m ? std::move(*m) : RiskMap();
 }
@@ -229,7 +232,8 @@ TEST(PolicyEngine, SubmissionRules) {
     in.state = MAIL;
     in.sender = "nobody@example.com";
     in.sasl_username = "alice";
-    EXPECT_EQ(decide(in, cfg, directory()).postfix_action(), "550 5.1.0 Sender address <nobody@example.com> unknown in virtual domain");
+    EXPECT_EQ(decide(in, cfg, directory()).postfix_action(),
+              "550 5.1.0 Sender address <nobody@example.com> unknown in virtual domain");
 }
 
 TEST(PolicyEngine, RiskRouting) {
@@ -281,7 +285,8 @@ TEST(PolicyEngine, Inject) {
     EXPECT_EQ(decide(in, cfg, directory()).kind, DUNNO);
     in.trusted_upstream.reset();
     const PolicyDecision d = decide(in, cfg, directory());
-    EXPECT_EQ(d.postfix_action("X-Original-Source: v=1; ip=198.51.100.1"), "PREPEND X-Original-Source: v=1; ip=198.51.100.1");
+    EXPECT_EQ(d.postfix_action("X-Original-Source: v=1; ip=198.51.100.1"),
+              "PREPEND X-Original-Source: v=1; ip=198.51.100.1");
     EXPECT_EQ(d.postfix_action(), "DUNNO");  // nothing to prepend
 }
 
@@ -425,10 +430,17 @@ TEST(PolicyEngine, ProtocolStateNames) {
         ProtocolState want;
     };
     const Row rows[] = {
-        {"CONNECT", ProtocolState::connect}, {"EHLO", ProtocolState::helo}, {"HELO", ProtocolState::helo},
-        {"MAIL", MAIL},                      {"rcpt", RCPT},                {"DATA", DATA},
-        {"END-OF-MESSAGE", ProtocolState::end_of_message},                  {"VRFY", ProtocolState::vrfy},
-        {"ETRN", ProtocolState::etrn},       {"BDAT", ProtocolState::unknown}, {"", ProtocolState::unknown},
+        {"CONNECT", ProtocolState::connect},
+        {"EHLO", ProtocolState::helo},
+        {"HELO", ProtocolState::helo},
+        {"MAIL", MAIL},
+        {"rcpt", RCPT},
+        {"DATA", DATA},
+        {"END-OF-MESSAGE", ProtocolState::end_of_message},
+        {"VRFY", ProtocolState::vrfy},
+        {"ETRN", ProtocolState::etrn},
+        {"BDAT", ProtocolState::unknown},
+        {"", ProtocolState::unknown},
     };
     for (const auto& r : rows) EXPECT_EQ(parse_protocol_state(r.in), r.want) << r.in;
     EXPECT_EQ(to_string(ProtocolState::end_of_message), "END-OF-MESSAGE");

@@ -73,7 +73,7 @@ TEST(RiskMap, ClassifyTable) {
         {"", "a@newsletter.example", "bulk", S::sender_domain, "newsletter.example"},
         {"", "a@NEWSLETTER.EXAMPLE", "bulk", S::sender_domain, "newsletter.example"},
         {"", "a@eu.mail.newsletter.example", "bulk", S::sender_domain, "newsletter.example"},  // parent
-        {"", "a@xnewsletter.example", "", S::network, ""},  // not a parent domain
+        {"", "a@xnewsletter.example", "", S::network, ""},                                     // not a parent domain
         {"", "a@example", "", S::network, ""},
         {"", "newsletter.example", "", S::network, ""},  // no '@': not an address
         {"", "", "", S::network, ""},                    // null sender

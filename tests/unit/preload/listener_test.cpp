@@ -92,7 +92,7 @@ TEST_F(ListenerTest, OnlyAnEventLoopsReadyConnectionsExpire) {
     EXPECT_EQ(l.expire_ready(10000, 3000), 1000);
     EXPECT_TRUE(l.has_ready());
     l.set_nonblocking(true);
-    EXPECT_EQ(l.expire_ready(2500, 3000), 500);  // due at 3000
+    EXPECT_EQ(l.expire_ready(2500, 3000), 500);   // due at 3000
     EXPECT_EQ(l.expire_ready(1000, 3000), 1000);  // never more than a second
     EXPECT_TRUE(l.has_ready());
     EXPECT_EQ(l.expire_ready(3000, 3000), -1);

@@ -9,29 +9,29 @@
 // application takes over; close/dup in signal handlers; the HMAC key's wiping.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/types.h>
-#include <grp.h>
-#include <cstddef>
-#include <cstring>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cstddef>
+#include <cstring>
 
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iterator>
-#include <tuple>
 #include <map>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "config.hpp"
@@ -50,7 +50,7 @@ struct Server {
     int out = -1;  // its stdout
     unsigned port = 0;
     std::string unix_path;  // "unix" mode: the listener's path (port is then 1)
-    std::string extra;  // stdout lines after port=
+    std::string extra;      // stdout lines after port=
 
     Server(const std::string& mode, const std::map<std::string, std::string>& env, bool v6 = false,
            std::vector<std::string> wrapper = {}) {
@@ -202,7 +202,7 @@ std::string v2(const char* client, unsigned port, const char* dst = "127.0.0.1",
 
 std::string v1(const char* client, unsigned port, const char* dst = "127.0.0.1", unsigned dport = 25) {
     return xproxy::pp::encode_v1(Endpoint{*IpAddress::parse(client), static_cast<uint16_t>(port)},
-                                    Endpoint{*IpAddress::parse(dst), static_cast<uint16_t>(dport)});
+                                 Endpoint{*IpAddress::parse(dst), static_cast<uint16_t>(dport)});
 }
 
 std::string field(const std::string& text, const std::string& key) {
@@ -360,8 +360,8 @@ TEST_P(Slowloris, OthersAcceptedWithin50ms) {
 struct LateExchange {
     std::string other, late;
 };
-LateExchange late_header_exchange(unsigned port, const char* late_client, unsigned late_port,
-                                  const char* other_client, unsigned other_port) {
+LateExchange late_header_exchange(unsigned port, const char* late_client, unsigned late_port, const char* other_client,
+                                  unsigned other_port) {
     std::string h = v2(late_client, late_port);
     int slow = connect_from("127.0.0.1", port);
     send_all(slow, h.substr(0, 7));
@@ -506,9 +506,9 @@ TEST(Preload, HundredThousandEagainUnderValgrind) {
     auto env = trusted({{"XPROXY_TIMEOUT_MS", "300"}});
 #else
     if (access("/usr/bin/valgrind", X_OK) != 0) GTEST_FAIL() << "valgrind is not installed (scripts/bootstrap)";
-    std::vector<std::string> checker = {"/usr/bin/valgrind", "--quiet", "--leak-check=full",
-                                        "--errors-for-leak-kinds=definite", "--error-exitcode=9",
-                                        "--log-file=/tmp/xproxy-valgrind.%p.log"};
+    std::vector<std::string> checker = {"/usr/bin/valgrind",  "--quiet",
+                                        "--leak-check=full",  "--errors-for-leak-kinds=definite",
+                                        "--error-exitcode=9", "--log-file=/tmp/xproxy-valgrind.%p.log"};
     auto env = trusted({{"XPROXY_TIMEOUT_MS", "300"}});
 #endif
     Server s("eagain", env, false, checker);
@@ -530,8 +530,8 @@ TEST(Preload, HundredThousandEagainUnderValgrind) {
     ASSERT_EQ(done, s.pid) << "server did not exit";
     s.pid = -1;
     ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0)
-        << "the leak checker found leaks or errors (valgrind: exit 9, see /tmp/xproxy-valgrind.*.log; LeakSanitizer: 23)";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the leak checker found leaks or errors (valgrind: exit 9, see "
+                                         "/tmp/xproxy-valgrind.*.log; LeakSanitizer: 23)";
 }
 
 TEST(Preload, ConfigFileAndEnvironmentOverride) {
@@ -596,7 +596,8 @@ TEST(Preload, AcceptFlagsAreTheCallers) {
     {
         Server s("blocking", trusted());
         EXPECT_EQ(field(talk(s.port, v2("192.0.2.102", 102)), "fl"), "-") << "accept(): blocking, no close-on-exec";
-        EXPECT_EQ(field(talk(s.port, v2("192.0.2.102", 103), "127.0.0.1", 4), "fl"), "-") << "the same after a late header";
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.102", 103), "127.0.0.1", 4), "fl"), "-")
+            << "the same after a late header";
         EXPECT_EQ(field(talk(s.port, "x", "127.0.0.50"), "fl"), "-") << "untrusted peers too";
     }
     {
@@ -705,7 +706,8 @@ INSTANTIATE_TEST_SUITE_P(Workers, ForkedWorkers,
                          ::testing::Combine(::testing::Values("prefork", "preforkb"),
                                             ::testing::Values("127.0.0.1", "127.0.0.2")),
                          [](const auto& p) {
-                             std::string up = std::get<1>(p.param) == "127.0.0.1" ? "trusted_wakeups" : "untrusted_wakeups";
+                             std::string up = std::get<1>(p.param) == "127.0.0.1" ? "trusted_wakeups"
+                                                                                  : "untrusted_wakeups";
                              return std::get<0>(p.param) + "_" + up;
                          });
 
@@ -824,8 +826,8 @@ wire::WireEndpoint wire_of(const Endpoint& e) {
 // its own listening socket as proof, then the bait with a forged client); otherwise
 // accepts requests and never answers (a flood that holds whoever waits for it). Stops on
 // a byte from `stop`, then reports its counts on `report`.
-[[noreturn]] void forger(unsigned port, bool other_user, int full, int split, bool answer, int bait, int proof, int stop,
-                         int report) {
+[[noreturn]] void forger(unsigned port, bool other_user, int full, int split, bool answer, int bait, int proof,
+                         int stop, int report) {
     if (other_user && (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
     std::string name = "xproxy-forger." + std::to_string(getpid());
     int u = socket(AF_UNIX, SOCK_SEQPACKET, 0);
@@ -869,7 +871,8 @@ wire::WireEndpoint wire_of(const Endpoint& e) {
         if (n <= 0) break;  // stopping and nothing left to read (or the test is gone)
         if (p[1].revents) {
             char x;
-            if (read(stop, &x, 1) <= 0) {}
+            if (read(stop, &x, 1) <= 0) {
+            }
             stopping = true;
         }
         if (p[0].revents) {
@@ -895,7 +898,8 @@ wire::WireEndpoint wire_of(const Endpoint& e) {
             }
             ++counts.requests;
             for (cmsghdr* cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
-                if (cm->cmsg_type == SCM_RIGHTS) counts.listener_fds += static_cast<int>((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                if (cm->cmsg_type == SCM_RIGHTS)
+                    counts.listener_fds += static_cast<int>((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
             if (!answer) continue;
             // Version 1 siblings sent the connection at once; version 2 first shows a
             // listener (ours: the forger cannot have the application's), then sends it.
@@ -964,8 +968,7 @@ ForgeRun forge(const Server& s, bool other_user, int full, int split, bool answe
     char counts[sizeof(ForgeCounts)];
     if (poll(&p, 1, 20000) == 1 && read(report[0], counts, sizeof counts) == static_cast<ssize_t>(sizeof counts))
         std::memcpy(&run.counts, counts, sizeof counts);
-    else
-        ADD_FAILURE() << "the forger did not report";
+    else ADD_FAILURE() << "the forger did not report";
     int status = 0;
     waitpid(pid, &status, 0);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "forger status " << status;
@@ -1158,7 +1161,8 @@ TEST(Preload, TrickledHeaderIsPeekedInLinearWork) {
     ASSERT_EQ(h.size(), 2000u);
     std::string r;
     {
-        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_LEVEL", "debug"},
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path},
+                                      {"XPROXY_LOG_LEVEL", "debug"},
                                       {"XPROXY_TIMEOUT_MS", "20000"}}));
         ASSERT_NE(s.port, 0u);
         int fd = connect_from("127.0.0.1", s.port);

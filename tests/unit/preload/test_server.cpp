@@ -40,21 +40,21 @@
 // the fd: "nb" O_NONBLOCK, "ce" FD_CLOEXEC, "-" none), reads until EOF or a line
 // "STATS", and answers "data=<bytes received>\n" or "fds=N rss=KB\n".
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <errno.h>
-#include <sys/socket.h>
-#include <unistd.h>
-#include <dirent.h>
-#include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <string>
 #include <thread>
@@ -109,7 +109,8 @@ static std::string describe(int fd, const sockaddr_storage& acc, socklen_t accle
     socklen_t pl = sizeof peer, sl = sizeof sock;
     std::string p = getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) == 0 ? fmt(peer, pl) : "error";
     std::string s = getsockname(fd, reinterpret_cast<sockaddr*>(&sock), &sl) == 0 ? fmt(sock, sl) : "error";
-    return "accept=" + fmt(acc, acclen) + " peer=" + p + " sock=" + s + " fd=" + std::to_string(fd) + " fl=" + fl + "\n";
+    return "accept=" + fmt(acc, acclen) + " peer=" + p + " sock=" + s + " fd=" + std::to_string(fd) + " fl=" + fl +
+           "\n";
 }
 
 static std::string hex(const void* p, size_t n) {
@@ -336,7 +337,8 @@ int main(int argc, char** argv) {
     }
     len = sizeof ss;
     getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
-    unsigned port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    unsigned port = ntohs(v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
     printf("port=%u\n", port);
     fflush(stdout);
 
@@ -432,16 +434,16 @@ int main(int argc, char** argv) {
     int workers = strcmp(mode, "threads") == 0 ? 4 : 1;
     std::vector<std::thread> pool;
     auto loop = [lfd, mode, workers] {
-            for (;;) {
-                sockaddr_storage acc{};
-                socklen_t al = sizeof acc;
-                int fd = accept(lfd, reinterpret_cast<sockaddr*>(&acc), &al);
-                if (fd < 0 && errno == EINTR) write_all(1, "eintr\n");
-                if (fd < 0) continue;
-                if (workers > 1) std::thread(serve, fd, acc, al, mode).detach();
-                else serve(fd, acc, al, mode);
-            }
-        };
+        for (;;) {
+            sockaddr_storage acc{};
+            socklen_t al = sizeof acc;
+            int fd = accept(lfd, reinterpret_cast<sockaddr*>(&acc), &al);
+            if (fd < 0 && errno == EINTR) write_all(1, "eintr\n");
+            if (fd < 0) continue;
+            if (workers > 1) std::thread(serve, fd, acc, al, mode).detach();
+            else serve(fd, acc, al, mode);
+        }
+    };
     // One worker runs in the main thread, where a process-directed signal lands.
     for (int w = 1; w < workers; ++w) pool.emplace_back(loop);
     loop();

@@ -120,7 +120,8 @@ TEST(DataDecoder, NoBareCrOrLfGoesDownstream) {
 
 TEST(DataDecoder, LargeBodyInOddChunks) {
     std::string body;
-    for (int i = 0; i < 5000; ++i) body += (i % 7 == 0 ? ".." : "") + std::string(static_cast<std::size_t>(i % 90), 'x') + "\r\n";
+    for (int i = 0; i < 5000; ++i)
+        body += (i % 7 == 0 ? ".." : "") + std::string(static_cast<std::size_t>(i % 90), 'x') + "\r\n";
     std::string in = body + ".\r\n";
     DataDecoder d;
     std::string out;

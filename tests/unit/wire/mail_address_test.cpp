@@ -19,38 +19,38 @@ TEST(MailAddress, Canonical) {
         {"alice@example.com", "alice@example.com"},
         {"<alice@example.com>", "alice@example.com"},
         {" \t<  alice@example.com >\r\n", "alice@example.com"},
-        {"Alice@Example.COM", "Alice@example.com"},                // local part keeps its case
-        {"\"alice\"@Example.COM", "alice@example.com"},            // needless quotes go
+        {"Alice@Example.COM", "Alice@example.com"},      // local part keeps its case
+        {"\"alice\"@Example.COM", "alice@example.com"},  // needless quotes go
         {"\"first.last\"@example.com", "first.last@example.com"},
         {"\"first\".\"last\"@example.com", "first.last@example.com"},  // obsolete word.word
-        {"\"al\\ice\"@example.com", "alice@example.com"},          // quoted pair of a plain byte
-        {"\"a b\"@example.com", "\"a b\"@example.com"},            // quotes needed: kept
-        {"a b@example.com", "\"a b\"@example.com"},                // Postfix's internal form
-        {"\"a\\\"b\"@x", "\"a\\\"b\"@x"},                  // "a\"b" stays escaped
-        {"a\"b@x", "\"a\\\"b\"@x"},                            // open quote: literal
-        {"\"a\\\\b\"@x", "\"a\\\\b\"@x"},                // backslash
-        {"\"a.\"@x", "\"a.\"@x"},                                // not a Dot-string
+        {"\"al\\ice\"@example.com", "alice@example.com"},              // quoted pair of a plain byte
+        {"\"a b\"@example.com", "\"a b\"@example.com"},                // quotes needed: kept
+        {"a b@example.com", "\"a b\"@example.com"},                    // Postfix's internal form
+        {"\"a\\\"b\"@x", "\"a\\\"b\"@x"},                              // "a\"b" stays escaped
+        {"a\"b@x", "\"a\\\"b\"@x"},                                    // open quote: literal
+        {"\"a\\\\b\"@x", "\"a\\\\b\"@x"},                              // backslash
+        {"\"a.\"@x", "\"a.\"@x"},                                      // not a Dot-string
         {"\".a\"@x", "\".a\"@x"},
         {"\"a..b\"@x", "\"a..b\"@x"},
         {"\"alice@relay\"@example.com", "\"alice@relay\"@example.com"},
         {"alice@relay@example.com", "\"alice@relay\"@example.com"},  // internal form
-        {"\"a@b\"", "\"a@b\""},                                  // no domain: '@' is quoted
-        {"@relay:alice@example.com", "alice@example.com"},          // source route
+        {"\"a@b\"", "\"a@b\""},                                      // no domain: '@' is quoted
+        {"@relay:alice@example.com", "alice@example.com"},           // source route
         {"<@a.example,@b.example:alice@Example.com>", "alice@example.com"},
         {"<@a.example:\"a b\"@example.com>", "\"a b\"@example.com"},
-        {"@example.com", "\"\"@example.com"},                      // empty local part
+        {"@example.com", "\"\"@example.com"},  // empty local part
         {"\"\"@example.com", "\"\"@example.com"},
-        {"postmaster", "postmaster"},                              // no domain
+        {"postmaster", "postmaster"},  // no domain
         {"\"postmaster\"", "postmaster"},
-        {"\"\"", "\"\""},                                          // empty quoted: not the null sender
+        {"\"\"", "\"\""},  // empty quoted: not the null sender
         {"", ""},
         {"<>", ""},
         {" < > ", ""},
         {"alice@[IPv6:2001:DB8::1]", "alice@[ipv6:2001:db8::1]"},
-        {"j\xc3\xb6rg@EXAMPLE.de", "j\xc3\xb6rg@example.de"},       // UTF-8 local part (RFC 6531)
+        {"j\xc3\xb6rg@EXAMPLE.de", "j\xc3\xb6rg@example.de"},  // UTF-8 local part (RFC 6531)
         {"alice@", "alice@"},
-        {"alice@Example.COM.", "alice@example.com"},               // Postfix drops the root dot
-        {"alice@example.com..", "alice@example.com.."},            // not a FQDN: kept
+        {"alice@Example.COM.", "alice@example.com"},     // Postfix drops the root dot
+        {"alice@example.com..", "alice@example.com.."},  // not a FQDN: kept
         {"alice@.", "alice@."},
         {"alice@[192.0.2.1].", "alice@[192.0.2.1]."},
         {"alice@b .", "alice@b ."},
@@ -62,8 +62,15 @@ TEST(MailAddress, Canonical) {
 }
 
 TEST(MailAddress, DifferentMailboxesStayDifferent) {
-    const char* distinct[] = {"alice@example.com", "Alice@example.com", "alice@example.org", "\"a lice\"@example.com",
-                              "alice.@example.com", "\"alice@example.com\"", "alice", "\"\"@example.com", "",
+    const char* distinct[] = {"alice@example.com",
+                              "Alice@example.com",
+                              "alice@example.org",
+                              "\"a lice\"@example.com",
+                              "alice.@example.com",
+                              "\"alice@example.com\"",
+                              "alice",
+                              "\"\"@example.com",
+                              "",
                               "\"alice\\\"\"@example.com"};
     for (const char* a : distinct) {
         for (const char* b : distinct) {

@@ -61,7 +61,7 @@ const char kMinimal[] =
     "request=smtpd_access_policy\n"  // the one attribute the README requires
     "protocol_state=RCPT\n"
     "client_address=192.0.2.7\n"
-    "\n";                            // empty line: end of request
+    "\n";  // empty line: end of request
 
 }  // namespace
 
@@ -106,7 +106,7 @@ TEST(PolicyProtocol, PostfixReadmeExample) {
     EXPECT_EQ(r.get("mail_version"), "3.8.0");
     EXPECT_EQ(r.get("tls_sni"), "mail.example.com");
     EXPECT_EQ(r.attribute_count(), 32u);
-    EXPECT_TRUE(r.has("etrn_domain"));       // present, empty
+    EXPECT_TRUE(r.has("etrn_domain"));  // present, empty
     EXPECT_TRUE(r.present(*PolicyRequest::known_index("request")));
     EXPECT_EQ(r.find("no_such_name"), nullptr);
 
@@ -166,8 +166,8 @@ TEST(PolicyProtocol, LivePostfix37Capture) {
     ASSERT_TRUE(s.client);
     EXPECT_EQ(s.client->addr.to_string(), "127.0.0.66");
     EXPECT_EQ(std::to_string(s.client->port), r.client_port);
-    EXPECT_EQ(s.ptr_name, "");             // "unknown" means no verified name
-    EXPECT_EQ(s.session_id, r.instance);   // no queue id yet
+    EXPECT_EQ(s.ptr_name, "");            // "unknown" means no verified name
+    EXPECT_EQ(s.session_id, r.instance);  // no queue id yet
     EXPECT_FALSE(s.tls.active());
 }
 
@@ -224,7 +224,7 @@ TEST(PolicyProtocol, ValuesAndLookup) {
     EXPECT_EQ(r.get("x-new.attr_2"), "1");
     EXPECT_TRUE(r.has("request"));
     EXPECT_EQ(r.get("request"), "");
-    EXPECT_FALSE(r.has("recipient"));      // absent, not empty
+    EXPECT_FALSE(r.has("recipient"));  // absent, not empty
     EXPECT_EQ(r.get("recipient"), "");
     EXPECT_EQ(r.attribute_count(), 4u);
     EXPECT_FALSE(PolicyRequest::known_index("Sender"));

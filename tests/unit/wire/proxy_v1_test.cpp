@@ -62,8 +62,8 @@ const ValidRow kValid[] = {
      true, "192.0.2.7", "2001:db8::25", 40000, 25},
     {"TCP6 IPv4 tail after ::", "PROXY TCP6 ::1.2.3.4 1::2:3:4:5:6.7.8.9 1 2\r\n", Family::inet6, true, "::1.2.3.4",
      "1:0:2:3:4:5:607:809", 1, 2},
-    {"TCP6 :: standing for one group", "PROXY TCP6 1:2:3:4:5:6:7:: ::8 1 2\r\n", Family::inet6, true,
-     "1:2:3:4:5:6:7:0", "::8", 1, 2},
+    {"TCP6 :: standing for one group", "PROXY TCP6 1:2:3:4:5:6:7:: ::8 1 2\r\n", Family::inet6, true, "1:2:3:4:5:6:7:0",
+     "::8", 1, 2},
     {"TCP6 all zeros", "PROXY TCP6 :: :: 0 0\r\n", Family::inet6, true, "::", "::", 0, 0},
     {"UNKNOWN short form", "PROXY UNKNOWN\r\n", Family::unspec, false, "", "", 0, 0},
     {"UNKNOWN with addresses ignored", "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", Family::unspec, false, "", "", 0, 0},
@@ -108,8 +108,7 @@ const InvalidRow kInvalid[] = {
     {"IPv6 eight groups and ::", "PROXY TCP6 1:2:3:4:5:6:7::8 ::1 1 2\r\n", "too many IPv6 groups", 27},
     {"IPv6 seven groups", "PROXY TCP6 1:2:3:4:5:6:7 ::1 1 2\r\n", "IPv6 address too short", 25},
     {"IPv6 single leading colon", "PROXY TCP6 :1::2 ::1 1 2\r\n", "IPv6 address starts with a single ':'", 13},
-    {"IPv6 single trailing colon", "PROXY TCP6 1:: 1:2:3:4:5:6:7: 1 2\r\n", "IPv6 address ends with a single ':'",
-     30},
+    {"IPv6 single trailing colon", "PROXY TCP6 1:: 1:2:3:4:5:6:7: 1 2\r\n", "IPv6 address ends with a single ':'", 30},
     {"IPv6 zone id", "PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n", "bad character in IPv6 address", 19},
     {"IPv6 IPv4 tail leading zero", "PROXY TCP6 ::ffff:01.2.3.4 ::1 1 2\r\n", "leading zero in IPv4 octet", 21},
     {"IPv6 hex IPv4 tail", "PROXY TCP6 ::ffff:a.2.3.4 ::1 1 2\r\n", "IPv4 octet expected", 20},
@@ -198,8 +197,7 @@ TEST(ProxyV1, ByteFixture) {
     EXPECT_EQ(res.consumed, sizeof line - 4);
     EXPECT_EQ(h.source.to_string(), "203.0.113.7:51234");
     EXPECT_EQ(h.destination.to_string(), "198.51.100.25:25");
-    EXPECT_EQ(encode_v1(h.source, h.destination),
-              std::string(reinterpret_cast<const char*>(line), sizeof line - 4));
+    EXPECT_EQ(encode_v1(h.source, h.destination), std::string(reinterpret_cast<const char*>(line), sizeof line - 4));
 }
 
 TEST(ProxyV1, TrailingApplicationDataIsNotConsumed) {
@@ -246,11 +244,40 @@ TEST(ProxyV1, RoundTrips) {
 // The IPv6 literal parser agrees with inet_pton on complete literals.
 TEST(ProxyV1, Ipv6LiteralsAgreeWithInetPton) {
     const char* literals[] = {
-        "::", "::1", "1::", "1::2", "::ffff:1.2.3.4", "::1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5::1.2.3.4",
-        "1:2:3:4:5:6::1.2.3.4", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8::",
-        "1:2:3:4:5:6:7", ":", ":::", "1:::2", ":1", "1:", "12345::", "abcd:EF01::", "g::", "1.2.3.4", "::1.2.3",
-        "::1.2.3.4.5", "::256.1.1.1", "::01.1.1.1", "::0.0.0.0", "1::2::3", "::ffff:0a.1.1.1", "fe80::1%1",
-        "0000:0000:0000:0000:0000:0000:0000:0000", "::ffff:255.255.255.255", "1:2:3:4:5:6:7:1.2.3.4",
+        "::",
+        "::1",
+        "1::",
+        "1::2",
+        "::ffff:1.2.3.4",
+        "::1.2.3.4",
+        "1:2:3:4:5:6:1.2.3.4",
+        "1:2:3:4:5::1.2.3.4",
+        "1:2:3:4:5:6::1.2.3.4",
+        "1:2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7::",
+        "::2:3:4:5:6:7:8",
+        "1:2:3:4:5:6:7:8::",
+        "1:2:3:4:5:6:7",
+        ":",
+        ":::",
+        "1:::2",
+        ":1",
+        "1:",
+        "12345::",
+        "abcd:EF01::",
+        "g::",
+        "1.2.3.4",
+        "::1.2.3",
+        "::1.2.3.4.5",
+        "::256.1.1.1",
+        "::01.1.1.1",
+        "::0.0.0.0",
+        "1::2::3",
+        "::ffff:0a.1.1.1",
+        "fe80::1%1",
+        "0000:0000:0000:0000:0000:0000:0000:0000",
+        "::ffff:255.255.255.255",
+        "1:2:3:4:5:6:7:1.2.3.4",
     };
     for (const char* lit : literals) {
         SCOPED_TRACE(lit);

@@ -72,8 +72,8 @@ std::string v2(std::uint8_t vc, std::uint8_t fam, const std::string& body, int l
 }
 
 std::string tlv(std::uint8_t type, const std::string& value) {
-    return static_cast<char>(type) + std::string{static_cast<char>(value.size() >> 8), static_cast<char>(value.size() & 0xFF)} +
-           value;
+    return static_cast<char>(type) +
+           std::string{static_cast<char>(value.size() >> 8), static_cast<char>(value.size() & 0xFF)} + value;
 }
 
 // Appends a CRC32C TLV to a complete header and fills in its length and checksum.
@@ -107,28 +107,28 @@ const std::uint8_t kHaproxyCapture[] = {
 // Our custom TLVs, authenticated (key "k3y-material", key id 7) and checksummed. MAC and
 // CRC were computed independently of libxproxy (Python hmac/hashlib and a bitwise CRC32C).
 const std::uint8_t kCustomFixture[] = {
-    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,  // signature
-    0x21,                                                                    // version 2 | PROXY
-    0x11,                                                                    // AF_INET | STREAM
-    0x00, 0x57,                                                              // 87 bytes follow
-    0xCB, 0x00, 0x71, 0x07,                                                  // source 203.0.113.7
-    0xC6, 0x33, 0x64, 0x19,                                                  // destination 198.51.100.25
-    0xC8, 0x22,                                                              // source port 51234
-    0x00, 0x19,                                                              // destination port 25
-    0xE0, 0x00, 0x0E,                                                        // HELO, 14 bytes
-    'm', 'x', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't',    //   "mx.example.net"
-    0xE1, 0x00, 0x05,                                                        // LOGIN, 5 bytes
-    'a', 'l', 'i', 'c', 'e',                                                 //   "alice"
-    0xE2, 0x00, 0x04,                                                        // SESSION_ID, 4 bytes
-    '4', 'X', 'y', 'Z',                                                      //   "4XyZ"
-    0xE3, 0x00, 0x21,                                                        // HMAC, 33 bytes
-    0x07,                                                                    //   key id 7
-    0xC1, 0xC6, 0x1E, 0x17, 0xA8, 0xD7, 0xF7, 0x2F,                          //   HMAC-SHA256 over the
-    0x21, 0x5A, 0x35, 0xEA, 0x81, 0x13, 0x2B, 0x37,                          //   header with these 32
-    0x6E, 0x5D, 0x54, 0xF3, 0x3D, 0x56, 0x79, 0x01,                          //   bytes and the CRC32C
-    0x4A, 0xE6, 0xFF, 0xCD, 0x71, 0xC3, 0xCD, 0xC0,                          //   value zeroed
-    0x03, 0x00, 0x04,                                                        // CRC32C, 4 bytes
-    0xD6, 0x30, 0x3E, 0x2A,                                                  //   over the final header
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,            // signature
+    0x21,                                                                              // version 2 | PROXY
+    0x11,                                                                              // AF_INET | STREAM
+    0x00, 0x57,                                                                        // 87 bytes follow
+    0xCB, 0x00, 0x71, 0x07,                                                            // source 203.0.113.7
+    0xC6, 0x33, 0x64, 0x19,                                                            // destination 198.51.100.25
+    0xC8, 0x22,                                                                        // source port 51234
+    0x00, 0x19,                                                                        // destination port 25
+    0xE0, 0x00, 0x0E,                                                                  // HELO, 14 bytes
+    'm',  'x',  '.',  'e',  'x',  'a',  'm',  'p',  'l',  'e',  '.',  'n',  'e', 't',  //   "mx.example.net"
+    0xE1, 0x00, 0x05,                                                                  // LOGIN, 5 bytes
+    'a',  'l',  'i',  'c',  'e',                                                       //   "alice"
+    0xE2, 0x00, 0x04,                                                                  // SESSION_ID, 4 bytes
+    '4',  'X',  'y',  'Z',                                                             //   "4XyZ"
+    0xE3, 0x00, 0x21,                                                                  // HMAC, 33 bytes
+    0x07,                                                                              //   key id 7
+    0xC1, 0xC6, 0x1E, 0x17, 0xA8, 0xD7, 0xF7, 0x2F,                                    //   HMAC-SHA256 over the
+    0x21, 0x5A, 0x35, 0xEA, 0x81, 0x13, 0x2B, 0x37,                                    //   header with these 32
+    0x6E, 0x5D, 0x54, 0xF3, 0x3D, 0x56, 0x79, 0x01,                                    //   bytes and the CRC32C
+    0x4A, 0xE6, 0xFF, 0xCD, 0x71, 0xC3, 0xCD, 0xC0,                                    //   value zeroed
+    0x03, 0x00, 0x04,                                                                  // CRC32C, 4 bytes
+    0xD6, 0x30, 0x3E, 0x2A,                                                            //   over the final header
 };
 constexpr std::string_view kFixtureKey = "k3y-material";
 
@@ -136,59 +136,59 @@ constexpr std::string_view kFixtureKey = "k3y-material";
 // kCustomFixture, without TIME, is what earlier senders wrote: authentic but untimed.
 constexpr std::int64_t kFixtureTime = 1790000000;
 const std::uint8_t kTimedFixture[] = {
-    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,  // signature
-    0x21,                                                                    // version 2 | PROXY
-    0x11,                                                                    // AF_INET | STREAM
-    0x00, 0x62,                                                              // 98 bytes follow
-    0xCB, 0x00, 0x71, 0x07,                                                  // source 203.0.113.7
-    0xC6, 0x33, 0x64, 0x19,                                                  // destination 198.51.100.25
-    0xC8, 0x22,                                                              // source port 51234
-    0x00, 0x19,                                                              // destination port 25
-    0xE0, 0x00, 0x0E,                                                        // HELO, 14 bytes
-    'm', 'x', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't',    //   "mx.example.net"
-    0xE1, 0x00, 0x05,                                                        // LOGIN, 5 bytes
-    'a', 'l', 'i', 'c', 'e',                                                 //   "alice"
-    0xE2, 0x00, 0x04,                                                        // SESSION_ID, 4 bytes
-    '4', 'X', 'y', 'Z',                                                      //   "4XyZ"
-    0xE4, 0x00, 0x08,                                                        // TIME, 8 bytes
-    0x00, 0x00, 0x00, 0x00, 0x6A, 0xB1, 0x3B, 0x80,                          //   1790000000, big-endian
-    0xE3, 0x00, 0x21,                                                        // HMAC, 33 bytes
-    0x07,                                                                    //   key id 7
-    0x36, 0x70, 0x12, 0xEF, 0xA6, 0x4B, 0x5B, 0x0A,                          //   HMAC-SHA256 over the
-    0xC0, 0x5A, 0x34, 0x12, 0x9E, 0x60, 0xCB, 0x09,                          //   header with these 32
-    0x62, 0xD9, 0x07, 0x9C, 0x7F, 0xA4, 0x7E, 0x52,                          //   bytes and the CRC32C
-    0xB0, 0xD2, 0x5E, 0x45, 0xBE, 0x4F, 0x2A, 0x16,                          //   value zeroed
-    0x03, 0x00, 0x04,                                                        // CRC32C, 4 bytes
-    0xB9, 0xBD, 0xFE, 0x5E,                                                  //   over the final header
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,            // signature
+    0x21,                                                                              // version 2 | PROXY
+    0x11,                                                                              // AF_INET | STREAM
+    0x00, 0x62,                                                                        // 98 bytes follow
+    0xCB, 0x00, 0x71, 0x07,                                                            // source 203.0.113.7
+    0xC6, 0x33, 0x64, 0x19,                                                            // destination 198.51.100.25
+    0xC8, 0x22,                                                                        // source port 51234
+    0x00, 0x19,                                                                        // destination port 25
+    0xE0, 0x00, 0x0E,                                                                  // HELO, 14 bytes
+    'm',  'x',  '.',  'e',  'x',  'a',  'm',  'p',  'l',  'e',  '.',  'n',  'e', 't',  //   "mx.example.net"
+    0xE1, 0x00, 0x05,                                                                  // LOGIN, 5 bytes
+    'a',  'l',  'i',  'c',  'e',                                                       //   "alice"
+    0xE2, 0x00, 0x04,                                                                  // SESSION_ID, 4 bytes
+    '4',  'X',  'y',  'Z',                                                             //   "4XyZ"
+    0xE4, 0x00, 0x08,                                                                  // TIME, 8 bytes
+    0x00, 0x00, 0x00, 0x00, 0x6A, 0xB1, 0x3B, 0x80,                                    //   1790000000, big-endian
+    0xE3, 0x00, 0x21,                                                                  // HMAC, 33 bytes
+    0x07,                                                                              //   key id 7
+    0x36, 0x70, 0x12, 0xEF, 0xA6, 0x4B, 0x5B, 0x0A,                                    //   HMAC-SHA256 over the
+    0xC0, 0x5A, 0x34, 0x12, 0x9E, 0x60, 0xCB, 0x09,                                    //   header with these 32
+    0x62, 0xD9, 0x07, 0x9C, 0x7F, 0xA4, 0x7E, 0x52,                                    //   bytes and the CRC32C
+    0xB0, 0xD2, 0x5E, 0x45, 0xBE, 0x4F, 0x2A, 0x16,                                    //   value zeroed
+    0x03, 0x00, 0x04,                                                                  // CRC32C, 4 bytes
+    0xB9, 0xBD, 0xFE, 0x5E,                                                            //   over the final header
 };
 
 // ALPN, AUTHORITY, UNIQUE_ID and the SSL TLV over IPv6, checksummed.
 const std::uint8_t kSslFixture[] = {
-    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,  // signature
-    0x21,                                                                    // version 2 | PROXY
-    0x21,                                                                    // AF_INET6 | STREAM
-    0x00, 0x86,                                                              // 134 bytes follow
-    0x20, 0x01, 0x0D, 0xB8, 0x00, 0x00, 0x00, 0x00,                          // source
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,                          //   2001:db8::7
-    0x20, 0x01, 0x0D, 0xB8, 0x00, 0x00, 0x00, 0x00,                          // destination
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x25,                          //   2001:db8::25
-    0x9C, 0x40,                                                              // source port 40000
-    0x01, 0xD1,                                                              // destination port 465
-    0x01, 0x00, 0x04, 's', 'm', 't', 'p',                                    // ALPN "smtp"
-    0x02, 0x00, 0x0E,                                                        // AUTHORITY, 14 bytes
-    'm', 'x', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e', '.', 'n', 'e', 't',    //   "mx.example.net"
-    0x05, 0x00, 0x04, 'i', 'd', '-', '1',                                    // UNIQUE_ID "id-1"
-    0x20, 0x00, 0x39,                                                        // SSL, 57 bytes
-    0x03,                                                                    //   client: SSL | CERT_CONN
-    0x00, 0x00, 0x00, 0x01,                                                  //   verify: not verified
-    0x21, 0x00, 0x07, 'T', 'L', 'S', 'v', '1', '.', '3',                     //   VERSION "TLSv1.3"
-    0x23, 0x00, 0x16,                                                        //   CIPHER, 22 bytes
-    'T', 'L', 'S', '_', 'A', 'E', 'S', '_', '1', '2', '8', '_',              //     "TLS_AES_128_
-    'G', 'C', 'M', '_', 'S', 'H', 'A', '2', '5', '6',                        //      GCM_SHA256"
-    0x22, 0x00, 0x0E,                                                        //   CN, 14 bytes
-    'c', 'l', 'i', 'e', 'n', 't', '.', 'e', 'x', 'a', 'm', 'p', 'l', 'e',    //     "client.example"
-    0x03, 0x00, 0x04,                                                        // CRC32C, 4 bytes
-    0x65, 0x0C, 0x17, 0xE6,                                                  //   checksum
+    0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,            // signature
+    0x21,                                                                              // version 2 | PROXY
+    0x21,                                                                              // AF_INET6 | STREAM
+    0x00, 0x86,                                                                        // 134 bytes follow
+    0x20, 0x01, 0x0D, 0xB8, 0x00, 0x00, 0x00, 0x00,                                    // source
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,                                    //   2001:db8::7
+    0x20, 0x01, 0x0D, 0xB8, 0x00, 0x00, 0x00, 0x00,                                    // destination
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x25,                                    //   2001:db8::25
+    0x9C, 0x40,                                                                        // source port 40000
+    0x01, 0xD1,                                                                        // destination port 465
+    0x01, 0x00, 0x04, 's',  'm',  't',  'p',                                           // ALPN "smtp"
+    0x02, 0x00, 0x0E,                                                                  // AUTHORITY, 14 bytes
+    'm',  'x',  '.',  'e',  'x',  'a',  'm',  'p',  'l',  'e',  '.',  'n',  'e', 't',  //   "mx.example.net"
+    0x05, 0x00, 0x04, 'i',  'd',  '-',  '1',                                           // UNIQUE_ID "id-1"
+    0x20, 0x00, 0x39,                                                                  // SSL, 57 bytes
+    0x03,                                                                              //   client: SSL | CERT_CONN
+    0x00, 0x00, 0x00, 0x01,                                                            //   verify: not verified
+    0x21, 0x00, 0x07, 'T',  'L',  'S',  'v',  '1',  '.',  '3',                         //   VERSION "TLSv1.3"
+    0x23, 0x00, 0x16,                                                                  //   CIPHER, 22 bytes
+    'T',  'L',  'S',  '_',  'A',  'E',  'S',  '_',  '1',  '2',  '8',  '_',             //     "TLS_AES_128_
+    'G',  'C',  'M',  '_',  'S',  'H',  'A',  '2',  '5',  '6',                         //      GCM_SHA256"
+    0x22, 0x00, 0x0E,                                                                  //   CN, 14 bytes
+    'c',  'l',  'i',  'e',  'n',  't',  '.',  'e',  'x',  'a',  'm',  'p',  'l', 'e',  //     "client.example"
+    0x03, 0x00, 0x04,                                                                  // CRC32C, 4 bytes
+    0x65, 0x0C, 0x17, 0xE6,                                                            //   checksum
 };
 
 const std::string kCapture = bytes(kHaproxyCapture, sizeof kHaproxyCapture);
@@ -230,8 +230,8 @@ const std::vector<ValidRow>& valid_rows() {
         {"LOCAL, empty", v2(0x20, 0x00, ""), Command::local, Family::unspec, Transport::unspec, false, "", "", 0},
         {"LOCAL skips addresses and garbage", v2(0x20, 0x11, kInet + hex("ffffff")), Command::local, Family::unspec,
          Transport::unspec, false, "", "", 0},
-        {"LOCAL ignores the family byte", v2(0x20, 0xFF, hex("00")), Command::local, Family::unspec,
-         Transport::unspec, false, "", "", 0},
+        {"LOCAL ignores the family byte", v2(0x20, 0xFF, hex("00")), Command::local, Family::unspec, Transport::unspec,
+         false, "", "", 0},
         {"INET with NOOP, NETNS, unknown and repeated custom TLVs",
          v2(0x21, 0x11,
             kInet + tlv(PP2_TYPE_NOOP, "") + tlv(PP2_TYPE_NETNS, "ns1") + tlv(0xF0, "exp") + tlv(0xE9, "a") +
@@ -247,8 +247,8 @@ const std::vector<ValidRow>& valid_rows() {
          Transport::stream, true, "192.0.2.1:40000", "198.51.100.2:25", 2},
         {"custom TLVs, HMAC and CRC32C fixture", kCustom, Command::proxy, Family::inet, Transport::stream, true,
          "203.0.113.7:51234", "198.51.100.25:25", 5},
-        {"custom TLVs, TIME, HMAC and CRC32C fixture", kTimed, Command::proxy, Family::inet, Transport::stream,
-         true, "203.0.113.7:51234", "198.51.100.25:25", 6},
+        {"custom TLVs, TIME, HMAC and CRC32C fixture", kTimed, Command::proxy, Family::inet, Transport::stream, true,
+         "203.0.113.7:51234", "198.51.100.25:25", 6},
         {"SSL fixture", kSsl, Command::proxy, Family::inet6, Transport::stream, true, "[2001:db8::7]:40000",
          "[2001:db8::25]:465", 5},
     };
@@ -279,8 +279,8 @@ const std::vector<InvalidRow>& invalid_rows() {
         {"transport 3", v2(0x21, 0x13, kInet), "unknown v2 address family or protocol", 14},
         {"INET with UNSPEC transport", v2(0x21, 0x10, kInet), "unknown v2 address family or protocol", 14},
         {"UNSPEC with STREAM transport", v2(0x21, 0x01, ""), "unknown v2 address family or protocol", 14},
-        {"INET block of 11 bytes", v2(0x21, 0x11, kInet.substr(0, 11)), "v2 address block shorter than the family needs",
-         16},
+        {"INET block of 11 bytes", v2(0x21, 0x11, kInet.substr(0, 11)),
+         "v2 address block shorter than the family needs", 16},
         {"INET block of 0 bytes", v2(0x21, 0x11, ""), "v2 address block shorter than the family needs", 16},
         {"INET6 block of 35 bytes", v2(0x21, 0x21, kInet6.substr(0, 35)),
          "v2 address block shorter than the family needs", 16},
@@ -496,10 +496,17 @@ TEST(ProxyV2, RoundTripWithAllTlvs) {
     DecodeResult res = run(out, h);
     ASSERT_TRUE(res.complete()) << res.reason;
     EXPECT_EQ(res.consumed, out.size());
-    const std::vector<std::uint8_t> want_types = {PP2_TYPE_ALPN,          PP2_TYPE_AUTHORITY,    PP2_TYPE_UNIQUE_ID,
-                                                  PP2_TYPE_SSL,           PP2_TYPE_XPROXY_HELO,  PP2_TYPE_XPROXY_LOGIN,
-                                                  PP2_TYPE_XPROXY_SESSION_ID, PP2_TYPE_NOOP, PP2_TYPE_XPROXY_TIME,
-                                                  PP2_TYPE_XPROXY_HMAC,   PP2_TYPE_CRC32C};
+    const std::vector<std::uint8_t> want_types = {PP2_TYPE_ALPN,
+                                                  PP2_TYPE_AUTHORITY,
+                                                  PP2_TYPE_UNIQUE_ID,
+                                                  PP2_TYPE_SSL,
+                                                  PP2_TYPE_XPROXY_HELO,
+                                                  PP2_TYPE_XPROXY_LOGIN,
+                                                  PP2_TYPE_XPROXY_SESSION_ID,
+                                                  PP2_TYPE_NOOP,
+                                                  PP2_TYPE_XPROXY_TIME,
+                                                  PP2_TYPE_XPROXY_HMAC,
+                                                  PP2_TYPE_CRC32C};
     EXPECT_EQ(tlv_types(h), want_types);
     for_each_tlv(h.tlv_bytes, [&](const TlvView& t) {
         std::string v = bytes(t.value.data(), t.value.size());
@@ -616,10 +623,10 @@ TEST(ProxyV2, HmacFreshness) {
         {t + 60, 60, HmacVerdict::ok},       // exactly the window late
         {t + 61, 60, HmacVerdict::expired},  // a replay one second later
         {t + 86400, 60, HmacVerdict::expired},
-        {t - 60, 60, HmacVerdict::ok},       // sender's clock a window ahead
+        {t - 60, 60, HmacVerdict::ok},  // sender's clock a window ahead
         {t - 61, 60, HmacVerdict::future},
         {t + 1, 0, HmacVerdict::expired},
-        {t + 1, -5, HmacVerdict::expired},   // a negative window counts as 0
+        {t + 1, -5, HmacVerdict::expired},  // a negative window counts as 0
         {t, 0, HmacVerdict::ok},
         {t + 3600, 3600, HmacVerdict::ok},
         {INT64_MAX, INT64_MAX, HmacVerdict::expired},  // no overflow
@@ -691,8 +698,8 @@ TEST(ProxyV2, HmacFailsWhenAnyByteIsFlipped) {
                 std::string bad = good;
                 bad[i] = static_cast<char>(bad[i] ^ mask);
                 DecodeResult res = run(bad, h);
-                EXPECT_FALSE(res.complete() && verify_hmac(u8(bad), res.consumed, h, {key, kFixtureTime}) ==
-                                                   HmacVerdict::ok)
+                EXPECT_FALSE(res.complete() &&
+                             verify_hmac(u8(bad), res.consumed, h, {key, kFixtureTime}) == HmacVerdict::ok)
                     << i << " " << mask;
             }
         }
@@ -739,11 +746,11 @@ TEST(Crc32c, KnownVectorsOnBothImplementations) {
         dec[static_cast<std::size_t>(i)] = static_cast<char>(31 - i);
     }
     const Row rows[] = {
-        {"123456789", 0xE3069283},           // RFC 3720 / the usual check value
-        {std::string(32, '\0'), 0x8A9136AA},  // RFC 3720 B.4: 32 bytes of zeros
+        {"123456789", 0xE3069283},              // RFC 3720 / the usual check value
+        {std::string(32, '\0'), 0x8A9136AA},    // RFC 3720 B.4: 32 bytes of zeros
         {std::string(32, '\xff'), 0x62A8AB43},  // 32 bytes of ones
-        {inc, 0x46DD794E},                   // 00 01 .. 1f
-        {dec, 0x113FDB5C},                   // 1f 1e .. 00
+        {inc, 0x46DD794E},                      // 00 01 .. 1f
+        {dec, 0x113FDB5C},                      // 1f 1e .. 00
         {"", 0},
     };
     for (const auto& r : rows) {
@@ -819,8 +826,13 @@ TEST(ProxyV2, ToSourceInfo) {
 }
 
 TEST(ProxyV2, DecodeAllocatesNothing) {
-    const std::string inputs[] = {kCapture, kCustom, kSsl, encode_v2(full_info(), all_options()),
-                                  "PROXY TCP6 2001:db8::1 ::1 51234 25\r\n", kCapture.substr(0, 9), "GARBAGE"};
+    const std::string inputs[] = {kCapture,
+                                  kCustom,
+                                  kSsl,
+                                  encode_v2(full_info(), all_options()),
+                                  "PROXY TCP6 2001:db8::1 ::1 51234 25\r\n",
+                                  kCapture.substr(0, 9),
+                                  "GARBAGE"};
     Header h;
     const long before = g_allocations.load();
     for (int i = 0; i < 100; ++i)

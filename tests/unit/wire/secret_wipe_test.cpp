@@ -29,7 +29,7 @@ constexpr std::string_view kRaw1 = "xproxy-secret-marker-0123456789!";  // 32 by
 constexpr std::string_view kB64 = "eHByb3h5LXNlY3JldC1tYXJrZXItMDEyMzQ1Njc4OSE=";
 constexpr std::string_view kRaw2 = "wipe-me-please!!";  // 16 bytes
 constexpr std::string_view kHex = "776970652d6d652d706c656173652121";
-constexpr std::string_view kNeedles[] = {kRaw1.substr(0, 12), kRaw1.substr(20), kB64.substr(0, 16),
+constexpr std::string_view kNeedles[] = {kRaw1.substr(0, 12), kRaw1.substr(20),    kB64.substr(0, 16),
                                          kB64.substr(24, 16), kRaw2.substr(0, 12), kHex.substr(0, 16),
                                          kHex.substr(16)};
 
@@ -53,8 +53,8 @@ void* allocate(std::size_t n) {
 void write_ring(const char* path, std::string_view tail) {
     const int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     ASSERT_GE(fd, 0);
-    for (std::string_view part : {std::string_view("k1 base64:"), kB64, std::string_view("\nk2 hex:"), kHex,
-                                  std::string_view("\n"), tail})
+    for (std::string_view part :
+         {std::string_view("k1 base64:"), kB64, std::string_view("\nk2 hex:"), kHex, std::string_view("\n"), tail})
         ASSERT_EQ(::write(fd, part.data(), part.size()), static_cast<ssize_t>(part.size()));
     ::close(fd);
 }
@@ -110,9 +110,7 @@ TEST(SecretWipe, KeyRingLeavesNoSecretInFreedMemory) {
         EXPECT_TRUE(xproxy::verify_trace_header(v, b, copy, 1790000000, 60).ok());
     }
     write_ring(path, "k3 hex:zz\n");  // a bad line after the good keys: the ring is dropped
-    {
-        EXPECT_FALSE(xproxy::KeyRing::load_file(path));
-    }
+    { EXPECT_FALSE(xproxy::KeyRing::load_file(path)); }
     g_scan = false;
     ::unlink(path);
     EXPECT_EQ(g_found.load(), 0) << "freed heap blocks that still held a secret";

@@ -27,8 +27,9 @@ KeyRing ring(const std::string& text) {
 }
 
 const KeyRing& keys() {
-    static const KeyRing k = ring("k2026 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
-                                  "k2025 hex:202122232425262728292a2b2c2d2e2f\n");
+    static const KeyRing k = ring(
+        "k2026 hex:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+        "k2025 hex:202122232425262728292a2b2c2d2e2f\n");
     return k;
 }
 
@@ -227,11 +228,11 @@ TEST(TraceHeader, AddingOrRemovingTags) {
         EXPECT_EQ(check(without_tag(v, optional)).verdict, TraceVerdict::bad_signature) << optional;
     for (const char* required : {"t", "b", "bh", "kid", "sig"})
         EXPECT_EQ(check(without_tag(v, required)).verdict, TraceVerdict::malformed) << required;
-    EXPECT_EQ(check(without_tag(v, "ip")).verdict, TraceVerdict::malformed);    // port without ip
+    EXPECT_EQ(check(without_tag(v, "ip")).verdict, TraceVerdict::malformed);  // port without ip
     EXPECT_EQ(check(without_tag(without_tag(v, "ip"), "port")).verdict, TraceVerdict::bad_signature);
     EXPECT_EQ(check(v.substr(v.find("; ") + 2)).verdict, TraceVerdict::malformed);  // no v=
-    EXPECT_EQ(check(v + "; x=1").verdict, TraceVerdict::malformed);                  // unknown tag
-    EXPECT_EQ(check(v + "; helo=evil").verdict, TraceVerdict::malformed);             // repeated tag
+    EXPECT_EQ(check(v + "; x=1").verdict, TraceVerdict::malformed);                 // unknown tag
+    EXPECT_EQ(check(v + "; helo=evil").verdict, TraceVerdict::malformed);           // repeated tag
     EXPECT_EQ(check("helo=evil; " + v).verdict, TraceVerdict::malformed);
     // An empty value is the same as an absent tag (both sign as empty).
     SourceInfo s = source();
@@ -255,7 +256,7 @@ TEST(TraceHeader, TimeWindow) {
         {kT - 301, kDay, 300, TraceVerdict::future},
         {kT - 1, kDay, 0, TraceVerdict::future},
         {kT + 1, 0, 0, TraceVerdict::expired},
-        {kT + 1, -5, -5, TraceVerdict::expired},            // negative bounds count as 0
+        {kT + 1, -5, -5, TraceVerdict::expired},  // negative bounds count as 0
         {kT + 100 * 365 * kDay, INT64_MAX, INT64_MAX, TraceVerdict::ok},
         {INT64_MAX, INT64_MAX, INT64_MAX, TraceVerdict::expired},  // no overflow
         {INT64_MIN, INT64_MAX, INT64_MAX, TraceVerdict::future},
@@ -324,7 +325,7 @@ TEST(TraceHeader, SenderRespelledByTheNextHop) {
         {"\"alice\"@example.com", "bob@example.com", TraceVerdict::wrong_binding},
         {"\"alice\"@example.com", "Alice@example.com", TraceVerdict::wrong_binding},  // local case kept
         {"\"a b\"@example.com", "ab@example.com", TraceVerdict::wrong_binding},
-        {"\"a.\"@example.com", "a.@example.com", TraceVerdict::ok},          // both need quotes
+        {"\"a.\"@example.com", "a.@example.com", TraceVerdict::ok},  // both need quotes
         {"\"a.\"@example.com", "a@example.com", TraceVerdict::wrong_binding},
         {"\"alice@x\"@example.com", "alice@x@example.com", TraceVerdict::ok},  // internal form again
         {"\"alice@x\"@example.com", "alice@x.example.com", TraceVerdict::wrong_binding},
@@ -465,9 +466,9 @@ TEST(TraceHeader, MalformedInput) {
         v + " \x7f",
         "X-Original-Source: v=1; caf\xc3\xa9=1",
         std::string(kTraceMaxInput + 1, ' ') + v,
-        with_tag(v, "helo", "bad+2"),     // truncated +HH
-        with_tag(v, "helo", "bad+2b"),    // lower-case hex
-        with_tag(v, "helo", "a=b"),       // raw '=' in a value
+        with_tag(v, "helo", "bad+2"),   // truncated +HH
+        with_tag(v, "helo", "bad+2b"),  // lower-case hex
+        with_tag(v, "helo", "a=b"),     // raw '=' in a value
         with_tag(v, "tls", "TLSv1.3/X/256/AB/CD"),
         with_tag(v, "tls", "TLSv1.3/X/99999"),
         with_tag(v, "t", "99999999999999"),  // 14 digits

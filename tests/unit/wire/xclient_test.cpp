@@ -158,8 +158,8 @@ TEST(Xclient, ParseTable) {
     const Row rows[] = {
         {"XCLIENT ADDR=192.0.2.1 PORT=25\r\n", true, ""},
         {"XCLIENT NAME=spike.porcupine.org ADDR=168.100.189.2", true, ""},  // XCLIENT_README example
-        {"XCLIENT NAME=[UNAVAILABLE] HELO=[UNAVAILABLE] LOGIN=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE]", true,
-         ""},
+        {"XCLIENT NAME=[UNAVAILABLE] HELO=[UNAVAILABLE] LOGIN=[UNAVAILABLE] ADDR=[UNAVAILABLE] PORT=[UNAVAILABLE]",
+         true, ""},
         {"XCLIENT NAME=[TEMPUNAVAIL] REVERSE_NAME=[tempunavail]", true, ""},
         {"XCLIENT ADDR=IPV6:2001:db8::1 DESTADDR=ipv6:::1 DESTPORT=587", true, ""},
         {"XCLIENT PROTO=esmtp", true, ""},
@@ -192,8 +192,9 @@ TEST(Xclient, ParseTable) {
 }
 
 TEST(Xclient, ParsedValues) {
-    auto x = parse_xclient("xclient name=[unavailable] reverse_name=[TempUnavail] helo=[TEMPUNAVAIL] "
-                           "addr=Ipv6:2001:DB8::1 port=1 proto=esmtp login=a+20b destaddr=[UNAVAILABLE]");
+    auto x = parse_xclient(
+        "xclient name=[unavailable] reverse_name=[TempUnavail] helo=[TEMPUNAVAIL] "
+        "addr=Ipv6:2001:DB8::1 port=1 proto=esmtp login=a+20b destaddr=[UNAVAILABLE]");
     ASSERT_TRUE(x) << x.error();
     EXPECT_EQ(x->name, TextField::unavailable());
     EXPECT_EQ(x->reverse_name, TextField::tempunavail());
@@ -245,8 +246,8 @@ TEST(Xclient, SourceInfoRoundTrips) {
     SourceInfo none;  // nothing known: ADDR, PORT, NAME and HELO go as [UNAVAILABLE]
     SourceInfo smtp = sample();
     smtp.protocol = "SMTP";
-    const Row rows[] = {{"IPv4", sample(), "ESMTP"}, {"IPv6", v6, "ESMTP"}, {"unavailable", none, ""},
-                        {"SMTP", smtp, "SMTP"}};
+    const Row rows[] = {
+        {"IPv4", sample(), "ESMTP"}, {"IPv6", v6, "ESMTP"}, {"unavailable", none, ""}, {"SMTP", smtp, "SMTP"}};
     for (const auto& r : rows) {
         auto e = encode_xclient(r.in);
         ASSERT_TRUE(e) << r.name << ": " << e.error;
@@ -316,7 +317,8 @@ TEST(Xclient, LoginBeforeHeloWhenOnlyOneFits) {
     ASSERT_TRUE(e) << e.error;
     ASSERT_EQ(e.lines.size(), 2u);
     EXPECT_EQ(e.lines[0], "XCLIENT HELO=" + si.helo + "\r\n");
-    EXPECT_EQ(e.lines[1], "XCLIENT PROTO=ESMTP LOGIN=" + si.login + " NAME=[UNAVAILABLE] ADDR=192.0.2.66 PORT=40123\r\n");
+    EXPECT_EQ(e.lines[1],
+              "XCLIENT PROTO=ESMTP LOGIN=" + si.login + " NAME=[UNAVAILABLE] ADDR=192.0.2.66 PORT=40123\r\n");
 }
 
 TEST(Xclient, ThreeCommands) {
@@ -346,9 +348,9 @@ TEST(Xclient, ThreeCommands) {
 
 TEST(Xclient, UnusableValuesFromSourceInfo) {
     SourceInfo si = sample();
-    si.helo = std::string(300, 'h');          // longer than Postfix accepts
-    si.ptr_name = "[TempUnavail]";             // would read back as a special value
-    si.login = "bad\r\nlogin";                 // could never be sent
+    si.helo = std::string(300, 'h');  // longer than Postfix accepts
+    si.ptr_name = "[TempUnavail]";    // would read back as a special value
+    si.login = "bad\r\nlogin";        // could never be sent
     Xclient x = xclient_from(si);
     EXPECT_EQ(x.helo, TextField::unavailable());
     EXPECT_EQ(x.name, TextField::unavailable());
@@ -467,7 +469,8 @@ TEST(Xforward, EncodeAndApply) {
     e = encode_xforward(sample("2001:db8::5"), std::set<std::string>{"NAME", "ADDR", "PROTO", "HELO"},
                         XforwardSource::local);
     ASSERT_EQ(e.lines.size(), 1u);
-    EXPECT_EQ(e.lines[0], "XFORWARD PROTO=ESMTPS HELO=client.example.org NAME=mail.example.org ADDR=IPV6:2001:db8::5\r\n");
+    EXPECT_EQ(e.lines[0],
+              "XFORWARD PROTO=ESMTPS HELO=client.example.org NAME=mail.example.org ADDR=IPV6:2001:db8::5\r\n");
 }
 
 TEST(Xforward, SplitsIntoThreeWithAddrLast) {

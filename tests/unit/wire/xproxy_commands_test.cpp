@@ -124,7 +124,8 @@ TEST(XproxyCommands, ExactEncodings) {
     to6.port = 25;
     to6.should_skip_tls = true;
     const Row rows[] = {
-        {"from, all fields, IPv6", XproxyFrom{"S1", Endpoint{ip("2001:db8::66"), 4066}, "helo with space", "alice", "ESMTPSA"},
+        {"from, all fields, IPv6",
+         XproxyFrom{"S1", Endpoint{ip("2001:db8::66"), 4066}, "helo with space", "alice", "ESMTPSA"},
          "XPROXYFROM SID=S1 IP=IPv6:2001:db8::66 PORT=4066 HELO=helo+20with+20space LOGIN=alice PROTO=ESMTPSA\r\n"},
         {"xproxy with login", Xproxy{"S2", Endpoint{ip("192.0.2.1"), 587}, "mua.example", "bob=1"},
          "XPROXY SID=S2 IP=192.0.2.1 PORT=587 DOMAIN=mua.example LOGIN=bob+3D1\r\n"},
@@ -159,9 +160,11 @@ TEST(XproxyCommands, LiberalDecoding) {
         ASSERT_TRUE(p) << r.line << ": " << p.error();
         EXPECT_EQ(std::get<XproxyFrom>(*p).source.addr.to_string(), r.want_ip) << r.line;
     }
-    auto t = parse_xproxy_command("XPROXYTO destinations=10.0.0.1,[IPv6:::1],IPV6:2001:db8::2 forcehelo=TRUE last=TRUE");
+    auto t = parse_xproxy_command(
+        "XPROXYTO destinations=10.0.0.1,[IPv6:::1],IPV6:2001:db8::2 forcehelo=TRUE last=TRUE");
     ASSERT_TRUE(t) << t.error();
-    EXPECT_EQ(std::get<XproxyTo>(*t).destinations, (std::vector<IpAddress>{ip("10.0.0.1"), ip("::1"), ip("2001:db8::2")}));
+    EXPECT_EQ(std::get<XproxyTo>(*t).destinations,
+              (std::vector<IpAddress>{ip("10.0.0.1"), ip("::1"), ip("2001:db8::2")}));
     EXPECT_TRUE(std::get<XproxyTo>(*t).force_helo);
     EXPECT_EQ(std::get<XproxyTo>(*t).port, 25);
 }
@@ -324,14 +327,22 @@ TEST(XproxyCommands, AccumulatorSequences) {
         const char* want_error;
     };
     const Row rows[] = {
-        {"scalar repeated", {"XPROXYTO DESTINATIONS=[10.0.0.1] RISK=High LAST=False", "XPROXYTO RISK=Low LAST=True"},
-         "invalid XPROXY command", "attribute 'RISK' repeated in the sequence"},
-        {"verb changed", {"XPROXYTO DESTINATIONS=[10.0.0.1] LAST=False", kSeedXproxyFrom},
-         "verb changed within a sequence", "XPROXYFROM in a XPROXYTO sequence"},
+        {"scalar repeated",
+         {"XPROXYTO DESTINATIONS=[10.0.0.1] RISK=High LAST=False", "XPROXYTO RISK=Low LAST=True"},
+         "invalid XPROXY command",
+         "attribute 'RISK' repeated in the sequence"},
+        {"verb changed",
+         {"XPROXYTO DESTINATIONS=[10.0.0.1] LAST=False", kSeedXproxyFrom},
+         "verb changed within a sequence",
+         "XPROXYFROM in a XPROXYTO sequence"},
         {"not ours", {"RSET"}, "not an XPROXY command", "not an XPROXYFROM, XPROXY or XPROXYTO command"},
-        {"malformed", {"XPROXYTO junk"}, "malformed XPROXY command line",
+        {"malformed",
+         {"XPROXYTO junk"},
+         "malformed XPROXY command line",
          "malformed attribute 'junk' (NAME=value expected)"},
-        {"missing after split", {"XPROXYFROM HELO=x LAST=False", "XPROXYFROM SID=1 PORT=2"}, "invalid XPROXY command",
+        {"missing after split",
+         {"XPROXYFROM HELO=x LAST=False", "XPROXYFROM SID=1 PORT=2"},
+         "invalid XPROXY command",
          "XPROXYFROM without IP"},
     };
     for (const auto& row : rows) {
@@ -362,7 +373,7 @@ TEST(XproxyCommands, AccumulatorBounds) {
 
     XproxyAccumulator small(XproxyLimits{16, 101, 2});
     EXPECT_TRUE(small.add("XPROXYTO DESTINATIONS=[10.0.0.1],[10.0.0.2] LAST=False").need_more());  // 56 bytes
-    r = small.add("XPROXYTO DESTINATIONS=[10.0.0.3] LAST=False\r\n");                        // 101 bytes
+    r = small.add("XPROXYTO DESTINATIONS=[10.0.0.3] LAST=False\r\n");                              // 101 bytes
     EXPECT_TRUE(r.need_more());
     r = small.add("XPROXYTO LAST=True");
     EXPECT_TRUE(r.invalid());

@@ -18,7 +18,7 @@ struct EncodeRow {
 const EncodeRow kEncode[] = {
     {"mail.example.com", "mail.example.com"},
     {"", ""},
-    {"a+b=c", "a+2Bb+3Dc"},      // '+' and '=' are never themselves
+    {"a+b=c", "a+2Bb+3Dc"},        // '+' and '=' are never themselves
     {"two words", "two+20words"},  // SP (32) is outside 33..126
     {"!~", "!~"},                  // 33 and 126, the ends of xchar
     {"\x7f\x01", "+7F+01"},
@@ -32,8 +32,8 @@ const EncodeRow kEncode[] = {
 struct DecodeRow {
     const char* text;
     bool want_ok;
-    const char* want;     // decoded, when ok
-    const char* want_why; // reason, when not
+    const char* want;      // decoded, when ok
+    const char* want_why;  // reason, when not
 };
 
 const DecodeRow kDecode[] = {

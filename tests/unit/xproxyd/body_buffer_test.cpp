@@ -1,8 +1,8 @@
 // xproxyd_body_buffer_test: the fast path's body copy: memory below the threshold, an
 // unnamed file above it (nothing visible in the spool directory), exact read-back across
 // the spill point, and every resource released by clear().
-#include <gtest/gtest.h>
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -81,11 +81,11 @@ TEST(BodyBuffer, SpillsToAnUnnamedFileAndReadsBackExactly) {
         EXPECT_TRUE(b.spilled());
         EXPECT_EQ(b.size(), want.size());
         EXPECT_LE(b.memory(), sizeof(std::string));  // the heap copy was released at the spill
-        EXPECT_EQ(entries(dir), 0);          // O_TMPFILE or unlinked: no name in the directory
+        EXPECT_EQ(entries(dir), 0);                  // O_TMPFILE or unlinked: no name in the directory
         EXPECT_EQ(open_fds(), fds_before + 1);
         EXPECT_EQ(read_all(b, 333), want);
         b.clear();
-        EXPECT_EQ(open_fds(), fds_before);   // file released as soon as the transaction ends
+        EXPECT_EQ(open_fds(), fds_before);  // file released as soon as the transaction ends
         EXPECT_EQ(b.size(), 0u);
         EXPECT_FALSE(b.spilled());
     }

@@ -16,13 +16,13 @@ using namespace xproxy::xproxyd;
 namespace {
 
 // The states a session can be in, as far as the rows care.
-const FrontState kGreeted{};                                                      // before HELO/EHLO
-const FrontState kHelo{.helo = true};                                             // after EHLO
-const FrontState kMail{.helo = true, .transaction = true};                        // MAIL accepted
-const FrontState kRcpt{.helo = true, .transaction = true, .recipients = true};    // and a RCPT
-const FrontState kTlsOffered{.helo = true, .tls_offered = true};                  // STARTTLS configured
+const FrontState kGreeted{};                                                    // before HELO/EHLO
+const FrontState kHelo{.helo = true};                                           // after EHLO
+const FrontState kMail{.helo = true, .transaction = true};                      // MAIL accepted
+const FrontState kRcpt{.helo = true, .transaction = true, .recipients = true};  // and a RCPT
+const FrontState kTlsOffered{.helo = true, .tls_offered = true};                // STARTTLS configured
 const FrontState kTlsMail{.helo = true, .transaction = true, .tls_offered = true};
-const FrontState kTlsDone{.helo = true, .tls_offered = true, .tls = true};        // after STARTTLS
+const FrontState kTlsDone{.helo = true, .tls_offered = true, .tls = true};  // after STARTTLS
 
 struct Case {
     const char* line;
@@ -102,7 +102,7 @@ TEST(CommandTable, EachRowEnforcesItsFlags) {
 }
 
 TEST(CommandTable, OneRowPerKnownVerb) {
-    const std::set<std::string> want = {"EHLO", "HELO",    "MAIL",     "RCPT",       "DATA", "RSET", "NOOP",
+    const std::set<std::string> want = {"EHLO", "HELO",     "MAIL",    "RCPT",     "DATA",       "RSET", "NOOP",
                                         "QUIT", "STARTTLS", "XCLIENT", "XFORWARD", "XPROXYFROM", "VRFY", "HELP"};
     std::set<std::string> got;
     for (const CommandRow& row : CommandTable::rows()) {

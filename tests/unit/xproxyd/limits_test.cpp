@@ -67,7 +67,7 @@ TEST(SessionLimits, Ipv6ClientsCountPerSlash64AndMappedV4AsV4) {
     EXPECT_EQ(lim.acquire(ip("2001:db8:1:2::1"), &a), SessionLimits::Verdict::ok);
     EXPECT_EQ(lim.acquire(ip("2001:db8:1:2:ffff::9"), &b), SessionLimits::Verdict::ok);
     EXPECT_EQ(lim.acquire(ip("2001:db8:1:2::77"), &c), SessionLimits::Verdict::per_client);  // same /64
-    EXPECT_EQ(lim.acquire(ip("2001:db8:1:3::1"), &c), SessionLimits::Verdict::ok);            // next /64
+    EXPECT_EQ(lim.acquire(ip("2001:db8:1:3::1"), &c), SessionLimits::Verdict::ok);           // next /64
     EXPECT_EQ(SessionLimits::client_key(ip("::ffff:192.0.2.1")), SessionLimits::client_key(ip("192.0.2.1")));
     EXPECT_NE(SessionLimits::client_key(ip("192.0.2.1")), SessionLimits::client_key(ip("192.0.2.2")));
     (void)d;
@@ -131,13 +131,17 @@ TEST(DownstreamTls, ClosedDefaultAndOptions) {
         {"d encoding=xclient destinations=192.0.2.1:25 tls=off", true, TlsMode::none, ""},
         {"d encoding=xclient destinations=192.0.2.1:25 tls=may", true, TlsMode::may, ""},
         {"d encoding=xclient destinations=192.0.2.1:25 tls=encrypt tls-name=mx.example", true, TlsMode::encrypt, ""},
-        {"d encoding=xclient destinations=192.0.2.1:25 tls=verify tls-name=mx.example tls-ca=/etc/ca.pem", true, TlsMode::verify, ""},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=verify tls-name=mx.example tls-ca=/etc/ca.pem", true,
+         TlsMode::verify, ""},
         {"d encoding=xclient destinations=192.0.2.1:25 tls-name=192.0.2.1", true, TlsMode::verify, ""},
         {"d encoding=xclient destinations=192.0.2.1:25 tls=required", false, TlsMode::none, "tls=required is gone"},
-        {"d encoding=xclient destinations=192.0.2.1:25 tls=opportunistic", false, TlsMode::none, "tls=opportunistic is gone"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=opportunistic", false, TlsMode::none,
+         "tls=opportunistic is gone"},
         {"d encoding=xclient destinations=192.0.2.1:25 tls=maybe", false, TlsMode::none, "bad value"},
-        {"d encoding=xclient destinations=192.0.2.1:25 tls=may tls-ca=/etc/ca.pem", false, TlsMode::none, "tls-ca= needs tls=verify"},
-        {"d encoding=xclient destinations=127.0.0.1:25 tls-name=mx.example", false, TlsMode::none, "tls-name= needs TLS"},
+        {"d encoding=xclient destinations=192.0.2.1:25 tls=may tls-ca=/etc/ca.pem", false, TlsMode::none,
+         "tls-ca= needs tls=verify"},
+        {"d encoding=xclient destinations=127.0.0.1:25 tls-name=mx.example", false, TlsMode::none,
+         "tls-name= needs TLS"},
         {"d encoding=xclient destinations=192.0.2.1:25 tls-name=*.example", false, TlsMode::none, "bad value"},
         {"d encoding=xclient destinations=192.0.2.1:25 tls-name=mx..example", false, TlsMode::none, "bad value"},
         {"d encoding=xclient destinations=192.0.2.1:25 tls-name=", false, TlsMode::none, "bad value"},

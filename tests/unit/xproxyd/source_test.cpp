@@ -29,11 +29,12 @@ SourceInfo peer(const char* ip = "127.0.0.1", std::uint16_t port = 40000) {
 
 TEST(Source, UntrustedPeerIsRefusedAndUnchanged) {
     SourceTracker t(peer("192.0.2.9"), false);
-    for (const char* line : {"XCLIENT ADDR=127.0.0.66", "XFORWARD ADDR=127.0.0.66 PORT=1",
-                             "XPROXYFROM SID=1 IP=127.0.0.66 PORT=1"}) {
+    for (const char* line :
+         {"XCLIENT ADDR=127.0.0.66", "XFORWARD ADDR=127.0.0.66 PORT=1", "XPROXYFROM SID=1 IP=127.0.0.66 PORT=1"}) {
         std::string l(line);
-        SourceVerdict v = l.rfind("XCLIENT", 0) == 0 ? t.xclient(l) : l.rfind("XFORWARD", 0) == 0 ? t.xforward(l)
-                                                                                                   : t.xproxyfrom(l);
+        SourceVerdict v = l.rfind("XCLIENT", 0) == 0    ? t.xclient(l)
+                          : l.rfind("XFORWARD", 0) == 0 ? t.xforward(l)
+                                                        : t.xproxyfrom(l);
         EXPECT_EQ(v.kind, SourceVerdict::Kind::refused) << line;
         EXPECT_EQ(v.reply.rfind("550 5.7.0", 0), 0u) << v.reply;
         EXPECT_EQ(t.effective().client->to_string(), "192.0.2.9:40000") << line;
@@ -104,8 +105,7 @@ bool has_attr(const Announcement& a, const std::string& attr) {
 TEST(Source, XclientResetsHeloProtoLoginLikePostfix) {
     SourceTracker t(peer(), true);
     t.ehlo("hop.example", true);
-    ASSERT_EQ(t.xclient("XCLIENT NAME=a.example ADDR=127.0.0.66 PORT=1066 HELO=a.example PROTO=ESMTP LOGIN=alice")
-                  .kind,
+    ASSERT_EQ(t.xclient("XCLIENT NAME=a.example ADDR=127.0.0.66 PORT=1066 HELO=a.example PROTO=ESMTP LOGIN=alice").kind,
               SourceVerdict::Kind::accepted);
     t.ehlo("a.example", true);
     SourceInfo a = t.effective();
@@ -197,15 +197,18 @@ TEST(Source, StarttlsForgetsWhatWasSaidInPlainText) {
         void (*before)(SourceTracker&);
     };
     const Row rows[] = {
-        {"XCLIENT", [](SourceTracker& t) {
+        {"XCLIENT",
+         [](SourceTracker& t) {
              ASSERT_EQ(t.xclient("XCLIENT ADDR=203.0.113.66 PORT=4242 LOGIN=admin HELO=evil.example").kind,
                        SourceVerdict::Kind::accepted);
          }},
-        {"XPROXYFROM", [](SourceTracker& t) {
+        {"XPROXYFROM",
+         [](SourceTracker& t) {
              ASSERT_EQ(t.xproxyfrom("XPROXYFROM SID=Q IP=203.0.113.66 PORT=4242 LOGIN=admin").kind,
                        SourceVerdict::Kind::accepted);
          }},
-        {"XFORWARD", [](SourceTracker& t) {
+        {"XFORWARD",
+         [](SourceTracker& t) {
              ASSERT_EQ(t.xforward("XFORWARD ADDR=203.0.113.66 PORT=4242").kind, SourceVerdict::Kind::accepted);
          }},
         {"EHLO", [](SourceTracker& t) { t.ehlo("before.example", true); }},
@@ -408,7 +411,7 @@ TEST(Source, SignedProxyV2HeaderDetectsRewriting) {
         auto r = pp::decode(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), h);
         EXPECT_TRUE(r.complete());
         return pp::verify_hmac(reinterpret_cast<const std::uint8_t*>(bytes.data()), r.consumed, h,
-                                  {key, 1790000010, pp::kHmacWindow});
+                               {key, 1790000010, pp::kHmacWindow});
     };
     EXPECT_EQ(check(a.header), pp::HmacVerdict::ok);
     pp::Header h;
@@ -456,9 +459,10 @@ TEST(Source, IdentitySeparatesClientsForProxyEncodings) {
 
 TEST(Config, DownstreamSpecs) {
     std::string err;
-    auto d = parse_downstream("legacy destinations=127.0.0.1:2525,[::1]:2526 encoding=xclient tls=verify "
-                              "connect-timeout=5 command-timeout=60 helo=gw.example",
-                              &err);
+    auto d = parse_downstream(
+        "legacy destinations=127.0.0.1:2525,[::1]:2526 encoding=xclient tls=verify "
+        "connect-timeout=5 command-timeout=60 helo=gw.example",
+        &err);
     ASSERT_TRUE(d) << err;
     EXPECT_EQ(d->name, "legacy");
     ASSERT_EQ(d->destinations.size(), 2u);

@@ -28,10 +28,10 @@
 namespace xproxy {
 
 struct FileRules {
-    std::size_t max_size = 0;           // bytes; a larger file is refused
-    unsigned forbidden_mode = 0;        // permission bits that must all be clear (077: no group/other access)
-    bool follow_links = false;          // false: a symbolic link is refused (O_NOFOLLOW)
-    bool owner_root_or_euid = false;    // true: the file must belong to root or to the effective uid
+    std::size_t max_size = 0;         // bytes; a larger file is refused
+    unsigned forbidden_mode = 0;      // permission bits that must all be clear (077: no group/other access)
+    bool follow_links = false;        // false: a symbolic link is refused (O_NOFOLLOW)
+    bool owner_root_or_euid = false;  // true: the file must belong to root or to the effective uid
 };
 
 // Files a person edits and every user may read: directory, risk and configuration files.
@@ -46,10 +46,8 @@ struct FileRefusal {
     uid_t owner = 0;    // owner
 };
 
-Expected<std::string> load_text_file(const std::string& path, const FileRules& rules,
-                                     FileRefusal* refusal = nullptr);
-Expected<SecretBytes> load_secret_file(const std::string& path, const FileRules& rules,
-                                       FileRefusal* refusal = nullptr);
+Expected<std::string> load_text_file(const std::string& path, const FileRules& rules, FileRefusal* refusal = nullptr);
+Expected<SecretBytes> load_secret_file(const std::string& path, const FileRules& rules, FileRefusal* refusal = nullptr);
 
 // "0640": permission bits as chmod takes them.
 std::string mode_octal(unsigned mode);

@@ -23,7 +23,6 @@ void set_panic_sink(PanicSink sink);
 
 }  // namespace xproxy
 
-#define XPROXY_INVARIANT(cond)                                                                       \
-    (static_cast<bool>(cond) ? static_cast<void>(0)                                                  \
-                             : ::xproxy::invariant_failed(#cond, __FILE__, __LINE__, __func__))
+#define XPROXY_INVARIANT(cond) \
+    (static_cast<bool>(cond) ? static_cast<void>(0) : ::xproxy::invariant_failed(#cond, __FILE__, __LINE__, __func__))
 #define XPROXY_UNREACHABLE() ::xproxy::invariant_failed("unreachable", __FILE__, __LINE__, __func__)

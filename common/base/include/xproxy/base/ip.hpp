@@ -40,7 +40,7 @@ public:
     bool is_v4() const { return family_ == Family::v4; }
     bool is_v6() const { return family_ == Family::v6; }
     bool is_v4_mapped() const;
-    IpAddress normalized() const;  // ::ffff:a.b.c.d -> a.b.c.d, others unchanged
+    IpAddress normalized() const;    // ::ffff:a.b.c.d -> a.b.c.d, others unchanged
     IpAddress to_v4_mapped() const;  // a.b.c.d -> ::ffff:a.b.c.d, v6 unchanged
 
     // 4 bytes (v4) or 16 bytes (v6), network order.

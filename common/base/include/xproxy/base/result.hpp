@@ -27,8 +27,8 @@ enum class DecodeStatus { complete, need_more, invalid };
 
 struct DecodeResult {
     DecodeStatus status = DecodeStatus::need_more;
-    std::size_t consumed = 0;       // valid when status == complete
-    std::string_view reason{};      // valid when status == invalid; static storage
+    std::size_t consumed = 0;   // valid when status == complete
+    std::string_view reason{};  // valid when status == invalid; static storage
 
     static constexpr DecodeResult done(std::size_t n) { return {DecodeStatus::complete, n, {}}; }
     static constexpr DecodeResult more() { return {DecodeStatus::need_more, 0, {}}; }
@@ -47,7 +47,7 @@ struct Failure {
 template <class T>
 class [[nodiscard]] Expected {
 public:
-    Expected(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+    Expected(T value) : value_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
     Expected(Failure f) : error_(std::move(f.message)) {}  // NOLINT(google-explicit-constructor)
 
     bool has_value() const { return value_.has_value(); }

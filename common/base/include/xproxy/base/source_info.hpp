@@ -29,9 +29,9 @@ struct SourceInfo {
     std::string ptr_name;            // verified reverse name, empty if unknown
     std::string protocol;            // SMTP, ESMTP, ESMTPS, ESMTPSA, ...
     TlsInfo tls;
-    std::string login;               // SASL authenticated user
-    std::string session_id;          // id of the first hop's session (queue id, ...)
-    std::int64_t time = 0;           // unix seconds when the first hop saw the client
+    std::string login;       // SASL authenticated user
+    std::string session_id;  // id of the first hop's session (queue id, ...)
+    std::int64_t time = 0;   // unix seconds when the first hop saw the client
 
     friend bool operator==(const SourceInfo&, const SourceInfo&) = default;
 };

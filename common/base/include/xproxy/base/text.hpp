@@ -28,9 +28,7 @@ constexpr bool istarts_with(std::string_view text, std::string_view prefix) {
         if (ascii_upper(text[i]) != ascii_upper(prefix[i])) return false;
     return true;
 }
-constexpr bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && istarts_with(a, b);
-}
+constexpr bool iequals(std::string_view a, std::string_view b) { return a.size() == b.size() && istarts_with(a, b); }
 
 // A copy of `s` in ASCII upper / lower case (bytes >= 0x80 unchanged).
 inline std::string to_upper(std::string_view s) {

@@ -22,11 +22,11 @@ namespace xproxy::daemon {
 
 struct ListenSpec {
     enum class Kind { inet, unix_, fd, systemd } kind = Kind::inet;
-    std::string host;       // inet: numeric address ("127.0.0.1", "::1")
+    std::string host;  // inet: numeric address ("127.0.0.1", "::1")
     std::uint16_t port = 0;
-    std::string path;       // unix
-    int fd = -1;            // fd
-    std::string text;       // as written, for messages
+    std::string path;  // unix
+    int fd = -1;       // fd
+    std::string text;  // as written, for messages
 };
 
 // The failure quotes the spec ("invalid listener 'TEXT': why").

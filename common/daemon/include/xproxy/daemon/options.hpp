@@ -28,7 +28,7 @@ std::vector<std::string> split_commas(const std::vector<std::string>& values);
 std::string host_name();
 
 // --log and --log-level; on an error prints "PROGRAM: --log must be ..." and returns false.
-bool parse_log_options(const std::string& sink_text, const std::string& level_text, log::Sink& sink,
-                       log::Level& level, const char* program);
+bool parse_log_options(const std::string& sink_text, const std::string& level_text, log::Sink& sink, log::Level& level,
+                       const char* program);
 
 }  // namespace xproxy::daemon

@@ -69,23 +69,23 @@ private:
 inline constexpr ServiceSet kDefaultServices{Service::smtp, Service::submission};
 
 // Size limits, enforced by the builder. A lookup with a longer name finds nothing.
-inline constexpr std::size_t kMaxDomainLength = 253;     // RFC 1035 presentation form
-inline constexpr std::size_t kMaxLocalPartLength = 64;   // RFC 5321 4.5.3.1.1
+inline constexpr std::size_t kMaxDomainLength = 253;    // RFC 1035 presentation form
+inline constexpr std::size_t kMaxLocalPartLength = 64;  // RFC 5321 4.5.3.1.1
 inline constexpr std::size_t kMaxLoginLength = 255;
-inline constexpr std::size_t kMaxFingerprintHex = 128;   // SHA-512
-inline constexpr std::size_t kMinFingerprintHex = 32;    // MD5 (Postfix before 3.6)
+inline constexpr std::size_t kMaxFingerprintHex = 128;  // SHA-512
+inline constexpr std::size_t kMinFingerprintHex = 32;   // MD5 (Postfix before 3.6)
 
 // A domain as the builder receives it and as lookups return it. Views returned by a
 // Directory point into it and live as long as it does.
 struct DomainInfo {
-    std::string_view name;        // lower case
+    std::string_view name;  // lower case
     EntryState state = EntryState::active;
     ServiceSet services = kDefaultServices;
-    bool require_tls = false;     // its users may only send over TLS
-    std::string_view admin;       // free text (an address), may be empty
-    std::string_view postmaster;  // address reports go to, may be empty
-    std::uint32_t id = 0;         // index, set by lookups
-    std::uint32_t user_count = 0; // set by lookups
+    bool require_tls = false;      // its users may only send over TLS
+    std::string_view admin;        // free text (an address), may be empty
+    std::string_view postmaster;   // address reports go to, may be empty
+    std::uint32_t id = 0;          // index, set by lookups
+    std::uint32_t user_count = 0;  // set by lookups
 };
 
 struct UserInfo {
@@ -180,8 +180,8 @@ public:
     // entry is malformed or a duplicate; the builder is unchanged then.
     bool add_domain(const DomainInfo& domain, std::string* error);
     // `address` is local@domain; the domain must have been added.
-    bool add_user(std::string_view address, EntryState state, std::string_view home,
-                  const UserExtras& extras, std::string* error);
+    bool add_user(std::string_view address, EntryState state, std::string_view home, const UserExtras& extras,
+                  std::string* error);
 
     std::size_t domain_count() const;
     std::size_t user_count() const;

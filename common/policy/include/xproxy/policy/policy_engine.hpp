@@ -30,9 +30,9 @@
 #include <string_view>
 #include <vector>
 
-#include <xproxy/policy/directory.hpp>
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
+#include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/risk_map.hpp>
 
 namespace xproxy {
@@ -56,8 +56,8 @@ struct PolicyInput {
     std::string_view recipient;               // at RCPT
     std::string_view sasl_username;           // "" = not authenticated
     bool tls_active = false;
-    std::string_view tls_protocol;            // "TLSv1.3", for logs
-    std::string_view client_cert_fingerprint; // verified client certificate (hex, ':' allowed)
+    std::string_view tls_protocol;             // "TLSv1.3", for logs
+    std::string_view client_cert_fingerprint;  // verified client certificate (hex, ':' allowed)
     ServiceKind service = ServiceKind::smtp;
     // Whether the client is a trusted upstream; when unset, the engine checks
     // client_address against PolicyConfig::trusted_upstreams.
@@ -69,7 +69,7 @@ struct PolicyConfig {
     bool vdomains = false;
     bool deposit = false;
     bool risk = false;
-    CidrSet trusted_upstreams;        // empty: trust nobody
+    CidrSet trusted_upstreams;  // empty: trust nobody
     RiskMap risk_map;
     // Postfix's recipient_delimiter: when a local part is not found, it is looked up
     // again cut at the first of these characters (alice+news -> alice). "" = off.

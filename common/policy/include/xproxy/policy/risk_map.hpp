@@ -82,8 +82,8 @@ private:
     };
     std::optional<std::uint16_t> class_index(std::string_view name) const;
 
-    std::vector<RiskClass> classes_;     // index = rank: later is riskier
-    std::vector<Network> networks_;      // longest prefix first
+    std::vector<RiskClass> classes_;                                                 // index = rank: later is riskier
+    std::vector<Network> networks_;                                                  // longest prefix first
     std::unordered_map<std::string, std::uint16_t, Hash, std::equal_to<>> domains_;  // lower case
 };
 

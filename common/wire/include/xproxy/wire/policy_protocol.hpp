@@ -36,11 +36,10 @@ namespace xproxy {
 
 struct PolicyRequest {
     // The attributes of Postfix 3.7, in the order it sends them.
-    std::string request, protocol_state, protocol_name, client_address, client_name, client_port,
-        reverse_client_name, server_address, server_port, helo_name, sender, recipient, recipient_count,
-        queue_id, instance, size, etrn_domain, stress, sasl_method, sasl_username, sasl_sender, ccert_subject,
-        ccert_issuer, ccert_fingerprint, ccert_pubkey_fingerprint, encryption_protocol, encryption_cipher,
-        encryption_keysize, policy_context;
+    std::string request, protocol_state, protocol_name, client_address, client_name, client_port, reverse_client_name,
+        server_address, server_port, helo_name, sender, recipient, recipient_count, queue_id, instance, size,
+        etrn_domain, stress, sasl_method, sasl_username, sasl_sender, ccert_subject, ccert_issuer, ccert_fingerprint,
+        ccert_pubkey_fingerprint, encryption_protocol, encryption_cipher, encryption_keysize, policy_context;
     static constexpr std::size_t kKnownCount = 29;
     // Attributes with other names (compatibility_level, mail_version, tls_sni, ...).
     std::vector<std::pair<std::string, std::string>> other;
@@ -74,9 +73,9 @@ private:
 };
 
 struct PolicyLimits {
-    std::size_t max_line = 2048;        // bytes per line, the LF excluded
-    std::size_t max_request = 16384;    // bytes per request, every LF included
-    std::size_t max_attributes = 100;   // attribute lines per request
+    std::size_t max_line = 2048;       // bytes per line, the LF excluded
+    std::size_t max_request = 16384;   // bytes per request, every LF included
+    std::size_t max_attributes = 100;  // attribute lines per request
 };
 
 class PolicyRequestParser {
@@ -107,9 +106,9 @@ private:
     bool end_line(std::string_view line);
 
     PolicyLimits limits_;
-    std::string line_;                 // an unfinished line carried between feeds
+    std::string line_;  // an unfinished line carried between feeds
     PolicyRequest current_;
-    std::size_t request_bytes_ = 0;    // complete lines of current_, LFs included
+    std::size_t request_bytes_ = 0;  // complete lines of current_, LFs included
     std::size_t attribute_lines_ = 0;
     std::deque<PolicyRequest> ready_;
     bool failed_ = false;

@@ -27,10 +27,10 @@
 #include <string_view>
 #include <vector>
 
-#include <xproxy/wire/crc32c.hpp>
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
 #include <xproxy/base/source_info.hpp>
+#include <xproxy/wire/crc32c.hpp>
 
 namespace xproxy::pp {
 
@@ -85,10 +85,10 @@ struct Header {
     Family family = Family::unspec;
     Transport transport = Transport::unspec;
     bool has_addresses = false;
-    Endpoint source;       // INET/INET6 only
-    Endpoint destination;  // INET/INET6 only
+    Endpoint source;                                              // INET/INET6 only
+    Endpoint destination;                                         // INET/INET6 only
     std::span<const std::uint8_t> unix_source, unix_destination;  // UNIX, 108 bytes each
-    std::span<const std::uint8_t> tlv_bytes;  // raw TLV area (v2 only), validated
+    std::span<const std::uint8_t> tlv_bytes;                      // raw TLV area (v2 only), validated
 };
 
 // Decode a v1 header from data[0..size).
@@ -117,18 +117,18 @@ bool for_each_tlv(std::span<const std::uint8_t> area, Fn&& fn) {
 
 // What to put into an encoded header.
 struct EncodeOptions {
-    bool local = false;             // v2 LOCAL command (health checks)
-    std::string alpn;               // PP2_TYPE_ALPN
-    std::string authority;          // PP2_TYPE_AUTHORITY (SNI)
-    std::string unique_id;          // PP2_TYPE_UNIQUE_ID, <= 128 bytes
-    bool ssl = false;               // emit PP2_TYPE_SSL from SourceInfo::tls
-    bool xproxy_tlvs = false;       // emit HELO/LOGIN/SESSION_ID custom TLVs from SourceInfo
-    bool crc32c = false;            // append PP2_TYPE_CRC32C
-    std::string hmac_key;           // non-empty: append PP2_TYPE_XPROXY_HMAC with this key
-    std::uint8_t hmac_key_id = 0;   // key id stored in the HMAC TLV
+    bool local = false;                     // v2 LOCAL command (health checks)
+    std::string alpn;                       // PP2_TYPE_ALPN
+    std::string authority;                  // PP2_TYPE_AUTHORITY (SNI)
+    std::string unique_id;                  // PP2_TYPE_UNIQUE_ID, <= 128 bytes
+    bool ssl = false;                       // emit PP2_TYPE_SSL from SourceInfo::tls
+    bool xproxy_tlvs = false;               // emit HELO/LOGIN/SESSION_ID custom TLVs from SourceInfo
+    bool crc32c = false;                    // append PP2_TYPE_CRC32C
+    std::string hmac_key;                   // non-empty: append PP2_TYPE_XPROXY_HMAC with this key
+    std::uint8_t hmac_key_id = 0;           // key id stored in the HMAC TLV
     std::optional<std::int64_t> hmac_time;  // unix seconds for PP2_TYPE_XPROXY_TIME; required
                                             // with hmac_key (the time of sending: now)
-    std::size_t pad_to = 0;         // add a NOOP TLV so the header is at least this long
+    std::size_t pad_to = 0;                 // add a NOOP TLV so the header is at least this long
 };
 
 // v1 text header. Missing endpoints give "PROXY UNKNOWN\r\n"; mixed families are sent
@@ -160,13 +160,13 @@ std::optional<std::uint8_t> hmac_key_id(const Header& h);
 // The TIME TLV's value, or nullopt when there is none (not authenticated by itself).
 std::optional<std::int64_t> hmac_time(const Header& h);
 
-inline constexpr std::int64_t kHmacWindow = 60;  // default freshness window, seconds
+inline constexpr std::int64_t kHmacWindow = 60;                  // default freshness window, seconds
 inline constexpr std::int64_t kHmacMaxTime = 9'999'999'999'999;  // keeps time +- window in range
 
 // What the receiver requires of an authenticated header.
 struct HmacCheck {
-    std::string_view key;           // the shared key (empty never verifies)
-    std::int64_t now = 0;           // the receiver's clock, unix seconds
+    std::string_view key;               // the shared key (empty never verifies)
+    std::int64_t now = 0;               // the receiver's clock, unix seconds
     std::int64_t window = kHmacWindow;  // accepted |now - TIME|, seconds (negative: 0)
 };
 

@@ -89,8 +89,8 @@ struct PackRules {
     // while they fit; the first of them that is present must fit. Everything else goes,
     // in the given order, into the commands before it.
     std::vector<std::string> final_priority;
-    std::string more_suffix;  // appended to each command but the last when split ("LAST=False")
-    std::string last_suffix;  // appended to the last command when split ("LAST=True")
+    std::string more_suffix;    // appended to each command but the last when split ("LAST=False")
+    std::string last_suffix;    // appended to the last command when split ("LAST=True")
     std::size_t max_value = 0;  // longest xtext value allowed; 0: only the line limit
 };
 

@@ -25,7 +25,7 @@ struct CommandLine {
 CommandLine split_command(std::string_view line);
 
 struct PathArg {
-    std::string path;  // between < and >, may be empty (null reverse-path)
+    std::string path;                                         // between < and >, may be empty (null reverse-path)
     std::vector<std::pair<std::string, std::string>> params;  // NAME upper case, value as sent
     bool has(std::string_view name) const;
     const std::string* get(std::string_view name) const;
@@ -44,10 +44,10 @@ struct MailLimits {
 };
 
 struct MailParams {
-    std::uint64_t size = 0;  // SIZE=, 0 = not given
-    bool eight_bit = false;  // BODY=8BITMIME
-    bool smtputf8 = false;   // SMTPUTF8
-    bool requiretls = false; // REQUIRETLS
+    std::uint64_t size = 0;   // SIZE=, 0 = not given
+    bool eight_bit = false;   // BODY=8BITMIME
+    bool smtputf8 = false;    // SMTPUTF8
+    bool requiretls = false;  // REQUIRETLS
 };
 
 // Checks MAIL FROM parameters against what we advertise. On error returns nullopt and

@@ -34,8 +34,8 @@
 namespace xproxy {
 
 inline constexpr std::string_view kTraceFieldName = "X-Original-Source";
-inline constexpr std::size_t kTraceMaxInput = 8192;  // bytes of a raw field or value
-inline constexpr std::size_t kTraceMaxText = 255;    // decoded bytes of helo, name, proto, login, sid, by
+inline constexpr std::size_t kTraceMaxInput = 8192;   // bytes of a raw field or value
+inline constexpr std::size_t kTraceMaxText = 255;     // decoded bytes of helo, name, proto, login, sid, by
 inline constexpr std::int64_t kTraceMaxFuture = 300;  // default clock skew allowance, seconds
 
 // What the signature binds besides the tags (the b= tag).
@@ -66,12 +66,12 @@ const char* to_string(TraceBinding b);  // "mid", "env"
 
 struct TraceVerifyResult {
     TraceVerdict verdict = TraceVerdict::malformed;
-    std::string reason;         // why, for logs; no secret and no raw input bytes
-    SourceInfo source;          // the decoded source; complete when ok (time = t=)
-    std::string by;             // by= (decoded) once the tags parsed
-    std::string key_id;         // kid= once the tags parsed
+    std::string reason;                               // why, for logs; no secret and no raw input bytes
+    SourceInfo source;                                // the decoded source; complete when ok (time = t=)
+    std::string by;                                   // by= (decoded) once the tags parsed
+    std::string key_id;                               // kid= once the tags parsed
     TraceBinding binding = TraceBinding::message_id;  // b= once the tags parsed
-    std::int64_t time = 0;      // t= once the tags parsed
+    std::int64_t time = 0;                            // t= once the tags parsed
 
     bool ok() const { return verdict == TraceVerdict::ok; }
 };
@@ -92,8 +92,8 @@ std::string format_field(std::string_view value, std::string_view eol = "\r\n");
 // Verifies a field value, or a whole "X-Original-Source: ..." field, folded or not.
 // `now` and `max_age` in seconds: t= older than now - max_age is expired, t= later than
 // now + max_future is future. Negative max_age / max_future count as 0.
-TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding,
-                                      const KeyRing& keys, std::int64_t now, std::int64_t max_age,
+TraceVerifyResult verify_trace_header(std::string_view raw_value, const MessageBinding& binding, const KeyRing& keys,
+                                      std::int64_t now, std::int64_t max_age,
                                       std::int64_t max_future = kTraceMaxFuture);
 
 }  // namespace xproxy

@@ -36,8 +36,8 @@
 #include <string_view>
 
 #include <xproxy/base/ip.hpp>
-#include <xproxy/wire/smtp_attrs.hpp>
 #include <xproxy/base/source_info.hpp>
+#include <xproxy/wire/smtp_attrs.hpp>
 
 namespace xproxy::smtp {
 
@@ -67,9 +67,9 @@ struct Xclient {
     std::optional<TextField> reverse_name;  // unverified PTR name; may be [TEMPUNAVAIL]
     std::optional<AddrField> addr;
     std::optional<PortField> port;
-    std::optional<std::string> proto;       // "SMTP" or "ESMTP" (upper case)
+    std::optional<std::string> proto;  // "SMTP" or "ESMTP" (upper case)
     std::optional<TextField> helo;
-    std::optional<TextField> login;         // SASL login name
+    std::optional<TextField> login;  // SASL login name
     std::optional<AddrField> destaddr;
     std::optional<PortField> destport;
 

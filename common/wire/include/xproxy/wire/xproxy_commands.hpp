@@ -33,8 +33,8 @@
 
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
-#include <xproxy/wire/smtp_attrs.hpp>
 #include <xproxy/base/source_info.hpp>
+#include <xproxy/wire/smtp_attrs.hpp>
 
 namespace xproxy::smtp {
 
@@ -134,7 +134,7 @@ struct DestinationLeft {
     friend bool operator==(const DestinationLeft&, const DestinationLeft&) = default;
 };
 
-inline constexpr std::size_t kMaxReplyLine = 512;   // including CRLF (RFC 5321 4.5.3.1.5)
+inline constexpr std::size_t kMaxReplyLine = 512;  // including CRLF (RFC 5321 4.5.3.1.5)
 inline constexpr std::size_t kMaxReplyLines = 64;
 
 // "250-DESTINATIONLEFT=[ip],...\r\n" (more such lines when the list does not fit in
