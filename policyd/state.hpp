@@ -1,10 +1,10 @@
 // state.hpp: everything a policy decision reads, built once from the options and the
 // files they name, then shared read-only. A reload builds a new State and swaps it in
-// atomically; connections in flight keep the one they started a request with.
+// under a lock; connections in flight keep the one they started a request with.
 #pragma once
 
-#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -26,13 +26,27 @@ struct State {
 // Builds a State; nullptr with *error naming the option or file at fault.
 std::shared_ptr<const State> build_state(const Options& o, std::string* error);
 
+// The running State. A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's atomic
+// shared_ptr releases its internal lock with a relaxed store after a load, so a load and
+// the next store are not ordered (ThreadSanitizer reports it under tests/e2e/
+// test_policyd_load.py's reloads). The lock is held for a reference-count increment.
 class StateHolder {
 public:
-    std::shared_ptr<const State> get() const { return state_.load(std::memory_order_acquire); }
-    void set(std::shared_ptr<const State> s) { state_.store(std::move(s), std::memory_order_release); }
+    std::shared_ptr<const State> get() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return state_;
+    }
+    void set(std::shared_ptr<const State> s) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            state_.swap(s);
+        }
+        // s, the previous State, is released here, outside the lock.
+    }
 
 private:
-    std::atomic<std::shared_ptr<const State>> state_;
+    mutable std::mutex mu_;
+    std::shared_ptr<const State> state_;
 };
 
 }  // namespace xproxy::policyd
