@@ -187,8 +187,7 @@ SecretBytes KeyRingText::render() const {
     SecretBytes out;
     char* dst = out.prepare(size);
     for (const auto& l : lines_) {
-        if (!l.text.empty()) std::memcpy(dst, l.text.data(), l.text.size());
-        dst += l.text.size();
+        dst = std::copy_n(l.text.view().data(), l.text.size(), dst);
         *dst++ = '\n';
     }
     return out;
