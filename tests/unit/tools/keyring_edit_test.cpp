@@ -50,7 +50,7 @@ const std::string kRing = "# trace keys\nold " + std::string(kB64_32) + "  # sin
 
 }  // namespace
 
-TEST(KeyRingEdit, ParseRefusesWhatTheDaemonsRefuseNamingTheLine) {
+TEST(KeyRingToolEdit, ParseRefusesWhatTheDaemonsRefuseNamingTheLine) {
     auto r = KeyRingText::parse("k1 " + std::string(kHex16) + "\n# c\nk2 hex:0011\n");
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().find("line 3: "), std::string::npos) << r.error();
@@ -59,13 +59,13 @@ TEST(KeyRingEdit, ParseRefusesWhatTheDaemonsRefuseNamingTheLine) {
     EXPECT_FALSE(KeyRingText::parse("k1 " + std::string(kHex16) + "\nk1 " + kB64_32 + "\n"));
 }
 
-TEST(KeyRingEdit, RenderKeepsEveryLine) {
+TEST(KeyRingToolEdit, RenderKeepsEveryLine) {
     EXPECT_EQ(text_of(parsed(kRing)), kRing);
     // a last line without LF gets one
     EXPECT_EQ(text_of(parsed("k1 " + std::string(kHex16))), "k1 " + std::string(kHex16) + "\n");
 }
 
-TEST(KeyRingEdit, AddIsTheSecondKeyByDefault) {
+TEST(KeyRingToolEdit, AddIsTheSecondKeyByDefault) {
     auto r = parsed(kRing);
     ASSERT_TRUE(r.add("new", secret(kHex16), Where::second));
     EXPECT_EQ(ids(r), "old,new,older");
@@ -77,7 +77,7 @@ TEST(KeyRingEdit, AddIsTheSecondKeyByDefault) {
     ASSERT_NE(ring->find("new"), nullptr);
 }
 
-TEST(KeyRingEdit, AddFirstSigns) {
+TEST(KeyRingToolEdit, AddFirstSigns) {
     auto r = parsed(kRing);
     ASSERT_TRUE(r.add("new", secret(kB64_32), Where::first));
     EXPECT_EQ(ids(r), "new,old,older");
@@ -85,7 +85,7 @@ TEST(KeyRingEdit, AddFirstSigns) {
     EXPECT_EQ(KeyRing::parse(text_of(r))->signing_key()->id, "new");
 }
 
-TEST(KeyRingEdit, AddRefusesDuplicateAndBadInput) {
+TEST(KeyRingToolEdit, AddRefusesDuplicateAndBadInput) {
     auto r = parsed(kRing);
     auto dup = r.add("older", secret(kHex16), Where::second);
     ASSERT_FALSE(dup);
@@ -103,13 +103,13 @@ TEST(KeyRingEdit, AddRefusesDuplicateAndBadInput) {
     EXPECT_EQ(text_of(r), kRing);  // untouched by the refusals
 }
 
-TEST(KeyRingEdit, AddKeepsCrLf) {
+TEST(KeyRingToolEdit, AddKeepsCrLf) {
     auto r = parsed("k1 " + std::string(kHex16) + "\r\n");
     ASSERT_TRUE(r.add("k2", secret(kHex16), Where::second));
     EXPECT_EQ(text_of(r), "k1 " + std::string(kHex16) + "\r\nk2 " + kHex16 + "\r\n");
 }
 
-TEST(KeyRingEdit, PromoteMovesTheLineWithItsComment) {
+TEST(KeyRingToolEdit, PromoteMovesTheLineWithItsComment) {
     auto r = parsed(kRing);
     auto moved = r.promote("older");
     ASSERT_TRUE(moved);
@@ -123,7 +123,7 @@ TEST(KeyRingEdit, PromoteMovesTheLineWithItsComment) {
     EXPECT_FALSE(r.promote("nosuch"));
 }
 
-TEST(KeyRingEdit, RetireRefusesTheSigningKeyAndTheOnlyKey) {
+TEST(KeyRingToolEdit, RetireRefusesTheSigningKeyAndTheOnlyKey) {
     auto r = parsed(kRing);
     auto signing = r.retire("old", false);
     ASSERT_FALSE(signing);
@@ -136,14 +136,14 @@ TEST(KeyRingEdit, RetireRefusesTheSigningKeyAndTheOnlyKey) {
     EXPECT_NE(only.error().find("only key"), std::string::npos);
 }
 
-TEST(KeyRingEdit, RetireForceRemovesTheSigningKey) {
+TEST(KeyRingToolEdit, RetireForceRemovesTheSigningKey) {
     auto r = parsed(kRing);
     ASSERT_TRUE(r.retire("old", true));
     EXPECT_EQ(ids(r), "older");
     EXPECT_EQ(KeyRing::parse(text_of(r))->signing_key()->id, "older");
 }
 
-TEST(KeyRingEdit, KeysListPositionIdSizeLine) {
+TEST(KeyRingToolEdit, KeysListPositionIdSizeLine) {
     const auto keys = parsed(kRing).keys();
     ASSERT_EQ(keys.size(), 2U);
     EXPECT_EQ(keys[0].position, 1U);
@@ -156,7 +156,7 @@ TEST(KeyRingEdit, KeysListPositionIdSizeLine) {
     EXPECT_EQ(keys[1].line, 5U);
 }
 
-TEST(KeyRingEdit, FreshRingHasTheHeaderThenTheKey) {
+TEST(KeyRingToolEdit, FreshRingHasTheHeaderThenTheKey) {
     auto r = KeyRingText::fresh();
     EXPECT_EQ(r.key_count(), 0U);
     ASSERT_TRUE(r.add("k1", secret(kB64_32), Where::second));
@@ -164,7 +164,7 @@ TEST(KeyRingEdit, FreshRingHasTheHeaderThenTheKey) {
     EXPECT_EQ(kHeaderComment.front(), '#');
 }
 
-TEST(KeyRingEdit, GeneratedIds) {
+TEST(KeyRingToolEdit, GeneratedIds) {
     EXPECT_EQ(default_key_id(0), "k19700101");
     EXPECT_EQ(default_key_id(1796515200), "k20261206");  // 2026-12-06T00:00:00Z
     EXPECT_EQ(default_key_id(1796515199), "k20261205");
@@ -174,7 +174,7 @@ TEST(KeyRingEdit, GeneratedIds) {
     EXPECT_EQ(r.unused_id("k20261207"), "k20261207");
 }
 
-TEST(KeyRingEdit, RandomSecretsAndTheirEncoding) {
+TEST(KeyRingToolEdit, RandomSecretsAndTheirEncoding) {
     EXPECT_FALSE(random_secret(15));
     EXPECT_FALSE(random_secret(129));
     for (const std::size_t n : {std::size_t{16}, std::size_t{32}, std::size_t{33}, std::size_t{128}}) {
@@ -189,7 +189,7 @@ TEST(KeyRingEdit, RandomSecretsAndTheirEncoding) {
     EXPECT_NE(random_secret(32)->view(), random_secret(32)->view());
 }
 
-TEST(KeyRingEdit, ModesTheDaemonsAccept) {
+TEST(KeyRingToolEdit, ModesTheDaemonsAccept) {
     EXPECT_EQ(*parse_key_ring_mode("0600"), 0600U);
     EXPECT_EQ(*parse_key_ring_mode("600"), 0600U);
     EXPECT_EQ(*parse_key_ring_mode("0400"), 0400U);
@@ -201,7 +201,7 @@ TEST(KeyRingEdit, ModesTheDaemonsAccept) {
 }
 
 // The file side, in a private directory.
-class KeyRingFile : public ::testing::Test {
+class KeyRingToolFile : public ::testing::Test {
 protected:
     void SetUp() override {
         char tmpl[] = "/tmp/keyring-edit-test.XXXXXX";
@@ -226,7 +226,7 @@ protected:
     std::string dir_, path_;
 };
 
-TEST_F(KeyRingFile, CreateSetsTheModeAndNeverReplaces) {
+TEST_F(KeyRingToolFile, CreateSetsTheModeAndNeverReplaces) {
     const FileIdentity id{::geteuid(), ::getegid(), 0400};
     auto c = create_new_file(path_, secret("k1 " + std::string(kHex16) + "\n"), id);
     ASSERT_TRUE(c) << c.error();
@@ -243,7 +243,7 @@ TEST_F(KeyRingFile, CreateSetsTheModeAndNeverReplaces) {
     ASSERT_TRUE(KeyRing::load_file(path_));
 }
 
-TEST_F(KeyRingFile, ReplaceKeepsTheModeUnderTheLock) {
+TEST_F(KeyRingToolFile, ReplaceKeepsTheModeUnderTheLock) {
     ASSERT_TRUE(create_new_file(path_, secret("k1 " + std::string(kHex16) + "\n"),
                                 FileIdentity{::geteuid(), ::getegid(), 0400}));
     struct stat before {};
@@ -263,7 +263,7 @@ TEST_F(KeyRingFile, ReplaceKeepsTheModeUnderTheLock) {
     EXPECT_EQ(entries(), 1U);
 }
 
-TEST_F(KeyRingFile, ReadRefusesAModeTheDaemonsRefuse) {
+TEST_F(KeyRingToolFile, ReadRefusesAModeTheDaemonsRefuse) {
     ASSERT_TRUE(create_new_file(path_, secret("k1 " + std::string(kHex16) + "\n"),
                                 FileIdentity{::geteuid(), ::getegid(), 0600}));
     ASSERT_EQ(::chmod(path_.c_str(), 0640), 0);
@@ -274,7 +274,7 @@ TEST_F(KeyRingFile, ReadRefusesAModeTheDaemonsRefuse) {
     EXPECT_FALSE(read_key_ring_text(dir_ + "/missing", false));
 }
 
-TEST_F(KeyRingFile, LockFollowsASymbolicLinkToTheFile) {
+TEST_F(KeyRingToolFile, LockFollowsASymbolicLinkToTheFile) {
     ASSERT_TRUE(create_new_file(path_, secret("k1 " + std::string(kHex16) + "\n"),
                                 FileIdentity{::geteuid(), ::getegid(), 0600}));
     const std::string link = dir_ + "/link.keys";
