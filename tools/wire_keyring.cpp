@@ -213,6 +213,8 @@ int keyring_create(const std::vector<std::string_view>& argv) {
     auto exists = [&]() {
         if (if_missing) {
             std::printf("key ring %s exists; left as it is\n", escape(file).c_str());
+            // Left as it is, but a key ring the daemons would refuse is worth a word.
+            if (const auto ring = KeyRing::load_file(file); !ring) say_error("warning: " + ring.error());
             return 0;
         }
         say_error("key ring " + escape(file) +

@@ -130,11 +130,18 @@ class KeyRingTool(E2ETestCase):
         with open(os.open(self.ring, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400), "wb") as f:
             f.write(content)
         st = os.stat(self.ring)
-        self.ok("keyring-create", self.ring, "--if-missing", "--owner", "nobody")
+        rc, _, err = self.run_wire("keyring-create", self.ring, "--if-missing", "--owner", "nobody")
+        self.assertEqual((rc, err), (0, ""))
         st2 = os.stat(self.ring)
         self.assertEqual(read(self.ring), content)
         self.assertEqual((st2.st_ino, st2.st_mode, st2.st_uid, st2.st_mtime_ns),
                          (st.st_ino, st.st_mode, st.st_uid, st.st_mtime_ns))
+        # a key ring the daemons would refuse is left as it is too, with a warning
+        os.chmod(self.ring, 0o644)
+        rc, _, err = self.run_wire("keyring-create", self.ring, "--if-missing")
+        self.assertEqual(rc, 0)
+        self.assertIn("warning: key ring %s has mode 0644" % self.ring, err)
+        self.assertEqual(read(self.ring), content)
 
     def test_create_owner_group_mode_and_size(self):
         self.ok("keyring-create", self.ring, "--owner", "nobody", "--group", "nogroup", "--mode", "0400",
