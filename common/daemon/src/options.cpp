@@ -70,7 +70,8 @@ void store_config_file(const std::string& path, const po::options_description& d
             std::istringstream one(section + "\n" + line);
             parsed = po::parse_config_file(one, desc);
         } catch (const po::unknown_option& e) {
-            fail_at(where, "unknown option '" + e.get_option_name() + "'");
+            if (!e.get_option_name().empty()) fail_at(where, "unknown option '" + e.get_option_name() + "'");
+            fail_at(where, "invalid line '" + std::string(bare) + "' (want: name = value)");  // "= value"
         } catch (const po::invalid_syntax&) {
             fail_at(where, "invalid line '" + std::string(bare) + "' (want: name = value)");
         }
