@@ -1,6 +1,7 @@
 // xproxy-milter: the libmilter filter of xproxy (inject and verify the signed
 // X-Original-Source header). Start-up in one readable function: options, configuration
 // check, listener, privileges, run. Stops on SIGTERM/SIGINT (libmilter's handling).
+// Tells systemd (Type=notify) READY=1 once it serves and STOPPING=1 when it stops.
 #include <libmilter/mfapi.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 
 using namespace xproxy;
@@ -116,8 +118,8 @@ int main(int argc, char** argv) {
     if (!config) return start.fail(err);
     // Whoever reaches an inject milter gets a signature for the source it claims: a TCP
     // listener serves only the MTAs named in --allow-peers, and none without it.
-    auto plan = daemon::plan_listeners({opts->listen},
-                                       {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    auto plan = daemon::plan_listeners(
+        {opts->listen}, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user}, opts->origins);
     if (!plan) return start.fail(plan.error());
     if (opts->check_config) return print_config_ok(*opts, *config);
     start.start_log();
@@ -131,7 +133,11 @@ int main(int argc, char** argv) {
         config->trusted_upstreams.to_string().c_str(), config->block_list.to_string().c_str(),
         to_string(config->on_invalid), to_string(config->on_missing), to_string(config->on_missing_bounce),
         config->keep_header ? 1 : 0, opts->policies.size());
+    // The socket listens already (smfi_opensocket): a connection made from now on waits
+    // in its backlog for smfi_main().
+    daemon::notify_ready(daemon::listening_status({*listener}) + " (mode " + to_string(config->mode) + ")");
     int rc = smfi_main();
+    daemon::notify_stopping();  // libmilter handled SIGTERM or SIGINT (or failed)
     log::info("event=stop rc=%d", rc);
     return rc == MI_SUCCESS ? 0 : 1;
 }

@@ -55,7 +55,8 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
         "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
     po::variables_map vm;
     if (!daemon::load_options(daemon::arguments(argc, argv), d, vm, "xproxy-milter",
-                              "--mode inject|verify --keyring FILE [options]", XPROXY_VERSION, exit_code))
+                              "--mode inject|verify --keyring FILE [options]", XPROXY_VERSION, exit_code, nullptr,
+                              false, &o.origins))
         return std::nullopt;
     o.policies = daemon::split_commas(o.policies);
     if (o.submission_ports.empty()) o.submission_ports = {"587", "465"};
@@ -69,8 +70,12 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
         if (error) *error = std::move(why);
         return nullptr;
     };
+    // A check of option `name` (its value `value`, for a repeatable one) failed.
+    auto fail_option = [&](std::string_view name, const std::string& why, std::string_view value = {}) {
+        return fail(o.origins.locate(name, why, value));
+    };
     auto mode = parse_mode(o.mode);
-    if (!mode) return fail("--mode must be inject or verify");
+    if (!mode) return fail_option("mode", "--mode must be inject or verify");
     c->mode = *mode;
     if (o.keyring_file.empty()) return fail("--keyring is required");
     auto keys = KeyRing::load_file(o.keyring_file);
@@ -78,33 +83,33 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     c->keys = std::move(*keys);
     c->signer = o.signer;
     auto trusted = CidrSet::parse(o.trusted_upstreams);
-    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
+    if (!trusted) return fail_option("trusted-upstreams", "--trusted-upstreams: " + trusted.error());
     c->trusted_upstreams = *trusted;
     auto blocked = CidrSet::parse(o.block_list);
-    if (!blocked) return fail("--block-list: " + blocked.error());
+    if (!blocked) return fail_option("block-list", "--block-list: " + blocked.error());
     c->block_list = *blocked;
     auto inv = parse_fail_action(o.on_invalid);
     auto mis = parse_fail_action(o.on_missing);
-    if (!inv) return fail("--on-invalid must be accept, tempfail or reject");
-    if (!mis) return fail("--on-missing must be accept, tempfail or reject");
+    if (!inv) return fail_option("on-invalid", "--on-invalid must be accept, tempfail or reject");
+    if (!mis) return fail_option("on-missing", "--on-missing must be accept, tempfail or reject");
     c->on_invalid = *inv;
     c->on_missing = *mis;
     c->on_missing_bounce = *mis == FailAction::reject ? FailAction::tempfail : *mis;
     if (!o.on_missing_bounce.empty()) {
         auto b = parse_fail_action(o.on_missing_bounce);
-        if (!b) return fail("--on-missing-bounce must be accept, tempfail or reject");
+        if (!b) return fail_option("on-missing-bounce", "--on-missing-bounce must be accept, tempfail or reject");
         c->on_missing_bounce = *b;
     }
     c->keep_header = o.keep_header;
     c->result_header = !o.no_result_header;
-    if (o.max_age <= 0) return fail("--max-age must be positive");
-    if (o.max_future < 0) return fail("--max-future must not be negative");
+    if (o.max_age <= 0) return fail_option("max-age", "--max-age must be positive");
+    if (o.max_future < 0) return fail_option("max-future", "--max-future must not be negative");
     c->max_age = o.max_age;
     c->max_future = o.max_future;
     for (const auto& p : o.policies)
         if (p != "vdomains" && p != "deposit")
-            return fail("--policy: " + p + " is not a milter policy (vdomains, deposit)");
-    if (auto on = c->policy.enable(o.policies); !on) return fail("--policy: " + on.error());
+            return fail_option("policy", "--policy: " + p + " is not a milter policy (vdomains, deposit)", p);
+    if (auto on = c->policy.enable(o.policies); !on) return fail_option("policy", "--policy: " + on.error());
     c->policy.trusted_upstreams = c->trusted_upstreams;
     if (c->policy.any()) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "session.hpp"
+#include <xproxy/daemon/option_origins.hpp>
 
 namespace xproxy::milter {
 
@@ -40,13 +41,16 @@ struct Options {
     std::vector<std::string> policies;  // vdomains, deposit
     std::string directory_file;
     std::vector<std::string> submission_ports;
+
+    daemon::OptionOrigins origins;  // the config file line of each option it set
 };
 
 // Parses argv (and the config file it names). Returns nullopt after printing help or
 // version (exit_code 0) or an error (exit_code 2).
 std::optional<Options> parse_options(int argc, char** argv, int& exit_code);
 
-// The shared Config; nullptr with *error naming the option or file at fault.
+// The shared Config; nullptr with *error naming the option or file at fault (and the
+// config file's line, "FILE:LINE: ", when the option was set there).
 std::shared_ptr<const Config> build_config(const Options& o, std::string* error);
 
 }  // namespace xproxy::milter

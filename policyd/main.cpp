@@ -2,6 +2,8 @@
 // configuration check, listeners, privileges, run. SIGHUP (and a changed directory, key
 // ring or risk file, checked every --watch-interval seconds) reloads everything
 // atomically; a broken new configuration is rejected and the old one stays in force.
+// Tells systemd (Type=notify) READY=1 once it serves, RELOADING=1 and READY=1 again around
+// a reload, STOPPING=1 when it stops.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "state.hpp"
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 
 using namespace xproxy;
@@ -27,6 +30,7 @@ namespace {
 
 StateHolder g_states;
 std::mutex g_reload_mu;
+std::string g_ready_status;  // under g_reload_mu; empty until READY=1 was sent
 
 std::map<std::string, std::int64_t> mtimes(const std::vector<std::string>& paths) {
     std::map<std::string, std::int64_t> out;
@@ -41,6 +45,8 @@ std::map<std::string, std::int64_t> mtimes(const std::vector<std::string>& paths
 
 void reload(const char* why) {
     std::lock_guard<std::mutex> lock(g_reload_mu);
+    const bool ready = !g_ready_status.empty();  // not before READY=1
+    if (ready) daemon::notify_reloading(std::string("reloading (") + why + ")");
     std::string err;
     auto opts = reparse_options(&err);
     std::shared_ptr<const State> fixed;
@@ -55,9 +61,11 @@ void reload(const char* why) {
     if (!fixed) {
         log::error("event=reload_failed trigger=%s error=\"%s\" (the previous configuration stays in force)", why,
                    err.c_str());
+        if (ready) daemon::notify_ready(g_ready_status + "; reload failed, the previous configuration stays in force");
         return;
     }
     g_states.set(fixed);
+    if (ready) daemon::notify_ready(g_ready_status);
     log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why,
               fixed->options.policies.size(), fixed->directory->domain_count(), fixed->directory->user_count(),
               fixed->keys.size());
@@ -122,8 +130,8 @@ int main(int argc, char** argv) {
     std::string err;
     auto state = build_state(*opts, &err);
     if (!state) return start.fail(err);
-    auto plan = daemon::plan_listeners(opts->listen,
-                                       {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user});
+    auto plan = daemon::plan_listeners(
+        opts->listen, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user}, opts->origins);
     if (!plan) return start.fail(plan.error());
     if (opts->check_config) return print_config_ok(*opts, *state);
     start.start_log();
@@ -145,6 +153,9 @@ int main(int argc, char** argv) {
             log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\"",
                       so.listen_fds.size(), so.threads, opts->policies.size(),
                       state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str());
+            std::lock_guard<std::mutex> lock(g_reload_mu);
+            g_ready_status = daemon::listening_status(so.listen_fds);
+            daemon::notify_ready(g_ready_status);
         });
     }
     log::stop_async();

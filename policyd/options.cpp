@@ -55,7 +55,8 @@ std::optional<Options> parse(const std::vector<std::string>& args, int& exit_cod
     Options o;
     auto desc = describe(o);
     po::variables_map vm;
-    if (!daemon::load_options(args, desc, vm, "xproxy-policyd", "[options]", XPROXY_VERSION, exit_code, error, quiet))
+    if (!daemon::load_options(args, desc, vm, "xproxy-policyd", "[options]", XPROXY_VERSION, exit_code, error, quiet,
+                              &o.origins))
         return std::nullopt;
     o.policies = daemon::split_commas(o.policies);  // "inject,vdomains" as well as repeated options
     if (o.listen.empty()) o.listen.push_back("unix:/run/xproxy/policyd.sock");

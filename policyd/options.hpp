@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <xproxy/daemon/option_origins.hpp>
+
 namespace xproxy::policyd {
 
 struct Options {
@@ -33,6 +35,8 @@ struct Options {
     std::string risk_file;
     std::vector<std::string> submission_ports;  // server_port values meaning "submission"
     bool check_config = false;
+
+    daemon::OptionOrigins origins;  // the config file line of each option it set
 };
 
 // Parses argv (and the config file it names). Returns nullopt after printing help or

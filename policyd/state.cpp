@@ -14,9 +14,9 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
         if (error) *error = std::move(why);
         return nullptr;
     };
-    if (auto on = s->config.enable(o.policies); !on) return fail("--policy: " + on.error());
+    if (auto on = s->config.enable(o.policies); !on) return fail(o.origins.locate("policy", "--policy: " + on.error()));
     auto trusted = CidrSet::parse(o.trusted_upstreams);
-    if (!trusted) return fail("--trusted-upstreams: " + trusted.error());
+    if (!trusted) return fail(o.origins.locate("trusted-upstreams", "--trusted-upstreams: " + trusted.error()));
     s->config.trusted_upstreams = *trusted;
     if (s->config.inject) {
         if (o.keyring_file.empty()) return fail("policy inject needs --keyring");

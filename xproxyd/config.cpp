@@ -278,14 +278,16 @@ po::options_description describe(Config& c, RawOptions& raw) {
     return d;
 }
 
-Expected<std::vector<DownstreamConfig>> parse_downstreams(const std::vector<std::string>& texts) {
+Expected<std::vector<DownstreamConfig>> parse_downstreams(const std::vector<std::string>& texts,
+                                                          const daemon::OptionOrigins& origins) {
     std::vector<DownstreamConfig> out;
     std::string err;
     for (const auto& t : texts) {
         auto ds = parse_downstream(t, &err);
-        if (!ds) return Failure{err};
+        if (!ds) return Failure{origins.locate("downstream", err, t)};
         for (const auto& other : out)
-            if (other.name == ds->name) return Failure{"downstream " + ds->name + " defined twice"};
+            if (other.name == ds->name)
+                return Failure{origins.locate("downstream", "downstream " + ds->name + " defined twice", t)};
         out.push_back(*ds);
     }
     if (out.empty()) return Failure{"at least one --downstream is required"};
@@ -294,61 +296,67 @@ Expected<std::vector<DownstreamConfig>> parse_downstreams(const std::vector<std:
 
 // "SPEC [DOWNSTREAM]": the downstream by name, the first one by default.
 Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
-                                                const std::vector<DownstreamConfig>& downstreams) {
+                                                const std::vector<DownstreamConfig>& downstreams,
+                                                const daemon::OptionOrigins& origins) {
     if (texts.empty()) texts.push_back("inet:127.0.0.1:10025");
     std::vector<Listener> out;
     for (const auto& l : texts) {
         std::istringstream in(l);
         Listener li{};
+        li.origin = origins.where("listen", l);
+        auto located = [&](const std::string& why) { return li.origin.empty() ? why : li.origin + ": " + why; };
         std::string name, extra;
         in >> li.spec >> name >> extra;
-        if (!extra.empty()) return Failure{"listen '" + l + "': want \"SPEC [DOWNSTREAM]\""};
+        if (!extra.empty()) return Failure{located("listen '" + l + "': want \"SPEC [DOWNSTREAM]\"")};
         li.downstream = downstreams.size();
         if (name.empty()) li.downstream = 0;
         for (std::size_t i = 0; i < downstreams.size(); ++i)
             if (downstreams[i].name == name) li.downstream = i;
-        if (li.downstream == downstreams.size()) return Failure{"listen '" + l + "': no downstream named " + name};
+        if (li.downstream == downstreams.size())
+            return Failure{located("listen '" + l + "': no downstream named " + name)};
         out.push_back(li);
     }
     return out;
 }
 
-Expected<std::vector<StreamThroughCondition>> parse_conditions(const std::vector<std::string>& texts) {
+Expected<std::vector<StreamThroughCondition>> parse_conditions(const std::vector<std::string>& texts,
+                                                               const daemon::OptionOrigins& origins) {
     std::vector<StreamThroughCondition> out;
     std::string err;
     for (const auto& t : texts) {
         auto cond = parse_condition(t, &err);
-        if (!cond) return Failure{err};
+        if (!cond) return Failure{origins.locate("stream-through-if", err, t)};
         out.push_back(*cond);
     }
     return out;
 }
 
-Expected<void> check_limits(const Config& c) {
+Expected<void> check_limits(const Config& c, const daemon::OptionOrigins& origins) {
     if (c.tls_cert.empty() != c.tls_key.empty()) return Failure{"tls-cert and tls-key go together"};
-    if (c.max_line < 512) return Failure{"max-line-length must be at least 512 (RFC 5321)"};
+    if (c.max_line < 512)
+        return Failure{origins.locate("max-line-length", "max-line-length must be at least 512 (RFC 5321)")};
     if (c.max_sessions == 0 || c.max_sessions_per_client == 0 || c.spill_quota == 0)
         return Failure{"max-sessions, max-sessions-per-client and spill-quota must be positive"};
     return {};
 }
 
 // Everything after the options were read; the failure is printed by the caller.
-Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given) {
-    auto downstreams = parse_downstreams(raw.downstreams);
+Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given, const daemon::OptionOrigins& origins) {
+    auto downstreams = parse_downstreams(raw.downstreams, origins);
     if (!downstreams) return Failure{downstreams.error()};
     c.downstreams = std::move(*downstreams);
-    auto listeners = parse_listeners(raw.listen, c.downstreams);
+    auto listeners = parse_listeners(raw.listen, c.downstreams, origins);
     if (!listeners) return Failure{listeners.error()};
     c.listeners = std::move(*listeners);
     if (trusted_given) {
         auto set = CidrSet::parse(raw.trusted);
-        if (!set) return Failure{"trusted-upstreams: " + set.error()};
+        if (!set) return Failure{origins.locate("trusted-upstreams", "trusted-upstreams: " + set.error())};
         c.trusted = *set;
     }
-    auto conditions = parse_conditions(raw.conditions);
+    auto conditions = parse_conditions(raw.conditions, origins);
     if (!conditions) return Failure{conditions.error()};
     c.stream_through = std::move(*conditions);
-    if (auto limits = check_limits(c); !limits) return limits;
+    if (auto limits = check_limits(c, origins); !limits) return limits;
     if (c.threads == 0) c.threads = 1;
     c.client_timeout = std::chrono::seconds(raw.client_timeout ? raw.client_timeout : 300);
     c.pool_idle = std::chrono::seconds(raw.pool_idle);
@@ -365,10 +373,11 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     RawOptions raw;
     auto desc = describe(c, raw);
     po::variables_map vm;
+    daemon::OptionOrigins origins;
     if (!daemon::load_options(daemon::arguments(argc, argv), desc, vm, "xproxyd", "[options]", XPROXY_VERSION,
-                              exit_code))
+                              exit_code, nullptr, false, &origins))
         return std::nullopt;
-    if (auto done = complete(c, raw, vm.count("trusted-upstreams") > 0); !done) {
+    if (auto done = complete(c, raw, vm.count("trusted-upstreams") > 0, origins); !done) {
         std::cerr << "xproxyd: " << done.error() << "\n";
         exit_code = 1;
         return std::nullopt;

@@ -66,6 +66,7 @@ std::optional<StreamThroughCondition> parse_condition(const std::string& text, s
 struct Listener {
     std::string spec;        // inet:HOST:PORT ... (xproxy/daemon/listen.hpp)
     std::size_t downstream;  // index into Config::downstreams
+    std::string origin;      // "FILE:LINE" when the config file set it, else ""
 };
 
 struct Config {
@@ -98,7 +99,8 @@ struct Config {
 };
 
 // Returns the configuration, or nullopt with exit_code set (0 after --help/--version,
-// 2 for a usage error, 1 for a bad value) and the message printed to stderr.
+// 2 for a usage error, 1 for a bad value) and the message printed to stderr; a message
+// about an option set in the config file starts with its "FILE:LINE: ".
 std::optional<Config> parse_config(int argc, char** argv, int& exit_code);
 
 }  // namespace xproxy::xproxyd

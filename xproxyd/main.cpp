@@ -2,7 +2,8 @@
 // Start-up in one readable function: options, configuration check, TLS contexts, spool
 // directory, listeners, privileges, then the accept loops (xproxy/daemon/acceptor.hpp)
 // on a thread pool. Their handler holds the session limits: a connection over one is
-// answered 421 and closed.
+// answered 421 and closed. Tells systemd (Type=notify) READY=1 once it serves and
+// STOPPING=1 when it stops.
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include <xproxy/daemon/acceptor.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 #include <xproxy/daemon/tls.hpp>
 
@@ -107,7 +109,8 @@ Expected<std::vector<daemon::ListenSpec>> listen_specs(const Config& cfg) {
     for (const auto& l : cfg.listeners) {
         auto spec = daemon::parse_listen(l.spec);
         if (!spec || spec->kind == daemon::ListenSpec::Kind::unix_)
-            return Failure{"listen " + l.spec + ": " + (spec ? "unix sockets are not supported" : spec.error())};
+            return Failure{(l.origin.empty() ? "" : l.origin + ": ") + "listen " + l.spec + ": " +
+                           (spec ? "unix sockets are not supported" : spec.error())};
         specs.push_back(std::move(*spec));
     }
     return specs;
@@ -222,10 +225,16 @@ int run(int argc, char** argv) {
     // With several threads, one strand per session: its coroutine, its downstream and
     // their deadlines never run concurrently. One thread needs no strand.
     const daemon::AcceptOptions accept{nullptr, cfg->threads > 1};
+    std::vector<int> fds;
+    for (const auto& l : *listeners) fds.push_back(l.first.get());
+    const std::string status = daemon::listening_status(fds);
     for (auto& [fd, ds] : *listeners)
         daemon::serve_listener(io, fd.release(), accept, sessions_of(cfg->downstreams[ds], shared, limits));
     std::signal(SIGPIPE, SIG_IGN);
-    return daemon::run_until_stopped(io, cfg->threads, {}, [&] { log_start(*cfg, listeners->size()); });
+    return daemon::run_until_stopped(io, cfg->threads, {}, [&] {
+        log_start(*cfg, listeners->size());
+        daemon::notify_ready(status);
+    });
 }
 
 }  // namespace

@@ -110,6 +110,26 @@ class MilterFaults(E2ETestCase):
             r = subprocess.run([exe, "--keyring", ring, "--check-config"] + bad, capture_output=True, text=True)
             self.assertEqual(r.returncode, 1, (bad, r.stdout, r.stderr))
 
+    def test_check_config_names_the_config_file_line(self):
+        # A broken config file: "FILE:LINE: why" on stderr, exit status 2 for what the file
+        # itself gets wrong, 1 for a value a later check refuses.
+        ring = self.sandbox.write("ring", "k1 hex:00112233445566778899aabbccddeeff\n", mode=0o600)
+        exe = binary("milter/xproxy-milter")
+        for text, code, want in (
+                ("mode = inject\nbogus\n", 2, ":2: invalid line 'bogus' (want: name = value)"),
+                ("mode = inject\nnosuch = 1\n", 2, ":2: unknown option 'nosuch'"),
+                ("mode = inject\ntimeout = soon\n", 2, ":2: the argument ('soon') for option 'timeout' is invalid"),
+                ("mode = inject\nmode = verify\n", 2,
+                 ":2: option 'mode' cannot be specified more than once (first on line 1)"),
+                ("# first hop\nmode = injectx\n", 1, ":2: --mode must be inject or verify"),
+                ("mode = inject\nlisten = inet:127.0.0.1:8890\n", 1,
+                 ":2: TCP listener inet:127.0.0.1:8890 would serve nobody")):
+            broken = self.sandbox.write("broken.conf", text)
+            r = subprocess.run([exe, "--config", broken, "--keyring", ring, "--check-config"],
+                               capture_output=True, text=True)
+            self.assertEqual(r.returncode, code, (text, r.stderr))
+            self.assertIn("xproxy-milter: " + broken + want, r.stderr)
+
 
 if __name__ == "__main__":
     main()

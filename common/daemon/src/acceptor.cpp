@@ -11,6 +11,7 @@
 
 #include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/notify.hpp>
 
 namespace xproxy::daemon {
 
@@ -73,6 +74,7 @@ int run_until_stopped(asio::io_context& io, unsigned threads, const std::functio
                 return;
             }
             log::info("event=stop signal=%d", sig);
+            notify_stopping();
             io.stop();
         });
     };

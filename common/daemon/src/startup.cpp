@@ -17,30 +17,36 @@ bool Startup::log_options(const std::string& sink_text, const std::string& level
     return parse_log_options(sink_text, level_text, sink_, level_, program_);
 }
 
-Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, const AccessOptions& access) {
+Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, const AccessOptions& access,
+                                    const OptionOrigins& origins) {
     ListenPlan plan;
     for (const auto& text : listen) {
         auto spec = parse_listen(text);
-        if (!spec) return Failure{spec.error()};
+        if (!spec) return Failure{origins.locate("listen", spec.error(), text)};
         if (spec->kind == ListenSpec::Kind::unix_) {
-            if (auto group = check_socket_group(access.socket_group, spec->path); !group) return Failure{group.error()};
+            if (auto group = check_socket_group(access.socket_group, spec->path); !group)
+                return Failure{origins.locate("socket-group", group.error())};
         }
         plan.specs.push_back(std::move(*spec));
     }
     if (!parse_socket_mode(access.socket_mode, plan.socket_mode))
-        return Failure{"--socket-mode must be octal, e.g. 0660"};
-    if (auto mode = check_socket_mode(plan.socket_mode); !mode) return Failure{mode.error()};
+        return Failure{origins.locate("socket-mode", "--socket-mode must be octal, e.g. 0660")};
+    if (auto mode = check_socket_mode(plan.socket_mode); !mode)
+        return Failure{origins.locate("socket-mode", mode.error())};
     // A daemon that signs is a signing oracle for whoever reaches it: a TCP listener
     // serves only the MTAs in --allow-peers, and none without it (checked again on the
     // opened sockets, which covers fd: and systemd).
     auto allow = CidrSet::parse(access.allow_peers);
-    if (!allow) return Failure{"--allow-peers: " + allow.error()};
+    if (!allow) return Failure{origins.locate("allow-peers", "--allow-peers: " + allow.error())};
     plan.allow_peers = *allow;
     for (const auto& spec : plan.specs) {
         if (spec.kind == ListenSpec::Kind::inet && plan.allow_peers.empty())
-            return Failure{"TCP listener " + spec.text +
-                           " would serve nobody: add --allow-peers CIDR naming the MTA's address (an address of this "
-                           "host lets every local user in), or listen on unix:PATH"};
+            return Failure{origins.locate(
+                "listen",
+                "TCP listener " + spec.text +
+                    " would serve nobody: add --allow-peers CIDR naming the MTA's address (an address of this "
+                    "host lets every local user in), or listen on unix:PATH",
+                spec.text)};
     }
     plan.socket_group = access.socket_group;
     plan.user = access.user;

@@ -85,3 +85,30 @@ TEST(Startup, FailNamesTheProgram) {
     EXPECT_EQ(start.fail("--keyring is required"), 1);
     EXPECT_EQ(testing::internal::GetCapturedStderr(), "xproxy-test: --keyring is required\n");
 }
+
+TEST(Startup, PlanListenersNamesTheConfigFileLine) {
+    // Options the config file set: the failure starts with its "FILE:LINE: "; the same
+    // failure of a command-line value does not.
+    xproxy::daemon::OptionOrigins origins;
+    origins.add("listen", "tcp:1", "/etc/xproxy/policyd.conf:3");
+    origins.add("socket-mode", "0666", "/etc/xproxy/policyd.conf:4");
+    origins.add("allow-peers", "300.0.0.0/8", "/etc/xproxy/policyd.conf:5");
+    struct Row {
+        std::vector<std::string> listen;
+        AccessOptions access;
+        const char* want_error;
+    };
+    const Row rows[] = {
+        {{"unix:/run/p.sock", "tcp:1"},
+         {"0660", "root", "", ""},
+         "/etc/xproxy/policyd.conf:3: invalid listener 'tcp:1': unknown scheme"},
+        {{"tcp:2"}, {"0660", "root", "", ""}, "invalid listener 'tcp:2': unknown scheme"},
+        {{"unix:/run/p.sock"}, {"0666", "root", "", ""}, "/etc/xproxy/policyd.conf:4: --socket-mode 0666 gives"},
+        {{"unix:/run/p.sock"}, {"0660", "root", "300.0.0.0/8", ""}, "/etc/xproxy/policyd.conf:5: --allow-peers: "},
+    };
+    for (const auto& r : rows) {
+        auto plan = plan_listeners(r.listen, r.access, origins);
+        ASSERT_FALSE(plan) << r.want_error;
+        EXPECT_EQ(plan.error().rfind(r.want_error, 0), 0u) << plan.error();
+    }
+}

@@ -21,6 +21,7 @@
 #include <xproxy/base/unique_fd.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/option_origins.hpp>
 
 namespace xproxy::daemon {
 
@@ -64,8 +65,10 @@ struct ListenPlan {
 
 // The checks of --check-config, in this order: every spec parses and the group of a
 // unix socket exists; --socket-mode is octal and grants "other" nothing; --allow-peers
-// parses; no TCP listener without it.
-Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, const AccessOptions& access);
+// parses; no TCP listener without it. A failure names the config file line of the option
+// at fault when `origins` knows it.
+Expected<ListenPlan> plan_listeners(const std::vector<std::string>& listen, const AccessOptions& access,
+                                    const OptionOrigins& origins = {});
 
 // Not in --check-config (the directory may not exist before the service starts): the
 // directory of every unix socket is root's.
