@@ -165,6 +165,10 @@ int modify(const std::string& file, const Edit& edit) {
             say_error("key ring " + path + ": the edited text does not parse (" + check.error() + "); not modified");
             return 1;
         }
+        if (text.size() > KeyRing::kMaxFileSize) {
+            say_error("key ring " + path + ": would grow beyond 1 MiB, which the daemons refuse; not modified");
+            return 1;
+        }
         if (auto r = locked->replace(text); !r) {
             say_error("key ring " + path + ": " + r.error() + "; not modified");
             return 1;
