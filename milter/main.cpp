@@ -3,10 +3,12 @@
 // check, listener, privileges, run. Stops on SIGTERM/SIGINT (libmilter's handling).
 // Tells systemd (Type=notify) READY=1 once it serves and STOPPING=1 when it stops.
 #include <libmilter/mfapi.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +97,15 @@ Expected<int> open_milter_socket(const daemon::ListenPlan& plan, const Options& 
     return lfd;
 }
 
+// SIGTERM, SIGINT and SIGHUP wait for libmilter's signal thread from now on (smfi_main()
+// blocks them too, later): a stop right after READY=1 is handled like any other.
+void hold_signals_for_libmilter() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&set, sig);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 // --check-config: what was checked; the exit status 0.
 int print_config_ok(const Options& o, const Config& c) {
     std::printf(
@@ -135,6 +146,7 @@ int main(int argc, char** argv) {
         config->keep_header ? 1 : 0, opts->policies.size());
     // The socket listens already (smfi_opensocket): a connection made from now on waits
     // in its backlog for smfi_main().
+    hold_signals_for_libmilter();
     daemon::notify_ready(daemon::listening_status({*listener}) + " (mode " + to_string(config->mode) + ")");
     int rc = smfi_main();
     daemon::notify_stopping();  // libmilter handled SIGTERM or SIGINT (or failed)

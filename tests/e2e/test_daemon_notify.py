@@ -3,14 +3,16 @@ stands in for the service manager's notify socket (NOTIFY_SOCKET names it) and r
 sent what. Each daemon (xproxy-milter, xproxy-policyd, xproxyd) must send READY=1 with a
 STATUS= naming its listeners from its own PID, only once it serves: a client that connects
 right after READY=1, without a retry, is served. SIGTERM must bring STOPPING=1 before the
-daemon exits; a SIGHUP reload of xproxy-policyd RELOADING=1, then READY=1 again."""
+daemon exits (also right after READY=1); a SIGHUP reload of xproxy-policyd RELOADING=1, then
+READY=1 again, with a status that says so when the new configuration was refused."""
 
 import os
+import re
 import signal
 import socket
 import struct
 
-from harness import E2ETestCase, binary, free_port, main, read_text
+from harness import E2ETestCase, binary, free_port, main, read_text, wait_for_log
 from milter_util import KEYRING, milter_session
 
 DIRECTORY = "domain example.com\nuser alice@example.com\n"
@@ -62,12 +64,27 @@ class DaemonNotify(E2ETestCase):
         self.assertEqual(self.expect(proc, "STOPPING=1"), "STOPPING=1\nSTATUS=stopping")
         proc.wait(timeout=20)
 
+    def milter_argv(self, port):
+        ring = self.sandbox.write("ring", KEYRING, mode=0o600)
+        return [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring, "--signer", "m.test",
+                "--listen", "inet:127.0.0.1:%d" % port, "--allow-peers", "127.0.0.1/32", "--log", "stderr"]
+
+    def policyd_argv(self, port, path):
+        config = self.sandbox.write("policyd.conf", "policy = vdomains\ndirectory = %s\n"
+                                    % self.sandbox.write("directory.txt", DIRECTORY))
+        return [binary("policyd/xproxy-policyd"), "--config", config, "--listen", "inet:127.0.0.1:%d" % port,
+                "--listen", "unix:" + path, "--socket-group", "root", "--allow-peers", "127.0.0.1/32",
+                "--log", "stderr", "--watch-interval", "0"]
+
+    def xproxyd_argv(self, port):
+        return [binary("xproxyd/xproxyd"), "--listen", "inet:127.0.0.1:%d" % port,
+                "--downstream", "d destinations=127.0.0.1:%d encoding=none" % free_port(),
+                "--spool-dir", self.sandbox.mkdir("spool", mode=0o700), "--hostname", "xproxyd.test.invalid",
+                "--log", "stderr", "--threads", "2"]
+
     def test_milter(self):
         port = free_port()
-        ring = self.sandbox.write("ring", KEYRING, mode=0o600)
-        p = self.start("milter", [binary("milter/xproxy-milter"), "--mode", "inject", "--keyring", ring,
-                                  "--signer", "m.test", "--listen", "inet:127.0.0.1:%d" % port,
-                                  "--allow-peers", "127.0.0.1/32", "--log", "stderr"])
+        p = self.start("milter", self.milter_argv(port))
         self.assertEqual(self.expect(p, "READY=1"),
                          "READY=1\nSTATUS=listening on inet:127.0.0.1:%d (mode inject)" % port)
         got = milter_session(("127.0.0.1", port), source="127.0.0.1")  # at once: no wait, no retry
@@ -77,11 +94,7 @@ class DaemonNotify(E2ETestCase):
     def test_policyd(self):
         port = free_port()
         path = self.sandbox.path("policyd.sock")
-        directory = self.sandbox.write("directory.txt", DIRECTORY)
-        p = self.start("policyd", [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % port,
-                                   "--listen", "unix:" + path, "--socket-group", "root", "--allow-peers",
-                                   "127.0.0.1/32", "--policy", "vdomains", "--directory", directory,
-                                   "--log", "stderr", "--watch-interval", "0"])
+        p = self.start("policyd", self.policyd_argv(port, path))
         status = "STATUS=listening on inet:127.0.0.1:%d, unix:%s" % (port, path)
         self.assertEqual(self.expect(p, "READY=1"), "READY=1\n" + status)
         for family, address in (socket.AF_INET, ("127.0.0.1", port)), (socket.AF_UNIX, path):
@@ -95,18 +108,41 @@ class DaemonNotify(E2ETestCase):
         reloading = self.expect(p, "RELOADING=1\nMONOTONIC_USEC=")
         self.assertTrue(reloading.endswith("\nSTATUS=reloading (SIGHUP)"), reloading)
         self.assertEqual(self.expect(p, "READY=1"), "READY=1\n" + status)
+        # A broken config file: the old configuration stays, and the status says so; the
+        # log names the file and line.
+        config = self.sandbox.path("policyd.conf")
+        with open(config, "a") as f:
+            f.write("# a typo:\nwatch-intervall = 5\n")
+        os.kill(p.pid, signal.SIGHUP)
+        self.expect(p, "RELOADING=1\n")
+        self.assertEqual(self.expect(p, "READY=1"), "READY=1\n" + status +
+                         "; reload failed, the previous configuration stays in force")
+        # (the log is written by a thread of its own: it may lag behind the datagram)
+        wait_for_log(self.sandbox.path("policyd.log"),
+                     re.escape("event=reload_failed trigger=SIGHUP error=\"%s:4: unknown option 'watch-intervall'\""
+                               % config))
         self.stop(p)
 
     def test_xproxyd(self):
         port = free_port()
-        p = self.start("xproxyd", [binary("xproxyd/xproxyd"), "--listen", "inet:127.0.0.1:%d" % port,
-                                   "--downstream", "d destinations=127.0.0.1:%d encoding=none" % free_port(),
-                                   "--spool-dir", self.sandbox.mkdir("spool", mode=0o700),
-                                   "--hostname", "xproxyd.test.invalid", "--log", "stderr", "--threads", "2"])
+        p = self.start("xproxyd", self.xproxyd_argv(port))
         self.assertEqual(self.expect(p, "READY=1"), "READY=1\nSTATUS=listening on inet:127.0.0.1:%d" % port)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # at once: no wait, no retry
             self.assertTrue(s.recv(1000).startswith(b"220 xproxyd.test.invalid"))
         self.stop(p)
+
+    def test_stop_right_after_ready(self):
+        # SIGTERM at once after READY=1 is handled too: STOPPING=1, exit status 0.
+        for name in ("milter", "policyd", "xproxyd"):
+            with self.subTest(name):
+                port = free_port()
+                argv = {"milter": lambda: self.milter_argv(port),
+                        "policyd": lambda: self.policyd_argv(port, self.sandbox.path("stop.sock")),
+                        "xproxyd": lambda: self.xproxyd_argv(port)}[name]()
+                p = self.start(name + "-stop", argv)
+                self.expect(p, "READY=1")
+                self.stop(p)
+                self.assertEqual(p.returncode, 0)
 
     def test_nothing_sent_before_a_failed_start(self):
         # A configuration refused at start-up: exit status 1 and not a word to the manager.

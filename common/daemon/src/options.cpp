@@ -1,4 +1,4 @@
-// options.cpp: the daemons' shared command-line handling.
+// options.cpp: the daemons' shared command-line and config file handling.
 #include <xproxy/daemon/options.hpp>
 
 #include <unistd.h>
@@ -28,6 +28,10 @@ std::string_view bare_line(std::string_view line) { return trim(line.substr(0, l
 
 [[noreturn]] void fail_at(const std::string& where, const std::string& what) {
     throw std::runtime_error(where + ": " + what);
+}
+
+std::string invalid_line(std::string_view bare) {
+    return "invalid line '" + std::string(bare) + "' (want: name = value)";
 }
 
 // The options the command line set for good: the file's values for them are ignored, as
@@ -70,10 +74,10 @@ void store_config_file(const std::string& path, const po::options_description& d
             std::istringstream one(section + "\n" + line);
             parsed = po::parse_config_file(one, desc);
         } catch (const po::unknown_option& e) {
-            if (!e.get_option_name().empty()) fail_at(where, "unknown option '" + e.get_option_name() + "'");
-            fail_at(where, "invalid line '" + std::string(bare) + "' (want: name = value)");  // "= value"
+            if (e.get_option_name().empty()) fail_at(where, invalid_line(bare));  // "= value"
+            fail_at(where, "unknown option '" + e.get_option_name() + "'");
         } catch (const po::invalid_syntax&) {
-            fail_at(where, "invalid line '" + std::string(bare) + "' (want: name = value)");
+            fail_at(where, invalid_line(bare));
         }
         for (auto& opt : parsed.options) {
             const std::string name = opt.string_key;
