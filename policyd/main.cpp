@@ -18,6 +18,7 @@
 #include "options.hpp"
 #include "server.hpp"
 #include "state.hpp"
+#include <xproxy/base/escape.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
 #include <xproxy/daemon/notify.hpp>
@@ -60,7 +61,7 @@ void reload(const char* why) {
     }
     if (!fixed) {
         log::error("event=reload_failed trigger=%s error=\"%s\" (the previous configuration stays in force)", why,
-                   err.c_str());
+                   escape_value(err, 0).c_str());
         if (ready) daemon::notify_ready(g_ready_status + "; reload failed, the previous configuration stays in force");
         return;
     }

@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include <xproxy/base/file_loader.hpp>
@@ -171,7 +173,7 @@ Expected<SecretBytes> read_key_ring_text(const std::string& path, bool enforce_m
     return Failure{"key ring " + text.error()};
 }
 
-Expected<LockedKeyRing> LockedKeyRing::lock(const std::string& path) {
+Expected<LockedKeyRing> LockedKeyRing::lock(const std::string& path, std::chrono::milliseconds wait) {
     char real[PATH_MAX];
     if (::realpath(path.c_str(), real) == nullptr)
         return Failure{"key ring " + path + ": cannot open: " + errno_text(errno)};
@@ -186,8 +188,15 @@ Expected<LockedKeyRing> LockedKeyRing::lock(const std::string& path) {
             return Failure{"key ring " + out.path_ + ": cannot stat: " + errno_text(errno)};
         if (!S_ISREG(out.st_.st_mode))
             return Failure{"key ring " + out.path_ + ": not a regular file (mode " + mode_octal(out.st_.st_mode) + ")"};
-        while (::flock(fd.get(), LOCK_EX) != 0) {
-            if (errno != EINTR) return Failure{"key ring " + out.path_ + ": cannot lock: " + errno_text(errno)};
+        // Never wait for ever: the service user owns the file and could hold a lock on it.
+        const auto deadline = std::chrono::steady_clock::now() + wait;
+        while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+            if (errno != EWOULDBLOCK && errno != EINTR)
+                return Failure{"key ring " + out.path_ + ": cannot lock: " + errno_text(errno)};
+            if (std::chrono::steady_clock::now() >= deadline)
+                return Failure{"key ring " + out.path_ + ": another process has held its lock for " +
+                               std::to_string(wait.count()) + " ms; not modified"};
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         struct stat now {};
         if (::stat(out.path_.c_str(), &now) != 0)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -57,7 +58,10 @@ Expected<SecretBytes> read_key_ring_text(const std::string& path, bool enforce_m
 class LockedKeyRing {
 public:
     // Resolves symbolic links (the file they name is the one replaced) and takes the lock.
-    static Expected<LockedKeyRing> lock(const std::string& path);
+    // Gives up after `wait` when another process holds the lock (the service user owns
+    // the file and could hold it for ever).
+    static Expected<LockedKeyRing> lock(const std::string& path,
+                                        std::chrono::milliseconds wait = std::chrono::seconds(30));
 
     const std::string& path() const { return path_; }
     FileIdentity identity() const;

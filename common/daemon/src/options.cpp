@@ -9,6 +9,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <xproxy/base/escape.hpp>
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/base/text.hpp>
 
@@ -26,8 +27,10 @@ namespace {
 // white space around trimmed.
 std::string_view bare_line(std::string_view line) { return trim(line.substr(0, line.find('#')), " \t\r\n"); }
 
+// The file's bytes (a line, a name, a value Boost quotes) are escaped: the message reaches
+// stderr and the log.
 [[noreturn]] void fail_at(const std::string& where, const std::string& what) {
-    throw std::runtime_error(where + ": " + what);
+    throw std::runtime_error(escape(where + ": " + what, 0));
 }
 
 std::string invalid_line(std::string_view bare) {

@@ -111,6 +111,20 @@ TEST(LoadOptions, FileErrorsNameFileAndLine) {
     }
 }
 
+// A file's bytes reach stderr and the log only escaped: no terminal escape, no line break.
+TEST(LoadOptions, FileBytesInErrorsAreEscaped) {
+    ConfigFile bad_line("\x1b[2J\xff\n");
+    auto got = load({}, bad_line);
+    EXPECT_EQ(got.error, bad_line.path() + ":1: invalid line '\\x1b[2J\\xff' (want: name = value)");
+    ConfigFile bad_name("mode\x07x = inject\n");
+    got = load({}, bad_name);
+    EXPECT_EQ(got.error, bad_name.path() + ":1: unknown option 'mode\\x07x'");
+    ConfigFile bad_value("timeout = 1\r\x1b\n");
+    got = load({}, bad_value);
+    EXPECT_EQ(got.error.find('\x1b'), std::string::npos) << got.error;
+    EXPECT_NE(got.error.find("\\x1b"), std::string::npos) << got.error;
+}
+
 TEST(LoadOptions, ErrorIsPrintedWithTheProgramName) {
     ConfigFile file("mode = inject\nnosuch = 1\n");
     Settings s;

@@ -2,7 +2,9 @@
 // first key, promote, retire and its refusals, duplicate ids, comments kept), generated
 // ids and secrets, and the file side: exclusive creation with its mode, replacement that
 // keeps owner and mode, the lock.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,6 +274,22 @@ TEST_F(KeyRingToolFile, ReadRefusesAModeTheDaemonsRefuse) {
     EXPECT_NE(strict.error().find("has mode 0640"), std::string::npos) << strict.error();
     EXPECT_TRUE(read_key_ring_text(path_, false));
     EXPECT_FALSE(read_key_ring_text(dir_ + "/missing", false));
+}
+
+// The service user owns the key ring and can hold a lock on it: root's command gives up
+// instead of waiting for ever, and the file stays as it was.
+TEST_F(KeyRingToolFile, LockGivesUpWhenAnotherHolderKeepsIt) {
+    ASSERT_TRUE(create_new_file(path_, secret("k1 " + std::string(kHex16) + "\n"),
+                                FileIdentity{::geteuid(), ::getegid(), 0600}));
+    const int holder = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(holder, 0);
+    ASSERT_EQ(::flock(holder, LOCK_EX), 0);
+    auto locked = LockedKeyRing::lock(path_, std::chrono::milliseconds(200));
+    ASSERT_FALSE(locked);
+    EXPECT_NE(locked.error().find("another process has held its lock"), std::string::npos) << locked.error();
+    ::close(holder);
+    EXPECT_TRUE(LockedKeyRing::lock(path_, std::chrono::milliseconds(200)));
+    EXPECT_EQ(read(path_), "k1 " + std::string(kHex16) + "\n");
 }
 
 TEST_F(KeyRingToolFile, LockFollowsASymbolicLinkToTheFile) {
