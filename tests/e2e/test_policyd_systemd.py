@@ -46,7 +46,24 @@ sys.exit(os.waitstatus_to_exitcode(status))
 DIRECTORY = "domain example.com\nuser alice@example.com\n"
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=127.0.0.66\n"
            b"queue_id=\ninstance=1.2.3\nsender=a@sender.example\nrecipient=%s\n\n")
-UNITS = os.path.join(SOURCE_DIR, "packaging", "systemd")
+UNIT_TEMPLATES = os.path.join(SOURCE_DIR, "packaging", "systemd")
+# The paths CMake puts into the unit templates for the Debian packages (debian/rules).
+DEBIAN_PATHS = {"@XPROXY_SBINDIR@": "/usr/sbin", "@XPROXY_CONFDIR@": "/etc/xproxy",
+                "@XPROXY_POSTFIX_SOCKET_DIR@": "/var/spool/postfix/xproxy", "@XPROXY_SPOOLDIR@": "/var/spool/xproxyd"}
+
+
+def unit_text(name):
+    """Unit NAME as the Debian packages install it: its template with Debian's paths."""
+    path = os.path.join(UNIT_TEMPLATES, name + ".in")
+    if not os.path.isfile(path):
+        raise AssertionError("no unit template %s" % path)
+    text = read_text(path)
+    for key, value in DEBIAN_PATHS.items():
+        text = text.replace(key, value)
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise AssertionError("%s: placeholders left: %s" % (path, left))
+    return text
 
 
 def ask(family, address, recipient):
@@ -63,11 +80,11 @@ def ask(family, address, recipient):
         return got
 
 
-def unit_value(path, key):
-    """The value of the last `key=` line of a unit file."""
-    values = [m.group(1) for m in re.finditer(r"^%s=(.*)$" % re.escape(key), read_text(path), re.M)]
+def unit_value(name, key):
+    """The value of the last `key=` line of unit NAME."""
+    values = [m.group(1) for m in re.finditer(r"^%s=(.*)$" % re.escape(key), unit_text(name), re.M)]
     if not values:
-        raise AssertionError("%s has no %s=" % (path, key))
+        raise AssertionError("%s has no %s=" % (name, key))
     return values[-1]
 
 
@@ -148,7 +165,7 @@ class PolicydSystemd(E2ETestCase):
         unit_dir = self.sandbox.mkdir("units")
         names = ("xproxy-policyd.socket", "xproxy-policyd.service", "xproxy-milter.socket", "xproxy-milter.service")
         for name in names:
-            text = read_text(os.path.join(UNITS, name))
+            text = unit_text(name)
             for prog in ("xproxy-policyd", "policyd"), ("xproxy-milter", "milter"):
                 text = text.replace("/usr/sbin/" + prog[0], binary("%s/%s" % (prog[1], prog[0])))
             self.sandbox.write(os.path.join("units", name), text)
@@ -161,20 +178,20 @@ class PolicydSystemd(E2ETestCase):
         # TCP port any local user can reach.
         for name in ("xproxy-policyd.socket", "xproxy-milter.socket"):
             with self.subTest(name):
-                unit = os.path.join(UNITS, name)
-                self.assertRegex(unit_value(unit, "ListenStream"), r"^/run/xproxy/[a-z-]+\.sock$")
-                self.assertEqual(len(re.findall(r"^ListenStream=", read_text(unit), re.M)), 1)
-                self.assertEqual(unit_value(unit, "SocketGroup"), "postfix")
-                self.assertEqual(unit_value(unit, "SocketMode"), "0660")
+                # inside the chroot of Debian's Postfix (its queue directory)
+                self.assertRegex(unit_value(name, "ListenStream"), r"^/var/spool/postfix/xproxy/[a-z-]+\.sock$")
+                self.assertEqual(len(re.findall(r"^ListenStream=", unit_text(name), re.M)), 1)
+                self.assertEqual(unit_value(name, "SocketGroup"), "postfix")
+                self.assertEqual(unit_value(name, "SocketMode"), "0660")
 
     def test_unit_exec_start_serves_the_unit_socket(self):
         # The service's own ExecStart= arguments (its config file replaced by a test one)
         # with a socket of the .socket unit's ListenStream= address (on a free port).
-        service = os.path.join(UNITS, "xproxy-policyd.service")
+        service = "xproxy-policyd.service"
         argv = shlex.split(unit_value(service, "ExecStart"))
         self.assertEqual(argv[0], "/usr/sbin/xproxy-policyd")
         self.assertIn("--listen systemd", " ".join(argv))
-        listen = unit_value(os.path.join(UNITS, "xproxy-policyd.socket"), "ListenStream")
+        listen = unit_value("xproxy-policyd.socket", "ListenStream")
         self.assertTrue(listen.startswith("/"), listen)  # a unix socket
         config = self.sandbox.write("policyd.conf", "policy = vdomains\ndirectory = %s\n"
                                     % self.sandbox.write("directory.txt", DIRECTORY))
