@@ -130,10 +130,11 @@ __attribute__((target("sse4.2,pclmul"))) inline std::uint32_t shift(std::uint32_
     while (q >= 6) {
         const std::size_t l = q / 3 < kMaxStream ? q / 3 : kMaxStream;
         std::uint64_t a = reg, b = 0, c = 0;
-        for (std::size_t i = 0; i < l; ++i) {
-            a = _mm_crc32_u64(a, load64(data + 8 * i));
-            b = _mm_crc32_u64(b, load64(data + 8 * (l + i)));
-            c = _mm_crc32_u64(c, load64(data + 8 * (2 * l + i)));
+        const std::uint8_t* const end = data + 8 * l;
+        for (const std::uint8_t* p = data; p != end; p += 8) {
+            a = _mm_crc32_u64(a, load64(p));
+            b = _mm_crc32_u64(b, load64(p + 8 * l));
+            c = _mm_crc32_u64(c, load64(p + 16 * l));
         }
         reg = shift(static_cast<std::uint32_t>(a), kShift[2 * l]) ^ shift(static_cast<std::uint32_t>(b), kShift[l]) ^
               static_cast<std::uint32_t>(c);
@@ -148,7 +149,8 @@ __attribute__((target("sse4.2,pclmul"))) std::uint32_t header_crc_clmul(const st
                                                                         std::size_t crc_value) {
     std::uint32_t reg = run_3way(header, crc_value, ~0u);
     reg = _mm_crc32_u32(reg, 0);  // the CRC32C value itself, read as zero
-    return ~run_3way(header + crc_value + 4, total - crc_value - 4, reg);
+    const std::size_t rest = total - crc_value - 4;
+    return ~(rest == 0 ? reg : run_3way(header + crc_value + 4, rest, reg));  // usually the last TLV
 }
 
 __attribute__((target("sse4.2,pclmul"))) std::uint32_t crc32c_clmul(const std::uint8_t* data, std::size_t size,
