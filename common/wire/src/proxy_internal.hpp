@@ -71,7 +71,8 @@ std::string_view validate_tlvs(const std::uint8_t* header, std::size_t total, st
 // area is not well-formed or such a TLV has the wrong length.
 bool locate_tlvs(const std::uint8_t* header, std::size_t total, std::size_t tlv_off, TlvLayout& out);
 
-// CRC32C of header[0..total) with the 4 bytes at crc_value read as zero.
+// CRC32C of header[0..total) with the 4 bytes at crc_value read as zero, without a copy
+// (crc32c.cpp).
 std::uint32_t header_crc(const std::uint8_t* header, std::size_t total, std::size_t crc_value);
 
 // HMAC-SHA256 of header[0..total) with the MAC bytes (after the key id at

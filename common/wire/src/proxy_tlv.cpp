@@ -105,13 +105,6 @@ bool locate_tlvs(const std::uint8_t* header, std::size_t total, std::size_t tlv_
     return true;
 }
 
-std::uint32_t header_crc(const std::uint8_t* header, std::size_t total, std::size_t crc_value) {
-    static constexpr std::uint8_t kZero[4] = {};
-    std::uint32_t c = crc32c(header, crc_value);
-    c = crc32c(kZero, sizeof kZero, c);
-    return crc32c(header + crc_value + 4, total - crc_value - 4, c);
-}
-
 void append_tlv(std::string& out, std::uint8_t type, std::string_view value) {
     out += static_cast<char>(type);
     out += static_cast<char>(value.size() >> 8);

@@ -133,6 +133,28 @@ Step scan_v6(Scan& s, std::uint8_t out[16], Partial& part) {
         dbl = 0;
         prev = double_colon;
     }
+    // Fast path for the groups of the common form, 1 to 4 hex digits and a ':', while a
+    // whole group, its ':' and the byte after it are here and the group cannot be one too
+    // many: the general loop below would do exactly the same with more checks. Anything
+    // else (the last group, "::", an IPv4 tail, an error) is left to it, from the group's
+    // first digit.
+    const int max_fast = dbl >= 0 ? 5 : 6;  // groups stored before this one, at most
+    while (n - pos >= 6 && k <= max_fast) {
+        const int h0 = kHexValue[d[pos]];
+        if (h0 < 0) break;
+        unsigned val = static_cast<unsigned>(h0);
+        std::size_t e = pos + 1;  // after the group's digits
+        for (int i = 0; i < 3; ++i) {
+            const int h = kHexValue[d[e]];
+            if (h < 0) break;
+            val = val << 4 | static_cast<unsigned>(h);
+            ++e;
+        }
+        if (d[e] != ':') break;
+        groups[k++] = static_cast<std::uint16_t>(val);
+        prev = colon;
+        pos = e + 1;
+    }
     for (;;) {
         const std::size_t g0 = pos;
         unsigned val = 0;

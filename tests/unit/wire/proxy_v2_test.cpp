@@ -783,6 +783,55 @@ TEST(Crc32c, ImplementationsAgreeOnAnyLengthAndAlignment) {
     EXPECT_TRUE(crc32c_hardware_available());  // this machine has SSE4.2: both paths ran
 }
 
+// The CRC32C TLV anywhere in headers of any length (the decoder reads its 4 bytes as zero
+// in place, in three interleaved chains once the header is long enough): a header whose
+// value was computed over a zeroed copy decodes, and changing any byte other than the CRC
+// TLV's own makes it a mismatch.
+TEST(ProxyV2, Crc32cAnywhereInAnyLength) {
+    std::mt19937 rng(11);
+    for (std::size_t before = 0; before < 400; before += (before < 64 ? 1 : 29)) {
+        for (std::size_t after : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{70}}) {
+            std::string tlvs;
+            const auto noop = [&tlvs, &rng](std::size_t n) {
+                if (n == 0) return;
+                const std::size_t len = n < 3 ? 0 : n - 3;  // n < 3: a NOOP of 3 bytes
+                tlvs += static_cast<char>(PP2_TYPE_NOOP);
+                tlvs += static_cast<char>(len >> 8);
+                tlvs += static_cast<char>(len & 0xFF);
+                for (std::size_t i = 0; i < len; ++i) tlvs += static_cast<char>(rng());
+            };
+            noop(before);
+            const std::size_t crc_at = 16 + 12 + tlvs.size() + 3;
+            tlvs += std::string("\x03\x00\x04\x00\x00\x00\x00", 7);
+            noop(after);
+            std::string in(reinterpret_cast<const char*>(kV2Signature), sizeof kV2Signature);
+            const std::size_t body = 12 + tlvs.size();
+            in += std::string("\x21\x11", 2);
+            in += static_cast<char>(body >> 8);
+            in += static_cast<char>(body & 0xFF);
+            in += std::string("\xCB\x00\x71\x07\xC6\x33\x64\x19\xC8\x22\x00\x19", 12);
+            in += tlvs;
+            const std::uint32_t c = crc32c_portable(u8(in), in.size());  // value still zero
+            for (std::size_t i = 0; i < 4; ++i) in[crc_at + i] = static_cast<char>(c >> (24 - 8 * i));
+            Header h;
+            const DecodeResult r = decode_v2(u8(in), in.size(), h);
+            ASSERT_TRUE(r.complete()) << before << " " << after << " " << r.reason;
+            std::vector<std::size_t> flips = {16, 27};       // address bytes
+            if (before >= 4) flips.push_back(31);            // the NOOP before the CRC TLV
+            if (after >= 4) flips.push_back(in.size() - 1);  // the NOOP after it
+            for (std::size_t at : flips) {
+                std::string bad = in;
+                bad[at] = static_cast<char>(bad[at] ^ 0x01);
+                EXPECT_EQ(decode_v2(u8(bad), bad.size(), h).reason, "CRC32C mismatch")
+                    << before << " " << after << " " << at;
+            }
+            std::string flipped = in;
+            flipped[crc_at] = static_cast<char>(flipped[crc_at] ^ 0x80);
+            EXPECT_EQ(decode_v2(u8(flipped), flipped.size(), h).reason, "CRC32C mismatch") << before << " " << after;
+        }
+    }
+}
+
 TEST(ProxyV2, ToSourceInfo) {
     SourceInfo out;
     out.helo = "stale";

@@ -19,7 +19,8 @@ std::uint32_t crc32c_portable(const std::uint8_t* data, std::size_t size, std::u
 
 // True when crc32c_hardware() may be called (x86-64 with SSE4.2).
 bool crc32c_hardware_available();
-// The SSE4.2 implementation; only call it when crc32c_hardware_available().
+// The SSE4.2 implementation (three interleaved chains when the CPU also has pclmulqdq);
+// only call it when crc32c_hardware_available().
 std::uint32_t crc32c_hardware(const std::uint8_t* data, std::size_t size, std::uint32_t crc = 0);
 
 }  // namespace xproxy::pp
