@@ -1,6 +1,8 @@
 // option_origins.cpp: the config file lines behind the options; see option_origins.hpp.
 #include <xproxy/daemon/option_origins.hpp>
 
+#include <xproxy/base/escape.hpp>
+
 #include <utility>
 
 namespace xproxy::daemon {
@@ -32,7 +34,9 @@ std::string OptionOrigins::where(std::string_view name, std::string_view value) 
 
 std::string OptionOrigins::locate(std::string_view name, const std::string& message, std::string_view value) const {
     auto at = where(name, value);
-    return at.empty() ? message : at + ": " + message;
+    // A value from the file reaches stderr and the log escaped, as load_options()'s own
+    // errors do.
+    return at.empty() ? message : escape(at + ": " + message, 0);
 }
 
 }  // namespace xproxy::daemon

@@ -183,6 +183,15 @@ TEST(LoadOptions, RepeatableOptionsAddUpWithTheirLines) {
     EXPECT_EQ(got.origins.locate("policy", "--policy: bad", "vdomains"), file.path() + ":3: --policy: bad");
 }
 
+// A later check's message quotes the file's value: escaped like the parser's own errors.
+TEST(LoadOptions, LocatedMessagesEscapeTheFilesBytes) {
+    ConfigFile file("policy = x\x1b[2J\n");
+    auto got = load({}, file);
+    ASSERT_TRUE(got.ok) << got.error;
+    EXPECT_EQ(got.origins.locate("policy", "--policy: x\x1b[2J is not a policy", "x\x1b[2J"),
+              file.path() + ":1: --policy: x\\x1b[2J is not a policy");
+}
+
 TEST(LoadOptions, UnreadableFileAsBefore) {
     std::string path;
     {

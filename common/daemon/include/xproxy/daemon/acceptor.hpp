@@ -42,9 +42,9 @@ struct ConnectionHandlers {
 void serve_listener(asio::io_context& io, int fd, const AcceptOptions& opts, const ConnectionHandlers& handlers);
 
 // Runs io on `threads` threads (this one included; at least one) until SIGTERM or SIGINT,
-// logged as event=stop signal=N and announced as STOPPING=1 (notify.hpp). With on_hup, SIGHUP calls it (else SIGHUP is left
-// alone). `started` runs once the signals are caught, before the first connection is
-// served. Returns the exit status, 0.
+// logged as event=stop signal=N and announced as STOPPING=1 (notify.hpp). With on_hup,
+// SIGHUP calls it (else SIGHUP is left alone). `started` runs once the signals are caught,
+// before the first connection is served. Returns the exit status, 0.
 int run_until_stopped(asio::io_context& io, unsigned threads, const std::function<void()>& on_hup = {},
                       const std::function<void()>& started = {});
 
