@@ -107,6 +107,22 @@ void BM_V2DecodeInet6(benchmark::State& state) {
 // What HAProxy sends with `send-proxy-v2-ssl-cn` and `proxy-v2-options crc32c`:
 // addresses, SSL and the other TLVs above, CRC32C.
 void BM_V2DecodeTlvsCrc32c(benchmark::State& state) { decode_loop(state, v2_tlvs(), 15); }
+// The floor of the header above: what any decoder must do with its bytes, the CRC32C over
+// all 182 of them and one pass over the TLVs, without any check. Reference, no target.
+void BM_V2TlvsFloor(benchmark::State& state) {
+    const std::string in = v2_tlvs();
+    const std::size_t tlv_off = 16 + 36;  // fixed part + INET6 addresses
+    const auto* p = u8(in);
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(p);
+        std::uint32_t crc = crc32c_hardware_available() ? crc32c_hardware(p, in.size(), 0)
+                                                        : crc32c_portable(p, in.size(), 0);
+        unsigned n = 0;
+        for_each_tlv(std::span<const std::uint8_t>(p + tlv_off, in.size() - tlv_off), [&](const TlvView&) { ++n; });
+        benchmark::DoNotOptimize(crc);
+        benchmark::DoNotOptimize(n);
+    }
+}
 // Addresses and CRC32C only.
 void BM_V2DecodeInetCrc32c(benchmark::State& state) {
     EncodeOptions opt;
@@ -180,6 +196,7 @@ BENCHMARK(BM_V2DecodeInet);
 BENCHMARK(BM_V2DecodeInetDirect);
 BENCHMARK(BM_V2DecodeInet6);
 BENCHMARK(BM_V2DecodeTlvsCrc32c);
+BENCHMARK(BM_V2TlvsFloor);
 BENCHMARK(BM_V2DecodeInetCrc32c);
 BENCHMARK(BM_V1DecodeTcp4);
 BENCHMARK(BM_V1DecodeTcp4Longest);
