@@ -175,24 +175,25 @@ Expected<void> MxLookup::Impl::init() {
         return Failure{std::string("MX lookup: libunbound threads: ") + ub_strerror(rc)};
     for (const auto& [name, value] : cfg_.unbound_options) {
         if (int rc = ub_ctx_set_option(ctx_, name.c_str(), value.c_str()))
-            return Failure{"MX lookup: libunbound option " + escape_value(name) + " " + escape_value(value) + ": " +
-                           ub_strerror(rc)};
+            return Failure{"MX lookup: libunbound option \"" + escape_value(name) + "\" \"" + escape_value(value) +
+                           "\": " + ub_strerror(rc)};
     }
     if (cfg_.forwarders.empty()) {
         if (int rc = ub_ctx_resolvconf(ctx_, cfg_.resolv_conf.c_str()))
-            return Failure{"MX lookup: cannot use " + escape_value(cfg_.resolv_conf) + ": " + ub_strerror(rc)};
+            return Failure{"MX lookup: cannot use \"" + escape_value(cfg_.resolv_conf) + "\": " + ub_strerror(rc)};
     }
     for (const auto& f : cfg_.forwarders) {
         if (int rc = ub_ctx_set_fwd(ctx_, f.c_str()))
-            return Failure{"MX lookup: bad forwarder " + escape_value(f) + ": " + ub_strerror(rc)};
+            return Failure{"MX lookup: bad forwarder \"" + escape_value(f) + "\": " + ub_strerror(rc)};
     }
     if (!cfg_.trust_anchor_file.empty()) {
         // libunbound reads the file at the first query only: fail here, not on every lookup.
         if (!std::ifstream(cfg_.trust_anchor_file))
-            return Failure{"MX lookup: cannot read the trust anchor file " + escape_value(cfg_.trust_anchor_file)};
+            return Failure{"MX lookup: cannot read the trust anchor file \"" + escape_value(cfg_.trust_anchor_file) +
+                           "\""};
         if (int rc = ub_ctx_add_ta_file(ctx_, cfg_.trust_anchor_file.c_str()))
-            return Failure{"MX lookup: trust anchor file " + escape_value(cfg_.trust_anchor_file) + ": " +
-                           ub_strerror(rc)};
+            return Failure{"MX lookup: trust anchor file \"" + escape_value(cfg_.trust_anchor_file) +
+                           "\": " + ub_strerror(rc)};
     }
     int fd = ub_fd(ctx_);
     if (fd < 0) return Failure{"MX lookup: libunbound has no result descriptor"};
@@ -248,6 +249,10 @@ void MxLookup::Impl::cancel(Query& q) {
     ub_cancel(ctx_, q.id);  // an answer already in the pipe is dropped by ub_process
     q.done = true;
     --outstanding_;
+    if (outstanding_ == 0 && watching_) {  // nothing to wait for: let run() return
+        error_code ec;
+        fd_.cancel(ec);
+    }
 }
 
 // Waits for libunbound's pipe while queries are outstanding (never longer, so that an
@@ -259,7 +264,10 @@ void MxLookup::Impl::watch() {
         auto self = weak.lock();
         if (!self) return;
         self->watching_ = false;
-        if (ec == asio::error::operation_aborted) return;
+        if (ec == asio::error::operation_aborted) {  // cancel(), or the resolver's end
+            self->watch();                           // a query started since then needs it
+            return;
+        }
         if (ec) {
             log::debug("event=mx_lookup_error what=wait error=%s", ec.message().c_str());
             return;  // the queries' timeouts end them
@@ -339,7 +347,10 @@ asio::awaitable<MxAnswer> MxLookup::Impl::resolve(const std::string& domain) {
                     temporary = true;
                     add_note(host_notes, a.error);
                     continue;
-                case DnsAnswer::Kind::nxdomain: add_note(host_notes, rec.target + ": no such host"); break;
+                case DnsAnswer::Kind::nxdomain:
+                    if (host_notes.find(": no such host") == std::string::npos)  // once, not per family
+                        add_note(host_notes, rec.target + ": no such host");
+                    break;
                 case DnsAnswer::Kind::nodata: add_note(host_notes, rec.target + ": no " + what + " record"); break;
                 case DnsAnswer::Kind::data: {
                     std::size_t before = host.addresses.size();
