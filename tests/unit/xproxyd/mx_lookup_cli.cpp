@@ -48,9 +48,7 @@ void print(const std::string& domain, const MxResult& r) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     MxLookupConfig cfg;
     MxRandom random;
     unsigned rounds = 1;
@@ -123,4 +121,15 @@ int main(int argc, char** argv) {
     std::printf("stats hits=%llu misses=%llu\n", static_cast<unsigned long long>((*mx)->cache_hits()),
                 static_cast<unsigned long long>((*mx)->cache_misses()));
     return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "xproxyd_mx_lookup_cli: %s\n", e.what());
+        return 1;
+    }
 }

@@ -29,7 +29,7 @@ namespace {
 IpAddress ip(const char* s) { return *IpAddress::parse(s); }
 
 // A random source that returns the given numbers in turn (each taken modulo bound).
-MxRandom sequence(std::vector<std::uint32_t> seq) {
+MxRandom sequence(const std::vector<std::uint32_t>& seq) {
     auto pos = std::make_shared<std::size_t>(0);
     return [seq, pos](std::uint32_t bound) { return seq[(*pos)++ % seq.size()] % bound; };
 }
