@@ -3,6 +3,7 @@
 
 #include <memory>
 #include <random>
+#include <unordered_set>
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/text.hpp>
@@ -145,6 +146,7 @@ MxRandom default_mx_random() {
 std::vector<MxRecord> select_mx_records(std::vector<MxRecord> records, std::size_t max_hosts, const MxRandom& random,
                                         std::string& skipped) {
     std::vector<MxRecord> out;
+    std::unordered_set<std::string> seen;
     std::stable_sort(records.begin(), records.end(),
                      [](const MxRecord& a, const MxRecord& b) { return a.preference < b.preference; });
     for (auto& r : records) {
@@ -154,9 +156,9 @@ std::vector<MxRecord> select_mx_records(std::vector<MxRecord> records, std::size
             skipped += "MX " + std::to_string(r.preference) + " \".\" is no host";
             continue;
         }
-        bool seen = false;
-        for (const auto& o : out) seen = seen || o.target == r.target;
-        if (!seen) out.push_back(std::move(r));  // the first one has the best preference
+        // The first one has the best preference. A set, not a scan: an RRset of a 64 KiB
+        // answer holds thousands of records.
+        if (seen.insert(r.target).second) out.push_back(std::move(r));
     }
     sort_and_shuffle(out, random);
     if (out.size() > max_hosts) out.resize(max_hosts);
