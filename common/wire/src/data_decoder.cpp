@@ -148,12 +148,19 @@ std::size_t DataDecoder::decode(const char* p, std::size_t n, Out& out) {
                 end_dot_line(false);
                 continue;
             case State::mid: {
-                // The run up to the next CR or LF, as far as the room allows.
+                // The run up to the next CR or LF, as far as the room allows; canonical
+                // lines after it (CRLF, then neither "." nor CR nor LF) join the run.
                 const std::size_t limit = i + std::min(n - i, out.room());
-                const std::size_t j = find_line_end(p, i, limit);
-                if (j > i) {
-                    out.verbatim(p + i, j - i);
-                    size_ += j - i;
+                const std::size_t start = i;
+                std::size_t j = find_line_end(p, i, limit);
+                while (limit - j > 2 && p[j] == '\r' && p[j + 1] == '\n' && p[j + 2] != '.' && p[j + 2] != '\r' &&
+                       p[j + 2] != '\n') {
+                    prev_crlf_ = true;
+                    j = find_line_end(p, j + 2, limit);
+                }
+                if (j > start) {
+                    out.verbatim(p + start, j - start);
+                    size_ += j - start;
                 }
                 i = j;
                 if (i == limit) continue;
