@@ -2,7 +2,8 @@
 // memory up to a threshold and spills to a private temporary file beyond it: O_TMPFILE
 // in the spool directory (or mkostemp + unlink where O_TMPFILE is not supported), so the
 // file never has a name another process could open and disappears with the descriptor.
-// clear() releases both the memory and the file as soon as a transaction ends. The bytes
+// clear() releases both the memory and the file's bytes as soon as a transaction ends
+// (each thread keeps one emptied spill file open for its next spill). The bytes
 // in spill files count against a SpillQuota shared by all sessions: a body that would
 // exceed it fails the buffer (over_quota()), and the transaction is refused, not lost.
 //
@@ -44,29 +45,34 @@ public:
     }
     char* data() const { return p_.get(); }
     // Blocks this thread holds for reuse (tests).
-    static std::size_t cached() { return cache().alive ? cache().blocks.size() : 0; }
+    static std::size_t cached() { return gone() ? 0 : cache().blocks.size(); }
 
 private:
+    // The thread's blocks; `gone` (trivially destructible, so valid to the thread's very
+    // end) says the cache was destroyed with the thread: later releases just free.
     struct Cache {
         std::vector<std::unique_ptr<char[]>> blocks;
-        bool alive = true;
-        ~Cache() { alive = false; }  // blocks released after the thread's end are freed
+        ~Cache() { gone() = true; }
     };
+    static bool& gone() {
+        thread_local bool g = false;
+        return g;
+    }
     static Cache& cache() {
         thread_local Cache c;
         return c;
     }
     static std::unique_ptr<char[]> take() {
+        if (gone() || cache().blocks.empty()) return std::unique_ptr<char[]>(new char[Size]);
         Cache& c = cache();
-        if (!c.alive || c.blocks.empty()) return std::unique_ptr<char[]>(new char[Size]);
         std::unique_ptr<char[]> p = std::move(c.blocks.back());
         c.blocks.pop_back();
         return p;
     }
     static void give(std::unique_ptr<char[]> p) {
-        if (!p) return;
+        if (!p || gone()) return;
         Cache& c = cache();
-        if (!c.alive || c.blocks.size() >= Keep) return;  // p frees it
+        if (c.blocks.size() >= Keep) return;  // p frees it
         if (c.blocks.empty()) c.blocks.reserve(Keep);
         c.blocks.push_back(std::move(p));
     }
@@ -115,7 +121,10 @@ public:
     bool over_quota() const { return over_quota_; }
     // Heap bytes held: the chunks, at most the threshold rounded up to a chunk.
     std::size_t memory() const { return chunks_.size() * BodyChunk::kSize; }
+    // Releases the memory, and the file's bytes: the emptied file is kept open for the
+    // thread's next spill (one per thread, spare_file(); -1 when there is none).
     void clear();
+    static int spare_file();
 
 private:
     bool spill(std::string* error);
