@@ -3,7 +3,7 @@
 // in the spool directory (or mkostemp + unlink where O_TMPFILE is not supported), so the
 // file never has a name another process could open and disappears with the descriptor.
 // clear() releases both the memory and the file's bytes as soon as a transaction ends
-// (each thread keeps one emptied spill file open for its next spill). The bytes
+// (each thread keeps up to 32 emptied spill files open for its next spills). The bytes
 // in spill files count against a SpillQuota shared by all sessions: a body that would
 // exceed it fails the buffer (over_quota()), and the transaction is refused, not lost.
 //
@@ -122,8 +122,11 @@ public:
     // Heap bytes held: the chunks, at most the threshold rounded up to a chunk.
     std::size_t memory() const { return chunks_.size() * BodyChunk::kSize; }
     // Releases the memory, and the file's bytes: the emptied file is kept open for the
-    // thread's next spill (one per thread, spare_file(); -1 when there is none).
+    // thread's next spill (up to kSpareFiles per thread, spare_files(); spare_file() is
+    // the one the next spill takes, -1 when there is none).
     void clear();
+    static constexpr std::size_t kSpareFiles = 32;
+    static std::size_t spare_files();
     static int spare_file();
 
 private:

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "body_buffer.hpp"
 
@@ -141,6 +143,31 @@ TEST(BodyBuffer, SpareFileIsReusedEmpty) {
     second.clear();
     EXPECT_EQ(BodyBuffer::spare_file(), spare);
     EXPECT_EQ(file_size(spare), 0);
+    rmdir(dir.c_str());
+}
+
+// Spare files are bounded per thread: buffers that spilled at the same time keep at most
+// kSpareFiles open after they end, and the rest are closed.
+TEST(BodyBuffer, SpareFilesAreBounded) {
+    auto dir = make_dir();
+    std::string err;
+    {
+        BodyBuffer one(0, dir);  // spares of earlier tests' directories give way
+        ASSERT_TRUE(one.append("x", &err)) << err;
+    }
+    const int fds = open_fds() - static_cast<int>(BodyBuffer::spare_files());
+    {
+        std::vector<std::unique_ptr<BodyBuffer>> many;
+        for (std::size_t i = 0; i < BodyBuffer::kSpareFiles + 3; ++i) {
+            many.push_back(std::make_unique<BodyBuffer>(0, dir));
+            ASSERT_TRUE(many.back()->append("body", &err)) << err;
+            ASSERT_TRUE(many.back()->spilled());
+        }
+        EXPECT_EQ(open_fds(), fds + static_cast<int>(BodyBuffer::kSpareFiles) + 3);
+    }
+    EXPECT_EQ(BodyBuffer::spare_files(), BodyBuffer::kSpareFiles);
+    EXPECT_EQ(open_fds(), fds + static_cast<int>(BodyBuffer::kSpareFiles));
+    EXPECT_EQ(entries(dir), 0);
     rmdir(dir.c_str());
 }
 
