@@ -291,7 +291,7 @@ def counting(sb, procs, sink):
         else:
             for which in ("xproxyd", "haproxy"):
                 calls = res[which]
-                top = sorted(((v, k) for k, v in calls.items() if k != "total"), reverse=True)[:8]
+                top = sorted(((v, k) for k, v in calls.items() if k != "total" and v >= 0.05), reverse=True)
                 print("%-8s %d messages: %s system calls per message %.1f (%s)"
                       % (label, n, which, calls.get("total", 0), ", ".join("%s %.1f" % (k, v) for v, k in top)),
                       flush=True)

@@ -18,20 +18,23 @@ namespace xproxy::xproxyd {
 
 namespace {
 
-bool write_all(int fd, const char* p, std::size_t n) {
+// n bytes at offset `off` (pwrite: a reused file needs no seek back to its start).
+bool write_all(int fd, const char* p, std::size_t n, std::uint64_t off) {
     while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
+        ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
         if (w < 0) {
             if (errno == EINTR) continue;
             return false;
         }
         p += w;
         n -= static_cast<std::size_t>(w);
+        off += static_cast<std::uint64_t>(w);
     }
     return true;
 }
 
-// The chunks' first n bytes, in one writev where the system takes them all.
+// The chunks' first n bytes at the file's start, in one pwritev where the system takes
+// them all.
 bool write_chunks(int fd, const std::vector<BodyChunk>& chunks, std::size_t n) {
     std::vector<iovec> iov;
     iov.reserve(chunks.size());
@@ -42,12 +45,15 @@ bool write_chunks(int fd, const std::vector<BodyChunk>& chunks, std::size_t n) {
         n -= len;
     }
     std::size_t i = 0;
+    std::uint64_t off = 0;
     while (i < iov.size()) {
-        ssize_t w = ::writev(fd, iov.data() + i, static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX)));
+        ssize_t w = ::pwritev(fd, iov.data() + i, static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX)),
+                              static_cast<off_t>(off));
         if (w < 0) {
             if (errno == EINTR) continue;
             return false;
         }
+        off += static_cast<std::uint64_t>(w);
         auto done = static_cast<std::size_t>(w);
         while (i < iov.size() && done >= iov[i].iov_len) done -= iov[i++].iov_len;
         if (i < iov.size()) {
@@ -110,7 +116,7 @@ void give_file(const std::string& dir, UniqueFd fd) {
         s.dir = dir;
     }
     if (s.fds.size() >= BodyBuffer::kSpareFiles) return;
-    if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0) return;
+    if (::ftruncate(fd.get(), 0) != 0) return;
     s.fds.push_back(std::move(fd));
 }
 
@@ -164,7 +170,7 @@ bool BodyBuffer::append(std::string_view data, std::string* error) {
     }
     if (fd_) {
         if (!reserve(data.size(), error)) return false;
-        if (!write_all(fd_.get(), data.data(), data.size())) {
+        if (!write_all(fd_.get(), data.data(), data.size(), size_)) {
             if (error) *error = std::string("spill file write: ") + std::strerror(errno);
             failed_ = true;
             return false;
