@@ -18,7 +18,7 @@ namespace xproxy::xproxyd {
 
 namespace {
 
-// n bytes at offset `off` (pwrite: a reused file needs no seek back to its start).
+// n bytes at offset `off`.
 bool write_all(int fd, const char* p, std::size_t n, std::uint64_t off) {
     while (n > 0) {
         ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
@@ -78,53 +78,7 @@ UniqueFd open_anonymous(const std::string& dir) {
     return fd2;
 }
 
-// Spill files emptied at the end of their transaction and kept open for this thread's
-// next spills: a message over the threshold then costs no file creation and no inode
-// eviction (on ext4 a fifth of the CPU time of a 100 KiB message), only its bytes. At
-// most kSpareFiles per thread, all in one directory; `spare_gone` once the thread's end
-// destroyed them (trivially destructible, so valid to the thread's very end).
-struct SpareFiles {
-    std::string dir;
-    std::vector<UniqueFd> fds;
-    ~SpareFiles();
-};
-thread_local bool spare_gone = false;
-SpareFiles::~SpareFiles() { spare_gone = true; }
-
-SpareFiles& spares() {
-    thread_local SpareFiles f;
-    return f;
-}
-
-UniqueFd take_file(const std::string& dir) {
-    if (!spare_gone && !spares().fds.empty() && spares().dir == dir) {
-        UniqueFd fd = std::move(spares().fds.back());
-        spares().fds.pop_back();
-        return fd;
-    }
-    return open_anonymous(dir);
-}
-
-// Empties the file (its bytes are released now, as they were when it was closed) and
-// keeps it when there is room; otherwise it is closed. Spares of another directory (the
-// spool directory of an earlier configuration in tests) give way.
-void give_file(const std::string& dir, UniqueFd fd) {
-    if (!fd || spare_gone) return;
-    SpareFiles& s = spares();
-    if (s.dir != dir) {
-        s.fds.clear();
-        s.dir = dir;
-    }
-    if (s.fds.size() >= BodyBuffer::kSpareFiles) return;
-    if (::ftruncate(fd.get(), 0) != 0) return;
-    s.fds.push_back(std::move(fd));
-}
-
 }  // namespace
-
-std::size_t BodyBuffer::spare_files() { return spare_gone ? 0 : spares().fds.size(); }
-
-int BodyBuffer::spare_file() { return spare_gone || spares().fds.empty() ? -1 : spares().fds.back().get(); }
 
 bool SpillQuota::reserve(std::uint64_t n) {
     std::uint64_t cur = used_.load();
@@ -153,7 +107,7 @@ bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
 bool BodyBuffer::spill(std::string* error) {
     const auto held = static_cast<std::size_t>(size_);
     if (!reserve(held, error)) return false;
-    fd_ = take_file(dir_);
+    fd_ = open_anonymous(dir_);
     if (!fd_ || !write_chunks(fd_.get(), chunks_, held)) {
         if (error) *error = "spill file in " + dir_ + ": " + std::strerror(errno);
         failed_ = true;
@@ -216,8 +170,6 @@ long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
 
 void BodyBuffer::clear() {
     std::vector<BodyChunk>().swap(chunks_);
-    if (failed_) fd_.reset();  // after a write error: not worth keeping
-    give_file(dir_, std::move(fd_));
     fd_.reset();
     size_ = 0;
     if (quota_) quota_->release(reserved_);

@@ -2,8 +2,7 @@
 // memory up to a threshold and spills to a private temporary file beyond it: O_TMPFILE
 // in the spool directory (or mkostemp + unlink where O_TMPFILE is not supported), so the
 // file never has a name another process could open and disappears with the descriptor.
-// clear() releases both the memory and the file's bytes as soon as a transaction ends
-// (each thread keeps up to 32 emptied spill files open for its next spills). The bytes
+// clear() releases both the memory and the file as soon as a transaction ends. The bytes
 // in spill files count against a SpillQuota shared by all sessions: a body that would
 // exceed it fails the buffer (over_quota()), and the transaction is refused, not lost.
 //
@@ -121,13 +120,7 @@ public:
     bool over_quota() const { return over_quota_; }
     // Heap bytes held: the chunks, at most the threshold rounded up to a chunk.
     std::size_t memory() const { return chunks_.size() * BodyChunk::kSize; }
-    // Releases the memory, and the file's bytes: the emptied file is kept open for the
-    // thread's next spill (up to kSpareFiles per thread, spare_files(); spare_file() is
-    // the one the next spill takes, -1 when there is none).
     void clear();
-    static constexpr std::size_t kSpareFiles = 32;
-    static std::size_t spare_files();
-    static int spare_file();
 
 private:
     bool spill(std::string* error);

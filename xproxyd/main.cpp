@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "body_buffer.hpp"
 #include "config.hpp"
 #include "conn.hpp"
 #include "session.hpp"
@@ -77,13 +76,11 @@ daemon::ConnectionHandlers sessions_of(const DownstreamConfig& ds, Shared& share
 }
 
 // Descriptors a full house needs: per session the client, a downstream and a spill file;
-// per thread the emptied spill files kept for reuse; the parked downstream connections;
-// listeners and the rest. The soft limit is raised
+// the parked downstream connections; listeners and the rest. The soft limit is raised
 // towards it (up to the hard limit); a warning says when that is not enough.
 void check_descriptor_limit(const Config& cfg, std::size_t listeners) {
     const rlim_t need = static_cast<rlim_t>(cfg.max_sessions) * 3 +
-                        static_cast<rlim_t>(cfg.threads * BodyBuffer::kSpareFiles +
-                                            cfg.pool_size * cfg.downstreams.size() + listeners + 64);
+                        static_cast<rlim_t>(cfg.pool_size * cfg.downstreams.size() + listeners + 64);
     struct rlimit rl {};
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     if (rl.rlim_cur < need) {

@@ -1,18 +1,14 @@
 // xproxyd_body_buffer_test: the fast path's body copy: memory below the threshold (in
 // fixed chunks, read back across their boundaries), an unnamed file above it (nothing
-// visible in the spool directory), exact read-back across the spill point, every byte
-// released by clear() (the emptied file kept open for the thread's next spill), and the
-// block cache behind the chunks.
+// visible in the spool directory), exact read-back across the spill point, every resource
+// released by clear(), and the block cache behind the chunks.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <memory>
-#include <set>
 #include <string>
-#include <vector>
 
 #include "body_buffer.hpp"
 
@@ -43,12 +39,6 @@ int open_fds() {
     while (readdir(d)) ++n;
     closedir(d);
     return n;
-}
-
-// Bytes in the file behind descriptor fd, -1 if none.
-long long file_size(int fd) {
-    struct stat st {};
-    return fd >= 0 && fstat(fd, &st) == 0 ? static_cast<long long>(st.st_size) : -1;
 }
 
 std::string pattern(std::size_t n, unsigned seed) {
@@ -86,7 +76,6 @@ TEST(BodyBuffer, StaysInMemoryBelowThreshold) {
 
 TEST(BodyBuffer, SpillsToAnUnnamedFileAndReadsBackExactly) {
     auto dir = make_dir();
-    const int spare_before = BodyBuffer::spare_file();
     int fds_before = open_fds();
     std::string want;
     {
@@ -101,73 +90,14 @@ TEST(BodyBuffer, SpillsToAnUnnamedFileAndReadsBackExactly) {
         EXPECT_EQ(b.size(), want.size());
         EXPECT_EQ(b.memory(), 0u);   // the chunks were released at the spill
         EXPECT_EQ(entries(dir), 0);  // O_TMPFILE or unlinked: no name in the directory
-        EXPECT_EQ(open_fds(), fds_before + (spare_before >= 0 ? 0 : 1));  // a spare file is reused
+        EXPECT_EQ(open_fds(), fds_before + 1);
         EXPECT_EQ(read_all(b, 333), want);
         b.clear();
-        // The file's bytes are released as soon as the transaction ends; the emptied file
-        // stays open as this thread's spare, and nothing else does.
-        EXPECT_EQ(open_fds(), fds_before + (spare_before >= 0 ? 0 : 1));
-        EXPECT_GE(BodyBuffer::spare_file(), 0);
-        EXPECT_EQ(file_size(BodyBuffer::spare_file()), 0);
+        EXPECT_EQ(open_fds(), fds_before);  // file released as soon as the transaction ends
         EXPECT_EQ(b.size(), 0u);
         EXPECT_FALSE(b.spilled());
     }
-    EXPECT_EQ(open_fds(), fds_before + (spare_before >= 0 ? 0 : 1));
-    rmdir(dir.c_str());
-}
-
-// The next spill on the thread takes the emptied file: no new descriptor, and only the
-// new body is read back, never what the file held before.
-TEST(BodyBuffer, SpareFileIsReusedEmpty) {
-    auto dir = make_dir();
-    std::string err;
-    {
-        BodyBuffer first(10, dir);
-        ASSERT_TRUE(first.append(pattern(5000, 1), &err)) << err;
-        ASSERT_TRUE(first.spilled());
-        first.clear();
-    }
-    const int spare = BodyBuffer::spare_file();
-    ASSERT_GE(spare, 0);
-    const int fds = open_fds();
-    BodyBuffer second(10, dir);
-    ASSERT_TRUE(second.append(pattern(30, 2), &err)) << err;
-    ASSERT_TRUE(second.append(pattern(40, 3), &err)) << err;
-    ASSERT_TRUE(second.spilled());
-    EXPECT_EQ(BodyBuffer::spare_file(), -1);  // in use
-    EXPECT_EQ(open_fds(), fds);
-    EXPECT_EQ(file_size(spare), 70);
-    EXPECT_EQ(read_all(second, 64), pattern(30, 2) + pattern(40, 3));
-    char c;
-    EXPECT_EQ(second.read_at(70, &c, 1), 0);
-    second.clear();
-    EXPECT_EQ(BodyBuffer::spare_file(), spare);
-    EXPECT_EQ(file_size(spare), 0);
-    rmdir(dir.c_str());
-}
-
-// Spare files are bounded per thread: buffers that spilled at the same time keep at most
-// kSpareFiles open after they end, and the rest are closed.
-TEST(BodyBuffer, SpareFilesAreBounded) {
-    auto dir = make_dir();
-    std::string err;
-    {
-        BodyBuffer one(0, dir);  // spares of earlier tests' directories give way
-        ASSERT_TRUE(one.append("x", &err)) << err;
-    }
-    const int fds = open_fds() - static_cast<int>(BodyBuffer::spare_files());
-    {
-        std::vector<std::unique_ptr<BodyBuffer>> many;
-        for (std::size_t i = 0; i < BodyBuffer::kSpareFiles + 3; ++i) {
-            many.push_back(std::make_unique<BodyBuffer>(0, dir));
-            ASSERT_TRUE(many.back()->append("body", &err)) << err;
-            ASSERT_TRUE(many.back()->spilled());
-        }
-        EXPECT_EQ(open_fds(), fds + static_cast<int>(BodyBuffer::kSpareFiles) + 3);
-    }
-    EXPECT_EQ(BodyBuffer::spare_files(), BodyBuffer::kSpareFiles);
-    EXPECT_EQ(open_fds(), fds + static_cast<int>(BodyBuffer::kSpareFiles));
-    EXPECT_EQ(entries(dir), 0);
+    EXPECT_EQ(open_fds(), fds_before);
     rmdir(dir.c_str());
 }
 
