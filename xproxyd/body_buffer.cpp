@@ -3,9 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -15,15 +18,48 @@ namespace xproxy::xproxyd {
 
 namespace {
 
-bool write_all(int fd, const char* p, std::size_t n) {
+// n bytes at offset `off`.
+bool write_all(int fd, const char* p, std::size_t n, std::uint64_t off) {
     while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
+        ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
         if (w < 0) {
             if (errno == EINTR) continue;
             return false;
         }
         p += w;
         n -= static_cast<std::size_t>(w);
+        off += static_cast<std::uint64_t>(w);
+    }
+    return true;
+}
+
+// The chunks' first n bytes at the file's start, in one pwritev where the system takes
+// them all.
+bool write_chunks(int fd, const std::vector<BodyChunk>& chunks, std::size_t n) {
+    std::vector<iovec> iov;
+    iov.reserve(chunks.size());
+    for (const BodyChunk& c : chunks) {
+        const std::size_t len = std::min(n, BodyChunk::kSize);
+        if (len == 0) break;
+        iov.push_back(iovec{c.data(), len});
+        n -= len;
+    }
+    std::size_t i = 0;
+    std::uint64_t off = 0;
+    while (i < iov.size()) {
+        ssize_t w = ::pwritev(fd, iov.data() + i, static_cast<int>(std::min<std::size_t>(iov.size() - i, IOV_MAX)),
+                              static_cast<off_t>(off));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        off += static_cast<std::uint64_t>(w);
+        auto done = static_cast<std::size_t>(w);
+        while (i < iov.size() && done >= iov[i].iov_len) done -= iov[i++].iov_len;
+        if (i < iov.size()) {
+            iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + done;
+            iov[i].iov_len -= done;
+        }
     }
     return true;
 }
@@ -69,31 +105,43 @@ bool BodyBuffer::reserve(std::uint64_t n, std::string* error) {
 }
 
 bool BodyBuffer::spill(std::string* error) {
-    if (!reserve(mem_.size(), error)) return false;
+    const auto held = static_cast<std::size_t>(size_);
+    if (!reserve(held, error)) return false;
     fd_ = open_anonymous(dir_);
-    if (!fd_ || !write_all(fd_.get(), mem_.data(), mem_.size())) {
+    if (!fd_ || !write_chunks(fd_.get(), chunks_, held)) {
         if (error) *error = "spill file in " + dir_ + ": " + std::strerror(errno);
         failed_ = true;
         return false;
     }
-    std::string().swap(mem_);
+    std::vector<BodyChunk>().swap(chunks_);
     return true;
 }
 
 bool BodyBuffer::append(std::string_view data, std::string* error) {
     if (failed_) return false;
-    if (!fd_ && mem_.size() + data.size() > threshold_) {
+    if (!fd_ && size_ + data.size() > threshold_) {
         if (!spill(error)) return false;
     }
     if (fd_) {
         if (!reserve(data.size(), error)) return false;
-        if (!write_all(fd_.get(), data.data(), data.size())) {
+        if (!write_all(fd_.get(), data.data(), data.size(), size_)) {
             if (error) *error = std::string("spill file write: ") + std::strerror(errno);
             failed_ = true;
             return false;
         }
     } else {
-        mem_.append(data);
+        const char* p = data.data();
+        std::size_t n = data.size();
+        auto used = static_cast<std::size_t>(size_ % BodyChunk::kSize);  // in the last chunk
+        if (used == 0 && n > 0) chunks_.emplace_back();                  // the last chunk is full (or there is none)
+        while (n > 0) {
+            const std::size_t k = std::min(n, BodyChunk::kSize - used);
+            std::memcpy(chunks_.back().data() + used, p, k);
+            p += k;
+            n -= k;
+            used = 0;
+            if (n > 0) chunks_.emplace_back();
+        }
     }
     size_ += data.size();
     return true;
@@ -103,7 +151,14 @@ long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
     if (off >= size_) return 0;
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, size_ - off));
     if (!fd_) {
-        std::memcpy(buf, mem_.data() + off, want);
+        std::size_t done = 0;
+        while (done < want) {
+            const std::uint64_t at = off + done;
+            const auto in = static_cast<std::size_t>(at % BodyChunk::kSize);
+            const std::size_t k = std::min(want - done, BodyChunk::kSize - in);
+            std::memcpy(buf + done, chunks_[static_cast<std::size_t>(at / BodyChunk::kSize)].data() + in, k);
+            done += k;
+        }
         return static_cast<long>(want);
     }
     for (;;) {
@@ -114,7 +169,7 @@ long BodyBuffer::read_at(std::uint64_t off, char* buf, std::size_t n) const {
 }
 
 void BodyBuffer::clear() {
-    std::string().swap(mem_);
+    std::vector<BodyChunk>().swap(chunks_);
     fd_.reset();
     size_ = 0;
     if (quota_) quota_->release(reserved_);

@@ -5,17 +5,84 @@
 // clear() releases both the memory and the file as soon as a transaction ends. The bytes
 // in spill files count against a SpillQuota shared by all sessions: a body that would
 // exceed it fails the buffer (over_quota()), and the transaction is refused, not lost.
+//
+// The memory part is a list of fixed-size chunks (BodyChunk), never reallocated or
+// copied as it grows; past the threshold it goes to the file in one write and each
+// further piece is one write. Chunks and the body path's read buffers (IoBlock) come from
+// a per-thread cache of freed blocks, so a message in steady state allocates nothing and
+// touches no page the system had to hand out afresh.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <xproxy/base/unique_fd.hpp>
 
 namespace xproxy::xproxyd {
+
+// A block of Size bytes. Released blocks are kept, up to Keep per thread, for the next
+// one taken on that thread (a block may be released on another thread than took it).
+template <std::size_t Size, std::size_t Keep>
+class PooledBlock {
+public:
+    static constexpr std::size_t kSize = Size;
+    PooledBlock() : p_(take()) {}
+    ~PooledBlock() { give(std::move(p_)); }
+    PooledBlock(PooledBlock&& o) noexcept = default;
+    PooledBlock& operator=(PooledBlock&& o) noexcept {
+        if (this != &o) {
+            give(std::move(p_));
+            p_ = std::move(o.p_);
+        }
+        return *this;
+    }
+    char* data() const { return p_.get(); }
+    // Blocks this thread holds for reuse (tests).
+    static std::size_t cached() { return gone() ? 0 : cache().blocks.size(); }
+
+private:
+    // The thread's blocks; `gone` (trivially destructible, so valid to the thread's very
+    // end) says the cache was destroyed with the thread: later releases just free.
+    struct Cache {
+        std::vector<std::unique_ptr<char[]>> blocks;
+        ~Cache() { gone() = true; }
+    };
+    static bool& gone() {
+        thread_local bool g = false;
+        return g;
+    }
+    static Cache& cache() {
+        thread_local Cache c;
+        return c;
+    }
+    static std::unique_ptr<char[]> take() {
+        if (gone() || cache().blocks.empty()) return std::unique_ptr<char[]>(new char[Size]);
+        Cache& c = cache();
+        std::unique_ptr<char[]> p = std::move(c.blocks.back());
+        c.blocks.pop_back();
+        return p;
+    }
+    static void give(std::unique_ptr<char[]> p) {
+        if (!p || gone()) return;
+        Cache& c = cache();
+        if (c.blocks.size() >= Keep) return;  // p frees it
+        if (c.blocks.empty()) c.blocks.reserve(Keep);
+        c.blocks.push_back(std::move(p));
+    }
+    std::unique_ptr<char[]> p_;
+};
+
+// The body copy's chunks (a thread keeps up to 2 MiB of them) and the body path's read
+// and decode buffers (up to 3 MiB): 64 KiB, and room for what decoding adds to one
+// canonical read plus the final dot.
+using BodyChunk = PooledBlock<16384, 128>;
+using IoBlock = PooledBlock<65536 + 16, 48>;
 
 // Bytes in spill files across all sessions (any thread), at most `limit`.
 class SpillQuota {
@@ -44,14 +111,15 @@ public:
     // *error when the file cannot be created or written (the buffer is then unusable
     // until clear()).
     bool append(std::string_view data, std::string* error);
-    // Copies up to n bytes from offset `off` into buf; returns the count (0 at the end),
-    // or -1 on a read error.
+    // Copies up to n bytes from offset `off` into buf (across chunks); returns the count
+    // (0 at the end), or -1 on a read error.
     long read_at(std::uint64_t off, char* buf, std::size_t n) const;
     std::uint64_t size() const { return size_; }
     bool spilled() const { return static_cast<bool>(fd_); }
     bool failed() const { return failed_; }
     bool over_quota() const { return over_quota_; }
-    std::size_t memory() const { return mem_.capacity(); }
+    // Heap bytes held: the chunks, at most the threshold rounded up to a chunk.
+    std::size_t memory() const { return chunks_.size() * BodyChunk::kSize; }
     void clear();
 
 private:
@@ -62,8 +130,8 @@ private:
     SpillQuota* quota_;
     std::uint64_t reserved_ = 0;  // of quota_, for the bytes in the file
     bool over_quota_ = false;
-    std::string mem_;
-    UniqueFd fd_;  // the spill file, once spilled
+    std::vector<BodyChunk> chunks_;  // the copy while in memory: size_ bytes, the last chunk partly filled
+    UniqueFd fd_;                    // the spill file, once spilled
     std::uint64_t size_ = 0;
     bool failed_ = false;
 };

@@ -1,7 +1,7 @@
 // data_relay.cpp: DATA, the body relay, the fast path and failover; see data_relay.hpp.
 #include "data_relay.hpp"
 
-#include <memory>
+#include <cstring>
 #include <vector>
 
 #include <xproxy/base/escape.hpp>
@@ -13,8 +13,12 @@ namespace xproxy::xproxyd {
 using asio::awaitable;
 
 namespace {
-// Body reads go to a buffer of this size that lives only while the body comes in.
+// Body reads: one IoBlock of 64 KiB. A read's decoded form goes to a second IoBlock and
+// from there to the body copy and the downstream; the block's last bytes are room for
+// what decoding adds to a canonical read and for the final dot.
 constexpr std::size_t kBodyRead = 65536;
+constexpr std::size_t kDot = 3;  // ".\r\n"
+static_assert(IoBlock::kSize >= kBodyRead + smtp::DataDecoder::kMaxExpansion + kDot);
 }  // namespace
 
 DataRelay::DataRelay(FrontSide& front, TransactionRelay& relay, Shared& sh, const std::string& sid)
@@ -103,41 +107,51 @@ awaitable<void> DataRelay::read_early_answer() {
 // Up to the client's end of data: each piece decoded, kept (fast path) and sent down, the
 // final dot with the last piece. false: the client is gone or timed out.
 awaitable<bool> DataRelay::receive_body() {
-    std::unique_ptr<char[]> rbuf(new char[kBodyRead]);
-    std::string chunk;
+    IoBlock in, out;
+    Input pending{in.data(), 0, 0};
     error_code ec;
     while (!dec_.done()) {
-        if (!co_await decode_next(rbuf.get(), chunk, ec)) {
+        std::size_t n = 0;
+        if (!co_await decode_next(pending, out.data(), n, ec)) {
             co_await abort_body(ec);
             co_return false;
         }
+        const std::string_view piece(out.data(), n);
         if (cfg_.max_message_size && dec_.size() > cfg_.max_message_size) too_big_ = true;
-        keep_copy(chunk);
+        keep_copy(piece);
         if (dec_.done() && ds_ok_ && !too_big_) {
-            chunk += ".\r\n";  // the last piece and the final dot in one write
+            std::memcpy(out.data() + n, ".\r\n", kDot);  // the last piece and the final dot in one write
+            n += kDot;
             dot_sent_ = true;
         }
-        co_await forward(chunk);
-        chunk.clear();
+        co_await forward(std::string_view(out.data(), n));
     }
     front_.conn().compact();
     co_return true;
 }
 
-// The next piece of the body through the decoder into `chunk`: from what the connection
-// has buffered (pipelined with DATA), else from one read into rbuf, whose bytes after the
-// end of data (pipelined commands) go back to the connection's line buffer.
-awaitable<bool> DataRelay::decode_next(char* rbuf, std::string& chunk, error_code& ec) {
+// The next piece of the body through the decoder into `out` (n bytes): from what the
+// connection has buffered (pipelined with DATA), else from what is left of the last read,
+// else from a new read; bytes after the end of data (pipelined commands) go back to the
+// connection's line buffer.
+awaitable<bool> DataRelay::decode_next(Input& in, char* out, std::size_t& n, error_code& ec) {
+    const std::size_t room = IoBlock::kSize - kDot;
     Conn& conn = front_.conn();
-    if (const std::string_view pending = conn.peek(); !pending.empty()) {
-        conn.consume(dec_.feed(pending.data(), pending.size(), chunk));
+    if (const std::string_view buffered = conn.peek(); !buffered.empty()) {
+        conn.consume(dec_.feed(buffered.data(), buffered.size(), out, room, n));
         co_return true;
     }
-    const std::size_t n = co_await conn.read_some(rbuf, kBodyRead, cfg_.client_timeout, ec);
-    if (ec) co_return false;
-    const std::size_t used = dec_.feed(rbuf, n, chunk);
-    XPROXY_INVARIANT(used <= n);
-    if (used < n) conn.unread(std::string_view(rbuf + used, n - used));
+    if (in.pos == in.end) {
+        in.pos = 0;
+        in.end = co_await conn.read_some(in.data, kBodyRead, cfg_.client_timeout, ec);
+        if (ec) co_return false;
+    }
+    in.pos += dec_.feed(in.data + in.pos, in.end - in.pos, out, room, n);
+    XPROXY_INVARIANT(in.pos <= in.end);
+    if (dec_.done() && in.pos < in.end) {
+        conn.unread(std::string_view(in.data + in.pos, in.end - in.pos));
+        in.pos = in.end;
+    }
     co_return true;
 }
 
@@ -156,14 +170,14 @@ awaitable<void> DataRelay::abort_body(error_code ec) {
 
 // The fast path's copy. Over the spill quota the message is refused like an oversized
 // one (no final dot goes downstream), with a 452 the client retries.
-void DataRelay::keep_copy(const std::string& chunk) {
+void DataRelay::keep_copy(std::string_view chunk) {
     if (chunk.empty() || too_big_ || !buf_ || buf_->failed()) return;
     std::string err;
     if (!buf_->append(chunk, &err)) log::warning("event=spill_failed sid=%s error=\"%s\"", sid_.c_str(), err.c_str());
     if (buf_->over_quota()) too_big_ = true;
 }
 
-awaitable<void> DataRelay::forward(const std::string& chunk) {
+awaitable<void> DataRelay::forward(std::string_view chunk) {
     if (chunk.empty() || too_big_ || !ds_ok_) co_return;
     const bool sent = co_await ds_.send(chunk);
     if (!sent) {
@@ -246,6 +260,7 @@ void DataRelay::answer(const Reply& fin) {
     }
     ds_.dirty = refused_.has_value();  // after a refused DATA the downstream still holds MAIL and RCPT
     front_.relay(fin);
+    if (!log::enabled(log::Level::info)) return;  // the line's values cost more than the rest of this
     log::info(
         "event=relayed sid=%s txn=%u client=%s destination=%s code=%d size=%llu fast_path=%s spilled=%s "
         "failover=%s",

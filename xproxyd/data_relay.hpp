@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <xproxy/wire/data_decoder.hpp>
 
@@ -44,11 +45,17 @@ private:
     asio::awaitable<bool> start_late();
     asio::awaitable<Reply> data_anywhere();
     asio::awaitable<void> read_early_answer();
+    // A read of the body: bytes [pos, end) of data are not decoded yet.
+    struct Input {
+        char* data;
+        std::size_t pos;
+        std::size_t end;
+    };
     asio::awaitable<bool> receive_body();
-    asio::awaitable<bool> decode_next(char* rbuf, std::string& chunk, error_code& ec);
+    asio::awaitable<bool> decode_next(Input& in, char* out, std::size_t& n, error_code& ec);
     asio::awaitable<void> abort_body(error_code ec);
-    void keep_copy(const std::string& chunk);
-    asio::awaitable<void> forward(const std::string& chunk);
+    void keep_copy(std::string_view chunk);
+    asio::awaitable<void> forward(std::string_view chunk);
     void refuse_too_big();
     asio::awaitable<Reply> final_reply();
     asio::awaitable<Reply> fail_over(Reply fin);

@@ -45,8 +45,10 @@ void Session::start() {
     peer.session_id = sid_;
     bool trusted = peer.client && cfg_.trusted.contains(peer.client->addr);
     src_.emplace(peer, trusted);
-    log::info("event=connect sid=%s client=%s trusted=%s downstream=%s", sid_.c_str(),
-              endpoint_text(peer.client).c_str(), trusted ? "yes" : "no", relay_.downstream().config().name.c_str());
+    if (log::enabled(log::Level::info))
+        log::info("event=connect sid=%s client=%s trusted=%s downstream=%s", sid_.c_str(),
+                  endpoint_text(peer.client).c_str(), trusted ? "yes" : "no",
+                  relay_.downstream().config().name.c_str());
     front_.reply("220 " + cfg_.hostname + " ESMTP xproxyd");
 }
 

@@ -76,10 +76,11 @@ awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo&
     for (std::size_t i = start; i < dests.size(); ++i) {
         std::string why;
         if (co_await ds_.open(i, src, id, why)) {
-            log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s verified=%s signed=%s",
-                      sid_.c_str(), dests[i].to_string().c_str(), to_string(ds_.config().encoding),
-                      ds_.tls() ? "yes" : "no", ds_.tls_verified() ? "yes" : "no",
-                      ds_.config().hmac_key ? "yes" : "no");
+            if (log::enabled(log::Level::info))
+                log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s verified=%s signed=%s",
+                          sid_.c_str(), dests[i].to_string().c_str(), to_string(ds_.config().encoding),
+                          ds_.tls() ? "yes" : "no", ds_.tls_verified() ? "yes" : "no",
+                          ds_.config().hmac_key ? "yes" : "no");
             co_return true;
         }
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(),

@@ -1,12 +1,96 @@
 // data_decoder.cpp: end-of-data detection and line-end normalisation; see the header.
 #include <xproxy/wire/data_decoder.hpp>
 
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace xproxy::smtp {
 
-std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
+namespace {
+
+// The first CR or LF in [p+i, p+end), or end.
+std::size_t find_line_end(const char* p, std::size_t i, std::size_t end) {
+#if defined(__SSE2__)
+    const __m128i cr = _mm_set1_epi8('\r');
+    const __m128i lf = _mm_set1_epi8('\n');
+    for (; end - i >= 16; i += 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+        const unsigned hits = static_cast<unsigned>(
+            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf))));
+        if (hits != 0) return i + static_cast<std::size_t>(__builtin_ctz(hits));
+    }
+#endif
+    while (i < end && p[i] != '\r' && p[i] != '\n') ++i;
+    return i;
+}
+
+// Output pieces are either input bytes passed as they came (verbatim) or bytes of the
+// decoder's own (literal). Verbatim pieces that follow each other in the input are
+// joined and copied once: canonical input costs one copy per feed.
+template <class Dest>
+class Joiner {
+public:
+    explicit Joiner(Dest& d) : d_(d) {}
+    void verbatim(const char* from, std::size_t n) {
+        if (from == span_ + span_n_) {
+            span_n_ += n;
+            return;
+        }
+        flush();
+        span_ = from;
+        span_n_ = n;
+    }
+    void literal(const char* s, std::size_t n) {
+        flush();
+        d_.put(s, n);
+    }
+    std::size_t room() const { return d_.room() - span_n_; }
+    void flush() {
+        if (span_n_ > 0) d_.put(span_, span_n_);
+        span_ = nullptr;
+        span_n_ = 0;
+    }
+
+private:
+    Dest& d_;
+    const char* span_ = nullptr;
+    std::size_t span_n_ = 0;
+};
+
+struct StringDest {
+    std::string& out;
+    void put(const char* s, std::size_t n) { out.append(s, n); }
+    std::size_t room() const { return std::numeric_limits<std::size_t>::max() / 2; }
+};
+
+struct BufferDest {
+    char* out;
+    std::size_t cap;
+    std::size_t used = 0;
+    void put(const char* s, std::size_t n) {
+        std::memcpy(out + used, s, n);
+        used += n;
+    }
+    std::size_t room() const { return cap - used; }
+};
+
+}  // namespace
+
+template <class Out>
+std::size_t DataDecoder::decode(const char* p, std::size_t n, Out& out) {
     std::size_t i = 0;
+    std::size_t checked = n;  // the byte whose room was checked (a byte may pass several states)
     while (i < n && state_ != State::done) {
-        char c = p[i];
+        if (i != checked) {
+            if (out.room() < kMaxExpansion) break;
+            checked = i;
+        }
+        const char c = p[i];
         switch (state_) {
             case State::bol:
                 if (c == '.') {
@@ -28,7 +112,8 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                     continue;
                 }
                 // A dot-stuffed line: keep the leading dot for the downstream, count it out.
-                out.push_back('.');
+                if (i > 0) out.verbatim(p + i - 1, 1);  // the dot came in this piece
+                else out.literal(".", 1);
                 state_ = State::mid;
                 continue;
             case State::dot_cr:
@@ -46,25 +131,48 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
                 continue;
             case State::cr:
                 if (c == '\r') {
+                    single_cr_ = false;
                     ++i;
                     continue;
                 }
                 if (c == '\n') {
-                    end_line(out, true);
+                    if (single_cr_ && i > 0) out.verbatim(p + i - 1, 2);  // CRLF as it came
+                    else out.literal("\r\n", 2);
+                    size_ += 2;
+                    end_dot_line(true);
                     ++i;
                     continue;
                 }
-                end_line(out, false);  // a bare CR ends the line; c starts the next one
+                out.literal("\r\n", 2);  // a bare CR ends the line; c starts the next one
+                size_ += 2;
+                end_dot_line(false);
                 continue;
             case State::mid: {
-                // Copy the run up to the next CR or LF in one go.
-                std::size_t j = i;
-                while (j < n && p[j] != '\r' && p[j] != '\n') ++j;
-                if (j > i) emit(out, p + i, j - i);
+                // The run up to the next CR or LF, as far as the room allows; canonical
+                // lines after it (CRLF, then neither "." nor CR nor LF) join the run.
+                const std::size_t limit = i + std::min(n - i, out.room());
+                const std::size_t start = i;
+                std::size_t j = find_line_end(p, i, limit);
+                while (limit - j > 2 && p[j] == '\r' && p[j + 1] == '\n' && p[j + 2] != '.' && p[j + 2] != '\r' &&
+                       p[j + 2] != '\n') {
+                    prev_crlf_ = true;
+                    j = find_line_end(p, j + 2, limit);
+                }
+                if (j > start) {
+                    out.verbatim(p + start, j - start);
+                    size_ += j - start;
+                }
                 i = j;
-                if (i == n) break;
-                if (p[i] == '\r') state_ = State::cr;
-                else end_line(out, false);
+                if (i == limit) continue;
+                if (p[i] == '\r') {
+                    state_ = State::cr;
+                    single_cr_ = true;
+                } else {
+                    if (out.room() < 2) return i;  // the LF's CRLF goes with the next call
+                    out.literal("\r\n", 2);
+                    size_ += 2;
+                    end_dot_line(false);
+                }
                 ++i;
                 continue;
             }
@@ -72,6 +180,23 @@ std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
         }
     }
     return i;
+}
+
+std::size_t DataDecoder::feed(const char* p, std::size_t n, std::string& out) {
+    StringDest dest{out};
+    Joiner<StringDest> j(dest);
+    const std::size_t used = decode(p, n, j);
+    j.flush();
+    return used;
+}
+
+std::size_t DataDecoder::feed(const char* p, std::size_t n, char* out, std::size_t room, std::size_t& produced) {
+    BufferDest dest{out, room};
+    Joiner<BufferDest> j(dest);
+    const std::size_t used = decode(p, n, j);
+    j.flush();
+    produced = dest.used;
+    return used;
 }
 
 }  // namespace xproxy::smtp

@@ -3,7 +3,9 @@
 // must not depend on how TCP cut the stream.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
+#include <vector>
 
 #include <xproxy/wire/data_decoder.hpp>
 
@@ -144,4 +146,143 @@ TEST(DataDecoder, ResetStartsOver) {
     d.reset();
     EXPECT_FALSE(d.done());
     EXPECT_EQ(d.size(), 0u);
+}
+
+namespace {
+
+// The decoder as it was written first, one byte at a time: the reference the faster
+// scan and the joined copies must match byte for byte.
+struct Reference {
+    enum class S { bol, dot, dot_cr, mid, cr, done } s = S::bol;
+    bool prev_crlf = true;
+    std::uint64_t size = 0;
+    std::uint64_t bare = 0;
+    void end(bool crlf) {
+        prev_crlf = crlf;
+        if (!crlf) ++bare;
+        s = S::bol;
+    }
+    std::size_t feed(const std::string& in, std::string& out) {
+        std::size_t i = 0;
+        while (i < in.size() && s != S::done) {
+            const char c = in[i];
+            switch (s) {
+                case S::bol:
+                    if (c == '.') ++i, s = S::dot;
+                    else s = S::mid;
+                    break;
+                case S::dot:
+                    if (c == '\r') ++i, s = S::dot_cr;
+                    else if (c == '\n') ++i, end(false);
+                    else out += '.', s = S::mid;
+                    break;
+                case S::dot_cr:
+                    if (c == '\r') ++i;
+                    else if (c == '\n') ++i, prev_crlf ? void(s = S::done) : end(true);
+                    else end(false);
+                    break;
+                case S::cr:
+                    if (c == '\r') ++i;
+                    else out += "\r\n", size += 2, c == '\n' ? (++i, end(true)) : end(false);
+                    break;
+                case S::mid:
+                    if (c == '\r') s = S::cr;
+                    else if (c == '\n') out += "\r\n", size += 2, end(false);
+                    else out += c, ++size;
+                    ++i;
+                    break;
+                case S::done: break;
+            }
+        }
+        return i;
+    }
+};
+
+// Inputs of mostly long canonical lines with the odd dot, CR and LF: the faster path and
+// every way out of it.
+std::string random_body(std::mt19937& rng) {
+    static const char* pieces[] = {"\r\n", "\n", "\r", "\r\r\n", ".", "..", "\r\n.\r\n", "\r\n.", ".\r"};
+    std::string s;
+    const std::size_t parts = rng() % 12;
+    for (std::size_t k = 0; k < parts; ++k) {
+        if (rng() % 2) s.append(rng() % 70, static_cast<char>('a' + rng() % 26));
+        else s += pieces[rng() % (sizeof pieces / sizeof pieces[0])];
+    }
+    return s;
+}
+
+}  // namespace
+
+TEST(DataDecoder, SameAsTheByteByByteDecoder) {
+    std::mt19937 rng(20261206);
+    for (int round = 0; round < 20000; ++round) {
+        const std::string in = random_body(rng);
+        Reference ref;
+        std::string want;
+        const std::size_t want_used = ref.feed(in, want);
+
+        // Into a string, cut once at random.
+        const std::size_t cut = in.empty() ? 0 : rng() % (in.size() + 1);
+        DataDecoder d;
+        std::string out;
+        std::size_t used = 0;
+        const std::string out_split = feed_split(in, cut, d, used);
+        ASSERT_EQ(out_split, want) << testing::PrintToString(in) << " cut " << cut;
+        ASSERT_EQ(used, want_used) << testing::PrintToString(in);
+        ASSERT_EQ(d.done(), ref.s == Reference::S::done) << testing::PrintToString(in);
+        ASSERT_EQ(d.size(), ref.size) << testing::PrintToString(in);
+        ASSERT_EQ(d.bare_line_ends(), ref.bare) << testing::PrintToString(in);
+
+        // Into fixed buffers of a random small size, in random pieces.
+        const std::size_t room = DataDecoder::kMaxExpansion + rng() % 8;
+        DataDecoder b;
+        std::string got;
+        std::size_t pos = 0;
+        while (!b.done() && pos < in.size()) {
+            std::vector<char> buf(room, '#');
+            const std::size_t piece = 1 + rng() % 9;
+            std::size_t produced = 0;
+            const std::size_t n = b.feed(in.data() + pos, std::min(piece, in.size() - pos), buf.data(), room, produced);
+            ASSERT_LE(produced, room);
+            ASSERT_GT(n, 0u) << "no progress with room " << room;
+            got.append(buf.data(), produced);
+            pos += n;
+        }
+        ASSERT_EQ(got, want) << testing::PrintToString(in) << " room " << room;
+        ASSERT_EQ(pos, want_used) << testing::PrintToString(in);
+        ASSERT_EQ(b.size(), ref.size);
+    }
+}
+
+// Long lines cross the 16-byte scan at every offset; the last bytes before a piece's end
+// are scanned one by one.
+TEST(DataDecoder, LineEndsAtEveryOffsetOfTheScan) {
+    for (std::size_t len = 0; len < 70; ++len) {
+        for (const char* end : {"\r\n", "\n", "\r", "\r\r\n"}) {
+            const std::string in = std::string(len, 'x') + end + std::string(len, 'y') + "\r\n.\r\n";
+            Reference ref;
+            std::string want;
+            ref.feed(in, want);
+            for (std::size_t cut = 0; cut <= in.size(); ++cut) {
+                DataDecoder d;
+                std::size_t used = 0;
+                ASSERT_EQ(feed_split(in, cut, d, used), want) << len << " cut " << cut;
+                ASSERT_TRUE(d.done());
+                ASSERT_EQ(used, in.size());
+            }
+        }
+    }
+}
+
+// A buffer too small for one more byte's output takes nothing; the decoder keeps its
+// state for the next call.
+TEST(DataDecoder, FixedBufferTooSmallTakesNothing) {
+    DataDecoder d;
+    char buf[8];
+    std::size_t produced = 99;
+    EXPECT_EQ(d.feed("ab\r\n", 4, buf, 2, produced), 0u);
+    EXPECT_EQ(produced, 0u);
+    EXPECT_EQ(d.feed("ab\n", 3, buf, sizeof buf, produced), 3u);
+    EXPECT_EQ(std::string(buf, produced), "ab\r\n");
+    EXPECT_EQ(d.bare_line_ends(), 1u);
 }

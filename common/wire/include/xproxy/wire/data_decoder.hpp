@@ -11,6 +11,10 @@
 // 3.9's smtpd does with smtpd_forbid_bare_newline=normalize (its default), so
 // <LF>.<LF> and <CR>.<CR> neither end the message here nor reach the downstream.
 // size() counts the message as the downstream will store it: unstuffed, CRLF line ends.
+//
+// Speed: the bytes inside a line are found with a vector compare (16 at a time where
+// SSE2 exists), and output that equals the input (canonical CRLF lines, the usual case)
+// is copied in one piece per call, not line by line.
 #pragma once
 
 #include <cstddef>
@@ -21,10 +25,19 @@ namespace xproxy::smtp {
 
 class DataDecoder {
 public:
+    // An input byte never produces more than this much output (a stuffed dot held from
+    // the previous byte, then CRLF for a bare line end).
+    static constexpr std::size_t kMaxExpansion = 3;
+
     // Decodes bytes [p, p+n); appends the wire form of the body to `out`. Returns the
     // number of bytes consumed: n, or fewer when the end of data was reached (what
     // follows belongs to the next command).
     std::size_t feed(const char* p, std::size_t n, std::string& out);
+    // The same into the fixed buffer [out, out+room): `produced` is set to the bytes
+    // written. Returns the bytes consumed, which is also fewer than n when the rest would
+    // not fit (feed again with more room); with room >= n * kMaxExpansion it always fits.
+    // At least one byte is consumed when room >= kMaxExpansion, n > 0 and not done().
+    std::size_t feed(const char* p, std::size_t n, char* out, std::size_t room, std::size_t& produced);
     bool done() const { return state_ == State::done; }
     std::uint64_t size() const { return size_; }
     // Line ends other than CRLF seen so far (each normalised to CRLF).
@@ -35,22 +48,16 @@ private:
     // bol: start of a line; dot: the line so far is "."; dot_cr: ".", then CRs;
     // mid: inside a line; cr: inside a line, then CRs.
     enum class State { bol, dot, dot_cr, mid, cr, done };
-    void emit(std::string& out, const char* p, std::size_t n) {
-        out.append(p, n);
-        size_ += n;
-    }
-    // The end of a line that is not "." alone; crlf: it ended with CRLF.
-    void end_line(std::string& out, bool crlf) {
-        emit(out, "\r\n", 2);
-        end_dot_line(crlf);
-    }
+    template <class Out>
+    std::size_t decode(const char* p, std::size_t n, Out& out);
     void end_dot_line(bool crlf) {
         prev_crlf_ = crlf;
         if (!crlf) ++bare_;
         state_ = State::bol;
     }
     State state_ = State::bol;
-    bool prev_crlf_ = true;  // the previous line ended with CRLF (DATA's own line did)
+    bool prev_crlf_ = true;   // the previous line ended with CRLF (DATA's own line did)
+    bool single_cr_ = false;  // cr: one CR so far (a CRLF then is the input as it came)
     std::uint64_t size_ = 0;
     std::uint64_t bare_ = 0;
 };
