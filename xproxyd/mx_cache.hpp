@@ -7,7 +7,7 @@
 // injectable for tests. Otherwise not thread-safe: one cache per MxLookup, used on its
 // strand. An entry's size is bounded by the lookup's limits (max_mx_hosts names,
 // max_addresses addresses, a `why` of about 1 KB), so the cache holds at most about
-// capacity x 4 KB with the defaults.
+// capacity x 6 KB with the defaults.
 #pragma once
 
 #include <atomic>
