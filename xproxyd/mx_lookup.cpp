@@ -100,8 +100,8 @@ std::vector<int> address_types(MxFamilies f) {
 
 class MxLookup::Impl : public std::enable_shared_from_this<Impl> {
 public:
-    Impl(asio::any_io_executor ex, MxLookupConfig cfg, MxRandom random, MxCache::Clock clock)
-        : strand_(asio::make_strand(std::move(ex))),
+    Impl(const asio::any_io_executor& ex, MxLookupConfig cfg, MxRandom random, MxCache::Clock clock)
+        : strand_(asio::make_strand(ex)),
           cfg_(std::move(cfg)),
           random_(random ? std::move(random) : default_mx_random()),
           cache_(cfg_.cache_entries, std::move(clock)),
@@ -475,8 +475,11 @@ asio::awaitable<MxResult> MxLookup::Impl::lookup(std::string domain) {
                 Pending& p;
                 ~Done() {
                     --self.resolving_;
-                    self.pending_.erase(key);
-                    p.wake.cancel();
+                    try {
+                        self.pending_.erase(key);
+                        p.wake.cancel();
+                    } catch (...) {  // neither throws in practice; a destructor must not
+                    }
                 }
             } done{*this, key, *p};
             MxAnswer answer = co_await resolve(key);
@@ -496,9 +499,9 @@ asio::awaitable<MxResult> MxLookup::Impl::lookup(std::string domain) {
     co_return result;
 }
 
-Expected<std::unique_ptr<MxLookup>> MxLookup::create(asio::any_io_executor executor, MxLookupConfig config,
+Expected<std::unique_ptr<MxLookup>> MxLookup::create(const asio::any_io_executor& executor, MxLookupConfig config,
                                                      MxRandom random, MxCache::Clock clock) {
-    auto impl = std::make_shared<Impl>(std::move(executor), std::move(config), std::move(random), std::move(clock));
+    auto impl = std::make_shared<Impl>(executor, std::move(config), std::move(random), std::move(clock));
     if (auto ok = impl->init(); !ok) return Failure{ok.error()};
     return std::unique_ptr<MxLookup>(new MxLookup(std::move(impl)));
 }

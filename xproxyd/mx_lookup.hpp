@@ -91,8 +91,9 @@ class MxLookup {
 public:
     // Fails (with the reason) on a bad forwarder, trust anchor, option or limit.
     // `random` and `clock` default to a seeded engine and the steady clock.
-    static Expected<std::unique_ptr<MxLookup>> create(boost::asio::any_io_executor executor, MxLookupConfig config,
-                                                      MxRandom random = {}, MxCache::Clock clock = {});
+    static Expected<std::unique_ptr<MxLookup>> create(const boost::asio::any_io_executor& executor,
+                                                      MxLookupConfig config, MxRandom random = {},
+                                                      MxCache::Clock clock = {});
     ~MxLookup();
     MxLookup(const MxLookup&) = delete;
     MxLookup& operator=(const MxLookup&) = delete;

@@ -675,12 +675,14 @@ TEST(MxLookupTest, SharedByLookupsOnSeveralThreads) {
     ASSERT_TRUE(mx) << mx.error();
     auto guard = asio::make_work_guard(io);
     std::vector<std::thread> runners;
+    runners.reserve(3);
     for (int t = 0; t < 3; ++t) runners.emplace_back([&io] { io.run(); });
     constexpr int kCallers = 4;
     constexpr int kEach = 40;
     std::atomic<int> good{0};
     std::atomic<int> done{0};
     std::vector<std::thread> callers;
+    callers.reserve(kCallers);
     for (int t = 0; t < kCallers; ++t)
         callers.emplace_back([&, t] {
             auto strand = asio::make_strand(io);
