@@ -22,9 +22,11 @@
 // destinations, an address listed once. Each answer carries libunbound's DNSSEC `secure`
 // flag (the MX answer's, and each address's); DNSSEC needs a trust anchor.
 //
-// Answers are cached by domain for the smallest TTL of the answers used (capped by
-// max_cache_ttl); temporary failures and answers in which a host failed temporarily are
-// not. A cached answer's equal preferences are shuffled again on every hit.
+// Answers are cached by domain for the smallest TTL of the answers used, a host's
+// NXDOMAIN or NODATA included (capped by max_cache_ttl); temporary failures and answers
+// in which a host failed temporarily are not. A cached answer's equal preferences are
+// shuffled again on every hit. What an answer keeps is bounded while it is decoded
+// (max_addresses_per_host, max_addresses), so is every cache entry.
 //
 // Asynchrony: libunbound resolves in its own thread (ub_ctx_async); its result pipe
 // (ub_fd) is watched by an asio::posix::stream_descriptor on a strand of the given
