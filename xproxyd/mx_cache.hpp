@@ -3,10 +3,14 @@
 // An entry lives as long as its DNS TTL allows (the smallest TTL of the answers used,
 // capped by the caller), and at most `capacity` entries are kept: the least recently
 // used one goes first. A lookup of an expired entry removes it and counts as a miss.
-// Hits and misses are counted for the hit rate. The clock is injectable for tests. Not
-// thread-safe: one cache per MxLookup, used from its executor.
+// Hits and misses are counted for the hit rate (readable from any thread). The clock is
+// injectable for tests. Otherwise not thread-safe: one cache per MxLookup, used on its
+// strand. An entry's size is bounded by the lookup's limits (max_mx_hosts names,
+// max_addresses addresses, a `why` of about 1 KB), so the cache holds at most about
+// capacity x 6 KB with the defaults.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -35,8 +39,8 @@ public:
 
     std::size_t size() const { return index_.size(); }
     std::size_t capacity() const { return capacity_; }
-    std::uint64_t hits() const { return hits_; }
-    std::uint64_t misses() const { return misses_; }
+    std::uint64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+    std::uint64_t misses() const { return misses_.load(std::memory_order_relaxed); }
 
 private:
     struct Entry {
@@ -50,8 +54,8 @@ private:
     Clock clock_;
     List lru_;
     std::unordered_map<std::string, List::iterator> index_;
-    std::uint64_t hits_ = 0;
-    std::uint64_t misses_ = 0;
+    std::atomic<std::uint64_t> hits_{0};  // read from any thread
+    std::atomic<std::uint64_t> misses_{0};
 };
 
 }  // namespace xproxy::xproxyd

@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/text.hpp>
@@ -22,7 +25,6 @@ constexpr int kTypeA = 1;
 constexpr int kTypeMx = 15;
 constexpr int kTypeAaaa = 28;
 constexpr int kClassIn = 1;
-constexpr std::size_t kMaxWhy = 1000;  // bytes of notes kept in a result's text
 
 std::string_view type_name(int type) {
     switch (type) {
@@ -41,14 +43,6 @@ std::string rcode_name(int rcode) {
         case 5: return "REFUSED";
         default: return "rcode " + std::to_string(rcode);
     }
-}
-
-// Appends "; note" to `why` while it is short enough to be read.
-void add_note(std::string& why, const std::string& note) {
-    if (why.size() >= kMaxWhy) return;
-    if (!why.empty()) why += "; ";
-    why += note;
-    if (why.size() > kMaxWhy) why.replace(kMaxWhy, std::string::npos, "...");
 }
 
 // One DNS answer as the lookup needs it.
@@ -106,12 +100,12 @@ std::vector<int> address_types(MxFamilies f) {
 
 class MxLookup::Impl : public std::enable_shared_from_this<Impl> {
 public:
-    Impl(asio::any_io_executor ex, MxLookupConfig cfg, MxRandom random, MxCache::Clock clock)
-        : ex_(std::move(ex)),
+    Impl(const asio::any_io_executor& ex, MxLookupConfig cfg, MxRandom random, MxCache::Clock clock)
+        : strand_(asio::make_strand(ex)),
           cfg_(std::move(cfg)),
           random_(random ? std::move(random) : default_mx_random()),
           cache_(cfg_.cache_entries, std::move(clock)),
-          fd_(ex_) {}
+          fd_(strand_) {}
     ~Impl() {
         if (fd_.is_open()) fd_.release();  // the descriptor is libunbound's
         if (ctx_) ub_ctx_delete(ctx_);
@@ -120,15 +114,17 @@ public:
     Impl& operator=(const Impl&) = delete;
 
     Expected<void> init();
+    // Runs on strand_ only (MxLookup::lookup spawns it there).
     asio::awaitable<MxResult> lookup(std::string domain);
     const MxCache& cache() const { return cache_; }
+    const asio::strand<asio::any_io_executor>& strand() const { return strand_; }
 
 private:
     // One ub_resolve_async in flight. Its address is what libunbound's callback gets, so
     // it lives in a unique_ptr owned by the awaiting coroutine; destroyed before its
     // answer came, it cancels the query (libunbound then never calls back).
     struct Query {
-        Query(Impl& o, std::string n, int t) : owner(o), name(std::move(n)), type(t), timer(o.ex_) {}
+        Query(Impl& o, std::string n, int t) : owner(o), name(std::move(n)), type(t), timer(o.strand_) {}
         ~Query() {
             if (!done) owner.cancel(*this);
             if (result) ub_resolve_free(result);
@@ -146,33 +142,59 @@ private:
         ub_result* result = nullptr;
     };
 
+    // A domain being resolved: later lookups of it wait for this one's answer.
+    struct Pending {
+        explicit Pending(const asio::strand<asio::any_io_executor>& s) : wake(s) {}
+        asio::steady_timer wake;  // never expires: cancelled when the answer is there
+        std::optional<MxAnswer> answer;
+    };
+
     static void on_answer(void* data, int err, ub_result* result);
+    void stop_resolver(int rc);
     std::unique_ptr<Query> start(const std::string& name, int type);
     asio::awaitable<DnsAnswer> finish(Query& q);
     void cancel(Query& q);
     void watch();
     asio::awaitable<MxAnswer> resolve(const std::string& domain);
 
-    asio::any_io_executor ex_;
+    // Everything below is used on strand_ only: the lookups' bodies, the timers, the
+    // descriptor's handler and so libunbound's callbacks (they run inside ub_process).
+    asio::strand<asio::any_io_executor> strand_;
     MxLookupConfig cfg_;
     MxRandom random_;
     MxCache cache_;
     ub_ctx* ctx_ = nullptr;
     asio::posix::stream_descriptor fd_;  // ub_fd(): readable when answers are waiting
     std::size_t outstanding_ = 0;        // queries whose callback has not run
+    std::unordered_set<Query*> live_;    // those queries
     bool watching_ = false;
+    bool broken_ = false;        // ub_process failed for good: every query fails at once
+    std::size_t resolving_ = 0;  // lookups asking the DNS (max_lookups_in_flight)
+    std::unordered_map<std::string, std::shared_ptr<Pending>> pending_;
 };
 
 Expected<void> MxLookup::Impl::init() {
     if (cfg_.max_mx_hosts == 0 || cfg_.max_addresses == 0)
         return Failure{"MX lookup: the host and address limits must be at least 1"};
+    if (cfg_.max_addresses_per_host == 0 || cfg_.max_lookups_in_flight == 0)
+        return Failure{"MX lookup: the per-host address and in-flight limits must be at least 1"};
+    if (cfg_.max_mx_hosts > 1000 || cfg_.max_lookups_in_flight > 10000)
+        return Failure{"MX lookup: at most 1000 MX hosts and 10000 lookups in flight"};
     if (cfg_.query_timeout.count() <= 0) return Failure{"MX lookup: the query timeout must be positive"};
+    if (cfg_.max_cache_ttl.count() < 0)
+        return Failure{"MX lookup: the maximum cache TTL must not be negative (0 disables the cache)"};
     ctx_ = ub_ctx_create();
     if (!ctx_) return Failure{"MX lookup: cannot create the libunbound context"};
     // Resolve in a thread of libunbound's, not a forked process: nothing to reap, and the
     // answers come back through a pipe this io_context watches.
     if (int rc = ub_ctx_async(ctx_, 1))
         return Failure{std::string("MX lookup: libunbound threads: ") + ub_strerror(rc)};
+    // Room for every query the in-flight limit allows (one MX, two address queries per
+    // host); a query given up on may hold its slot until libunbound's own timeout.
+    std::size_t slots = std::max<std::size_t>(
+        1024, std::min<std::size_t>(65536, cfg_.max_lookups_in_flight * (1 + 2 * cfg_.max_mx_hosts)));
+    if (int rc = ub_ctx_set_option(ctx_, "num-queries-per-thread:", std::to_string(slots).c_str()))
+        return Failure{std::string("MX lookup: libunbound num-queries-per-thread: ") + ub_strerror(rc)};
     for (const auto& [name, value] : cfg_.unbound_options) {
         if (int rc = ub_ctx_set_option(ctx_, name.c_str(), value.c_str()))
             return Failure{"MX lookup: libunbound option \"" + escape_value(name) + "\" \"" + escape_value(value) +
@@ -209,26 +231,43 @@ void MxLookup::Impl::on_answer(void* data, int err, ub_result* result) {
     q->err = err;
     q->result = result;
     --q->owner.outstanding_;
+    q->owner.live_.erase(q);
     q->timer.cancel();  // wakes finish()
+}
+
+// libunbound's pipe is broken (UB_PIPE): every outstanding query fails now, and every
+// later one at once; the pipe is not watched again (it would stay readable: a spin).
+void MxLookup::Impl::stop_resolver(int rc) {
+    if (!broken_) log::error("event=mx_lookup_error what=ub_process error=\"%s\" action=stopped", ub_strerror(rc));
+    broken_ = true;
+    for (Query* q : live_) {
+        q->done = true;
+        q->err = rc;
+        q->timer.cancel();
+    }
+    live_.clear();
+    outstanding_ = 0;
 }
 
 std::unique_ptr<MxLookup::Impl::Query> MxLookup::Impl::start(const std::string& name, int type) {
     auto q = std::make_unique<Query>(*this, name, type);
     q->timer.expires_after(cfg_.query_timeout);
-    int rc = ub_resolve_async(ctx_, q->name.c_str(), type, kClassIn, q.get(), &Impl::on_answer, &q->id);
+    int rc = broken_ ? UB_PIPE
+                     : ub_resolve_async(ctx_, q->name.c_str(), type, kClassIn, q.get(), &Impl::on_answer, &q->id);
     if (rc != 0) {
         q->done = true;
         q->err = rc;
         return q;
     }
     ++outstanding_;
+    live_.insert(q.get());
     watch();
     return q;
 }
 
 // The answer of a started query, or a temporary failure once its timeout has passed.
-// The callback runs on this executor (inside ub_process), so `done` cannot change
-// between the test and the wait.
+// The callback runs on the strand (inside ub_process), so `done` cannot change between
+// the test and the wait.
 asio::awaitable<DnsAnswer> MxLookup::Impl::finish(Query& q) {
     if (!q.done) {
         error_code ec;
@@ -249,6 +288,7 @@ void MxLookup::Impl::cancel(Query& q) {
     ub_cancel(ctx_, q.id);  // an answer already in the pipe is dropped by ub_process
     q.done = true;
     --outstanding_;
+    live_.erase(&q);
     if (outstanding_ == 0 && watching_) {  // nothing to wait for: let run() return
         error_code ec;
         fd_.cancel(ec);
@@ -272,8 +312,12 @@ void MxLookup::Impl::watch() {
             log::debug("event=mx_lookup_error what=wait error=%s", ec.message().c_str());
             return;  // the queries' timeouts end them
         }
-        if (int rc = ub_process(self->ctx_))
+        if (int rc = ub_process(self->ctx_); rc == UB_PIPE) {
+            self->stop_resolver(rc);
+            return;
+        } else if (rc != 0) {
             log::debug("event=mx_lookup_error what=ub_process error=%s", ub_strerror(rc));
+        }
         self->watch();
     });
 }
@@ -305,7 +349,7 @@ asio::awaitable<MxAnswer> MxLookup::Impl::resolve(const std::string& domain) {
             for (const auto& rd : mx.rdata) {
                 auto rec = decode_mx_rdata(rd);
                 if (rec) all.push_back(std::move(*rec));
-                else add_note(notes, rec.error());
+                else add_mx_note(notes, rec.error());
             }
             // Judged on the records that decode: a null MX beside a broken record is still
             // the domain's statement that it takes no mail.
@@ -326,18 +370,25 @@ asio::awaitable<MxAnswer> MxLookup::Impl::resolve(const std::string& domain) {
         }
     }
 
-    // Every address query at once; answers are taken in delivery order.
+    // Every address query at once; answers are taken in delivery order. What is kept is
+    // bounded while decoding: max_addresses_per_host per host, max_addresses in all.
     std::vector<int> types = address_types(cfg_.families);
     std::vector<std::unique_ptr<Query>> queries;
     for (const auto& rec : records)
         for (int t : types) queries.push_back(start(rec.target, t));
+    const MxAddressRules rules{cfg_.families, &cfg_.refused_destinations, cfg_.max_addresses_per_host};
+    std::size_t left = cfg_.max_addresses;
+    std::size_t refused = 0;
     bool temporary = false;
-    std::uint32_t ttl_used = mx.ttl;  // also for an implicit MX: the NODATA that made it one
-    std::uint32_t ttl_all = mx.ttl;
+    // The smallest TTL of every answer used, a host's NXDOMAIN or NODATA included: the
+    // entry must not outlive any of them. Also for an implicit MX: the NODATA that made it one.
+    std::uint32_t ttl = mx.ttl;
     std::size_t qi = 0;
     for (const auto& rec : records) {
+        if (left == 0) break;  // the rest is cancelled with `queries`
         MxHost host{rec.target, rec.preference, {}};
         std::string host_notes;
+        std::string refusals;
         for (int t : types) {
             DnsAnswer a = co_await finish(*queries[qi]);
             queries[qi++].reset();
@@ -345,43 +396,43 @@ asio::awaitable<MxAnswer> MxLookup::Impl::resolve(const std::string& domain) {
             switch (a.kind) {
                 case DnsAnswer::Kind::temporary:
                     temporary = true;
-                    add_note(host_notes, a.error);
+                    add_mx_note(host_notes, a.error);
                     continue;
                 case DnsAnswer::Kind::nxdomain:
                     if (host_notes.find(": no such host") == std::string::npos)  // once, not per family
-                        add_note(host_notes, rec.target + ": no such host");
+                        add_mx_note(host_notes, rec.target + ": no such host");
                     break;
-                case DnsAnswer::Kind::nodata: add_note(host_notes, rec.target + ": no " + what + " record"); break;
-                case DnsAnswer::Kind::data: {
-                    std::size_t before = host.addresses.size();
-                    for (const auto& rd : a.rdata) {
-                        const auto* b = reinterpret_cast<const std::uint8_t*>(rd.data());
-                        if (t == kTypeA && rd.size() == 4) host.addresses.push_back({IpAddress::v4_bytes(b), a.secure});
-                        else if (t == kTypeAaaa && rd.size() == 16)
-                            host.addresses.push_back({IpAddress::v6_bytes(b), a.secure});
-                    }
-                    if (host.addresses.size() > before) ttl_used = std::min(ttl_used, a.ttl);
+                case DnsAnswer::Kind::nodata: add_mx_note(host_notes, rec.target + ": no " + what + " record"); break;
+                case DnsAnswer::Kind::data:
+                    refused += add_host_addresses(host, t == kTypeAaaa, a.rdata, a.secure, rules, left, refusals);
                     break;
-                }
             }
-            ttl_all = std::min(ttl_all, a.ttl);
+            ttl = std::min(ttl, a.ttl);
         }
-        if (host.addresses.empty()) add_note(notes, host_notes);
-        else out.hosts.push_back(std::move(host));
+        if (host.addresses.empty()) {
+            add_mx_note(host_notes, refusals);
+            add_mx_note(notes, host_notes);
+        } else {
+            if (!refusals.empty()) add_mx_note(notes, refusals);
+            out.hosts.push_back(std::move(host));
+        }
     }
     if (!out.hosts.empty()) {
         out.status = MxStatus::ok;
         out.partial = temporary;
         out.why = notes;
-        out.ttl = ttl_used;
+        out.ttl = ttl;
     } else if (temporary) {
         out.status = MxStatus::temporary;
         out.why = domain + ": no MX host has an address now: " + notes;
     } else {
         out.status = MxStatus::no_address;
-        out.why = domain + (out.implicit_mx ? ": no MX record and no address: " : ": no MX host has an address: ") +
+        out.why = domain +
+                  (refused > 0       ? ": every address found is a refused destination: "
+                   : out.implicit_mx ? ": no MX record and no address: "
+                                     : ": no MX host has an address: ") +
                   notes;
-        out.ttl = ttl_all;
+        out.ttl = ttl;
     }
     co_return out;
 }
@@ -389,7 +440,7 @@ asio::awaitable<MxAnswer> MxLookup::Impl::resolve(const std::string& domain) {
 asio::awaitable<MxResult> MxLookup::Impl::lookup(std::string domain) {
     MxResult result;
     if (!domain.empty() && domain.front() == '[') {
-        result = to_result(answer_for_literal(domain, cfg_.families), cfg_.max_addresses);
+        result = to_result(answer_for_literal(domain, cfg_.families, cfg_.refused_destinations), cfg_.max_addresses);
     } else if (auto valid = check_domain_name(domain); !valid) {
         result.status = MxStatus::invalid_domain;
         result.why = valid.error();
@@ -399,13 +450,45 @@ asio::awaitable<MxResult> MxLookup::Impl::lookup(std::string domain) {
             sort_and_shuffle(hit->hosts, random_);  // spread the load on every use
             result = to_result(*hit, cfg_.max_addresses);
             result.from_cache = true;
+        } else if (auto it = pending_.find(key); it != pending_.end()) {
+            // Asked already: wait for that answer rather than ask again.
+            std::shared_ptr<Pending> p = it->second;
+            error_code ec;
+            co_await p->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (p->answer) {
+                MxAnswer answer = *p->answer;
+                sort_and_shuffle(answer.hosts, random_);
+                result = to_result(answer, cfg_.max_addresses);
+            } else {
+                result.why = key + ": the lookup it waited for ended without an answer";
+            }
+        } else if (resolving_ >= cfg_.max_lookups_in_flight) {
+            result.why = key + ": too many MX lookups in flight (" + std::to_string(cfg_.max_lookups_in_flight) + ")";
         } else {
+            auto p = std::make_shared<Pending>(strand_);
+            p->wake.expires_at(asio::steady_timer::time_point::max());
+            pending_.emplace(key, p);
+            ++resolving_;
+            struct Done {  // however resolve() ends, the waiters wake and the slot is free
+                Impl& self;
+                const std::string& key;
+                Pending& p;
+                ~Done() {
+                    --self.resolving_;
+                    try {
+                        self.pending_.erase(key);
+                        p.wake.cancel();
+                    } catch (...) {  // neither throws in practice; a destructor must not
+                    }
+                }
+            } done{*this, key, *p};
             MxAnswer answer = co_await resolve(key);
             bool cacheable = answer.status == MxStatus::ok ? !answer.partial : is_permanent(answer.status);
             auto cap = static_cast<std::uint32_t>(
                 std::min<std::int64_t>(cfg_.max_cache_ttl.count(), std::numeric_limits<std::uint32_t>::max()));
             if (cacheable) cache_.put(key, answer, std::min(answer.ttl, cap));
             result = to_result(answer, cfg_.max_addresses);
+            p->answer = std::move(answer);
         }
     }
     if (log::enabled(log::Level::debug))
@@ -416,9 +499,9 @@ asio::awaitable<MxResult> MxLookup::Impl::lookup(std::string domain) {
     co_return result;
 }
 
-Expected<std::unique_ptr<MxLookup>> MxLookup::create(asio::any_io_executor executor, MxLookupConfig config,
+Expected<std::unique_ptr<MxLookup>> MxLookup::create(const asio::any_io_executor& executor, MxLookupConfig config,
                                                      MxRandom random, MxCache::Clock clock) {
-    auto impl = std::make_shared<Impl>(std::move(executor), std::move(config), std::move(random), std::move(clock));
+    auto impl = std::make_shared<Impl>(executor, std::move(config), std::move(random), std::move(clock));
     if (auto ok = impl->init(); !ok) return Failure{ok.error()};
     return std::unique_ptr<MxLookup>(new MxLookup(std::move(impl)));
 }
@@ -427,7 +510,9 @@ MxLookup::~MxLookup() = default;
 
 asio::awaitable<MxResult> MxLookup::lookup(std::string domain) {
     std::shared_ptr<Impl> self = impl_;  // a lookup in flight keeps the resolver alive
-    MxResult r = co_await self->lookup(std::move(domain));
+    // The body runs on the lookup's strand, whatever the caller's executor; the caller
+    // resumes on its own.
+    MxResult r = co_await asio::co_spawn(self->strand(), self->lookup(std::move(domain)), asio::use_awaitable);
     co_return r;
 }
 

@@ -13,24 +13,32 @@
 //   MX records                                              by preference, equal ones shuffled,
 //                                                           at most max_mx_hosts resolved
 // Each host is resolved to A and/or AAAA (`families`, in that order within the host); a
-// host that does not resolve is skipped. When no host has an address the result is
+// host that does not resolve is skipped. An AAAA ::ffff:a.b.c.d is the IPv4 a.b.c.d (and
+// dropped for families=ipv6), an AAAA ::a.b.c.d is dropped, a refused destination is
+// dropped and said; when every address found is refused the result is `no_address`. When no host has an address the result is
 // `temporary` if any address query failed temporarily, else `no_address` (permanent: the
 // DNS said, with authority, that there is nothing to connect to; RFC 5321 5.1 calls it an
 // error without saying which kind, and Postfix bounces it too). At most max_addresses
 // destinations, an address listed once. Each answer carries libunbound's DNSSEC `secure`
 // flag (the MX answer's, and each address's); DNSSEC needs a trust anchor.
 //
-// Answers are cached by domain for the smallest TTL of the answers used (capped by
-// max_cache_ttl); temporary failures and answers in which a host failed temporarily are
-// not. A cached answer's equal preferences are shuffled again on every hit.
+// Answers are cached by domain for the smallest TTL of the answers used, a host's
+// NXDOMAIN or NODATA included (capped by max_cache_ttl); temporary failures and answers
+// in which a host failed temporarily are not. A cached answer's equal preferences are
+// shuffled again on every hit. What an answer keeps is bounded while it is decoded
+// (max_addresses_per_host, max_addresses), so is every cache entry.
 //
 // Asynchrony: libunbound resolves in its own thread (ub_ctx_async); its result pipe
-// (ub_fd) is watched by an asio::posix::stream_descriptor on the given executor and
-// ub_process() runs there when it is readable, completing each query's awaitable. All
-// queries of a host list run at once. Use an MxLookup from one thread (its executor, a
-// single-threaded io_context or a strand) and destroy it before its io_context; a lookup
-// in flight keeps the resolver alive. Nothing is logged except at debug level; failures
-// come back as values whose text escapes every byte from the DNS.
+// (ub_fd) is watched by an asio::posix::stream_descriptor on a strand of the given
+// executor and ub_process() runs there when it is readable, completing each query's
+// awaitable. Every lookup's body runs on that strand too (lookup() spawns it there and
+// resumes the caller on its own executor), so one MxLookup may be shared by coroutines
+// on any executor of a multi-threaded io_context. All queries of a host list run at once;
+// concurrent lookups of one domain share one set of queries. Destroy the MxLookup before
+// its io_context; a lookup in flight keeps the resolver alive. Nothing is logged except
+// at debug level and once if libunbound's pipe breaks (then every query fails as
+// temporary); failures come back as values whose text escapes every byte from the DNS
+// and is at most kMaxMxNotes bytes (plus the domain).
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
@@ -66,17 +74,28 @@ struct MxLookupConfig {
     // IPv6 destination, one without IPv4 only one more address to try.
     MxFamilies families = MxFamilies::ipv4_first;
     std::size_t max_mx_hosts = 10;
-    std::size_t max_addresses = 20;
+    std::size_t max_addresses = 20;  // kept per domain (and so per cache entry), not only returned
+    // Kept per host, both families together: a host with thousands of A records cannot
+    // crowd out the other hosts, nor fill the memory.
+    std::size_t max_addresses_per_host = 4;
+    // Never connected to (A/AAAA answers and address literals); a refused address is said
+    // in `why`. Closed by default: see default_refused_destinations() (loopback, private,
+    // link-local, ...). `localhost` (libunbound's built-in local zone) is refused with it.
+    CidrSet refused_destinations = default_refused_destinations();
+    // Lookups asking the DNS at once; one more fails at once as temporary (no queue).
+    // Lookups of a domain already being asked wait for that answer and do not count.
+    std::size_t max_lookups_in_flight = 100;
     std::size_t cache_entries = 10000;
-    std::chrono::seconds max_cache_ttl{3600};
+    std::chrono::seconds max_cache_ttl{3600};  // negative: refused by create()
 };
 
 class MxLookup {
 public:
     // Fails (with the reason) on a bad forwarder, trust anchor, option or limit.
     // `random` and `clock` default to a seeded engine and the steady clock.
-    static Expected<std::unique_ptr<MxLookup>> create(boost::asio::any_io_executor executor, MxLookupConfig config,
-                                                      MxRandom random = {}, MxCache::Clock clock = {});
+    static Expected<std::unique_ptr<MxLookup>> create(const boost::asio::any_io_executor& executor,
+                                                      MxLookupConfig config, MxRandom random = {},
+                                                      MxCache::Clock clock = {});
     ~MxLookup();
     MxLookup(const MxLookup&) = delete;
     MxLookup& operator=(const MxLookup&) = delete;

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include <xproxy/base/escape.hpp>
+#include <xproxy/base/invariant.hpp>
 #include <xproxy/base/text.hpp>
 
 namespace xproxy::xproxyd {
@@ -22,7 +23,90 @@ bool hostname_byte(char c) {
 
 std::string quoted(std::string_view name) { return "\"" + escape_value(name, kShown) + "\""; }
 
+struct SpecialUse {
+    const char* prefix;
+    const char* name;
+};
+// First match names the range: broadcast before the rest of 240/4.
+constexpr SpecialUse kSpecialUse[] = {
+    {"0.0.0.0/8", "unspecified"},  {"10.0.0.0/8", "private"},        {"100.64.0.0/10", "shared"},
+    {"127.0.0.0/8", "loopback"},   {"169.254.0.0/16", "link-local"}, {"172.16.0.0/12", "private"},
+    {"192.168.0.0/16", "private"}, {"224.0.0.0/4", "multicast"},     {"255.255.255.255/32", "broadcast"},
+    {"240.0.0.0/4", "reserved"},   {"::/128", "unspecified"},        {"::1/128", "loopback"},
+    {"fc00::/7", "unique-local"},  {"fe80::/10", "link-local"},      {"ff00::/8", "multicast"},
+};
+
+// ::a.b.c.d (RFC 4291 2.5.5.1, deprecated): neither :: nor ::1.
+bool v4_compatible(const IpAddress& a) {
+    if (!a.is_v6()) return false;
+    const std::uint8_t* b = a.data();
+    for (int i = 0; i < 12; ++i)
+        if (b[i] != 0) return false;
+    return !(b[12] == 0 && b[13] == 0 && b[14] == 0 && b[15] <= 1);
+}
+
 }  // namespace
+
+void add_mx_note(std::string& notes, std::string_view note) {
+    if (note.empty() || notes.size() >= kMaxMxNotes) return;
+    if (!notes.empty()) notes += "; ";
+    notes += note;
+    if (notes.size() > kMaxMxNotes) notes.replace(kMaxMxNotes, std::string::npos, "...");
+}
+
+CidrSet default_refused_destinations() {
+    CidrSet set;
+    for (const auto& s : kSpecialUse) {
+        auto c = Cidr::parse(s.prefix);
+        XPROXY_INVARIANT(c.has_value());
+        set.add(*c);
+    }
+    return set;
+}
+
+std::optional<std::string> refused_destination(const CidrSet& refused, const IpAddress& a) {
+    if (!refused.contains(a)) return std::nullopt;
+    std::string name = "refused_destinations";
+    for (const auto& s : kSpecialUse) {
+        auto c = Cidr::parse(s.prefix);
+        if (c && c->contains(a)) {
+            name = s.name;
+            break;
+        }
+    }
+    return "refused destination " + a.normalized().to_string() + " (" + name + ")";
+}
+
+std::size_t add_host_addresses(MxHost& host, bool aaaa, const std::vector<std::string>& rdata, bool secure,
+                               const MxAddressRules& rules, std::size_t& left, std::string& notes) {
+    std::size_t refused = 0;
+    for (const auto& rd : rdata) {
+        if (left == 0 || host.addresses.size() >= rules.per_host) break;
+        const auto* b = reinterpret_cast<const std::uint8_t*>(rd.data());
+        IpAddress a;
+        if (!aaaa && rd.size() == 4) a = IpAddress::v4_bytes(b);
+        else if (aaaa && rd.size() == 16) a = IpAddress::v6_bytes(b).normalized();
+        else continue;
+        if (aaaa && a.is_v4() && rules.families == MxFamilies::ipv6) continue;  // IPv4 however it is written
+        if (v4_compatible(a)) {
+            add_mx_note(notes, host.name + ": IPv4-compatible address " + a.to_string() + " dropped");
+            continue;
+        }
+        if (rules.refused) {
+            if (auto why = refused_destination(*rules.refused, a)) {
+                add_mx_note(notes, host.name + ": " + *why);
+                ++refused;
+                continue;
+            }
+        }
+        bool dup = false;
+        for (const auto& have : host.addresses) dup = dup || have.address == a;
+        if (dup) continue;
+        host.addresses.push_back(MxAddress{a, secure});
+        --left;
+    }
+    return refused;
+}
 
 std::optional<MxFamilies> parse_mx_families(std::string_view text) {
     if (text == "ipv4") return MxFamilies::ipv4;
@@ -81,7 +165,7 @@ Expected<IpAddress> parse_address_literal(std::string_view text) {
     return *a;
 }
 
-MxAnswer answer_for_literal(std::string_view text, MxFamilies families) {
+MxAnswer answer_for_literal(std::string_view text, MxFamilies families, const CidrSet& refused) {
     MxAnswer out;
     out.literal = true;
     auto addr = parse_address_literal(text);
@@ -94,6 +178,11 @@ MxAnswer answer_for_literal(std::string_view text, MxFamilies families) {
     if (!usable) {
         out.status = MxStatus::no_address;
         out.why = "address literal " + quoted(text) + " of a family that is not used";
+        return out;
+    }
+    if (auto why = refused_destination(refused, *addr)) {
+        out.status = MxStatus::no_address;
+        out.why = "address literal " + quoted(text) + ": " + *why;
         return out;
     }
     out.status = MxStatus::ok;
@@ -152,8 +241,7 @@ std::vector<MxRecord> select_mx_records(std::vector<MxRecord> records, std::size
     for (auto& r : records) {
         if (r.target.empty()) {
             // "." beside other records, or with a preference other than 0: no host there.
-            skipped += skipped.empty() ? "" : "; ";
-            skipped += "MX " + std::to_string(r.preference) + " \".\" is no host";
+            add_mx_note(skipped, "MX " + std::to_string(r.preference) + " \".\" is no host");
             continue;
         }
         // The first one has the best preference. A set, not a scan: an RRset of a 64 KiB
@@ -169,6 +257,8 @@ MxResult to_result(const MxAnswer& answer, std::size_t max_addresses) {
     MxResult r;
     r.status = answer.status;
     r.why = answer.why;
+    if (r.why.size() > kMaxMxNotes) r.why.replace(kMaxMxNotes, std::string::npos, "...");
+    r.partial = answer.partial;
     r.mx_secure = answer.mx_secure;
     r.implicit_mx = answer.implicit_mx;
     r.literal = answer.literal;

@@ -82,9 +82,40 @@ struct MxResult {
     bool mx_secure = false;
     bool implicit_mx = false;
     bool literal = false;
+    bool partial = false;  // as MxAnswer::partial: some host failed temporarily
     bool from_cache = false;
     std::uint32_t ttl = 0;  // remaining seconds for a cached answer
 };
+
+// Every text of a result is bounded: notes are appended "; "-separated up to this many
+// bytes, then "..." and nothing more.
+constexpr std::size_t kMaxMxNotes = 1000;
+void add_mx_note(std::string& notes, std::string_view note);
+
+// Destinations never connected to, whatever the DNS or an address literal says: the
+// special-use ranges an outside party could point a domain at to reach this host or its
+// internal networks (loopback, unspecified, link-local, multicast, broadcast and the rest
+// of 240/4, RFC 1918, shared address space 100.64/10, IPv6 unique-local). The
+// documentation ranges (192.0.2/24, 2001:db8::/32) are not in it.
+CidrSet default_refused_destinations();
+// "refused destination 127.0.0.1 (loopback)" when `refused` contains `a` (the name of
+// the special-use range, or "refused_destinations" for another entry); nullopt otherwise.
+std::optional<std::string> refused_destination(const CidrSet& refused, const IpAddress& a);
+
+// What may be kept of the addresses of one host's A or AAAA answer.
+struct MxAddressRules {
+    MxFamilies families = MxFamilies::ipv4_first;
+    const CidrSet* refused = nullptr;  // nullptr: none
+    std::size_t per_host = 4;          // addresses kept per host, both families together
+};
+// Decodes the rdata of an A (`aaaa` false) or AAAA answer into `host.addresses`, in
+// answer order: an AAAA ::ffff:a.b.c.d becomes the IPv4 a.b.c.d (dropped unless IPv4 is
+// among the families), an AAAA ::a.b.c.d (IPv4-compatible, deprecated) is dropped, a
+// refused destination is dropped and noted, an address the host has already is kept once.
+// Stops once the host has rules.per_host addresses or `left` (the addresses the whole
+// answer may still keep, decremented here) is 0. Returns the number of addresses refused.
+std::size_t add_host_addresses(MxHost& host, bool aaaa, const std::vector<std::string>& rdata, bool secure,
+                               const MxAddressRules& rules, std::size_t& left, std::string& notes);
 
 // A domain name the lookup may query: ASCII letters, digits, '-' and '_' (as Postfix's
 // valid_hostname), labels of 1..63 bytes that neither start nor end with '-', no empty
@@ -97,8 +128,8 @@ Expected<void> check_domain_name(std::string_view name);
 Expected<IpAddress> parse_address_literal(std::string_view text);
 
 // The answer for an address literal: one host, preference 0, no DNS, never secure;
-// no_address when its family is not among `families`.
-MxAnswer answer_for_literal(std::string_view text, MxFamilies families);
+// no_address when its family is not among `families` or `refused` contains it.
+MxAnswer answer_for_literal(std::string_view text, MxFamilies families, const CidrSet& refused);
 
 // One MX record decoded from its rdata (RFC 1035 3.3.9: 16-bit preference, then an
 // uncompressed wire name, as libunbound hands it over). The target is lower case without
@@ -136,14 +167,14 @@ void sort_and_shuffle(std::vector<T>& v, const MxRandom& random) {
     }
 }
 
-// The records to resolve: targets "." dropped (noted in `skipped`), duplicates of a
+// The records to resolve: targets "." dropped (noted in `skipped`, add_mx_note), duplicates of a
 // target kept once at its best preference, sorted and shuffled, at most max_hosts.
 std::vector<MxRecord> select_mx_records(std::vector<MxRecord> records, std::size_t max_hosts, const MxRandom& random,
                                         std::string& skipped);
 
 // The destinations of an answer in delivery order: hosts as they are, addresses within
 // a host as they are, an address already listed by an earlier host dropped, at most
-// max_addresses in all.
+// max_addresses in all; `why` at most kMaxMxNotes (+ "...") bytes.
 MxResult to_result(const MxAnswer& answer, std::size_t max_addresses);
 
 }  // namespace xproxy::xproxyd

@@ -52,6 +52,28 @@ many      IN MX 10 mx1
 many      IN MX 20 mx2
 many      IN MX 30 mx3
 many      IN MX 40 mx4
+loopmx    IN MX 10 ns1
+loopmx    IN MX 20 mx2
+looponly  IN MX 10 ns1
+mapped    IN A    192.0.2.51
+mapped    IN AAAA ::ffff:192.0.2.51
+mapped    IN AAAA ::192.0.2.52
+mapped    IN AAAA 2001:db8::51
+mappedmx  IN MX 10 mapped
+big       IN A    192.0.2.101
+big       IN A    192.0.2.102
+big       IN A    192.0.2.103
+big       IN A    192.0.2.104
+big       IN A    192.0.2.105
+big       IN A    192.0.2.106
+big       IN A    192.0.2.107
+big       IN A    192.0.2.108
+bigmx     IN MX 10 big
+bigmx     IN MX 20 mx2
+tmpmx     IN MX 10 mx.elsewhere.example.
+tmpmx     IN MX 20 mx2
+alltmp    IN MX 10 mx.elsewhere.example.
+alltmp    IN MX 20 mx.elsewhere2.example.
 """
 
 SIGNED_ZONE = """$ORIGIN signed.test.
@@ -86,8 +108,8 @@ zone:
   zonefile: signed.test.zone.signed
 """
 
-RESULT = re.compile(r'^result (\S+) status=(\S+) mx_secure=(\d) implicit=(\d) literal=(\d) cached=(\d) ttl=(\d+) '
-                    r'destinations=(\d+) why="(.*)"$')
+RESULT = re.compile(r'^result (\S+) status=(\S+) mx_secure=(\d) implicit=(\d) literal=(\d) cached=(\d) partial=(\d) '
+                    r'ttl=(\d+) destinations=(\d+) why="(.*)"$')
 DEST = re.compile(r'^dest (\S+) (\d+) host=(\S+) pref=(\d+) addr=(\S+) mx_secure=(\d) addr_secure=(\d)$')
 
 
@@ -107,8 +129,8 @@ def parse(out):
         elif m := RESULT.match(line):
             rounds[-1][m.group(1)] = {"status": m.group(2), "mx_secure": m.group(3) == "1",
                                       "implicit": m.group(4) == "1", "literal": m.group(5) == "1",
-                                      "cached": m.group(6) == "1", "ttl": int(m.group(7)), "why": m.group(9),
-                                      "dests": []}
+                                      "cached": m.group(6) == "1", "partial": m.group(7) == "1",
+                                      "ttl": int(m.group(8)), "why": m.group(10), "dests": []}
         elif m := DEST.match(line):
             rounds[-1][m.group(1)]["dests"].append((m.group(3), int(m.group(4)), m.group(5), m.group(6) == "1",
                                                     m.group(7) == "1"))
@@ -176,7 +198,8 @@ class MxLookupNsd(E2ETestCase):
         self.assertEqual([d[:3] for d in r["prefs.example.test"]["dests"]],
                          [("mx1.example.test", 10, "192.0.2.11"), ("mx1.example.test", 10, "2001:db8::11"),
                           ("mx2.example.test", 20, "192.0.2.12"), ("mx3.example.test", 30, "192.0.2.13")])
-        self.assertEqual(r["prefs.example.test"]["ttl"], 300)
+        # mx2 and mx3 have no AAAA: that NODATA (SOA minimum 60) bounds the entry, not the MX's 300.
+        self.assertEqual(r["prefs.example.test"]["ttl"], 60)
         self.assertFalse(r["prefs.example.test"]["mx_secure"])
         # No MX: the domain itself, preference 0.
         self.assertEqual(r["implicit.example.test"]["status"], "ok")
@@ -270,6 +293,66 @@ class MxLookupNsd(E2ETestCase):
         rounds, _ = self.lookup("signed.test")
         self.assertFalse(rounds[0]["signed.test"]["mx_secure"])
         self.assertFalse(rounds[0]["signed.test"]["dests"][0][4])
+
+    def test_refused_destinations(self):
+        # ns1 is 127.0.0.1: refused by default, said, the next host used; alone: permanent.
+        rounds, _ = self.lookup("loopmx.example.test", "looponly.example.test", "[127.0.0.1]")
+        r = rounds[0]
+        self.assertEqual([d[:3] for d in r["loopmx.example.test"]["dests"]], [("mx2.example.test", 20, "192.0.2.12")])
+        self.assertIn("ns1.example.test: refused destination 127.0.0.1 (loopback)", r["loopmx.example.test"]["why"])
+        self.assertEqual(r["looponly.example.test"]["status"], "no_address")
+        self.assertIn("every address found is a refused destination", r["looponly.example.test"]["why"])
+        self.assertEqual(r["[127.0.0.1]"]["status"], "no_address")
+        # Opened by the configuration (here: only 10/8 refused), loopback is a destination.
+        rounds, _ = self.lookup("--refuse", "10.0.0.0/8", "looponly.example.test")
+        self.assertEqual([d[2] for d in rounds[0]["looponly.example.test"]["dests"]], ["127.0.0.1"])
+
+    def test_mapped_and_compatible_aaaa(self):
+        rounds, _ = self.lookup("--families", "ipv6-first", "mappedmx.example.test")
+        # ::ffff:192.0.2.51 is the IPv4 address the A record gives too: listed once, as IPv4;
+        # ::192.0.2.52 (IPv4-compatible) is dropped.
+        r = rounds[0]["mappedmx.example.test"]
+        self.assertEqual(sorted(d[2] for d in r["dests"]), ["192.0.2.51", "2001:db8::51"])  # RRset order varies
+        self.assertIn("IPv4-compatible address ::192.0.2.52 dropped", r["why"])
+        rounds, _ = self.lookup("--families", "ipv6", "mappedmx.example.test")
+        self.assertEqual([d[2] for d in rounds[0]["mappedmx.example.test"]["dests"]], ["2001:db8::51"])
+
+    def test_addresses_kept_per_host(self):
+        rounds, _ = self.lookup("--families", "ipv4", "bigmx.example.test")
+        dests = rounds[0]["bigmx.example.test"]["dests"]
+        self.assertEqual([d[0] for d in dests], ["big.example.test"] * 4 + ["mx2.example.test"])
+        rounds, _ = self.lookup("--families", "ipv4", "--per-host", "100", "--max-addresses", "6", "bigmx.example.test")
+        self.assertEqual([d[0] for d in rounds[0]["bigmx.example.test"]["dests"]], ["big.example.test"] * 6)
+
+    def test_host_failing_temporarily_makes_a_partial_answer(self):
+        # mx.elsewhere.example is in no zone NSD serves: its address queries SERVFAIL.
+        rounds, stats = self.lookup("--rounds", "2", "tmpmx.example.test", "alltmp.example.test")
+        for r in rounds:
+            t = r["tmpmx.example.test"]
+            self.assertEqual(t["status"], "ok")
+            self.assertTrue(t["partial"])
+            self.assertFalse(t["cached"])  # a partial answer is never cached
+            self.assertEqual([d[:3] for d in t["dests"]], [("mx2.example.test", 20, "192.0.2.12")])
+            self.assertIn("mx.elsewhere.example A: SERVFAIL", t["why"])
+            self.assertEqual(r["alltmp.example.test"]["status"], "temporary")
+            self.assertFalse(r["alltmp.example.test"]["cached"])
+        self.assertEqual(stats, (0, 4))
+
+    def test_dnssec_bogus_is_temporary(self):
+        # A trust anchor for signed.test that is not its key: every answer there is bogus.
+        d = self.sandbox.path("nsd")
+        other = subprocess.run([tool("ldns-keygen"), "-a", "ECDSAP256SHA256", "-k", "signed.test"], cwd=d,
+                               check=True, capture_output=True, text=True).stdout.strip()
+        argv = [self.cli, "--forward", "127.0.0.1@%d" % self.port, "--option", "local-zone:", "test. transparent",
+                "--timeout-ms", "3000", "--trust-anchor", self.sandbox.path("nsd", other + ".ds"), "--rounds", "2",
+                "signed.test"]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rounds, stats = parse(p.stdout)
+        for r in rounds:
+            self.assertEqual(r["signed.test"]["status"], "temporary")
+            self.assertIn("DNSSEC validation failed", r["signed.test"]["why"])
+        self.assertEqual(stats, (0, 2))
 
     def test_server_that_never_answers_is_temporary(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:

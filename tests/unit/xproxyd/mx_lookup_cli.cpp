@@ -3,11 +3,13 @@
 //
 //   xproxyd_mx_lookup_cli [--forward ADDR@PORT]... [--option NAME VALUE]... [--trust-anchor FILE]
 //       [--families ipv4|ipv6|ipv4-first|ipv6-first] [--timeout-ms N] [--max-hosts N]
-//       [--max-addresses N] [--max-cache-ttl S] [--seed N] [--rounds N] [--pause-ms N] DOMAIN...
+//       [--max-addresses N] [--per-host N] [--in-flight N] [--refuse LIST|none] [--max-cache-ttl S]
+//       [--seed N] [--rounds N] [--pause-ms N] DOMAIN...
 //
 // Each round looks up every DOMAIN at once (one coroutine each, one io_context), then
 // prints, in argument order:
-//   result DOMAIN status=S mx_secure=0|1 implicit=0|1 literal=0|1 cached=0|1 ttl=N destinations=K why="..."
+//   result DOMAIN status=S mx_secure=0|1 implicit=0|1 literal=0|1 cached=0|1 partial=0|1 ttl=N destinations=K
+//       why="..." (on one line)
 //   dest DOMAIN I host=H pref=P addr=A mx_secure=0|1 addr_secure=0|1
 // and after the last round "stats hits=H misses=M". Exit status 0, or 2 on a usage or
 // configuration error.
@@ -37,9 +39,11 @@ int usage(const std::string& why) {
 
 void print(const std::string& domain, const MxResult& r) {
     std::printf(
-        "result %s status=%s mx_secure=%d implicit=%d literal=%d cached=%d ttl=%u destinations=%zu why=\"%s\"\n",
+        "result %s status=%s mx_secure=%d implicit=%d literal=%d cached=%d partial=%d ttl=%u destinations=%zu "
+        "why=\"%s\"\n",
         domain.c_str(), std::string(to_string(r.status)).c_str(), r.mx_secure ? 1 : 0, r.implicit_mx ? 1 : 0,
-        r.literal ? 1 : 0, r.from_cache ? 1 : 0, r.ttl, r.destinations.size(), escape_value(r.why, 0).c_str());
+        r.literal ? 1 : 0, r.from_cache ? 1 : 0, r.partial ? 1 : 0, r.ttl, r.destinations.size(),
+        escape_value(r.why, 0).c_str());
     for (std::size_t i = 0; i < r.destinations.size(); ++i) {
         const auto& d = r.destinations[i];
         std::printf("dest %s %zu host=%s pref=%u addr=%s mx_secure=%d addr_secure=%d\n", domain.c_str(), i,
@@ -80,6 +84,15 @@ int run(int argc, char** argv) {
             cfg.max_mx_hosts = n;
         } else if (a == "--max-addresses" && number(n)) {
             cfg.max_addresses = n;
+        } else if (a == "--per-host" && number(n)) {
+            cfg.max_addresses_per_host = n;
+        } else if (a == "--in-flight" && number(n)) {
+            cfg.max_lookups_in_flight = n;
+        } else if (a == "--refuse") {
+            std::string list = next();
+            auto set = list == "none" ? Expected<CidrSet>(CidrSet{}) : CidrSet::parse(list);
+            if (!set) return usage("bad --refuse: " + set.error());
+            cfg.refused_destinations = *set;
         } else if (a == "--max-cache-ttl" && number(n)) {
             cfg.max_cache_ttl = std::chrono::seconds(n);
         } else if (a == "--seed" && number(n)) {

@@ -3,14 +3,18 @@
 // with a fake clock) and what MxLookup answers without a DNS server: literals and bad
 // names without a query, a timeout against a server that never answers, and the
 // configuration errors of create(). The answers of a real DNS server are tested end to
-// end with NSD (tests/e2e/test_xproxyd_mx_lookup.py).
+// end with NSD (tests/e2e/test_xproxyd_mx_lookup.py). The bounds on what a hostile DNS
+// answer can make the lookup keep, refused destinations (with libunbound's own answer
+// for `localhost`), the in-flight limit, shared lookups and lookups from several threads.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <xproxy/base/unique_fd.hpp>
@@ -120,7 +124,7 @@ TEST(MxNames, AddressLiterals) {
 }
 
 TEST(MxNames, AnswerForLiteralBypassesDnsAndHonoursFamilies) {
-    MxAnswer a = answer_for_literal("[IPv6:2001:db8::25]", MxFamilies::ipv6_first);
+    MxAnswer a = answer_for_literal("[IPv6:2001:db8::25]", MxFamilies::ipv6_first, default_refused_destinations());
     ASSERT_EQ(a.status, MxStatus::ok);
     EXPECT_TRUE(a.literal);
     ASSERT_EQ(a.hosts.size(), 1u);
@@ -129,10 +133,12 @@ TEST(MxNames, AnswerForLiteralBypassesDnsAndHonoursFamilies) {
     ASSERT_EQ(a.hosts[0].addresses.size(), 1u);
     EXPECT_EQ(a.hosts[0].addresses[0].address, ip("2001:db8::25"));
     EXPECT_FALSE(a.hosts[0].addresses[0].secure);
-    EXPECT_EQ(answer_for_literal("[IPv6:2001:db8::25]", MxFamilies::ipv4).status, MxStatus::no_address);
-    EXPECT_EQ(answer_for_literal("[192.0.2.1]", MxFamilies::ipv6).status, MxStatus::no_address);
-    EXPECT_EQ(answer_for_literal("[192.0.2.1]", MxFamilies::ipv4).status, MxStatus::ok);
-    MxAnswer bad = answer_for_literal("[192.0.2.1\n]", MxFamilies::ipv4);
+    EXPECT_EQ(answer_for_literal("[IPv6:2001:db8::25]", MxFamilies::ipv4, default_refused_destinations()).status,
+              MxStatus::no_address);
+    EXPECT_EQ(answer_for_literal("[192.0.2.1]", MxFamilies::ipv6, default_refused_destinations()).status,
+              MxStatus::no_address);
+    EXPECT_EQ(answer_for_literal("[192.0.2.1]", MxFamilies::ipv4, default_refused_destinations()).status, MxStatus::ok);
+    MxAnswer bad = answer_for_literal("[192.0.2.1\n]", MxFamilies::ipv4, default_refused_destinations());
     EXPECT_EQ(bad.status, MxStatus::invalid_domain);
     EXPECT_EQ(bad.why.find('\n'), std::string::npos);
     EXPECT_TRUE(is_permanent(bad.status));
@@ -433,4 +439,268 @@ TEST(MxLookupTest, CreateRefusesBadConfiguration) {
     EXPECT_FALSE(MxLookup::create(io.get_executor(), cfg));
     cfg.max_addresses = 20;
     EXPECT_TRUE(MxLookup::create(io.get_executor(), cfg));
+}
+
+TEST(MxLookupTest, CreateRefusesNegativeCacheTtlAndZeroLimits) {
+    asio::io_context io;
+    MxLookupConfig cfg;
+    cfg.forwarders = {"127.0.0.1@53"};
+    cfg.max_cache_ttl = std::chrono::seconds(-1);
+    auto bad = MxLookup::create(io.get_executor(), cfg);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().find("cache TTL must not be negative"), std::string::npos) << bad.error();
+    cfg.max_cache_ttl = 0s;
+    EXPECT_TRUE(MxLookup::create(io.get_executor(), cfg));
+    cfg.max_addresses_per_host = 0;
+    EXPECT_FALSE(MxLookup::create(io.get_executor(), cfg));
+    cfg.max_addresses_per_host = 4;
+    cfg.max_lookups_in_flight = 0;
+    EXPECT_FALSE(MxLookup::create(io.get_executor(), cfg));
+}
+
+// The review's proof: thousands of "." targets cannot grow the text past its cap.
+TEST(MxReview, SkippedRootTargetsAreBounded) {
+    std::vector<MxRecord> v;
+    for (std::uint16_t p = 1; p <= 4000; ++p) v.push_back({p, ""});
+    std::string skipped;
+    auto got = select_mx_records(
+        std::move(v), 10, [](std::uint32_t) { return 0u; }, skipped);
+    EXPECT_TRUE(got.empty());
+    EXPECT_LE(skipped.size(), 1100u);
+}
+
+TEST(MxReview, ResultTextIsBounded) {
+    MxAnswer a;
+    a.status = MxStatus::no_address;
+    a.why = std::string(5000, 'x');
+    EXPECT_LE(to_result(a, 20).why.size(), kMaxMxNotes + 3);
+    std::string notes;
+    for (int i = 0; i < 1000; ++i) add_mx_note(notes, "a note of some length");
+    EXPECT_LE(notes.size(), kMaxMxNotes + 3);
+    EXPECT_EQ(notes.substr(notes.size() - 3), "...");
+}
+
+namespace {
+
+std::string a_rdata(const char* text) {
+    IpAddress a = ip(text);
+    return std::string(reinterpret_cast<const char*>(a.data()), a.size());
+}
+
+std::string aaaa_rdata(const char* text) {  // 16 bytes even for ::ffff:a.b.c.d
+    IpAddress a = ip(text);
+    if (a.is_v4()) a = a.to_v4_mapped();
+    return std::string(reinterpret_cast<const char*>(a.data()), 16);
+}
+
+}  // namespace
+
+TEST(MxAddresses, ThousandsOfRecordsAreCappedPerHostAndInAll) {
+    std::vector<std::string> many;
+    for (std::uint32_t i = 0; i < 4000; ++i) {
+        std::uint8_t b[4] = {198, 18, static_cast<std::uint8_t>(i >> 8), static_cast<std::uint8_t>(i)};
+        many.emplace_back(reinterpret_cast<const char*>(b), 4);
+    }
+    MxAddressRules rules;  // per_host 4
+    CidrSet refused = default_refused_destinations();
+    rules.refused = &refused;
+    std::size_t left = 20;
+    std::string notes;
+    std::vector<MxHost> hosts;
+    for (int h = 0; h < 10; ++h) {
+        MxHost host{"mx" + std::to_string(h) + ".test", 10, {}};
+        add_host_addresses(host, false, many, false, rules, left, notes);
+        hosts.push_back(std::move(host));
+    }
+    EXPECT_EQ(hosts[0].addresses.size(), 4u);
+    EXPECT_EQ(hosts[4].addresses.size(), 4u);
+    EXPECT_TRUE(hosts[5].addresses.empty());  // 20 kept in all
+    EXPECT_EQ(left, 0u);
+    rules.per_host = 1000;
+    left = 5;
+    MxHost one{"mx.test", 10, {}};
+    add_host_addresses(one, false, many, true, rules, left, notes);
+    EXPECT_EQ(one.addresses.size(), 5u);
+    EXPECT_TRUE(one.addresses[0].secure);
+    EXPECT_EQ(one.addresses[0].address, ip("198.18.0.0"));
+}
+
+TEST(MxAddresses, MappedAaaaIsIpv4AndCompatibleIsDropped) {
+    MxAddressRules rules;
+    rules.per_host = 10;
+    std::size_t left = 20;
+    std::string notes;
+    MxHost host{"mx.test", 10, {}};
+    add_host_addresses(host, false, {a_rdata("192.0.2.1")}, false, rules, left, notes);
+    add_host_addresses(host, true,
+                       {aaaa_rdata("::ffff:192.0.2.1"), aaaa_rdata("::ffff:192.0.2.2"), aaaa_rdata("::192.0.2.3"),
+                        aaaa_rdata("2001:db8::1"), aaaa_rdata("2001:db8::1")},
+                       false, rules, left, notes);
+    ASSERT_EQ(host.addresses.size(), 3u);  // .1 once, .2 as IPv4, ::192.0.2.3 dropped, 2001:db8::1 once
+    EXPECT_EQ(host.addresses[0].address, ip("192.0.2.1"));
+    EXPECT_TRUE(host.addresses[1].address.is_v4());
+    EXPECT_EQ(host.addresses[1].address, ip("192.0.2.2"));
+    EXPECT_EQ(host.addresses[2].address, ip("2001:db8::1"));
+    EXPECT_NE(notes.find("IPv4-compatible address ::192.0.2.3 dropped"), std::string::npos) << notes;
+    // families=ipv6: an IPv4 address written as AAAA is no IPv6 destination.
+    rules.families = MxFamilies::ipv6;
+    MxHost v6{"mx.test", 10, {}};
+    add_host_addresses(v6, true, {aaaa_rdata("::ffff:192.0.2.1"), aaaa_rdata("2001:db8::2")}, false, rules, left,
+                       notes);
+    ASSERT_EQ(v6.addresses.size(), 1u);
+    EXPECT_EQ(v6.addresses[0].address, ip("2001:db8::2"));
+}
+
+TEST(MxRefused, DefaultsNameTheSpecialUseRanges) {
+    CidrSet d = default_refused_destinations();
+    struct Row {
+        const char* addr;
+        const char* want;  // nullptr: not refused
+    };
+    const Row rows[] = {
+        {"127.0.0.1", "refused destination 127.0.0.1 (loopback)"},
+        {"::1", "refused destination ::1 (loopback)"},
+        {"0.0.0.0", "(unspecified)"},
+        {"::", "(unspecified)"},
+        {"169.254.1.1", "(link-local)"},
+        {"fe80::1", "(link-local)"},
+        {"224.0.0.1", "(multicast)"},
+        {"ff02::1", "(multicast)"},
+        {"255.255.255.255", "(broadcast)"},
+        {"10.1.2.3", "(private)"},
+        {"172.31.0.1", "(private)"},
+        {"192.168.1.1", "(private)"},
+        {"fd00::1", "(unique-local)"},
+        {"100.64.0.1", "(shared)"},
+        {"::ffff:127.0.0.1", "refused destination 127.0.0.1 (loopback)"},
+        {"192.0.2.1", nullptr},
+        {"2001:db8::1", nullptr},
+        {"8.8.8.8", nullptr},
+        {"172.32.0.1", nullptr},
+    };
+    for (const auto& r : rows) {
+        auto got = refused_destination(d, ip(r.addr));
+        if (!r.want) {
+            EXPECT_FALSE(got) << r.addr;
+            continue;
+        }
+        ASSERT_TRUE(got) << r.addr;
+        EXPECT_NE(got->find(r.want), std::string::npos) << *got;
+    }
+    auto custom = CidrSet::parse("192.0.2.0/24");
+    ASSERT_TRUE(custom);
+    EXPECT_EQ(refused_destination(*custom, ip("192.0.2.9")).value_or(""),
+              "refused destination 192.0.2.9 (refused_destinations)");
+    EXPECT_FALSE(refused_destination(CidrSet{}, ip("127.0.0.1")));
+    // Address literals too.
+    MxAnswer lit = answer_for_literal("[127.0.0.1]", MxFamilies::ipv4_first, d);
+    EXPECT_EQ(lit.status, MxStatus::no_address);
+    EXPECT_NE(lit.why.find("refused destination 127.0.0.1 (loopback)"), std::string::npos) << lit.why;
+    EXPECT_EQ(answer_for_literal("[IPv6:::ffff:10.0.0.1]", MxFamilies::ipv4_first, d).status, MxStatus::no_address);
+    EXPECT_EQ(answer_for_literal("[127.0.0.1]", MxFamilies::ipv4_first, CidrSet{}).status, MxStatus::ok);
+    // A refused address of a DNS answer is dropped and said.
+    MxAddressRules rules;
+    rules.refused = &d;
+    std::size_t left = 20;
+    std::string notes;
+    MxHost host{"mx.test", 10, {}};
+    EXPECT_EQ(add_host_addresses(host, false, {a_rdata("127.0.0.1"), a_rdata("192.0.2.1")}, false, rules, left, notes),
+              1u);
+    ASSERT_EQ(host.addresses.size(), 1u);
+    EXPECT_EQ(host.addresses[0].address, ip("192.0.2.1"));
+    EXPECT_NE(notes.find("mx.test: refused destination 127.0.0.1 (loopback)"), std::string::npos) << notes;
+}
+
+TEST(MxLookupTest, LocalhostAndLoopbackLiteralsAreRefusedByDefault) {
+    SilentServer dns;  // libunbound answers localhost from its built-in local zone
+    ASSERT_NE(dns.port, 0);
+    asio::io_context io;
+    auto mx = MxLookup::create(io.get_executor(), silent_config(dns));
+    ASSERT_TRUE(mx) << mx.error();
+    MxResult r = run_lookup(io, **mx, "localhost");
+    EXPECT_EQ(r.status, MxStatus::no_address);
+    EXPECT_TRUE(is_permanent(r.status));
+    EXPECT_NE(r.why.find("every address found is a refused destination"), std::string::npos) << r.why;
+    EXPECT_NE(r.why.find("refused destination 127.0.0.1 (loopback)"), std::string::npos) << r.why;
+    EXPECT_NE(r.why.find("refused destination ::1 (loopback)"), std::string::npos) << r.why;
+    r = run_lookup(io, **mx, "[IPv6:::1]");
+    EXPECT_EQ(r.status, MxStatus::no_address);
+    // Opened explicitly (as the tests on loopback do), the same answers are destinations.
+    MxLookupConfig open = silent_config(dns);
+    open.refused_destinations = CidrSet{};
+    auto mx2 = MxLookup::create(io.get_executor(), open);
+    ASSERT_TRUE(mx2) << mx2.error();
+    r = run_lookup(io, **mx2, "localhost");
+    ASSERT_EQ(r.status, MxStatus::ok) << r.why;
+    ASSERT_EQ(r.destinations.size(), 2u);
+    EXPECT_EQ(r.destinations[0].address, ip("127.0.0.1"));
+    EXPECT_EQ(r.destinations[1].address, ip("::1"));
+}
+
+TEST(MxLookupTest, InFlightLimitFailsAtOnceAndOneDomainIsAskedOnce) {
+    SilentServer dns;
+    ASSERT_NE(dns.port, 0);
+    asio::io_context io;
+    MxLookupConfig cfg = silent_config(dns);
+    cfg.max_lookups_in_flight = 1;
+    auto mx = MxLookup::create(io.get_executor(), cfg);
+    ASSERT_TRUE(mx) << mx.error();
+    std::vector<MxResult> results(3);
+    const char* domains[] = {"a.example", "A.example", "b.example"};
+    for (std::size_t k = 0; k < 3; ++k)
+        asio::co_spawn(
+            io, [&, k]() -> asio::awaitable<void> { results[k] = co_await (*mx)->lookup(domains[k]); }, asio::detached);
+    io.run();
+    for (const auto& r : results) EXPECT_EQ(r.status, MxStatus::temporary);
+    // The second lookup of a.example waited for the first one's queries (not refused).
+    EXPECT_NE(results[0].why.find("a.example MX: no answer within 300 ms"), std::string::npos) << results[0].why;
+    EXPECT_NE(results[1].why.find("a.example MX: no answer within 300 ms"), std::string::npos) << results[1].why;
+    EXPECT_NE(results[2].why.find("too many MX lookups in flight (1)"), std::string::npos) << results[2].why;
+    // The slot is free again once the first lookup ended.
+    MxResult again = run_lookup(io, **mx, "b.example");
+    EXPECT_NE(again.why.find("b.example MX: no answer within 300 ms"), std::string::npos) << again.why;
+}
+
+// One MxLookup shared by coroutines on several strands of an io_context run by several
+// threads: the lookups' bodies, the cache and libunbound's callbacks stay on the lookup's
+// strand (under ThreadSanitizer, or ASan, a body on the caller's thread would race).
+TEST(MxLookupTest, SharedByLookupsOnSeveralThreads) {
+    SilentServer dns;
+    ASSERT_NE(dns.port, 0);
+    asio::io_context io;
+    MxLookupConfig cfg = silent_config(dns);
+    cfg.refused_destinations = CidrSet{};
+    cfg.max_cache_ttl = 0s;  // every lookup asks libunbound (its local zone answers localhost)
+    auto mx = MxLookup::create(io.get_executor(), cfg);
+    ASSERT_TRUE(mx) << mx.error();
+    auto guard = asio::make_work_guard(io);
+    std::vector<std::thread> runners;
+    runners.reserve(3);
+    for (int t = 0; t < 3; ++t) runners.emplace_back([&io] { io.run(); });
+    constexpr int kCallers = 4;
+    constexpr int kEach = 40;
+    std::atomic<int> good{0};
+    std::atomic<int> done{0};
+    std::vector<std::thread> callers;
+    callers.reserve(kCallers);
+    for (int t = 0; t < kCallers; ++t)
+        callers.emplace_back([&, t] {
+            auto strand = asio::make_strand(io);
+            for (int i = 0; i < kEach; ++i)
+                asio::co_spawn(
+                    strand,
+                    [&, name = std::string((i + t) % 3 == 0 ? "[192.0.2.1]" : (i % 2 ? "localhost" : "LOCALHOST"))]()
+                        -> asio::awaitable<void> {
+                        MxResult r = co_await (*mx)->lookup(name);
+                        bool literal = name.front() == '[';
+                        if (r.status == MxStatus::ok && r.destinations.size() == (literal ? 1u : 2u)) ++good;
+                        ++done;
+                    },
+                    asio::detached);
+        });
+    for (auto& c : callers) c.join();
+    guard.reset();
+    for (auto& r : runners) r.join();
+    EXPECT_EQ(done.load(), kCallers * kEach);
+    EXPECT_EQ(good.load(), kCallers * kEach);
 }
