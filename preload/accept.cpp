@@ -126,9 +126,11 @@ int deliver(const AcceptCall& call, const ReadyConn& c, bool queued) {
                      c.client->to_string().c_str());
         else log_line(kDebug, "event=local fd=%d upstream=%s", c.fd, c.upstream.to_string().c_str());
     }
-    sockaddr_storage ss;
-    socklen_t full = shown.to_sockaddr(ss, call.family == AF_INET6);
-    copy_out(ss, full, call.addr, call.len);
+    if (call.addr) {
+        sockaddr_storage ss;
+        socklen_t full = shown.to_sockaddr(ss, call.family == AF_INET6);
+        copy_out(ss, full, call.addr, call.len);
+    }
     return c.fd;
 }
 
