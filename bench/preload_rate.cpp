@@ -326,6 +326,7 @@ int run_clients(unsigned port, long connections, int clients) {
     const sockaddr_in to = loopback_port(port);
     std::atomic<long> next{0}, done{0};
     std::vector<std::thread> pool;
+    pool.reserve(static_cast<std::size_t>(clients > 0 ? clients : 0));
     for (int c = 0; c < clients; ++c)
         pool.emplace_back([&] {
             while (next.fetch_add(1) < connections)
