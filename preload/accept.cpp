@@ -120,16 +120,17 @@ int deliver(const AcceptCall& call, const ReadyConn& c, bool queued) {
         errno = ECONNABORTED;
         return -1;
     }
-    if (c.client) {
-        if (log_enabled(kInfo))
-            log_line(kInfo, "event=proxied fd=%d upstream=%s client=%s", c.fd, c.upstream.to_string().c_str(),
+    if (log_enabled(kDebug)) {  // one line per connection: debug (info counts them, log.hpp)
+        if (c.client)
+            log_line(kDebug, "event=proxied fd=%d upstream=%s client=%s", c.fd, c.upstream.to_string().c_str(),
                      c.client->to_string().c_str());
-    } else if (log_enabled(kDebug)) {
-        log_line(kDebug, "event=local fd=%d upstream=%s", c.fd, c.upstream.to_string().c_str());
+        else log_line(kDebug, "event=local fd=%d upstream=%s", c.fd, c.upstream.to_string().c_str());
     }
-    sockaddr_storage ss;
-    socklen_t full = shown.to_sockaddr(ss, call.family == AF_INET6);
-    copy_out(ss, full, call.addr, call.len);
+    if (call.addr) {
+        sockaddr_storage ss;
+        socklen_t full = shown.to_sockaddr(ss, call.family == AF_INET6);
+        copy_out(ss, full, call.addr, call.len);
+    }
     return c.fd;
 }
 
@@ -232,17 +233,6 @@ bool sibling_wake_v6(int fd, const Endpoint& peer, const Endpoint& listener) {
            peek_wake_magic(fd);
 }
 
-// The listener as learnt by an earlier accept(), if its number was not closed since. A
-// managed listener is remembered until close(), close_range() or closefrom() of its
-// descriptor (all three are hooked).
-void recall_listener(AcceptCall& call) {
-    std::lock_guard<ShimMutex> lock(call.s.mu);
-    if (auto it = call.s.listeners.find(call.lfd); it != call.s.listeners.end() && it->second.current()) {
-        call.where = it->second.address();
-        call.family = it->second.family();
-    }
-}
-
 // Asks the kernel where the listener is bound; false (and forgotten) when it is not a
 // managed AF_INET/AF_INET6 port.
 bool learn_listener(AcceptCall& call) {
@@ -266,19 +256,25 @@ bool learn_listener(AcceptCall& call) {
     return true;
 }
 
-enum class Queue { deliver, look_again, interrupted, accept };
+enum class Queue { deliver, learn, look_again, interrupted, accept };
 
-// The listener's ready queue first; with headers pending on it, a blocking caller waits
-// (wait_for_listener). accept: go into libc's accept4() (the caller is then counted
-// in_kernel_accept).
+// The listener as learnt by an earlier accept(), if its number was not closed since (a
+// managed listener is remembered until close(), close_range() or closefrom() of its
+// descriptor, all three hooked; otherwise learn: ask the kernel). Then its ready queue;
+// with headers pending on it, a blocking caller waits (wait_for_listener). accept: go into
+// libc's accept4() (the caller is then counted in_kernel_accept). One lock for all of it.
 Queue take_ready_or_wait(AcceptCall& call, ReadyConn& ready) {
     bool pending = false;
     {
         std::lock_guard<ShimMutex> lock(call.s.mu);
         auto it = call.s.listeners.find(call.lfd);
-        if (it == call.s.listeners.end() || !it->second.current()) {  // closed meanwhile
+        if (it == call.s.listeners.end() || !it->second.current()) {  // not learnt, or closed meanwhile
             call.family = AF_UNSPEC;
-            return Queue::look_again;
+            return Queue::learn;
+        }
+        if (call.family == AF_UNSPEC) {
+            call.where = it->second.address();
+            call.family = it->second.family();
         }
         if (it->second.pop_ready(ready)) return Queue::deliver;
         pending = it->second.has_pending();  // counted: no scan per accept
@@ -314,8 +310,11 @@ Outcome refuse_header(const AcceptCall& call, UniqueFd conn, const Endpoint& pee
     if (!call.cfg.require) {
         log_line(kWarning, "event=passed upstream=%s reason=\"%.*s\" require=no", peer.to_string().c_str(),
                  static_cast<int>(r.reason.size()), r.reason.data());
-        return deliver(call, ReadyConn{conn.release(), 0, peer, std::nullopt, std::nullopt}, false);
+        int fd = deliver(call, ReadyConn{conn.release(), 0, peer, std::nullopt, std::nullopt}, false);
+        tally(fd >= 0 ? Tally::passed : Tally::dropped);
+        return fd;
     }
+    tally(Tally::dropped);
     log_line(kWarning, "event=dropped upstream=%s reason=\"%.*s\"%s%s%s", peer.to_string().c_str(),
              static_cast<int>(r.reason.size()), r.reason.data(), r.first_bytes.empty() ? "" : " first_bytes=\"",
              r.first_bytes.c_str(), r.first_bytes.empty() ? "" : "\"");
@@ -340,7 +339,11 @@ Outcome serve_trusted(const AcceptCall& call, int fd, const Endpoint& peer) {
         r = wait_briefly(fd, call.lfd, call.cfg, nonblocking ? kFirstWaitEventLoopMs : kFirstWaitBlockingMs);
     }
     switch (r.status) {
-        case ReadStatus::complete: return deliver(call, ReadyConn{fd, 0, peer, r.client, r.destination}, false);
+        case ReadStatus::complete: {
+            int out = deliver(call, ReadyConn{fd, 0, peer, r.client, r.destination}, false);
+            tally(out < 0 ? Tally::dropped : r.client ? Tally::proxied : Tally::local);
+            return out;
+        }
         case ReadStatus::wake:  // a sibling's wake-up to an IPv6-only listener, from a trusted ::1
             return take_from_sibling(call, UniqueFd(fd), peer);
         case ReadStatus::drop: return refuse_header(call, UniqueFd(fd), peer, r);
@@ -374,6 +377,7 @@ Outcome accept_next(const AcceptCall& call) {
     if (peer && sibling_wake_v6(fd, *peer, call.where)) return take_from_sibling(call, UniqueFd(fd), *peer);
     // Untrusted: what libc returned; its bytes are the application's.
     copy_out(ss, sl, call.addr, call.len);
+    tally(Tally::untrusted);
     if (log_enabled(kDebug))
         log_line(kDebug, "event=untrusted fd=%d peer=%s", fd, peer ? peer->to_string().c_str() : "?");
     return fd;
@@ -391,13 +395,13 @@ int do_accept(int lfd, sockaddr* addr, socklen_t* len, int flags) {
         return -1;
     }
     AcceptCall call{s, s.config, lfd, addr, len, flags, Endpoint{}, AF_UNSPEC};
-    recall_listener(call);
     for (;;) {
-        if (call.family == AF_UNSPEC && !learn_listener(call))
-            return fresh(real().accept4(lfd, addr, len, flags));  // not managed
         ReadyConn ready;
         switch (take_ready_or_wait(call, ready)) {
             case Queue::deliver: return deliver(call, ready, true);
+            case Queue::learn:
+                if (!learn_listener(call)) return fresh(real().accept4(lfd, addr, len, flags));  // not managed
+                continue;
             case Queue::look_again: continue;
             case Queue::interrupted: errno = EINTR; return -1;
             case Queue::accept: break;

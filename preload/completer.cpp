@@ -38,8 +38,10 @@ void give_up(State& s, const PendingConn& p, const char* event, std::string_view
         log_line(kWarning, "event=passed upstream=%s reason=\"%.*s\" require=no", p.upstream.to_string().c_str(),
                  static_cast<int>(reason.size()), reason.data());
         push_ready(s, p.listener, ReadyConn{p.fd, now_ms(), p.upstream, std::nullopt, std::nullopt});
+        tally(Tally::passed);
         return;
     }
+    tally(Tally::dropped);
     log_line(kWarning, "event=%s upstream=%s reason=\"%.*s\"%s%s%s", event, p.upstream.to_string().c_str(),
              static_cast<int>(reason.size()), reason.data(), bytes.empty() ? "" : " first_bytes=\"", bytes.c_str(),
              bytes.empty() ? "" : "\"");
@@ -71,6 +73,7 @@ void on_pending_event(State& s, int fd, std::uint32_t events) {
         case ReadStatus::drop: give_up(s, p, "dropped", r.reason, r.first_bytes); return;
         case ReadStatus::complete:
             push_ready(s, p.listener, ReadyConn{fd, now_ms(), p.upstream, r.client, r.destination});
+            tally(r.client ? Tally::proxied : Tally::local);
             return;
         case ReadStatus::need_more:  // decided above: waits for more bytes, or became drop
             break;
@@ -259,6 +262,7 @@ void atfork_parent() { state().mu.unlock(); }
 // connection its parent accepted).
 void atfork_child() {
     State& s = state();
+    reset_tally();
     close_internal(s);
     s.mu.unlock();
 }

@@ -31,9 +31,9 @@ bool Config::manages_port(std::uint16_t port) const {
 Config load_config(const char* (*lookup)(const char*)) {
     Config c;
     std::map<std::string, std::string> vars;
-    const char* names[] = {"XPROXY_TRUSTED",     "XPROXY_PORTS",       "XPROXY_TIMEOUT_MS",
-                           "XPROXY_REQUIRE",     "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE",
-                           "XPROXY_HMAC_WINDOW", "XPROXY_LOG",         "XPROXY_LOG_LEVEL"};
+    const char* names[] = {"XPROXY_TRUSTED",     "XPROXY_PORTS",         "XPROXY_TIMEOUT_MS",  "XPROXY_REQUIRE",
+                           "XPROXY_GETSOCKNAME", "XPROXY_HMAC_KEY_FILE", "XPROXY_HMAC_WINDOW", "XPROXY_LOG",
+                           "XPROXY_LOG_LEVEL",   "XPROXY_LOG_SUMMARY"};
     if (const char* file = lookup("XPROXY_CONFIG"); file && *file) {
         std::ifstream in(file);
         if (!in) c.errors.push_back(std::string("cannot read XPROXY_CONFIG ") + file);
@@ -118,6 +118,11 @@ Config load_config(const char* (*lookup)(const char*)) {
             if (it->second == levels[i]) found = i;
         if (found < 0) c.errors.push_back("XPROXY_LOG_LEVEL: expected error, warning, info or debug");
         else c.log_level = found;
+    }
+    if (auto it = vars.find("XPROXY_LOG_SUMMARY"); it != vars.end()) {
+        const auto v = parse_decimal<unsigned>(it->second, 86400);
+        if (v && *v >= 1) c.log_summary_s = static_cast<int>(*v);
+        else c.errors.push_back("XPROXY_LOG_SUMMARY: expected 1..86400 (seconds)");
     }
     return c;
 }

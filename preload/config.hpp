@@ -13,6 +13,7 @@
 //   XPROXY_HMAC_WINDOW   seconds a signed header's time may differ from ours (60; 1..600)
 //   XPROXY_LOG           syslog (default), stderr, file:PATH or off
 //   XPROXY_LOG_LEVEL     error, warning, info (default) or debug
+//   XPROXY_LOG_SUMMARY   seconds between the info-level summary lines (60; 1..86400)
 #pragma once
 
 #include <cstdint>
@@ -39,6 +40,7 @@ struct Config {
     enum class Log { syslog, stderr_, file, off } log = Log::syslog;
     std::string log_file;             // Log::file
     int log_level = 2;                // 0 error .. 3 debug
+    int log_summary_s = 60;           // info: counts of connections, at most this often
     std::vector<std::string> errors;  // configuration problems, logged at start
 
     bool active() const { return !trusted.empty() && errors.empty(); }

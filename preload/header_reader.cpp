@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <ctime>
@@ -20,6 +22,13 @@
 namespace xproxy::preload {
 
 namespace {
+// recv() without libc's cancellation-point bookkeeping: the header is read with
+// MSG_DONTWAIT and never blocks, so there is nothing to cancel (accept() itself stays a
+// cancellation point).
+ssize_t recv_nocancel(int fd, void* buf, std::size_t len, int flags) {
+    return syscall(SYS_recvfrom, fd, buf, len, flags, nullptr, nullptr);
+}
+
 ReadResult dropped(std::string_view reason) {
     ReadResult r;
     r.status = ReadStatus::drop;
@@ -30,7 +39,7 @@ ReadResult dropped(std::string_view reason) {
 
 bool peek_wake_magic(int fd) {
     char buf[kWakeMagicLength];
-    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv_nocancel(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
     return n == static_cast<ssize_t>(kWakeMagicLength) && std::memcmp(buf, kWakeMagic, kWakeMagicLength) == 0;
 }
 
@@ -39,7 +48,7 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
     if (need > 0 && ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 && static_cast<std::size_t>(queued) < need)
         return ReadResult{};  // nothing new worth a peek
     std::uint8_t small[256];
-    ssize_t n = recv(fd, small, sizeof small, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv_nocancel(fd, small, sizeof small, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) {
         need = static_cast<std::size_t>(n) + 1;  // if this does not decide it, at least one more byte
         if (log_enabled(kDebug)) log_line(kDebug, "event=peek fd=%d bytes=%zd", fd, n);
@@ -66,7 +75,7 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
             if (ioctl(fd, FIONREAD, &queued) == 0 && queued >= 0 && static_cast<std::size_t>(queued) < total)
                 return ReadResult{};  // peeked whole once all of it is there
             big.reset(new std::uint8_t[total]);
-            ssize_t m = recv(fd, big.get(), total, MSG_PEEK | MSG_DONTWAIT);
+            ssize_t m = recv_nocancel(fd, big.get(), total, MSG_PEEK | MSG_DONTWAIT);
             if (m <= 0) return ReadResult{};  // need_more; a close is seen on the next attempt
             if (log_enabled(kDebug)) log_line(kDebug, "event=peek fd=%d bytes=%zd", fd, m);
             data = big.get();
@@ -91,7 +100,7 @@ ReadResult read_header(int fd, const Config& cfg, std::size_t& need) {
     std::uint8_t sink[256];
     std::size_t left = d.consumed;
     while (left > 0) {
-        ssize_t m = recv(fd, sink, left < sizeof sink ? left : sizeof sink, MSG_DONTWAIT);
+        ssize_t m = recv_nocancel(fd, sink, left < sizeof sink ? left : sizeof sink, MSG_DONTWAIT);
         if (m < 0 && errno == EINTR) continue;
         if (m <= 0) return dropped("read error while consuming the PROXY header");
         left -= static_cast<std::size_t>(m);

@@ -2,6 +2,9 @@
 // remembered by device and inode: if the application closes it behind our back (a
 // raw close_range system call) and the number is reused, the shim stops writing to it rather
 // than write into someone else's file or socket.
+// Counts (tally) are relaxed atomics; the connection that finds the summary due (coarse
+// monotonic clock, read in the vDSO) wins a compare-and-swap and writes it; the counts
+// not yet reported are written by a destructor at exit.
 // The panic line of a failed XPROXY_INVARIANT goes to this log as well: the application's
 // stderr is often /dev/null. The sink is not async-signal-safe (it formats, and syslog()
 // locks), and need not be: invariants are checked on the accept path, in the completer
@@ -14,6 +17,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +36,54 @@ dev_t g_dev = 0;
 ino_t g_ino = 0;
 int g_level = kInfo;
 Config::Log g_kind = Config::Log::syslog;
+int g_summary_s = 60;
+
+constexpr int kTallies = static_cast<int>(Tally::count_);
+std::atomic<std::uint64_t> g_tally[kTallies];
+std::atomic<std::uint64_t> g_suppressed{0};   // warnings over kWarningsPerSecond
+std::atomic<std::int64_t> g_next_summary{0};  // coarse monotonic seconds
+std::atomic<std::int64_t> g_last_summary{0};  // when the counts were last reported (or started)
+std::atomic<std::int64_t> g_warn_second{0};   // the second g_warn_count counts in
+std::atomic<int> g_warn_count{0};
+
+std::int64_t coarse_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // vDSO: no system call
+    return ts.tv_sec;
+}
+
+// False when this warning is over the second's budget (it is then counted).
+bool warning_allowed() {
+    std::int64_t now = coarse_seconds();
+    std::int64_t second = g_warn_second.load(std::memory_order_relaxed);
+    if (second != now && g_warn_second.compare_exchange_strong(second, now, std::memory_order_relaxed))
+        g_warn_count.store(0, std::memory_order_relaxed);
+    if (g_warn_count.fetch_add(1, std::memory_order_relaxed) < kWarningsPerSecond) return true;
+    g_suppressed.fetch_add(1, std::memory_order_relaxed);
+    return false;
+}
+
+void write_line(int level, const char* msg);
+
+// Writes the counts since the last summary, if there are any.
+void write_summary(std::int64_t now) {
+    std::uint64_t n[kTallies];
+    std::uint64_t any = 0;
+    for (int i = 0; i < kTallies; ++i) any |= n[i] = g_tally[i].exchange(0, std::memory_order_relaxed);
+    std::uint64_t suppressed = g_suppressed.exchange(0, std::memory_order_relaxed);
+    std::int64_t since = g_last_summary.exchange(now, std::memory_order_relaxed);
+    if (!any && !suppressed) return;
+    char msg[256];
+    std::snprintf(msg, sizeof msg,
+                  "event=summary seconds=%" PRId64 " proxied=%" PRIu64 " local=%" PRIu64 " untrusted=%" PRIu64
+                  " passed=%" PRIu64 " dropped=%" PRIu64 " warnings_suppressed=%" PRIu64,
+                  now - since, n[0], n[1], n[2], n[3], n[4], suppressed);
+    write_line(kInfo, msg);
+}
+
+__attribute__((destructor)) void summary_at_exit() {
+    if (log_enabled(kInfo)) write_summary(coarse_seconds());
+}
 
 bool still_ours() {
     struct stat st {};
@@ -52,6 +105,8 @@ void panic_to_log(const char* line) {
 void open_log(const Config& cfg) {
     g_kind = cfg.log;
     g_level = cfg.log_level;
+    g_summary_s = cfg.log_summary_s;
+    reset_tally();
     UniqueFd fd;
     if (cfg.log == Config::Log::stderr_) {
         fd.reset(real().fcntl(2, F_DUPFD_CLOEXEC, 100));
@@ -76,13 +131,36 @@ int log_fd_number() { return still_ours() ? g_fd : -1; }
 
 bool is_log_fd(int fd) { return fd >= 0 && fd == g_fd && still_ours(); }
 
+void tally(Tally t) {
+    g_tally[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
+    if (g_kind == Config::Log::off || g_level < kInfo) return;
+    std::int64_t now = coarse_seconds();
+    std::int64_t due = g_next_summary.load(std::memory_order_relaxed);
+    if (now < due || !g_next_summary.compare_exchange_strong(due, now + g_summary_s, std::memory_order_relaxed)) return;
+    write_summary(now);
+}
+
+void reset_tally() {
+    for (auto& n : g_tally) n.store(0, std::memory_order_relaxed);
+    g_suppressed.store(0, std::memory_order_relaxed);
+    std::int64_t now = coarse_seconds();
+    g_last_summary.store(now, std::memory_order_relaxed);
+    g_next_summary.store(now + g_summary_s, std::memory_order_relaxed);
+}
+
 void log_line(int level, const char* fmt, ...) {
     if (g_kind == Config::Log::off || level > g_level) return;
+    if (level == kWarning && !warning_allowed()) return;
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     std::vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    write_line(level, msg);
+}
+
+namespace {
+void write_line(int level, const char* msg) {
     static const char* const names[] = {"error", "warning", "info", "debug"};
     if (g_kind == Config::Log::syslog) {
         static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -103,5 +181,6 @@ void log_line(int level, const char* fmt, ...) {
     ssize_t ignored = write(g_fd, line, len);
     (void)ignored;
 }
+}  // namespace
 
 }  // namespace xproxy::preload

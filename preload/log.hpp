@@ -2,6 +2,11 @@
 // The destination is opened in the library constructor, while a daemon is still root.
 // Lines read "event=NAME key=value ..."; values are addresses, numbers and static reasons,
 // and the only peer bytes ever logged go through xproxy::escape().
+// Levels: warning and error lines are written one per event (warnings at most
+// kWarningsPerSecond a second; the rest are counted and reported in the summary); info
+// adds a summary line with the counts of connections (tally()) at most once every
+// XPROXY_LOG_SUMMARY seconds and at exit; debug adds one line per connection. Counting
+// costs no system call: the summary is written by the connection that finds it due.
 #pragma once
 
 #include "config.hpp"
@@ -21,5 +26,22 @@ bool log_enabled(int level);
 bool is_log_fd(int fd);
 // The log descriptor's number, or -1 (syslog, off).
 int log_fd_number();
+
+inline constexpr int kWarningsPerSecond = 50;
+
+// What became of a connection accepted on a managed listener.
+enum class Tally {
+    proxied,    // trusted peer, header with the client's address
+    local,      // trusted peer, LOCAL or UNKNOWN header: its real endpoints
+    untrusted,  // returned as libc returned it
+    passed,     // trusted peer without a valid header, XPROXY_REQUIRE=0
+    dropped,    // trusted peer without a valid header (or unrecordable), closed
+    count_
+};
+// Counts one connection (lock-free, no system call); at level info and above, writes the
+// summary line when it is due (then one line, at most every XPROXY_LOG_SUMMARY seconds).
+void tally(Tally t);
+// The child of fork() counts from zero: what the parent counted is the parent's to report.
+void reset_tally();
 
 }  // namespace xproxy::preload

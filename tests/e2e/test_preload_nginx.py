@@ -10,6 +10,8 @@ libxproxy-preload.so, the upstream at 127.0.0.1 (trusted) sending PROXY v2 itsel
   (printed), with no descriptor growth and less than 1 MiB of memory growth."""
 
 import os
+import re
+import signal
 import socket
 import struct
 import time
@@ -119,6 +121,16 @@ class NginxWithShim(E2ETestCase):
         wait_until(lambda: read_text(self.access).count("\n") >= 41, 10, 0.05, "nginx access log")
         self.assertNotIn("192.0.2.200", read_text(self.access))
         self.assertNotIn("127.0.0.", read_text(self.access))  # no wake-up ever reached nginx
+        # Level info (the default) writes no line per connection: each worker writes a
+        # summary of its counts at exit (nginx stops its workers with exit()).
+        os.kill(self.master.pid, signal.SIGQUIT)
+        self.master.wait(timeout=10)
+        log = read_text(self.shim_log)
+        self.assertNotIn("event=proxied", log)
+        counts = [dict(re.findall(r" (\w+)=(\d+)", line)) for line in log.splitlines() if "event=summary " in line]
+        self.assertEqual(sum(int(c["proxied"]) for c in counts), 41, log)
+        # The stalled connection, and the harness's readiness probes (no header at all).
+        self.assertGreaterEqual(sum(int(c["dropped"]) for c in counts), 1, log)
 
     def test_ten_thousand_connections_no_growth(self):
         port = self.start_nginx(timeout_ms=3000)

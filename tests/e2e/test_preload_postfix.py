@@ -21,7 +21,9 @@ class LegacyPostfixBehindHAProxy(E2ETestCase):
         if with_shim:
             kwargs = dict(preload=binary("preload/libxproxy-preload.so"),
                           preload_env={"XPROXY_TRUSTED": "127.0.0.1/32", "XPROXY_PORTS": str(self.port),
-                                       "XPROXY_LOG": "file:" + self.shim_log})
+                                       "XPROXY_LOG": "file:" + self.shim_log,
+                                       # debug: one line per connection (info logs a summary)
+                                       "XPROXY_LOG_LEVEL": "debug"})
         self.pf = Postfix(self.sandbox, self.procs, "legacy", self.port, relay_port=self.sink.port,
                           main_cf={"smtpd_client_restrictions": "check_client_access cidr:" + access}, **kwargs)
         self.pf.start()

@@ -29,6 +29,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -645,13 +646,115 @@ TEST_P(CloseEverything, LogDescriptorSurvives) {
     ASSERT_GE(fd, 0);
     close(fd);
     {
-        Server s(GetParam(), trusted({{"XPROXY_LOG", std::string("file:") + path}}));
+        Server s(GetParam(), trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_LEVEL", "debug"}}));
         EXPECT_EQ(field(talk(s.port, v2("192.0.2.107", 107)), "peer"), "192.0.2.107:107");
     }
     std::ifstream in(path);
     std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     unlink(path);
     EXPECT_NE(log.find("event=proxied"), std::string::npos) << log;
+}
+
+std::string log_of(const char* path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Level info (the default) writes no line per connection, only the summary of the counts
+// (at most every XPROXY_LOG_SUMMARY seconds, written by the connection that finds it due).
+TEST(Preload, DefaultLevelLogsSummaryNotEachConnection) {
+    char path[] = "/tmp/xproxy-log-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    // The counts over every summary line so far (a slow machine may write one early).
+    auto counts = [&path] {
+        std::map<std::string, unsigned long> sum;
+        std::istringstream in(log_of(path));
+        for (std::string line; std::getline(in, line);)
+            if (line.find("event=summary ") != std::string::npos)
+                for (const char* k : {"proxied", "local", "untrusted", "passed", "dropped"})
+                    sum[k] += std::stoul(field(line, k));
+        return sum;
+    };
+    std::map<std::string, unsigned long> want = {
+        {"proxied", 2}, {"local", 1}, {"untrusted", 1}, {"passed", 0}, {"dropped", 1}};
+    std::map<std::string, unsigned long> got;
+    {
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_SUMMARY", "1"}}));
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.111", 111)), "peer"), "192.0.2.111:111");
+        EXPECT_EQ(field(talk(s.port, "PROXY UNKNOWN\r\nL"), "data"), "L");  // local
+        EXPECT_EQ(field(talk(s.port, "U", "127.0.0.2"), "data"), "U");      // untrusted
+        EXPECT_EQ(talk(s.port, "GET / HTTP/1.0\r\n\r\n"), "") << "dropped";
+        std::this_thread::sleep_for(2100ms);  // the next connection finds the summary due
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.113", 113)), "peer"), "192.0.2.113:113");
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while ((got = counts()) != want && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(20ms);
+    }
+    std::string log = log_of(path);
+    unlink(path);
+    EXPECT_EQ(got, want) << log;
+    EXPECT_NE(log.find("event=dropped"), std::string::npos) << "drops stay logged one by one: " << log;
+    EXPECT_EQ(log.find("event=proxied"), std::string::npos) << "no line per connection at info: " << log;
+}
+
+// Drops stay logged one by one, but at most kWarningsPerSecond (50) lines a second: a
+// flood of bad headers is counted in the summary instead.
+TEST(Preload, WarningFloodIsCountedNotWritten) {
+    char path[] = "/tmp/xproxy-log-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    constexpr unsigned long kBad = 150;  // within well under 2 s: at most 2 x 50 lines
+    std::string log;
+    unsigned long lines = 0, dropped = 0, suppressed = 0;
+    {
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_SUMMARY", "1"}}));
+        auto t0 = std::chrono::steady_clock::now();
+        for (unsigned long i = 0; i < kBad; ++i) talk(s.port, "GET / HTTP/1.0\r\n\r\n");
+        if (std::chrono::steady_clock::now() - t0 > 1500ms) GTEST_SKIP() << "machine too slow for the flood";
+        std::this_thread::sleep_for(1100ms);
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.116", 116)), "peer"), "192.0.2.116:116");  // writes the summary
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while ((log = log_of(path)).find("event=summary") == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(20ms);
+    }
+    unlink(path);
+    std::istringstream in(log);
+    for (std::string line; std::getline(in, line);) {
+        if (line.find("event=dropped ") != std::string::npos) ++lines;
+        if (line.find("event=summary ") != std::string::npos) {
+            dropped += std::stoul(field(line, "dropped"));
+            suppressed += std::stoul(field(line, "warnings_suppressed"));
+        }
+    }
+    EXPECT_LE(lines, 100u) << log;
+    EXPECT_EQ(dropped, kBad) << log;
+    EXPECT_EQ(lines + suppressed, kBad) << log;
+}
+
+// Level debug adds one line per connection.
+TEST(Preload, DebugLevelLogsEachConnection) {
+    char path[] = "/tmp/xproxy-log-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    std::string log;
+    {
+        Server s("blocking", trusted({{"XPROXY_LOG", std::string("file:") + path}, {"XPROXY_LOG_LEVEL", "debug"}}));
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.114", 114)), "peer"), "192.0.2.114:114");
+        EXPECT_EQ(field(talk(s.port, v2("192.0.2.115", 115)), "peer"), "192.0.2.115:115");
+        auto deadline = std::chrono::steady_clock::now() + 5s;
+        while ((log = log_of(path)).find("client=192.0.2.115:115") == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(20ms);
+    }
+    unlink(path);
+    EXPECT_NE(log.find("event=proxied fd="), std::string::npos) << log;
+    EXPECT_NE(log.find("client=192.0.2.114:114"), std::string::npos) << log;
+    EXPECT_NE(log.find("client=192.0.2.115:115"), std::string::npos) << log;
 }
 
 INSTANTIATE_TEST_SUITE_P(Preload, CloseEverything, ::testing::Values("closeloop", "closefrom"),
