@@ -34,7 +34,9 @@ class XproxydChain(E2ETestCase):
         self.b = Postfix(self.sandbox, self.procs, "legacy", self.b_port, relay_port=self.sink.port, main_cf=main_cf,
                          preload=binary("preload/libxproxy-preload.so"),
                          preload_env=dict({"XPROXY_TRUSTED": "127.0.0.1/32", "XPROXY_PORTS": str(self.b_port),
-                                           "XPROXY_LOG": "file:" + self.shim_log},
+                                           "XPROXY_LOG": "file:" + self.shim_log,
+                                           # debug: a line per connection (info writes a summary)
+                                           "XPROXY_LOG_LEVEL": "debug"},
                                           **({"XPROXY_HMAC_KEY_FILE": hmac_key_file} if hmac_key_file else {})))
         self.b.start()
 
