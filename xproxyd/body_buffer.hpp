@@ -61,14 +61,18 @@ private:
         thread_local Cache c;
         return c;
     }
-    static std::unique_ptr<char[]> take() {
+    // Not inlined: a coroutine that takes or releases a block may resume on another
+    // thread, and a compiler that keeps a thread_local's address across the suspension
+    // (clang before 16) would then use the first thread's cache; inside a call of its
+    // own the address is always this thread's.
+    [[gnu::noinline]] static std::unique_ptr<char[]> take() {
         if (gone() || cache().blocks.empty()) return std::unique_ptr<char[]>(new char[Size]);
         Cache& c = cache();
         std::unique_ptr<char[]> p = std::move(c.blocks.back());
         c.blocks.pop_back();
         return p;
     }
-    static void give(std::unique_ptr<char[]> p) {
+    [[gnu::noinline]] static void give(std::unique_ptr<char[]> p) {
         if (!p || gone()) return;
         Cache& c = cache();
         if (c.blocks.size() >= Keep) return;  // p frees it
