@@ -42,7 +42,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
-from harness import HAProxy, Postfix, binary, free_port, standalone, wait_for_port, wait_until  # noqa: E402
+from harness import HAProxy, Postfix, binary, haproxy_config, free_port, standalone, wait_for_port, wait_until  # noqa: E402
 from xproxyd_helpers import Xproxyd  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from counting_sink import CountingSink  # noqa: E402
@@ -210,23 +210,6 @@ def throughput(sb, procs, sink):
         time.sleep(1)
 
 
-def haproxy_cfg(sb, port, backend_port):
-    # As harness.HAProxy writes it (mode tcp, no PROXY header), for a wrapped start.
-    return sb.write("haproxy-count-%d.cfg" % port, """global
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe
-    bind 127.0.0.1:%d
-    default_backend be
-backend be
-    server s1 127.0.0.1:%d
-""" % (port, backend_port))
-
-
 def relay_argv(sb, which, port, sink):
     if which == "xproxyd":
         spool = sb.mkdir("count-spool-%d" % port, mode=0o700)
@@ -234,7 +217,7 @@ def relay_argv(sb, which, port, sink):
                 "inet:127.0.0.1:%d" % port, "--spool-dir", spool, "--hostname", "xproxyd.test.invalid",
                 "--trusted-upstreams", "127.0.0.1/32", "--downstream", xproxyd_downstream(sink)[0]] \
             + XPROXYD_OPTS + os.environ.get("XPROXYD_ARGS", "").split()
-    return ["haproxy", "-db", "-f", haproxy_cfg(sb, port, sink.port)]
+    return ["haproxy", "-db", "-f", haproxy_config(sb, port, sink.port)]
 
 
 def count_one(sb, procs, sink, which, size, n):

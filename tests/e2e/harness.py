@@ -641,6 +641,31 @@ class SmtpSink:
 
 # ---------------------------------------------------------------- HAProxy
 
+def haproxy_config(sandbox, port, backend_port, mode=None, backend_host="127.0.0.1", listen_host="127.0.0.1",
+                   server_options="", frontend_lines=()):
+    """Writes and checks HAProxy's tcp-mode configuration (see HAProxy); returns its path."""
+    bind = "[%s]" % listen_host if ":" in listen_host else listen_host
+    backend = "[%s]" % backend_host if ":" in backend_host else backend_host
+    fe_extra = "".join("    %s\n" % l for l in frontend_lines)
+    cfg = sandbox.write("haproxy-%d.cfg" % port, """global
+    maxconn 1000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind %s:%d
+%s    default_backend be
+backend be
+    server s1 %s:%d %s %s
+""" % (bind, port, fe_extra, backend, backend_port, mode or "", server_options))
+    r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("haproxy config invalid: %s%s" % (r.stdout, r.stderr))
+    return cfg
+
+
 class HAProxy:
     """HAProxy in tcp mode: listen on listen_host:port, forward to the backend.
 
@@ -653,25 +678,8 @@ class HAProxy:
                  listen_host="127.0.0.1", server_options="", frontend_lines=()):
         self.listen_host = listen_host
         self.port = port or free_port(listen_host)
-        bind = "[%s]" % listen_host if ":" in listen_host else listen_host
-        backend = "[%s]" % backend_host if ":" in backend_host else backend_host
-        fe_extra = "".join("    %s\n" % l for l in frontend_lines)
-        self.cfg = sandbox.write("haproxy-%d.cfg" % self.port, """global
-    maxconn 1000
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-frontend fe
-    bind %s:%d
-%s    default_backend be
-backend be
-    server s1 %s:%d %s %s
-""" % (bind, self.port, fe_extra, backend, backend_port, mode or "", server_options))
-        r = subprocess.run(["haproxy", "-c", "-f", self.cfg], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError("haproxy config invalid: %s%s" % (r.stdout, r.stderr))
+        self.cfg = haproxy_config(sandbox, self.port, backend_port, mode, backend_host, listen_host, server_options,
+                                  frontend_lines)
         self.log = sandbox.path("haproxy-%d.log" % self.port)
         sandbox.logs.append(self.log)
         with open(self.log, "wb") as out:
