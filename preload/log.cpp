@@ -24,6 +24,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "shim_mutex.hpp"
 #include "state.hpp"
 #include <xproxy/base/invariant.hpp>
 #include <xproxy/base/unique_fd.hpp>
@@ -40,16 +41,24 @@ int g_summary_s = 60;
 
 constexpr int kTallies = static_cast<int>(Tally::count_);
 std::atomic<std::uint64_t> g_tally[kTallies];
-std::atomic<std::uint64_t> g_suppressed{0};   // warnings over kWarningsPerSecond
+std::atomic<std::uint64_t> g_suppressed{0};   // warnings over kWarningsPerSecond, for the summary
+std::atomic<std::uint64_t> g_unreported{0};   // the same, not yet said in a warning line
 std::atomic<std::int64_t> g_next_summary{0};  // coarse monotonic seconds
 std::atomic<std::int64_t> g_last_summary{0};  // when the counts were last reported (or started)
 std::atomic<std::int64_t> g_warn_second{0};   // the second g_warn_count counts in
 std::atomic<int> g_warn_count{0};
 
+// This thread is writing a line: a signal handler that logs on the same thread (or exit()
+// called from one) must not enter syslog()'s lock, or the file write, a second time.
+thread_local __attribute__((tls_model("initial-exec"))) bool t_in_log = false;
+
 std::int64_t coarse_seconds() {
     timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // vDSO: no system call
-    return ts.tv_sec;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) return ts.tv_sec;  // vDSO: no system call
+    // Not available (a sandbox without the vDSO's coarse clock): the precise one, then
+    // wall time; never a clock stuck at 0, which would end summaries and the warning budget.
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0) return ts.tv_sec;
+    return static_cast<std::int64_t>(time(nullptr));
 }
 
 // False when this warning is over the second's budget (it is then counted).
@@ -60,10 +69,12 @@ bool warning_allowed() {
         g_warn_count.store(0, std::memory_order_relaxed);
     if (g_warn_count.fetch_add(1, std::memory_order_relaxed) < kWarningsPerSecond) return true;
     g_suppressed.fetch_add(1, std::memory_order_relaxed);
+    g_unreported.fetch_add(1, std::memory_order_relaxed);
     return false;
 }
 
 void write_line(int level, const char* msg);
+void write_line_once(int level, const char* msg);
 
 // Writes the counts since the last summary, if there are any.
 void write_summary(std::int64_t now) {
@@ -82,7 +93,7 @@ void write_summary(std::int64_t now) {
 }
 
 __attribute__((destructor)) void summary_at_exit() {
-    if (log_enabled(kInfo)) write_summary(coarse_seconds());
+    if (log_enabled(kInfo) && !t_in_log) write_summary(coarse_seconds());
 }
 
 bool still_ours() {
@@ -134,6 +145,9 @@ bool is_log_fd(int fd) { return fd >= 0 && fd == g_fd && still_ours(); }
 void tally(Tally t) {
     g_tally[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
     if (g_kind == Config::Log::off || g_level < kInfo) return;
+    // Never write under the shim's mutex (the completer counts there): a stalled syslog
+    // daemon or slow disk would hold up every accept. The next count outside it writes.
+    if (ShimMutex::held_by_this_thread()) return;
     std::int64_t now = coarse_seconds();
     std::int64_t due = g_next_summary.load(std::memory_order_relaxed);
     if (now < due || !g_next_summary.compare_exchange_strong(due, now + g_summary_s, std::memory_order_relaxed)) return;
@@ -143,6 +157,7 @@ void tally(Tally t) {
 void reset_tally() {
     for (auto& n : g_tally) n.store(0, std::memory_order_relaxed);
     g_suppressed.store(0, std::memory_order_relaxed);
+    g_unreported.store(0, std::memory_order_relaxed);
     std::int64_t now = coarse_seconds();
     g_last_summary.store(now, std::memory_order_relaxed);
     g_next_summary.store(now + g_summary_s, std::memory_order_relaxed);
@@ -151,6 +166,16 @@ void reset_tally() {
 void log_line(int level, const char* fmt, ...) {
     if (g_kind == Config::Log::off || level > g_level) return;
     if (level == kWarning && !warning_allowed()) return;
+    if (level == kWarning) {
+        // Whatever the level, a flood that was cut is said once the budget allows a line
+        // again: at level warning no summary would report it.
+        if (std::uint64_t n = g_unreported.exchange(0, std::memory_order_relaxed)) {
+            char note[96];
+            std::snprintf(note, sizeof note, "event=warnings_suppressed count=%" PRIu64 " limit=%d/s", n,
+                          kWarningsPerSecond);
+            write_line(kWarning, note);
+        }
+    }
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -161,6 +186,13 @@ void log_line(int level, const char* fmt, ...) {
 
 namespace {
 void write_line(int level, const char* msg) {
+    if (t_in_log) return;  // re-entered from a signal handler on this thread
+    t_in_log = true;
+    write_line_once(level, msg);
+    t_in_log = false;
+}
+
+void write_line_once(int level, const char* msg) {
     static const char* const names[] = {"error", "warning", "info", "debug"};
     if (g_kind == Config::Log::syslog) {
         static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
