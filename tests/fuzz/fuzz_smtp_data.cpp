@@ -3,10 +3,12 @@
 // cut; its output, followed by the end-of-data line, must decode to itself (the downstream
 // finds the end exactly where xproxyd did), never contain a lone "." line and never a CR
 // or LF outside a CRLF pair (a lenient downstream must not see a line end that xproxyd
-// did not), and the end is only ever CRLF "." CRLF. The parser
+// did not), and the end is only ever CRLF "." CRLF. xproxyd's own path, the feed into a
+// fixed buffer, gives the same bytes whatever the buffer's room. The parser
 // never accepts a path with CR, LF or NUL. Both live in the wire layer (xproxy_wire).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <xproxy/wire/data_decoder.hpp>
 #include <xproxy/wire/smtp_command.hpp>
@@ -27,6 +29,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::size_t used2 = split.feed(in.data(), cut, out2);
     if (!split.done()) used2 += split.feed(in.data() + cut, in.size() - cut, out2);
     if (used2 != used || out2 != out || split.done() != whole.done() || split.size() != whole.size()) __builtin_trap();
+
+    // The feed into a fixed buffer (what xproxyd relays from), with a small room taken
+    // from the input: the same output and end, and progress on every call.
+    const std::size_t room = DataDecoder::kMaxExpansion + (size > 1 ? data[1] % 64 : 0);
+    std::vector<char> buf(room);
+    DataDecoder fixed;
+    std::string out4;
+    std::size_t used4 = 0;
+    while (used4 < in.size() && !fixed.done()) {
+        std::size_t produced = 0;
+        const std::size_t u = fixed.feed(in.data() + used4, in.size() - used4, buf.data(), room, produced);
+        if (u == 0 || produced > room) __builtin_trap();
+        used4 += u;
+        out4.append(buf.data(), produced);
+    }
+    if (used4 != used || out4 != out || fixed.done() != whole.done() || fixed.size() != whole.size()) __builtin_trap();
 
     for (std::size_t i = 0; i < out.size(); ++i) {
         if (out[i] == '\r' && (i + 1 == out.size() || out[i + 1] != '\n')) __builtin_trap();
