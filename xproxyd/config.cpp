@@ -83,6 +83,8 @@ namespace {
 // What the words of a downstream said beyond its values, for the checks after them.
 struct DownstreamWords {
     bool tls_given = false;
+    bool encoding_given = false;
+    bool mx_port_given = false;
     bool key_id_given = false;
 };
 
@@ -105,9 +107,15 @@ Expected<void> parse_downstream_word(DownstreamConfig& d, const std::string& wor
     auto eq = word.find('=');
     std::string key = word.substr(0, eq), value = eq == std::string::npos ? "" : word.substr(eq + 1);
     bool ok = true;
-    if (key == "destinations") {
+    if (key == "destinations" && value == "mx") {
+        d.mx = true;
+    } else if (key == "destinations") {
         return parse_destinations(d, value);
+    } else if (key == "mx-port") {
+        seen.mx_port_given = true;
+        ok = parse_num(value, d.mx_port) && d.mx_port > 0;
     } else if (key == "encoding") {
+        seen.encoding_given = true;
         auto e = parse_encoding(value);
         ok = e.has_value();
         if (e) d.encoding = *e;
@@ -152,7 +160,25 @@ Expected<void> parse_downstream_word(DownstreamConfig& d, const std::string& wor
 
 // The whole downstream: TLS by default off this machine, and a PROXY header only where
 // it cannot be rewritten unnoticed.
+// destinations=mx: other organisations' MX hosts, so nothing about the source MTA's
+// clients is announced to them, and the certificate is checked against the MX host name.
+Expected<void> check_mx_downstream(DownstreamConfig& d, const DownstreamWords& seen) {
+    const std::string ds = "downstream " + d.name + ": ";
+    if (!d.destinations.empty()) return Failure{ds + "destinations=mx takes no addresses besides"};
+    if (seen.encoding_given && d.encoding != Encoding::none)
+        return Failure{ds +
+                       "destinations=mx delivers to other organisations: encoding=none (nothing of the source "
+                       "is announced to them)"};
+    d.encoding = Encoding::none;
+    if (!seen.tls_given) d.tls = TlsMode::may;  // what the internet's MX hosts allow; REQUIRETLS verifies
+    if (!d.tls_name.empty()) return Failure{ds + "tls-name= with destinations=mx: the MX host name is checked"};
+    if (!d.hmac_key_file.empty() || d.proxy_unsigned) return Failure{ds + "destinations=mx sends no PROXY header"};
+    return {};
+}
+
 Expected<void> check_downstream(DownstreamConfig& d, const DownstreamWords& seen) {
+    if (d.mx) return check_mx_downstream(d, seen);
+    if (seen.mx_port_given) return Failure{"downstream " + d.name + ": mx-port= needs destinations=mx"};
     if (d.destinations.empty()) return Failure{"downstream " + d.name + ": no destinations="};
     bool local = true;
     for (const auto& dest : d.destinations) local = local && is_loopback(dest.host);
@@ -227,8 +253,8 @@ namespace {
 
 // Options that become parts of Config only after checks.
 struct RawOptions {
-    std::vector<std::string> listen, downstreams, conditions;
-    std::string trusted;
+    std::vector<std::string> listen, downstreams, conditions, egresses, pools, dns_options;
+    std::string trusted, refused;
     unsigned client_timeout = 300, pool_idle = 10;
 };
 
@@ -238,14 +264,26 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "config,c", po::value(&c.config_file), "config file (long option names, name = value)")(
         "check-config", po::bool_switch(&c.check_config), "check the configuration and exit (0 = valid)")(
         "listen,l", po::value(&raw.listen)->composing(),
-        "listener and the downstream it serves: \"inet:HOST:PORT [NAME]\" (also inet6:, unix:, fd:, systemd; "
-        "repeatable; default downstream: the first)")(
+        "listener and the downstream it serves: \"inet:HOST:PORT [NAME] [risk=CLASS]\" (also inet6:, unix:, fd:, "
+        "systemd; repeatable; default downstream: the first; risk: the egress pool, outbound)")(
         "downstream,d", po::value(&raw.downstreams)->composing(),
         "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
         "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
-        "(repeatable)")("trusted-upstreams", po::value(&raw.trusted),
-                        "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")(
+        "(repeatable); destinations=mx [mx-port=N]: the outbound mode, to the recipients' MX hosts")(
+        "egress", po::value(&raw.egresses)->composing(),
+        "outbound source: \"NAME address=ADDR helo=NAME\" (repeatable)")(
+        "pool", po::value(&raw.pools)->composing(),
+        "egresses of a risk class: \"CLASS EGRESS[:WEIGHT][,EGRESS[:WEIGHT]...]\" (repeatable; weight 0: unused)")(
+        "dns-server", po::value(&c.dns.servers)->composing(),
+        "outbound: ask this server (ADDR or ADDR@PORT, repeatable; default: /etc/resolv.conf)")(
+        "dns-trust-anchor", po::value(&c.dns.trust_anchor), "outbound: DNSSEC trust anchor file (DS or DNSKEY)")(
+        "dns-option", po::value(&raw.dns_options)->composing(),
+        "outbound: a libunbound option, \"NAME: VALUE\" (repeatable)")(
+        "refused-destinations", po::value(&raw.refused),
+        "outbound: CIDR list never connected to, or \"none\" (default: loopback, private, link-local, ...)")(
+        "trusted-upstreams", po::value(&raw.trusted),
+        "CIDR list allowed to send XCLIENT, XFORWARD, XPROXYFROM (default: nobody)")(
         "hostname", po::value(&c.hostname), "name in the greeting and EHLO (default: host name)")(
         "user,u", po::value(&c.user), "drop privileges to this user after binding")(
         "threads", po::value(&c.threads)->default_value(1), "worker threads")(
@@ -294,7 +332,7 @@ Expected<std::vector<DownstreamConfig>> parse_downstreams(const std::vector<std:
     return out;
 }
 
-// "SPEC [DOWNSTREAM]": the downstream by name, the first one by default.
+// "SPEC [DOWNSTREAM] [risk=CLASS]": the downstream by name, the first one by default.
 Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
                                                 const std::vector<DownstreamConfig>& downstreams,
                                                 const daemon::OptionOrigins& origins) {
@@ -305,18 +343,83 @@ Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
         Listener li{};
         li.origin = origins.where("listen", l);
         auto located = [&](const std::string& why) { return li.origin.empty() ? why : li.origin + ": " + why; };
-        std::string name, extra;
-        in >> li.spec >> name >> extra;
-        if (!extra.empty()) return Failure{located("listen '" + l + "': want \"SPEC [DOWNSTREAM]\"")};
+        std::string name, word;
+        in >> li.spec;
+        bool risk_given = false;
+        while (in >> word) {
+            if (word.rfind("risk=", 0) == 0 && !risk_given && word.size() > 5) {
+                li.risk = word.substr(5);
+                risk_given = true;
+            } else if (name.empty() && !risk_given && word.find('=') == std::string::npos) {
+                name = word;
+            } else {
+                return Failure{located("listen '" + l + "': want \"SPEC [DOWNSTREAM] [risk=CLASS]\"")};
+            }
+        }
         li.downstream = downstreams.size();
         if (name.empty()) li.downstream = 0;
         for (std::size_t i = 0; i < downstreams.size(); ++i)
             if (downstreams[i].name == name) li.downstream = i;
         if (li.downstream == downstreams.size())
             return Failure{located("listen '" + l + "': no downstream named " + name)};
+        if (risk_given && !downstreams[li.downstream].mx)
+            return Failure{located("listen '" + l + "': risk= is for a destinations=mx downstream")};
         out.push_back(li);
     }
     return out;
+}
+
+// --egress, --pool, and each outbound listener's pool: with pools configured, every
+// outbound listener's class must have one (no silent default source address).
+Expected<void> parse_egress_pools(Config& c, const RawOptions& raw, const daemon::OptionOrigins& origins) {
+    for (const auto& t : raw.egresses) {
+        auto e = parse_egress(t);
+        if (!e) return Failure{origins.locate("egress", e.error(), t)};
+        for (const auto& other : c.egresses)
+            if (other.name == e->name)
+                return Failure{origins.locate("egress", "egress " + e->name + " defined twice", t)};
+        c.egresses.push_back(std::move(*e));
+    }
+    for (const auto& t : raw.pools) {
+        auto p = parse_pool(t, c.egresses);
+        if (!p) return Failure{origins.locate("pool", p.error(), t)};
+        for (const auto& other : c.pools)
+            if (other.risk == p->risk) return Failure{origins.locate("pool", "pool " + p->risk + " defined twice", t)};
+        c.pools.push_back(std::move(*p));
+    }
+    for (auto& li : c.listeners) {
+        if (!c.downstreams[li.downstream].mx || c.pools.empty()) continue;
+        for (std::size_t i = 0; i < c.pools.size(); ++i)
+            if (c.pools[i].risk == li.risk) li.pool = i;
+        if (!li.pool)
+            return Failure{(li.origin.empty() ? "" : li.origin + ": ") + "listen " + li.spec + ": no --pool for risk " +
+                           li.risk};
+    }
+    if (!c.pools.empty() || !c.egresses.empty()) {
+        bool any_mx = false;
+        for (const auto& d : c.downstreams) any_mx = any_mx || d.mx;
+        if (!any_mx) return Failure{"--egress and --pool need a destinations=mx downstream"};
+    }
+    return {};
+}
+
+Expected<void> parse_dns(Config& c, const RawOptions& raw, bool refused_given, const daemon::OptionOrigins& origins) {
+    for (const auto& t : raw.dns_options) {
+        const auto colon = t.find(':');
+        if (colon == std::string::npos || colon == 0)
+            return Failure{origins.locate("dns-option", "dns-option '" + t + "': want \"NAME: VALUE\"", t)};
+        c.dns.options.emplace_back(t.substr(0, colon + 1), std::string(trim(std::string_view(t).substr(colon + 1))));
+    }
+    if (refused_given) {
+        if (raw.refused == "none") {
+            c.dns.refused = CidrSet{};
+        } else {
+            auto set = CidrSet::parse(raw.refused);
+            if (!set) return Failure{origins.locate("refused-destinations", "refused-destinations: " + set.error())};
+            c.dns.refused = *set;
+        }
+    }
+    return {};
 }
 
 Expected<std::vector<StreamThroughCondition>> parse_conditions(const std::vector<std::string>& texts,
@@ -341,13 +444,16 @@ Expected<void> check_limits(const Config& c, const daemon::OptionOrigins& origin
 }
 
 // Everything after the options were read; the failure is printed by the caller.
-Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given, const daemon::OptionOrigins& origins) {
+Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given, bool refused_given,
+                        const daemon::OptionOrigins& origins) {
     auto downstreams = parse_downstreams(raw.downstreams, origins);
     if (!downstreams) return Failure{downstreams.error()};
     c.downstreams = std::move(*downstreams);
     auto listeners = parse_listeners(raw.listen, c.downstreams, origins);
     if (!listeners) return Failure{listeners.error()};
     c.listeners = std::move(*listeners);
+    if (auto pools = parse_egress_pools(c, raw, origins); !pools) return pools;
+    if (auto dns = parse_dns(c, raw, refused_given, origins); !dns) return dns;
     if (trusted_given) {
         auto set = CidrSet::parse(raw.trusted);
         if (!set) return Failure{origins.locate("trusted-upstreams", "trusted-upstreams: " + set.error())};
@@ -377,7 +483,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     if (!daemon::load_options(daemon::arguments(argc, argv), desc, vm, "xproxyd", "[options]", XPROXY_VERSION,
                               exit_code, nullptr, false, &origins))
         return std::nullopt;
-    if (auto done = complete(c, raw, vm.count("trusted-upstreams") > 0, origins); !done) {
+    if (auto done = complete(c, raw, vm.count("trusted-upstreams") > 0, vm.count("refused-destinations") > 0, origins);
+        !done) {
         std::cerr << "xproxyd: " << done.error() << "\n";
         exit_code = 1;
         return std::nullopt;

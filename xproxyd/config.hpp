@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "egress.hpp"
+#include "mx_records.hpp"
 #include "source.hpp"
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/secret_file.hpp>
@@ -29,12 +31,18 @@ const char* to_string(TlsMode m);
 struct Destination {
     std::string host;  // numeric address
     std::uint16_t port = 25;
+    std::string name;  // outbound: the MX host name (TLS reference identity, logs); else empty
     std::string to_string() const;
 };
 
 struct DownstreamConfig {
     std::string name;
     std::vector<Destination> destinations;  // tried in order (failover)
+    // destinations=mx (the outbound mode): the destinations of each transaction are the MX
+    // hosts of its recipients' domain (RFC 5321 5.1), port mx_port; encoding none; tls may
+    // by default, verify for REQUIRETLS, the name checked being the MX host's.
+    bool mx = false;
+    std::uint16_t mx_port = 25;
     Encoding encoding = Encoding::proxy_v2;
     TlsMode tls = TlsMode::none;
     std::string tls_name;  // expected in the certificate (and SNI); default: the destination's address
@@ -64,9 +72,20 @@ struct StreamThroughCondition {
 std::optional<StreamThroughCondition> parse_condition(const std::string& text, std::string* error);
 
 struct Listener {
-    std::string spec;        // inet:HOST:PORT ... (xproxy/daemon/listen.hpp)
-    std::size_t downstream;  // index into Config::downstreams
-    std::string origin;      // "FILE:LINE" when the config file set it, else ""
+    std::string spec;                 // inet:HOST:PORT ... (xproxy/daemon/listen.hpp)
+    std::size_t downstream;           // index into Config::downstreams
+    std::string origin;               // "FILE:LINE" when the config file set it, else ""
+    std::string risk = "default";     // risk=CLASS: the egress pool of its transactions (outbound)
+    std::optional<std::size_t> pool;  // index into Config::pools; none without --pool
+};
+
+// The resolver of the outbound mode (mx_lookup.hpp): --dns-server, --dns-trust-anchor,
+// --dns-option, --refused-destinations.
+struct DnsConfig {
+    std::vector<std::string> servers;  // ADDR or ADDR@PORT; empty: /etc/resolv.conf
+    std::string trust_anchor;
+    std::vector<std::pair<std::string, std::string>> options;  // libunbound "name:", value
+    CidrSet refused = default_refused_destinations();
 };
 
 struct Config {
@@ -74,6 +93,9 @@ struct Config {
     bool check_config = false;
     std::vector<Listener> listeners;
     std::vector<DownstreamConfig> downstreams;
+    std::vector<Egress> egresses;
+    std::vector<EgressPool> pools;
+    DnsConfig dns;
     std::string user;
     unsigned threads = 1;
     std::string log_sink = "syslog";

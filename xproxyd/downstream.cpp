@@ -1,6 +1,7 @@
 // downstream.cpp: connection set-up and source announcement towards a downstream.
 #include "downstream.hpp"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,6 +46,14 @@ std::string missing_client_attributes(const smtp::Advertised& adv, const char* v
 }
 
 }  // namespace
+
+void Downstream::route(std::vector<Destination> dests, const Egress* egress, bool must_verify) {
+    close();
+    dests_ = std::move(dests);
+    egress_ = egress;
+    must_verify_ = must_verify;
+    index_ = 0;
+}
 
 void Downstream::close() {
     if (conn_) conn_->close();
@@ -122,7 +131,8 @@ asio::awaitable<void> Downstream::quit() {
 asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
     // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
     // that live across co_await in a coroutine's return expression).
-    const std::string line = "EHLO " + (name.empty() ? cfg_.helo : name) + "\r\n";
+    const std::string& own = egress_ ? egress_->helo : cfg_.helo;
+    const std::string line = "EHLO " + (name.empty() ? own : name) + "\r\n";
     Reply r = co_await command(line);
     if (r.code != 250) {
         why = "EHLO: " + first_line(r);
@@ -147,6 +157,8 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
                                        std::string& why) {
     close();
     index_ = index;
+    bind_failed_ = false;
+    tls_failed_ = false;
     bool ok = co_await connect(why);
     if (ok) ok = co_await introduce(src, why);
     if (!ok) {
@@ -158,14 +170,35 @@ asio::awaitable<bool> Downstream::open(std::size_t index, const SourceInfo& src,
 }
 
 asio::awaitable<bool> Downstream::connect(std::string& why) {
-    const Destination& d = cfg_.destinations[index_];
+    const Destination& d = dests_[index_];
     error_code ec;
     auto addr = asio::ip::make_address(d.host, ec);
     if (ec) {
         why = "bad address";
         co_return false;
     }
-    conn_ = std::make_shared<Conn>(asio::ip::tcp::socket(ex_));
+    asio::ip::tcp::socket sock(ex_);
+    if (egress_) {
+        // Bound to the egress address before connecting; a failure is never replaced by
+        // another source address (the transaction gets a 4xx instead).
+        const bool v4 = egress_->address.is_v4();
+        if (v4 != addr.is_v4()) {
+            why = "egress " + egress_->name + " has no " + (addr.is_v4() ? "IPv4" : "IPv6") + " address";
+            co_return false;
+        }
+        sock.open(v4 ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
+        if (!ec) {
+            const int one = 1;  // the port is chosen at connect(): many connections per address
+            (void)::setsockopt(sock.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+            sock.bind(asio::ip::tcp::endpoint(asio::ip::make_address(egress_->address.to_string()), 0), ec);
+        }
+        if (ec) {
+            why = "bind " + egress_->address.to_string() + " (egress " + egress_->name + "): " + ec.message();
+            bind_failed_ = true;
+            co_return false;
+        }
+    }
+    conn_ = std::make_shared<Conn>(std::move(sock));
     co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
     if (ec) {
         why = "connect: " + ec.message();
@@ -200,7 +233,7 @@ asio::awaitable<bool> Downstream::introduce(const SourceInfo& src, std::string& 
         co_return false;
     }
     if (!co_await ehlo(why)) co_return false;
-    if (cfg_.tls != TlsMode::none && !co_await starttls(why)) co_return false;
+    if ((cfg_.tls != TlsMode::none || must_verify_) && !co_await starttls(why)) co_return false;
     const bool ok = co_await announce_source(src, a, why);
     co_return ok;
 }
@@ -230,9 +263,13 @@ asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const A
 }
 
 asio::awaitable<bool> Downstream::starttls(std::string& why) {
-    const bool must = cfg_.tls != TlsMode::may;
+    const TlsMode mode = must_verify_ ? TlsMode::verify : cfg_.tls;
+    const bool must = mode != TlsMode::may;
+    tls_failed_ = must;  // until the handshake is done
     if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
-        if (must) why = std::string("STARTTLS not offered and tls=") + to_string(cfg_.tls);
+        if (must)
+            why = std::string("STARTTLS not offered and tls=") + to_string(mode) +
+                  (must_verify_ ? " (REQUIRETLS)" : "");
         co_return !must;
     }
     Reply r = co_await command("STARTTLS\r\n");
@@ -240,6 +277,7 @@ asio::awaitable<bool> Downstream::starttls(std::string& why) {
         if (must) why = "STARTTLS: " + first_line(r);
         co_return !must;
     }
+    tls_failed_ = true;
     if (conn_->buffered() > 0) {
         // Bytes after the 220 came before the handshake, in plain text: read after it they
         // would pass for the downstream's protected replies (an on-path attacker's 250).
@@ -247,9 +285,11 @@ asio::awaitable<bool> Downstream::starttls(std::string& why) {
               " bytes): injection, connection dropped";
         co_return false;
     }
-    // The expected identity: tls-name=, else the destination's address (checked with verify).
-    const std::string peer = cfg_.tls_name.empty() ? cfg_.destinations[index_].host : cfg_.tls_name;
-    const bool verify = cfg_.tls == TlsMode::verify;
+    // The expected identity: the MX host name (outbound), else tls-name=, else the
+    // destination's address (checked with verify).
+    const Destination& dest = dests_[index_];
+    const std::string peer = !dest.name.empty() ? dest.name : cfg_.tls_name.empty() ? dest.host : cfg_.tls_name;
+    const bool verify = mode == TlsMode::verify;
     error_code ec;
     co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_.command_timeout, ec);
     if (ec) {
@@ -258,6 +298,7 @@ asio::awaitable<bool> Downstream::starttls(std::string& why) {
         co_return false;
     }
     verified_ = verify;
+    tls_failed_ = false;
     const bool ok = co_await ehlo(why);
     co_return ok;
 }

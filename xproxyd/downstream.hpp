@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "conn.hpp"
 #include "downstream_pool.hpp"
+#include "egress.hpp"
 #include <xproxy/base/invariant.hpp>
 #include <xproxy/wire/smtp_command.hpp>
 
@@ -25,7 +26,25 @@ namespace xproxy::xproxyd {
 class Downstream {
 public:
     Downstream(asio::any_io_executor ex, const DownstreamConfig& cfg, asio::ssl::context* tls_ctx)
-        : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx) {}
+        : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx), dests_(cfg.destinations) {}
+
+    // The outbound mode: the destinations of this transaction (the MX hosts of its
+    // recipients' domain), the egress its connections are bound to and say EHLO as (none:
+    // the system's choice and helo=), and whether its TLS must be verified whatever
+    // tls= says (REQUIRETLS). Closes a connection to the previous route.
+    void route(std::vector<Destination> dests, const Egress* egress, bool must_verify);
+    // The same, keeping the open connection, which goes to dests[index].
+    void retarget(std::vector<Destination> dests, std::size_t index) {
+        XPROXY_INVARIANT(index < dests.size());
+        dests_ = std::move(dests);
+        index_ = index;
+    }
+    const std::vector<Destination>& destinations() const { return dests_; }
+    // The last open() failed because the egress address could not be bound.
+    bool bind_failed() const { return bind_failed_; }
+    // The last open() failed because the TLS its mode requires could not be had (no
+    // STARTTLS, a refused one, or a certificate that does not verify).
+    bool tls_failed() const { return tls_failed_; }
     ~Downstream() { close(); }
 
     asio::awaitable<bool> open(std::size_t index, const SourceInfo& src, const std::string& identity, std::string& why);
@@ -62,8 +81,12 @@ public:
     std::size_t index() const { return index_; }
     const std::string& identity() const { return identity_; }
     std::string where() const {
-        XPROXY_INVARIANT(index_ < cfg_.destinations.size());
-        return cfg_.destinations[index_].to_string();
+        XPROXY_INVARIANT(index_ < dests_.size());
+        return dests_[index_].to_string();
+    }
+    const Destination& destination() const {
+        XPROXY_INVARIANT(index_ < dests_.size());
+        return dests_[index_];
     }
     const DownstreamConfig& config() const { return cfg_; }
     bool dirty = false;  // a transaction was started and not finished downstream
@@ -90,6 +113,11 @@ private:
     std::size_t index_ = 0;
     std::string identity_;
     bool verified_ = false;
+    std::vector<Destination> dests_;
+    const Egress* egress_ = nullptr;
+    bool must_verify_ = false;
+    bool bind_failed_ = false;
+    bool tls_failed_ = false;
 };
 
 }  // namespace xproxy::xproxyd

@@ -33,9 +33,8 @@ using namespace xproxy::xproxyd;
 namespace {
 
 // A session and its place in the limits, given back when the session ends.
-asio::awaitable<void> serve(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared,
-                            SessionLimits::Slot slot) {
-    co_await run_session(std::move(conn), ds, shared);
+asio::awaitable<void> serve(std::shared_ptr<Conn> conn, const Listener& li, Shared& shared, SessionLimits::Slot slot) {
+    co_await run_session(std::move(conn), li, shared);
     slot.reset();
 }
 
@@ -56,8 +55,8 @@ void refuse(asio::ip::tcp::socket& sock, const Config& cfg, const IpAddress& cli
 }
 
 // The accept loops' handler: a connection over a session limit is refused, any other
-// one becomes a session of downstream ds.
-daemon::ConnectionHandlers sessions_of(const DownstreamConfig& ds, Shared& shared, SessionLimits& limits) {
+// one becomes a session of the listener's downstream.
+daemon::ConnectionHandlers sessions_of(const Listener& ds, Shared& shared, SessionLimits& limits) {
     daemon::ConnectionHandlers h;
     h.tcp = [&ds, &shared, &limits](asio::ip::tcp::socket sock) {
         error_code ignored;
@@ -135,8 +134,9 @@ Expected<TlsContexts> tls_contexts(const Config& cfg) {
         for (const auto& d : cfg.downstreams) {
             what = "downstream " + d.name;
             const std::string& ca = d.tls_ca.empty() ? cfg.tls_ca : d.tls_ca;
-            tls.client.push_back(d.tls == TlsMode::none ? nullptr
-                                                        : daemon::tls_client_context(d.tls == TlsMode::verify, ca));
+            // An MX downstream verifies for REQUIRETLS whatever its tls= (per connection).
+            const bool verify = d.tls == TlsMode::verify || d.mx;
+            tls.client.push_back(d.tls == TlsMode::none && !d.mx ? nullptr : daemon::tls_client_context(verify, ca));
         }
     } catch (const std::exception& e) {
         return Failure{"TLS configuration (" + what + "): " + e.what()};
@@ -144,21 +144,47 @@ Expected<TlsContexts> tls_contexts(const Config& cfg) {
     return tls;
 }
 
+// The resolver of the outbound mode, when a downstream has destinations=mx.
+Expected<std::unique_ptr<MxLookup>> outbound_resolver(const Config& cfg, const asio::any_io_executor& ex) {
+    bool any = false;
+    for (const auto& d : cfg.downstreams) any = any || d.mx;
+    if (!any) return std::unique_ptr<MxLookup>();
+    MxLookupConfig mc;
+    mc.forwarders = cfg.dns.servers;
+    mc.trust_anchor_file = cfg.dns.trust_anchor;
+    mc.unbound_options = cfg.dns.options;
+    mc.refused_destinations = cfg.dns.refused;
+    auto made = MxLookup::create(ex, std::move(mc));
+    if (!made) return Failure{"DNS resolver: " + made.error()};
+    return std::move(*made);
+}
+
 // --check-config: what was checked; the exit status 0.
 int print_config_ok(const Config& cfg) {
     std::printf("xproxyd: configuration ok (listeners: %zu, downstreams: %zu, trusted upstreams: %s)\n",
                 cfg.listeners.size(), cfg.downstreams.size(),
                 cfg.trusted.empty() ? "none" : cfg.trusted.to_string().c_str());
+    for (const auto& p : cfg.pools) {
+        std::printf("pool %s:", p.risk.c_str());
+        for (const auto& m : p.members)
+            std::printf(" %s=%s:%u", cfg.egresses[m.egress].name.c_str(),
+                        cfg.egresses[m.egress].address.to_string().c_str(), m.weight);
+        std::printf("\n");
+    }
     for (const auto& d : cfg.downstreams)
-        std::printf("downstream %s: encoding=%s%s tls=%s%s%s\n", d.name.c_str(), to_string(d.encoding),
-                    d.hmac_key ? " signed" : "", to_string(d.tls), d.tls == TlsMode::verify ? " name=" : "",
-                    d.tls != TlsMode::verify ? ""
-                    : d.tls_name.empty()     ? "(destination address)"
-                                             : d.tls_name.c_str());
+        if (d.mx)
+            std::printf("downstream %s: destinations=mx port=%u tls=%s\n", d.name.c_str(), d.mx_port, to_string(d.tls));
+    for (const auto& d : cfg.downstreams)
+        if (!d.mx)
+            std::printf("downstream %s: encoding=%s%s tls=%s%s%s\n", d.name.c_str(), to_string(d.encoding),
+                        d.hmac_key ? " signed" : "", to_string(d.tls), d.tls == TlsMode::verify ? " name=" : "",
+                        d.tls != TlsMode::verify ? ""
+                        : d.tls_name.empty()     ? "(destination address)"
+                                                 : d.tls_name.c_str());
     return 0;
 }
 
-// Listening descriptor and the index of the downstream it serves.
+// Listening descriptor and the index of its listener.
 using Listeners = std::vector<std::pair<UniqueFd, std::size_t>>;
 
 // The spool directory (mode 0700, given to --user) and the listeners, then privileges
@@ -170,7 +196,7 @@ Expected<Listeners> open_and_drop(const Config& cfg, const std::vector<daemon::L
     for (std::size_t i = 0; i < specs.size(); ++i) {
         auto opened = daemon::open_listeners(specs[i]);
         if (!opened) return Failure{opened.error()};
-        for (auto& fd : *opened) out.emplace_back(std::move(fd), cfg.listeners[i].downstream);
+        for (auto& fd : *opened) out.emplace_back(std::move(fd), i);
     }
     if (!cfg.user.empty() && geteuid() == 0) {
         // The spool directory must stay usable after dropping privileges.
@@ -208,18 +234,23 @@ int run(int argc, char** argv) {
     if (!specs) return start.fail(specs.error());
     auto tls = tls_contexts(*cfg);
     if (!tls) return start.fail(tls.error());
-    if (cfg->check_config) return print_config_ok(*cfg);
-    start.start_log();
-    auto listeners = open_and_drop(*cfg, *specs);
-    if (!listeners) return start.fail(listeners.error());
-
     // Declared before the io_context: session frames it destroys at exit give their spill
     // bytes and places back to these.
     SpillQuota spill(cfg->spill_quota);
     SessionLimits limits(cfg->max_sessions, cfg->max_sessions_per_client);
     asio::io_context io(static_cast<int>(cfg->threads));
+    // After the io_context, so destroyed before it; made before privileges are dropped
+    // (it reads resolv.conf and the trust anchor).
+    auto mx = outbound_resolver(*cfg, io.get_executor());
+    if (!mx) return start.fail(mx.error());
+    if (cfg->check_config) return print_config_ok(*cfg);
+    start.start_log();
+    auto listeners = open_and_drop(*cfg, *specs);
+    if (!listeners) return start.fail(listeners.error());
+
     DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, tls->front.get(), {}, parked, spill};
+    shared.mx = mx->get();
     for (const auto& c : tls->client) shared.client_tls.push_back(c.get());
     check_descriptor_limit(*cfg, listeners->size());
     // With several threads, one strand per session: its coroutine, its downstream and
@@ -228,8 +259,8 @@ int run(int argc, char** argv) {
     std::vector<int> fds;
     for (const auto& l : *listeners) fds.push_back(l.first.get());
     const std::string status = daemon::listening_status(fds);
-    for (auto& [fd, ds] : *listeners)
-        daemon::serve_listener(io, fd.release(), accept, sessions_of(cfg->downstreams[ds], shared, limits));
+    for (auto& [fd, li] : *listeners)
+        daemon::serve_listener(io, fd.release(), accept, sessions_of(cfg->listeners[li], shared, limits));
     std::signal(SIGPIPE, SIG_IGN);
     return daemon::run_until_stopped(io, cfg->threads, {}, [&] {
         log_start(*cfg, listeners->size());

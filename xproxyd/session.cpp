@@ -26,8 +26,11 @@ bool has_8bit(std::string_view s) {
 
 }  // namespace
 
-Session::Session(std::shared_ptr<Conn> conn, const DownstreamConfig& dcfg, Shared& sh)
-    : cfg_(sh.cfg), sh_(sh), front_(std::move(conn), sh.cfg.client_timeout), relay_(front_, sh, dcfg, sid_) {}
+Session::Session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& sh)
+    : cfg_(sh.cfg),
+      sh_(sh),
+      front_(std::move(conn), sh.cfg.client_timeout),
+      relay_(front_, sh, sh.cfg.downstreams[listener.downstream], sid_, listener.pool) {}
 
 // The session id, the TCP peer as the first source, and the greeting.
 void Session::start() {
@@ -189,6 +192,13 @@ asio::awaitable<bool> Session::cmd_mail(const smtp::CommandLine& c, const std::s
         front_.reply("553 5.6.7 Error: non-ASCII address without SMTPUTF8");
         co_return true;
     }
+    if (relay_.outbound() && !src_->trusted()) {
+        // The outbound mode relays to anyone's MX hosts: only the source MTAs it serves.
+        log::warning("event=relay_refused sid=%s client=%s", sid_.c_str(),
+                     endpoint_text(src_->effective().client).c_str());
+        front_.reply("550 5.7.1 Error: relay access denied");
+        co_return true;
+    }
     SourceInfo source = src_->effective();
     co_await relay_.mail(*mail, *params, std::move(source));
     co_return true;
@@ -301,8 +311,8 @@ asio::awaitable<bool> Session::cmd_source(const smtp::CommandLine& c, const std:
     co_return true;
 }
 
-asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared) {
-    Session s(std::move(conn), ds, shared);
+asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& shared) {
+    Session s(std::move(conn), listener, shared);
     co_await s.run();
 }
 

@@ -35,7 +35,7 @@ namespace xproxy::xproxyd {
 
 class Session {
 public:
-    Session(std::shared_ptr<Conn> conn, const DownstreamConfig& dcfg, Shared& sh);
+    Session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& sh);
 
     asio::awaitable<void> run();
 
@@ -80,6 +80,6 @@ private:
 };
 
 // The entry point for an accepted connection.
-asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const DownstreamConfig& ds, Shared& shared);
+asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& shared);
 
 }  // namespace xproxy::xproxyd

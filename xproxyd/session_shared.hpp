@@ -14,6 +14,7 @@
 #include "config.hpp"
 #include "conn.hpp"
 #include "downstream_pool.hpp"
+#include "mx_lookup.hpp"
 
 namespace xproxy::xproxyd {
 
@@ -25,6 +26,7 @@ struct Shared {
     DownstreamPool& pool;
     SpillQuota& spill;
     std::atomic<std::uint64_t> sessions{0};
+    MxLookup* mx = nullptr;  // with a destinations=mx downstream
     asio::ssl::context* client_tls_for(const DownstreamConfig& d) const {
         for (std::size_t i = 0; i < client_tls.size() && i < cfg.downstreams.size(); ++i)
             if (&cfg.downstreams[i] == &d) return client_tls[i];

@@ -2,6 +2,9 @@
 // downstream connection itself; see transaction_relay.hpp.
 #include "transaction_relay.hpp"
 
+#include <algorithm>
+#include <random>
+
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/invariant.hpp>
 #include <xproxy/daemon/log.hpp>
@@ -27,7 +30,7 @@ bool TransactionRelay::fast_path() const {
 
 awaitable<void> TransactionRelay::release_downstream() {
     if (!ds_.connected()) co_return;
-    if (sh_.pool.enabled()) {
+    if (sh_.pool.enabled() && !outbound()) {  // outbound connections go to other MX hosts each time
         if (auto pc = ds_.detach(sh_.pool.keeps_live())) {
             sh_.pool.put(ds_.config().name, std::move(*pc));
             co_return;
@@ -65,26 +68,30 @@ awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo&
         log::info("event=reannounce_refused sid=%s error=\"%s\"", sid_.c_str(), escape_value(why, 200).c_str());
     }
     co_await release_downstream();
-    if (start == 0 && sh_.pool.enabled()) {
+    if (start == 0 && sh_.pool.enabled() && !outbound()) {
         if (auto pc = sh_.pool.take(ds_.config().name, id); pc && ds_.adopt(std::move(*pc))) {
             log::debug("event=downstream_reuse sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
             reused = true;
             co_return true;
         }
     }
-    const auto& dests = ds_.config().destinations;
+    const auto& dests = ds_.destinations();
+    tls_refused_ = false;
     for (std::size_t i = start; i < dests.size(); ++i) {
         std::string why;
+        const std::string mx = dests[i].name.empty() ? std::string() : " mx=" + dests[i].name;
         if (co_await ds_.open(i, src, id, why)) {
             if (log::enabled(log::Level::info))
-                log::info("event=downstream_open sid=%s destination=%s encoding=%s tls=%s verified=%s signed=%s",
-                          sid_.c_str(), dests[i].to_string().c_str(), to_string(ds_.config().encoding),
+                log::info("event=downstream_open sid=%s destination=%s%s encoding=%s tls=%s verified=%s signed=%s%s",
+                          sid_.c_str(), dests[i].to_string().c_str(), mx.c_str(), to_string(ds_.config().encoding),
                           ds_.tls() ? "yes" : "no", ds_.tls_verified() ? "yes" : "no",
-                          ds_.config().hmac_key ? "yes" : "no");
+                          ds_.config().hmac_key ? "yes" : "no", txn_.tag.c_str());
             co_return true;
         }
-        log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(),
-                     dests[i].to_string().c_str(), escape_value(why, 200).c_str());
+        log::warning("event=downstream_failed sid=%s destination=%s%s error=\"%s\"%s", sid_.c_str(),
+                     dests[i].to_string().c_str(), mx.c_str(), escape_value(why, 200).c_str(), txn_.tag.c_str());
+        tls_refused_ = tls_refused_ || ds_.tls_failed();
+        if (ds_.bind_failed()) break;  // the same for every destination: never another source address
     }
     co_return false;
 }
@@ -102,7 +109,7 @@ awaitable<Reply> TransactionRelay::send_mail() {
 // Re-establishes the current transaction (MAIL and every accepted RCPT) on the first
 // destination from `start` on that accepts all of it.
 awaitable<bool> TransactionRelay::restore(std::size_t start) {
-    const std::size_t n = ds_.config().destinations.size();
+    const std::size_t n = ds_.destinations().size();
     while (start < n) {
         bool reused = false;
         if (!co_await open_from(start, txn_.source, reused)) co_return false;
@@ -114,10 +121,11 @@ awaitable<bool> TransactionRelay::restore(std::size_t start) {
         for (std::size_t i = 0; ok && i < txn_.rcpt_lines.size(); ++i)
             ok = (co_await ds_.command(txn_.rcpt_lines[i])).ok();
         if (ok) {
-            log::info("event=failover sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
+            log::info("event=failover sid=%s destination=%s%s", sid_.c_str(), ds_.where().c_str(), txn_.tag.c_str());
             co_return true;
         }
-        log::warning("event=failover_refused sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
+        log::warning("event=failover_refused sid=%s destination=%s%s", sid_.c_str(), ds_.where().c_str(),
+                     txn_.tag.c_str());
         ds_.close();
     }
     co_return false;
@@ -128,6 +136,10 @@ awaitable<void> TransactionRelay::mail(const smtp::PathArg& from, const smtp::Ma
     txn_.mail = from;
     txn_.params = params;
     txn_.source = std::move(source);
+    if (outbound()) {
+        mail_outbound();
+        co_return;
+    }
     std::size_t start = 0;
     bool retried_stale = false;
     for (;;) {
@@ -171,6 +183,10 @@ awaitable<void> TransactionRelay::rcpt(const std::string& path) {
         co_return;
     }
     std::string line = "RCPT TO:<" + path + ">\r\n";
+    if (outbound()) {
+        co_await rcpt_outbound(path, line);
+        co_return;
+    }
     if (txn_.unrouted) {  // checked by the destination that takes the message at DATA
         txn_.rcpt_lines.push_back(line);
         front_.reply("250 2.1.5 Ok");
@@ -191,6 +207,165 @@ awaitable<void> TransactionRelay::rcpt(const std::string& path) {
     if (r.failed()) {
         ds_.close();
         front_.reply("451 4.4.1 Error: downstream unavailable, try again later");
+        co_return;
+    }
+    if (r.ok()) txn_.rcpt_lines.push_back(line);
+    front_.relay(r);
+}
+
+namespace {
+
+std::uint64_t egress_draw() {
+    thread_local std::mt19937_64 engine{std::random_device{}()};
+    return engine();
+}
+
+// The domain of a recipient path, lower case ("" without one: a bare "postmaster").
+std::string recipient_domain(const std::string& path) {
+    const auto at = path.rfind('@');
+    if (at == std::string::npos) return {};
+    std::string d = path.substr(at + 1);
+    for (char& c : d)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return d;
+}
+
+}  // namespace
+
+void TransactionRelay::mail_outbound() {
+    if (pool_) {
+        const EgressPool& p = cfg_.pools[*pool_];
+        txn_.egress = &cfg_.egresses[choose_egress(p, egress_draw())];
+        txn_.pool = p.risk;
+        txn_.tag = " pool=" + p.risk + " egress=" + txn_.egress->name + " source=" + txn_.egress->address.to_string();
+    }
+    txn_.active = true;
+    log::info("event=mail sid=%s from=<%s>%s", sid_.c_str(), escape_value(txn_.mail.path, 256).c_str(),
+              txn_.tag.c_str());
+    front_.reply("250 2.1.0 Ok");
+}
+
+std::optional<std::string> TransactionRelay::lookup_failure(const std::string& domain, const MxResult& mx) const {
+    const std::string d = escape_value(domain, 256);
+    switch (mx.status) {
+        case MxStatus::ok: return std::nullopt;
+        case MxStatus::invalid_domain: return "550 5.1.2 Error: bad recipient domain";
+        case MxStatus::no_such_domain: return "550 5.1.2 Error: domain " + d + " does not exist";
+        case MxStatus::null_mx: return "556 5.1.10 Error: domain " + d + " does not accept mail (null MX)";
+        case MxStatus::no_address: return "550 5.4.4 Error: no usable address for the mail exchangers of " + d;
+        case MxStatus::temporary:
+            return "451 4.4.3 Error: cannot find the mail exchangers of " + d + " now, try again later";
+    }
+    XPROXY_UNREACHABLE();
+}
+
+awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxResult& mx) {
+    std::vector<Destination> dests;
+    for (const auto& m : mx.destinations)
+        dests.push_back(Destination{m.address.to_string(), ds_.config().mx_port, mx.literal ? std::string() : m.host});
+    // A clean connection of an earlier transaction to one of these hosts from the same
+    // egress is used again (Postfix's relayhost sends message after message this way).
+    std::optional<std::size_t> keep;
+    if (ds_.connected() && !ds_.dirty && txn_.egress == current_egress_ &&
+        (!txn_.params.requiretls || ds_.tls_verified())) {
+        for (std::size_t i = 0; i < dests.size() && !keep; ++i)
+            if (dests[i].host == ds_.destination().host && dests[i].port == ds_.destination().port) keep = i;
+    }
+    if (keep) {
+        ds_.retarget(std::move(dests), *keep);
+    } else {
+        co_await release_downstream();
+        ds_.route(std::move(dests), txn_.egress, txn_.params.requiretls);
+        current_egress_ = txn_.egress;
+        bool reused = false;
+        if (!co_await open_from(0, txn_.source, reused)) {
+            const std::string d = escape_value(domain, 256);
+            front_.reply(
+                ds_.bind_failed() ? "451 4.4.0 Error: the egress address cannot be used now, try again later"
+                : tls_refused_
+                    ? "451 4.7.5 Error: no mail exchanger of " + d + " offered the TLS required (" +
+                          (txn_.params.requiretls ? "REQUIRETLS" : "tls=" + std::string(to_string(ds_.config().tls))) +
+                          "), try again later"
+                    : "451 4.4.1 Error: no mail exchanger of " + d + " reachable now, try again later");
+            co_return false;
+        }
+    }
+    if (auto refusal = smtp::refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) {
+        log::info("event=refused sid=%s destination=%s reason=\"%s\"%s", sid_.c_str(), ds_.where().c_str(),
+                  refusal->c_str(), txn_.tag.c_str());
+        front_.reply(*refusal);
+        co_return false;
+    }
+    txn_.mail_line = smtp::downstream_mail_line(txn_.mail, txn_.params, ds_.ehlo());
+    Reply r = co_await send_mail();
+    if (!r.ok()) {
+        // The target's answer to MAIL is this recipient's: the client said MAIL to xproxyd.
+        log::info("event=mail_refused sid=%s destination=%s reply=\"%s\"%s", sid_.c_str(), ds_.where().c_str(),
+                  escape_value(r.failed() ? r.error : std::to_string(r.code), 120).c_str(), txn_.tag.c_str());
+        if (r.failed())
+            front_.reply("451 4.4.2 Error: the mail exchanger of " + escape_value(domain, 256) +
+                         " was lost, try again later");
+        else front_.relay(r);
+        ds_.close();
+        co_return false;
+    }
+    txn_.route_domain = domain;
+    co_return true;
+}
+
+awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const std::string& line) {
+    const std::string domain = recipient_domain(path);
+    if (domain.empty()) {
+        front_.reply("550 5.1.3 Error: recipient without a domain");
+        co_return;
+    }
+    XPROXY_INVARIANT(sh_.mx != nullptr);
+    if (txn_.route_domain.empty()) {
+        MxResult mx = co_await sh_.mx->lookup(domain);
+        if (auto failure = lookup_failure(domain, mx)) {
+            log::info("event=mx_failed sid=%s domain=%s status=%s why=\"%s\"%s", sid_.c_str(),
+                      escape_value(domain, 256).c_str(), std::string(to_string(mx.status)).c_str(),
+                      escape_value(mx.why, 300).c_str(), txn_.tag.c_str());
+            front_.reply(*failure);
+            co_return;
+        }
+        if (!co_await route_to(domain, mx)) co_return;
+    } else if (domain != txn_.route_domain &&
+               std::find(txn_.same_route.begin(), txn_.same_route.end(), domain) == txn_.same_route.end()) {
+        MxResult mx = co_await sh_.mx->lookup(domain);
+        if (auto failure = lookup_failure(domain, mx)) {
+            front_.reply(*failure);
+            co_return;
+        }
+        bool same = false;
+        if (ds_.connected())
+            for (const auto& m : mx.destinations) same = same || m.address.to_string() == ds_.destination().host;
+        if (!same) {
+            // Another destination: not in this transaction. 452 keeps the recipient with the
+            // client, which sends it in a later transaction (RFC 5321 4.5.3.1.10).
+            log::info("event=other_destination sid=%s domain=%s first=%s%s", sid_.c_str(),
+                      escape_value(domain, 256).c_str(), escape_value(txn_.route_domain, 256).c_str(),
+                      txn_.tag.c_str());
+            front_.reply("452 4.5.3 Error: recipients of another destination go in another transaction");
+            co_return;
+        }
+        if (txn_.same_route.size() < 100) txn_.same_route.push_back(domain);
+    }
+    if (!ds_.connected() && !co_await restore(0)) {
+        front_.reply("451 4.4.1 Error: mail exchanger lost, try again later");
+        co_return;
+    }
+    Reply r = co_await ds_.command(line);
+    if (r.failed()) {
+        log::warning("event=downstream_lost sid=%s destination=%s stage=RCPT error=\"%s\"%s", sid_.c_str(),
+                     ds_.where().c_str(), escape_value(r.error, 120).c_str(), txn_.tag.c_str());
+        std::size_t next = ds_.index() + 1;
+        ds_.close();
+        if (co_await restore(next)) r = co_await ds_.command(line);
+    }
+    if (r.failed()) {
+        ds_.close();
+        front_.reply("451 4.4.1 Error: mail exchanger unavailable, try again later");
         co_return;
     }
     if (r.ok()) txn_.rcpt_lines.push_back(line);

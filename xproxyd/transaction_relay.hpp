@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,17 +36,29 @@ struct Transaction {
     // when none takes it, so the upstream keeps the message queued (doc/design.md, "No destination at MAIL").
     bool unrouted = false;
     SourceInfo source;
+    // The outbound mode (destinations=mx): the egress chosen at MAIL (none without
+    // pools), the domain whose MX hosts the downstream was opened for at the first
+    // accepted recipient, and the other domains found to share the connected host.
+    const Egress* egress = nullptr;
+    std::string pool;
+    std::string route_domain;
+    std::vector<std::string> same_route;
+    // " pool=P egress=E source=ADDR" in every log line of an outbound transaction.
+    std::string tag;
 };
 
 class TransactionRelay {
 public:
     // sid: the session's id (for log lines), set before the first command.
-    TransactionRelay(FrontSide& front, Shared& sh, const DownstreamConfig& dcfg, const std::string& sid)
+    // pool: the egress pool of the listener (outbound mode with --pool), else none.
+    TransactionRelay(FrontSide& front, Shared& sh, const DownstreamConfig& dcfg, const std::string& sid,
+                     std::optional<std::size_t> pool = std::nullopt)
         : front_(front),
           cfg_(sh.cfg),
           sh_(sh),
           sid_(sid),
-          ds_(front.conn().socket().get_executor(), dcfg, sh.client_tls_for(dcfg)) {}
+          ds_(front.conn().socket().get_executor(), dcfg, sh.client_tls_for(dcfg)),
+          pool_(pool) {}
 
     // MAIL with a checked syntax, outside a transaction: the downstream for `source`, then
     // MAIL there; the reply goes to the client.
@@ -71,8 +84,21 @@ public:
     Downstream& downstream() { return ds_; }
     const Downstream& downstream() const { return ds_; }
 
+    // The outbound mode: destinations are the MX hosts of the recipients' domain.
+    bool outbound() const { return ds_.config().mx; }
+
 private:
     asio::awaitable<bool> open_from(std::size_t start, const SourceInfo& src, bool& reused);
+    // The outbound mode's MAIL (no connection yet: the egress is chosen) and RCPT (the
+    // first accepted recipient's domain decides where the transaction goes; a recipient
+    // whose domain goes elsewhere gets 452, to be sent in another transaction).
+    void mail_outbound();
+    asio::awaitable<void> rcpt_outbound(const std::string& path, const std::string& line);
+    // Opens the transaction at the MX hosts of `domain` (MAIL included). false: the
+    // client has its reply for this recipient.
+    asio::awaitable<bool> route_to(const std::string& domain, const MxResult& mx);
+    // The reply for a recipient whose domain could not be resolved; nullopt when it can.
+    std::optional<std::string> lookup_failure(const std::string& domain, const MxResult& mx) const;
     asio::awaitable<Reply> send_mail();
 
     FrontSide& front_;
@@ -82,6 +108,9 @@ private:
     Downstream ds_;
     Transaction txn_;
     unsigned count_ = 0;
+    std::optional<std::size_t> pool_;
+    const Egress* current_egress_ = nullptr;  // of the open downstream connection (outbound)
+    bool tls_refused_ = false;                // open_from(): a destination failed for want of TLS
 };
 
 }  // namespace xproxy::xproxyd

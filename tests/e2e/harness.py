@@ -570,7 +570,7 @@ class Postfix:
 # ---------------------------------------------------------------- smtp-sink
 
 class SmtpSink:
-    """smtp-sink on 127.0.0.1:port; every message is dumped to its own file in dump_dir.
+    """smtp-sink on host:port (127.0.0.1 by default); every message is dumped to its own file in dump_dir.
 
     The dump starts with X-Client-Addr (the TCP peer: XCLIENT and XFORWARD do not change
     it), X-Client-Proto, X-Helo-Args, X-Mail-Args, X-Rcpt-Args, then smtp-sink's own
@@ -579,9 +579,9 @@ class SmtpSink:
     """
 
     def __init__(self, sandbox, procs, port=None, xclient=True, xforward=True, name="sink", verbose=False,
-                 dump_dir=None, extra_args=()):
-        self.sandbox, self.procs = sandbox, procs
-        self.port = port or free_port()
+                 dump_dir=None, extra_args=(), host="127.0.0.1"):
+        self.sandbox, self.procs, self.host = sandbox, procs, host
+        self.port = port or free_port(host)
         self.dir = dump_dir or sandbox.mkdir(name)
         os.chown(self.dir, _uid("nobody"), -1)
         argv = ["/usr/sbin/smtp-sink", "-u", "nobody", "-R", self.dir, "-d", "%M%S.", "-c"]
@@ -591,12 +591,12 @@ class SmtpSink:
             argv.append("-C")
         if not xforward:
             argv.append("-F")
-        argv += list(extra_args) + ["127.0.0.1:%d" % self.port, "100"]
+        argv += list(extra_args) + ["%s:%d" % (host, self.port), "100"]
         self.log = sandbox.path(name + ".log")
         sandbox.logs.append(self.log)
         with open(self.log, "wb") as out:
             self.proc = procs.start("smtp-sink", argv, stdout=out)
-        wait_for_port("127.0.0.1", self.port)
+        wait_for_port(host, self.port)
 
     def log_text(self):
         return read_text(self.log)

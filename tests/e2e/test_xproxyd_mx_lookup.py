@@ -9,11 +9,11 @@ and the DNSSEC `secure` flag. nsd and ldnsutils come from scripts/bootstrap: a m
 fails the test."""
 
 import re
-import shutil
 import socket
 import subprocess
 
-from harness import E2ETestCase, binary, free_port, main, wait_for_port
+from harness import E2ETestCase, binary, main
+from xproxyd_helpers import Nsd, tool
 
 ZONE = """$ORIGIN example.test.
 $TTL 300
@@ -84,40 +84,9 @@ $TTL 300
 mx        IN A   192.0.2.41
 """
 
-NSD_CONF = """server:
-  ip-address: 127.0.0.1@{port}
-  do-ip6: no
-  username: ""
-  chroot: ""
-  zonesdir: "{dir}"
-  database: ""
-  zonelistfile: "{dir}/zone.list"
-  xfrdfile: "{dir}/xfrd.state"
-  xfrdir: "{dir}"
-  pidfile: "{dir}/nsd.pid"
-  logfile: "{dir}/nsd.log"
-  server-count: 1
-  verbosity: 1
-remote-control:
-  control-enable: no
-zone:
-  name: example.test
-  zonefile: example.test.zone
-zone:
-  name: signed.test
-  zonefile: signed.test.zone.signed
-"""
-
 RESULT = re.compile(r'^result (\S+) status=(\S+) mx_secure=(\d) implicit=(\d) literal=(\d) cached=(\d) partial=(\d) '
                     r'ttl=(\d+) destinations=(\d+) why="(.*)"$')
 DEST = re.compile(r'^dest (\S+) (\d+) host=(\S+) pref=(\d+) addr=(\S+) mx_secure=(\d) addr_secure=(\d)$')
-
-
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError("%s is not installed: run scripts/bootstrap" % name)
-    return path
 
 
 def parse(out):
@@ -141,43 +110,13 @@ def parse(out):
     return rounds, stats
 
 
-def free_udp_tcp_port():
-    """A port free for both TCP (free_port checks that) and UDP on 127.0.0.1."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no port free for both UDP and TCP")
-
-
 class MxLookupNsd(E2ETestCase):
     def setUp(self):
         super().setUp()
         self.cli = binary("tests/xproxyd_mx_lookup_cli")
-        nsd, checkconf = tool("nsd"), tool("nsd-checkconf")
-        keygen, signzone = tool("ldns-keygen"), tool("ldns-signzone")
-        d = self.sandbox.mkdir("nsd")
-        self.sandbox.write("nsd/example.test.zone", ZONE)
-        self.sandbox.write("nsd/signed.test.zone", SIGNED_ZONE)
-        # Sign at set-up: the signatures expire four weeks after signing.
-        run = lambda *argv: subprocess.run(argv, cwd=d, check=True, capture_output=True, text=True).stdout.strip()
-        ksk = run(keygen, "-a", "ECDSAP256SHA256", "-k", "signed.test")
-        zsk = run(keygen, "-a", "ECDSAP256SHA256", "signed.test")
-        run(signzone, "signed.test.zone", zsk, ksk)
-        self.anchor = self.sandbox.path("nsd", ksk + ".ds")
-        self.port = free_udp_tcp_port()
-        conf = self.sandbox.write("nsd/nsd.conf", NSD_CONF.format(port=self.port, dir=d))
-        subprocess.run([checkconf, conf], check=True)
-        self.sandbox.logs.append(self.sandbox.path("nsd", "nsd.log"))
-        out = open(self.sandbox.path("nsd.out"), "w")
-        self.addCleanup(out.close)
-        self.procs.start("nsd", [nsd, "-d", "-c", conf], stdout=out)
-        self.sandbox.logs.append(self.sandbox.path("nsd.out"))
-        wait_for_port("127.0.0.1", self.port)
+        self.nsd = Nsd(self.sandbox, self.procs, {"example.test": ZONE}, signed={"signed.test": SIGNED_ZONE})
+        self.port = self.nsd.port
+        self.anchor = self.nsd.anchors["signed.test"]
 
     def lookup(self, *args, forward=None, trust_anchor=False):
         argv = [self.cli, "--forward", forward or "127.0.0.1@%d" % self.port,

@@ -4,6 +4,7 @@ recipients). Used by test_xproxyd_*.py; not a test itself."""
 
 import os
 import re
+import shutil
 import socket
 import ssl
 import struct
@@ -12,6 +13,82 @@ import threading
 import time
 
 from harness import binary, free_port, read_text, wait_for_log, wait_for_port
+
+NSD_CONF = """server:
+  ip-address: 127.0.0.1@{port}
+  do-ip6: no
+  username: ""
+  chroot: ""
+  zonesdir: "{dir}"
+  database: ""
+  zonelistfile: "{dir}/zone.list"
+  xfrdfile: "{dir}/xfrd.state"
+  xfrdir: "{dir}"
+  pidfile: "{dir}/nsd.pid"
+  logfile: "{dir}/nsd.log"
+  server-count: 1
+  verbosity: 1
+remote-control:
+  control-enable: no
+"""
+
+
+def tool(name):
+    """The path of an installed program; a missing one fails the test (scripts/bootstrap installs it)."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError("%s is not installed: run scripts/bootstrap" % name)
+    return path
+
+
+def free_udp_tcp_port():
+    """A port free for both TCP (free_port checks that) and UDP on 127.0.0.1."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+class Nsd:
+    """NSD, authoritative for the given zones ({name: zone text}), on 127.0.0.1 and a free
+    port, from the sandbox's nsd/ directory; stopped by PID with the test's processes.
+    signed: {name: zone text} signed at start with fresh ldns keys (they expire four weeks
+    after signing); anchors[name] is the DS file of each. dns_args: xproxyd's options to
+    ask it (test. is a special-use name libunbound serves itself unless told)."""
+
+    def __init__(self, sandbox, procs, zones, signed=None):
+        nsd, checkconf = tool("nsd"), tool("nsd-checkconf")
+        d = sandbox.mkdir("nsd")
+        conf = NSD_CONF
+        self.anchors = {}
+        for name, text in zones.items():
+            sandbox.write("nsd/%s.zone" % name, text)
+            conf += "zone:\n  name: %s\n  zonefile: %s.zone\n" % (name, name)
+        if signed:
+            keygen, signzone = tool("ldns-keygen"), tool("ldns-signzone")
+            run = lambda *argv: subprocess.run(argv, cwd=d, check=True, capture_output=True, text=True).stdout.strip()
+            for name, text in signed.items():
+                sandbox.write("nsd/%s.zone" % name, text)
+                ksk = run(keygen, "-a", "ECDSAP256SHA256", "-k", name)
+                zsk = run(keygen, "-a", "ECDSAP256SHA256", name)
+                run(signzone, "%s.zone" % name, zsk, ksk)
+                self.anchors[name] = sandbox.path("nsd", ksk + ".ds")
+                conf += "zone:\n  name: %s\n  zonefile: %s.zone.signed\n" % (name, name)
+        self.port = free_udp_tcp_port()
+        path = sandbox.write("nsd/nsd.conf", conf.format(port=self.port, dir=d))
+        subprocess.run([checkconf, path], check=True)
+        sandbox.logs.append(sandbox.path("nsd", "nsd.log"))
+        out = open(sandbox.path("nsd.out"), "w")
+        self.proc = procs.start("nsd", [nsd, "-d", "-c", path], stdout=out)
+        out.close()
+        sandbox.logs.append(sandbox.path("nsd.out"))
+        wait_for_port("127.0.0.1", self.port)
+        self.dns_args = ["--dns-server", "127.0.0.1@%d" % self.port, "--dns-option", "local-zone: test. transparent"]
 
 
 class Xproxyd:
@@ -43,13 +120,13 @@ class Xproxyd:
 
 
 class _LoopbackServer:
-    """Accepts on 127.0.0.1:port (0: any) and serves each connection with self._serve in a
-    daemon thread until close()."""
+    """Accepts on host:port (127.0.0.1, port 0: any) and serves each connection with
+    self._serve in a daemon thread until close()."""
 
-    def __init__(self, port=0):
+    def __init__(self, port=0, host="127.0.0.1"):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.closed = False
@@ -76,7 +153,7 @@ class _LoopbackServer:
 
 
 class FakeDownstream(_LoopbackServer):
-    """A minimal SMTP server on 127.0.0.1 whose faults are chosen per test.
+    """A minimal SMTP server on host (127.0.0.1) whose faults are chosen per test.
 
     die_in_data: close the connection after this many body bytes (no reply to the dot);
     reject: recipients matching this regex get 550 5.1.1; data_reply: the answer to DATA
@@ -88,11 +165,13 @@ class FakeDownstream(_LoopbackServer):
     tls_versions record what each handshake saw, tls_errors why one failed. after_220: raw
     bytes sent in the same write as "220" to STARTTLS, before the handshake (what an
     on-path attacker injects); after_tls: the reply to every command but EHLO and QUIT once
-    TLS is up (e.g. a refusal)."""
+    TLS is up (e.g. a refusal). replies: {"MAIL"/"RCPT"/"DATA"/".": reply} answers that
+    command (".": the end of data, the body being read) instead; change it while running to
+    make the server recover. peers: the client address of every connection."""
 
     def __init__(self, die_in_data=None, reject=None, delay=0.0, greeting_delay=0.0, port=0,
                  ehlo=("PIPELINING", "SIZE 100000000", "8BITMIME"), data_reply=None, tls=None, after_220=b"",
-                 after_tls=None):
+                 after_tls=None, host="127.0.0.1", replies=None):
         self.die_in_data, self.reject, self.delay, self.greeting_delay = die_in_data, reject, delay, greeting_delay
         self.data_reply = data_reply
         self.ehlo_lines = list(ehlo) + (["STARTTLS"] if tls else [])
@@ -102,14 +181,20 @@ class FakeDownstream(_LoopbackServer):
             tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)
         self.messages = []
         self.commands = []
+        self.replies = dict(replies or {})
+        self.peers = []
         self.data_started = 0
         self.body_bytes = 0  # body bytes received so far, all connections
-        super().__init__(port)
+        super().__init__(port, host)
 
     def _serve(self, conn):
         raw = conn
         f = conn.makefile("rb")
         secure = False
+        try:
+            self.peers.append(conn.getpeername()[0])
+        except OSError:
+            pass
 
         def say(text):
             if self.delay:
@@ -143,15 +228,17 @@ class FakeDownstream(_LoopbackServer):
                         lines = ["fake.test"] + [l for l in self.ehlo_lines if not (secure and l == "STARTTLS")]
                         say("\r\n".join(("250-" if i + 1 < len(lines) else "250 ") + l
                                          for i, l in enumerate(lines)))
+                    elif verb in ("MAIL", "RCPT") and verb in self.replies:
+                        say(self.replies[verb])
                     elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
                         say("550 5.1.1 <%s>: Recipient address rejected" % cmd[8:].strip("<>"))
                     elif verb == "DATA" and self.data_reply == "close":
                         self.data_started += 1
                         conn.shutdown(socket.SHUT_RDWR)
                         return
-                    elif verb == "DATA" and self.data_reply:
+                    elif verb == "DATA" and (self.data_reply or "DATA" in self.replies):
                         self.data_started += 1
-                        say(self.data_reply)
+                        say(self.replies.get("DATA") or self.data_reply)
                     elif verb == "DATA":
                         self.data_started += 1
                         say("354 go ahead")
@@ -165,6 +252,9 @@ class FakeDownstream(_LoopbackServer):
                             if self.die_in_data is not None and len(body) >= self.die_in_data:
                                 conn.shutdown(socket.SHUT_RDWR)
                                 return
+                        if "." in self.replies:
+                            say(self.replies["."])
+                            continue
                         self.messages.append(body)
                         say("250 2.0.0 Ok: queued as FAKE%d" % len(self.messages))
                     elif verb == "QUIT":

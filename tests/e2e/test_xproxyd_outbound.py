@@ -1,0 +1,244 @@
+"""xproxyd's outbound mode (a downstream with destinations=mx) between a real Postfix that
+uses it as its relayhost and "internet" MX hosts on 127.0.0.31-35: smtp-sink instances, a
+Postfix with a certificate from a test CA, and a scriptable server that refuses. NSD,
+started by the test, answers MX and A for the test domains under out.test. xproxyd binds
+each transaction's connections to the egress address of its risk class: the listener
+Postfix connected to (sender_dependent_relayhost_maps sends bulk senders to the bulk
+listener) picks the pool, and the MX host sees that address.
+
+  alpha.out.test, gamma.out.test  MX mx1 (127.0.0.31, smtp-sink)
+  beta.out.test                   MX mx2 (127.0.0.32, smtp-sink)
+  tls.out.test                    MX mx3 (127.0.0.33, Postfix, certificate for mx3.out.test)
+  badcert.out.test                MX wrong.out.test (the same Postfix: its certificate does not match)
+  refuse.out.test                 MX mx4 (127.0.0.34, refusals chosen per test)
+  failover.out.test               MX 10 dead (127.0.0.35, nothing listens), MX 20 mx1
+  nullmx.out.test                 MX 0 . (RFC 7505)
+  bounces.out.test                MX mxb (127.0.0.36, smtp-sink): the senders' domain
+"""
+
+import re
+import ssl
+
+from harness import (E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, read_reply, smtp_session,
+                     wait_until)
+from xproxyd_helpers import FakeDownstream, Nsd, TestPki, Xproxyd
+
+ZONE = """$ORIGIN out.test.
+$TTL 300
+@         IN SOA ns1 hostmaster 1 3600 600 86400 60
+@         IN NS  ns1
+ns1       IN A   127.0.0.1
+mx1       IN A   127.0.0.31
+mx2       IN A   127.0.0.32
+mx3       IN A   127.0.0.33
+wrong     IN A   127.0.0.33
+mx4       IN A   127.0.0.34
+dead      IN A   127.0.0.35
+mxb       IN A   127.0.0.36
+alpha     IN MX 10 mx1
+gamma     IN MX 10 mx1
+beta      IN MX 10 mx2
+tls       IN MX 10 mx3
+badcert   IN MX 10 wrong
+refuse    IN MX 10 mx4
+failover  IN MX 10 dead
+failover  IN MX 20 mx1
+nullmx    IN MX 0 .
+bounces   IN MX 10 mxb
+"""
+
+CLEAN, BULK, WARM, BROKEN = "127.0.0.41", "127.0.0.42", "127.0.0.43", "192.0.2.1"
+
+
+class XproxydOutbound(E2ETestCase):
+    def setUp(self):
+        super().setUp()
+        self.nsd = Nsd(self.sandbox, self.procs, {"out.test": ZONE})
+        self.pki = TestPki(self.sandbox)
+        # Every MX host listens on the same port of its own address, as on the internet.
+        self.mx_port = free_port("127.0.0.31")
+        self.mx1 = SmtpSink(self.sandbox, self.procs, port=self.mx_port, host="127.0.0.31", name="mx1")
+        self.mx2 = SmtpSink(self.sandbox, self.procs, port=self.mx_port, host="127.0.0.32", name="mx2")
+        self.mxb = SmtpSink(self.sandbox, self.procs, port=self.mx_port, host="127.0.0.36", name="mxb")
+        self.mx4 = FakeDownstream(port=self.mx_port, host="127.0.0.34")
+        self.addCleanup(self.mx4.close)
+        # mx3: a Postfix MX host with STARTTLS, relaying what it takes to a sink of its own.
+        crt, key = self.pki.issue("mx3", dns=["mx3.out.test"])
+        self.behind_mx3 = SmtpSink(self.sandbox, self.procs, name="behind-mx3")
+        self.mx3 = Postfix(self.sandbox, self.procs, "mx3", self.mx_port, host="127.0.0.33",
+                           relay_port=self.behind_mx3.port,
+                           main_cf={"smtpd_tls_cert_file": crt, "smtpd_tls_key_file": key,
+                                    "smtpd_tls_security_level": "may", "smtpd_tls_loglevel": "1",
+                                    "inet_interfaces": "127.0.0.1"}).start()  # Postfix cannot check 127.0.0.33
+        # xproxyd: default listener (pool "default"), a bulk one, one whose egress cannot be bound.
+        self.front_crt, self.front_key = self.pki.issue("front", dns=["xproxyd.test.invalid"])
+        self.bulk_port, self.broken_port = free_port(), free_port()
+        self.xp = Xproxyd(
+            self.sandbox, self.procs,
+            ["internet destinations=mx mx-port=%d tls=may tls-ca=%s connect-timeout=3" % (self.mx_port, self.pki.ca)],
+            extra=["--listen", "inet:127.0.0.1:%d internet risk=bulk" % self.bulk_port,
+                   "--listen", "inet:127.0.0.1:%d internet risk=broken" % self.broken_port,
+                   "--egress", "clean address=%s helo=clean.out.test" % CLEAN,
+                   "--egress", "bulk address=%s helo=bulk.out.test" % BULK,
+                   "--egress", "warm address=%s helo=warm.out.test" % WARM,
+                   "--egress", "broken address=%s helo=broken.out.test" % BROKEN,
+                   "--pool", "default clean", "--pool", "bulk bulk,warm:0", "--pool", "broken broken",
+                   "--refused-destinations", "none", "--tls-cert", self.front_crt, "--tls-key", self.front_key]
+            + self.nsd.dns_args)
+        # The source: Postfix with xproxyd as relayhost, bulk senders to the bulk listener.
+        self.src_port = free_port()
+        self.src = Postfix(self.sandbox, self.procs, "source", self.src_port, relay_port=self.xp.port,
+                           main_cf={"sender_dependent_relayhost_maps":
+                                    "inline:{ bulk@bounces.out.test=[127.0.0.1]:%d }" % self.bulk_port,
+                                    "queue_run_delay": "1s", "minimal_backoff_time": "1s",
+                                    "maximal_backoff_time": "2s", "smtp_connect_timeout": "5s"}).start()
+
+    def submit(self, sender, rcpts, subject="t"):
+        """One message into the source Postfix, which must take it."""
+        rcpts = [rcpts] if isinstance(rcpts, str) else rcpts
+        replies = smtp_session(self.src_port, ["EHLO client.example", "MAIL FROM:<%s>" % sender]
+                               + ["RCPT TO:<%s>" % r for r in rcpts]
+                               + ["DATA", "Subject: %s\r\n\r\nbody of %s\r\n.\r\n" % (subject, subject), "QUIT"])
+        self.assertEqual([code for code, _ in replies[2:-1]], [250] * (len(rcpts) + 1) + [354, 250], replies)
+
+    def sent(self, rcpt, timeout=30.0):
+        """Wait for the source Postfix's status=sent line for rcpt; return it."""
+        return self.src.wait_log(r"to=<%s>.*status=sent.*" % re.escape(rcpt), timeout)
+
+    def test_each_message_reaches_its_mx_from_the_pool_of_its_class(self):
+        self.submit("a@bounces.out.test", "u1@alpha.out.test", "alpha")
+        self.submit("bulk@bounces.out.test", "u2@beta.out.test", "beta")
+        self.sent("u1@alpha.out.test")
+        self.sent("u2@beta.out.test")
+        m1 = self.mx1.wait_messages(1)
+        m2 = self.mx2.wait_messages(1)
+        self.assertEqual(len(m1), 1)
+        self.assertEqual(len(m2), 1)
+        # The MX host sees the egress address and HELO name of the class's pool.
+        self.assertIn("X-Client-Addr: %s" % CLEAN, m1[0])
+        self.assertIn("X-Helo-Args: clean.out.test", m1[0])
+        self.assertIn("u1@alpha.out.test", m1[0])
+        self.assertIn("X-Client-Addr: %s" % BULK, m2[0])  # weight 0: "warm" is never chosen
+        self.assertIn("X-Helo-Args: bulk.out.test", m2[0])
+        log = self.xp.log()
+        self.assertRegex(log, r"event=downstream_open .*destination=127\.0\.0\.31:%d mx=mx1\.out\.test .*"
+                              r"pool=default egress=clean source=%s" % (self.mx_port, re.escape(CLEAN)))
+        self.assertRegex(log, r"event=relayed .*pool=bulk egress=bulk source=%s" % re.escape(BULK))
+        self.assertNotIn("egress=warm", log)
+
+    def test_recipients_of_two_destinations_are_split_without_loss(self):
+        # alpha and gamma share mx1: one transaction; beta's mx2 gets 452 and a later transaction.
+        self.submit("a@bounces.out.test", ["u3@alpha.out.test", "u4@gamma.out.test", "u5@beta.out.test"], "split")
+        for r in ("u3@alpha.out.test", "u4@gamma.out.test", "u5@beta.out.test"):
+            self.sent(r)
+        m1, m2 = self.mx1.wait_messages(1), self.mx2.wait_messages(1)
+        self.assertEqual(len(m1), 1, m1)
+        self.assertEqual(len(m2), 1, m2)
+        rcpts1 = re.search(r"^X-Rcpt-Args: (.*)$", m1[0], re.M)
+        self.assertRegex(m1[0], r"u3@alpha\.out\.test")
+        self.assertRegex(m1[0], r"u4@gamma\.out\.test")
+        self.assertNotIn("u5@beta", m1[0], rcpts1)
+        self.assertIn("u5@beta.out.test", m2[0])
+        self.assertRegex(self.xp.log(), r"event=other_destination .*domain=beta\.out\.test first=alpha\.out\.test")
+        self.assertRegex(self.src.log(), r"to=<u5@beta\.out\.test>.*452 4\.5\.3")
+        # Delivered exactly once each.
+        self.assertEqual(len(re.findall(r"to=<u5@beta\.out\.test>.*status=sent", self.src.log())), 1)
+
+    def test_postfix_mx_with_certificate_and_failover_past_a_dead_mx(self):
+        self.submit("a@bounces.out.test", "u6@tls.out.test", "tls")
+        self.submit("a@bounces.out.test", "u7@failover.out.test", "failover")
+        self.sent("u6@tls.out.test")
+        self.sent("u7@failover.out.test")
+        self.mx3.wait_log(r"TLS connection established from \S+\[%s\]" % re.escape(CLEAN))
+        self.assertIn("u6@tls.out.test", self.behind_mx3.wait_messages(1)[0])
+        self.assertIn("u7@failover.out.test", self.mx1.wait_messages(1)[0])
+        log = self.xp.log()
+        self.assertRegex(log, r"event=downstream_open .*mx=mx3\.out\.test .*tls=yes verified=no")
+        self.assertRegex(log, r"event=downstream_failed .*destination=127\.0\.0\.35:%d mx=dead\.out\.test" % self.mx_port)
+
+    def refusal_round(self, replies, rcpt, want):
+        """Postfix sees exactly the target's refusal; a 4xx is retried and delivered once."""
+        self.mx4.replies = dict(replies)
+        mark = self.src.log_mark()
+        self.submit("a@bounces.out.test", rcpt, rcpt)
+        line = self.src.wait_log(r"to=<%s>.*status=(deferred|bounced).*" % re.escape(rcpt), 30, start=mark).group(0)
+        self.assertIn(want, line)
+        if want.startswith("5"):
+            self.assertIn("status=bounced", line)
+            return
+        self.assertIn("status=deferred", line)
+        before = len(self.mx4.messages)
+        self.mx4.replies = {}
+        self.sent(rcpt)
+        wait_until(lambda: len(self.mx4.messages) == before + 1, 10, what="one delivery")
+
+    def test_target_refusals_reach_postfix_exactly(self):
+        cases = [({"RCPT": "550 5.1.1 no such user here"}, "rcpt550@refuse.out.test", "550 5.1.1 no such user here"),
+                 ({"RCPT": "450 4.2.1 mailbox busy"}, "rcpt450@refuse.out.test", "450 4.2.1 mailbox busy"),
+                 ({"DATA": "554 5.7.1 no data for you"}, "data554@refuse.out.test", "554 5.7.1 no data for you"),
+                 ({"DATA": "451 4.3.0 data later"}, "data451@refuse.out.test", "451 4.3.0 data later"),
+                 ({".": "552 5.3.4 message too big"}, "dot552@refuse.out.test", "552 5.3.4 message too big"),
+                 ({".": "452 4.3.1 disk full"}, "dot452@refuse.out.test", "452 4.3.1 disk full")]
+        for replies, rcpt, want in cases:
+            with self.subTest(rcpt=rcpt):
+                self.refusal_round(replies, rcpt, want)
+        # Nothing delivered twice: one accepted body per 4xx case, none for the 5xx ones.
+        self.assertEqual(len(self.mx4.messages), 3)
+        for rcpt in ("rcpt450", "data451", "dot452"):
+            self.assertEqual(len(re.findall(r"to=<%s@refuse\.out\.test>.*status=sent" % rcpt, self.src.log())), 1)
+
+    def tls_client(self):
+        c = SmtpClient(self.xp.port)
+        c.ehlo()
+        self.assertEqual(c.cmd("STARTTLS")[0], 220)
+        s = ssl.create_default_context(cafile=self.pki.ca).wrap_socket(c.sock, server_hostname="xproxyd.test.invalid")
+        f = s.makefile("rb")
+
+        def cmd(line):
+            s.sendall(line.encode() + b"\r\n")
+            return read_reply(f)
+        self.addCleanup(s.close)
+        self.assertIn("REQUIRETLS", cmd("EHLO client.example")[1])
+        return cmd
+
+    def test_requiretls_never_goes_in_clear_or_to_a_wrong_certificate(self):
+        mark = self.mx3.log_mark()
+        cmd = self.tls_client()
+        self.assertEqual(cmd("MAIL FROM:<rt@bounces.out.test> REQUIRETLS")[0], 250)
+        # The certificate of the MX host is for mx3.out.test, not wrong.out.test: 4.7.5.
+        code, text = cmd("RCPT TO:<u@badcert.out.test>")
+        self.assertEqual(code, 451, text)
+        self.assertIn("4.7.5", text)
+        # Verified, but Postfix does not offer REQUIRETLS: RFC 8689's 5.7.30.
+        code, text = cmd("RCPT TO:<u@tls.out.test>")
+        self.assertEqual(code, 550, text)
+        self.assertIn("5.7.30", text)
+        self.assertEqual(cmd("QUIT")[0], 221)
+        log = self.xp.log()
+        self.assertRegex(log, r"event=downstream_failed .*mx=wrong\.out\.test .*TLS handshake")
+        self.assertNotRegex(self.mx3.log()[mark:], r"from=<rt@bounces\.out\.test>")
+
+    def test_untrusted_client_bad_domains_and_an_unbindable_egress(self):
+        with SmtpClient(self.xp.port, source="127.0.0.66") as c:
+            c.ehlo()
+            code, text = c.cmd("MAIL FROM:<x@bounces.out.test>")
+            self.assertEqual((code, text[:9]), (550, "550 5.7.1"))
+        with SmtpClient(self.xp.port) as c:
+            c.ehlo()
+            self.assertEqual(c.cmd("MAIL FROM:<x@bounces.out.test>")[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<u@nullmx.out.test>")[1][:10], "556 5.1.10")
+            self.assertEqual(c.cmd("RCPT TO:<u@nope.out.test>")[1][:9], "550 5.1.2")
+            self.assertEqual(c.cmd("RCPT TO:<postmaster>")[1][:9], "550 5.1.3")
+        with SmtpClient(self.broken_port) as c:
+            c.ehlo()
+            self.assertEqual(c.cmd("MAIL FROM:<x@bounces.out.test>")[0], 250)
+            code, text = c.cmd("RCPT TO:<u@alpha.out.test>")
+            self.assertEqual(code, 451, text)
+            self.assertIn("4.4.0", text)
+        self.assertRegex(self.xp.log(), r"event=downstream_failed .*bind 192\.0\.2\.1 \(egress broken\)")
+        # Never from another address: mx1 saw no connection from the broken pool.
+        self.assertEqual(self.mx1.messages(), [])
+
+
+if __name__ == "__main__":
+    main()
