@@ -260,6 +260,7 @@ void DataRelay::answer(const Reply& fin) {
     }
     ds_.dirty = refused_.has_value();  // after a refused DATA the downstream still holds MAIL and RCPT
     front_.relay(fin);
+    if (fin.ok()) sh_.count_relayed(t.egress);
     if (!log::enabled(log::Level::info)) return;  // the line's values cost more than the rest of this
     log::info(
         "event=relayed sid=%s txn=%u client=%s destination=%s code=%d size=%llu fast_path=%s spilled=%s "

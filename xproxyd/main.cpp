@@ -212,6 +212,21 @@ Expected<Listeners> open_and_drop(const Config& cfg, const std::vector<daemon::L
     return out;
 }
 
+// The outbound mode's figures (at SIGHUP and at exit): the MX cache's hit rate and the
+// messages each egress relayed.
+void log_outbound_stats(const Config& cfg, const Shared& sh) {
+    if (!sh.mx) return;
+    const auto hits = sh.mx->cache_hits(), misses = sh.mx->cache_misses();
+    log::info("event=outbound_stats mx_cache_hits=%llu mx_cache_misses=%llu mx_cache_hit_rate=%.3f",
+              static_cast<unsigned long long>(hits), static_cast<unsigned long long>(misses),
+              hits + misses ? static_cast<double>(hits) / static_cast<double>(hits + misses) : 0.0);
+    for (const auto& p : cfg.pools)
+        for (const auto& m : p.members)
+            log::info("event=egress_stats pool=%s egress=%s source=%s weight=%u relayed=%llu", p.risk.c_str(),
+                      cfg.egresses[m.egress].name.c_str(), cfg.egresses[m.egress].address.to_string().c_str(), m.weight,
+                      static_cast<unsigned long long>(sh.egress_relayed[m.egress].load()));
+}
+
 void log_start(const Config& cfg, std::size_t listeners) {
     log::info(
         "event=start listeners=%zu threads=%u trusted_upstreams=\"%s\" fast_path_threshold=%zu max_sessions=%u "
@@ -251,6 +266,7 @@ int run(int argc, char** argv) {
     DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, tls->front.get(), {}, parked, spill};
     shared.mx = mx->get();
+    shared.egress_relayed = std::make_unique<std::atomic<std::uint64_t>[]>(cfg->egresses.size());
     for (const auto& c : tls->client) shared.client_tls.push_back(c.get());
     check_descriptor_limit(*cfg, listeners->size());
     // With several threads, one strand per session: its coroutine, its downstream and
@@ -262,10 +278,14 @@ int run(int argc, char** argv) {
     for (auto& [fd, li] : *listeners)
         daemon::serve_listener(io, fd.release(), accept, sessions_of(cfg->listeners[li], shared, limits));
     std::signal(SIGPIPE, SIG_IGN);
-    return daemon::run_until_stopped(io, cfg->threads, {}, [&] {
-        log_start(*cfg, listeners->size());
-        daemon::notify_ready(status);
-    });
+    const int status_code = daemon::run_until_stopped(
+        io, cfg->threads, [&] { log_outbound_stats(*cfg, shared); },
+        [&] {
+            log_start(*cfg, listeners->size());
+            daemon::notify_ready(status);
+        });
+    log_outbound_stats(*cfg, shared);
+    return status_code;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,12 @@ struct Shared {
     SpillQuota& spill;
     std::atomic<std::uint64_t> sessions{0};
     MxLookup* mx = nullptr;  // with a destinations=mx downstream
+    // Messages each egress (index as in cfg.egresses) relayed with a 2xx, for the stats.
+    std::unique_ptr<std::atomic<std::uint64_t>[]> egress_relayed {};
+    void count_relayed(const Egress* e) {
+        if (e && egress_relayed)
+            egress_relayed[static_cast<std::size_t>(e - cfg.egresses.data())].fetch_add(1, std::memory_order_relaxed);
+    }
     asio::ssl::context* client_tls_for(const DownstreamConfig& d) const {
         for (std::size_t i = 0; i < client_tls.size() && i < cfg.downstreams.size(); ++i)
             if (&cfg.downstreams[i] == &d) return client_tls[i];

@@ -17,6 +17,7 @@ listener) picks the pool, and the MX host sees that address.
 """
 
 import re
+import signal
 import ssl
 
 from harness import (E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, read_reply, smtp_session,
@@ -124,7 +125,15 @@ class XproxydOutbound(E2ETestCase):
         self.assertRegex(log, r"event=downstream_open .*destination=127\.0\.0\.31:%d mx=mx1\.out\.test .*"
                               r"pool=default egress=clean source=%s" % (self.mx_port, re.escape(CLEAN)))
         self.assertRegex(log, r"event=relayed .*pool=bulk egress=bulk source=%s" % re.escape(BULK))
-        self.assertNotIn("egress=warm", log)
+        self.assertNotIn("egress=warm ", log)
+        # SIGHUP writes the figures: per egress what it relayed, and the MX cache's use.
+        self.xp.proc.send_signal(signal.SIGHUP)
+        self.xp.wait_log(r"event=egress_stats pool=broken")
+        log = self.xp.log()
+        self.assertRegex(log, r"event=egress_stats pool=default egress=clean source=%s weight=1 relayed=1" % CLEAN)
+        self.assertRegex(log, r"event=egress_stats pool=bulk egress=bulk source=%s weight=1 relayed=1" % BULK)
+        self.assertRegex(log, r"event=egress_stats pool=bulk egress=warm source=%s weight=0 relayed=0" % WARM)
+        self.assertRegex(log, r"event=outbound_stats mx_cache_hits=\d+ mx_cache_misses=[1-9]\d* mx_cache_hit_rate=")
 
     def test_recipients_of_two_destinations_are_split_without_loss(self):
         # alpha and gamma share mx1: one transaction; beta's mx2 gets 452 and a later transaction.
