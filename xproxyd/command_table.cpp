@@ -14,7 +14,7 @@ using namespace command_flags;
 // A static member, so that it may name Session's private handlers (Session befriends
 // CommandTable).
 std::span<const CommandRow> CommandTable::rows() {
-    static const std::array<CommandRow, 14> table{{
+    static const std::array<CommandRow, 15> table{{
         {"EHLO", &Session::cmd_helo, ArgRule::required, "EHLO hostname", counts_bad_syntax},
         {"HELO", &Session::cmd_helo, ArgRule::required, "HELO hostname", counts_bad_syntax},
         {"MAIL", &Session::cmd_mail, ArgRule::any, {}, needs_helo | starts_transaction},
@@ -28,6 +28,8 @@ std::span<const CommandRow> CommandTable::rows() {
         {"XCLIENT", &Session::cmd_source, ArgRule::any, {}, outside_transaction},
         {"XFORWARD", &Session::cmd_source, ArgRule::any, {}, outside_transaction},
         {"XPROXYFROM", &Session::cmd_source, ArgRule::any, {}, outside_transaction | continues_sequence},
+        {"XPROXYTO", &Session::cmd_xproxyto, ArgRule::required, "XPROXYTO DESTINATIONS=[ip],[ip] ... LAST=True",
+         counts_bad_syntax | needs_helo | outside_transaction},
         {"VRFY", &Session::cmd_vrfy, ArgRule::any, {}, 0},
         {"HELP", &Session::cmd_help, ArgRule::any, {}, 0},
     }};

@@ -98,7 +98,7 @@ asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, cons
         if (verify) {
             X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
             X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            const int set = peer.empty() ? 0
+            const int set = peer.empty() ? (chain_only_ ? 1 : 0)
                             : is_ip      ? X509_VERIFY_PARAM_set1_ip_asc(param, peer.c_str())
                                          : X509_VERIFY_PARAM_set1_host(param, peer.c_str(), peer.size());
             if (set != 1) {  // no identity to check: refuse rather than accept any certificate
@@ -116,6 +116,13 @@ asio::awaitable<void> Conn::handshake(asio::ssl::context& ctx, bool server, cons
                                    asio::redirect_error(use_awaitable, ec));
     disarm();
     if (ec && timed_out_) ec = asio::error::timed_out;
+}
+
+bool Conn::peer_matches(const std::string& name) const {
+    if (!tls_ || name.empty()) return false;
+    X509* cert = SSL_get0_peer_certificate(tls_->native_handle());
+    return cert && SSL_get_verify_result(tls_->native_handle()) == X509_V_OK &&
+           X509_check_host(cert, name.data(), name.size(), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) == 1;
 }
 
 std::string Conn::verify_error() const {

@@ -46,9 +46,14 @@ public:
     // STARTTLS. Refuses (errc::protocol_error, nothing consumed) while plain-text input is
     // still buffered: bytes read before the handshake must never pass for protected ones.
     // Client side: `peer` is the name (sent as SNI, and checked when `verify`) or the IP
-    // address (checked when `verify`) expected in the server's certificate.
+    // address (checked when `verify`) expected in the server's certificate. With verify
+    // and an empty peer the handshake is refused, unless verify_chain_only() was called:
+    // then only the chain is verified and the caller checks a name later (peer_matches).
     asio::awaitable<void> handshake(asio::ssl::context& ctx, bool server, const std::string& peer, bool verify,
                                     Seconds timeout, error_code& ec);
+    void verify_chain_only() { chain_only_ = true; }
+    // After a client handshake: the server's certificate is valid for this DNS name.
+    bool peer_matches(const std::string& name) const;
     // After a failed client handshake: why the certificate was refused, or empty.
     std::string verify_error() const;
     void close();
@@ -93,6 +98,7 @@ private:
     bool timer_running_ = false;
     bool pending_ = false;
     bool timed_out_ = false;
+    bool chain_only_ = false;
     std::string in_;
     std::size_t in_pos_ = 0;
 };

@@ -47,11 +47,11 @@ std::string missing_client_attributes(const smtp::Advertised& adv, const char* v
 
 }  // namespace
 
-void Downstream::route(std::vector<Destination> dests, const Egress* egress, bool must_verify) {
+void Downstream::route(std::vector<Destination> dests, const Egress* egress, const RouteTls& tls) {
     close();
     dests_ = std::move(dests);
     egress_ = egress;
-    must_verify_ = must_verify;
+    route_tls_ = tls;
     index_ = 0;
 }
 
@@ -132,13 +132,16 @@ asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
     // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
     // that live across co_await in a coroutine's return expression).
     const std::string& own = egress_ ? egress_->helo : cfg_.helo;
-    const std::string line = "EHLO " + (name.empty() ? own : name) + "\r\n";
+    const char* verb = route_tls_.force_helo ? "HELO" : "EHLO";
+    const std::string line = verb + (" " + (name.empty() ? own : name)) + "\r\n";
     Reply r = co_await command(line);
     if (r.code != 250) {
-        why = "EHLO: " + first_line(r);
+        why = verb + (": " + first_line(r));
         co_return false;
     }
-    ehlo_ = smtp::parse_ehlo(r.lines);
+    ehlo_ = route_tls_.force_helo ? smtp::EhloKeywords{} : smtp::parse_ehlo(r.lines);
+    ehlo_lines_.assign(r.lines.size() > 1 && !route_tls_.force_helo ? r.lines.begin() + 1 : r.lines.end(),
+                       r.lines.end());
     co_return true;
 }
 
@@ -233,7 +236,7 @@ asio::awaitable<bool> Downstream::introduce(const SourceInfo& src, std::string& 
         co_return false;
     }
     if (!co_await ehlo(why)) co_return false;
-    if ((cfg_.tls != TlsMode::none || must_verify_) && !co_await starttls(why)) co_return false;
+    if (route_tls_.mode.value_or(cfg_.tls) != TlsMode::none && !co_await starttls(why)) co_return false;
     const bool ok = co_await announce_source(src, a, why);
     co_return ok;
 }
@@ -263,13 +266,13 @@ asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const A
 }
 
 asio::awaitable<bool> Downstream::starttls(std::string& why) {
-    const TlsMode mode = must_verify_ ? TlsMode::verify : cfg_.tls;
+    const TlsMode mode = route_tls_.mode.value_or(cfg_.tls);
     const bool must = mode != TlsMode::may;
     tls_failed_ = must;  // until the handshake is done
     if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
         if (must)
             why = std::string("STARTTLS not offered and tls=") + to_string(mode) +
-                  (must_verify_ ? " (REQUIRETLS)" : "");
+                  (route_tls_.mode ? " (asked for this route)" : "");
         co_return !must;
     }
     Reply r = co_await command("STARTTLS\r\n");
@@ -288,8 +291,12 @@ asio::awaitable<bool> Downstream::starttls(std::string& why) {
     // The expected identity: the MX host name (outbound), else tls-name=, else the
     // destination's address (checked with verify).
     const Destination& dest = dests_[index_];
-    const std::string peer = !dest.name.empty() ? dest.name : cfg_.tls_name.empty() ? dest.host : cfg_.tls_name;
+    const std::string peer = route_tls_.chain_only   ? std::string()
+                             : !dest.name.empty()    ? dest.name
+                             : cfg_.tls_name.empty() ? dest.host
+                                                     : cfg_.tls_name;
     const bool verify = mode == TlsMode::verify;
+    if (verify && route_tls_.chain_only) conn_->verify_chain_only();
     error_code ec;
     co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_.command_timeout, ec);
     if (ec) {

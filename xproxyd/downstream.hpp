@@ -23,16 +23,23 @@
 
 namespace xproxy::xproxyd {
 
+// What one outbound route asks of TLS instead of the downstream's tls=.
+struct RouteTls {
+    std::optional<TlsMode> mode;  // REQUIRETLS: verify; XPROXYTO: its TLSAUTHLEVEL, SHOULDSKIPTLS
+    bool chain_only = false;      // verify the chain, not a name (XPROXYTO names no host)
+    bool force_helo = false;      // HELO instead of EHLO (XPROXYTO FORCEHELO): no STARTTLS then
+};
+
 class Downstream {
 public:
     Downstream(asio::any_io_executor ex, const DownstreamConfig& cfg, asio::ssl::context* tls_ctx)
         : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx), dests_(cfg.destinations) {}
 
     // The outbound mode: the destinations of this transaction (the MX hosts of its
-    // recipients' domain), the egress its connections are bound to and say EHLO as (none:
-    // the system's choice and helo=), and whether its TLS must be verified whatever
-    // tls= says (REQUIRETLS). Closes a connection to the previous route.
-    void route(std::vector<Destination> dests, const Egress* egress, bool must_verify);
+    // recipients' domain, or XPROXYTO's), the egress its connections are bound to and say
+    // EHLO as (none: the system's choice and helo=), and what TLS it asks beyond tls=.
+    // Closes a connection to the previous route.
+    void route(std::vector<Destination> dests, const Egress* egress, const RouteTls& tls = {});
     // The same, keeping the open connection, which goes to dests[index].
     void retarget(std::vector<Destination> dests, std::size_t index) {
         XPROXY_INVARIANT(index < dests.size());
@@ -78,6 +85,10 @@ public:
     // TLS with the certificate verified for the destination (tls=verify).
     bool tls_verified() const { return tls() && verified_; }
     const smtp::EhloKeywords& ehlo() const { return ehlo_; }
+    // The lines of the last EHLO reply after the first (the keywords with parameters).
+    const std::vector<std::string>& ehlo_lines() const { return ehlo_lines_; }
+    // The server's certificate is valid for this name (TLS with a verified chain).
+    bool peer_matches(const std::string& name) const { return conn_ && verified_ && conn_->peer_matches(name); }
     std::size_t index() const { return index_; }
     const std::string& identity() const { return identity_; }
     std::string where() const {
@@ -115,7 +126,7 @@ private:
     bool verified_ = false;
     std::vector<Destination> dests_;
     const Egress* egress_ = nullptr;
-    bool must_verify_ = false;
+    RouteTls route_tls_;
     bool bind_failed_ = false;
     bool tls_failed_ = false;
 };

@@ -121,8 +121,10 @@ asio::awaitable<bool> Session::dispatch(const std::string& line) {
     }
     const smtp::CommandLine c = smtp::split_command(line);
     const CommandRow* row = CommandTable::find(c.verb);
-    // An unfinished XPROXYFROM sequence (LAST=False) must be continued by the next line.
+    // An unfinished XPROXYFROM or XPROXYTO sequence (LAST=False) must be continued by the
+    // next line.
     if (!row || !row->has(command_flags::continues_sequence)) src_->abandon_sequence();
+    if (!row || row->verb != "XPROXYTO") xproxyto_.reset();
     if (!row) {
         front_.reply("502 5.5.2 Error: command not recognized");
         log::info("event=unknown_command sid=%s command=\"%s\"", sid_.c_str(), escape_value(line, 64).c_str());
@@ -163,6 +165,7 @@ asio::awaitable<bool> Session::cmd_helo(const smtp::CommandLine& c, const std::s
         ext.push_back("XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT");
         ext.push_back("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
         ext.push_back("XPROXYFROM");
+        if (relay_.outbound()) ext.push_back("XPROXYTO");
     }
     for (std::size_t i = 0; i < ext.size(); ++i) front_.reply((i + 1 < ext.size() ? "250-" : "250 ") + ext[i]);
     co_return true;
@@ -308,6 +311,42 @@ asio::awaitable<bool> Session::cmd_source(const smtp::CommandLine& c, const std:
             break;
         }
     }
+    co_return true;
+}
+
+// XPROXYTO (seed 000's application-to-outbound exchange): trusted source MTAs on an
+// outbound listener only; a sequence of LAST=False lines is merged first. A malformed
+// one gets 501 and changes nothing.
+asio::awaitable<bool> Session::cmd_xproxyto(const smtp::CommandLine&, const std::string& line) {
+    if (!relay_.outbound()) {
+        xproxyto_.reset();
+        front_.reply("502 5.5.1 Error: XPROXYTO needs an outbound listener (destinations=mx)");
+        co_return true;
+    }
+    if (!src_->trusted()) {
+        xproxyto_.reset();
+        log::warning("event=xproxyto_refused sid=%s client=%s reason=\"not a trusted upstream\"", sid_.c_str(),
+                     endpoint_text(src_->effective().client).c_str());
+        front_.reply("550 5.7.0 Error: XPROXYTO not allowed");
+        syntax_error();
+        co_return true;
+    }
+    const DecodeResult r = xproxyto_.add(line);
+    if (r.need_more()) {
+        front_.reply("250 2.0.0 Ok");
+        co_return true;
+    }
+    const auto* x = r.complete() ? std::get_if<smtp::XproxyTo>(&xproxyto_.command()) : nullptr;
+    if (!x) {
+        log::info("event=xproxyto_bad sid=%s error=\"%s\"", sid_.c_str(), escape_value(xproxyto_.error(), 200).c_str());
+        front_.reply("501 5.5.4 Error: bad XPROXYTO: " + escape_value(xproxyto_.error(), 200));
+        xproxyto_.reset();
+        syntax_error();
+        co_return true;
+    }
+    const smtp::XproxyTo to = *x;
+    xproxyto_.reset();
+    co_await relay_.xproxyto(to);
     co_return true;
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 
 #include <xproxy/wire/smtp_command.hpp>
+#include <xproxy/wire/xproxy_commands.hpp>
 
 #include "command_table.hpp"
 #include "front_side.hpp"
@@ -63,6 +64,7 @@ private:
     asio::awaitable<bool> cmd_quit(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_starttls(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_source(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_xproxyto(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_vrfy(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_help(const smtp::CommandLine& c, const std::string& line);
 
@@ -77,6 +79,7 @@ private:
     unsigned commands_ = 0;
     unsigned errors_ = 0;
     bool closing_ = false;
+    smtp::XproxyAccumulator xproxyto_;  // an XPROXYTO sequence (LAST=False) being read
 };
 
 // The entry point for an accepted connection.

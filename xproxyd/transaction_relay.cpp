@@ -7,6 +7,7 @@
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/invariant.hpp>
+#include <xproxy/base/text.hpp>
 #include <xproxy/daemon/log.hpp>
 
 namespace xproxy::xproxyd {
@@ -233,12 +234,21 @@ std::string recipient_domain(const std::string& path) {
 }  // namespace
 
 void TransactionRelay::mail_outbound() {
-    if (pool_) {
+    if (xproxyto_ && !ds_.connected()) {
+        front_.reply("451 4.4.2 Error: the XPROXYTO destination was lost, send XPROXYTO again");
+        return;
+    }
+    if (xproxyto_) {
+        txn_.egress = bound_egress_;
+        txn_.pool = bound_pool_;
+    } else if (pool_) {
         const EgressPool& p = cfg_.pools[*pool_];
         txn_.egress = &cfg_.egresses[choose_egress(p, egress_draw())];
         txn_.pool = p.risk;
-        txn_.tag = " pool=" + p.risk + " egress=" + txn_.egress->name + " source=" + txn_.egress->address.to_string();
     }
+    if (txn_.egress)
+        txn_.tag = " pool=" + txn_.pool + " egress=" + txn_.egress->name +
+                   " source=" + txn_.egress->address.to_string();
     txn_.active = true;
     log::info("event=mail sid=%s from=<%s>%s", sid_.c_str(), escape_value(txn_.mail.path, 256).c_str(),
               txn_.tag.c_str());
@@ -275,7 +285,9 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
         ds_.retarget(std::move(dests), *keep);
     } else {
         co_await release_downstream();
-        ds_.route(std::move(dests), txn_.egress, txn_.params.requiretls);
+        RouteTls tls;
+        if (txn_.params.requiretls) tls.mode = TlsMode::verify;
+        ds_.route(std::move(dests), txn_.egress, tls);
         current_egress_ = txn_.egress;
         bool reused = false;
         if (!co_await open_from(0, txn_.source, reused)) {
@@ -290,6 +302,11 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
             co_return false;
         }
     }
+    const bool opened = co_await open_transaction(domain);
+    co_return opened;
+}
+
+awaitable<bool> TransactionRelay::open_transaction(const std::string& domain) {
     if (auto refusal = smtp::refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) {
         log::info("event=refused sid=%s destination=%s reason=\"%s\"%s", sid_.c_str(), ds_.where().c_str(),
                   refusal->c_str(), txn_.tag.c_str());
@@ -303,7 +320,7 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
         log::info("event=mail_refused sid=%s destination=%s reply=\"%s\"%s", sid_.c_str(), ds_.where().c_str(),
                   escape_value(r.failed() ? r.error : std::to_string(r.code), 120).c_str(), txn_.tag.c_str());
         if (r.failed())
-            front_.reply("451 4.4.2 Error: the mail exchanger of " + escape_value(domain, 256) +
+            front_.reply("451 4.4.2 Error: the destination of " + escape_value(domain, 256) +
                          " was lost, try again later");
         else front_.relay(r);
         ds_.close();
@@ -320,7 +337,24 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
         co_return;
     }
     XPROXY_INVARIANT(sh_.mx != nullptr);
-    if (txn_.route_domain.empty()) {
+    if (xproxyto_) {
+        // The source chose the destination: every recipient goes there.
+        if (domain_check_ && !ds_.peer_matches(domain)) {
+            log::info("event=certificate_mismatch sid=%s destination=%s domain=%s%s", sid_.c_str(),
+                      ds_.connected() ? ds_.where().c_str() : "none", escape_value(domain, 256).c_str(),
+                      txn_.tag.c_str());
+            front_.reply("451 4.7.5 Error: the destination's certificate is not valid for " +
+                         escape_value(domain, 256) + " (TLSAUTHLEVEL=DomainValidation)");
+            co_return;
+        }
+        if (txn_.route_domain.empty()) {
+            if (!ds_.connected()) {
+                front_.reply("451 4.4.2 Error: the XPROXYTO destination was lost, send XPROXYTO again");
+                co_return;
+            }
+            if (!co_await open_transaction(domain)) co_return;
+        }
+    } else if (txn_.route_domain.empty()) {
         MxResult mx = co_await sh_.mx->lookup(domain);
         if (auto failure = lookup_failure(domain, mx)) {
             log::info("event=mx_failed sid=%s domain=%s status=%s why=\"%s\"%s", sid_.c_str(),
@@ -378,6 +412,144 @@ awaitable<void> TransactionRelay::rset() {
         if (r.ok()) ds_.dirty = false;
         else ds_.close();
     }
+}
+
+}  // namespace xproxy::xproxyd
+
+namespace xproxy::xproxyd {
+
+std::optional<std::optional<std::size_t>> TransactionRelay::pool_for(const std::string& risk) const {
+    if (risk.empty()) return pool_;
+    for (std::size_t i = 0; i < cfg_.pools.size(); ++i)
+        if (iequals(cfg_.pools[i].risk, risk)) return std::optional<std::size_t>(i);
+    return std::nullopt;
+}
+
+namespace {
+
+// The TLS an XPROXYTO asks for; an error text when its settings contradict each other.
+Expected<std::pair<RouteTls, bool>> xproxyto_tls(const smtp::XproxyTo& x) {
+    RouteTls t;
+    t.force_helo = x.force_helo;
+    bool domain_check = false;
+    const std::string& level = x.tls_auth_level;
+    if (level.empty()) {
+    } else if (iequals(level, "EncryptionOnly")) {
+        t.mode = TlsMode::encrypt;
+    } else if (iequals(level, "CertificateValidation") || iequals(level, "DomainValidation")) {
+        t.mode = TlsMode::verify;
+        t.chain_only = true;  // XPROXYTO names addresses only: the chain here, a name per recipient domain
+        domain_check = iequals(level, "DomainValidation");
+    } else {
+        return Failure{
+            "501 5.5.4 Error: unknown TLSAUTHLEVEL (EncryptionOnly, CertificateValidation or "
+            "DomainValidation)"};
+    }
+    if (x.require_tls && (!t.mode || *t.mode == TlsMode::encrypt)) {
+        t.mode = TlsMode::verify;  // REQUIRETLS=True: at least a valid chain
+        t.chain_only = true;
+    }
+    if ((x.should_skip_tls || x.force_helo) && t.mode)
+        return Failure{"501 5.5.4 Error: SHOULDSKIPTLS or FORCEHELO contradict REQUIRETLS or TLSAUTHLEVEL"};
+    if (x.should_skip_tls || x.force_helo) t.mode = TlsMode::none;
+    return std::make_pair(t, domain_check);
+}
+
+// The target's EHLO keywords a source may use through xproxyd: not what belongs to the
+// hop between xproxyd and the target (STARTTLS, AUTH, source announcements).
+std::vector<std::string> passable_options(const std::vector<std::string>& lines) {
+    std::vector<std::string> out;
+    for (const auto& l : lines) {
+        const std::string_view kw = std::string_view(l).substr(0, l.find(' '));
+        bool drop = false;
+        for (const char* no : {"STARTTLS", "AUTH", "XCLIENT", "XFORWARD", "XPROXYFROM", "XPROXY", "XPROXYTO"})
+            drop = drop || iequals(kw, no);
+        drop = drop || istarts_with(l, "DESTINATIONLEFT=");
+        if (!drop && !l.empty() && l.size() < smtp::kMaxReplyLine - 8 && out.size() + 2 < smtp::kMaxReplyLines)
+            out.push_back(l);
+    }
+    return out;
+}
+
+}  // namespace
+
+awaitable<void> TransactionRelay::xproxyto(const smtp::XproxyTo& x) {
+    XPROXY_INVARIANT(!txn_.active);
+    if (x.port == 0) {
+        front_.reply("501 5.5.4 Error: bad XPROXYTO: PORT=0");
+        co_return;
+    }
+    auto tls = xproxyto_tls(x);
+    if (!tls) {
+        front_.reply(tls.error());
+        co_return;
+    }
+    const auto pool = pool_for(x.risk);
+    if (!pool) {
+        log::warning("event=xproxyto_refused sid=%s risk=\"%s\" reason=\"no pool for this risk class\"", sid_.c_str(),
+                     escape_value(x.risk, 64).c_str());
+        front_.reply("451 4.3.5 Error: no egress pool for RISK=" + escape_value(x.risk, 64));
+        co_return;
+    }
+    const Egress* egress = nullptr;
+    std::string pool_name;
+    if (*pool) {
+        const EgressPool& p = cfg_.pools[**pool];
+        egress = &cfg_.egresses[choose_egress(p, egress_draw())];
+        pool_name = p.risk;
+    }
+    std::vector<Destination> dests;
+    std::string refused;
+    for (const auto& a : x.destinations) {
+        if (auto why = refused_destination(cfg_.dns.refused, a)) {
+            refused += (refused.empty() ? "" : "; ") + *why;
+            continue;
+        }
+        dests.push_back(Destination{a.to_string(), x.port, std::string()});
+    }
+    co_await release_downstream();
+    xproxyto_ = true;
+    bound_egress_ = egress;
+    bound_pool_ = pool_name;
+    domain_check_ = tls->second;
+    txn_.tag = egress ? " pool=" + pool_name + " egress=" + egress->name + " source=" + egress->address.to_string()
+                      : std::string();
+    if (log::enabled(log::Level::info))
+        log::info("event=xproxyto sid=%s source_session=\"%s\" destinations=%zu port=%u risk=\"%s\" tls=%s%s%s",
+                  sid_.c_str(), escape_value(x.session_id, 64).c_str(), x.destinations.size(), x.port,
+                  escape_value(x.risk, 64).c_str(), to_string(tls->first.mode.value_or(ds_.config().tls)),
+                  refused.empty() ? "" : (" refused=\"" + escape_value(refused, 300) + "\"").c_str(), txn_.tag.c_str());
+    const std::size_t total = dests.size();
+    ds_.route(std::move(dests), egress, tls->first);
+    current_egress_ = egress;
+    bool reused = false;
+    const bool ok = total > 0 && co_await open_from(0, txn_.source, reused);
+    const std::string tag = std::move(txn_.tag);
+    txn_.tag.clear();
+    if (!ok) {
+        front_.reply(ds_.bind_failed() ? "451 4.4.0 Error: the egress address cannot be used now, try again later"
+                     : tls_refused_    ? "451 4.7.5 Error: no XPROXYTO destination offered the TLS required"
+                                       : "451 4.4.1 Error: no XPROXYTO destination could be reached");
+        co_return;
+    }
+    smtp::DestinationLeft left;
+    for (std::size_t i = 0; i < x.destinations.size(); ++i) {
+        // The destinations after the one connected, in the source's order.
+        bool after = false;
+        for (std::size_t j = ds_.index() + 1; j < ds_.destinations().size() && !after; ++j)
+            after = ds_.destinations()[j].host == x.destinations[i].to_string();
+        if (after) left.left.push_back(x.destinations[i]);
+    }
+    left.options = passable_options(ds_.ehlo_lines());
+    const smtp::Encoded enc = smtp::encode(left);
+    if (!enc) {  // cannot happen with the options filtered above; never answer half a reply
+        front_.reply("451 4.3.0 Error: the target's EHLO reply cannot be passed on");
+        ds_.close();
+        co_return;
+    }
+    for (const auto& l : enc.lines) front_.reply(std::string_view(l).substr(0, l.size() - 2));
+    log::info("event=xproxyto_connected sid=%s destination=%s left=%zu%s", sid_.c_str(), ds_.where().c_str(),
+              left.left.size(), tag.c_str());
 }
 
 }  // namespace xproxy::xproxyd

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <xproxy/wire/smtp_command.hpp>
+#include <xproxy/wire/xproxy_commands.hpp>
 
 #include "downstream.hpp"
 #include "front_side.hpp"
@@ -86,6 +87,12 @@ public:
 
     // The outbound mode: destinations are the MX hosts of the recipients' domain.
     bool outbound() const { return ds_.config().mx; }
+    // XPROXYTO (the outbound mode, from a trusted source MTA): connects to the first of its
+    // destinations that takes EHLO and the TLS asked, from an egress of the pool of RISK=
+    // (else the listener's), and answers DESTINATIONLEFT= and the target's EHLO options;
+    // the session's transactions go there from then on. 451 when none takes it, 501 for
+    // contradictory or unknown settings (nothing changes then).
+    asio::awaitable<void> xproxyto(const smtp::XproxyTo& x);
 
 private:
     asio::awaitable<bool> open_from(std::size_t start, const SourceInfo& src, bool& reused);
@@ -97,6 +104,11 @@ private:
     // Opens the transaction at the MX hosts of `domain` (MAIL included). false: the
     // client has its reply for this recipient.
     asio::awaitable<bool> route_to(const std::string& domain, const MxResult& mx);
+    // MAIL on the open destination for the transaction (the refusals of
+    // refuse_for_downstream first). false: the client has its reply for this recipient.
+    asio::awaitable<bool> open_transaction(const std::string& domain);
+    // The egress pool of an XPROXYTO's RISK= (empty: the listener's); nullopt: unknown.
+    std::optional<std::optional<std::size_t>> pool_for(const std::string& risk) const;
     // The reply for a recipient whose domain could not be resolved; nullopt when it can.
     std::optional<std::string> lookup_failure(const std::string& domain, const MxResult& mx) const;
     asio::awaitable<Reply> send_mail();
@@ -111,6 +123,11 @@ private:
     std::optional<std::size_t> pool_;
     const Egress* current_egress_ = nullptr;  // of the open downstream connection (outbound)
     bool tls_refused_ = false;                // open_from(): a destination failed for want of TLS
+    // After XPROXYTO: the destination is the source's choice, not the MX hosts.
+    bool xproxyto_ = false;
+    const Egress* bound_egress_ = nullptr;
+    std::string bound_pool_;
+    bool domain_check_ = false;  // TLSAUTHLEVEL=DomainValidation: each recipient domain in the certificate
 };
 
 }  // namespace xproxy::xproxyd

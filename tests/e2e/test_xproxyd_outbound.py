@@ -248,6 +248,122 @@ class XproxydOutbound(E2ETestCase):
         # Never from another address: mx1 saw no connection from the broken pool.
         self.assertEqual(self.mx1.messages(), [])
 
+    # ------------------------------------------------------------------ XPROXYTO
+
+    def xproxyto_client(self, source="127.0.0.1"):
+        c = SmtpClient(self.xp.port, source=source)
+        self.addCleanup(c.close, quit=False)
+        c.ehlo()
+        return c
+
+    def test_xproxyto_skips_a_dead_destination_and_says_what_is_left(self):
+        c = self.xproxyto_client()
+        self.assertIn("XPROXYTO", c.extensions)
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.35],[127.0.0.31],[127.0.0.32] PORT=%d FORCEHELO=False "
+                           "SHOULDSKIPTLS=False REQUIRETLS=False REQUIREOORG=False RISK=bulk SESSIONID=08CE6D0E "
+                           "LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        lines = text.split("\n")
+        self.assertEqual(lines[0], "250-DESTINATIONLEFT=[127.0.0.32]")
+        # Then the target's EHLO options (smtp-sink's), without what belongs to xproxyd's hop.
+        self.assertIn("PIPELINING", text)
+        self.assertNotIn("XCLIENT", text)
+        self.assertNotIn("XFORWARD", text)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        # The source chose the destination: any recipient domain goes there.
+        self.assertEqual(c.cmd("RCPT TO:<x1@beta.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<x2@elsewhere.example>")[0], 250)
+        self.assertEqual(c.data("Subject: xproxyto\r\n\r\nhello\r\n")[0], 250)
+        # A second transaction on the same destination.
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<x3@alpha.out.test>")[0], 250)
+        self.assertEqual(c.data("Subject: second\r\n\r\nhello\r\n")[0], 250)
+        msgs = self.mx1.wait_messages(2)
+        self.assertEqual(len(msgs), 2)
+        for m in msgs:
+            self.assertIn("X-Client-Addr: %s" % BULK, m)  # RISK=bulk: the bulk pool
+        self.assertEqual(len([m for m in msgs if "x2@elsewhere.example" in m and "x1@beta.out.test" in m]), 1)
+        self.assertEqual(self.mx2.messages(), [])
+        log = self.xp.log()
+        self.assertRegex(log, r"event=xproxyto .*source_session=\"08CE6D0E\" destinations=3 .*risk=\"bulk\"")
+        self.assertRegex(log, r"event=downstream_failed .*destination=127\.0\.0\.35:%d .*pool=bulk" % self.mx_port)
+        self.assertRegex(log, r"event=xproxyto_connected .*destination=127\.0\.0\.31:%d left=1" % self.mx_port)
+
+    def test_xproxyto_split_over_commands(self):
+        c = self.xproxyto_client()
+        self.assertEqual(c.cmd("XPROXYTO DESTINATIONS=[127.0.0.31] RISK=bulk LAST=False")[0], 250)
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.32] PORT=%d SESSIONID=S2 LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertTrue(text.startswith("250-DESTINATIONLEFT=[127.0.0.32]\n"), text)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<s@beta.out.test>")[0], 250)
+        self.assertEqual(c.data("Subject: split\r\n\r\nhello\r\n")[0], 250)
+        self.assertIn("s@beta.out.test", self.mx1.wait_messages(1)[0])
+        # An unfinished sequence is abandoned by any other command.
+        self.assertEqual(c.cmd("RSET")[0], 250)
+        self.assertEqual(c.cmd("XPROXYTO DESTINATIONS=[127.0.0.32] LAST=False")[0], 250)
+        self.assertEqual(c.cmd("NOOP")[0], 250)
+        code, text = c.cmd("XPROXYTO PORT=%d LAST=True" % self.mx_port)
+        self.assertEqual(code, 501, text)  # no DESTINATIONS: the first half was forgotten
+
+    def test_malformed_or_refused_xproxyto_changes_nothing(self):
+        c = self.xproxyto_client()
+        for bad in ("XPROXYTO DESTINATIONS=nope LAST=True",
+                    "XPROXYTO DESTINATIONS=[127.0.0.31] PORT=0 LAST=True",
+                    "XPROXYTO DESTINATIONS=[127.0.0.31] LAST=True LAST=True",
+                    "XPROXYTO DESTINATIONS=[127.0.0.31] TLSAUTHLEVEL=Bogus LAST=True",
+                    "XPROXYTO DESTINATIONS=[127.0.0.31] SHOULDSKIPTLS=True REQUIRETLS=True LAST=True"):
+            with self.subTest(command=bad):
+                code, text = c.cmd(bad)
+                self.assertEqual(code, 501, text)
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.31] RISK=gold LAST=True")
+        self.assertEqual((code, text[:9]), (451, "451 4.3.5"))
+        # Still the MX mode: alpha goes to mx1 from the default pool, beta is refused for now.
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<m@alpha.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<m@beta.out.test>")[0], 452)
+        self.assertEqual(c.data("Subject: mx\r\n\r\nhello\r\n")[0], 250)
+        self.assertIn("X-Client-Addr: %s" % CLEAN, self.mx1.wait_messages(1)[0])
+        # Untrusted clients may not use it; on a listener without destinations=mx it does not exist.
+        u = self.xproxyto_client(source="127.0.0.66")
+        self.assertNotIn("XPROXYTO", u.extensions)
+        code, text = u.cmd("XPROXYTO DESTINATIONS=[127.0.0.31] LAST=True")
+        self.assertEqual((code, text[:9]), (550, "550 5.7.0"))
+
+    def test_xproxyto_tls_levels_refuse_a_wrong_certificate_and_never_send_in_clear(self):
+        other = TestPki(self.sandbox, name="otherca")
+        crt, key = other.issue("rogue", dns=["mx3.out.test"])  # the right name, an unknown CA
+        rogue = FakeDownstream(port=self.mx_port, host="127.0.0.37", tls=other.server_context(crt, key))
+        self.addCleanup(rogue.close)
+        for args in ("TLSAUTHLEVEL=CertificateValidation", "REQUIRETLS=True", "TLSAUTHLEVEL=DomainValidation"):
+            with self.subTest(args=args):
+                c = self.xproxyto_client()
+                code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.37] PORT=%d %s LAST=True" % (self.mx_port, args))
+                self.assertEqual((code, text[:9]), (451, "451 4.7.5"), text)
+        self.assertEqual([x for x in rogue.commands if x.split(" ")[0].upper() in ("MAIL", "RCPT", "DATA")], [])
+        # EncryptionOnly takes any certificate, but never plain text.
+        c = self.xproxyto_client()
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.37] PORT=%d TLSAUTHLEVEL=EncryptionOnly LAST=True"
+                           % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(rogue.tls_versions[-1:], ["TLSv1.3"])
+        c = self.xproxyto_client()
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.31] PORT=%d TLSAUTHLEVEL=EncryptionOnly LAST=True"
+                           % self.mx_port)  # smtp-sink offers no STARTTLS
+        self.assertEqual((code, text[:9]), (451, "451 4.7.5"), text)
+        # DomainValidation: the chain at connection, then each recipient domain against the certificate.
+        c = self.xproxyto_client()
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.33] PORT=%d TLSAUTHLEVEL=DomainValidation "
+                           "REQUIRETLS=True LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        code, text = c.cmd("RCPT TO:<d@tls.out.test>")
+        self.assertEqual((code, text[:9]), (451, "451 4.7.5"), text)
+        self.assertEqual(c.cmd("RCPT TO:<d@mx3.out.test>")[0], 250)
+        self.assertEqual(c.data("Subject: dv\r\n\r\nhello\r\n")[0], 250)
+        self.assertIn("d@mx3.out.test", self.behind_mx3.wait_messages(1)[0])
+        self.mx3.wait_log(r"TLS connection established from \S+\[%s\]" % re.escape(CLEAN))
+
 
 if __name__ == "__main__":
     main()
