@@ -345,15 +345,19 @@ Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
         auto located = [&](const std::string& why) { return li.origin.empty() ? why : li.origin + ": " + why; };
         std::string name, word;
         in >> li.spec;
-        bool risk_given = false;
+        bool options = false, risk_given = false, splice_given = false;  // options come after the name
         while (in >> word) {
             if (word.rfind("risk=", 0) == 0 && !risk_given && word.size() > 5) {
                 li.risk = word.substr(5);
-                risk_given = true;
-            } else if (name.empty() && !risk_given && word.find('=') == std::string::npos) {
+                risk_given = options = true;
+            } else if ((word == "xproxyto=splice" || word == "xproxyto=relay") && !splice_given) {
+                li.splice = word == "xproxyto=splice";
+                splice_given = options = true;
+            } else if (name.empty() && !options && word.find('=') == std::string::npos) {
                 name = word;
             } else {
-                return Failure{located("listen '" + l + "': want \"SPEC [DOWNSTREAM] [risk=CLASS]\"")};
+                return Failure{
+                    located("listen '" + l + "': want \"SPEC [DOWNSTREAM] [risk=CLASS] [xproxyto=splice|relay]\"")};
             }
         }
         li.downstream = downstreams.size();
@@ -362,8 +366,8 @@ Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
             if (downstreams[i].name == name) li.downstream = i;
         if (li.downstream == downstreams.size())
             return Failure{located("listen '" + l + "': no downstream named " + name)};
-        if (risk_given && !downstreams[li.downstream].mx)
-            return Failure{located("listen '" + l + "': risk= is for a destinations=mx downstream")};
+        if (options && !downstreams[li.downstream].mx)
+            return Failure{located("listen '" + l + "': risk= and xproxyto= are for a destinations=mx downstream")};
         out.push_back(li);
     }
     return out;

@@ -77,6 +77,7 @@ struct Listener {
     std::string origin;               // "FILE:LINE" when the config file set it, else ""
     std::string risk = "default";     // risk=CLASS: the egress pool of its transactions (outbound)
     std::optional<std::size_t> pool;  // index into Config::pools; none without --pool
+    bool splice = false;              // xproxyto=splice: bytes copied both ways after XPROXYTO
 };
 
 // The resolver of the outbound mode (mx_lookup.hpp): --dns-server, --dns-trust-anchor,

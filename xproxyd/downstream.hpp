@@ -81,6 +81,12 @@ public:
     bool adopt(PooledConnection c);
 
     bool connected() const { return conn_ != nullptr; }
+    // Hands the open connection over (the layer-4 mode); the object is then disconnected.
+    std::shared_ptr<Conn> take_connection() {
+        auto c = std::move(conn_);
+        close();
+        return c;
+    }
     bool tls() const { return conn_ && conn_->tls(); }
     // TLS with the certificate verified for the destination (tls=verify).
     bool tls_verified() const { return tls() && verified_; }

@@ -19,6 +19,7 @@ public:
 
     Conn& conn() { return *conn_; }
     const Conn& conn() const { return *conn_; }
+    std::shared_ptr<Conn> conn_ptr() { return conn_; }
     // One reply line of our own, without CRLF.
     void reply(std::string_view line) {
         out_ += line;

@@ -13,6 +13,7 @@
 #include <xproxy/daemon/log.hpp>
 
 #include "data_relay.hpp"
+#include "splice.hpp"
 
 namespace xproxy::xproxyd {
 
@@ -30,7 +31,8 @@ Session::Session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& s
     : cfg_(sh.cfg),
       sh_(sh),
       front_(std::move(conn), sh.cfg.client_timeout),
-      relay_(front_, sh, sh.cfg.downstreams[listener.downstream], sid_, listener.pool) {}
+      relay_(front_, sh, sh.cfg.downstreams[listener.downstream], sid_, listener.pool),
+      splice_(listener.splice) {}
 
 // The session id, the TCP peer as the first source, and the greeting.
 void Session::start() {
@@ -347,7 +349,16 @@ asio::awaitable<bool> Session::cmd_xproxyto(const smtp::CommandLine&, const std:
     const smtp::XproxyTo to = *x;
     xproxyto_.reset();
     co_await relay_.xproxyto(to);
-    co_return true;
+    if (!splice_ || !relay_.downstream().connected()) co_return true;
+    // The layer-4 mode: the reply goes out, then bytes are copied both ways (splice.hpp).
+    if (!co_await front_.flush()) co_return false;
+    log::info("event=splice sid=%s destination=%s", sid_.c_str(), relay_.downstream().where().c_str());
+    const SpliceResult sp = co_await splice(front_.conn_ptr(), relay_.downstream().take_connection(),
+                                            cfg_.client_timeout);
+    log::info("event=splice_end sid=%s to_target=%llu to_source=%llu reason=\"%s\"", sid_.c_str(),
+              static_cast<unsigned long long>(sp.to_target), static_cast<unsigned long long>(sp.to_source), sp.ended);
+    closing_ = true;
+    co_return false;
 }
 
 asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& shared) {

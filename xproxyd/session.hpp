@@ -80,6 +80,7 @@ private:
     unsigned errors_ = 0;
     bool closing_ = false;
     smtp::XproxyAccumulator xproxyto_;  // an XPROXYTO sequence (LAST=False) being read
+    const bool splice_;                 // the listener's xproxyto=splice
 };
 
 // The entry point for an accepted connection.

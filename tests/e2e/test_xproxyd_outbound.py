@@ -18,6 +18,7 @@ listener) picks the pool, and the MX host sees that address.
 
 import re
 import signal
+import socket
 import ssl
 
 from harness import (E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, read_reply, smtp_session,
@@ -73,12 +74,13 @@ class XproxydOutbound(E2ETestCase):
                                     "inet_interfaces": "127.0.0.1"}).start()  # Postfix cannot check 127.0.0.33
         # xproxyd: default listener (pool "default"), a bulk one, one whose egress cannot be bound.
         self.front_crt, self.front_key = self.pki.issue("front", dns=["xproxyd.test.invalid"])
-        self.bulk_port, self.broken_port = free_port(), free_port()
+        self.bulk_port, self.broken_port, self.splice_port = free_port(), free_port(), free_port()
         self.xp = Xproxyd(
             self.sandbox, self.procs,
             ["internet destinations=mx mx-port=%d tls=may tls-ca=%s connect-timeout=3" % (self.mx_port, self.pki.ca)],
             extra=["--listen", "inet:127.0.0.1:%d internet risk=bulk" % self.bulk_port,
                    "--listen", "inet:127.0.0.1:%d internet risk=broken" % self.broken_port,
+                   "--listen", "inet:127.0.0.1:%d internet risk=bulk xproxyto=splice" % self.splice_port,
                    "--egress", "clean address=%s helo=clean.out.test" % CLEAN,
                    "--egress", "bulk address=%s helo=bulk.out.test" % BULK,
                    "--egress", "warm address=%s helo=warm.out.test" % WARM,
@@ -363,6 +365,32 @@ class XproxydOutbound(E2ETestCase):
         self.assertEqual(c.data("Subject: dv\r\n\r\nhello\r\n")[0], 250)
         self.assertIn("d@mx3.out.test", self.behind_mx3.wait_messages(1)[0])
         self.mx3.wait_log(r"TLS connection established from \S+\[%s\]" % re.escape(CLEAN))
+
+    def test_xproxyto_splice_hands_the_target_to_the_source(self):
+        # xproxyto=splice: after the exchange, bytes go both ways unchanged; a MAIL pipelined
+        # behind XPROXYTO reaches the target too.
+        s = socket.create_connection(("127.0.0.1", self.splice_port))
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        self.assertEqual(read_reply(f)[0], 220)
+        s.sendall(b"EHLO source.example\r\n")
+        self.assertIn("XPROXYTO", read_reply(f)[1])
+        s.sendall(b"XPROXYTO DESTINATIONS=[127.0.0.34] PORT=%d LAST=True\r\nMAIL FROM:<sp@bounces.out.test>\r\n"
+                  % self.mx_port)
+        code, text = read_reply(f)
+        self.assertEqual(code, 250, text)
+        self.assertTrue(text.startswith("250-DESTINATIONLEFT=\n"), text)
+        self.assertEqual(read_reply(f), (250, "250 2.0.0 Ok"))  # the target's own text
+        s.sendall(b"RCPT TO:<sp@anywhere.example>\r\nDATA\r\n")
+        self.assertEqual(read_reply(f), (250, "250 2.0.0 Ok"))
+        self.assertEqual(read_reply(f), (354, "354 go ahead"))  # the target's, not xproxyd's
+        s.sendall(b"Subject: spliced\r\n\r\n..dot\r\n.\r\nQUIT\r\n")
+        self.assertEqual(read_reply(f), (250, "250 2.0.0 Ok: queued as FAKE1"))
+        self.assertEqual(read_reply(f), (221, "221 2.0.0 Bye"))
+        self.assertEqual(f.read(), b"")  # the target closed, so did xproxyd
+        self.assertEqual(self.mx4.messages, [b"Subject: spliced\r\n\r\n..dot\r\n.\r\n"])
+        self.assertEqual(self.mx4.peers, [BULK])
+        self.xp.wait_log(r"event=splice_end .*to_target=\d+ to_source=\d+ reason=\"target closed\"")
 
 
 if __name__ == "__main__":
