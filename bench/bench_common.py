@@ -1,0 +1,31 @@
+"""bench_common: small pieces shared by the benchmarks that run real mail software
+(xproxyd_bench.py, xproxyd_outbound_bench.py)."""
+
+import glob
+import os
+import resource
+
+QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+
+
+def queued_files(pf, queues=QUEUES):
+    """Messages in the given queues of a harness Postfix instance."""
+    return sum(len(files) for q in queues for _, _, files in os.walk(os.path.join(pf.spool, q)))
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of pid so far, in nanoseconds."""
+    total = 0
+    for path in glob.glob("/proc/%d/task/*/schedstat" % pid):
+        try:
+            with open(path) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just ended
+    return total
+
+
+def raise_fd_limit(want=65536):
+    """As many descriptors as the hard limit allows, up to want, for the processes started."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
