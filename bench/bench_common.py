@@ -4,6 +4,9 @@
 import glob
 import os
 import resource
+import signal
+import subprocess
+import time
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 
@@ -29,3 +32,25 @@ def raise_fd_limit(want=65536):
     """As many descriptors as the hard limit allows, up to want, for the processes started."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, want), hard))
+
+
+def strace_attach(pid, path):
+    """strace -c -f attached to pid and all its threads, counting into path; stop it with
+    strace_calls()."""
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", path, "-p", str(pid)], stderr=subprocess.DEVNULL)
+    time.sleep(1)  # attached to every thread
+    return st
+
+
+def strace_calls(st, path):
+    """Stop strace_attach()'s strace: {system call: calls} ("total": all of them)."""
+    st.send_signal(signal.SIGINT)
+    st.wait(timeout=30)
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            # % time, seconds, usecs/call, calls, [errors], syscall
+            if len(w) >= 5 and w[0][0].isdigit() and w[3].isdigit():
+                calls[w[-1]] = int(w[3])
+    return calls

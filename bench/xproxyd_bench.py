@@ -33,7 +33,6 @@ for COUNT_MESSAGES_SMALL/LARGE/HUGE messages, default 200/50/10, after a warm-up
 
 import glob
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -44,7 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import HAProxy, Postfix, binary, haproxy_config, free_port, standalone, wait_for_port, wait_until  # noqa: E402
 from xproxyd_helpers import Xproxyd  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import cpu_ns, queued_files, raise_fd_limit  # noqa: E402
+from bench_common import cpu_ns, queued_files, raise_fd_limit, strace_attach, strace_calls  # noqa: E402
 from counting_sink import CountingSink  # noqa: E402
 
 SESSIONS = int(os.environ.get("SESSIONS", "20"))
@@ -226,18 +225,9 @@ def count_one(sb, procs, sink, which, size, n):
         result = {"instructions": total / n}
     else:
         trace = out + ".strace"
-        st = subprocess.Popen(["strace", "-c", "-f", "-o", trace, "-p", str(proc.pid)], stderr=subprocess.DEVNULL)
-        time.sleep(1)  # attached to every thread
+        st = strace_attach(proc.pid, trace)
         run_load(port, n, size, sink)
-        st.send_signal(signal.SIGINT)
-        st.wait(timeout=30)
-        result = {}
-        with open(trace) as f:
-            for line in f:
-                w = line.split()
-                # % time, seconds, usecs/call, calls, [errors], syscall
-                if len(w) >= 5 and w[0][0].isdigit() and w[3].isdigit():
-                    result[w[-1]] = int(w[3]) / n
+        result = {k: v / n for k, v in strace_calls(st, trace).items()}
     procs.stop(proc)
     return result
 

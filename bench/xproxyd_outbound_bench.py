@@ -44,7 +44,12 @@ xproxyd_outbound_bench.sh for the target).
 
 Env: XPROXY_BUILD_DIR, SIZES (subset of 2k,100k; default both), MESSAGES_SMALL (2000),
 MESSAGES_LARGE (500), ROUNDS (5), SESSIONS (20), DOMAINS (6, at most 26),
-XPROXYD_ARGS (extra xproxyd options, e.g. "--threads 2"). Needs root, nsd, Postfix."""
+XPROXYD_ARGS (extra xproxyd options, e.g. "--threads 2"), LOG_LEVEL (xproxyd's, default
+info; above info it writes neither the figures nor the lines counted after SIGHUP).
+Needs root, nsd, Postfix.
+MODE=strace: no rounds; xproxyd's system calls per message (strace -c -f attached for one
+drain through it of COUNT_MESSAGES_SMALL/LARGE messages, default 200/50, after a
+warm-up), by call: a load-independent figure on a busy machine."""
 
 import os
 import re
@@ -58,7 +63,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import Postfix, free_port, read_text, standalone, wait_for_port, wait_until  # noqa: E402
 from xproxyd_helpers import Nsd, Xproxyd  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import cpu_ns, queued_files, raise_fd_limit  # noqa: E402
+from bench_common import cpu_ns, queued_files, raise_fd_limit, strace_attach, strace_calls  # noqa: E402
 from counting_sink import CountingSink  # noqa: E402
 
 SMALL = int(os.environ.get("MESSAGES_SMALL", "2000"))
@@ -67,6 +72,13 @@ ROUNDS = int(os.environ.get("ROUNDS", "5"))
 SESSIONS = int(os.environ.get("SESSIONS", "20"))
 DOMAINS = int(os.environ.get("DOMAINS", "6"))
 SIZES = os.environ.get("SIZES", "2k,100k").split(",")
+MODE = os.environ.get("MODE", "")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "info")
+if MODE == "strace":
+    SMALL = int(os.environ.get("COUNT_MESSAGES_SMALL", "200"))
+    LARGE = int(os.environ.get("COUNT_MESSAGES_LARGE", "50"))
+elif MODE:
+    raise SystemExit("MODE: strace or empty")
 ALL_SIZES = (("2k", "2 KiB", 2048, SMALL), ("100k", "100 KiB", 102400, LARGE))
 TARGET = 0.90
 
@@ -151,6 +163,8 @@ def stats(xp):
     mark = len(xp.log())
     xp.proc.send_signal(signal.SIGHUP)
     last_pool = "pool=bulk egress=%s " % EGRESSES[-1][0]
+    if LOG_LEVEL not in ("info", "debug"):
+        return {}, []
     wait_until(lambda: last_pool in xp.log()[mark:], 10, 0.05, "xproxyd's egress_stats lines")
     text = xp.log()[mark:]
     kv = lambda line: dict(re.findall(r"(\w+)=(\S+)", line))
@@ -168,7 +182,7 @@ def main():
         for s in sinks:
             wait_for_port(s.host, mx_port)
         bulk_port = free_port()
-        xp = Xproxyd(sb, procs, ["internet destinations=mx mx-port=%d tls=may" % mx_port], log_level="info",
+        xp = Xproxyd(sb, procs, ["internet destinations=mx mx-port=%d tls=may" % mx_port], log_level=LOG_LEVEL,
                      extra=["--listen", "inet:127.0.0.1:%d internet risk=bulk" % bulk_port]
                      + [a for name, addr in EGRESSES for a in ("--egress", "%s address=%s helo=%s.out.test"
                                                                % (name, addr, name))]
@@ -180,49 +194,83 @@ def main():
             "relayhost": "[127.0.0.1]:%d" % xp.port,
             "sender_dependent_relayhost_maps": "inline:{ %s=[127.0.0.1]:%d }" % (SENDERS[1], bulk_port)})
         paths = [("direct", direct, None), ("xproxyd", via, xp)]
-        print("xproxyd outbound benchmark: Postfix delivering N held messages (one recipient each, %d domains on "
-              "%d MX hosts, 2 senders) over at most %d connections, directly (transport_maps) or through xproxyd "
-              "(relayhost; MX lookup via NSD; pools default and bulk); time = release to the last message at the "
-              "sinks; first path alternated each round, median of %d rounds; xproxyd CPU = its CPU time per "
-              "message in the same runs" % (DOMAINS, len(MX_HOSTS), SESSIONS, ROUNDS), flush=True)
-        summary = []
-        for key, label, size, n in ALL_SIZES:
-            if key not in SIZES:
-                continue
-            for _, pf, x in paths:  # warm-up: processes, connections, the MX cache
-                inject(pf, min(n, 60), size)
-                drain(pf, min(n, 60), sinks, x)
-            rates = {name: [] for name, _, _ in paths}
-            cpus = []
-            for r in range(ROUNDS):
-                order = paths if r % 2 == 0 else paths[::-1]
-                for name, pf, x in order:
-                    inject(pf, n, size)
-                    secs, cpu = drain(pf, n, sinks, x)
-                    rates[name].append(n / secs)
-                    if x:
-                        cpus.append(cpu)
-                print("%-8s round %d (%s): direct %.0f msg/s | xproxyd %.0f msg/s | xproxyd CPU %.0f us/msg"
-                      % (label, r + 1, " ".join(p[0] for p in order), rates["direct"][-1], rates["xproxyd"][-1],
-                         cpus[-1]), flush=True)
-            d, v = statistics.median(rates["direct"]), statistics.median(rates["xproxyd"])
-            summary.append((label, n, d, v, v / d, statistics.median(cpus)))
-        print("\n%-8s %8s %12s %13s %6s %7s %8s %18s" % ("size", "messages", "direct msg/s", "xproxyd msg/s",
-                                                       "ratio", "target", "met", "xproxyd CPU/msg"))
-        for label, n, d, v, ratio, cpu in summary:
-            print("%-8s %8d %12.0f %13.0f %6.2f %7s %8s %15.0f us" % (label, n, d, v, ratio, ">= %.2f" % TARGET,
-                                                                     "met" if ratio >= TARGET else "not met", cpu))
-        outbound, egress = stats(xp)
-        print("\nxproxyd after SIGHUP (since start, warm-up included): MX cache hits %s, misses %s, hit rate %s"
-              % (outbound.get("mx_cache_hits", "?"), outbound.get("mx_cache_misses", "?"),
-                 outbound.get("mx_cache_hit_rate", "?")))
-        for e in egress:
-            print("  pool %-8s egress %-6s source %-11s weight %s relayed %s"
-                  % (e.get("pool"), e.get("egress"), e.get("source"), e.get("weight"), e.get("relayed")))
-        log = read_text(xp.log_path)
-        opened, transactions = log.count("event=downstream_open "), log.count("event=mail ")
-        print("  MX connections opened %d for %d transactions (%.2f per transaction)"
-              % (opened, transactions, opened / transactions if transactions else 0), flush=True)
+        if MODE == "strace":
+            count_calls(sb, via, sinks, xp)
+        else:
+            rounds(paths, sinks, xp)
+
+
+def count_calls(sb, via, sinks, xp):
+    print("xproxyd outbound: system calls per message of xproxyd (strace -c -f), Postfix delivering held "
+          "messages through it (%d domains, %d MX hosts, 2 senders, at most %d connections), after a warm-up"
+          % (DOMAINS, len(MX_HOSTS), SESSIONS), flush=True)
+    for key, label, size, n in ALL_SIZES:
+        if key not in SIZES:
+            continue
+        inject(via, min(n, 60), size)
+        drain(via, min(n, 60), sinks, xp)
+        inject(via, n, size)
+        trace = sb.path("xproxyd-%s.strace" % key)
+        st = strace_attach(xp.proc.pid, trace)
+        drain(via, n, sinks, xp)
+        calls = strace_calls(st, trace)
+        top = sorted(((v / n, k) for k, v in calls.items() if k != "total" and v / n >= 0.05), reverse=True)
+        print("%-8s %d messages: xproxyd system calls per message %.1f (%s)"
+              % (label, n, calls.get("total", 0) / n, ", ".join("%s %.1f" % (k, v) for v, k in top)), flush=True)
+    print_stats(xp)
+
+
+def rounds(paths, sinks, xp):
+    print("xproxyd outbound benchmark: Postfix delivering N held messages (one recipient each, %d domains on "
+          "%d MX hosts, 2 senders) over at most %d connections, directly (transport_maps) or through xproxyd "
+          "(relayhost; MX lookup via NSD; pools default and bulk); time = release to the last message at the "
+          "sinks; first path alternated each round, median of %d rounds; xproxyd CPU = its CPU time per "
+          "message in the same runs" % (DOMAINS, len(MX_HOSTS), SESSIONS, ROUNDS), flush=True)
+    summary = []
+    for key, label, size, n in ALL_SIZES:
+        if key not in SIZES:
+            continue
+        for _, pf, x in paths:  # warm-up: processes, connections, the MX cache
+            inject(pf, min(n, 60), size)
+            drain(pf, min(n, 60), sinks, x)
+        rates = {name: [] for name, _, _ in paths}
+        cpus = []
+        for r in range(ROUNDS):
+            order = paths if r % 2 == 0 else paths[::-1]
+            for name, pf, x in order:
+                inject(pf, n, size)
+                secs, cpu = drain(pf, n, sinks, x)
+                rates[name].append(n / secs)
+                if x:
+                    cpus.append(cpu)
+            print("%-8s round %d (%s): direct %.0f msg/s | xproxyd %.0f msg/s | xproxyd CPU %.0f us/msg"
+                  % (label, r + 1, " ".join(p[0] for p in order), rates["direct"][-1], rates["xproxyd"][-1],
+                     cpus[-1]), flush=True)
+        d, v = statistics.median(rates["direct"]), statistics.median(rates["xproxyd"])
+        summary.append((label, n, d, v, v / d, statistics.median(cpus)))
+    print("\n%-8s %8s %12s %13s %6s %7s %8s %18s" % ("size", "messages", "direct msg/s", "xproxyd msg/s",
+                                                   "ratio", "target", "met", "xproxyd CPU/msg"))
+    for label, n, d, v, ratio, cpu in summary:
+        print("%-8s %8d %12.0f %13.0f %6.2f %7s %8s %15.0f us" % (label, n, d, v, ratio, ">= %.2f" % TARGET,
+                                                                 "met" if ratio >= TARGET else "not met", cpu))
+    print_stats(xp)
+
+
+def print_stats(xp):
+    outbound, egress = stats(xp)
+    print("\nxproxyd after SIGHUP (since start, warm-up included): MX cache hits %s, misses %s, hit rate %s"
+          % (outbound.get("mx_cache_hits", "?"), outbound.get("mx_cache_misses", "?"),
+             outbound.get("mx_cache_hit_rate", "?")))
+    for e in egress:
+        print("  pool %-8s egress %-6s source %-11s weight %s relayed %s"
+              % (e.get("pool"), e.get("egress"), e.get("source"), e.get("weight"), e.get("relayed")))
+    print("  relayed in all %d" % sum(int(e.get("relayed", 0)) for e in egress))
+    if not egress:
+        return
+    log = read_text(xp.log_path)
+    opened, transactions = log.count("event=downstream_open "), log.count("event=mail ")
+    print("  MX connections opened %d for %d transactions (%.2f per transaction)"
+          % (opened, transactions, opened / transactions if transactions else 0), flush=True)
 
 
 if __name__ == "__main__":
