@@ -258,6 +258,9 @@ def rounds(paths, sinks, xp):
 
 def print_stats(xp):
     outbound, egress = stats(xp)
+    if not egress:
+        print("\nxproxyd's figures not shown: it logs them at level info (LOG_LEVEL=%s)" % LOG_LEVEL, flush=True)
+        return
     print("\nxproxyd after SIGHUP (since start, warm-up included): MX cache hits %s, misses %s, hit rate %s"
           % (outbound.get("mx_cache_hits", "?"), outbound.get("mx_cache_misses", "?"),
              outbound.get("mx_cache_hit_rate", "?")))
@@ -265,8 +268,6 @@ def print_stats(xp):
         print("  pool %-8s egress %-6s source %-11s weight %s relayed %s"
               % (e.get("pool"), e.get("egress"), e.get("source"), e.get("weight"), e.get("relayed")))
     print("  relayed in all %d" % sum(int(e.get("relayed", 0)) for e in egress))
-    if not egress:
-        return
     log = read_text(xp.log_path)
     opened, transactions = log.count("event=downstream_open "), log.count("event=mail ")
     print("  MX connections opened %d for %d transactions (%.2f per transaction)"
