@@ -15,12 +15,12 @@ _MESG = re.compile(rb"mesg=(\d+)")
 
 
 class CountingSink:
-    def __init__(self, procs, port, backlog=256, name="smtp-sink", extra_args=()):
-        self.port = port
+    def __init__(self, procs, port, backlog=256, name="smtp-sink", extra_args=(), host="127.0.0.1"):
+        self.port, self.host = port, host
         self.count = 0
         self.last = 0.0
         self.cond = threading.Condition()
-        argv = ["/usr/sbin/smtp-sink", "-u", "nobody", "-c"] + list(extra_args) + ["127.0.0.1:%d" % port, str(backlog)]
+        argv = ["/usr/sbin/smtp-sink", "-u", "nobody", "-c"] + list(extra_args) + ["%s:%d" % (host, port), str(backlog)]
         self.proc = procs.start(name, argv, stdout=subprocess.PIPE)
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -33,8 +33,6 @@ for COUNT_MESSAGES_SMALL/LARGE/HUGE messages, default 200/50/10, after a warm-up
 
 import glob
 import os
-import resource
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from harness import HAProxy, Postfix, binary, haproxy_config, free_port, standalone, wait_for_port, wait_until  # noqa: E402
 from xproxyd_helpers import Xproxyd  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import cpu_ns, queued_files, raise_fd_limit, strace_attach, strace_calls  # noqa: E402
 from counting_sink import CountingSink  # noqa: E402
 
 SESSIONS = int(os.environ.get("SESSIONS", "20"))
@@ -58,13 +57,8 @@ IDLE = os.environ.get("IDLE", "1") != "0"
 MODE = os.environ.get("MODE", "")
 COUNTS = (int(os.environ.get("COUNT_MESSAGES_SMALL", "200")), int(os.environ.get("COUNT_MESSAGES_LARGE", "50")),
           int(os.environ.get("COUNT_MESSAGES_HUGE", "10")))
-QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 ALL_SIZES = (("2k", "2 KiB", 2048, SMALL), ("100k", "100 KiB", 102400, LARGE), ("1m", "1 MiB", 1048576, HUGE))
 XPROXYD_OPTS = ["--max-sessions", "6000", "--max-sessions-per-client", "6000"]
-
-
-def queued_files(pf):
-    return sum(len(files) for q in QUEUES for _, _, files in os.walk(os.path.join(pf.spool, q)))
 
 
 def run_load(port, n, size, sink, pf=None):
@@ -85,18 +79,6 @@ def run_load(port, n, size, sink, pf=None):
     if pf is not None:
         wait_until(lambda: queued_files(pf) == 0, 60, 0.01, "an empty Postfix queue")
     return last - t0
-
-
-def cpu_ns(pid):
-    """CPU time of every thread of pid so far, in nanoseconds."""
-    total = 0
-    for path in glob.glob("/proc/%d/task/*/schedstat" % pid):
-        try:
-            with open(path) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that just ended
-    return total
 
 
 def rss_kib(pid):
@@ -243,18 +225,9 @@ def count_one(sb, procs, sink, which, size, n):
         result = {"instructions": total / n}
     else:
         trace = out + ".strace"
-        st = subprocess.Popen(["strace", "-c", "-f", "-o", trace, "-p", str(proc.pid)], stderr=subprocess.DEVNULL)
-        time.sleep(1)  # attached to every thread
+        st = strace_attach(proc.pid, trace)
         run_load(port, n, size, sink)
-        st.send_signal(signal.SIGINT)
-        st.wait(timeout=30)
-        result = {}
-        with open(trace) as f:
-            for line in f:
-                w = line.split()
-                # % time, seconds, usecs/call, calls, [errors], syscall
-                if len(w) >= 5 and w[0][0].isdigit() and w[3].isdigit():
-                    result[w[-1]] = int(w[3]) / n
+        result = {k: v / n for k, v in strace_calls(st, trace).items()}
     procs.stop(proc)
     return result
 
@@ -281,8 +254,7 @@ def counting(sb, procs, sink):
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    raise_fd_limit()
     with standalone("xproxyd-bench") as (sb, procs):
         sink = CountingSink(procs, free_port())
         wait_for_port("127.0.0.1", sink.port)
