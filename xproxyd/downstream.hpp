@@ -46,6 +46,10 @@ public:
         dests_ = std::move(dests);
         index_ = index;
     }
+    void retarget(std::vector<Destination> dests, std::size_t index, const RouteTls& tls) {
+        retarget(std::move(dests), index);
+        route_tls_ = tls;
+    }
     const std::vector<Destination>& destinations() const { return dests_; }
     // The last open() failed because the egress address could not be bound.
     bool bind_failed() const { return bind_failed_; }

@@ -64,7 +64,29 @@ CidrSet default_refused_destinations() {
     return set;
 }
 
+namespace {
+
+// The IPv4 address an IPv6 address carries to reach an IPv4 host through a translator or
+// tunnel: NAT64's well-known prefix 64:ff9b::/96 (RFC 6052) and 6to4's 2002::/16 (RFC
+// 3056). A refused IPv4 address must not be reachable that way.
+std::optional<IpAddress> embedded_v4(const IpAddress& a) {
+    if (!a.is_v6()) return std::nullopt;
+    const std::uint8_t* b = a.data();
+    static const std::uint8_t nat64[12] = {0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+    if (std::equal(b, b + 12, nat64)) return IpAddress::v4_bytes(b + 12);
+    if (b[0] == 0x20 && b[1] == 0x02) return IpAddress::v4_bytes(b + 2);
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> refused_destination(const CidrSet& refused, const IpAddress& a) {
+    static constexpr std::string_view prefix = "refused destination ";
+    if (v4_compatible(a)) return std::string(prefix) + a.to_string() + " (IPv4-compatible, deprecated)";
+    if (auto v4 = embedded_v4(a); v4 && refused.contains(*v4)) {
+        if (auto why = refused_destination(refused, *v4))
+            return std::string(prefix) + a.to_string() + " (carries " + why->substr(prefix.size()) + ")";
+    }
     if (!refused.contains(a)) return std::nullopt;
     std::string name = "refused_destinations";
     for (const auto& s : kSpecialUse) {

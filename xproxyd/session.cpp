@@ -275,6 +275,7 @@ asio::awaitable<bool> Session::cmd_starttls(const smtp::CommandLine&, const std:
     }
     TlsInfo t = front_.conn().tls_info();
     src_->set_peer_tls(t);
+    co_await relay_.forget_route();
     helo_.clear();
     esmtp_ = false;
     log::info("event=tls sid=%s version=%s cipher=%s", sid_.c_str(), t.version.c_str(), t.cipher.c_str());

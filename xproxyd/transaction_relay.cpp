@@ -116,6 +116,14 @@ awaitable<bool> TransactionRelay::restore(std::size_t start) {
         if (!co_await open_from(start, txn_.source, reused)) co_return false;
         start = ds_.index() + 1;
         if (smtp::refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) continue;
+        if (!names_verified_for_all()) {  // XPROXYTO DomainValidation or REQUIRETLS: every domain, here too
+            log::warning(
+                "event=failover_refused sid=%s destination=%s reason=\"certificate does not name every "
+                "recipient domain\"%s",
+                sid_.c_str(), ds_.where().c_str(), txn_.tag.c_str());
+            ds_.close();
+            continue;
+        }
         txn_.mail_line = smtp::downstream_mail_line(txn_.mail, txn_.params, ds_.ehlo());
         Reply r = co_await send_mail();
         bool ok = r.ok();
@@ -183,11 +191,16 @@ awaitable<void> TransactionRelay::rcpt(const std::string& path) {
         front_.reply("452 4.5.3 Error: too many recipients");
         co_return;
     }
-    std::string line = "RCPT TO:<" + path + ">\r\n";
     if (outbound()) {
-        co_await rcpt_outbound(path, line);
+        // A source route (RFC 5321 4.1.1.3: "SHOULD ignore") would let the target relay
+        // elsewhere than the domain checked here: dropped.
+        const std::string p = path.front() == '@' && path.find(':') != std::string::npos
+                                  ? path.substr(path.find(':') + 1)
+                                  : path;
+        co_await rcpt_outbound(p, "RCPT TO:<" + p + ">\r\n");
         co_return;
     }
+    std::string line = "RCPT TO:<" + path + ">\r\n";
     if (txn_.unrouted) {  // checked by the destination that takes the message at DATA
         txn_.rcpt_lines.push_back(line);
         front_.reply("250 2.1.5 Ok");
@@ -275,18 +288,20 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
         dests.push_back(Destination{m.address.to_string(), ds_.config().mx_port, mx.literal ? std::string() : m.host});
     // A clean connection of an earlier transaction to one of these hosts from the same
     // egress is used again (Postfix's relayhost sends message after message this way).
+    RouteTls tls;
+    if (txn_.params.requiretls) tls.mode = TlsMode::verify;
     std::optional<std::size_t> keep;
-    if (ds_.connected() && !ds_.dirty && txn_.egress == current_egress_ &&
-        (!txn_.params.requiretls || ds_.tls_verified())) {
+    if (ds_.connected() && !ds_.dirty && txn_.egress == current_egress_) {
         for (std::size_t i = 0; i < dests.size() && !keep; ++i)
             if (dests[i].host == ds_.destination().host && dests[i].port == ds_.destination().port) keep = i;
+        // REQUIRETLS: verified for this MX host's name, whatever the earlier transaction asked.
+        if (keep && txn_.params.requiretls && !(ds_.tls_verified() && ds_.peer_matches(dests[*keep].name)))
+            keep.reset();
     }
     if (keep) {
-        ds_.retarget(std::move(dests), *keep);
+        ds_.retarget(std::move(dests), *keep, tls);
     } else {
         co_await release_downstream();
-        RouteTls tls;
-        if (txn_.params.requiretls) tls.mode = TlsMode::verify;
         ds_.route(std::move(dests), txn_.egress, tls);
         current_egress_ = txn_.egress;
         bool reused = false;
@@ -307,6 +322,15 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
 }
 
 awaitable<bool> TransactionRelay::open_transaction(const std::string& domain) {
+    if (ds_.dirty) {  // a refused DATA left MAIL and RCPT there
+        if (Reply r = co_await ds_.command("RSET\r\n"); r.ok()) {
+            ds_.dirty = false;
+        } else {
+            ds_.close();
+            front_.reply("451 4.4.2 Error: the destination was lost, try again later");
+            co_return false;
+        }
+    }
     if (auto refusal = smtp::refuse_for_downstream(txn_.params, ds_.ehlo(), ds_.tls_verified())) {
         log::info("event=refused sid=%s destination=%s reason=\"%s\"%s", sid_.c_str(), ds_.where().c_str(),
                   refusal->c_str(), txn_.tag.c_str());
@@ -339,12 +363,17 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
     XPROXY_INVARIANT(sh_.mx != nullptr);
     if (xproxyto_) {
         // The source chose the destination: every recipient goes there.
-        if (domain_check_ && !ds_.peer_matches(domain)) {
+        if (needs_name() && !check_domain_name(domain)) {
+            front_.reply("550 5.1.2 Error: bad recipient domain");
+            co_return;
+        }
+        if (needs_name() && !ds_.peer_matches(domain)) {
             log::info("event=certificate_mismatch sid=%s destination=%s domain=%s%s", sid_.c_str(),
                       ds_.connected() ? ds_.where().c_str() : "none", escape_value(domain, 256).c_str(),
                       txn_.tag.c_str());
             front_.reply("451 4.7.5 Error: the destination's certificate is not valid for " +
-                         escape_value(domain, 256) + " (TLSAUTHLEVEL=DomainValidation)");
+                         escape_value(domain, 256) +
+                         (domain_check_ ? " (TLSAUTHLEVEL=DomainValidation)" : " (REQUIRETLS)"));
             co_return;
         }
         if (txn_.route_domain.empty()) {
@@ -371,9 +400,25 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
             front_.reply(*failure);
             co_return;
         }
+        // The transaction's destinations become those this domain shares with it, so a
+        // failover never takes its recipients to a host that is not their MX. REQUIRETLS
+        // checks one MX host name: another domain goes in its own transaction.
+        std::vector<Destination> shared;
+        std::size_t at = 0;
+        if (ds_.connected() && !txn_.params.requiretls) {
+            for (std::size_t i = 0; i < ds_.destinations().size(); ++i) {
+                const Destination& d = ds_.destinations()[i];
+                bool in = false;
+                for (const auto& m : mx.destinations) in = in || m.address.to_string() == d.host;
+                if (!in) continue;
+                if (i == ds_.index()) at = shared.size();
+                if (i == ds_.index() || i > ds_.index()) shared.push_back(d);
+            }
+        }
         bool same = false;
-        if (ds_.connected())
-            for (const auto& m : mx.destinations) same = same || m.address.to_string() == ds_.destination().host;
+        for (const auto& d : shared)
+            same = same || (d.host == ds_.destination().host && d.port == ds_.destination().port);
+        if (same) ds_.retarget(std::move(shared), at);
         if (!same) {
             // Another destination: not in this transaction. 452 keeps the recipient with the
             // client, which sends it in a later transaction (RFC 5321 4.5.3.1.10).
@@ -407,7 +452,7 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
 }
 
 awaitable<void> TransactionRelay::rset() {
-    if (txn_.active && ds_.connected()) {
+    if ((txn_.active || ds_.dirty) && ds_.connected()) {
         Reply r = co_await ds_.command("RSET\r\n");
         if (r.ok()) ds_.dirty = false;
         else ds_.close();
@@ -417,6 +462,27 @@ awaitable<void> TransactionRelay::rset() {
 }  // namespace xproxy::xproxyd
 
 namespace xproxy::xproxyd {
+
+bool TransactionRelay::needs_name() const { return xproxyto_ && (domain_check_ || txn_.params.requiretls); }
+
+bool TransactionRelay::names_verified_for_all() const {
+    if (!needs_name()) return true;
+    for (const auto& line : txn_.rcpt_lines) {
+        const auto lt = line.find('<'), gt = line.rfind('>');
+        if (lt == std::string::npos || gt == std::string::npos || gt < lt) return false;
+        if (!ds_.peer_matches(recipient_domain(line.substr(lt + 1, gt - lt - 1)))) return false;
+    }
+    return true;
+}
+
+awaitable<void> TransactionRelay::forget_route() {
+    if (!xproxyto_) co_return;
+    co_await release_downstream();
+    xproxyto_ = false;
+    bound_egress_ = nullptr;
+    bound_pool_.clear();
+    domain_check_ = false;
+}
 
 std::optional<std::optional<std::size_t>> TransactionRelay::pool_for(const std::string& risk) const {
     if (risk.empty()) return pool_;
@@ -465,7 +531,8 @@ std::vector<std::string> passable_options(const std::vector<std::string>& lines)
         for (const char* no : {"STARTTLS", "AUTH", "XCLIENT", "XFORWARD", "XPROXYFROM", "XPROXY", "XPROXYTO"})
             drop = drop || iequals(kw, no);
         drop = drop || istarts_with(l, "DESTINATIONLEFT=");
-        if (!drop && !l.empty() && l.size() < smtp::kMaxReplyLine - 8 && out.size() + 2 < smtp::kMaxReplyLines)
+        // Room is kept for the DESTINATIONLEFT lines (64 IPv6 destinations take 7).
+        if (!drop && !l.empty() && l.size() < smtp::kMaxReplyLine - 8 && out.size() + 10 < smtp::kMaxReplyLines)
             out.push_back(l);
     }
     return out;
@@ -542,7 +609,9 @@ awaitable<void> TransactionRelay::xproxyto(const smtp::XproxyTo& x) {
     }
     left.options = passable_options(ds_.ehlo_lines());
     const smtp::Encoded enc = smtp::encode(left);
-    if (!enc) {  // cannot happen with the options filtered above; never answer half a reply
+    if (!enc) {  // never answer half a reply
+        log::warning("event=xproxyto_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(), ds_.where().c_str(),
+                     escape_value(enc.error, 200).c_str());
         front_.reply("451 4.3.0 Error: the target's EHLO reply cannot be passed on");
         ds_.close();
         co_return;

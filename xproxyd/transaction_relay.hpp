@@ -93,6 +93,9 @@ public:
     // the session's transactions go there from then on. 451 when none takes it, 501 for
     // contradictory or unknown settings (nothing changes then).
     asio::awaitable<void> xproxyto(const smtp::XproxyTo& x);
+    // The front side's STARTTLS: what XPROXYTO set in plain text (where anyone on the path
+    // could have sent it) is forgotten, its connection closed.
+    asio::awaitable<void> forget_route();
 
 private:
     asio::awaitable<bool> open_from(std::size_t start, const SourceInfo& src, bool& reused);
@@ -107,6 +110,11 @@ private:
     // MAIL on the open destination for the transaction (the refusals of
     // refuse_for_downstream first). false: the client has its reply for this recipient.
     asio::awaitable<bool> open_transaction(const std::string& domain);
+    // After XPROXYTO with DomainValidation, or REQUIRETLS: each recipient domain must be
+    // named by the destination's certificate (XPROXYTO names no host).
+    bool needs_name() const;
+    // The certificate of the open destination names every accepted recipient's domain.
+    bool names_verified_for_all() const;
     // The egress pool of an XPROXYTO's RISK= (empty: the listener's); nullopt: unknown.
     std::optional<std::optional<std::size_t>> pool_for(const std::string& risk) const;
     // The reply for a recipient whose domain could not be resolved; nullopt when it can.

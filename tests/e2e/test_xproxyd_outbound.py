@@ -366,6 +366,84 @@ class XproxydOutbound(E2ETestCase):
         self.assertIn("d@mx3.out.test", self.behind_mx3.wait_messages(1)[0])
         self.mx3.wait_log(r"TLS connection established from \S+\[%s\]" % re.escape(CLEAN))
 
+    def tls_fake(self, host, name, **kw):
+        crt, key = self.pki.issue(name.split(".")[0] + host.split(".")[-1], dns=[name])
+        f = FakeDownstream(port=self.mx_port, host=host, tls=self.pki.server_context(crt, key), **kw)
+        self.addCleanup(f.close)
+        return f
+
+    def test_domain_validation_also_holds_on_failover(self):
+        # The first destination names d.out.test and dies after the dot; the second has a
+        # valid chain for another name: never a failover there.
+        first = self.tls_fake("127.0.0.39", "d.out.test", die_in_data=10)
+        second = self.tls_fake("127.0.0.38", "evil.out.test")
+        c = self.xproxyto_client()
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.39],[127.0.0.38] PORT=%d TLSAUTHLEVEL=DomainValidation "
+                           "LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<u@d.out.test>")[0], 250)
+        code, text = c.data("Subject: dv\r\n\r\n" + "x" * 100 + "\r\n")
+        self.assertEqual(code, 451, text)
+        self.assertEqual(second.messages, [])
+        self.assertEqual([x for x in second.commands if x.upper().startswith(("MAIL", "RCPT"))], [])
+        self.assertRegex(self.xp.log(), r"event=failover_refused .*127\.0\.0\.38.*certificate does not name")
+        # A domain that is not a host name is never checked against a certificate (".org"
+        # would match any subdomain); a source route is dropped.
+        c = self.xproxyto_client()
+        self.assertEqual(c.cmd("XPROXYTO DESTINATIONS=[127.0.0.38] PORT=%d TLSAUTHLEVEL=DomainValidation LAST=True"
+                               % self.mx_port)[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<u@.out.test>")[1][:9], "550 5.1.2")
+        self.assertEqual(c.cmd("RCPT TO:<@relay.elsewhere:u@evil.out.test>")[0], 250)
+        self.assertIn("RCPT TO:<u@evil.out.test>", second.commands)
+
+    def test_requiretls_through_xproxyto_needs_the_recipient_domain_in_the_certificate(self):
+        evil = self.tls_fake("127.0.0.38", "evil.out.test", ehlo=("PIPELINING", "8BITMIME", "REQUIRETLS"))
+        cmd = self.tls_client()
+        code, text = cmd("XPROXYTO DESTINATIONS=[127.0.0.38] PORT=%d REQUIRETLS=True LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(cmd("MAIL FROM:<rt@bounces.out.test> REQUIRETLS")[0], 250)
+        code, text = cmd("RCPT TO:<u@d.out.test>")
+        self.assertEqual((code, text[:9]), (451, "451 4.7.5"), text)
+        self.assertEqual(cmd("RCPT TO:<u@evil.out.test>")[0], 250)
+        self.assertNotIn("RCPT TO:<u@d.out.test>", evil.commands)
+
+    def test_starttls_forgets_an_xproxyto_sent_in_clear(self):
+        # An on-path attacker's XPROXYTO before STARTTLS must not route the TLS session's mail.
+        c = SmtpClient(self.xp.port)
+        c.ehlo()
+        code, text = c.cmd("XPROXYTO DESTINATIONS=[127.0.0.34] PORT=%d SHOULDSKIPTLS=True LAST=True" % self.mx_port)
+        self.assertEqual(code, 250, text)
+        self.assertEqual(c.cmd("STARTTLS")[0], 220)
+        s = ssl.create_default_context(cafile=self.pki.ca).wrap_socket(c.sock, server_hostname="xproxyd.test.invalid")
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+
+        def cmd(line):
+            s.sendall(line.encode() + b"\r\n")
+            return read_reply(f)
+        cmd("EHLO client.example")
+        self.assertEqual(cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(cmd("RCPT TO:<t@alpha.out.test>")[0], 250)
+        self.assertEqual(cmd("DATA")[0], 354)
+        self.assertEqual(cmd("Subject: t\r\n\r\nhello\r\n.")[0], 250)
+        self.assertIn("t@alpha.out.test", self.mx1.wait_messages(1)[0])  # the MX, not 127.0.0.34
+        self.assertEqual([x for x in self.mx4.commands if x.upper().startswith("MAIL")], [])
+
+    def test_a_refused_data_does_not_spoil_the_next_xproxyto_transaction(self):
+        self.mx4.replies = {"DATA": "554 5.7.1 not this one"}
+        c = self.xproxyto_client()
+        self.assertEqual(c.cmd("XPROXYTO DESTINATIONS=[127.0.0.34] PORT=%d LAST=True" % self.mx_port)[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<r1@refuse.out.test>")[0], 250)
+        self.assertEqual(c.data("Subject: one\r\n\r\nx\r\n")[0], 554)
+        self.mx4.replies = {}
+        self.assertEqual(c.cmd("MAIL FROM:<a@bounces.out.test>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<r2@refuse.out.test>")[0], 250)
+        self.assertEqual(c.data("Subject: two\r\n\r\nx\r\n")[0], 250)
+        self.assertEqual(len(self.mx4.messages), 1)
+
     def test_xproxyto_splice_hands_the_target_to_the_source(self):
         # xproxyto=splice: after the exchange, bytes go both ways unchanged; a MAIL pipelined
         # behind XPROXYTO reaches the target too.

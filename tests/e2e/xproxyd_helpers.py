@@ -191,6 +191,7 @@ class FakeDownstream(_LoopbackServer):
         raw = conn
         f = conn.makefile("rb")
         secure = False
+        in_mail = False
         try:
             self.peers.append(conn.getpeername()[0])
         except OSError:
@@ -230,6 +231,11 @@ class FakeDownstream(_LoopbackServer):
                                          for i, l in enumerate(lines)))
                     elif verb in ("MAIL", "RCPT") and verb in self.replies:
                         say(self.replies[verb])
+                    elif verb == "MAIL" and in_mail:  # as Postfix: MAIL inside a transaction
+                        say("503 5.5.1 Error: nested MAIL command")
+                    elif verb == "MAIL":
+                        in_mail = True
+                        say("250 2.0.0 Ok")
                     elif verb == "RCPT" and self.reject and re.search(self.reject, cmd):
                         say("550 5.1.1 <%s>: Recipient address rejected" % cmd[8:].strip("<>"))
                     elif verb == "DATA" and self.data_reply == "close":
@@ -256,11 +262,14 @@ class FakeDownstream(_LoopbackServer):
                             say(self.replies["."])
                             continue
                         self.messages.append(body)
+                        in_mail = False
                         say("250 2.0.0 Ok: queued as FAKE%d" % len(self.messages))
                     elif verb == "QUIT":
                         say("221 2.0.0 Bye")
                         return
                     else:
+                        if verb in ("RSET", "EHLO", "HELO"):
+                            in_mail = False
                         say("250 2.0.0 Ok")
         except OSError:
             return

@@ -704,3 +704,18 @@ TEST(MxLookupTest, SharedByLookupsOnSeveralThreads) {
     EXPECT_EQ(done.load(), kCallers * kEach);
     EXPECT_EQ(good.load(), kCallers * kEach);
 }
+
+TEST(MxRefused, AddressesThatCarryARefusedIpv4AddressAreRefused) {
+    const CidrSet refused = default_refused_destinations();
+    auto ip = [](const char* t) { return *IpAddress::parse(t); };
+    // NAT64's well-known prefix and 6to4 reach the IPv4 address they carry.
+    auto nat64 = refused_destination(refused, ip("64:ff9b::a00:1"));
+    ASSERT_TRUE(nat64);
+    EXPECT_NE(nat64->find("carries 10.0.0.1 (private"), std::string::npos) << *nat64;
+    EXPECT_TRUE(refused_destination(refused, ip("2002:7f00:1::1")));
+    EXPECT_TRUE(refused_destination(refused, ip("::10.0.0.1")));  // IPv4-compatible, deprecated
+    // The same prefixes carrying a public address are not refused.
+    EXPECT_FALSE(refused_destination(refused, ip("64:ff9b::c000:201")));
+    EXPECT_FALSE(refused_destination(refused, ip("2002:c000:201::1")));
+    EXPECT_FALSE(refused_destination(CidrSet{}, ip("64:ff9b::a00:1")));  // "none" refuses nothing
+}
