@@ -12,19 +12,49 @@ Exim 4.96, a real BDAT sender that pipelines QUIT behind BDAT LAST, delivers thr
 xproxyd to targets with and without CHUNKING (fetched with apt-get download and
 extracted under /var/tmp, once)."""
 
+import glob
 import os
-import re
-import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 
-from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, read_text, wait_until
+from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, _uid, free_port, main, read_text, wait_until
 from xproxyd_helpers import Xproxyd
 
 # Lines starting with ".", a "." line, bare LF, and no final line end.
 TRICKY = (b"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <bdat@example.org>\r\nFrom: <s@example.org>\r\n"
           b"To: <r@example.net>\r\nSubject: chunks\r\n\r\n.leading dot\r\n.\r\nbare lf\n..two dots\nend")
+
+
+EXIM_CONF = """
+primary_hostname = exim.test.invalid
+exim_path = %(exe)s
+exim_user = mail
+exim_group = mail
+spool_directory = %(dir)s/spool
+log_file_path = %(dir)s/log/%%slog
+keep_environment =
+begin routers
+to_xproxyd:
+  driver = manualroute
+  route_list = * 127.0.0.1 byname
+  self = send
+  transport = to_xproxyd
+begin transports
+to_xproxyd:
+  driver = smtp
+  port = %(port)d
+  allow_localhost
+  hosts_try_chunking = *
+begin retry
+* * F,1m,1m
+"""
+
+
+def _gid(group):
+    import grp
+    return grp.getgrnam(group).gr_gid
 
 
 def to_data_form(raw):
@@ -185,6 +215,97 @@ def bdat_session(port, chunks, rcpts=("r@example.net",), quit=True, extra=b""):
         replies.append(c.reply())
     c.sock.close()
     return replies
+
+
+EXIM_DIR = "/var/tmp/xproxy-exim4"  # extracted once, kept between runs
+
+
+def exim_binary():
+    """Exim 4.96 from Debian's archive (apt-get download + dpkg -x: it is never installed,
+    so it does not replace the system's MTA); needs libidn12 (scripts/bootstrap). The binary
+    looks up its compiled-in user at start, before reading any configuration: the system
+    user exim4-base's postinst would create is created here (the test runs Exim as
+    exim_user = mail)."""
+    exe = os.path.join(EXIM_DIR, "root", "usr", "sbin", "exim4")
+    if subprocess.run(["getent", "passwd", "Debian-exim"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "Debian-exim"], check=True)
+    if os.path.exists(exe):
+        return exe
+    tmp = tempfile.mkdtemp(dir="/var/tmp", prefix="xproxy-exim4-")
+    os.chmod(tmp, 0o755)
+    r = subprocess.run(["apt-get", "download", "exim4-daemon-light", "exim4-base"], cwd=tmp, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("apt-get download exim4-daemon-light exim4-base failed: " + r.stderr)
+    for deb in glob.glob(os.path.join(tmp, "*.deb")):
+        subprocess.run(["dpkg", "-x", deb, os.path.join(tmp, "root")], check=True)
+    try:
+        os.rename(tmp, EXIM_DIR)
+    except OSError:  # another run got there first
+        pass
+    return exe
+
+
+class Tap:
+    """A TCP relay from 127.0.0.1:port to target_port that records what the client sends
+    (self.sent: bytes of each connection)."""
+
+    def __init__(self, target_port):
+        self.target_port, self.sent = target_port, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target_port))
+            rec = bytearray()
+            self.sent.append(rec)
+            threading.Thread(target=self._pipe, args=(up, conn, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(conn, up, rec), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst, rec):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if rec is not None:
+                    rec += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (dst,):
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+def bdat_chunks(stream):
+    """The BDAT commands and the concatenated chunks of a recorded client stream."""
+    cmds, body, i = [], b"", 0
+    while i < len(stream):
+        j = stream.index(b"\r\n", i)
+        line = stream[i:j].decode("latin-1")
+        i = j + 2
+        if line.upper().startswith("BDAT "):
+            cmds.append(line)
+            n = int(line.split()[1])
+            body += stream[i:i + n]
+            i += n
+    return cmds, body
 
 
 def split3(raw):
@@ -350,6 +471,44 @@ class XproxydChunking(E2ETestCase):
                 self.assertEqual(ds.messages, [])
 
     # ---- real servers
+
+    def exim_send(self, port, message):
+        """Exim 4.96 delivers `message` (one recipient) to 127.0.0.1:port over SMTP, in the
+        foreground; returns its stderr (-v: the SMTP dialogue)."""
+        exe = exim_binary()
+        d = self.sandbox.mkdir("exim")
+        for sub in ("spool", "log"):
+            os.chown(self.sandbox.mkdir("exim", sub), _uid("mail"), _gid("mail"))
+        conf = self.sandbox.write("exim/exim.conf", EXIM_CONF % {"exe": exe, "dir": d, "port": port})
+        r = subprocess.run([exe, "-C", conf, "-odf", "-v", "-f", "s@example.org", "r@example.net"], input=message,
+                           capture_output=True, timeout=120)
+        # Having dropped privileges for -C, the delivery logs to stderr ("LOG: MAIN").
+        err = r.stderr.decode("latin-1")
+        self.assertEqual(r.returncode, 0, err)
+        self.assertRegex(err, r"=> r@example.net .* K C=\"250 ")  # K: delivered with CHUNKING
+        return err
+
+    def test_exim_sends_bdat_through_xproxyd(self):
+        # Exim pipelines QUIT behind BDAT LAST; the message arrives as Exim sent it, as BDAT
+        # or in DATA's form.
+        message = (b"Subject: from exim\n\n.leading dot\n.\nline\n" + b"x" * 70 + b"\n") * 40 + b"end\n"
+        for chunking in (True, False):
+            with self.subTest(chunking=chunking):
+                ds = self.server(chunking=chunking)
+                xp = self.xproxyd([ds.port], name="xproxyd-exim-%s" % chunking)
+                tap = Tap(xp.port)
+                self.addCleanup(tap.close)
+                dialogue = self.exim_send(tap.port, message)
+                self.assertIn("CHUNKING", dialogue)
+                wait_until(lambda: ds.messages, 10, what="the message at the target")
+                cmds, sent = bdat_chunks(bytes(tap.sent[0]))
+                self.assertTrue(cmds and cmds[-1].endswith(" LAST"), cmds)
+                self.assertTrue(bytes(tap.sent[0]).endswith(b"QUIT\r\n"))
+                self.assertRegex(dialogue, r"SMTP\+> QUIT")  # pipelined behind BDAT LAST
+                self.assertIn(b"Subject: from exim", sent)
+                want = ("bdat", sent) if chunking else ("data", to_data_form(sent))
+                self.assertEqual(ds.messages, [want])
+                xp.wait_log(r"event=relayed .*code=250 .*body_in=bdat body_out=%s" % ("bdat" if chunking else "data"))
 
     def test_postfix_takes_bdat_and_smtp_sink_gets_data(self):
         sink = SmtpSink(self.sandbox, self.procs)
