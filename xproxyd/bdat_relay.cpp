@@ -106,9 +106,16 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
         started_ = true;
         co_await start();
     }
-    if (refused_) {
+    if (refused_) {  // read and dropped; answered as Postfix's smtpd answers after an error
         if (!co_await skip_chunk(front_, cfg_, size)) co_return false;
-        front_.relay(*refused_);
+        if (refusal_told_) {
+            const int code = refused_->code;
+            front_.reply(std::to_string(code) + " " + std::to_string(code / 100) + ".0.0 Discarded " +
+                         std::to_string(size) + " bytes after earlier error");
+        } else {
+            front_.relay(*refused_);
+            refusal_told_ = true;
+        }
         if (last) done_ = true;
         co_return true;
     }
@@ -149,6 +156,7 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
     if (!r.ok()) {
         refuse(std::move(r));
         front_.relay(*refused_);
+        refusal_told_ = true;
         co_return true;
     }
     front_.reply("250 2.0.0 Ok: " + std::to_string(size) + " bytes");

@@ -8,9 +8,10 @@
 // client BDAT, each answer read before the client's chunk is answered; otherwise DATA
 // goes down at the first chunk and the chunks follow in DATA's form (BdatToData: CRLF
 // line ends, dot-stuffing, CRLF added at the end), the final dot after the last one.
-// A refusal of a chunk (or of MAIL's DATA) is the reply to that BDAT, and every later
-// chunk of the transaction is read, dropped and answered with the same refusal; the
-// transaction ends at BDAT LAST (or RSET). A chunk that would take the message over
+// A refusal of a chunk (or of the DATA sent for the first one) is the reply to that BDAT;
+// every later chunk of the transaction is read, dropped and answered as Postfix's smtpd
+// does after an error: the refusal's code, "X.0.0 Discarded N bytes after earlier
+// error"; the transaction ends at BDAT LAST (or RSET). A chunk that would take the message over
 // --max-message-size is read and dropped, answered 552, and ends the transaction.
 //
 // Without loss, as DATA: on the fast path the raw chunks are kept in a BodyBuffer; a
@@ -84,7 +85,8 @@ private:
     bool ds_ok_ = true;              // the destination takes the chunk being read
     bool done_ = false;              // the transaction is over
     bool failed_over_ = false;       // another destination took the message
-    std::optional<Reply> refused_;   // the answer to every further chunk
+    std::optional<Reply> refused_;   // a refusal: every further chunk is dropped
+    bool refusal_told_ = false;      // the client has it; later chunks get "Discarded N bytes"
     std::uint64_t size_ = 0;         // raw bytes of the chunks so far
     std::uint64_t chunks_ = 0;       // BDAT commands taken
     smtp::BdatToData enc_;           // data mode
