@@ -449,6 +449,37 @@ class XproxydChunking(E2ETestCase):
                     self.assertEqual(second.bdats, ["BDAT 130", "BDAT %d LAST" % (len(TRICKY) - 130)])
                 xp.wait_log(r"event=relayed .*failover=yes body_in=bdat")
 
+    def test_failover_of_a_spilled_copy(self):
+        # 200 kB in two chunks: the copy of the first is in the spill file (threshold 32 kB)
+        # when the first destination dies without answering it.
+        body = b"".join(b"%06d .line with a leading dot? no: " % i + (b"." if i % 7 == 0 else b"") + b"x" * 60 +
+                        (b"\n" if i % 5 == 0 else b"\r\n") for i in range(2400))
+        chunks = [(body[:100000], False), (body[100000:], True)]
+        for second_chunking in (True, False):
+            with self.subTest(second_chunking=second_chunking):
+                first = self.server(die_after=1)
+                second = self.server(chunking=second_chunking)
+                xp = self.xproxyd([first.port, second.port], name="xproxyd-big-%s" % second_chunking)
+                replies = bdat_session(xp.port, chunks)
+                self.assertEqual([r[0] for r in replies], [250, 250, 250, 250, 221], replies)
+                want = ("bdat", body) if second_chunking else ("data", to_data_form(body))
+                self.assertEqual(second.messages, [want])
+                if second_chunking:
+                    self.assertEqual(second.bdats, ["BDAT 100000", "BDAT %d LAST" % (len(body) - 100000)])
+                xp.wait_log(r"event=relayed .*spilled=yes failover=yes body_in=bdat")
+
+    def test_stream_through_destination_lost_is_451(self):
+        first = self.server(die_after=1)
+        second = self.server()
+        xp = self.xproxyd([first.port, second.port], extra=["--stream-through-if", "always"])
+        replies = bdat_session(xp.port, split3(TRICKY))
+        # No copy, no failover: 451 to the chunk that was lost, the rest dropped.
+        self.assertEqual([r[1] for r in replies[2:5]],
+                         ["451 4.4.2 Error: downstream failed during BDAT, try again later",
+                          "451 4.0.0 Discarded 80 bytes after earlier error",
+                          "451 4.0.0 Discarded %d bytes after earlier error" % (len(TRICKY) - 130)], replies)
+        self.assertEqual(second.messages, [])
+
     def test_no_destination_left_is_451(self):
         first = self.server(die_after=1)
         xp = self.xproxyd([first.port])
