@@ -25,10 +25,10 @@ Reply ok_reply() {
     return r;
 }
 
-Reply own_reply(int code, std::string text) {
+Reply own_reply(int code, const char* text) {
     Reply r;
     r.code = code;
-    r.lines = {std::move(text)};
+    r.lines = {text};
     return r;
 }
 
@@ -154,7 +154,7 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
         r = own_reply(451, "4.4.2 Error: downstream failed during BDAT, try again later");
     }
     if (!r.ok()) {
-        refuse(std::move(r));
+        refuse(r);
         front_.relay(*refused_);
         refusal_told_ = true;
         co_return true;
@@ -281,7 +281,7 @@ awaitable<bool> BdatRelay::receive(std::uint64_t size, bool last) {
         if (ec) {
             log::warning("event=data_aborted sid=%s reason=\"%s\" bytes=%llu body_in=bdat", sid_.c_str(),
                          ec == asio::error::timed_out ? "client timeout" : "client disconnected",
-                         static_cast<unsigned long long>(size_ + (size - left)));
+                         static_cast<unsigned long long>(size_ + size - left));
             ds_.close();
             open_ = false;
             co_await client_lost(front_, cfg_, ec);
@@ -345,9 +345,9 @@ awaitable<Reply> BdatRelay::chunk_reply(std::uint64_t size, bool last) {
     co_return r;
 }
 
-void BdatRelay::refuse(Reply r) {
+void BdatRelay::refuse(const Reply& r) {
     if (r.code >= 500) log::info("event=refused sid=%s stage=BDAT code=%d", sid_.c_str(), r.code);
-    refused_ = std::move(r);
+    refused_ = r;
 }
 
 void BdatRelay::too_big(std::uint64_t size) {
