@@ -116,7 +116,14 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
             front_.relay(*refused_);
             refusal_told_ = true;
         }
-        if (last) done_ = true;
+        if (last) {
+            done_ = true;
+            log::info(
+                "event=not_relayed sid=%s txn=%u client=%s code=%d size=%llu body_in=bdat body_out=%s chunks=%llu",
+                sid_.c_str(), relay_.count_transaction(), endpoint_text(relay_.transaction().source.client).c_str(),
+                refused_->code, static_cast<unsigned long long>(size_), mode_ == Mode::bdat ? "bdat" : "data",
+                static_cast<unsigned long long>(chunks_));
+        }
         co_return true;
     }
     if (!co_await receive(size, last)) co_return false;

@@ -422,6 +422,7 @@ class XproxydChunking(E2ETestCase):
                 self.assertEqual(replies[5][0], 221)
                 self.assertEqual(ds.messages, [])
                 self.assertEqual(len(ds.bdats), 2)  # the chunks after the refusal stay here
+                xp.wait_log(r"event=not_relayed .*code=%s .*body_in=bdat body_out=bdat chunks=3" % code)
 
     def test_refused_last_chunk(self):
         for chunking in (True, False):
