@@ -14,12 +14,13 @@ using namespace command_flags;
 // A static member, so that it may name Session's private handlers (Session befriends
 // CommandTable).
 std::span<const CommandRow> CommandTable::rows() {
-    static const std::array<CommandRow, 15> table{{
+    static const std::array<CommandRow, 16> table{{
         {"EHLO", &Session::cmd_helo, ArgRule::required, "EHLO hostname", counts_bad_syntax},
         {"HELO", &Session::cmd_helo, ArgRule::required, "HELO hostname", counts_bad_syntax},
         {"MAIL", &Session::cmd_mail, ArgRule::any, {}, needs_helo | starts_transaction},
         {"RCPT", &Session::cmd_rcpt, ArgRule::any, {}, needs_mail},
         {"DATA", &Session::cmd_data, ArgRule::none, "DATA", counts_bad_syntax | needs_recipients},
+        {"BDAT", &Session::cmd_bdat, ArgRule::any, {}, needs_helo | needs_recipients | chunk_follows},
         {"RSET", &Session::cmd_rset, ArgRule::any, {}, 0},
         {"NOOP", &Session::cmd_noop, ArgRule::any, {}, 0},
         {"QUIT", &Session::cmd_quit, ArgRule::any, {}, 0},

@@ -17,7 +17,9 @@
 //   outside_transaction  503 5.5.1 Error: MAIL transaction in progress
 //
 // continues_sequence is no check: every other command (known or not) abandons an
-// unfinished XPROXYFROM sequence. There is no front-side "TLS required" mode: every
+// unfinished XPROXYFROM sequence. chunk_follows (BDAT) is none either: the command is
+// followed by as many bytes as its argument says, so a refused one still has its chunk
+// read and dropped before the refusal (the session ends when the size is unknown). There is no front-side "TLS required" mode: every
 // command is allowed before STARTTLS.
 #pragma once
 
@@ -56,6 +58,7 @@ inline constexpr unsigned needs_mail = 1u << 5;
 inline constexpr unsigned needs_recipients = 1u << 6;
 inline constexpr unsigned outside_transaction = 1u << 7;
 inline constexpr unsigned continues_sequence = 1u << 8;
+inline constexpr unsigned chunk_follows = 1u << 9;
 }  // namespace command_flags
 
 // A handler gets the split command and the line as read; false ends the session.

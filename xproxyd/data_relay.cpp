@@ -253,9 +253,9 @@ void DataRelay::answer(const Reply& fin) {
     if (fin.failed()) {
         ds_.close();
         front_.reply("451 4.4.2 Error: downstream failed during DATA, try again later");
-        log::warning("event=deferred sid=%s txn=%u client=%s size=%llu fast_path=%s%s", sid_.c_str(), txn,
-                     endpoint_text(t.source.client).c_str(), static_cast<unsigned long long>(dec_.size()),
-                     fast_ ? "yes" : "no", t.tag.c_str());
+        log::warning("event=deferred sid=%s txn=%u client=%s size=%llu fast_path=%s body_in=data body_out=data%s",
+                     sid_.c_str(), txn, endpoint_text(t.source.client).c_str(),
+                     static_cast<unsigned long long>(dec_.size()), fast_ ? "yes" : "no", t.tag.c_str());
         return;
     }
     ds_.dirty = refused_.has_value();  // after a refused DATA the downstream still holds MAIL and RCPT
@@ -264,7 +264,7 @@ void DataRelay::answer(const Reply& fin) {
     if (!log::enabled(log::Level::info)) return;  // the line's values cost more than the rest of this
     log::info(
         "event=relayed sid=%s txn=%u client=%s destination=%s code=%d size=%llu fast_path=%s spilled=%s "
-        "failover=%s%s",
+        "failover=%s body_in=data body_out=data%s",
         sid_.c_str(), txn, endpoint_text(t.source.client).c_str(), ds_.where().c_str(), fin.code,
         static_cast<unsigned long long>(dec_.size()), fast_ ? "yes" : "no", spilled ? "yes" : "no",
         failed_over_ ? "yes" : "no", t.tag.c_str());

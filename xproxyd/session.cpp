@@ -1,7 +1,8 @@
 // session.cpp: the front-side SMTP state machine: greeting, the command loop with its
 // bounds, the dispatch through the CommandTable, and the commands the session answers
 // itself (EHLO/HELO, STARTTLS, the source commands, RSET, NOOP, QUIT, VRFY, HELP) or
-// checks before its TransactionRelay (MAIL, RCPT) or a DataRelay (DATA) takes over.
+// checks before its TransactionRelay (MAIL, RCPT), a DataRelay (DATA) or its BdatRelay
+// (BDAT) takes over.
 #include "session.hpp"
 
 #include <cstdio>
@@ -60,6 +61,7 @@ void Session::start() {
 asio::awaitable<void> Session::run() {
     start();
     const char* why = co_await serve_commands();
+    bdat_.reset();
     co_await relay_.release_downstream();
     front_.conn().close();
     log::info("event=disconnect sid=%s reason=\"%s\" transactions=%u commands=%u", sid_.c_str(), why,
@@ -134,6 +136,8 @@ asio::awaitable<bool> Session::dispatch(const std::string& line) {
         co_return true;
     }
     if (const auto refusal = CommandTable::check(*row, c, state())) {
+        if (row->has(command_flags::chunk_follows))
+            co_return co_await refuse_chunk(c, refusal->reply, refusal->counts_as_error);
         front_.reply(refusal->reply);
         if (refusal->counts_as_error) syntax_error();
         co_return true;
@@ -143,6 +147,7 @@ asio::awaitable<bool> Session::dispatch(const std::string& line) {
 }
 
 void Session::end_transaction() {
+    bdat_.reset();
     relay_.reset();
     src_->end_transaction();
 }
@@ -162,6 +167,7 @@ asio::awaitable<bool> Session::cmd_helo(const smtp::CommandLine& c, const std::s
     if (front_.conn().tls()) ext.push_back("REQUIRETLS");
     ext.push_back("ENHANCEDSTATUSCODES");
     ext.push_back("8BITMIME");
+    ext.push_back("CHUNKING");
     ext.push_back("SMTPUTF8");
     if (src_->trusted()) {
         ext.push_back("XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT");
@@ -210,6 +216,10 @@ asio::awaitable<bool> Session::cmd_mail(const smtp::CommandLine& c, const std::s
 }
 
 asio::awaitable<bool> Session::cmd_rcpt(const smtp::CommandLine& c, const std::string&) {
+    if (bdat_) {
+        front_.reply("503 5.5.1 Error: RCPT after BDAT");
+        co_return true;
+    }
     std::string err;
     auto rcpt = smtp::parse_path(c.arg, "TO", false, relay_.transaction().params.smtputf8, &err);
     if (!rcpt) {
@@ -226,13 +236,43 @@ asio::awaitable<bool> Session::cmd_rcpt(const smtp::CommandLine& c, const std::s
 }
 
 asio::awaitable<bool> Session::cmd_data(const smtp::CommandLine&, const std::string&) {
+    if (bdat_) {
+        front_.reply("503 5.5.1 Error: DATA after BDAT");
+        co_return true;
+    }
     DataRelay data(front_, relay_, sh_, sid_);
     const bool go_on = co_await data.run();
     end_transaction();
     co_return go_on;
 }
 
+// BDAT (RFC 3030): the argument here, the chunk and its relay in the BdatRelay that lives
+// until the transaction ends (BDAT LAST answered, a chunk too big, RSET).
+asio::awaitable<bool> Session::cmd_bdat(const smtp::CommandLine& c, const std::string&) {
+    const smtp::BdatArg a = smtp::parse_bdat(c.arg);
+    if (!a.valid) co_return co_await refuse_chunk(c, "501 5.5.4 Syntax: BDAT count [LAST]", true);
+    if (!bdat_) bdat_.emplace(front_, relay_, sh_, sid_);
+    if (!co_await bdat_->chunk(*a.size, a.last)) co_return false;
+    if (bdat_->done()) end_transaction();
+    co_return true;
+}
+
+asio::awaitable<bool> Session::refuse_chunk(const smtp::CommandLine& c, const std::string& reply, bool bad_syntax) {
+    const smtp::BdatArg a = smtp::parse_bdat(c.arg);
+    if (!a.size) {
+        log::warning("event=bdat_unknown_size sid=%s argument=\"%s\"", sid_.c_str(), escape_value(c.arg, 64).c_str());
+        front_.reply("501 5.5.4 Syntax: BDAT count [LAST]");
+        co_await close_with("4.5.0", "BDAT chunk size unknown, closing");
+        co_return false;
+    }
+    if (!co_await skip_chunk(front_, cfg_, *a.size)) co_return false;
+    front_.reply(reply);
+    if (bad_syntax) syntax_error();
+    co_return true;
+}
+
 asio::awaitable<bool> Session::cmd_rset(const smtp::CommandLine&, const std::string&) {
+    bdat_.reset();  // a downstream inside DATA is closed; one inside BDAT takes RSET
     co_await relay_.rset();
     end_transaction();
     front_.reply("250 2.0.0 Ok");

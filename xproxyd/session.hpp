@@ -26,6 +26,7 @@
 #include <xproxy/wire/smtp_command.hpp>
 #include <xproxy/wire/xproxy_commands.hpp>
 
+#include "bdat_relay.hpp"
 #include "command_table.hpp"
 #include "front_side.hpp"
 #include "session_shared.hpp"
@@ -51,6 +52,9 @@ private:
     // Returns false when the session must end.
     asio::awaitable<bool> dispatch(const std::string& line);
     FrontState state() const;
+    // A BDAT that is not taken: its chunk is read and dropped, then `reply`; without a
+    // size the end of the chunk is unknown and the session ends (RFC 3030, 2).
+    asio::awaitable<bool> refuse_chunk(const smtp::CommandLine& c, const std::string& reply, bool bad_syntax);
     void end_transaction();
     bool syntax_error() { return ++errors_ < cfg_.max_errors; }
 
@@ -59,6 +63,7 @@ private:
     asio::awaitable<bool> cmd_mail(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_rcpt(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_data(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_bdat(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_rset(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_noop(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_quit(const smtp::CommandLine& c, const std::string& line);
@@ -74,6 +79,7 @@ private:
     FrontSide front_;
     std::optional<SourceTracker> src_;  // set by start()
     TransactionRelay relay_;
+    std::optional<BdatRelay> bdat_;  // from a transaction's first BDAT to its end
     std::string helo_;
     bool esmtp_ = false;
     unsigned commands_ = 0;

@@ -55,6 +55,13 @@ const Case kCases[] = {
     {"DATA", kHelo, "503 5.5.1 Error: need RCPT command", false},
     {"DATA", kMail, "554 5.5.1 Error: no valid recipients", false},
     {"DATA", kRcpt, nullptr, false},
+    // BDAT: as DATA, but its argument is the handler's (a refused BDAT's chunk is read
+    // and dropped by the session, which needs the size from the argument).
+    {"BDAT 10", kGreeted, "503 5.5.1 Error: send HELO/EHLO first", false},
+    {"BDAT 10 LAST", kHelo, "503 5.5.1 Error: need RCPT command", false},
+    {"BDAT 10", kMail, "554 5.5.1 Error: no valid recipients", false},
+    {"BDAT", kRcpt, nullptr, false},
+    {"BDAT 0 LAST", kRcpt, nullptr, false},
     // STARTTLS: offered, not twice, no argument (not counted), not inside a transaction,
     // in this order.
     {"STARTTLS", kHelo, "502 5.5.1 Error: command not implemented", false},
@@ -102,9 +109,9 @@ TEST(CommandTable, EachRowEnforcesItsFlags) {
 }
 
 TEST(CommandTable, OneRowPerKnownVerb) {
-    const std::set<std::string> want = {"EHLO",     "HELO",       "MAIL",     "RCPT",     "DATA",
-                                        "RSET",     "NOOP",       "QUIT",     "STARTTLS", "XCLIENT",
-                                        "XFORWARD", "XPROXYFROM", "XPROXYTO", "VRFY",     "HELP"};
+    const std::set<std::string> want = {"EHLO",       "HELO",     "MAIL", "RCPT",     "DATA",    "BDAT",
+                                        "RSET",       "NOOP",     "QUIT", "STARTTLS", "XCLIENT", "XFORWARD",
+                                        "XPROXYFROM", "XPROXYTO", "VRFY", "HELP"};
     std::set<std::string> got;
     for (const CommandRow& row : CommandTable::rows()) {
         EXPECT_TRUE(got.insert(std::string(row.verb)).second) << "two rows for " << row.verb;
@@ -119,8 +126,13 @@ TEST(CommandTable, OneRowPerKnownVerb) {
 }
 
 TEST(CommandTable, UnknownVerbsHaveNoRow) {
-    for (const char* verb : {"", "BDAT", "AUTH", "ETRN", "EXPN", "TURN", "MAI", "MAILX", "ehlo"})
+    for (const char* verb : {"", "BURL", "AUTH", "ETRN", "EXPN", "TURN", "MAI", "MAILX", "ehlo"})
         EXPECT_EQ(CommandTable::find(verb), nullptr) << verb;
+}
+
+TEST(CommandTable, OnlyBdatIsFollowedByAChunk) {
+    for (const CommandRow& row : CommandTable::rows())
+        EXPECT_EQ(row.has(command_flags::chunk_follows), row.verb == "BDAT") << row.verb;
 }
 
 TEST(CommandTable, OnlyXproxyfromContinuesItsSequence) {
