@@ -119,6 +119,23 @@ asio::awaitable<bool> Downstream::send(std::string_view data) {
     co_return !ec;
 }
 
+namespace {
+
+asio::awaitable<void> say_quit(std::shared_ptr<Conn> c) {
+    error_code ec;
+    co_await c->write("QUIT\r\n", std::chrono::seconds(2), ec);
+    if (!ec) (void)co_await c->read_reply(std::chrono::seconds(2));
+    c->close();
+}
+
+}  // namespace
+
+void Downstream::quit_later() {
+    if (!conn_) return;
+    asio::co_spawn(ex_, say_quit(std::move(conn_)), asio::detached);
+    close();
+}
+
 asio::awaitable<void> Downstream::quit() {
     if (conn_) {
         error_code ec;

@@ -76,6 +76,8 @@ public:
     }
     // Sends QUIT without waiting long for the answer, then closes.
     asio::awaitable<void> quit();
+    // The same in the background: the object is disconnected at once.
+    void quit_later();
     void close();
     // Hands a clean, idle, plain-TCP connection over for parking (the object is then
     // disconnected): as it is when `live`, else its descriptor; nullopt when it cannot be

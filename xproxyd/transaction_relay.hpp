@@ -106,10 +106,19 @@ private:
     asio::awaitable<void> rcpt_outbound(const std::string& path, const std::string& line);
     // Opens the transaction at the MX hosts of `domain` (MAIL included). false: the
     // client has its reply for this recipient.
-    asio::awaitable<bool> route_to(const std::string& domain, const MxResult& mx);
+    // The first recipient of a transaction, sent with MAIL when the target pipelines.
+    struct FirstRcpt {
+        std::string line;
+        std::optional<Reply> reply;  // set when it went with MAIL and MAIL was taken
+    };
+    asio::awaitable<bool> route_to(const std::string& domain, const MxResult& mx, FirstRcpt* first);
     // MAIL on the open destination for the transaction (the refusals of
     // refuse_for_downstream first). false: the client has its reply for this recipient.
-    asio::awaitable<bool> open_transaction(const std::string& domain);
+    asio::awaitable<bool> open_transaction(const std::string& domain, FirstRcpt* first = nullptr);
+    // The key of a parked outbound connection: its egress and MX host.
+    std::string outbound_identity(const Destination& d) const;
+    // A parked connection to one of the route's destinations, from this egress, taken over.
+    bool adopt_parked();
     // After XPROXYTO with DomainValidation, or REQUIRETLS: each recipient domain must be
     // named by the destination's certificate (XPROXYTO names no host).
     bool needs_name() const;
@@ -130,6 +139,7 @@ private:
     unsigned count_ = 0;
     std::optional<std::size_t> pool_;
     const Egress* current_egress_ = nullptr;  // of the open downstream connection (outbound)
+    const Egress* session_egress_ = nullptr;  // drawn from the listener's pool at the first MAIL
     bool tls_refused_ = false;                // open_from(): a destination failed for want of TLS
     // After XPROXYTO: the destination is the source's choice, not the MX hosts.
     bool xproxyto_ = false;

@@ -258,6 +258,7 @@ class FakeDownstream(_LoopbackServer):
                             if self.die_in_data is not None and len(body) >= self.die_in_data:
                                 conn.shutdown(socket.SHUT_RDWR)
                                 return
+                        in_mail = False  # the end of data ends the transaction, whatever the reply
                         if "." in self.replies:
                             say(self.replies["."])
                             continue
