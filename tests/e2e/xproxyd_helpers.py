@@ -456,15 +456,17 @@ class ChunkServer(_LoopbackServer):
     close the connection after reading this many BDAT chunks (no reply to the last one).
     bdats: every BDAT line received; messages: (how, body) of accepted messages, the body
     raw for BDAT and as it came (dot-stuffed, without the final dot) for DATA; finals: its
-    reply to every BDAT LAST and end of DATA. refuse_last may be changed while it runs."""
+    reply to every BDAT LAST and end of DATA; peers: the client address of every connection.
+    refuse_last may be changed while it runs."""
 
     def __init__(self, chunking=True, refuse_chunk=None, refuse_last=None, die_after=None, port=0, host="127.0.0.1"):
         self.chunking, self.refuse_chunk, self.refuse_last, self.die_after = chunking, refuse_chunk or {}, refuse_last, die_after
-        self.bdats, self.messages, self.commands, self.finals = [], [], [], []
+        self.bdats, self.messages, self.commands, self.finals, self.peers = [], [], [], [], []
         super().__init__(port, host)
 
     def _serve(self, conn):
         f = conn.makefile("rb")
+        self.peers.append(conn.getpeername()[0])
 
         def say(text):
             conn.sendall(text.encode() + b"\r\n")
@@ -639,9 +641,14 @@ class Exim:
         r = subprocess.run([self.exe, "-C", self.conf] + list(args), input=stdin, capture_output=True, timeout=120)
         return r.returncode, r.stderr.decode("latin-1")
 
+    def deliver(self, message, rcpts, sender="s@example.org"):
+        """Take `message` (all of it: a line with a lone dot is text, -oi) and deliver it in
+        the foreground (-odf); (exit code, stderr)."""
+        return self.run(["-odf", "-oi", "-v", "-f", sender] + list(rcpts), message)
+
     def send(self, message, rcpts=("r@example.net",), sender="s@example.org"):
-        """Take `message` and deliver it in the foreground (-odf); its stderr."""
-        code, err = self.run(["-odf", "-v", "-f", sender] + list(rcpts), message)
+        """deliver(), which must succeed; its stderr."""
+        code, err = self.deliver(message, rcpts, sender)
         if code != 0:
             raise AssertionError("exim failed (%d): %s" % (code, err))
         return err
@@ -661,7 +668,7 @@ class Tap:
     (self.sent: bytes of each connection)."""
 
     def __init__(self, target_port):
-        self.target_port, self.sent = target_port, []
+        self.target_port, self.sent, self.conns = target_port, [], []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -670,6 +677,8 @@ class Tap:
 
     def close(self):
         self.sock.close()
+        for s in self.conns:
+            s.close()
 
     def _run(self):
         while True:
@@ -678,6 +687,7 @@ class Tap:
             except OSError:
                 return
             up = socket.create_connection(("127.0.0.1", self.target_port))
+            self.conns += [conn, up]
             rec = bytearray()
             self.sent.append(rec)
             threading.Thread(target=self._pipe, args=(up, conn, None), daemon=True).start()
