@@ -1,7 +1,9 @@
 """xproxyd_helpers: start xproxyd for the end-to-end tests, and a scriptable SMTP
 downstream for fault injection (dies in the middle of DATA, answers slowly, rejects some
-recipients). Used by test_xproxyd_*.py; not a test itself."""
+recipients), a CHUNKING-capable one, Exim as a BDAT sender, a recording TCP relay. Used by
+test_xproxyd_*.py; not a test itself."""
 
+import glob
 import os
 import re
 import shutil
@@ -9,10 +11,11 @@ import socket
 import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
-from harness import binary, free_port, read_text, wait_for_log, wait_for_port
+from harness import SmtpClient, _uid, binary, free_port, read_text, wait_for_log, wait_for_port
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1@{port}
@@ -412,3 +415,314 @@ class TestPki:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # TLS 1.0/1.1 need it with OpenSSL 3
             ctx.minimum_version, ctx.maximum_version = versions
         return ctx
+
+
+def to_data_form(raw):
+    """What xproxyd sends as DATA for a chunked body (BdatToData), without the final dot."""
+    out, bol, cr, i = bytearray(), True, False, 0
+    for c in raw:
+        ch = bytes([c])
+        if cr:
+            if ch == b"\r":
+                continue
+            out += b"\r\n"
+            cr, bol = False, True
+            if ch == b"\n":
+                continue
+        if ch == b"\r":
+            cr = True
+        elif ch == b"\n":
+            out += b"\r\n"
+            bol = True
+        else:
+            if bol and ch == b".":
+                out += b"."
+            out += ch
+            bol = False
+    if cr or not bol:
+        out += b"\r\n"
+    return bytes(out)
+
+
+def unstuff(wire):
+    """DATA's body without its dot-stuffing."""
+    return b"".join(l[1:] if l.startswith(b".") else l for l in wire.splitlines(keepends=True))
+
+
+class ChunkServer(_LoopbackServer):
+    """A scriptable SMTP downstream on host (127.0.0.1) that reads BDAT chunks by their size.
+
+    chunking: advertise CHUNKING; refuse_chunk: {n: reply} answers the n-th BDAT of a
+    transaction (1-based) with that reply; refuse_last: the reply to BDAT LAST; die_after:
+    close the connection after reading this many BDAT chunks (no reply to the last one).
+    bdats: every BDAT line received; messages: (how, body) of accepted messages, the body
+    raw for BDAT and as it came (dot-stuffed, without the final dot) for DATA; finals: its
+    reply to every BDAT LAST and end of DATA; peers: the client address of every connection.
+    refuse_last may be changed while it runs."""
+
+    def __init__(self, chunking=True, refuse_chunk=None, refuse_last=None, die_after=None, port=0, host="127.0.0.1"):
+        self.chunking, self.refuse_chunk, self.refuse_last, self.die_after = chunking, refuse_chunk or {}, refuse_last, die_after
+        self.bdats, self.messages, self.commands, self.finals, self.peers = [], [], [], [], []
+        super().__init__(port, host)
+
+    def _serve(self, conn):
+        f = conn.makefile("rb")
+        self.peers.append(conn.getpeername()[0])
+
+        def say(text):
+            conn.sendall(text.encode() + b"\r\n")
+        body, n, failed = b"", 0, None
+        try:
+            with conn:
+                say("220 chunks.test ESMTP")
+                while True:
+                    line = f.readline()
+                    if not line:
+                        return
+                    cmd = line.decode("latin-1").rstrip("\r\n")
+                    self.commands.append(cmd)
+                    verb = cmd.split(" ", 1)[0].upper()
+                    if verb == "EHLO":
+                        ext = ["chunks.test", "PIPELINING", "8BITMIME"] + (["CHUNKING"] if self.chunking else [])
+                        say("\r\n".join(("250-" if i + 1 < len(ext) else "250 ") + e for i, e in enumerate(ext)))
+                    elif verb == "BDAT" and self.chunking:
+                        self.bdats.append(cmd)
+                        words = cmd.split()
+                        size, last = int(words[1]), len(words) > 2
+                        data = f.read(size)
+                        if len(data) < size:  # the client went away inside the chunk: nothing is kept
+                            return
+                        n += 1
+                        if self.die_after is not None and n >= self.die_after:
+                            conn.shutdown(socket.SHUT_RDWR)
+                            return
+                        body += data
+                        if failed:
+                            say(failed)
+                        elif n in self.refuse_chunk:
+                            failed = self.refuse_chunk[n]
+                            say(failed)
+                        elif last and self.refuse_last:
+                            self.finals.append(self.refuse_last)
+                            say(self.refuse_last)
+                        elif last:
+                            self.messages.append(("bdat", body))
+                            self.finals.append("250 2.0.0 Ok: queued as CHUNK%d" % len(self.messages))
+                            say(self.finals[-1])
+                        else:
+                            say("250 2.0.0 Ok: %d octets" % size)
+                        if last:
+                            body, n, failed = b"", 0, None
+                    elif verb == "DATA":
+                        say("354 go ahead")
+                        data = b""
+                        while True:
+                            l = f.readline()
+                            if not l:
+                                return
+                            if l == b".\r\n":
+                                break
+                            data += l
+                        if self.refuse_last:
+                            self.finals.append(self.refuse_last)
+                        else:
+                            self.messages.append(("data", data))
+                            self.finals.append("250 2.0.0 Ok: queued as DATA%d" % len(self.messages))
+                        say(self.finals[-1])
+                    elif verb == "RSET":
+                        body, n, failed = b"", 0, None
+                        say("250 2.0.0 Ok")
+                    elif verb == "QUIT":
+                        say("221 2.0.0 Bye")
+                        return
+                    else:
+                        say("250 2.0.0 Ok")
+        except OSError:
+            return
+
+
+def bdat_session(port, chunks, rcpts=("r@example.net",), quit=True, extra=b""):
+    """EHLO, MAIL, RCPT, then every (bytes, last) chunk with its BDAT, all in one write
+    (PIPELINING); returns the replies after EHLO."""
+    c = SmtpClient(port)
+    c.ehlo("client.example")
+    assert "CHUNKING" in c.extensions, c.extensions
+    out = b"MAIL FROM:<s@example.org>\r\n" + b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts)
+    n = 1 + len(rcpts)
+    for data, last in chunks:
+        out += b"BDAT %d%s\r\n" % (len(data), b" LAST" if last else b"") + data
+        n += 1
+    out += extra
+    if quit:
+        out += b"QUIT\r\n"
+        n += 1
+    c.send(out)
+    replies = []
+    for _ in range(n):
+        replies.append(c.reply())
+    c.sock.close()
+    return replies
+
+
+EXIM_DIR = "/var/tmp/xproxy-exim4"  # extracted once, kept between runs
+
+
+def exim_binary():
+    """Exim 4.96 from Debian's archive (apt-get download + dpkg -x: it is never installed,
+    so it does not replace the system's MTA); needs libidn12 (scripts/bootstrap). The binary
+    looks up its compiled-in user at start, before reading any configuration: the system
+    user exim4-base's postinst would create is created here (the test runs Exim as
+    exim_user = mail)."""
+    exe = os.path.join(EXIM_DIR, "root", "usr", "sbin", "exim4")
+    if subprocess.run(["getent", "passwd", "Debian-exim"], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", "Debian-exim"], check=True)
+    if os.path.exists(exe):
+        return exe
+    tmp = tempfile.mkdtemp(dir="/var/tmp", prefix="xproxy-exim4-")
+    os.chmod(tmp, 0o755)
+    r = subprocess.run(["apt-get", "download", "exim4-daemon-light", "exim4-base"], cwd=tmp, capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("apt-get download exim4-daemon-light exim4-base failed: " + r.stderr)
+    for deb in glob.glob(os.path.join(tmp, "*.deb")):
+        subprocess.run(["dpkg", "-x", deb, os.path.join(tmp, "root")], check=True)
+    try:
+        os.rename(tmp, EXIM_DIR)
+    except OSError:  # another run got there first
+        pass
+    return exe
+
+
+EXIM_CONF = """
+primary_hostname = exim.test.invalid
+exim_path = %(exe)s
+exim_user = mail
+exim_group = mail
+spool_directory = %(dir)s/spool
+log_file_path = %(dir)s/log/%%slog
+keep_environment =
+begin routers
+to_xproxyd:
+  driver = manualroute
+  route_list = * 127.0.0.1 byname
+  self = send
+  transport = to_xproxyd
+begin transports
+to_xproxyd:
+  driver = smtp
+  port = %(port)d
+  allow_localhost
+  hosts_try_chunking = *
+begin retry
+* * F,1m,1m
+"""
+
+
+def _gid(group):
+    import grp
+    return grp.getgrnam(group).gr_gid
+
+
+class Exim:
+    """Exim 4.96 (exim_binary()) with its own configuration, spool and log under the
+    sandbox's `name` directory, routing every address to 127.0.0.1:port over SMTP with
+    CHUNKING. Run as root with -C, it drops its privileges: what it logs goes to stderr
+    ("LOG: MAIN"), which send() and queue_run() return with the -v dialogue."""
+
+    def __init__(self, sandbox, port, name="exim"):
+        self.exe = exim_binary()
+        d = sandbox.mkdir(name)
+        for sub in ("spool", "log"):
+            os.chown(sandbox.mkdir(name, sub), _uid("mail"), _gid("mail"))
+        self.conf = sandbox.write(name + "/exim.conf", EXIM_CONF % {"exe": self.exe, "dir": d, "port": port})
+
+    def run(self, args, stdin=b""):
+        """Exim with this configuration; (exit code, stderr as text)."""
+        r = subprocess.run([self.exe, "-C", self.conf] + list(args), input=stdin, capture_output=True, timeout=120)
+        return r.returncode, r.stderr.decode("latin-1")
+
+    def deliver(self, message, rcpts, sender="s@example.org"):
+        """Take `message` (all of it: a line with a lone dot is text, -oi) and deliver it in
+        the foreground (-odf); (exit code, stderr)."""
+        return self.run(["-odf", "-oi", "-v", "-f", sender] + list(rcpts), message)
+
+    def send(self, message, rcpts=("r@example.net",), sender="s@example.org"):
+        """deliver(), which must succeed; its stderr."""
+        code, err = self.deliver(message, rcpts, sender)
+        if code != 0:
+            raise AssertionError("exim failed (%d): %s" % (code, err))
+        return err
+
+    def queue_run(self):
+        """Deliver every queued message now, whatever the retry times (-qff); its stderr."""
+        return self.run(["-qff", "-v"])[1]
+
+    def queued(self):
+        """How many messages are on its queue."""
+        r = subprocess.run([self.exe, "-C", self.conf, "-bpc"], capture_output=True, text=True, timeout=30)
+        return int(r.stdout)
+
+
+class Tap:
+    """A TCP relay from 127.0.0.1:port to target_port that records what the client sends
+    (self.sent: bytes of each connection)."""
+
+    def __init__(self, target_port):
+        self.target_port, self.sent, self.conns = target_port, [], []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+        for s in self.conns:
+            s.close()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.target_port))
+            self.conns += [conn, up]
+            rec = bytearray()
+            self.sent.append(rec)
+            threading.Thread(target=self._pipe, args=(up, conn, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(conn, up, rec), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst, rec):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if rec is not None:
+                    rec += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (dst,):
+            try:
+                s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+def bdat_chunks(stream):
+    """The BDAT commands and the concatenated chunks of a recorded client stream."""
+    cmds, body, i = [], b"", 0
+    while i < len(stream):
+        j = stream.index(b"\r\n", i)
+        line = stream[i:j].decode("latin-1")
+        i = j + 2
+        if line.upper().startswith("BDAT "):
+            cmds.append(line)
+            n = int(line.split()[1])
+            body += stream[i:i + n]
+            i += n
+    return cmds, body
