@@ -232,14 +232,20 @@ awaitable<void> TransactionRelay::rcpt(const std::string& path) {
         front_.reply("250 2.1.5 Ok");
         co_return;
     }
+    co_await send_rcpt(line, std::nullopt);
+}
+
+awaitable<void> TransactionRelay::send_rcpt(const std::string& line, std::optional<Reply> early) {
     if (!ds_.connected() && !co_await restore(0)) {
         front_.reply("451 4.4.1 Error: no downstream destination available, try again later");
         co_return;
     }
-    Reply r = co_await ds_.command(line);
+    Reply r;
+    if (early) r = std::move(*early);  // no co_await in a conditional expression (GCC 12)
+    else r = co_await ds_.command(line);
     if (r.failed()) {
-        log::warning("event=downstream_lost sid=%s destination=%s stage=RCPT error=\"%s\"", sid_.c_str(),
-                     ds_.where().c_str(), escape_value(r.error, 120).c_str());
+        log::warning("event=downstream_lost sid=%s destination=%s stage=RCPT error=\"%s\"%s", sid_.c_str(),
+                     ds_.where().c_str(), escape_value(r.error, 120).c_str(), txn_.tag.c_str());
         std::size_t next = ds_.index() + 1;
         ds_.close();
         if (co_await restore(next)) r = co_await ds_.command(line);
@@ -475,27 +481,7 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
         }
         if (txn_.same_route.size() < 100) txn_.same_route.push_back(domain);
     }
-    if (!ds_.connected() && !co_await restore(0)) {
-        front_.reply("451 4.4.1 Error: mail exchanger lost, try again later");
-        co_return;
-    }
-    Reply r;
-    if (first.reply) r = std::move(*first.reply);  // no co_await in a conditional expression (GCC 12)
-    else r = co_await ds_.command(line);
-    if (r.failed()) {
-        log::warning("event=downstream_lost sid=%s destination=%s stage=RCPT error=\"%s\"%s", sid_.c_str(),
-                     ds_.where().c_str(), escape_value(r.error, 120).c_str(), txn_.tag.c_str());
-        std::size_t next = ds_.index() + 1;
-        ds_.close();
-        if (co_await restore(next)) r = co_await ds_.command(line);
-    }
-    if (r.failed()) {
-        ds_.close();
-        front_.reply("451 4.4.1 Error: mail exchanger unavailable, try again later");
-        co_return;
-    }
-    if (r.ok()) txn_.rcpt_lines.push_back(line);
-    front_.relay(r);
+    co_await send_rcpt(line, std::move(first.reply));
 }
 
 awaitable<void> TransactionRelay::rset() {

@@ -115,6 +115,10 @@ private:
     // MAIL on the open destination for the transaction (the refusals of
     // refuse_for_downstream first). false: the client has its reply for this recipient.
     asio::awaitable<bool> open_transaction(const std::string& domain, FirstRcpt* first = nullptr);
+    // RCPT on the transaction's destination (or its reply, when it went with MAIL), with
+    // failover to the next destination when the connection is lost; the reply goes to the
+    // client and an accepted recipient is kept for replay.
+    asio::awaitable<void> send_rcpt(const std::string& line, std::optional<Reply> early);
     // The key of a parked outbound connection: its egress and MX host.
     std::string outbound_identity(const Destination& d) const;
     // A parked connection to one of the route's destinations, from this egress, taken over.
