@@ -137,7 +137,7 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
         done_ = true;
         co_return true;
     }
-    Reply r = co_await chunk_reply(size, last);
+    Reply r = in_step(co_await chunk_reply(size, last));
     if (r.failed() && buf_ && !buf_->failed()) {
         log::warning("event=downstream_lost sid=%s destination=%s stage=BDAT error=\"%s\"", sid_.c_str(),
                      ds_.where().c_str(), escape_value(r.error, 120).c_str());
@@ -173,6 +173,13 @@ awaitable<bool> BdatRelay::chunk(std::uint64_t size, bool last) {
 // The first chunk: the destination that holds MAIL and RCPT gets the body as BDAT when it
 // advertises CHUNKING, else DATA now; without one (unrouted, or lost since) the next that
 // takes MAIL, RCPT (and DATA). A refusal, or no destination (451), answers every chunk.
+// A reply to a chunk or to the end of the message that is neither 2xx nor a refusal
+// (a 1xx or 3xx from a downstream out of step) counts as a lost destination.
+Reply BdatRelay::in_step(Reply r) {
+    if (!r.failed() && !r.ok() && r.code < 400) return Reply{0, {}, "unexpected reply " + std::to_string(r.code)};
+    return r;
+}
+
 awaitable<void> BdatRelay::start() {
     std::size_t next = 0;
     if (ds_.connected() && !relay_.transaction().unrouted) {
@@ -183,13 +190,16 @@ awaitable<void> BdatRelay::start() {
             open_ = true;
             co_return;
         }
-        if (!d.failed()) {
+        if (d.code >= 400) {
             ds_.dirty = true;  // still holds MAIL and RCPT
             refuse(d);
             co_return;
         }
+        // Neither 354 nor a refusal (a 2xx, 3xx, or nothing): out of step, as the DATA path
+        // treats it; never taken for an answer to the message.
         log::warning("event=downstream_lost sid=%s destination=%s stage=DATA error=\"%s\"", sid_.c_str(),
-                     ds_.where().c_str(), escape_value(d.error, 120).c_str());
+                     ds_.where().c_str(),
+                     escape_value(d.failed() ? d.error : "unexpected reply " + std::to_string(d.code), 120).c_str());
         next = ds_.index() + 1;
     } else if (ds_.connected()) {
         next = ds_.index() + 1;
@@ -214,14 +224,14 @@ awaitable<Reply> BdatRelay::resume(std::size_t next, bool last) {
         open_ = false;
         if (mode_ == Mode::data) {
             Reply d = co_await ds_.command("DATA\r\n");
-            if (d.failed()) {
-                ds_.close();
-                continue;
-            }
-            if (d.code != 354) {
+            if (d.code >= 400) {
                 ds_.dirty = true;
                 r = std::move(d);
                 break;
+            }
+            if (d.code != 354) {  // lost, or out of step (a 2xx or 3xx to DATA): the next one
+                ds_.close();
+                continue;
             }
             open_ = true;
         }
@@ -239,7 +249,7 @@ awaitable<Reply> BdatRelay::resume(std::size_t next, bool last) {
             r = ok_reply();
             break;
         }
-        r = co_await ds_.reply();
+        r = in_step(co_await ds_.reply());
         if (r.failed()) ds_.close();
     }
     co_return r;
@@ -354,7 +364,8 @@ awaitable<Reply> BdatRelay::chunk_reply(std::uint64_t size, bool last) {
 
 void BdatRelay::refuse(const Reply& r) {
     if (r.code >= 500) log::info("event=refused sid=%s stage=BDAT code=%d", sid_.c_str(), r.code);
-    refused_ = r;
+    // Only a 4xx or 5xx refuses; anything else would pass for an acceptance.
+    refused_ = r.code >= 400 ? r : own_reply(451, "4.4.2 Error: downstream out of step, try again later");
 }
 
 void BdatRelay::too_big(std::uint64_t size) {

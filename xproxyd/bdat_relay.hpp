@@ -66,6 +66,7 @@ private:
     asio::awaitable<void> forward(std::string_view piece);
     void keep_copy(std::string_view piece);
     asio::awaitable<Reply> chunk_reply(std::uint64_t size, bool last);
+    static Reply in_step(Reply r);
     void refuse(const Reply& r);
     void too_big(std::uint64_t size);
     void answer_last(const Reply& fin);

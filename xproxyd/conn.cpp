@@ -186,8 +186,8 @@ asio::awaitable<bool> Conn::read_line(std::string& line, std::size_t max, Second
         auto lf = in_.find('\n', in_pos_);
         if (lf != std::string::npos) {
             if (skipping || lf - in_pos_ > max) {
+                if (!skipping) line.assign(in_, in_pos_, kLongLinePrefix);
                 in_pos_ = lf + 1;
-                line.clear();
                 if (too_long) *too_long = true;
                 co_return true;
             }
@@ -198,6 +198,7 @@ asio::awaitable<bool> Conn::read_line(std::string& line, std::size_t max, Second
             co_return true;
         }
         if (in_.size() - in_pos_ > max) {  // drop what we have, keep looking for the LF
+            if (!skipping) line.assign(in_, in_pos_, kLongLinePrefix);
             skipping = true;
             in_.clear();
             in_pos_ = 0;

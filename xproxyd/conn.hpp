@@ -59,7 +59,9 @@ public:
     void close();
 
     // One line (without LF; a CR before it removed). Lines longer than max are
-    // discarded up to their LF and reported with *too_long (line empty).
+    // discarded up to their LF and reported with *too_long (line: their first
+    // kLongLinePrefix bytes, enough to tell what command it was).
+    static constexpr std::size_t kLongLinePrefix = 32;
     asio::awaitable<bool> read_line(std::string& line, std::size_t max, Seconds timeout, error_code& ec,
                                     bool* too_long = nullptr);
     // A whole (multi-line) reply, at most 100 lines of 1000 bytes.

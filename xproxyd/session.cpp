@@ -5,12 +5,14 @@
 // (BDAT) takes over.
 #include "session.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <vector>
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/invariant.hpp>
+#include <xproxy/base/text.hpp>
 #include <xproxy/daemon/log.hpp>
 
 #include "data_relay.hpp"
@@ -83,6 +85,10 @@ asio::awaitable<const char*> Session::serve_commands() {
             co_await close_with("4.7.0", "too many commands");
             co_return "too many commands";
         }
+        if (too_long && looks_like_bdat(line)) {  // its chunk's size is unknown: never read it as commands
+            co_await refuse_unreadable_bdat(line);
+            co_return "BDAT chunk size unknown";
+        }
         if (too_long) {
             src_->abandon_sequence();
             front_.reply("500 5.5.2 Error: line too long");
@@ -116,7 +122,24 @@ FrontState Session::state() const {
                       .tls = front_.conn().tls()};
 }
 
+// "BDAT" followed by a space, a tab or a NUL, in any case: a line that announces a chunk
+// even when the command table cannot take it (too long, a NUL, a tab as separator).
+bool Session::looks_like_bdat(std::string_view line) {
+    return line.size() > 4 && istarts_with(line, "BDAT") && (line[4] == ' ' || line[4] == '\t' || line[4] == '\0');
+}
+
+asio::awaitable<void> Session::refuse_unreadable_bdat(std::string line) {
+    log::warning("event=bdat_unknown_size sid=%s argument=\"%s\"", sid_.c_str(),
+                 escape_value(std::string_view(line).substr(std::min<std::size_t>(line.size(), 5)), 64).c_str());
+    front_.reply("501 5.5.4 Syntax: BDAT count [LAST]");
+    co_await close_with("4.5.0", "BDAT chunk size unknown, closing");
+}
+
 asio::awaitable<bool> Session::dispatch(const std::string& line) {
+    if (looks_like_bdat(line) && (line.find('\0') != std::string::npos || line[4] == '\t')) {
+        co_await refuse_unreadable_bdat(line);
+        co_return false;
+    }
     if (line.find('\0') != std::string::npos) {
         src_->abandon_sequence();
         front_.reply("500 5.5.2 Error: NUL in command");
@@ -260,9 +283,8 @@ asio::awaitable<bool> Session::cmd_bdat(const smtp::CommandLine& c, const std::s
 asio::awaitable<bool> Session::refuse_chunk(const smtp::CommandLine& c, const std::string& reply, bool bad_syntax) {
     const smtp::BdatArg a = smtp::parse_bdat(c.arg);
     if (!a.size) {
-        log::warning("event=bdat_unknown_size sid=%s argument=\"%s\"", sid_.c_str(), escape_value(c.arg, 64).c_str());
-        front_.reply("501 5.5.4 Syntax: BDAT count [LAST]");
-        co_await close_with("4.5.0", "BDAT chunk size unknown, closing");
+        std::string shown = "BDAT " + c.arg;  // a local across the suspension (GCC 12)
+        co_await refuse_unreadable_bdat(std::move(shown));
         co_return false;
     }
     if (!co_await skip_chunk(front_, cfg_, *a.size)) co_return false;

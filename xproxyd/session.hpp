@@ -52,6 +52,9 @@ private:
     // Returns false when the session must end.
     asio::awaitable<bool> dispatch(const std::string& line);
     FrontState state() const;
+    static bool looks_like_bdat(std::string_view line);
+    // 501 and 421: a BDAT whose chunk size cannot be read ends the session (RFC 3030).
+    asio::awaitable<void> refuse_unreadable_bdat(std::string line);
     // A BDAT that is not taken: its chunk is read and dropped, then `reply`; without a
     // size the end of the chunk is unknown and the session ends (RFC 3030, 2).
     asio::awaitable<bool> refuse_chunk(const smtp::CommandLine& c, const std::string& reply, bool bad_syntax);

@@ -14,8 +14,8 @@ extracted under /var/tmp, once)."""
 
 import socket
 
-from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, wait_until
-from xproxyd_helpers import (ChunkServer, Exim, Tap, Xproxyd, bdat_chunks, bdat_session,
+from harness import E2ETestCase, Postfix, SmtpClient, SmtpSink, free_port, main, smtp_session, wait_until
+from xproxyd_helpers import (ChunkServer, Exim, FakeDownstream, Tap, Xproxyd, bdat_chunks, bdat_session,
                              to_data_form, unstuff)
 
 # Lines starting with ".", a "." line, bare LF, and no final line end.
@@ -272,6 +272,32 @@ class XproxydChunking(E2ETestCase):
             s.wait_messages(1, timeout=30)
             raw = open(s._files()[0], "rb").read()
             self.assertEqual(raw[raw.index(b"Date: "):], want)
+
+    def test_a_reply_to_data_other_than_354_is_never_the_reply_to_bdat_last(self):
+        # A downstream out of step (250 to DATA: the body never went) must not make
+        # xproxyd answer BDAT LAST with 250.
+        fake = FakeDownstream(replies={"DATA": "250 2.0.0 not really"})
+        self.addCleanup(fake.close)
+        xp = self.xproxyd([fake.port])
+        replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<a@example.org>", "RCPT TO:<r@example.net>",
+                                         b"BDAT 5 LAST\r\nhello"])
+        self.assertEqual([code for code, _ in replies[2:]], [250, 250, 451], replies)
+        self.assertEqual(fake.messages, [])
+
+    def test_a_bdat_line_xproxyd_cannot_read_never_turns_its_chunk_into_commands(self):
+        # Too long, with a NUL, or with a tab: the chunk's size is unknown, so the session
+        # ends instead of reading the chunk's bytes as commands.
+        srv = self.server()
+        xp = self.xproxyd([srv.port])
+        chunk = b"RSET\r\nMAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<victim@example.net>\r\n"
+        for line in (b"BDAT %d " % len(chunk) + b"X" * 3000, b"BDAT %d\0" % len(chunk), b"BDAT\t%d LAST" % len(chunk)):
+            with self.subTest(line=line[:12]):
+                replies = smtp_session(xp.port, ["EHLO c.example", "MAIL FROM:<a@example.org>",
+                                                 "RCPT TO:<r@example.net>", line + b"\r\n" + chunk, "NOOP"])
+                codes = [code for code, _ in replies[2:]]
+                self.assertEqual(codes[:3], [250, 250, 501], replies)
+                self.assertTrue(replies[5][1].startswith("421 4.5.0"), replies)  # then the session ends
+        self.assertFalse(any("smuggled" in c for c in srv.commands), srv.commands)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,6 @@ BdatArg parse_bdat(std::string_view arg);
 
 class BdatToData {
 public:
-    // One input byte never gives more than this much output (a '.' at the start of a
-    // line, or a bare LF); finish() adds at most 2.
-    static constexpr std::size_t kMaxExpansion = 2;
-
     // Appends the DATA form of the body bytes [p, p+n) to `out`.
     void feed(std::string_view raw, std::string& out);
     // The end of the body: a line not ended yet gets CRLF. The final "." is the caller's.
