@@ -159,3 +159,98 @@ TEST(DownstreamTls, ClosedDefaultAndOptions) {
         }
     }
 }
+
+TEST(DownstreamMx, OutboundDefaultsAndRefusals) {
+    std::string err;
+    auto d = parse_downstream("internet destinations=mx", &err);
+    ASSERT_TRUE(d) << err;
+    EXPECT_TRUE(d->mx);
+    EXPECT_EQ(d->mx_port, 25);
+    EXPECT_EQ(d->encoding, Encoding::none);  // nothing of the source goes to other organisations
+    EXPECT_EQ(d->tls, TlsMode::may);         // what the internet's MX hosts allow; REQUIRETLS verifies
+    auto v = parse_downstream("internet destinations=mx mx-port=2525 tls=verify tls-ca=/etc/ca.pem", &err);
+    ASSERT_TRUE(v) << err;
+    EXPECT_EQ(v->mx_port, 2525);
+    EXPECT_EQ(v->tls, TlsMode::verify);
+    const std::pair<const char*, const char*> bad[] = {
+        {"i destinations=mx encoding=xclient", "encoding=none"},
+        {"i destinations=mx encoding=proxy-v2", "encoding=none"},
+        {"i destinations=mx tls=may tls-name=mx.example", "MX host name is checked"},
+        {"i destinations=mx mx-port=0", "bad value"},
+        {"i destinations=127.0.0.1:25 mx-port=2525", "mx-port= needs destinations=mx"},
+        {"i destinations=mx proxy-unsigned=yes", "no PROXY header"},
+    };
+    for (const auto& [spec, want] : bad) {
+        err.clear();
+        EXPECT_FALSE(parse_downstream(spec, &err)) << spec;
+        EXPECT_NE(err.find(want), std::string::npos) << spec << ": " << err;
+    }
+}
+
+namespace {
+
+// parse_config on an argument list; the exit code and what it printed to stderr.
+std::optional<Config> configure(std::vector<std::string> args, int& code, std::string& said) {
+    args.insert(args.begin(), "xproxyd");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    testing::internal::CaptureStderr();
+    auto c = parse_config(static_cast<int>(argv.size()), argv.data(), code);
+    said = testing::internal::GetCapturedStderr();
+    return c;
+}
+
+}  // namespace
+
+TEST(OutboundConfig, ListenersPoolsAndEgresses) {
+    int code = 0;
+    std::string said;
+    const std::vector<std::string> base = {"--downstream", "internet destinations=mx",
+                                           "--egress",     "a address=192.0.2.1 helo=a.example",
+                                           "--egress",     "b address=192.0.2.2 helo=b.example",
+                                           "--pool",       "bulk a,b:0",
+                                           "--pool",       "default b"};
+    auto args = base;
+    for (const char* l : {"inet:127.0.0.1:10025 internet", "inet:127.0.0.1:10026 internet risk=bulk xproxyto=splice",
+                          "inet:127.0.0.1:10027 internet xproxyto=relay risk=bulk"}) {
+        args.push_back("--listen");
+        args.push_back(l);
+    }
+    auto c = configure(args, code, said);
+    ASSERT_TRUE(c) << said;
+    ASSERT_EQ(c->listeners.size(), 3u);
+    EXPECT_EQ(c->listeners[0].risk, "default");
+    EXPECT_EQ(c->listeners[0].pool, std::optional<std::size_t>(1));
+    EXPECT_FALSE(c->listeners[0].splice);
+    EXPECT_EQ(c->listeners[1].pool, std::optional<std::size_t>(0));
+    EXPECT_TRUE(c->listeners[1].splice);
+    EXPECT_FALSE(c->listeners[2].splice);
+    EXPECT_FALSE(c->dns.refused.empty());  // closed by default
+
+    const std::pair<std::vector<std::string>, const char*> bad[] = {
+        {{"--listen", "inet:127.0.0.1:10025 internet risk=gold"}, "no --pool for risk gold"},
+        {{"--egress", "a address=192.0.2.9 helo=x.example"}, "egress a defined twice"},
+        {{"--pool", "bulk b"}, "pool bulk defined twice"},
+        {{"--pool", "other nobody"}, "no egress named 'nobody'"},
+        {{"--listen", "inet:127.0.0.1:10025 internet risk=bulk extra"}, "want \"SPEC [DOWNSTREAM]"},
+        {{"--dns-option", "nocolon"}, "want \"NAME: VALUE\""},
+        {{"--refused-destinations", "300.0.0.0/8"}, "refused-destinations"},
+    };
+    for (const auto& [extra, want] : bad) {
+        auto a = base;
+        a.insert(a.end(), extra.begin(), extra.end());
+        EXPECT_FALSE(configure(a, code, said)) << want;
+        EXPECT_EQ(code, 1) << want;
+        EXPECT_NE(said.find(want), std::string::npos) << said;
+    }
+    // A risk class on an inbound downstream, and pools without an outbound downstream.
+    EXPECT_FALSE(configure({"--downstream", "d destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:1 d risk=x"},
+                           code, said));
+    EXPECT_NE(said.find("risk= and xproxyto= are for a destinations=mx downstream"), std::string::npos) << said;
+    EXPECT_FALSE(configure(
+        {"--downstream", "d destinations=127.0.0.1:25", "--egress", "a address=192.0.2.1 helo=a.example"}, code, said));
+    EXPECT_NE(said.find("need a destinations=mx downstream"), std::string::npos) << said;
+    auto none = configure({"--downstream", "internet destinations=mx", "--refused-destinations", "none"}, code, said);
+    ASSERT_TRUE(none) << said;
+    EXPECT_TRUE(none->dns.refused.empty());
+}
