@@ -147,6 +147,7 @@ class NginxWithShim(E2ETestCase):
             s.sendall(header[7:])
             self.assertEqual(read_to_end(s), "192.0.2.2\n")
             close_now(s)
+        time.sleep(0.2)  # as before `after`: the last connections' descriptors closed in the workers
         before = worker_stats(self.master.pid)
         t0 = time.monotonic()
         for i in range(10000):
@@ -160,7 +161,8 @@ class NginxWithShim(E2ETestCase):
         for (pid, fds0, rss0), (_, fds1, rss1) in zip(before, after):
             print("nginx worker %d: fds %d -> %d, VmRSS %d -> %d kB" % (pid, fds0, fds1, rss0, rss1))
         self.assertEqual([p for p, _, _ in before], [p for p, _, _ in after], "a worker died")
-        self.assertEqual([f for _, f, _ in before], [f for _, f, _ in after], "descriptor growth")
+        for (_, fds0, _), (_, fds1, _) in zip(before, after):
+            self.assertLessEqual(fds1, fds0, "descriptor growth")
         for (_, _, rss0), (_, _, rss1) in zip(before, after):
             self.assertLess(rss1 - rss0, 1024, "resident memory grew by more than 1 MiB")
 
