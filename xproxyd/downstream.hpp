@@ -51,6 +51,8 @@ public:
         route_tls_ = tls;
     }
     const std::vector<Destination>& destinations() const { return dests_; }
+    // The egress of the route (its connections' source address); none outside the outbound mode.
+    const Egress* egress() const { return egress_; }
     // The last open() failed because the egress address could not be bound.
     bool bind_failed() const { return bind_failed_; }
     // The last open() failed because the TLS its mode requires could not be had (no

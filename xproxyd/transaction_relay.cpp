@@ -270,10 +270,14 @@ std::uint64_t egress_draw() {
 std::string recipient_domain(const std::string& path) {
     const auto at = path.rfind('@');
     if (at == std::string::npos) return {};
-    std::string d = path.substr(at + 1);
-    for (char& c : d)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return d;
+    return to_lower(std::string_view(path).substr(at + 1));
+}
+
+// " pool=P egress=E source=ADDR", the part of every log line of an outbound transaction
+// that says where it leaves from; empty without an egress.
+std::string egress_tag(const std::string& pool, const Egress* egress) {
+    if (!egress) return {};
+    return " pool=" + pool + " egress=" + egress->name + " source=" + egress->address.to_string();
 }
 
 }  // namespace
@@ -294,9 +298,7 @@ void TransactionRelay::mail_outbound() {
         txn_.egress = session_egress_;
         txn_.pool = p.risk;
     }
-    if (txn_.egress)
-        txn_.tag = " pool=" + txn_.pool + " egress=" + txn_.egress->name +
-                   " source=" + txn_.egress->address.to_string();
+    txn_.tag = egress_tag(txn_.pool, txn_.egress);
     txn_.active = true;
     log::info("event=mail sid=%s from=<%s>%s", sid_.c_str(), escape_value(txn_.mail.path, 256).c_str(),
               txn_.tag.c_str());
@@ -326,7 +328,7 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
     RouteTls tls;
     if (txn_.params.requiretls) tls.mode = TlsMode::verify;
     std::optional<std::size_t> keep;
-    if (ds_.connected() && !ds_.dirty && txn_.egress == current_egress_) {
+    if (ds_.connected() && !ds_.dirty && txn_.egress == ds_.egress()) {
         for (std::size_t i = 0; i < dests.size() && !keep; ++i)
             if (dests[i].host == ds_.destination().host && dests[i].port == ds_.destination().port) keep = i;
         // REQUIRETLS: verified for this MX host's name, whatever the earlier transaction asked.
@@ -338,7 +340,6 @@ awaitable<bool> TransactionRelay::route_to(const std::string& domain, const MxRe
     } else {
         co_await release_downstream();
         ds_.route(std::move(dests), txn_.egress, tls);
-        current_egress_ = txn_.egress;
         bool reused = false;
         // A parked connection is plain TCP: only where TLS is not required.
         const bool parked = sh_.pool.enabled() && !tls.mode && ds_.config().tls == TlsMode::may && adopt_parked();
@@ -454,22 +455,20 @@ awaitable<void> TransactionRelay::rcpt_outbound(const std::string& path, const s
         // The transaction's destinations become those this domain shares with it, so a
         // failover never takes its recipients to a host that is not their MX. REQUIRETLS
         // checks one MX host name: another domain goes in its own transaction.
+        // Those already tried (before the connected one) are left out.
         std::vector<Destination> shared;
-        std::size_t at = 0;
+        bool same = false;  // the connected destination is among this domain's MX hosts
         if (ds_.connected() && !txn_.params.requiretls) {
-            for (std::size_t i = 0; i < ds_.destinations().size(); ++i) {
+            for (std::size_t i = ds_.index(); i < ds_.destinations().size(); ++i) {
                 const Destination& d = ds_.destinations()[i];
                 bool in = false;
                 for (const auto& m : mx.destinations) in = in || m.address.to_string() == d.host;
                 if (!in) continue;
-                if (i == ds_.index()) at = shared.size();
-                if (i == ds_.index() || i > ds_.index()) shared.push_back(d);
+                same = same || i == ds_.index();
+                shared.push_back(d);
             }
         }
-        bool same = false;
-        for (const auto& d : shared)
-            same = same || (d.host == ds_.destination().host && d.port == ds_.destination().port);
-        if (same) ds_.retarget(std::move(shared), at);
+        if (same) ds_.retarget(std::move(shared), 0);  // the connected one comes first
         if (!same) {
             // Another destination: not in this transaction. 452 keeps the recipient with the
             // client, which sends it in a later transaction (RFC 5321 4.5.3.1.10).
@@ -612,8 +611,7 @@ awaitable<void> TransactionRelay::xproxyto(const smtp::XproxyTo& x) {
     bound_egress_ = egress;
     bound_pool_ = pool_name;
     domain_check_ = tls->second;
-    txn_.tag = egress ? " pool=" + pool_name + " egress=" + egress->name + " source=" + egress->address.to_string()
-                      : std::string();
+    txn_.tag = egress_tag(pool_name, egress);
     if (log::enabled(log::Level::info))
         log::info("event=xproxyto sid=%s source_session=\"%s\" destinations=%zu port=%u risk=\"%s\" tls=%s%s%s",
                   sid_.c_str(), escape_value(x.session_id, 64).c_str(), x.destinations.size(), x.port,
@@ -621,7 +619,6 @@ awaitable<void> TransactionRelay::xproxyto(const smtp::XproxyTo& x) {
                   refused.empty() ? "" : (" refused=\"" + escape_value(refused, 300) + "\"").c_str(), txn_.tag.c_str());
     const std::size_t total = dests.size();
     ds_.route(std::move(dests), egress, tls->first);
-    current_egress_ = egress;
     bool reused = false;
     const bool ok = total > 0 && co_await open_from(0, txn_.source, reused);
     const std::string tag = std::move(txn_.tag);

@@ -142,7 +142,6 @@ private:
     Transaction txn_;
     unsigned count_ = 0;
     std::optional<std::size_t> pool_;
-    const Egress* current_egress_ = nullptr;  // of the open downstream connection (outbound)
     const Egress* session_egress_ = nullptr;  // drawn from the listener's pool at the first MAIL
     bool tls_refused_ = false;                // open_from(): a destination failed for want of TLS
     // After XPROXYTO: the destination is the source's choice, not the MX hosts.
