@@ -302,4 +302,158 @@ TEST(DovecotAuth, ConnectRefusedIsTemporary) {
     EXPECT_NE(v.reason.find("unix:/nonexistent/xproxy-auth: connect: "), std::string::npos) << v.reason;
 }
 
+// A real Dovecot (dovecot -F) in a private directory: a passwd-file passdb with user
+// names holding a TAB and a CR (auth_username_chars empty allows them), an auth-client
+// unix listener and a loopback inet listener. Stopped by its PID.
+class RealDovecot {
+public:
+    static std::string binary() {
+        for (const char* p : {"/usr/sbin/dovecot", "/usr/local/sbin/dovecot"})
+            if (::access(p, X_OK) == 0) return p;
+        return {};
+    }
+
+    explicit RealDovecot(const std::string& bin) {
+        char tmpl[] = "/tmp/xproxy-dovecot-XXXXXX";
+        if (!::mkdtemp(tmpl)) return;
+        dir_ = tmpl;
+        ::chmod(dir_.c_str(), 0755);  // dovecot's unprivileged processes reach base_dir
+        std::filesystem::create_directories(dir_ + "/run");
+        std::filesystem::create_directories(dir_ + "/state");
+        write("passwd",
+              "alice@example.com:{PLAIN}alice-secret\n"
+              "tab\tuser:{PLAIN}tab-secret\n"
+              "cr\ruser:{PLAIN}cr-secret\n");
+        {
+            asio::io_context io;
+            asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+            port_ = a.local_endpoint().port();
+        }
+        write("dovecot.conf",
+              "protocols =\n"
+              "base_dir = " +
+                  dir_ +
+                  "/run\n"
+                  "state_dir = " +
+                  dir_ +
+                  "/state\n"
+                  "log_path = " +
+                  dir_ +
+                  "/dovecot.log\n"
+                  "ssl = no\n"
+                  "auth_mechanisms = plain login\n"
+                  "auth_failure_delay = 0\n"
+                  "auth_username_chars =\n"
+                  "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u " +
+                  dir_ +
+                  "/passwd\n}\n"
+                  "userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=/nonexistent\n}\n"
+                  "service auth {\n"
+                  "  unix_listener auth-xproxy {\n    mode = 0600\n  }\n"
+                  "  inet_listener auth-inet {\n    address = 127.0.0.1\n    port = " +
+                  std::to_string(port_) + "\n  }\n}\n");
+        const std::string conf = dir_ + "/dovecot.conf", out = dir_ + "/stderr";
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            if (std::freopen(out.c_str(), "w", stderr) == nullptr) ::_exit(126);
+            ::execl(bin.c_str(), "dovecot", "-F", "-c", conf.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~RealDovecot() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    }
+
+    // Waits until both listeners accept connections.
+    bool ready() {
+        for (int i = 0; i < 200; ++i) {
+            asio::io_context io;
+            error_code e1, e2;
+            asio::local::stream_protocol::socket u(io);
+            u.connect(asio::local::stream_protocol::endpoint(socket_path()), e1);
+            asio::ip::tcp::socket t(io);
+            t.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), e2);
+            if (!e1 && !e2) return true;
+            if (pid_ <= 0 || ::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return false;
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+        return false;
+    }
+    std::string socket_path() const { return dir_ + "/run/auth-xproxy"; }
+    std::uint16_t port() const { return port_; }
+    std::string log() const {
+        std::string out;
+        for (const char* f : {"/stderr", "/dovecot.log"}) {
+            std::ifstream in(dir_ + f);
+            out += std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+        }
+        return out;
+    }
+
+private:
+    void write(const char* name, const std::string& text) {
+        std::ofstream(dir_ + "/" + name) << text;
+        ::chmod((dir_ + "/" + name).c_str(), 0644);
+    }
+    std::string dir_;
+    pid_t pid_ = -1;
+    std::uint16_t port_ = 0;
+};
+
+TEST(DovecotAuthReal, PlainOkFailedAndEscapedUserNames) {
+    const std::string bin = RealDovecot::binary();
+    if (bin.empty()) GTEST_SKIP() << "the dovecot binary is not installed (apt install dovecot-core): not tested";
+    RealDovecot dovecot(bin);
+    ASSERT_TRUE(dovecot.ready()) << "dovecot did not start:\n" << dovecot.log();
+    DovecotAuth unix_auth(*DovecotAuth::parse_target("unix:" + dovecot.socket_path(), nullptr), 10s);
+    DovecotAuth inet_auth(*DovecotAuth::parse_target("inet:127.0.0.1:" + std::to_string(dovecot.port()), nullptr), 10s);
+    struct Row {
+        const char* what;
+        DovecotAuth* auth;
+        std::string user, password;
+        Kind want_kind;
+        std::string want_user;
+    };
+    const Row rows[] = {
+        {"ok", &unix_auth, "alice@example.com", "alice-secret", Kind::ok, "alice@example.com"},
+        {"ok over inet", &inet_auth, "alice@example.com", "alice-secret", Kind::ok, "alice@example.com"},
+        {"wrong password", &unix_auth, "alice@example.com", "alice-secreT", Kind::failed, ""},
+        {"unknown user", &unix_auth, "nobody@example.com", "alice-secret", Kind::failed, ""},
+        {"TAB in the user name", &unix_auth, "tab\tuser", "tab-secret", Kind::ok, "tab\tuser"},
+        {"CR in the user name", &inet_auth, "cr\ruser", "cr-secret", Kind::ok, "cr\ruser"},
+        {"TAB user, wrong password", &unix_auth, "tab\tuser", "cr-secret", Kind::failed, ""},
+    };
+    for (const auto& r : rows) {
+        SCOPED_TRACE(r.what);
+        asio::io_context io;
+        const AuthVerdict v = run_verify(io, *r.auth, creds(r.user, r.password));
+        EXPECT_EQ(v.kind, r.want_kind) << v.reason << "\n" << dovecot.log();
+        if (r.want_kind == Kind::ok) {
+            EXPECT_EQ(v.user, r.want_user);
+        }
+        EXPECT_EQ(v.reason.find(r.password), std::string::npos);
+    }
+    // several checks at once on one thread, each on its own connection
+    asio::io_context io;
+    int ok = 0;
+    for (int i = 0; i < 8; ++i)
+        asio::co_spawn(
+            io,
+            [&, i]() -> asio::awaitable<void> {
+                const auto v = co_await unix_auth.verify(creds("alice@example.com", i % 2 ? "alice-secret" : "wrong"),
+                                                         peer());
+                if (v.kind == (i % 2 ? Kind::ok : Kind::failed)) ++ok;
+            },
+            asio::detached);
+    io.run();
+    EXPECT_EQ(ok, 8);
+}
+
 }  // namespace
