@@ -168,7 +168,7 @@ asio::awaitable<AuthVerdict> DovecotAuth::verify(const sasl::Credentials& c, con
                                                          : ec.message();
         return verdict(Kind::temporary, where + step + ": " + why);
     };
-    auto protocol_failure = [&](std::string why) {
+    auto protocol_failure = [&](const std::string& why) {
         channel->close();
         return verdict(Kind::temporary, where + why);
     };
