@@ -1,11 +1,9 @@
 // keyring.cpp: key ring parsing, and loading with the file ownership rules (keyring.hpp).
 #include <xproxy/base/keyring.hpp>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-
 #include <cstring>
 
+#include <xproxy/base/base64.hpp>
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/base/text.hpp>
 
@@ -20,53 +18,33 @@ int hex_value(char c) {
     return -1;
 }
 
-bool is_b64(char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-}
-
 // Decodes "hex:..." or "base64:..." into out; on failure returns a reason (no secret
 // byte in it).
 const char* decode_secret(std::string_view spec, SecretBytes& out) {
-    std::vector<unsigned char> buf;  // sized once, never shrunk nor grown: one allocation to wipe
-    std::size_t len = 0;             // bytes of buf that are the secret
+    SecretBytes secret;  // wipes itself, whichever way this returns
     const char* why = nullptr;
     if (spec.rfind("hex:", 0) == 0) {
         std::string_view hex = spec.substr(4);
         if (hex.empty() || hex.size() % 2 != 0) {
             why = "hex secret must have an even, non-zero number of digits";
         } else {
-            buf.resize(hex.size() / 2);
-            for (std::size_t i = 0; i < buf.size() && !why; ++i) {
+            char* p = secret.prepare(hex.size() / 2);
+            for (std::size_t i = 0; i < secret.size() && !why; ++i) {
                 const int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
                 if (hi < 0 || lo < 0) why = "hex secret has a character that is not a hex digit";
-                else buf[i] = static_cast<unsigned char>(hi * 16 + lo);
+                else p[i] = static_cast<char>(hi * 16 + lo);
             }
-            len = buf.size();
         }
     } else if (spec.rfind("base64:", 0) == 0) {
         std::string_view b64 = spec.substr(7);
-        std::size_t pad = 0;
-        while (pad < 2 && pad < b64.size() && b64[b64.size() - 1 - pad] == '=') ++pad;
-        bool chars_ok = !b64.empty() && b64.size() % 4 == 0;
-        for (std::size_t i = 0; chars_ok && i + pad < b64.size(); ++i) chars_ok = is_b64(b64[i]);
-        if (!chars_ok) {
+        if (b64.empty() || !base64_decode(b64, secret))
             why = "base64 secret must be standard base64 (A-Z a-z 0-9 + /) with '=' padding";
-        } else {
-            buf.resize(b64.size() / 4 * 3);
-            const int n = EVP_DecodeBlock(buf.data(), reinterpret_cast<const unsigned char*>(b64.data()),
-                                          static_cast<int>(b64.size()));
-            // The bytes decoded from the padding stay in buf (cleansed below): shrinking
-            // the vector would leave them beyond size(), out of reach of the cleanse.
-            if (n < 0 || static_cast<std::size_t>(n) < pad) why = "base64 secret does not decode";
-            else len = static_cast<std::size_t>(n) - pad;
-        }
     } else {
         why = "secret must start with hex: or base64:";
     }
-    if (!why && len < KeyRing::kMinSecret) why = "secret is shorter than 16 bytes";
-    if (!why && len > KeyRing::kMaxSecret) why = "secret is longer than 128 bytes";
-    if (!why) out.assign(buf.data(), len);
-    if (!buf.empty()) OPENSSL_cleanse(buf.data(), buf.size());
+    if (!why && secret.size() < KeyRing::kMinSecret) why = "secret is shorter than 16 bytes";
+    if (!why && secret.size() > KeyRing::kMaxSecret) why = "secret is longer than 128 bytes";
+    if (!why) out = std::move(secret);
     return why;
 }
 
