@@ -666,6 +666,14 @@ service auth {
     port = %(port)d
   }
 }
+%(penalty)s"""
+# Dovecot's own slow-down of failed logins per client address (2 s, 4 s ... 15 s), off
+# unless a test asks for it: the tests and benchmarks fail logins from 127.0.0.1 on purpose.
+DOVECOT_NO_PENALTY = """service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 """
 
 
@@ -676,12 +684,15 @@ class Dovecot:
     {PLAIN} in a passwd-file). Runs in the foreground (dovecot -F) from the sandbox's
     NAME/ directory, logging to .log; stopped by PID with the test's processes. Dovecot's
     master does not wait for its children on SIGTERM: stop() waits for their PIDs too.
+    penalty=True keeps Dovecot's delays after failed logins per client address (off by
+    default: a test's wrong password must not slow down the next login from 127.0.0.1).
 
         dv = Dovecot(self.sandbox, self.procs, {"alice@example.com": "secret"})
         main_cf["smtpd_sasl_path"] = dv.sasl_path  # inet:127.0.0.1:PORT
     """
 
-    def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login"):
+    def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login",
+                 penalty=False):
         self.procs = procs
         self.users = dict(users if users is not None else {"alice@example.com": "secret",
                                                             "bob@example.com": "bob-secret"})
@@ -698,7 +709,7 @@ class Dovecot:
         sandbox.logs.append(self.log)
         self.conf = sandbox.write(name + "/dovecot.conf", DOVECOT_CONF % {
             "root": self.root, "log": self.log, "passwd": self.passwd, "port": self.auth_port,
-            "mechanisms": mechanisms})
+            "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY})
         self.proc = procs.start(name, ["dovecot", "-F", "-c", self.conf], stop=self._stop_master)
         try:
             wait_for_port("127.0.0.1", self.auth_port, 20)
