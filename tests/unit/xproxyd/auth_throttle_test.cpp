@@ -61,6 +61,17 @@ TEST(AuthThrottle, DelayIsCappedAtMaxDelay) {
     EXPECT_EQ(last, 5000ms);
 }
 
+TEST(AuthThrottle, AnEntryKeepsAtMostThresholdFailures) {
+    // Failures past the threshold (callers that passed check() before the lock) replace
+    // the oldest: the count, and so the delay, stops at the threshold.
+    ThrottleLimits l = address_only(3);
+    l.max_delay = 100s;
+    AuthThrottle t{l};
+    const std::chrono::milliseconds want_delay[] = {0ms, 1000ms, 2000ms, 2000ms, 2000ms, 2000ms};
+    for (int i = 0; i < 6; ++i) EXPECT_EQ(t.failed(ip("192.0.2.9"), "u", t0), want_delay[i]) << i;
+    EXPECT_EQ(t.check(ip("192.0.2.9"), "u", t0).delay, 3000ms);
+}
+
 TEST(AuthThrottle, LockoutEndsAfterItsTimeAndKnockingDoesNotExtendIt) {
     AuthThrottle t{address_only(3)};
     const auto a = ip("198.51.100.1");
