@@ -35,9 +35,11 @@ def raise_fd_limit(want=65536):
 
 
 def strace_attach(pid, path):
-    """strace -c -f attached to pid and all its threads, counting into path; stop it with
-    strace_calls()."""
-    st = subprocess.Popen(["strace", "-c", "-f", "-o", path, "-p", str(pid)], stderr=subprocess.DEVNULL)
+    """strace -c -f attached to pid (or to each of a list of PIDs) and all its threads and
+    later children, counting into path; stop it with strace_calls()."""
+    pids = [pid] if isinstance(pid, int) else list(pid)
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", path] + [a for p in pids for a in ("-p", str(p))],
+                          stderr=subprocess.DEVNULL)
     time.sleep(1)  # attached to every thread
     return st
 
@@ -54,3 +56,51 @@ def strace_calls(st, path):
             if len(w) >= 5 and w[0][0].isdigit() and w[3].isdigit():
                 calls[w[-1]] = int(w[3])
     return calls
+
+
+_TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid):
+    """(ppid, CPU ticks of pid itself and of its reaped children), or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            w = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the name: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    # utime stime cutime cstime
+    return int(w[1]), int(w[11]) + int(w[12]) + int(w[13]) + int(w[14])
+
+
+def _tree(roots):
+    """{pid: CPU ticks} of roots and every live descendant (ticks as _stat_fields)."""
+    parent, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            f = _stat_fields(int(entry))
+            if f:
+                parent[int(entry)], ticks[int(entry)] = f
+    out = {}
+    for pid, t in ticks.items():
+        p = pid
+        while p and p not in roots:
+            p = parent.get(p, 0)
+        if p:
+            out[pid] = t
+    return out
+
+
+def tree_pids(roots):
+    """roots and every live descendant, e.g. to attach strace to a forking server."""
+    return sorted(_tree(set(roots)))
+
+
+def tree_cpu_ns(roots):
+    """CPU time so far of the processes roots and all their descendants, counting the ones
+    that have ended and were waited for through their parents (cutime, cstime): the cost
+    of a server that forks a process per session (Postfix's smtpd, Dovecot's auth), which
+    schedstat of live threads misses. Clock-tick resolution (10 ms): use over many
+    messages. The difference of two readings is exact when every ended process was waited
+    for by a parent inside the tree."""
+    return sum(_tree(set(roots)).values()) * _TICK_NS

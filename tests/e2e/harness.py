@@ -15,6 +15,8 @@ Building blocks:
                    file and ports; optional LD_PRELOAD wrapper for smtpd, import_environment
   SmtpSink         /usr/sbin/smtp-sink dumping every message to a file; commands() lists
                    what it received when verbose
+  Dovecot          Dovecot's auth service alone, on an inet listener (SASL for Postfix
+                   and xproxyd), with a passwd-file of {PLAIN} passwords
   HAProxy          HAProxy in tcp mode, plain, send-proxy or send-proxy-v2
   CaptureServer    a Python listener recording the raw bytes of each connection and
                    optionally answering (policy_responder() answers policy requests)
@@ -637,6 +639,105 @@ class SmtpSink:
             last.update(sizes)
             return [read_text(p) for p in files] if stable else None
         return wait_until(ready, timeout, 0.1, "%d message(s) at the sink" % n)
+
+
+# ---------------------------------------------------------------- Dovecot
+
+DOVECOT_CONF = """
+protocols =
+base_dir = %(root)s/run
+state_dir = %(root)s/state
+log_path = %(log)s
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = %(mechanisms)s
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %(passwd)s
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  inet_listener auth-inet {
+    address = 127.0.0.1
+    port = %(port)d
+  }
+}
+%(penalty)s"""
+# Dovecot's own slow-down of failed logins per client address (2 s, 4 s ... 15 s), off
+# unless a test asks for it: the tests and benchmarks fail logins from 127.0.0.1 on purpose.
+DOVECOT_NO_PENALTY = """service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+"""
+
+
+class Dovecot:
+    """A standalone Dovecot that only authenticates: its auth service on an inet listener
+    127.0.0.1:auth_port (what Postfix's smtpd_sasl_type=dovecot and xproxyd's Dovecot
+    client speak to), checking the passwords of `users` ({login: password}, stored
+    {PLAIN} in a passwd-file). Runs in the foreground (dovecot -F) from the sandbox's
+    NAME/ directory, logging to .log; stopped by PID with the test's processes. Dovecot's
+    master does not wait for its children on SIGTERM: stop() waits for their PIDs too.
+    penalty=True keeps Dovecot's delays after failed logins per client address (off by
+    default: a test's wrong password must not slow down the next login from 127.0.0.1).
+
+        dv = Dovecot(self.sandbox, self.procs, {"alice@example.com": "secret"})
+        main_cf["smtpd_sasl_path"] = dv.sasl_path  # inet:127.0.0.1:PORT
+    """
+
+    def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login",
+                 penalty=False):
+        self.procs = procs
+        self.users = dict(users if users is not None else {"alice@example.com": "secret",
+                                                            "bob@example.com": "bob-secret"})
+        self.root = sandbox.mkdir(name)
+        for d in ("run", "state"):
+            sandbox.mkdir(name, d)
+        # Read by the auth process, which runs as user dovecot: group dovecot, not world.
+        self.passwd = sandbox.write(name + "/passwd", "".join("%s:{PLAIN}%s\n" % kv for kv in self.users.items()),
+                                    mode=0o640)
+        os.chown(self.passwd, 0, pwd.getpwnam("dovecot").pw_gid)
+        self.auth_port = port or free_port()
+        self.sasl_path = "inet:127.0.0.1:%d" % self.auth_port
+        self.log = os.path.join(self.root, "dovecot.log")
+        sandbox.logs.append(self.log)
+        self.conf = sandbox.write(name + "/dovecot.conf", DOVECOT_CONF % {
+            "root": self.root, "log": self.log, "passwd": self.passwd, "port": self.auth_port,
+            "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY})
+        self.proc = procs.start(name, ["dovecot", "-F", "-c", self.conf], stop=self._stop_master)
+        try:
+            wait_for_port("127.0.0.1", self.auth_port, 20)
+        except TimeoutError:
+            sandbox.dump_logs()
+            raise
+
+    def _stop_master(self):
+        """SIGTERM to the master, then wait for it and for every process it had started."""
+        family, todo = [], [self.proc.pid]
+        while todo:
+            kids = children_of(todo.pop())
+            family += kids
+            todo += kids
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        try:
+            wait_until(lambda: not any(pid_alive(p) for p in family), 10, 0.05, "dovecot's processes to exit")
+        except TimeoutError:
+            for p in family:
+                if pid_alive(p):
+                    os.kill(p, signal.SIGKILL)
+
+    def stop(self):
+        self.procs.stop(self.proc)
+
+    def log_text(self):
+        return read_text(self.log)
 
 
 # ---------------------------------------------------------------- HAProxy

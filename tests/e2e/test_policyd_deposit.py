@@ -2,12 +2,8 @@
 backend: a sender in a hosted domain is accepted only from a client authenticated as that
 sender; another user claiming the sender, and an unauthenticated client, get 5.7.1."""
 
-import os
-import pwd
-import time
-
-from harness import (E2ETestCase, Postfix, SmtpSink, binary, free_port, main, swaks, wait_for_log, wait_for_port,
-                     wait_until)
+from harness import (Dovecot, E2ETestCase, Postfix, SmtpSink, binary, free_port, main, swaks, wait_for_log,
+                     wait_for_port, wait_until)
 
 DIRECTORY = """domain example.com state=active services=smtp,submission
 user alice@example.com
@@ -16,47 +12,10 @@ user bob@example.com
 
 
 class Deposit(E2ETestCase):
-    def start_dovecot(self):
-        root = self.sandbox.mkdir("dovecot")
-        for d in ("run", "state"):
-            self.sandbox.mkdir("dovecot", d)
-        passwd = self.sandbox.write("dovecot/passwd", "alice@example.com:{PLAIN}alice-secret\n"
-                                                      "bob@example.com:{PLAIN}bob-secret\n", mode=0o640)
-        dv = pwd.getpwnam("dovecot")
-        os.chown(passwd, 0, dv.pw_gid)
-        self.auth_port = free_port()
-        log = os.path.join(root, "dovecot.log")
-        self.sandbox.logs.append(log)
-        conf = self.sandbox.write("dovecot/dovecot.conf", """
-protocols =
-base_dir = %(root)s/run
-state_dir = %(root)s/state
-log_path = %(log)s
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%%u %(passwd)s
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  inet_listener auth-postfix {
-    address = 127.0.0.1
-    port = %(port)d
-  }
-}
-""" % {"root": root, "log": log, "passwd": passwd, "port": self.auth_port})
-        self.procs.start("dovecot", ["dovecot", "-F", "-c", conf])
-        wait_for_port("127.0.0.1", self.auth_port, 20)
-
     def setUp(self):
         super().setUp()
-        self.start_dovecot()
+        self.dovecot = Dovecot(self.sandbox, self.procs, {"alice@example.com": "alice-secret",
+                                                          "bob@example.com": "bob-secret"})
         self.pd_port = free_port()
         directory = self.sandbox.write("directory.txt", DIRECTORY)
         self.pd_log = self.sandbox.path("policyd.log")
@@ -73,7 +32,7 @@ service auth {
         self.pf = Postfix(self.sandbox, self.procs, "pf", self.port, relay_port=self.sink.port, main_cf={
             "mynetworks": "127.0.0.1/32",
             "smtpd_sasl_type": "dovecot",
-            "smtpd_sasl_path": "inet:127.0.0.1:%d" % self.auth_port,
+            "smtpd_sasl_path": self.dovecot.sasl_path,
             "smtpd_sasl_auth_enable": "yes",
             "smtpd_sasl_security_options": "noanonymous",
             "smtpd_tls_auth_only": "no",

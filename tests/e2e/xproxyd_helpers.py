@@ -1,6 +1,7 @@
 """xproxyd_helpers: start xproxyd for the end-to-end tests, and a scriptable SMTP
 downstream for fault injection (dies in the middle of DATA, answers slowly, rejects some
-recipients), a CHUNKING-capable one, Exim as a BDAT sender, a recording TCP relay. Used by
+recipients), a CHUNKING-capable one, Exim as a BDAT sender, a recording TCP relay, the
+"home" Postfix of the submission mode (XCLIENT from xproxyd, AUTH and TLS for clients). Used by
 test_xproxyd_*.py; not a test itself."""
 
 import glob
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from harness import SmtpClient, _uid, binary, free_port, read_text, wait_for_log, wait_for_port
+from harness import Postfix, SmtpClient, _uid, binary, free_port, read_text, wait_for_log, wait_for_port
 
 NSD_CONF = """server:
   ip-address: 127.0.0.1@{port}
@@ -415,6 +416,77 @@ class TestPki:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # TLS 1.0/1.1 need it with OpenSSL 3
             ctx.minimum_version, ctx.maximum_version = versions
         return ctx
+
+
+class HomePostfix:
+    """The "home" Postfix of the submission mode: a private Postfix (harness.Postfix) that
+    relays only authenticated mail, to [127.0.0.1]:relay_port (an SmtpSink that dumps to
+    files, or a benchmark's CountingSink), and logs to pf.maillog.
+
+      port             the listener xproxyd relays to: plain SMTP, XCLIENT allowed from
+                       xclient_hosts (default 127.0.0.1/32); XCLIENT LOGIN= authenticates
+                       the session (sasl_method=XCLIENT in the log), ADDR= and PORT= are
+                       logged as the client (smtpd_client_port_logging)
+      submission_port  (submission=True) what mail clients use directly: STARTTLS
+                       (smtpd_tls_security_level=may) and AUTH only after it
+                       (smtpd_tls_auth_only), checked by `dovecot`
+      smtps_port       (smtps=True) the same with implicit TLS (smtpd_tls_wrappermode)
+
+    Relay needs permit_sasl_authenticated: AUTH, or XCLIENT LOGIN= (which Postfix honours
+    only with SASL enabled, hence SASL on every listener, with `dovecot` (a
+    harness.Dovecot) as its server). The TLS certificate is issued for 127.0.0.1 and
+    home.test.invalid by `pki` (a TestPki; a new one when not given): trust pki.ca.
+    main_cf: more main.cf settings."""
+
+    def __init__(self, sandbox, procs, relay_port, dovecot, pki=None, submission=False, smtps=False, name="home",
+                 xclient_hosts="127.0.0.1/32", main_cf=None, services=()):
+        self.pki = pki or TestPki(sandbox, name + "-ca")
+        self.cert, self.key = self.pki.issue(name, dns=["%s.test.invalid" % name], ips=["127.0.0.1"])
+        self.port = free_port()
+        cfg = {
+            "smtpd_authorized_xclient_hosts": xclient_hosts,
+            "smtpd_client_port_logging": "yes",
+            "smtpd_sasl_auth_enable": "yes",
+            "smtpd_sasl_type": "dovecot",
+            "smtpd_sasl_path": dovecot.sasl_path,
+            "smtpd_sasl_security_options": "noanonymous",
+            "smtpd_sasl_tls_security_options": "noanonymous",
+            "smtpd_tls_cert_file": self.cert,
+            "smtpd_tls_key_file": self.key,
+            "smtpd_tls_security_level": "none",
+            # Only authenticated sessions relay, whatever their address (mynetworks is not asked).
+            "smtpd_relay_restrictions": "permit_sasl_authenticated, reject_unauth_destination",
+            "smtpd_recipient_restrictions": "permit_sasl_authenticated, reject",
+            "smtpd_client_connection_count_limit": "0",
+            "smtpd_client_connection_rate_limit": "0",
+        }
+        cfg.update(main_cf or {})
+        extra = list(services)
+        tls = " -o smtpd_tls_security_level=may -o smtpd_tls_auth_only=yes"
+        self.submission_port = self.smtps_port = None
+        if submission:
+            self.submission_port = free_port()
+            extra.append("127.0.0.1:%d inet n - n - - smtpd%s -o syslog_name=postfix/submission"
+                         % (self.submission_port, tls))
+        if smtps:
+            self.smtps_port = free_port()
+            extra.append("127.0.0.1:%d inet n - n - - smtpd%s -o smtpd_tls_wrappermode=yes -o syslog_name=postfix/smtps"
+                         % (self.smtps_port, tls))
+        self.pf = Postfix(sandbox, procs, name, self.port, relay_port=relay_port, main_cf=cfg, services=extra,
+                          ipv6=True).start()
+        for p in (self.submission_port, self.smtps_port):
+            if p:
+                wait_for_port("127.0.0.1", p)
+
+    def client_context(self):
+        """An ssl client context that trusts this Postfix's certificate."""
+        return ssl.create_default_context(cafile=self.pki.ca)
+
+    def log(self):
+        return self.pf.log()
+
+    def wait_log(self, regex, timeout=10.0, start=0):
+        return self.pf.wait_log(regex, timeout, start)
 
 
 def to_data_form(raw):
