@@ -229,7 +229,7 @@ TEST(DirectoryFile, ParseErrorTable) {
         {"domain example.com.\n", "ends with a dot"},
         {"domain " + std::string(254, 'a') + "\n", "line 1: domain name is longer than 253 bytes"},
         {dom + "domain EXAMPLE.COM\n", "line 2: domain EXAMPLE.COM is already defined"},
-        {"mailbox a@b\n", "line 1: unknown keyword 'mailbox' (want domain or user)"},
+        {"mailbox a@b\n", "line 1: unknown keyword 'mailbox' (want domain, user or mta)"},
         {"user alice@example.com\n", "line 1: domain 'example.com' of user alice@example.com is not defined"},
         {dom + "user\n", "line 2: user line without an address"},
         {dom + "user alice\n", "line 2: user 'alice' is not of the form local@domain"},
