@@ -485,4 +485,10 @@ TEST(DirectoryFile, ShippedExampleLoads) {
     EXPECT_TRUE(d->find_domain("secure.example.org")->require_tls);
     EXPECT_EQ(d->find_domain("gone.example")->state, EntryState::deleted);
     EXPECT_TRUE(d->find_by_fingerprint("5c1e0b9a7344d28f61aa037e92c415b8e02d6f934871bc0a5e36f12784dd904b"));
+    EXPECT_EQ(d->mta_count(), 2u);
+    const auto alice = d->find_by_login("alice");
+    ASSERT_TRUE(alice);
+    EXPECT_EQ(d->home_of(*alice), "mta1.example.net");  // the domain's
+    EXPECT_EQ(d->find_mta(d->home_of(*alice))->destinations.size(), 2u);
+    EXPECT_EQ(d->home_of(*d->find_address("bob@example.com")), "mta2.example.net");
 }
