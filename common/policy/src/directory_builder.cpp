@@ -343,7 +343,7 @@ bool DirectoryBuilder::add_mta(const MtaInfo& mta, std::string* error) {
     r.tls_name_len = static_cast<std::uint8_t>(mta.tls_name.size());
     r.encoding = mta.encoding;
     r.tls = mta.tls;
-    m.endpoints.insert(m.endpoints.end(), mta.destinations.begin(), mta.destinations.end());
+    for (const MtaEndpoint& e : mta.destinations) m.endpoints.push_back({e.address.normalized(), e.port});
     const auto id = static_cast<std::uint32_t>(m.mtas.size());
     m.mtas.push_back(r);
     m.mta_index.insert(hash_key(0, folded), r.name_off, r.name_len, 0, id, m.domain_hash_of());

@@ -331,10 +331,16 @@ TEST(DirectoryBuilderMta, RefusalsChangeNothing) {
         EXPECT_NE(error.find(r.want_error), std::string::npos) << "got: " << error << "\nwant: " << r.want_error;
     }
     EXPECT_FALSE(b.add_mta(MtaInfo{"m", {}, MtaEncoding::automatic, MtaTls::unset, ""}, nullptr));
+    std::vector<MtaEndpoint> mapped(1);
+    mapped[0].address = IpAddress::parse("::ffff:192.0.2.9")->to_v4_mapped();
+    ASSERT_TRUE(mapped[0].address.is_v6());
+    ASSERT_TRUE(b.add_mta(MtaInfo{"mapped", mapped, MtaEncoding::automatic, MtaTls::unset, ""}, &error)) << error;
     const Directory d = b.build();
-    EXPECT_EQ(d.mta_count(), 1u);
+    EXPECT_EQ(d.mta_count(), 2u);
     EXPECT_EQ(d.find_mta("good")->name, "good");
     EXPECT_FALSE(d.find_mta("m"));
+    // Stored as IPv4, as the file parser would read it back.
+    EXPECT_EQ(destinations(*d.find_mta("mapped")), "192.0.2.9:25");
 }
 
 TEST(DirectoryBuilderMta, MtaNamesAndHomesShareTheLimit) {

@@ -233,7 +233,8 @@ public:
     bool add_user(std::string_view address, EntryState state, std::string_view home, const UserExtras& extras,
                   std::string* error);
     // A home MTA: name (stored lower case, unique in any case), 1..16 destinations with a
-    // port other than 0, tls_name only with tls may, encrypt or verify.
+    // port other than 0 (v4-mapped IPv6 stored as IPv4), tls_name only with tls may,
+    // encrypt or verify.
     bool add_mta(const MtaInfo& mta, std::string* error);
 
     std::size_t domain_count() const;
