@@ -1,9 +1,10 @@
 // fuzz_directory_file: parse_directory on arbitrary text, checking its promises: no
 // crash or read past the text; a refusal names the line ("line N: ..."); an accepted
-// text describes a directory in which every domain, user, alias, login and certificate
-// is found again (names in upper case too), and format_directory() writes a text that
-// parses to a directory formatting the same. Every word of the input is also used as a
-// lookup key, which must not crash whatever it holds.
+// text describes a directory in which every domain, user, alias, login, certificate and
+// home MTA is found again (names in upper case too), a user found by a login may send as
+// it, and format_directory() writes a text that parses to a directory formatting the
+// same. Every word of the input is also used as a lookup key, which must not crash
+// whatever it holds.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -32,6 +33,17 @@ void check_directory(const Directory& d) {
         const auto again = d.find_address(xproxy::to_upper(address));
         check(again && again->id == i && again->domain_id == u.domain_id);
         check(d.login_may_send_as(address, u));
+        const auto by_login = d.find_by_login(xproxy::to_upper(address));
+        check(by_login && by_login->id == i);
+        const std::string_view home = d.home_of(u);
+        check(home == (u.home.empty() ? d.domain_at(u.domain_id).home : u.home));
+    }
+    for (std::uint32_t i = 0; i < d.mta_count(); ++i) {
+        const MtaInfo m = d.mta_at(i);
+        const auto again = d.find_mta(xproxy::to_upper(m.name));
+        check(again && again->name == m.name && again->destinations.data() == m.destinations.data());
+        check(!m.destinations.empty() && m.destinations.size() <= kMaxMtaDestinations);
+        check(m.tls_name.empty() || m.tls == MtaTls::may || m.tls == MtaTls::encrypt || m.tls == MtaTls::verify);
     }
     d.for_each_extra([&](Directory::Extra kind, std::uint32_t user, std::string_view value) {
         const UserInfo u = d.user_at(user);
@@ -41,7 +53,13 @@ void check_directory(const Directory& d) {
                 check(found && found->id == user);
                 break;
             }
-            case Directory::Extra::login: check(d.login_may_send_as(xproxy::to_upper(value), u)); break;
+            case Directory::Extra::login: {
+                check(d.login_may_send_as(xproxy::to_upper(value), u));
+                // Another user when ambiguous or when the login is another's address.
+                const auto found = d.find_by_login(xproxy::to_upper(value));
+                check(!found || d.login_may_send_as(value, *found));
+                break;
+            }
             case Directory::Extra::fingerprint: {
                 const auto found = d.find_by_fingerprint(xproxy::to_upper(value));
                 check(found && found->id == user);
@@ -64,6 +82,8 @@ void probe(const Directory& d, std::string_view text) {
         (void)d.find_domain(v);
         (void)d.find_address(v);
         (void)d.find_by_fingerprint(v);
+        (void)d.find_by_login(v);
+        (void)d.find_mta(v);
         if (d.user_count() > 0) (void)d.login_may_send_as(v, d.user_at(0));
         ++words;
         i = j;
@@ -85,7 +105,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto again = parse_directory(written);
     check(again.has_value());
     check(again->domain_count() == d->domain_count() && again->user_count() == d->user_count() &&
-          again->alias_count() == d->alias_count());
+          again->alias_count() == d->alias_count() && again->mta_count() == d->mta_count());
     check(format_directory(*again) == written);
     return 0;
 }

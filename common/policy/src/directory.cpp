@@ -1,5 +1,6 @@
 // directory.cpp: lookups in the in-memory virtual-domain directory (directory.hpp),
-// and the names of states and services. The layout is in directory_internal.hpp.
+// and the names of states, services and MTA settings. The layout is in
+// directory_internal.hpp.
 #include <xproxy/policy/directory.hpp>
 
 #include <array>
@@ -79,6 +80,38 @@ std::string ServiceSet::to_string() const {
     return out.empty() ? "none" : out;
 }
 
+namespace {
+constexpr std::array<std::string_view, 4> kEncodingNames = {"auto", "xproxy", "xclient", "proxy-v2"};
+constexpr std::array<std::string_view, 5> kTlsNames = {"", "none", "may", "encrypt", "verify"};
+
+// The index of `text` (any case) in `names`, from `first` on.
+template <std::size_t N>
+std::optional<std::size_t> find_name(const std::array<std::string_view, N>& names, std::string_view text,
+                                     std::size_t first) {
+    char buf[16];
+    const std::string_view t = fold(text, buf, sizeof buf);
+    if (t.empty()) return std::nullopt;
+    for (std::size_t i = first; i < N; ++i)
+        if (t == names[i]) return i;
+    return std::nullopt;
+}
+}  // namespace
+
+std::string_view to_string(MtaEncoding e) { return kEncodingNames[static_cast<std::size_t>(e)]; }
+std::string_view to_string(MtaTls t) { return kTlsNames[static_cast<std::size_t>(t)]; }
+
+std::optional<MtaEncoding> parse_mta_encoding(std::string_view text) {
+    const auto i = find_name(kEncodingNames, text, 0);
+    if (!i) return std::nullopt;
+    return static_cast<MtaEncoding>(*i);
+}
+
+std::optional<MtaTls> parse_mta_tls(std::string_view text) {
+    const auto i = find_name(kTlsNames, text, 1);
+    if (!i) return std::nullopt;
+    return static_cast<MtaTls>(*i);
+}
+
 std::optional<std::string> normalize_fingerprint(std::string_view text) {
     char buf[kMaxFingerprintHex];
     const std::size_t n = normalize_fp(text, buf);
@@ -142,6 +175,29 @@ bool Directory::login_may_send_as(std::string_view login, const UserInfo& user) 
     return !f.empty() && impl_->login_index.find(hash_key(user.id, f), user.id, f, impl_->arena.data()) != nullptr;
 }
 
+std::optional<UserInfo> Directory::find_by_login(std::string_view login) const {
+    if (login.find('@') != std::string_view::npos)
+        if (auto u = find_address(login)) return u;
+    char buf[kMaxLoginLength];
+    const std::string_view f = fold(login, buf, sizeof buf);
+    if (f.empty()) return std::nullopt;
+    const Slot* s = impl_->owner_index.find(hash_key(0, f), 0, f, impl_->arena.data());
+    if (!s || s->value == kSeveralUsers) return std::nullopt;
+    return impl_->user_info(s->value);
+}
+
+std::optional<MtaInfo> Directory::find_mta(std::string_view name) const {
+    const Slot* s = impl_->find_mta_slot(name);
+    if (!s) return std::nullopt;
+    return impl_->mta_info(s->value);
+}
+
+std::string_view Directory::home_of(const UserInfo& user) const {
+    if (!user.home.empty()) return user.home;
+    if (user.domain_id >= impl_->domains.size()) return {};
+    return impl_->homes[impl_->domains[user.domain_id].home];
+}
+
 void Directory::for_each_extra(const std::function<void(Extra, std::uint32_t, std::string_view)>& fn) const {
     const Impl& m = *impl_;
     for (const Slot& s : m.name_index.slots())
@@ -157,14 +213,19 @@ UserInfo Directory::user_at(std::uint32_t id) const { return impl_->user_info(id
 std::size_t Directory::domain_count() const { return impl_->domains.size(); }
 std::size_t Directory::user_count() const { return impl_->users.size(); }
 std::size_t Directory::alias_count() const { return impl_->name_index.size() - impl_->users.size(); }
+MtaInfo Directory::mta_at(std::uint32_t i) const { return impl_->mta_info(i); }
+std::size_t Directory::mta_count() const { return impl_->mtas.size(); }
 
 std::size_t Directory::memory_bytes() const {
     const Impl& m = *impl_;
     std::size_t n = sizeof(Impl) + m.arena.capacity() + m.domains.capacity() * sizeof(DomainRec) +
-                    m.users.capacity() * sizeof(UserRec) + m.homes.capacity() * sizeof(std::string);
+                    m.users.capacity() * sizeof(UserRec) + m.homes.capacity() * sizeof(std::string) +
+                    m.mtas.capacity() * sizeof(MtaRec) + m.endpoints.capacity() * sizeof(MtaEndpoint);
     for (const auto& h : m.homes) n += h.capacity() > 15 ? h.capacity() + 1 : 0;
-    return n + m.domain_index.memory_bytes() + m.name_index.memory_bytes() + m.login_index.memory_bytes() +
-           m.cert_index.memory_bytes();
+    for (const KeyTable* t :
+         {&m.domain_index, &m.name_index, &m.login_index, &m.owner_index, &m.cert_index, &m.mta_index})
+        n += t->memory_bytes();
+    return n;
 }
 
 }  // namespace xproxy

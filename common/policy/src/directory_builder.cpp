@@ -8,6 +8,7 @@
 
 #include "directory_internal.hpp"
 #include <xproxy/base/escape.hpp>
+#include <xproxy/base/ip.hpp>
 #include <xproxy/policy/directory.hpp>
 
 namespace xproxy {
@@ -90,6 +91,8 @@ bool valid_text(std::string_view s, std::string* error, std::string_view what) {
 
 }  // namespace
 
+// Home MTA names (home= values as written, MTA entry names lower case) -> index into
+// Impl::homes; index 0 is "none".
 struct DirectoryBuilder::Interner {
     struct Hash {
         using is_transparent = void;
@@ -98,6 +101,30 @@ struct DirectoryBuilder::Interner {
     std::unordered_map<std::string, std::uint16_t, Hash, std::equal_to<>> ids;
     std::string_view last;
     std::uint16_t last_id = 0;
+
+    // The index of `name` (0 when empty), added to `homes` when new; false when it would
+    // be one name too many.
+    bool intern(std::string_view name, std::vector<std::string>& homes, std::uint16_t& id, std::string* error) {
+        id = 0;
+        if (name.empty()) return true;
+        if (name == last) {
+            id = last_id;
+            return true;
+        }
+        auto it = ids.find(name);
+        if (it == ids.end()) {
+            if (homes.size() > kMaxHomes) {
+                *error = "more than 65535 different home MTAs";
+                return false;
+            }
+            it = ids.emplace(std::string(name), static_cast<std::uint16_t>(homes.size())).first;
+            homes.emplace_back(name);
+        }
+        id = it->second;
+        last = it->first;
+        last_id = id;
+        return true;
+    }
 };
 
 DirectoryBuilder::DirectoryBuilder()
@@ -121,7 +148,7 @@ bool DirectoryBuilder::add_domain(const DomainInfo& d, std::string* error) {
     if (!error) error = &scratch;
     Directory::Impl& m = *impl_;
     if (!valid_domain(d.name, error) || !valid_text(d.admin, error, "admin") ||
-        !valid_text(d.postmaster, error, "postmaster"))
+        !valid_text(d.postmaster, error, "postmaster") || !valid_text(d.home, error, "home"))
         return false;
     if (m.find_domain_slot(d.name)) {
         *error = "domain " + printable(d.name) + " is already defined";
@@ -131,16 +158,19 @@ bool DirectoryBuilder::add_domain(const DomainInfo& d, std::string* error) {
         *error = "directory too large";
         return false;
     }
+    std::uint16_t home_id = 0;
+    if (!homes_->intern(d.home, m.homes, home_id, error)) return false;
     DomainRec r{};
     r.name_off = m.append(d.name, true);
     r.name_len = static_cast<std::uint32_t>(d.name.size());
     r.hash = hash_key(0, m.text(r.name_off, r.name_len));
     r.admin_off = m.append(d.admin, false);
-    r.admin_len = static_cast<std::uint32_t>(d.admin.size());
+    r.admin_len = static_cast<std::uint8_t>(d.admin.size());
     r.postmaster_off = m.append(d.postmaster, false);
-    r.postmaster_len = static_cast<std::uint32_t>(d.postmaster.size());
+    r.postmaster_len = static_cast<std::uint8_t>(d.postmaster.size());
     r.users = 0;
     r.services = d.services;
+    r.home = home_id;
     r.state = d.state;
     r.require_tls = d.require_tls;
     const auto id = static_cast<std::uint32_t>(m.domains.size());
@@ -221,27 +251,8 @@ bool DirectoryBuilder::add_user(std::string_view address, EntryState state, std:
         return false;
     }
 
-    // Home MTA, interned.
     std::uint16_t home_id = 0;
-    if (!home.empty()) {
-        Interner& in = *homes_;
-        if (home == in.last) {
-            home_id = in.last_id;
-        } else {
-            auto it = in.ids.find(home);
-            if (it == in.ids.end()) {
-                if (m.homes.size() > kMaxHomes) {
-                    *error = "more than 65535 different home MTAs";
-                    return false;
-                }
-                it = in.ids.emplace(std::string(home), static_cast<std::uint16_t>(m.homes.size())).first;
-                m.homes.emplace_back(home);
-            }
-            home_id = it->second;
-            in.last = it->first;
-            in.last_id = home_id;
-        }
-    }
+    if (!homes_->intern(home, m.homes, home_id, error)) return false;
 
     const std::uint64_t dhash = m.domains[domain_id].hash;
     const auto user_id = static_cast<std::uint32_t>(m.users.size());
@@ -265,7 +276,11 @@ bool DirectoryBuilder::add_user(std::string_view address, EntryState state, std:
         const std::string_view f = fold(l, buf, sizeof buf);
         const std::uint64_t h = hash_key(user_id, f);
         if (m.login_index.find(h, user_id, f, m.arena.data())) continue;  // repeated
-        const std::uint32_t off = m.append(f, false);
+        const std::uint64_t oh = hash_key(0, f);
+        Slot* owner = m.owner_index.find(oh, 0, f, m.arena.data());
+        const std::uint32_t off = owner ? owner->off : m.append(f, false);
+        if (owner) owner->value = kSeveralUsers;  // another user lists it: not this user's repeat
+        else m.owner_index.insert(oh, off, f.size(), 0, user_id, m.domain_hash_of());
         m.login_index.insert(h, off, f.size(), user_id, user_id, m.login_hash_of());
     }
     for (std::string_view c : extras.fingerprints) {
@@ -277,11 +292,71 @@ bool DirectoryBuilder::add_user(std::string_view address, EntryState state, std:
     return true;
 }
 
+bool DirectoryBuilder::add_mta(const MtaInfo& mta, std::string* error) {
+    std::string scratch;
+    if (!error) error = &scratch;
+    Directory::Impl& m = *impl_;
+    if (mta.name.empty()) {
+        *error = "mta name is empty";
+        return false;
+    }
+    if (!valid_text(mta.name, error, "mta name")) return false;
+    const std::string who = "mta " + printable(mta.name);
+    if (mta.destinations.empty()) {
+        *error = who + " has no destinations";
+        return false;
+    }
+    if (mta.destinations.size() > kMaxMtaDestinations) {
+        *error = who + " has more than 16 destinations";
+        return false;
+    }
+    for (const MtaEndpoint& e : mta.destinations) {
+        if (e.port == 0) {
+            *error = who + ": destination " + Endpoint{e.address, e.port}.to_string() + " has port 0";
+            return false;
+        }
+    }
+    if (!mta.tls_name.empty() && mta.tls != MtaTls::may && mta.tls != MtaTls::encrypt && mta.tls != MtaTls::verify) {
+        *error = who + ": tls-name needs tls=may, encrypt or verify";
+        return false;
+    }
+    if (!valid_text(mta.tls_name, error, "tls-name")) return false;
+    if (m.find_mta_slot(mta.name)) {
+        *error = who + " is already defined";
+        return false;
+    }
+    if (m.mtas.size() >= 0xFFFFFFF0u || m.arena.size() > 0xF0000000u) {
+        *error = "directory too large";
+        return false;
+    }
+    char buf[255];
+    const std::string_view folded = fold(mta.name, buf, sizeof buf);
+    std::uint16_t home_id = 0;
+    if (!homes_->intern(folded, m.homes, home_id, error)) return false;
+
+    MtaRec r{};
+    r.name_off = m.append(folded, false);
+    r.name_len = static_cast<std::uint8_t>(folded.size());
+    r.first = static_cast<std::uint32_t>(m.endpoints.size());
+    r.count = static_cast<std::uint8_t>(mta.destinations.size());
+    r.tls_name_off = m.append(mta.tls_name, false);
+    r.tls_name_len = static_cast<std::uint8_t>(mta.tls_name.size());
+    r.encoding = mta.encoding;
+    r.tls = mta.tls;
+    for (const MtaEndpoint& e : mta.destinations) m.endpoints.push_back({e.address.normalized(), e.port});
+    const auto id = static_cast<std::uint32_t>(m.mtas.size());
+    m.mtas.push_back(r);
+    m.mta_index.insert(hash_key(0, folded), r.name_off, r.name_len, 0, id, m.domain_hash_of());
+    return true;
+}
+
 Directory DirectoryBuilder::build() {
     auto impl = std::exchange(impl_, std::make_unique<Directory::Impl>());
     impl->arena.shrink_to_fit();
     impl->domains.shrink_to_fit();
     impl->users.shrink_to_fit();
+    impl->mtas.shrink_to_fit();
+    impl->endpoints.shrink_to_fit();
     homes_ = std::make_unique<Interner>();
     return Directory(std::move(impl));
 }

@@ -2,8 +2,11 @@
 //
 // One pass over the text: a pre-count of "domain" and "user" lines sizes the tables,
 // then each line is split into words (string_views) and handed to DirectoryBuilder,
-// which validates names and refuses duplicates. The first error stops parsing.
+// which validates names and refuses duplicates. The first error stops parsing. An mta
+// line may come anywhere: nothing checks that a home= names one.
 #include <xproxy/base/escape.hpp>
+#include <xproxy/base/ip.hpp>
+#include <xproxy/base/text.hpp>
 #include <xproxy/policy/directory_file.hpp>
 
 #include <algorithm>
@@ -57,6 +60,46 @@ bool split_list(std::string_view list, F&& add) {
     }
 }
 
+// One item of destinations=: a.b.c.d[:PORT] or [IPv6][:PORT], port 1..65535 (default 25).
+Expected<MtaEndpoint> parse_destination(std::string_view item) {
+    auto bad = [&] {
+        return Failure{"destinations=: " + quoted(item) +
+                       ": want a numeric address (IPv4 or [IPv6]) with an optional :PORT"};
+    };
+    std::string_view host = item, port;
+    bool has_port = false;
+    if (item.starts_with('[')) {
+        const std::size_t close = item.find(']');
+        if (close == std::string_view::npos) return bad();
+        host = item.substr(1, close - 1);
+        const std::string_view rest = item.substr(close + 1);
+        if (host.find(':') == std::string_view::npos) return bad();  // brackets are for IPv6
+        if (!rest.empty()) {
+            if (rest[0] != ':') return bad();
+            has_port = true;
+            port = rest.substr(1);
+        }
+    } else {
+        const std::size_t colon = item.find(':');
+        if (colon != std::string_view::npos) {
+            has_port = true;
+            host = item.substr(0, colon);
+            port = item.substr(colon + 1);
+            if (port.find(':') != std::string_view::npos) return bad();  // IPv6 without brackets
+        }
+    }
+    const auto address = IpAddress::parse(host);
+    if (!address) return bad();
+    MtaEndpoint e;
+    e.address = *address;
+    if (has_port) {
+        const auto p = parse_decimal<std::uint16_t>(port);
+        if (!p || *p == 0) return Failure{"destinations=: " + quoted(item) + ": the port must be 1 to 65535"};
+        e.port = *p;
+    }
+    return e;
+}
+
 class Parser {
 public:
     Expected<Directory> run(std::string_view text);
@@ -70,9 +113,11 @@ private:
     bool line(std::string_view text);
     bool domain_line(Words& words);
     bool user_line(Words& words);
+    bool mta_line(Words& words);
 
     DirectoryBuilder builder_;
     UserExtras extras_;
+    std::vector<MtaEndpoint> destinations_;
     std::size_t line_no_ = 0;
     std::string error_;
 };
@@ -121,13 +166,15 @@ bool Parser::line(std::string_view text) {
     if (!words.next(keyword)) return true;  // blank or comment
     if (keyword == "domain") return domain_line(words);
     if (keyword == "user") return user_line(words);
-    return fail("unknown keyword " + quoted(keyword) + " (want domain or user)");
+    if (keyword == "mta") return mta_line(words);
+    return fail("unknown keyword " + quoted(keyword) + " (want domain, user or mta)");
 }
 
 bool Parser::domain_line(Words& words) {
     DomainInfo d;
     if (!words.next(d.name)) return fail("domain line without a domain name");
-    bool seen_state = false, seen_services = false, seen_tls = false, seen_admin = false, seen_pm = false;
+    bool seen_state = false, seen_services = false, seen_tls = false, seen_admin = false, seen_pm = false,
+         seen_home = false;
     std::string_view word;
     while (words.next(word)) {
         const std::size_t eq = word.find('=');
@@ -170,9 +217,12 @@ bool Parser::domain_line(Words& words) {
         } else if (key == "postmaster") {
             if (!once(seen_pm)) return false;
             d.postmaster = value;
+        } else if (key == "home") {
+            if (!once(seen_home)) return false;
+            d.home = value;
         } else {
             return fail("unknown domain attribute " + quoted(key) +
-                        " (want state, services, require_tls, admin or postmaster)");
+                        " (want state, services, require_tls, admin, postmaster or home)");
         }
     }
     std::string why;
@@ -227,6 +277,60 @@ bool Parser::user_line(Words& words) {
     return true;
 }
 
+bool Parser::mta_line(Words& words) {
+    MtaInfo mta;
+    if (!words.next(mta.name)) return fail("mta line without a name");
+    bool seen_dest = false, seen_encoding = false, seen_tls = false, seen_tls_name = false;
+    destinations_.clear();
+    std::string_view word;
+    while (words.next(word)) {
+        const std::size_t eq = word.find('=');
+        if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
+        const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
+        if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
+        auto once = [&](bool& seen) {
+            if (seen) return fail("attribute " + std::string(key) + " given twice");
+            seen = true;
+            return true;
+        };
+        if (key == "destinations") {
+            if (!once(seen_dest)) return false;
+            std::string why;
+            if (!split_list(value, [&](std::string_view item) {
+                    if (destinations_.size() == kMaxMtaDestinations) {
+                        why = "destinations= lists more than 16 addresses";
+                        return false;
+                    }
+                    auto e = parse_destination(item);
+                    if (!e) why = e.error();
+                    else destinations_.push_back(*e);
+                    return e.has_value();
+                }))
+                return fail(why.empty() ? "empty item in destinations=" + quoted(value) : why);
+        } else if (key == "encoding") {
+            if (!once(seen_encoding)) return false;
+            const auto e = parse_mta_encoding(value);
+            if (!e) return fail("unknown encoding " + quoted(value) + " (want auto, xproxy, xclient or proxy-v2)");
+            mta.encoding = *e;
+        } else if (key == "tls") {
+            if (!once(seen_tls)) return false;
+            const auto t = parse_mta_tls(value);
+            if (!t) return fail("unknown tls " + quoted(value) + " (want none, may, encrypt or verify)");
+            mta.tls = *t;
+        } else if (key == "tls-name") {
+            if (!once(seen_tls_name)) return false;
+            mta.tls_name = value;
+        } else {
+            return fail("unknown mta attribute " + quoted(key) + " (want destinations, encoding, tls or tls-name)");
+        }
+    }
+    if (!seen_dest) return fail("mta " + escape(mta.name, 64) + " without destinations=");
+    mta.destinations = destinations_;
+    std::string why;
+    if (!builder_.add_mta(mta, &why)) return fail(why);
+    return true;
+}
+
 }  // namespace
 
 Expected<Directory> parse_directory(std::string_view text) {
@@ -265,6 +369,21 @@ std::string format_directory(const Directory& d) {
         for (std::uint32_t u = 0; u < users; ++u) order[next[d.user_at(u).domain_id]++] = u;
     }
     std::string out;
+    for (std::uint32_t i = 0; i < d.mta_count(); ++i) {
+        const MtaInfo m = d.mta_at(i);
+        out += "mta ";
+        out += m.name;
+        out += " destinations=";
+        for (std::size_t k = 0; k < m.destinations.size(); ++k) {
+            if (k) out += ',';
+            out += Endpoint{m.destinations[k].address, m.destinations[k].port}.to_string();
+        }
+        out += " encoding=";
+        out += to_string(m.encoding);
+        if (m.tls != MtaTls::unset) (out += " tls=") += to_string(m.tls);
+        if (!m.tls_name.empty()) (out += " tls-name=") += m.tls_name;
+        out += '\n';
+    }
     for (std::uint32_t i = 0; i < domains; ++i) {
         const DomainInfo dom = d.domain_at(i);
         out += "domain ";
@@ -276,6 +395,7 @@ std::string format_directory(const Directory& d) {
         out += dom.require_tls ? " require_tls=yes" : " require_tls=no";
         if (!dom.admin.empty()) (out += " admin=") += dom.admin;
         if (!dom.postmaster.empty()) (out += " postmaster=") += dom.postmaster;
+        if (!dom.home.empty()) (out += " home=") += dom.home;
         out += '\n';
         for (std::uint32_t k = start[i]; k < start[i + 1]; ++k) {
             const UserInfo u = d.user_at(order[k]);

@@ -3,16 +3,20 @@
 //
 // Layout (sized for 100,000 domains and 1,000,000 users, about 75 bytes per user):
 // every name lives once, lower case, in one text arena; records refer to it by offset.
-// Four open-addressing hash tables (linear probing, load factor <= 0.7) map a name to
+// Six open-addressing hash tables (linear probing, load factor <= 0.7) map a name to
 // a record index; a 16-byte slot holds the key's arena offset, length, scope and value,
 // and 24 bits of its hash, so a probe touches one slot and, on a tag match, the text:
 //   domains  (domain name)                -> domain id
 //   names    (local part) in a domain id  -> user id   (primary names and aliases)
 //   logins   (login) of a user id         -> user id   (existence answers "may send as")
+//   owners   (login), scope 0             -> user id, or kSeveralUsers (find_by_login)
 //   certs    (fingerprint hex)            -> user id
+//   mtas     (MTA name)                   -> MTA index
 // The hash of a local part is mixed with the hash of its domain's name (not its id), so
 // a lookup of local@domain computes both hashes first and fetches both slots at once.
-// Home MTAs are interned: a user stores a 16-bit index.
+// A login's text is stored once, shared by its slots in logins and owners.
+// Home MTA names are interned: a user and a domain store a 16-bit index. An MTA entry
+// keeps its destinations in one array of endpoints, a slice each.
 #pragma once
 
 #include <array>
@@ -109,6 +113,9 @@ public:
                 return &s;
         }
     }
+    Slot* find(std::uint64_t h, std::uint32_t scope, std::string_view folded, const char* arena) {
+        return const_cast<Slot*>(std::as_const(*this).find(h, scope, folded, arena));
+    }
 
     // The name must already be in the arena at [off, off+len), folded; len in 1..255.
     template <typename HashOf>
@@ -143,13 +150,15 @@ private:
 struct DomainRec {
     std::uint64_t hash;  // hash_key(0, name): the scope of its local parts' hashes
     std::uint32_t name_off, name_len;
-    std::uint32_t admin_off, admin_len;
-    std::uint32_t postmaster_off, postmaster_len;
+    std::uint32_t admin_off, postmaster_off;
     std::uint32_t users;
     ServiceSet services;
+    std::uint16_t home;                      // index into homes; 0 = none
+    std::uint8_t admin_len, postmaster_len;  // <= 255
     EntryState state;
     bool require_tls;
 };
+static_assert(sizeof(DomainRec) == 40);
 
 struct UserRec {
     std::uint32_t name_off;  // primary local part
@@ -161,6 +170,19 @@ struct UserRec {
 static_assert(sizeof(UserRec) == 12);
 
 inline constexpr std::size_t kMaxHomes = 65535;
+
+// The value of an owners slot whose login several users list.
+inline constexpr std::uint32_t kSeveralUsers = 0xFFFFFFFFu;
+
+struct MtaRec {
+    std::uint32_t name_off;
+    std::uint32_t first;  // index of its first destination in endpoints
+    std::uint32_t tls_name_off;
+    std::uint8_t name_len, tls_name_len;
+    std::uint8_t count;  // destinations, 1..kMaxMtaDestinations
+    MtaEncoding encoding;
+    MtaTls tls;
+};
 
 // Writes the normalised form of a fingerprint (lower-case hex, no ':') into
 // out[kMaxFingerprintHex]; returns its length, or 0 when `text` is not a fingerprint.
@@ -177,12 +199,14 @@ struct Directory::Impl {
     std::vector<DomainRec> domains;
     std::vector<UserRec> users;
     std::vector<std::string> homes{std::string()};
-    KeyTable domain_index, name_index, login_index, cert_index;
+    std::vector<MtaRec> mtas;
+    std::vector<MtaEndpoint> endpoints;
+    KeyTable domain_index, name_index, login_index, owner_index, cert_index, mta_index;
 
     std::string_view text(std::uint32_t off, std::uint32_t len) const { return {arena.data() + off, len}; }
     std::string_view text(const Slot& s) const { return {arena.data() + s.off, s.tag_len & 0xFF}; }
 
-    // Rehash functions of the four tables.
+    // Rehash functions of the tables: domain_hash_of() serves every table of scope 0.
     auto domain_hash_of() const {
         return [this](const Slot& s) { return hash_key(0, text(s)); };
     }
@@ -202,6 +226,7 @@ struct Directory::Impl {
         out.require_tls = d.require_tls;
         out.admin = text(d.admin_off, d.admin_len);
         out.postmaster = text(d.postmaster_off, d.postmaster_len);
+        out.home = homes[d.home];
         out.id = id;
         out.user_count = d.users;
         return out;
@@ -218,6 +243,23 @@ struct Directory::Impl {
         out.id = id;
         out.domain_id = u.domain;
         return out;
+    }
+
+    MtaInfo mta_info(std::uint32_t i) const {
+        const MtaRec& r = mtas[i];
+        MtaInfo out;
+        out.name = text(r.name_off, r.name_len);
+        out.destinations = std::span<const MtaEndpoint>(endpoints.data() + r.first, r.count);
+        out.encoding = r.encoding;
+        out.tls = r.tls;
+        out.tls_name = text(r.tls_name_off, r.tls_name_len);
+        return out;
+    }
+
+    const Slot* find_mta_slot(std::string_view name) const {
+        char buf[255];
+        const std::string_view f = fold(name, buf, sizeof buf);
+        return f.empty() ? nullptr : mta_index.find(hash_key(0, f), 0, f, arena.data());
     }
 
     const Slot* find_domain_slot(std::string_view name) const {

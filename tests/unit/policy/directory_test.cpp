@@ -32,9 +32,12 @@ std::string fixture() {
            "user Bob@Example.COM    state=inactive   # trailing comment\n"
            "\tuser carol@example.com state=deleted home=mta2.example.net\r\n"
            "\n"
-           "domain Paused.Example state=inactive services=smtp\n"
+           "domain Paused.Example state=inactive services=smtp home=mta2.example.net\n"
            "user dave@paused.example home=mta1.example.net\n"
-           "domain gone.example state=deleted services=none require_tls=yes\n";
+           "user erin@paused.example\n"
+           "domain gone.example state=deleted services=none require_tls=yes\n"
+           "mta MTA1.Example.NET destinations=192.0.2.10,[2001:DB8::10]:2525 tls=verify tls-name=mx1.example.net\n"
+           "mta mta3.example.net destinations=127.0.0.1:10025 encoding=xclient\n";
 }
 
 Directory load(const std::string& text) {
@@ -49,8 +52,9 @@ Directory load(const std::string& text) {
 TEST(Directory, FixtureCounts) {
     const Directory d = load(fixture());
     EXPECT_EQ(d.domain_count(), 3u);
-    EXPECT_EQ(d.user_count(), 4u);
+    EXPECT_EQ(d.user_count(), 5u);
     EXPECT_EQ(d.alias_count(), 2u);
+    EXPECT_EQ(d.mta_count(), 2u);
 }
 
 TEST(Directory, DomainLookupTable) {
@@ -229,7 +233,7 @@ TEST(DirectoryFile, ParseErrorTable) {
         {"domain example.com.\n", "ends with a dot"},
         {"domain " + std::string(254, 'a') + "\n", "line 1: domain name is longer than 253 bytes"},
         {dom + "domain EXAMPLE.COM\n", "line 2: domain EXAMPLE.COM is already defined"},
-        {"mailbox a@b\n", "line 1: unknown keyword 'mailbox' (want domain or user)"},
+        {"mailbox a@b\n", "line 1: unknown keyword 'mailbox' (want domain, user or mta)"},
         {"user alice@example.com\n", "line 1: domain 'example.com' of user alice@example.com is not defined"},
         {dom + "user\n", "line 2: user line without an address"},
         {dom + "user alice\n", "line 2: user 'alice' is not of the form local@domain"},
@@ -309,6 +313,24 @@ TEST(DirectoryFile, RoundTrip) {
         << text;
     EXPECT_EQ(again.find_by_fingerprint(kAliceFp)->local_part, "alice");
     EXPECT_TRUE(again.login_may_send_as("ALICE.S", *again.find_address("alice@example.com")));
+    // mta lines first, in the order given, ports written out; a domain's home=.
+    EXPECT_TRUE(
+        text.starts_with("mta mta1.example.net destinations=192.0.2.10:25,[2001:db8::10]:2525 encoding=auto "
+                         "tls=verify tls-name=mx1.example.net\n"
+                         "mta mta3.example.net destinations=127.0.0.1:10025 encoding=xclient\n"))
+        << text;
+    EXPECT_NE(text.find("domain paused.example state=inactive services=smtp require_tls=no home=mta2.example.net\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(again.mta_count(), d.mta_count());
+    const auto mta = again.find_mta("mta1.example.net");
+    ASSERT_TRUE(mta);
+    EXPECT_EQ(mta->destinations.size(), 2u);
+    EXPECT_EQ(mta->tls, MtaTls::verify);
+    EXPECT_EQ(mta->tls_name, "mx1.example.net");
+    EXPECT_EQ(again.home_of(*again.find_address("erin@paused.example")), "mta2.example.net");
+    EXPECT_EQ(again.home_of(*again.find_address("dave@paused.example")), "mta1.example.net");
+    EXPECT_EQ(again.find_by_login("alice")->local_part, "alice");
 }
 
 TEST(DirectoryFile, RoundTripGroupsInterleavedUsers) {
@@ -391,7 +413,7 @@ TEST(DirectoryFile, LoadFileReportsPathAndLine) {
     }
     const auto d = xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error);
     ASSERT_TRUE(d) << error;
-    EXPECT_EQ(d->user_count(), 4u);
+    EXPECT_EQ(d->user_count(), 5u);
     std::remove(path);
     EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error));
     EXPECT_EQ(error, std::string(path) + ": cannot read: No such file or directory");
@@ -463,4 +485,10 @@ TEST(DirectoryFile, ShippedExampleLoads) {
     EXPECT_TRUE(d->find_domain("secure.example.org")->require_tls);
     EXPECT_EQ(d->find_domain("gone.example")->state, EntryState::deleted);
     EXPECT_TRUE(d->find_by_fingerprint("5c1e0b9a7344d28f61aa037e92c415b8e02d6f934871bc0a5e36f12784dd904b"));
+    EXPECT_EQ(d->mta_count(), 2u);
+    const auto alice = d->find_by_login("alice");
+    ASSERT_TRUE(alice);
+    EXPECT_EQ(d->home_of(*alice), "mta1.example.net");  // the domain's
+    EXPECT_EQ(d->find_mta(d->home_of(*alice))->destinations.size(), 2u);
+    EXPECT_EQ(d->home_of(*d->find_address("bob@example.com")), "mta2.example.net");
 }

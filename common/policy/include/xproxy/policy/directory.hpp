@@ -1,9 +1,12 @@
 // directory.hpp: the virtual-domain directory (doc/design.md, "Virtual domains") held in memory.
 //
 // A hosted domain has a state (active | inactive | deleted), an administrator, a
-// postmaster, a set of allowed services, a TLS requirement for its senders, and users.
-// A user (a mailbox) has a local part, a state, a home MTA, alias local parts in the same
-// domain, SASL login names that may send as it, and client-certificate fingerprints.
+// postmaster, a set of allowed services, a TLS requirement for its senders, a default
+// home MTA, and users. A user (a mailbox) has a local part, a state, a home MTA, alias
+// local parts in the same domain, SASL login names that may send as it, and
+// client-certificate fingerprints. A home MTA is a name; an MTA entry of that name says
+// where the MTA is (destinations in failover order) and how to talk to it (the encoding
+// of the client's original source, TLS): submission relays a user's mail there.
 //
 // Promises:
 // - Names are compared without regard to ASCII case: domains (DNS names) and local
@@ -13,7 +16,8 @@
 // - A built Directory is immutable: every const lookup is safe from any number of
 //   threads and allocates nothing. Lookups cost one or two hash probes (< 1 us with
 //   1,000,000 users; bench/directory_bench.cpp).
-// - At most 65,535 different home MTAs; names are at most 255 bytes.
+// - At most 65,535 different home MTA names (MTA entries and home= values together);
+//   names are at most 255 bytes. MTA names are compared without regard to ASCII case.
 // - Reload = build a new Directory, then DirectoryCache::replace(); readers keep the
 //   snapshot they hold until they drop it.
 // - Nothing here throws on bad input: the builder answers false with a message.
@@ -26,9 +30,12 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <xproxy/base/ip.hpp>
 
 namespace xproxy {
 
@@ -84,6 +91,7 @@ struct DomainInfo {
     bool require_tls = false;      // its users may only send over TLS
     std::string_view admin;        // free text (an address), may be empty
     std::string_view postmaster;   // address reports go to, may be empty
+    std::string_view home;         // default home MTA of its users, may be empty
     std::uint32_t id = 0;          // index, set by lookups
     std::uint32_t user_count = 0;  // set by lookups
 };
@@ -92,9 +100,38 @@ struct UserInfo {
     std::string_view local_part;  // lower case, the primary name (not the alias looked up)
     std::string_view domain;      // lower case
     EntryState state = EntryState::active;
-    std::string_view home;        // home MTA, may be empty
+    std::string_view home;        // its own home MTA (home=), may be empty; see Directory::home_of
     std::uint32_t id = 0;         // index, set by lookups
     std::uint32_t domain_id = 0;  // set by lookups
+};
+
+// How the client's original source is carried to a home MTA. automatic: XPROXY when the
+// MTA advertises it after EHLO, else XCLIENT (never PROXY v2, which must be chosen before
+// connecting).
+enum class MtaEncoding : std::uint8_t { automatic, xproxy, xclient, proxy_v2 };
+// TLS towards a home MTA. unset: the consumer's rule applies (none when every destination
+// is a loopback address, verify otherwise).
+enum class MtaTls : std::uint8_t { unset, none, may, encrypt, verify };
+
+std::string_view to_string(MtaEncoding e);                             // "auto", "xproxy", "xclient", "proxy-v2"
+std::string_view to_string(MtaTls t);                                  // "" (unset), "none", "may", "encrypt", "verify"
+std::optional<MtaEncoding> parse_mta_encoding(std::string_view text);  // case-insensitive
+std::optional<MtaTls> parse_mta_tls(std::string_view text);            // case-insensitive; never unset
+
+struct MtaEndpoint {
+    IpAddress address;
+    std::uint16_t port = 25;
+    friend bool operator==(const MtaEndpoint&, const MtaEndpoint&) = default;
+};
+inline constexpr std::size_t kMaxMtaDestinations = 16;
+
+// A home MTA as the builder receives it and as lookups return it.
+struct MtaInfo {
+    std::string_view name;                      // lower case
+    std::span<const MtaEndpoint> destinations;  // failover order, 1..16
+    MtaEncoding encoding = MtaEncoding::automatic;
+    MtaTls tls = MtaTls::unset;
+    std::string_view tls_name;  // name to verify the certificate against, may be empty
 };
 
 // What the builder needs for one user besides the UserInfo fields.
@@ -140,6 +177,16 @@ public:
     // True when SASL login `login` may send as `user`: it is one of the user's login=
     // names (any case), or it is an address (primary or alias) of that same user.
     bool login_may_send_as(std::string_view login, const UserInfo& user) const;
+    // The user a SASL login authenticates as: the user whose address (primary or alias,
+    // local@domain, any case) the login is; else the one user whose login= lists it (any
+    // case); nullopt when none, or when several users list it and it is not an address.
+    std::optional<UserInfo> find_by_login(std::string_view login) const;
+
+    // The home MTA `name` (any case), or nullopt when no MTA entry has that name.
+    std::optional<MtaInfo> find_mta(std::string_view name) const;
+    // The home MTA name of a user: its own home=, else its domain's home=; empty: none.
+    // The name may have no MTA entry (a label kept for routing): find_mta() says.
+    std::string_view home_of(const UserInfo& user) const;
 
     // Calls fn(kind, user id, value) for every alias, login and fingerprint, in no
     // particular order (values lower case; fingerprints normalised).
@@ -148,10 +195,12 @@ public:
 
     DomainInfo domain_at(std::uint32_t id) const;  // id < domain_count()
     UserInfo user_at(std::uint32_t id) const;      // id < user_count()
+    MtaInfo mta_at(std::uint32_t i) const;         // i < mta_count(), in the order added
 
     std::size_t domain_count() const;
     std::size_t user_count() const;
     std::size_t alias_count() const;
+    std::size_t mta_count() const;
     // Bytes held by the directory (arena, records and hash tables), for sizing.
     std::size_t memory_bytes() const;
 
@@ -163,7 +212,8 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-// Builds a Directory. Domains must be added before their users. Names are validated
+// Builds a Directory. Domains must be added before their users; MTAs at any time (a
+// home= may name an MTA added later, or none). Names are validated
 // (domain: letters, digits, '-', '_', '.', bytes >= 0x80, no empty label; local part:
 // RFC 5322 atext and '.', bytes >= 0x80) and stored lower case.
 class DirectoryBuilder {
@@ -182,6 +232,10 @@ public:
     // `address` is local@domain; the domain must have been added.
     bool add_user(std::string_view address, EntryState state, std::string_view home, const UserExtras& extras,
                   std::string* error);
+    // A home MTA: name (stored lower case, unique in any case), 1..16 destinations with a
+    // port other than 0 (v4-mapped IPv6 stored as IPv4), tls_name only with tls may,
+    // encrypt or verify.
+    bool add_mta(const MtaInfo& mta, std::string* error);
 
     std::size_t domain_count() const;
     std::size_t user_count() const;

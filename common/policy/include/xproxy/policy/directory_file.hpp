@@ -4,13 +4,16 @@
 // packaging/examples/directory.example):
 //
 //   # comment (a '#' that starts a word starts a comment)
+//   mta    mta1.example.net destinations=192.0.2.10,[2001:db8::10]:2525 encoding=auto tls=verify
 //   domain example.com state=active services=smtp,submission require_tls=no admin=hostmaster@example.com postmaster=postmaster@example.com
 //   user   alice@example.com state=active home=mta1.example.net alias=a.smith,sales login=alice cert=AB:CD:...
 //
 // Words are separated by spaces or tabs; attributes are name=value with no space inside;
 // list values are comma-separated and list attributes may repeat. A domain line must come
-// before the users of that domain. Every attribute is optional (defaults: state=active,
-// services=smtp,submission, require_tls=no, no admin/postmaster/home/alias/login/cert).
+// before the users of that domain; an mta line may come anywhere (a domain's home= is
+// the default of its users). Every attribute is
+// optional except an mta's destinations (defaults: state=active, services=smtp,submission,
+// require_tls=no, encoding=auto, no admin/postmaster/home/alias/login/cert/tls/tls-name).
 //
 // Promises: lines end with LF (a CR before it is ignored) and are at most
 // kMaxDirectoryLine bytes; the first error stops parsing and is reported as
@@ -36,8 +39,9 @@ inline constexpr std::size_t kMaxDirectoryLine = 4096;  // bytes, LF excluded
 // kConfigFileRules, parse_directory): errors "PATH: cannot read: REASON" or "PATH:N: ...").
 Expected<Directory> parse_directory(std::string_view text);
 
-// Writes a directory back in the file format (names lower case, one line per domain,
-// its users after it); parse_directory(format_directory(d)) describes the same directory.
+// Writes a directory back in the file format (names lower case, the mta lines first,
+// then one line per domain, its users after it); parse_directory(format_directory(d))
+// describes the same directory.
 std::string format_directory(const Directory& d);
 
 }  // namespace xproxy
