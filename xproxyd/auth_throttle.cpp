@@ -33,7 +33,7 @@ ThrottleCheck AuthThrottle::check(const IpAddress& client, std::string_view user
     std::string ukey = user_key(user);
     std::lock_guard lock(mutex_);
     if (unsigned n = addresses_.locked_failures(akey, now)) return {true, delay_for(n), "address"};
-    if (unsigned n = users_.locked_failures(ukey, now)) return {true, delay_for(n), "user"};
+    if (unsigned n = user.empty() ? 0 : users_.locked_failures(ukey, now)) return {true, delay_for(n), "user"};
     return {};
 }
 
@@ -41,7 +41,9 @@ std::chrono::milliseconds AuthThrottle::failed(const IpAddress& client, std::str
     std::string akey = address_key(client);
     std::string ukey = user_key(user);
     std::lock_guard lock(mutex_);
-    unsigned n = std::max(addresses_.add_failure(akey, now), users_.add_failure(ukey, now));
+    // No user name (credentials that could not be read): the address alone pays.
+    const unsigned by_address = addresses_.add_failure(akey, now);
+    unsigned n = std::max(by_address, user.empty() ? 0u : users_.add_failure(ukey, now));
     return n == 0 ? std::chrono::milliseconds{0} : delay_for(n - 1);
 }
 

@@ -81,7 +81,8 @@ public:
     // Before the credentials are checked: locked -> refuse without asking (even a right
     // password), after `delay`.
     ThrottleCheck check(const IpAddress& client, std::string_view user, Clock::time_point now);
-    // After a failed check: counts for the address and the user; returns the delay to
+    // After a failed check (an empty user: credentials that could not be read, counted for
+    // the address only): counts for the address and the user; returns the delay to
     // wait before the 535.
     std::chrono::milliseconds failed(const IpAddress& client, std::string_view user, Clock::time_point now);
     // Successes are not counted and do not reset anything.

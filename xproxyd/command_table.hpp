@@ -15,6 +15,12 @@
 //   needs_recipients     503 5.5.1 Error: need RCPT command, then
 //                        554 5.5.1 Error: no valid recipients
 //   outside_transaction  503 5.5.1 Error: MAIL transaction in progress
+//   needs_submission     502 5.5.1 Error: command not implemented   (AUTH off mode=submission)
+//   not_in_submission    502 5.5.1 Error: command not implemented   (the source commands
+//                        on a mode=submission listener: its clients are mail users)
+//   once_per_session     503 5.5.1 Error: already authenticated     (RFC 4954 4)
+//   needs_tls_for_auth   538 5.7.11 Encryption required for requested authentication mechanism
+//   needs_auth           530 5.7.0 Authentication required   (MAIL on a mode=submission listener)
 //
 // continues_sequence is no check: every other command (known or not) abandons an
 // unfinished XPROXYFROM sequence. chunk_follows (BDAT) is none either: the command is
@@ -39,11 +45,13 @@ class Session;
 
 // The session's state as far as the rows' flags are concerned.
 struct FrontState {
-    bool helo = false;         // HELO/EHLO since the greeting, STARTTLS or XCLIENT
-    bool transaction = false;  // MAIL accepted (routed or not)
-    bool recipients = false;   // at least one RCPT accepted
-    bool tls_offered = false;  // front-side STARTTLS configured
-    bool tls = false;          // STARTTLS done
+    bool helo = false;           // HELO/EHLO since the greeting, STARTTLS or XCLIENT
+    bool transaction = false;    // MAIL accepted (routed or not)
+    bool recipients = false;     // at least one RCPT accepted
+    bool tls_offered = false;    // front-side STARTTLS configured
+    bool tls = false;            // STARTTLS done
+    bool submission = false;     // a mode=submission listener
+    bool authenticated = false;  // AUTH succeeded
 };
 
 enum class ArgRule : std::uint8_t { any, none, required };
@@ -59,6 +67,11 @@ inline constexpr unsigned needs_recipients = 1u << 6;
 inline constexpr unsigned outside_transaction = 1u << 7;
 inline constexpr unsigned continues_sequence = 1u << 8;
 inline constexpr unsigned chunk_follows = 1u << 9;
+inline constexpr unsigned needs_submission = 1u << 10;
+inline constexpr unsigned not_in_submission = 1u << 11;
+inline constexpr unsigned once_per_session = 1u << 12;
+inline constexpr unsigned needs_tls_for_auth = 1u << 13;
+inline constexpr unsigned needs_auth = 1u << 14;
 }  // namespace command_flags
 
 // A handler gets the split command and the line as read; false ends the session.

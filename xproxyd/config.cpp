@@ -212,6 +212,14 @@ Expected<void> check_downstream(DownstreamConfig& d, const DownstreamWords& seen
 
 }  // namespace
 
+Expected<void> check_home_downstream(DownstreamConfig& d, bool tls_given) {
+    DownstreamWords seen;
+    seen.tls_given = tls_given;
+    seen.encoding_given = true;
+    seen.key_id_given = !d.hmac_key_file.empty();
+    return check_downstream(d, seen);
+}
+
 std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error) {
     std::istringstream in(text);
     DownstreamConfig d;
@@ -256,6 +264,7 @@ struct RawOptions {
     std::vector<std::string> listen, downstreams, conditions, egresses, pools, dns_options;
     std::string trusted, refused;
     unsigned client_timeout = 300, pool_idle = 10;
+    unsigned auth_timeout = 10, failure_window = 900, lockout = 900, failure_delay_ms = 1000, max_delay_ms = 5000;
 };
 
 po::options_description describe(Config& c, RawOptions& raw) {
@@ -264,10 +273,12 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "config,c", po::value(&c.config_file), "config file (long option names, name = value)")(
         "check-config", po::bool_switch(&c.check_config), "check the configuration and exit (0 = valid)")(
         "listen,l", po::value(&raw.listen)->composing(),
-        "listener and the downstream it serves: \"inet:HOST:PORT [NAME] [risk=CLASS]\" (also inet6:, unix:, fd:, "
-        "systemd; repeatable; default downstream: the first; risk: the egress pool, outbound)")(
+        "listener and the downstream it serves: \"inet:HOST:PORT [NAME] [risk=CLASS] [mode=relay|submission] "
+        "[tls=starttls|implicit]\" (also inet6:, fd:, systemd; repeatable; default downstream: the first; risk: the "
+        "egress pool, outbound; submission: the downstream is the default home MTA)")(
         "downstream,d", po::value(&raw.downstreams)->composing(),
-        "\"NAME destinations=ADDR:PORT[,ADDR:PORT] encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|none "
+        "\"NAME destinations=ADDR:PORT[,ADDR:PORT] "
+        "encoding=proxy-v2|proxy-v1|xclient|xforward|xproxyfrom|xproxy|auto|none "
         "tls=none|may|encrypt|verify tls-name=NAME tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME "
         "hmac-key-file=PATH hmac-key-id=N proxy-unsigned=yes\" "
         "(repeatable); destinations=mx [mx-port=N]: the outbound mode, to the recipients' MX hosts")(
@@ -312,7 +323,25 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "downstream-pool", po::value(&c.pool_size)->default_value(32),
         "idle plain-TCP downstream connections kept per downstream for later sessions (0: none)")(
         "downstream-idle", po::value(&raw.pool_idle)->default_value(10),
-        "seconds a kept downstream connection may idle");
+        "seconds a kept downstream connection may idle")(
+        "directory", po::value(&c.submission.directory),
+        "submission: the directory file (users, aliases, logins, home MTAs; reloaded at SIGHUP)")(
+        "dovecot-auth", po::value(&c.submission.dovecot_auth),
+        "submission: Dovecot's auth service, unix:/PATH or inet:HOST:PORT")(
+        "auth-timeout", po::value(&raw.auth_timeout)->default_value(10), "submission: seconds for Dovecot's answer")(
+        "auth-max-failures", po::value(&c.submission.address_failures)->default_value(5),
+        "submission: failed logins from one address (IPv6: /64) within auth-failure-window before it is locked")(
+        "auth-max-user-failures", po::value(&c.submission.user_failures)->default_value(10),
+        "submission: failed logins for one user within auth-failure-window before it is locked")(
+        "auth-failure-window", po::value(&raw.failure_window)->default_value(900),
+        "submission: seconds a failed login counts")("auth-lockout", po::value(&raw.lockout)->default_value(900),
+                                                     "submission: seconds a locked address or user stays locked")(
+        "auth-failure-delay", po::value(&raw.failure_delay_ms)->default_value(1000),
+        "submission: milliseconds the reply to a failed login waits, times the failures so far")(
+        "auth-max-delay", po::value(&raw.max_delay_ms)->default_value(5000),
+        "submission: the longest such wait, milliseconds")(
+        "auth-table-size", po::value(&c.submission.table_size)->default_value(65536),
+        "submission: addresses and users remembered for failed logins (each table)");
     return d;
 }
 
@@ -346,18 +375,26 @@ Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
         std::string name, word;
         in >> li.spec;
         bool options = false, risk_given = false, splice_given = false;  // options come after the name
+        bool outbound_option = false, mode_given = false, tls_given = false;
         while (in >> word) {
-            if (word.rfind("risk=", 0) == 0 && !risk_given && word.size() > 5) {
+            if ((word == "mode=submission" || word == "mode=relay") && !mode_given) {
+                li.submission = word == "mode=submission";
+                mode_given = options = true;
+            } else if ((word == "tls=implicit" || word == "tls=starttls") && !tls_given) {
+                li.implicit_tls = word == "tls=implicit";
+                tls_given = options = true;
+            } else if (word.rfind("risk=", 0) == 0 && !risk_given && word.size() > 5) {
                 li.risk = word.substr(5);
-                risk_given = options = true;
+                risk_given = options = outbound_option = true;
             } else if ((word == "xproxyto=splice" || word == "xproxyto=relay") && !splice_given) {
                 li.splice = word == "xproxyto=splice";
-                splice_given = options = true;
+                splice_given = options = outbound_option = true;
             } else if (name.empty() && !options && word.find('=') == std::string::npos) {
                 name = word;
             } else {
-                return Failure{
-                    located("listen '" + l + "': want \"SPEC [DOWNSTREAM] [risk=CLASS] [xproxyto=splice|relay]\"")};
+                return Failure{located("listen '" + l +
+                                       "': want \"SPEC [DOWNSTREAM] [risk=CLASS] [xproxyto=splice|relay] "
+                                       "[mode=relay|submission] [tls=starttls|implicit]\"")};
             }
         }
         li.downstream = downstreams.size();
@@ -366,8 +403,12 @@ Expected<std::vector<Listener>> parse_listeners(std::vector<std::string> texts,
             if (downstreams[i].name == name) li.downstream = i;
         if (li.downstream == downstreams.size())
             return Failure{located("listen '" + l + "': no downstream named " + name)};
-        if (options && !downstreams[li.downstream].mx)
+        if (outbound_option && !downstreams[li.downstream].mx)
             return Failure{located("listen '" + l + "': risk= and xproxyto= are for a destinations=mx downstream")};
+        if (li.submission && downstreams[li.downstream].mx)
+            return Failure{located("listen '" + l +
+                                   "': mode=submission needs a downstream with destinations= (the "
+                                   "default home MTA), not destinations=mx")};
         out.push_back(li);
     }
     return out;
@@ -438,6 +479,36 @@ Expected<std::vector<StreamThroughCondition>> parse_conditions(const std::vector
     return out;
 }
 
+// The submission mode needs the directory, Dovecot and TLS (AUTH is only offered over TLS).
+Expected<void> check_submission(Config& c, const RawOptions& raw) {
+    bool any = false;
+    for (const auto& li : c.listeners) {
+        const std::string where = (li.origin.empty() ? "" : li.origin + ": ") + "listen " + li.spec + ": ";
+        if (li.implicit_tls && c.tls_cert.empty())
+            return Failure{where + "tls=implicit needs --tls-cert and --tls-key"};
+        if (!li.submission) continue;
+        any = true;
+        if (c.tls_cert.empty())
+            return Failure{where + "mode=submission needs --tls-cert and --tls-key (AUTH is only offered over TLS)"};
+        if (c.submission.directory.empty()) return Failure{where + "mode=submission needs --directory"};
+        if (c.submission.dovecot_auth.empty()) return Failure{where + "mode=submission needs --dovecot-auth"};
+    }
+    if (!any && (!c.submission.directory.empty() || !c.submission.dovecot_auth.empty()))
+        return Failure{"--directory and --dovecot-auth are for a mode=submission listener"};
+    auto& s = c.submission;
+    if (s.address_failures == 0 || s.user_failures == 0 || s.table_size == 0 || raw.failure_window == 0 ||
+        raw.auth_timeout == 0)
+        return Failure{
+            "auth-max-failures, auth-max-user-failures, auth-table-size, auth-failure-window and "
+            "auth-timeout must be positive"};
+    s.auth_timeout = std::chrono::seconds(raw.auth_timeout);
+    s.failure_window = std::chrono::seconds(raw.failure_window);
+    s.lockout = std::chrono::seconds(raw.lockout);
+    s.failure_delay = std::chrono::milliseconds(raw.failure_delay_ms);
+    s.max_delay = std::chrono::milliseconds(std::max(raw.max_delay_ms, raw.failure_delay_ms));
+    return {};
+}
+
 Expected<void> check_limits(const Config& c, const daemon::OptionOrigins& origins) {
     if (c.tls_cert.empty() != c.tls_key.empty()) return Failure{"tls-cert and tls-key go together"};
     if (c.max_line < 512)
@@ -467,6 +538,7 @@ Expected<void> complete(Config& c, const RawOptions& raw, bool trusted_given, bo
     if (!conditions) return Failure{conditions.error()};
     c.stream_through = std::move(*conditions);
     if (auto limits = check_limits(c, origins); !limits) return limits;
+    if (auto sub = check_submission(c, raw); !sub) return sub;
     if (c.threads == 0) c.threads = 1;
     c.client_timeout = std::chrono::seconds(raw.client_timeout ? raw.client_timeout : 300);
     c.pool_idle = std::chrono::seconds(raw.pool_idle);

@@ -60,6 +60,10 @@ struct DownstreamConfig {
 //  tls-ca=FILE connect-timeout=S command-timeout=S helo=NAME hmac-key-file=PATH hmac-key-id=N
 //  proxy-unsigned=yes|no"
 std::optional<DownstreamConfig> parse_downstream(const std::string& text, std::string* error);
+// The checks of a --downstream for a home MTA built from the directory (submission mode):
+// tls defaults to none for loopback-only destinations and verify otherwise when not given,
+// an unsigned PROXY header is refused off this machine and before TLS.
+Expected<void> check_home_downstream(DownstreamConfig& d, bool tls_given);
 
 // When one matches a transaction, its body is streamed through without a copy (no
 // failover after DATA): "always", "size-over=N" (declared SIZE above N bytes),
@@ -78,6 +82,24 @@ struct Listener {
     std::string risk = "default";     // risk=CLASS: the egress pool of its transactions (outbound)
     std::optional<std::size_t> pool;  // index into Config::pools; none without --pool
     bool splice = false;              // xproxyto=splice: bytes copied both ways after XPROXYTO
+    // mode=submission: mail clients authenticate (AUTH, after TLS) and each user's mail goes
+    // to the home MTA the directory names; the listener's downstream is the default home.
+    bool submission = false;
+    bool implicit_tls = false;  // tls=implicit: the TLS handshake comes first (port 465, RFC 8314)
+};
+
+// The submission mode: --directory, --dovecot-auth and the failed-login limits.
+struct SubmissionConfig {
+    std::string directory;     // the directory file (users, aliases, logins, home MTAs)
+    std::string dovecot_auth;  // unix:/PATH or inet:HOST:PORT (Dovecot's auth service)
+    std::chrono::seconds auth_timeout{10};
+    unsigned address_failures = 5;  // failed logins from one address (IPv6: /64) within the window
+    unsigned user_failures = 10;    // failed logins for one user within the window
+    std::chrono::seconds failure_window{900};
+    std::chrono::seconds lockout{900};
+    std::chrono::milliseconds failure_delay{1000};  // grows with each failure, up to max_delay
+    std::chrono::milliseconds max_delay{5000};
+    std::size_t table_size = 65536;  // entries per table (addresses, users)
 };
 
 // The resolver of the outbound mode (mx_lookup.hpp): --dns-server, --dns-trust-anchor,
@@ -97,6 +119,7 @@ struct Config {
     std::vector<Egress> egresses;
     std::vector<EgressPool> pools;
     DnsConfig dns;
+    SubmissionConfig submission;
     std::string user;
     unsigned threads = 1;
     std::string log_sink = "syslog";

@@ -106,16 +106,16 @@ bool Downstream::adopt(PooledConnection p) {
 asio::awaitable<Reply> Downstream::command(std::string_view line) {
     if (!conn_) co_return Reply{0, {}, "not connected"};
     error_code ec;
-    co_await conn_->write(line, cfg_.command_timeout, ec);
+    co_await conn_->write(line, cfg_->command_timeout, ec);
     if (ec) co_return Reply{0, {}, ec.message()};
-    Reply r = co_await conn_->read_reply(cfg_.command_timeout);
+    Reply r = co_await conn_->read_reply(cfg_->command_timeout);
     co_return r;
 }
 
 asio::awaitable<bool> Downstream::send(std::string_view data) {
     if (!conn_) co_return false;
     error_code ec;
-    co_await conn_->write(data, cfg_.command_timeout, ec);
+    co_await conn_->write(data, cfg_->command_timeout, ec);
     co_return !ec;
 }
 
@@ -148,7 +148,7 @@ asio::awaitable<void> Downstream::quit() {
 asio::awaitable<bool> Downstream::ehlo(std::string& why, std::string name) {
     // Locals, not temporaries, across the suspension (GCC 12 miscompiles some temporaries
     // that live across co_await in a coroutine's return expression).
-    const std::string& own = egress_ ? egress_->helo : cfg_.helo;
+    const std::string& own = egress_ ? egress_->helo : cfg_->helo;
     const char* verb = route_tls_.force_helo ? "HELO" : "EHLO";
     const std::string line = verb + (" " + (name.empty() ? own : name)) + "\r\n";
     Reply r = co_await command(line);
@@ -219,7 +219,7 @@ asio::awaitable<bool> Downstream::connect(std::string& why) {
         }
     }
     conn_ = std::make_shared<Conn>(std::move(sock));
-    co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_.connect_timeout, ec);
+    co_await conn_->connect(asio::ip::tcp::endpoint(addr, d.port), cfg_->connect_timeout, ec);
     if (ec) {
         why = "connect: " + ec.message();
         co_return false;
@@ -229,41 +229,58 @@ asio::awaitable<bool> Downstream::connect(std::string& why) {
 
 asio::awaitable<bool> Downstream::introduce(const SourceInfo& src, std::string& why) {
     ProxySigning sign;
-    if (cfg_.hmac_key) {
-        sign.key = cfg_.hmac_key->view();
-        sign.key_id = cfg_.hmac_key_id;
+    if (cfg_->hmac_key) {
+        sign.key = cfg_->hmac_key->view();
+        sign.key_id = cfg_->hmac_key_id;
         sign.now = static_cast<std::int64_t>(std::time(nullptr));
     }
-    Announcement a = announce(cfg_.encoding, src, std::nullopt, cfg_.hmac_key ? &sign : nullptr);
+    Announcement a = announce(cfg_->encoding, src, std::nullopt, cfg_->hmac_key ? &sign : nullptr);
     if (!a.error.empty()) {
         why = a.error;
         co_return false;
     }
     if (!a.header.empty()) {
         error_code ec;
-        co_await conn_->write(a.header, cfg_.command_timeout, ec);
+        co_await conn_->write(a.header, cfg_->command_timeout, ec);
         if (ec) {
             why = "PROXY header: " + ec.message();
             co_return false;
         }
     }
-    Reply g = co_await conn_->read_reply(cfg_.command_timeout);
+    Reply g = co_await conn_->read_reply(cfg_->command_timeout);
     if (g.code != 220) {
         why = "greeting: " + first_line(g);
         co_return false;
     }
     if (!co_await ehlo(why)) co_return false;
-    if (route_tls_.mode.value_or(cfg_.tls) != TlsMode::none && !co_await starttls(why)) co_return false;
+    if (route_tls_.mode.value_or(cfg_->tls) != TlsMode::none && !co_await starttls(why)) co_return false;
     const bool ok = co_await announce_source(src, a, why);
     co_return ok;
 }
 
 asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const Announcement& a, std::string& why) {
-    if (cfg_.encoding == Encoding::xclient) {
+    if (cfg_->encoding == Encoding::xclient || (cfg_->encoding == Encoding::automatic && !ehlo_.has("XPROXY"))) {
+        if (cfg_->encoding == Encoding::automatic && !ehlo_.has("XCLIENT")) {
+            why = "neither XPROXY nor XCLIENT offered (encoding=auto; smtpd_authorized_xclient_hosts?)";
+            co_return false;
+        }
         const bool ok = co_await send_xclient(src, why);
         co_return ok;
     }
-    if (cfg_.encoding == Encoding::xproxyfrom) {
+    if (cfg_->encoding == Encoding::xproxy || cfg_->encoding == Encoding::automatic) {
+        if (!ehlo_.has("XPROXY")) {
+            why = "XPROXY not offered";
+            co_return false;
+        }
+        Announcement x = announce(Encoding::xproxy, src);
+        if (!x.error.empty()) {
+            why = x.error;
+            co_return false;
+        }
+        const bool ok = co_await send_lines(x.lines, 2, why);
+        co_return ok;
+    }
+    if (cfg_->encoding == Encoding::xproxyfrom) {
         if (!ehlo_.has("XPROXYFROM")) {
             why = "XPROXYFROM not offered";
             co_return false;
@@ -271,7 +288,7 @@ asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const A
         const bool ok = co_await send_lines(a.lines, 2, why);
         co_return ok;
     }
-    if (cfg_.encoding == Encoding::xforward) {
+    if (cfg_->encoding == Encoding::xforward) {
         if (!ehlo_.has("XFORWARD")) {
             why = "XFORWARD not offered";
             co_return false;
@@ -283,7 +300,7 @@ asio::awaitable<bool> Downstream::announce_source(const SourceInfo& src, const A
 }
 
 asio::awaitable<bool> Downstream::starttls(std::string& why) {
-    const TlsMode mode = route_tls_.mode.value_or(cfg_.tls);
+    const TlsMode mode = route_tls_.mode.value_or(cfg_->tls);
     const bool must = mode != TlsMode::may;
     tls_failed_ = must;  // until the handshake is done
     if (!ehlo_.has("STARTTLS") || !tls_ctx_) {
@@ -308,14 +325,14 @@ asio::awaitable<bool> Downstream::starttls(std::string& why) {
     // The expected identity: the MX host name (outbound), else tls-name=, else the
     // destination's address (checked with verify).
     const Destination& dest = dests_[index_];
-    const std::string peer = route_tls_.chain_only   ? std::string()
-                             : !dest.name.empty()    ? dest.name
-                             : cfg_.tls_name.empty() ? dest.host
-                                                     : cfg_.tls_name;
+    const std::string peer = route_tls_.chain_only    ? std::string()
+                             : !dest.name.empty()     ? dest.name
+                             : cfg_->tls_name.empty() ? dest.host
+                                                      : cfg_->tls_name;
     const bool verify = mode == TlsMode::verify;
     if (verify && route_tls_.chain_only) conn_->verify_chain_only();
     error_code ec;
-    co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_.command_timeout, ec);
+    co_await conn_->handshake(*tls_ctx_, false, peer, verify, cfg_->command_timeout, ec);
     if (ec) {
         const std::string detail = conn_->verify_error();
         why = "TLS handshake: " + ec.message() + (detail.empty() ? "" : " (" + detail + ", expected " + peer + ")");
@@ -351,7 +368,7 @@ asio::awaitable<bool> Downstream::send_xclient(const SourceInfo& src, std::strin
 }
 
 asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::string& identity, std::string& why) {
-    if (!conn_ || dirty || cfg_.encoding != Encoding::xclient) co_return false;
+    if (!conn_ || dirty || cfg_->encoding != Encoding::xclient) co_return false;
     const bool ok = co_await send_xclient(src, why);
     if (!ok) {
         close();
@@ -362,7 +379,7 @@ asio::awaitable<bool> Downstream::reannounce(const SourceInfo& src, const std::s
 }
 
 asio::awaitable<Reply> Downstream::mail(const SourceInfo& src, const std::string& mail_line, std::string& why) {
-    if (cfg_.encoding != Encoding::xforward) {
+    if (cfg_->encoding != Encoding::xforward) {
         Reply r = co_await command(mail_line);
         co_return r;
     }

@@ -33,7 +33,7 @@ struct RouteTls {
 class Downstream {
 public:
     Downstream(asio::any_io_executor ex, const DownstreamConfig& cfg, asio::ssl::context* tls_ctx)
-        : ex_(std::move(ex)), cfg_(cfg), tls_ctx_(tls_ctx), dests_(cfg.destinations) {}
+        : ex_(std::move(ex)), cfg_(&cfg), tls_ctx_(tls_ctx), dests_(cfg.destinations) {}
 
     // The outbound mode: the destinations of this transaction (the MX hosts of its
     // recipients' domain, or XPROXYTO's), the egress its connections are bound to and say
@@ -49,6 +49,17 @@ public:
     void retarget(std::vector<Destination> dests, std::size_t index, const RouteTls& tls) {
         retarget(std::move(dests), index);
         route_tls_ = tls;
+    }
+    // The submission mode: the user's home MTA replaces the listener's downstream (cfg must
+    // outlive this object's use of it). Closes the connection to the previous one.
+    void reconfigure(const DownstreamConfig& cfg, asio::ssl::context* tls_ctx) {
+        close();
+        cfg_ = &cfg;
+        tls_ctx_ = tls_ctx;
+        dests_ = cfg.destinations;
+        index_ = 0;
+        egress_ = nullptr;
+        route_tls_ = {};
     }
     const std::vector<Destination>& destinations() const { return dests_; }
     // The egress of the route (its connections' source address); none outside the outbound mode.
@@ -74,7 +85,7 @@ public:
     // The next reply on the open connection (after send()).
     asio::awaitable<Reply> reply() {
         XPROXY_INVARIANT(conn_);
-        return conn_->read_reply(cfg_.command_timeout);
+        return conn_->read_reply(cfg_->command_timeout);
     }
     // Sends QUIT without waiting long for the answer, then closes.
     asio::awaitable<void> quit();
@@ -113,7 +124,7 @@ public:
         XPROXY_INVARIANT(index_ < dests_.size());
         return dests_[index_];
     }
-    const DownstreamConfig& config() const { return cfg_; }
+    const DownstreamConfig& config() const { return *cfg_; }
     bool dirty = false;  // a transaction was started and not finished downstream
 
 private:
@@ -130,7 +141,7 @@ private:
     asio::awaitable<bool> send_xclient(const SourceInfo& src, std::string& why);
     asio::awaitable<bool> send_lines(const std::vector<std::string>& lines, int want_class, std::string& why);
     asio::any_io_executor ex_;
-    const DownstreamConfig& cfg_;
+    const DownstreamConfig* cfg_;
     asio::ssl::context* tls_ctx_;
     std::shared_ptr<Conn> conn_;
     smtp::EhloKeywords ehlo_;

@@ -18,6 +18,7 @@
 #include "conn.hpp"
 #include "session.hpp"
 #include "session_limits.hpp"
+#include "submission.hpp"
 #include <xproxy/base/result.hpp>
 #include <xproxy/base/unique_fd.hpp>
 #include <xproxy/daemon/acceptor.hpp>
@@ -258,6 +259,14 @@ int run(int argc, char** argv) {
     // (it reads resolv.conf and the trust anchor).
     auto mx = outbound_resolver(*cfg, io.get_executor());
     if (!mx) return start.fail(mx.error());
+    // The directory is read before privileges are dropped too (and re-read at SIGHUP: it
+    // must stay readable by --user).
+    std::unique_ptr<SubmissionServices> submission;
+    if (!cfg->submission.directory.empty()) {
+        auto made = SubmissionServices::create(*cfg);
+        if (!made) return start.fail(made.error());
+        submission = std::move(*made);
+    }
     if (cfg->check_config) return print_config_ok(*cfg);
     start.start_log();
     auto listeners = open_and_drop(*cfg, *specs);
@@ -266,6 +275,7 @@ int run(int argc, char** argv) {
     DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, tls->front.get(), {}, parked, spill};
     shared.mx = mx->get();
+    shared.submission = submission.get();
     shared.egress_relayed = std::make_unique<std::atomic<std::uint64_t>[]>(cfg->egresses.size());
     for (const auto& c : tls->client) shared.client_tls.push_back(c.get());
     check_descriptor_limit(*cfg, listeners->size());
@@ -279,7 +289,11 @@ int run(int argc, char** argv) {
         daemon::serve_listener(io, fd.release(), accept, sessions_of(cfg->listeners[li], shared, limits));
     std::signal(SIGPIPE, SIG_IGN);
     const int status_code = daemon::run_until_stopped(
-        io, cfg->threads, [&] { log_outbound_stats(*cfg, shared); },
+        io, cfg->threads,
+        [&] {
+            log_outbound_stats(*cfg, shared);
+            if (submission) submission->reload();
+        },
         [&] {
             log_start(*cfg, listeners->size());
             daemon::notify_ready(status);

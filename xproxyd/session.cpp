@@ -10,6 +10,8 @@
 #include <ctime>
 #include <vector>
 
+#include <openssl/crypto.h>
+
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/invariant.hpp>
 #include <xproxy/base/text.hpp>
@@ -33,6 +35,7 @@ bool has_8bit(std::string_view s) {
 Session::Session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& sh)
     : cfg_(sh.cfg),
       sh_(sh),
+      listener_(listener),
       front_(std::move(conn), sh.cfg.client_timeout),
       relay_(front_, sh, sh.cfg.downstreams[listener.downstream], sid_, listener.pool),
       splice_(listener.splice) {}
@@ -61,7 +64,25 @@ void Session::start() {
 }
 
 asio::awaitable<void> Session::run() {
+    if (listener_.implicit_tls) {
+        // Port 465 (RFC 8314): TLS from the first byte, before the greeting.
+        XPROXY_INVARIANT(sh_.front_tls);  // checked at start-up
+        error_code ec;
+        const std::string no_peer_name;  // a local: no temporary across the suspension
+        co_await front_.conn().handshake(*sh_.front_tls, true, no_peer_name, false, cfg_.client_timeout, ec);
+        if (ec) {
+            error_code ignored;
+            auto rep = front_.conn().socket().remote_endpoint(ignored);
+            std::optional<Endpoint> peer;
+            if (!ignored) peer = Endpoint::from_sockaddr(rep.data(), static_cast<unsigned>(rep.size()));
+            log::warning("event=tls_failed client=%s error=\"%s\" mode=implicit", endpoint_text(peer).c_str(),
+                         ec.message().c_str());
+            front_.conn().close();
+            co_return;
+        }
+    }
     start();
+    if (front_.conn().tls()) src_->set_peer_tls(front_.conn().tls_info());
     const char* why = co_await serve_commands();
     bdat_.reset();
     co_await relay_.release_downstream();
@@ -119,7 +140,9 @@ FrontState Session::state() const {
                       .transaction = t.active,
                       .recipients = !t.rcpt_lines.empty(),
                       .tls_offered = sh_.front_tls != nullptr,
-                      .tls = front_.conn().tls()};
+                      .tls = front_.conn().tls(),
+                      .submission = listener_.submission,
+                      .authenticated = !login_.empty()};
 }
 
 // "BDAT" followed by a space, a tab or a NUL, in any case: a line that announces a chunk
@@ -188,11 +211,12 @@ asio::awaitable<bool> Session::cmd_helo(const smtp::CommandLine& c, const std::s
                                     cfg_.max_message_size ? "SIZE " + std::to_string(cfg_.max_message_size) : "SIZE"};
     if (sh_.front_tls && !front_.conn().tls()) ext.push_back("STARTTLS");
     if (front_.conn().tls()) ext.push_back("REQUIRETLS");
+    if (listener_.submission && front_.conn().tls()) ext.push_back("AUTH " + std::string(sasl::mechanism_names()));
     ext.push_back("ENHANCEDSTATUSCODES");
     ext.push_back("8BITMIME");
     ext.push_back("CHUNKING");
     ext.push_back("SMTPUTF8");
-    if (src_->trusted()) {
+    if (src_->trusted() && !listener_.submission) {
         ext.push_back("XCLIENT NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT");
         ext.push_back("XFORWARD NAME ADDR PORT PROTO HELO IDENT SOURCE");
         ext.push_back("XPROXYFROM");
@@ -232,6 +256,21 @@ asio::awaitable<bool> Session::cmd_mail(const smtp::CommandLine& c, const std::s
                      endpoint_text(src_->effective().client).c_str());
         front_.reply("550 5.7.1 Error: relay access denied");
         co_return true;
+    }
+    if (listener_.submission) {
+        XPROXY_INVARIANT(!login_.empty() && directory_);  // the row's flags
+        if (!home_error_.empty()) {
+            log::warning("event=no_home sid=%s login=\"%s\" detail=\"%s\"", sid_.c_str(),
+                         escape_value(login_, 256).c_str(), escape_value(home_error_, 256).c_str());
+            front_.reply("451 4.3.0 Error: your mail cannot be routed now, try again later");
+            co_return true;
+        }
+        if (auto refusal = sender_refusal(*directory_, login_, mail->path)) {
+            log::warning("event=sender_refused sid=%s login=\"%s\" sender=\"%s\"", sid_.c_str(),
+                         escape_value(login_, 256).c_str(), escape_value(mail->path, 256).c_str());
+            front_.reply(*refusal);
+            co_return true;
+        }
     }
     SourceInfo source = src_->effective();
     co_await relay_.mail(*mail, *params, std::move(source));
@@ -427,6 +466,164 @@ asio::awaitable<bool> Session::cmd_xproxyto(const smtp::CommandLine&, const std:
 asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const Listener& listener, Shared& shared) {
     Session s(std::move(conn), listener, shared);
     co_await s.run();
+}
+
+// AUTH (the submission mode; the row checked TLS, the state and that it is the first).
+// The decoded credentials go to the throttle, then to the verifier (Dovecot); the reply
+// to a failure waits as the throttle says. The password never reaches a log line.
+asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::string&) {
+    XPROXY_INVARIANT(sh_.submission && listener_.submission && login_.empty());
+    bool go_on = true;
+    auto creds = co_await sasl_exchange(c, &go_on);
+    if (!creds) co_return go_on;
+    SubmissionServices& sub = *sh_.submission;
+    const SourceInfo peer_src = src_->effective();
+    const std::string user_shown = escape_value(creds->authcid, 256);
+    const std::string client_shown = endpoint_text(peer_src.client);
+    const IpAddress client_addr = peer_src.client ? peer_src.client->addr : IpAddress();
+    const auto now = std::chrono::steady_clock::now();
+    const ThrottleCheck th = sub.throttle().check(client_addr, creds->authcid, now);
+    if (th.locked) {
+        log::warning("event=auth_locked sid=%s client=%s user=\"%s\" locked=%s", sid_.c_str(), client_shown.c_str(),
+                     user_shown.c_str(), th.why);
+        co_await pause(th.delay);
+        front_.reply("454 4.7.0 Error: too many failed logins, try again later");
+        syntax_error();
+        co_return true;
+    }
+    AuthPeer ap;
+    if (peer_src.client) ap.client = *peer_src.client;
+    if (peer_src.server) ap.server = *peer_src.server;
+    ap.tls = front_.conn().tls();
+    const std::string mech = c.arg.substr(0, c.arg.find(' '));
+    AuthVerdict v = co_await sub.verifier().verify(*creds, ap);
+    switch (v.kind) {
+        case AuthVerdict::Kind::ok: break;
+        case AuthVerdict::Kind::failed: {
+            const auto delay = sub.throttle().failed(client_addr, creds->authcid, std::chrono::steady_clock::now());
+            log::warning("event=auth_failed sid=%s client=%s user=\"%s\" mechanism=%s reason=\"%s\"", sid_.c_str(),
+                         client_shown.c_str(), user_shown.c_str(), escape_value(mech, 32).c_str(),
+                         escape_value(v.reason, 256).c_str());
+            co_await pause(delay);
+            front_.reply("535 5.7.8 Error: authentication failed");
+            syntax_error();
+            co_return true;
+        }
+        case AuthVerdict::Kind::temporary:
+            log::warning("event=auth_unavailable sid=%s client=%s user=\"%s\" reason=\"%s\"", sid_.c_str(),
+                         client_shown.c_str(), user_shown.c_str(), escape_value(v.reason, 256).c_str());
+            front_.reply("454 4.7.0 Temporary authentication failure");
+            co_return true;
+    }
+    const std::string login = v.user.empty() ? creds->authcid : v.user;
+    if (login.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos) {
+        log::warning("event=auth_failed sid=%s client=%s user=\"%s\" reason=\"control byte in the login\"",
+                     sid_.c_str(), client_shown.c_str(), escape_value(login, 256).c_str());
+        front_.reply("535 5.7.8 Error: authentication failed");
+        co_return true;
+    }
+    route_home(login);
+    src_->authenticated(login_);
+    front_.reply("235 2.7.0 Authentication successful");
+    co_return true;
+}
+
+asio::awaitable<std::optional<sasl::Credentials>> Session::sasl_exchange(const smtp::CommandLine& c, bool* go_on) {
+    const std::string_view arg = c.arg;
+    const auto sp = arg.find(' ');
+    const std::string_view name = arg.substr(0, sp);
+    std::optional<std::string_view> initial;
+    if (sp != std::string_view::npos) initial = arg.substr(sp + 1);
+    auto mech = sasl::make_mechanism(name);
+    if (!mech) {
+        front_.reply("504 5.5.4 Unsupported authentication mechanism");
+        syntax_error();
+        co_return std::nullopt;
+    }
+    sasl::Step step = mech->start(initial);
+    for (unsigned round = 0; step.kind == sasl::Step::Kind::challenge; ++round) {
+        if (round >= 8) {  // PLAIN and LOGIN need two at most
+            front_.reply("501 5.5.2 Error: too many authentication steps");
+            co_return std::nullopt;
+        }
+        front_.reply("334 " + step.challenge_b64);
+        if (!co_await front_.flush()) {
+            *go_on = false;
+            co_return std::nullopt;
+        }
+        std::string line;
+        bool too_long = false;
+        error_code ec;
+        const bool got = co_await front_.conn().read_line(line, cfg_.max_line, cfg_.client_timeout, ec, &too_long);
+        if (!got) {
+            if (ec == asio::error::timed_out) co_await close_with("4.4.2", "timeout exceeded");
+            log::info("event=auth_abandoned sid=%s reason=\"%s\"", sid_.c_str(),
+                      ec == asio::error::timed_out ? "timeout" : "disconnected");
+            *go_on = false;
+            co_return std::nullopt;
+        }
+        if (too_long) {
+            OPENSSL_cleanse(line.data(), line.size());
+            front_.reply("500 5.5.6 Error: authentication exchange line is too long");
+            syntax_error();
+            co_return std::nullopt;
+        }
+        step = mech->next(line);
+        OPENSSL_cleanse(line.data(), line.size());
+    }
+    switch (step.kind) {
+        case sasl::Step::Kind::done: co_return std::move(step.credentials);
+        case sasl::Step::Kind::cancelled: front_.reply("501 5.7.0 Authentication cancelled"); break;
+        case sasl::Step::Kind::bad_encoding:
+            front_.reply("501 5.5.2 Error: cannot decode the response");
+            syntax_error();
+            break;
+        case sasl::Step::Kind::bad_credentials:
+        default: {
+            // A CR, LF or NUL inside a name or password, or a malformed PLAIN message: a
+            // failed login, counted as one.
+            const SourceInfo p = src_->effective();
+            const auto delay = sh_.submission->throttle().failed(p.client ? p.client->addr : IpAddress(),
+                                                                 std::string_view(), std::chrono::steady_clock::now());
+            log::warning("event=auth_failed sid=%s client=%s reason=\"%s\"", sid_.c_str(),
+                         endpoint_text(p.client).c_str(), escape_value(step.reason, 128).c_str());
+            co_await pause(delay);
+            front_.reply("535 5.7.8 Error: authentication failed");
+            syntax_error();
+            break;
+        }
+    }
+    co_return std::nullopt;
+}
+
+void Session::route_home(const std::string& login) {
+    login_ = login;
+    directory_ = sh_.submission->directory();
+    const DownstreamConfig& fallback = cfg_.downstreams[listener_.downstream];
+    HomeRoute r = home_route(*directory_, login, fallback);
+    const char* home = r.name.empty() ? fallback.name.c_str() : r.name.c_str();
+    if (!r.error.empty()) {
+        home_error_ = r.error;
+        log::warning("event=auth sid=%s client=%s login=\"%s\" home=%s status=no_route detail=\"%s\"", sid_.c_str(),
+                     endpoint_text(src_->effective().client).c_str(), escape_value(login, 256).c_str(), home,
+                     escape_value(r.error, 256).c_str());
+        return;
+    }
+    if (!r.name.empty()) {
+        home_ = std::make_unique<DownstreamConfig>(std::move(r.config));
+        relay_.downstream().reconfigure(*home_, sh_.submission->home_tls(home_->tls));
+    }
+    log::info("event=auth sid=%s client=%s login=\"%s\" in_directory=%s home=%s", sid_.c_str(),
+              endpoint_text(src_->effective().client).c_str(), escape_value(login, 256).c_str(), r.user ? "yes" : "no",
+              home);
+}
+
+asio::awaitable<void> Session::pause(std::chrono::milliseconds d) {
+    if (d.count() <= 0) co_return;
+    asio::steady_timer t(front_.conn().socket().get_executor());
+    t.expires_after(d);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
 
 }  // namespace xproxy::xproxyd

@@ -19,6 +19,7 @@
 // for one DATA command.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@
 #include "front_side.hpp"
 #include "session_shared.hpp"
 #include "source.hpp"
+#include "submission.hpp"
 #include "transaction_relay.hpp"
 
 namespace xproxy::xproxyd {
@@ -59,6 +61,13 @@ private:
     // size the end of the chunk is unknown and the session ends (RFC 3030, 2).
     asio::awaitable<bool> refuse_chunk(const smtp::CommandLine& c, const std::string& reply, bool bad_syntax);
     void end_transaction();
+    // The submission mode: the SASL exchange after AUTH (334 challenges until the client's
+    // credentials are whole); nullopt when it ended without them (the client has its reply)
+    // or the session must end (*go_on false).
+    asio::awaitable<std::optional<sasl::Credentials>> sasl_exchange(const smtp::CommandLine& c, bool* go_on);
+    // After a successful AUTH: the user's home MTA replaces the listener's downstream.
+    void route_home(const std::string& login);
+    asio::awaitable<void> pause(std::chrono::milliseconds d);
     bool syntax_error() { return ++errors_ < cfg_.max_errors; }
 
     // Handlers (rows of the CommandTable): called only when their row allows the command.
@@ -73,12 +82,20 @@ private:
     asio::awaitable<bool> cmd_starttls(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_source(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_xproxyto(const smtp::CommandLine& c, const std::string& line);
+    asio::awaitable<bool> cmd_auth(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_vrfy(const smtp::CommandLine& c, const std::string& line);
     asio::awaitable<bool> cmd_help(const smtp::CommandLine& c, const std::string& line);
 
     const Config& cfg_;
     Shared& sh_;
+    const Listener& listener_;
     std::string sid_;  // set by start(); the relays keep a reference
+    // The submission mode, after AUTH: the login, the directory it was checked against and
+    // the home MTA (declared before relay_, whose downstream refers to it).
+    std::string login_;
+    std::shared_ptr<const Directory> directory_;
+    std::unique_ptr<DownstreamConfig> home_;
+    std::string home_error_;  // no route to the user's home MTA: MAIL gets 451
     FrontSide front_;
     std::optional<SourceTracker> src_;  // set by start()
     TransactionRelay relay_;

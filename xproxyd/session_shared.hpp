@@ -27,7 +27,8 @@ struct Shared {
     DownstreamPool& pool;
     SpillQuota& spill;
     std::atomic<std::uint64_t> sessions{0};
-    MxLookup* mx = nullptr;  // with a destinations=mx downstream
+    MxLookup* mx = nullptr;                          // with a destinations=mx downstream
+    class SubmissionServices* submission = nullptr;  // with a mode=submission listener
     // Messages each egress (index as in cfg.egresses) relayed with a 2xx, for the stats.
     std::unique_ptr<std::atomic<std::uint64_t>[]> egress_relayed {};
     void count_relayed(const Egress* e) {

@@ -18,6 +18,8 @@ std::optional<Encoding> parse_encoding(std::string_view t) {
     if (t == "xclient") return Encoding::xclient;
     if (t == "xforward") return Encoding::xforward;
     if (t == "xproxyfrom") return Encoding::xproxyfrom;
+    if (t == "xproxy") return Encoding::xproxy;
+    if (t == "auto") return Encoding::automatic;
     if (t == "none") return Encoding::none;
     return std::nullopt;
 }
@@ -29,6 +31,8 @@ const char* to_string(Encoding e) {
         case Encoding::xclient: return "xclient";
         case Encoding::xforward: return "xforward";
         case Encoding::xproxyfrom: return "xproxyfrom";
+        case Encoding::xproxy: return "xproxy";
+        case Encoding::automatic: return "auto";
         case Encoding::none: return "none";
     }
     XPROXY_UNREACHABLE();
@@ -117,7 +121,7 @@ void SourceTracker::ehlo(const std::string& name, bool esmtp) {
     // protocol ESMTP, HELO leaves SMTP or ESMTP as it is.
     end_transaction();
     peer_.helo = name;
-    if (esmtp) peer_.protocol = peer_.tls.active() ? "ESMTPS" : "ESMTP";
+    if (esmtp) peer_.protocol = !peer_.tls.active() ? "ESMTP" : peer_.login.empty() ? "ESMTPS" : "ESMTPSA";
     if (!overridden_) {
         session_.helo = peer_.helo;
         session_.protocol = peer_.protocol;
@@ -137,6 +141,15 @@ void SourceTracker::set_peer_tls(const TlsInfo& tls) {
     session_ = peer_;
     overridden_ = false;
     helo_from_ehlo_ = proto_from_ehlo_ = false;
+}
+
+void SourceTracker::authenticated(const std::string& login) {
+    peer_.login = login;
+    peer_.protocol = "ESMTPSA";
+    if (!overridden_) {
+        session_.login = login;
+        session_.protocol = peer_.protocol;
+    }
 }
 
 namespace {
@@ -200,6 +213,21 @@ void xproxyfrom_lines(const SourceInfo& info, Announcement& a) {
     else a.lines = enc.lines;
 }
 
+// XPROXY SID IP PORT DOMAIN [LOGIN]: DOMAIN is the client's HELO, else its address literal.
+void xproxy_lines(const SourceInfo& info, Announcement& a) {
+    if (!info.client) return;  // unknown client: nothing to announce
+    smtp::Xproxy x;
+    x.sid = info.session_id;
+    x.source = *info.client;
+    x.domain = info.helo;
+    if (x.domain.empty() || x.domain.find_first_of(std::string_view("\0\r\n", 3)) != std::string::npos)
+        x.domain = "[" + info.client->addr.normalized().to_mta_string() + "]";
+    x.login = info.login;
+    auto enc = smtp::encode(x);
+    if (!enc) a.error = "XPROXY: " + enc.error;
+    else a.lines = enc.lines;
+}
+
 }  // namespace
 
 Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised& advertised,
@@ -211,6 +239,8 @@ Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised
         case Encoding::xclient: xclient_lines(info, advertised, a); break;
         case Encoding::xforward: xforward_lines(info, advertised, a); break;
         case Encoding::xproxyfrom: xproxyfrom_lines(info, a); break;
+        case Encoding::xproxy: xproxy_lines(info, a); break;
+        case Encoding::automatic: break;  // chosen after EHLO (Downstream)
         case Encoding::none: break;
     }
     return a;
@@ -221,8 +251,11 @@ std::string identity(Encoding e, const SourceInfo& info) {
         case Encoding::proxy_v2:
         case Encoding::proxy_v1:
         case Encoding::xclient:
-        case Encoding::xproxyfrom: {
-            auto a = announce(e, info);
+        case Encoding::xproxyfrom:
+        case Encoding::xproxy:
+        case Encoding::automatic: {
+            // auto binds the connection as XCLIENT and XPROXY do: to the whole source.
+            auto a = announce(e == Encoding::automatic ? Encoding::xclient : e, info);
             std::string id = a.header;
             for (const auto& l : a.lines) id += l;
             return id.empty() ? a.error : id;

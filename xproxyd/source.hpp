@@ -29,7 +29,10 @@
 
 namespace xproxy::xproxyd {
 
-enum class Encoding { proxy_v2, proxy_v1, xclient, xforward, xproxyfrom, none };
+// xproxy: the XPROXY command of the submission role (SID IP PORT DOMAIN LOGIN), after EHLO.
+// automatic: XPROXY when the downstream offers it, else XCLIENT (decided after its EHLO; a
+// PROXY header would have to be chosen before connecting).
+enum class Encoding { proxy_v2, proxy_v1, xclient, xforward, xproxyfrom, xproxy, automatic, none };
 std::optional<Encoding> parse_encoding(std::string_view text);
 const char* to_string(Encoding e);
 
@@ -72,6 +75,9 @@ public:
     // any XCLIENT, XPROXYFROM (finished or not) and XFORWARD is forgotten. Plain-text
     // commands may have been inserted by anyone on the path.
     void set_peer_tls(const TlsInfo& tls);
+    // AUTH succeeded (the submission mode): the client is this SASL login, its protocol
+    // ESMTPSA, until the connection ends.
+    void authenticated(const std::string& login);
     bool overridden() const { return overridden_; }
 
 private:

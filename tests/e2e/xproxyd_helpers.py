@@ -96,16 +96,17 @@ class Nsd:
 
 
 class Xproxyd:
-    """xproxyd on 127.0.0.1:port with the given --downstream specs; logs to a file."""
+    """xproxyd on 127.0.0.1:port with the given --downstream specs; logs to a file.
+    listen_options: words after that --listen's address (e.g. "mode=submission")."""
 
     def __init__(self, sandbox, procs, downstreams, trusted="127.0.0.1/32", port=None, extra=(), name="xproxyd",
-                 log_level="debug", env=None):
+                 log_level="debug", env=None, listen_options=""):
         self.port = port or free_port()
         self.log_path = sandbox.path(name + ".log")
         sandbox.logs.append(self.log_path)
         self.spool = sandbox.mkdir(name + "-spool", mode=0o700)
         argv = [binary("xproxyd/xproxyd"), "--log", "stderr", "--log-level", log_level,
-                "--listen", "inet:127.0.0.1:%d" % self.port, "--spool-dir", self.spool,
+                "--listen", ("inet:127.0.0.1:%d " % self.port + listen_options).strip(), "--spool-dir", self.spool,
                 "--hostname", "xproxyd.test.invalid"]
         if trusted:
             argv += ["--trusted-upstreams", trusted]

@@ -256,3 +256,17 @@ TEST(AuthThrottle, ConcurrentCallersAreCountedOnce) {
     // 2000 failures for the shared address and user: locked (1000 kept at most).
     EXPECT_TRUE(t.check(IpAddress::v4(0xc0000201u), "shared", t0).locked);
 }
+
+// Credentials that could not be read name no user: only the address pays, and no entry for
+// an empty user name can lock anyone else.
+TEST(AuthThrottle, AFailureWithoutAUserNameCountsForTheAddressOnly) {
+    ThrottleLimits l;
+    l.address_failures = 100;
+    l.user_failures = 2;
+    AuthThrottle t(l);
+    for (int i = 0; i < 5; ++i) t.failed(ip("192.0.2.50"), "", t0);
+    EXPECT_EQ(t.user_entries(), 0u);
+    EXPECT_EQ(t.address_entries(), 1u);
+    EXPECT_FALSE(t.check(ip("192.0.2.51"), "", t0).locked);
+    EXPECT_FALSE(t.check(ip("192.0.2.51"), "alice", t0).locked);
+}

@@ -23,6 +23,12 @@ const FrontState kRcpt{.helo = true, .transaction = true, .recipients = true};  
 const FrontState kTlsOffered{.helo = true, .tls_offered = true};                // STARTTLS configured
 const FrontState kTlsMail{.helo = true, .transaction = true, .tls_offered = true};
 const FrontState kTlsDone{.helo = true, .tls_offered = true, .tls = true};  // after STARTTLS
+// A mode=submission listener: before TLS, after it, after AUTH, in a transaction.
+const FrontState kSub{.helo = true, .tls_offered = true, .submission = true};
+const FrontState kSubTls{.helo = true, .tls_offered = true, .tls = true, .submission = true};
+const FrontState kSubAuth{.helo = true, .tls_offered = true, .tls = true, .submission = true, .authenticated = true};
+const FrontState kSubMail{
+    .helo = true, .transaction = true, .tls_offered = true, .tls = true, .submission = true, .authenticated = true};
 
 struct Case {
     const char* line;
@@ -88,6 +94,24 @@ const Case kCases[] = {
     {"VRFY b@example.net", kGreeted, nullptr, false},
     {"HELP", kRcpt, nullptr, false},
     {"STARTTLS", kTlsOffered, nullptr, false},
+    // AUTH: a submission listener only, a mechanism named (counted), after EHLO, outside a
+    // transaction, once, over TLS (RFC 4954 4), in this order.
+    {"AUTH PLAIN", kTlsDone, "502 5.5.1 Error: command not implemented", false},
+    {"AUTH", kSubTls, "501 5.5.4 Syntax: AUTH mechanism [initial-response]", true},
+    {"AUTH PLAIN", FrontState{.tls = true, .submission = true}, "503 5.5.1 Error: send HELO/EHLO first", false},
+    {"AUTH PLAIN", kSubMail, "503 5.5.1 Error: MAIL transaction in progress", false},
+    {"AUTH PLAIN", kSubAuth, "503 5.5.1 Error: already authenticated", false},
+    {"AUTH PLAIN", kSub, "538 5.7.11 Encryption required for requested authentication mechanism", false},
+    {"AUTH PLAIN", kSubTls, nullptr, false},
+    // MAIL on a submission listener: after AUTH; elsewhere as before.
+    {"MAIL FROM:<a@example.org>", kSub, "530 5.7.0 Authentication required", false},
+    {"MAIL FROM:<a@example.org>", kSubTls, "530 5.7.0 Authentication required", false},
+    {"MAIL FROM:<a@example.org>", kSubAuth, nullptr, false},
+    // The source commands are not for a submission listener's clients.
+    {"XCLIENT ADDR=192.0.2.1", kSubTls, "502 5.5.1 Error: command not implemented", false},
+    {"XFORWARD ADDR=192.0.2.1", kSubAuth, "502 5.5.1 Error: command not implemented", false},
+    {"XPROXYFROM SID=1 IP=192.0.2.1 PORT=1", kSub, "502 5.5.1 Error: command not implemented", false},
+    {"XPROXYTO DESTINATIONS=[192.0.2.1]", kSubAuth, "502 5.5.1 Error: command not implemented", false},
 };
 
 }  // namespace
@@ -111,7 +135,7 @@ TEST(CommandTable, EachRowEnforcesItsFlags) {
 TEST(CommandTable, OneRowPerKnownVerb) {
     const std::set<std::string> want = {"EHLO",       "HELO",     "MAIL", "RCPT",     "DATA",    "BDAT",
                                         "RSET",       "NOOP",     "QUIT", "STARTTLS", "XCLIENT", "XFORWARD",
-                                        "XPROXYFROM", "XPROXYTO", "VRFY", "HELP"};
+                                        "XPROXYFROM", "XPROXYTO", "VRFY", "HELP",     "AUTH"};
     std::set<std::string> got;
     for (const CommandRow& row : CommandTable::rows()) {
         EXPECT_TRUE(got.insert(std::string(row.verb)).second) << "two rows for " << row.verb;
@@ -126,7 +150,7 @@ TEST(CommandTable, OneRowPerKnownVerb) {
 }
 
 TEST(CommandTable, UnknownVerbsHaveNoRow) {
-    for (const char* verb : {"", "BURL", "AUTH", "ETRN", "EXPN", "TURN", "MAI", "MAILX", "ehlo"})
+    for (const char* verb : {"", "BURL", "ETRN", "EXPN", "TURN", "MAI", "MAILX", "ehlo"})
         EXPECT_EQ(CommandTable::find(verb), nullptr) << verb;
 }
 

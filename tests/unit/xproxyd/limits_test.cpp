@@ -254,3 +254,61 @@ TEST(OutboundConfig, ListenersPoolsAndEgresses) {
     ASSERT_TRUE(none) << said;
     EXPECT_TRUE(none->dns.refused.empty());
 }
+
+TEST(SubmissionConfig, ListenerModesAndWhatTheyNeed) {
+    int code = 0;
+    std::string said;
+    const std::vector<std::string> base = {"--downstream",   "home destinations=127.0.0.1:25 encoding=xclient",
+                                           "--tls-cert",     "/nonexistent/cert.pem",
+                                           "--tls-key",      "/nonexistent/key.pem",
+                                           "--directory",    "/nonexistent/directory",
+                                           "--dovecot-auth", "inet:127.0.0.1:12345"};
+    auto args = base;
+    for (const char* l :
+         {"inet:127.0.0.1:587 home mode=submission", "inet:127.0.0.1:465 home tls=implicit mode=submission",
+          "inet:127.0.0.1:10025 home mode=relay"}) {
+        args.push_back("--listen");
+        args.push_back(l);
+    }
+    auto c = configure(args, code, said);
+    ASSERT_TRUE(c) << said;
+    ASSERT_EQ(c->listeners.size(), 3u);
+    EXPECT_TRUE(c->listeners[0].submission);
+    EXPECT_FALSE(c->listeners[0].implicit_tls);
+    EXPECT_TRUE(c->listeners[1].submission);
+    EXPECT_TRUE(c->listeners[1].implicit_tls);
+    EXPECT_FALSE(c->listeners[2].submission);
+    // Closed defaults for failed logins.
+    EXPECT_EQ(c->submission.address_failures, 5u);
+    EXPECT_EQ(c->submission.user_failures, 10u);
+    EXPECT_EQ(c->submission.lockout, std::chrono::seconds(900));
+    EXPECT_EQ(c->submission.table_size, 65536u);
+
+    const std::pair<std::vector<std::string>, const char*> bad[] = {
+        {{"--downstream", "home destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:587 mode=submission",
+          "--directory", "/d", "--dovecot-auth", "inet:127.0.0.1:1"},
+         "mode=submission needs --tls-cert and --tls-key (AUTH is only offered over TLS)"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:465 tls=implicit"},
+         "tls=implicit needs --tls-cert and --tls-key"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--tls-cert", "/c", "--tls-key", "/k", "--listen",
+          "inet:127.0.0.1:587 mode=submission", "--dovecot-auth", "inet:127.0.0.1:1"},
+         "mode=submission needs --directory"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--tls-cert", "/c", "--tls-key", "/k", "--listen",
+          "inet:127.0.0.1:587 mode=submission", "--directory", "/d"},
+         "mode=submission needs --dovecot-auth"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--directory", "/d"},
+         "--directory and --dovecot-auth are for a mode=submission listener"},
+        {{"--downstream", "out destinations=mx", "--tls-cert", "/c", "--tls-key", "/k", "--listen",
+          "inet:127.0.0.1:587 mode=submission", "--directory", "/d", "--dovecot-auth", "inet:127.0.0.1:1"},
+         "mode=submission needs a downstream with destinations="},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:587 mode=other"},
+         "want \"SPEC [DOWNSTREAM]"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:587 home risk=x"},
+         "risk= and xproxyto= are for a destinations=mx downstream"},
+    };
+    for (const auto& [a, want] : bad) {
+        EXPECT_FALSE(configure(a, code, said)) << want;
+        EXPECT_EQ(code, 1) << want;
+        EXPECT_NE(said.find(want), std::string::npos) << said;
+    }
+}

@@ -448,9 +448,41 @@ TEST(Source, CommandAnnouncements) {
     EXPECT_TRUE(n.lines.empty());
 }
 
+// The submission mode's XPROXY (seed 000 fig. 4): SID, the client's IP and PORT, its EHLO
+// as DOMAIN (its address literal without one), the login.
+TEST(Source, XproxyAnnouncesTheSubmittingClient) {
+    SourceInfo s = peer("127.0.0.66", 4242);
+    s.session_id = "08CE780858C360B8";
+    s.helo = "mua.example";
+    s.login = "alice@example.com";
+    auto x = announce(Encoding::xproxy, s);
+    ASSERT_EQ(x.lines.size(), 1u) << x.error;
+    EXPECT_EQ(x.lines[0],
+              "XPROXY SID=08CE780858C360B8 IP=127.0.0.66 PORT=4242 DOMAIN=mua.example "
+              "LOGIN=alice@example.com\r\n");
+    s.helo.clear();
+    s.login.clear();
+    x = announce(Encoding::xproxy, s);
+    ASSERT_EQ(x.lines.size(), 1u) << x.error;
+    EXPECT_EQ(x.lines[0], "XPROXY SID=08CE780858C360B8 IP=127.0.0.66 PORT=4242 DOMAIN=[127.0.0.66]\r\n");
+    s.helo = "bad\r\nRSET";  // never sent as it is
+    x = announce(Encoding::xproxy, s);
+    ASSERT_EQ(x.lines.size(), 1u) << x.error;
+    EXPECT_EQ(x.lines[0].find("RSET"), std::string::npos) << x.lines[0];
+    EXPECT_TRUE(announce(Encoding::xproxy, SourceInfo{}).lines.empty());  // no client: nothing to say
+    // auto is decided after the downstream's EHLO; its connections are bound to the source.
+    EXPECT_TRUE(announce(Encoding::automatic, s).lines.empty());
+    EXPECT_NE(identity(Encoding::automatic, peer("127.0.0.66", 1)),
+              identity(Encoding::automatic, peer("127.0.0.77", 1)));
+    EXPECT_EQ(parse_encoding("auto"), Encoding::automatic);
+    EXPECT_EQ(parse_encoding("xproxy"), Encoding::xproxy);
+    EXPECT_STREQ(to_string(Encoding::automatic), "auto");
+}
+
 TEST(Source, IdentitySeparatesClientsForProxyEncodings) {
     SourceInfo a = peer("127.0.0.66", 1), b = peer("127.0.0.77", 1);
-    for (Encoding e : {Encoding::proxy_v2, Encoding::proxy_v1, Encoding::xclient, Encoding::xproxyfrom}) {
+    for (Encoding e :
+         {Encoding::proxy_v2, Encoding::proxy_v1, Encoding::xclient, Encoding::xproxyfrom, Encoding::xproxy}) {
         EXPECT_NE(identity(e, a), identity(e, b)) << to_string(e);
         EXPECT_EQ(identity(e, a), identity(e, peer("127.0.0.66", 1))) << to_string(e);
     }

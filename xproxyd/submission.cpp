@@ -1,0 +1,146 @@
+// submission.cpp: the submission mode's shared services and directory decisions; see
+// submission.hpp.
+#include "submission.hpp"
+
+#include <xproxy/base/escape.hpp>
+#include <xproxy/base/file_loader.hpp>
+#include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/tls.hpp>
+#include <xproxy/policy/directory_file.hpp>
+
+namespace xproxy::xproxyd {
+
+namespace {
+
+ThrottleLimits limits_of(const SubmissionConfig& s) {
+    ThrottleLimits l;
+    l.address_failures = s.address_failures;
+    l.user_failures = s.user_failures;
+    l.window = s.failure_window;
+    l.lockout = s.lockout;
+    l.delay = s.failure_delay;
+    l.max_delay = s.max_delay;
+    l.max_entries = s.table_size;
+    return l;
+}
+
+Expected<std::shared_ptr<const Directory>> load_directory(const std::string& path) {
+    auto d = load_and_parse(path, kConfigFileRules, parse_directory);
+    if (!d) return Failure{"directory: " + d.error()};
+    return std::make_shared<const Directory>(std::move(*d));
+}
+
+std::optional<Encoding> encoding_of(MtaEncoding e) {
+    switch (e) {
+        case MtaEncoding::automatic: return Encoding::automatic;
+        case MtaEncoding::xproxy: return Encoding::xproxy;
+        case MtaEncoding::xclient: return Encoding::xclient;
+        case MtaEncoding::proxy_v2: return Encoding::proxy_v2;
+    }
+    return std::nullopt;
+}
+
+std::optional<TlsMode> tls_of(MtaTls t) {
+    switch (t) {
+        case MtaTls::unset: return std::nullopt;
+        case MtaTls::none: return TlsMode::none;
+        case MtaTls::may: return TlsMode::may;
+        case MtaTls::encrypt: return TlsMode::encrypt;
+        case MtaTls::verify: return TlsMode::verify;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+SubmissionServices::SubmissionServices(const Config& cfg) : cfg_(cfg), throttle_(limits_of(cfg.submission)) {}
+
+Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const Config& cfg) {
+    std::unique_ptr<SubmissionServices> s(new SubmissionServices(cfg));
+    auto dir = load_directory(cfg.submission.directory);
+    if (!dir) return Failure{dir.error()};
+    s->dirs_.replace(std::move(*dir));
+    std::string err;
+    auto target = DovecotAuth::parse_target(cfg.submission.dovecot_auth, &err);
+    if (!target) return Failure{"dovecot-auth: " + err};
+    s->verifier_ = std::make_unique<DovecotAuth>(std::move(*target), cfg.submission.auth_timeout);
+    try {
+        s->verify_tls_ = daemon::tls_client_context(true, cfg.tls_ca);
+        s->plain_tls_ = daemon::tls_client_context(false, std::string());
+    } catch (const std::exception& e) {
+        return Failure{std::string("TLS towards home MTAs: ") + e.what()};
+    }
+    return s;
+}
+
+void SubmissionServices::reload() {
+    auto dir = load_directory(cfg_.submission.directory);
+    if (!dir) {
+        log::error("event=directory_reload status=failed detail=\"%s\"", escape_value(dir.error(), 512).c_str());
+        return;
+    }
+    log::info("event=directory_reload status=ok domains=%zu users=%zu mtas=%zu", (*dir)->domain_count(),
+              (*dir)->user_count(), (*dir)->mta_count());
+    dirs_.replace(std::move(*dir));
+}
+
+HomeRoute home_route(const Directory& dir, std::string_view login, const DownstreamConfig& default_home) {
+    HomeRoute r;
+    r.user = dir.find_by_login(login);
+    const std::string_view name = r.user ? dir.home_of(*r.user) : std::string_view();
+    if (name.empty()) return r;  // the listener's downstream
+    r.name = std::string(name);
+    const auto mta = dir.find_mta(name);
+    if (!mta) {
+        r.error = "home MTA " + r.name + " is not defined in the directory (no mta line)";
+        return r;
+    }
+    DownstreamConfig c = default_home;
+    // Parked connections are found by this name: it changes with the destinations.
+    c.name = "home:" + r.name + "@";
+    c.destinations.clear();
+    for (const MtaEndpoint& e : mta->destinations) {
+        Destination d;
+        d.host = e.address.to_string();
+        d.port = e.port;
+        c.name += (c.destinations.empty() ? "" : ",") + d.to_string();
+        c.destinations.push_back(std::move(d));
+    }
+    c.encoding = encoding_of(mta->encoding).value_or(Encoding::automatic);
+    const auto tls = tls_of(mta->tls);
+    if (tls) c.tls = *tls;
+    c.tls_name = std::string(mta->tls_name);
+    // What the listener's downstream says of its own encoding and TLS does not apply here.
+    if (c.encoding != Encoding::proxy_v2) {
+        c.hmac_key_file.clear();
+        c.hmac_key.reset();
+        c.proxy_unsigned = false;
+    }
+    c.tls_ca.clear();  // home MTAs are verified against --tls-ca, else the system's store
+    if (auto ok = check_home_downstream(c, tls.has_value()); !ok) {
+        r.error = "home MTA " + r.name + ": " + ok.error();
+        return r;
+    }
+    r.config = std::move(c);
+    return r;
+}
+
+std::optional<std::string> sender_refusal(const Directory& dir, std::string_view login, std::string_view sender) {
+    if (sender.empty()) return std::nullopt;  // the null sender: delivery reports
+    const std::string shown = escape_value(sender, 256);
+    const std::string not_owned = "553 5.7.1 <" + shown + ">: Sender address rejected: not owned by user " +
+                                  escape_value(login, 256);
+    const auto at = sender.rfind('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == sender.size()) return not_owned;
+    const auto found = dir.lookup(sender.substr(0, at), sender.substr(at + 1));
+    if (!found.domain || !found.user || !dir.login_may_send_as(login, *found.user)) return not_owned;
+    if (found.domain->state != EntryState::active || !found.domain->services.has(Service::submission))
+        return "553 5.7.1 <" + shown + ">: Sender address rejected: domain " + std::string(found.domain->name) +
+               " may not send mail here";
+    if (found.user->state != EntryState::active)
+        return "553 5.7.1 <" + shown + ">: Sender address rejected: account " +
+               std::string(to_string(found.user->state));
+    return std::nullopt;
+}
+
+}  // namespace xproxy::xproxyd

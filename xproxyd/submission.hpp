@@ -1,0 +1,74 @@
+// submission.hpp: the submission mode (a listener with mode=submission): what its sessions
+// share and the decisions they make from the directory.
+//
+// A mail client connects (587 with STARTTLS, 465 with tls=implicit), authenticates with
+// AUTH PLAIN or LOGIN over TLS, and its mail goes to the user's home MTA with the client
+// announced (XPROXY, XCLIENT LOGIN= ADDR=, or PROXY v2 with the login TLV):
+//
+//   - SubmissionServices (one per xproxyd): the directory (--directory, reloaded at SIGHUP:
+//     a file that does not load keeps the previous directory), the credential verifier
+//     (Dovecot's auth service, --dovecot-auth), the failed-login throttle and the TLS
+//     client contexts towards home MTAs.
+//   - home_route(): the user the login is (Directory::find_by_login), its home MTA (the
+//     user's home=, else its domain's, else the listener's downstream), and the
+//     DownstreamConfig that reaches it, built from the directory's mta line over the
+//     listener's downstream (timeouts, HELO name, HMAC key and tls-ca come from there).
+//     A home= naming no mta line is no route: the user's MAIL gets 451 4.3.0 and nothing is
+//     sent elsewhere.
+//   - sender_refusal(): MAIL FROM must be an address (primary or alias) of a user the login
+//     may send as (Directory::login_may_send_as: the user itself, or a user whose login=
+//     lists it), in an active domain with the submission service, the user active; the null
+//     sender is allowed (delivery reports). Else 553 5.7.1.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <xproxy/policy/directory.hpp>
+
+#include "auth_throttle.hpp"
+#include "config.hpp"
+#include "conn.hpp"
+#include "dovecot_auth.hpp"
+
+namespace xproxy::xproxyd {
+
+class SubmissionServices {
+public:
+    // Loads the directory (the error names the file and line); TLS contexts are made here.
+    static Expected<std::unique_ptr<SubmissionServices>> create(const Config& cfg);
+
+    // SIGHUP: a new directory, or the previous one kept (and the reason logged).
+    void reload();
+    std::shared_ptr<const Directory> directory() const { return dirs_.get(); }
+    CredentialVerifier& verifier() { return *verifier_; }
+    AuthThrottle& throttle() { return throttle_; }
+    // Towards a home MTA with tls=verify (chain and name checked) or may/encrypt.
+    asio::ssl::context* home_tls(TlsMode m) const {
+        return m == TlsMode::none ? nullptr : m == TlsMode::verify ? verify_tls_.get() : plain_tls_.get();
+    }
+    const SubmissionConfig& config() const { return cfg_.submission; }
+
+private:
+    explicit SubmissionServices(const Config& cfg);
+    const Config& cfg_;
+    DirectoryCache dirs_;
+    std::unique_ptr<CredentialVerifier> verifier_;
+    AuthThrottle throttle_;
+    std::unique_ptr<asio::ssl::context> verify_tls_, plain_tls_;
+};
+
+// Where an authenticated user's mail goes.
+struct HomeRoute {
+    std::string name;              // the home MTA's name; empty: the listener's downstream
+    DownstreamConfig config;       // when name is set and error is empty
+    std::string error;             // no route (a home= naming no mta line, a bad combination)
+    std::optional<UserInfo> user;  // the directory's user for the login, if any
+};
+HomeRoute home_route(const Directory& dir, std::string_view login, const DownstreamConfig& default_home);
+
+// The reply refusing MAIL FROM:<sender> for this login, or nullopt when it may be used.
+std::optional<std::string> sender_refusal(const Directory& dir, std::string_view login, std::string_view sender);
+
+}  // namespace xproxy::xproxyd
