@@ -111,6 +111,11 @@ private:
         return false;
     }
     bool line(std::string_view text);
+    // The name=value words after a line's name: on(key, value, once) for each, where
+    // once(seen) refuses a single-valued attribute given twice. An empty value or a word
+    // without '=' is an error. False when a word or `on` failed (the error is set).
+    template <typename On>
+    bool attributes(Words& words, On&& on);
     bool domain_line(Words& words);
     bool user_line(Words& words);
     bool mta_line(Words& words);
@@ -170,22 +175,30 @@ bool Parser::line(std::string_view text) {
     return fail("unknown keyword " + quoted(keyword) + " (want domain, user or mta)");
 }
 
-bool Parser::domain_line(Words& words) {
-    DomainInfo d;
-    if (!words.next(d.name)) return fail("domain line without a domain name");
-    bool seen_state = false, seen_services = false, seen_tls = false, seen_admin = false, seen_pm = false,
-         seen_home = false;
+template <typename On>
+bool Parser::attributes(Words& words, On&& on) {
     std::string_view word;
     while (words.next(word)) {
         const std::size_t eq = word.find('=');
         if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
         const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
+        if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
         auto once = [&](bool& seen) {
             if (seen) return fail("attribute " + std::string(key) + " given twice");
-            if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
             seen = true;
             return true;
         };
+        if (!on(key, value, once)) return false;
+    }
+    return true;
+}
+
+bool Parser::domain_line(Words& words) {
+    DomainInfo d;
+    if (!words.next(d.name)) return fail("domain line without a domain name");
+    bool seen_state = false, seen_services = false, seen_tls = false, seen_admin = false, seen_pm = false,
+         seen_home = false;
+    const bool ok = attributes(words, [&](std::string_view key, std::string_view value, auto& once) {
         if (key == "state") {
             if (!once(seen_state)) return false;
             const auto s = parse_entry_state(value);
@@ -194,7 +207,7 @@ bool Parser::domain_line(Words& words) {
         } else if (key == "services") {
             if (!once(seen_services)) return false;
             d.services = ServiceSet{};
-            if (value == "none") continue;
+            if (value == "none") return true;
             std::string_view bad;
             if (!split_list(value, [&](std::string_view item) {
                     const auto s = parse_service(item);
@@ -224,7 +237,9 @@ bool Parser::domain_line(Words& words) {
             return fail("unknown domain attribute " + quoted(key) +
                         " (want state, services, require_tls, admin, postmaster or home)");
         }
-    }
+        return true;
+    });
+    if (!ok) return false;
     std::string why;
     if (!builder_.add_domain(d, &why)) return fail(why);
     return true;
@@ -237,17 +252,7 @@ bool Parser::user_line(Words& words) {
     std::string_view home;
     bool seen_state = false, seen_home = false;
     extras_.clear();
-    std::string_view word;
-    while (words.next(word)) {
-        const std::size_t eq = word.find('=');
-        if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
-        const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
-        if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
-        auto once = [&](bool& seen) {
-            if (seen) return fail("attribute " + std::string(key) + " given twice");
-            seen = true;
-            return true;
-        };
+    const bool ok = attributes(words, [&](std::string_view key, std::string_view value, auto& once) {
         std::vector<std::string_view>* list = nullptr;
         if (key == "state") {
             if (!once(seen_state)) return false;
@@ -271,7 +276,9 @@ bool Parser::user_line(Words& words) {
                 return true;
             }))
             return fail("empty item in " + std::string(key) + "=" + quoted(value));
-    }
+        return true;
+    });
+    if (!ok) return false;
     std::string why;
     if (!builder_.add_user(address, state, home, extras_, &why)) return fail(why);
     return true;
@@ -282,17 +289,7 @@ bool Parser::mta_line(Words& words) {
     if (!words.next(mta.name)) return fail("mta line without a name");
     bool seen_dest = false, seen_encoding = false, seen_tls = false, seen_tls_name = false;
     destinations_.clear();
-    std::string_view word;
-    while (words.next(word)) {
-        const std::size_t eq = word.find('=');
-        if (eq == std::string_view::npos) return fail("expected name=value, got " + quoted(word));
-        const std::string_view key = word.substr(0, eq), value = word.substr(eq + 1);
-        if (value.empty()) return fail("attribute " + std::string(key) + " has an empty value");
-        auto once = [&](bool& seen) {
-            if (seen) return fail("attribute " + std::string(key) + " given twice");
-            seen = true;
-            return true;
-        };
+    const bool ok = attributes(words, [&](std::string_view key, std::string_view value, auto& once) {
         if (key == "destinations") {
             if (!once(seen_dest)) return false;
             std::string why;
@@ -323,7 +320,9 @@ bool Parser::mta_line(Words& words) {
         } else {
             return fail("unknown mta attribute " + quoted(key) + " (want destinations, encoding, tls or tls-name)");
         }
-    }
+        return true;
+    });
+    if (!ok) return false;
     if (!seen_dest) return fail("mta " + escape(mta.name, 64) + " without destinations=");
     mta.destinations = destinations_;
     std::string why;
