@@ -161,7 +161,7 @@ Expected<std::unique_ptr<MxLookup>> outbound_resolver(const Config& cfg, const a
 }
 
 // --check-config: what was checked; the exit status 0.
-int print_config_ok(const Config& cfg) {
+int print_config_ok(const Config& cfg, const SubmissionServices* submission) {
     std::printf("xproxyd: configuration ok (listeners: %zu, downstreams: %zu, trusted upstreams: %s)\n",
                 cfg.listeners.size(), cfg.downstreams.size(),
                 cfg.trusted.empty() ? "none" : cfg.trusted.to_string().c_str());
@@ -171,6 +171,12 @@ int print_config_ok(const Config& cfg) {
             std::printf(" %s=%s:%u", cfg.egresses[m.egress].name.c_str(),
                         cfg.egresses[m.egress].address.to_string().c_str(), m.weight);
         std::printf("\n");
+    }
+    if (submission) {
+        const auto dir = submission->directory();
+        std::printf("submission: directory %s (%zu domains, %zu users, %zu home MTAs), dovecot-auth %s\n",
+                    cfg.submission.directory.c_str(), dir->domain_count(), dir->user_count(), dir->mta_count(),
+                    cfg.submission.dovecot_auth.c_str());
     }
     for (const auto& d : cfg.downstreams)
         if (d.mx)
@@ -267,7 +273,7 @@ int run(int argc, char** argv) {
         if (!made) return start.fail(made.error());
         submission = std::move(*made);
     }
-    if (cfg->check_config) return print_config_ok(*cfg);
+    if (cfg->check_config) return print_config_ok(*cfg, submission.get());
     start.start_log();
     auto listeners = open_and_drop(*cfg, *specs);
     if (!listeners) return start.fail(listeners.error());

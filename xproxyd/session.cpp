@@ -496,7 +496,12 @@ asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::s
     if (peer_src.server) ap.server = *peer_src.server;
     ap.tls = front_.conn().tls();
     const std::string mech = c.arg.substr(0, c.arg.find(' '));
-    AuthVerdict v = co_await sub.verifier().verify(*creds, ap);
+    CredentialVerifier* verifier = sub.verifier(creds->kind);
+    if (!verifier) {  // a mechanism whose credentials nothing here can check
+        front_.reply("504 5.5.4 Unsupported authentication mechanism");
+        co_return true;
+    }
+    AuthVerdict v = co_await verifier->verify(*creds, ap);
     switch (v.kind) {
         case AuthVerdict::Kind::ok: break;
         case AuthVerdict::Kind::failed: {

@@ -63,7 +63,7 @@ Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const C
     std::string err;
     auto target = DovecotAuth::parse_target(cfg.submission.dovecot_auth, &err);
     if (!target) return Failure{"dovecot-auth: " + err};
-    s->verifier_ = std::make_unique<DovecotAuth>(std::move(*target), cfg.submission.auth_timeout);
+    s->passwords_ = std::make_unique<DovecotAuth>(std::move(*target), cfg.submission.auth_timeout);
     try {
         s->verify_tls_ = daemon::tls_client_context(true, cfg.tls_ca);
         s->plain_tls_ = daemon::tls_client_context(false, std::string());

@@ -42,7 +42,11 @@ public:
     // SIGHUP: a new directory, or the previous one kept (and the reason logged).
     void reload();
     std::shared_ptr<const Directory> directory() const { return dirs_.get(); }
-    CredentialVerifier& verifier() { return *verifier_; }
+    // The verifier of a family of credentials: passwords go to Dovecot; none for bearer
+    // tokens yet (a token verifier would be returned here).
+    CredentialVerifier* verifier(sasl::Credentials::Kind kind) {
+        return kind == sasl::Credentials::Kind::password ? passwords_.get() : nullptr;
+    }
     AuthThrottle& throttle() { return throttle_; }
     // Towards a home MTA with tls=verify (chain and name checked) or may/encrypt.
     asio::ssl::context* home_tls(TlsMode m) const {
@@ -54,7 +58,7 @@ private:
     explicit SubmissionServices(const Config& cfg);
     const Config& cfg_;
     DirectoryCache dirs_;
-    std::unique_ptr<CredentialVerifier> verifier_;
+    std::unique_ptr<CredentialVerifier> passwords_;
     AuthThrottle throttle_;
     std::unique_ptr<asio::ssl::context> verify_tls_, plain_tls_;
 };

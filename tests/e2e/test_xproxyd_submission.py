@@ -10,12 +10,13 @@ domain without a home: the listener's downstream, an smtp-sink)."""
 
 import base64
 import re
+import signal
 import socket
 import ssl
-import threading
+import subprocess
 import time
 
-from harness import (CaptureServer, Dovecot, E2ETestCase, SmtpClient, SmtpSink, free_port, main,
+from harness import (CaptureServer, Dovecot, E2ETestCase, SmtpClient, SmtpSink, binary, free_port, main,
                      policy_responder, split_requests, swaks, wait_for_port, wait_until)
 from xproxyd_helpers import FakeDownstream, HomePostfix, TestPki, Xproxyd
 
@@ -330,6 +331,47 @@ class Submission(E2ETestCase):
         self.assertRegex(xproxy[0], r"^XPROXY SID=\w+ IP=127\.0\.0\.61 PORT=\d+ DOMAIN=mua-erin\.example "
                                     r"LOGIN=erin@other\.example$")
         self.assertFalse([c for c in fake.commands if c.upper().startswith("XCLIENT")])
+
+
+    # SIGHUP reloads the directory; a file that does not load keeps the previous one.
+    def test_sighup_reloads_the_directory_and_a_broken_file_keeps_the_previous_one(self):
+        directory = self.directory()
+        x = self.xproxyd(directory=directory)
+        with open(directory) as f:
+            text = f.read()
+        with open(directory, "w") as f:
+            f.write(text.replace("user bob@example.com home=mta-b", "user bob@example.com home=mta-a"))
+        x.proc.send_signal(signal.SIGHUP)
+        x.wait_log(r"event=directory_reload status=ok domains=2 users=4 mtas=2")
+        rc, out = self.submit(x, "bob@example.com", "127.0.0.71")
+        self.assertEqual(rc, 0, out)
+        self.sink_a.wait_messages(1)
+        with open(directory, "a") as f:
+            f.write("user stray@unknown.example\n")  # its domain is not in the file
+        x.proc.send_signal(signal.SIGHUP)
+        x.wait_log(r"event=directory_reload status=failed detail=.*directory:9: domain")
+        rc, out = self.submit(x, "bob@example.com", "127.0.0.72")
+        self.assertEqual(rc, 0, out)
+        self.sink_a.wait_messages(2)
+        self.assertEqual(self.sink_b.messages(), [], "bob's new home, from the last directory that loaded")
+        self.assertIsNone(x.proc.poll(), "SIGHUP does not stop xproxyd")
+
+    # --check-config reads the directory and says what it found, or names the bad line.
+    def test_check_config_reads_the_directory(self):
+        def check(directory):
+            return subprocess.run([binary("xproxyd/xproxyd"), "--check-config", "--listen",
+                                   "inet:127.0.0.1:%d mode=submission" % free_port(), "--downstream",
+                                   "default destinations=127.0.0.1:25 encoding=xclient", "--directory", directory,
+                                   "--dovecot-auth", "inet:127.0.0.1:%d" % self.dovecot.auth_port,
+                                   "--tls-cert", self.crt, "--tls-key", self.key],
+                                  capture_output=True, text=True, timeout=30)
+        r = check(self.directory())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"submission: directory \S+ \(2 domains, 4 users, 2 home MTAs\), "
+                                   r"dovecot-auth inet:127\.0\.0\.1:\d+")
+        r = check(self.sandbox.write("bad-directory", "mta m destinations=mx.example\n"))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertRegex(r.stderr, r"directory: \S*bad-directory.*want a numeric address")
 
 
 if __name__ == "__main__":
