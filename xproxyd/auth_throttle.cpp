@@ -30,11 +30,57 @@ std::chrono::milliseconds AuthThrottle::delay_for(unsigned n) const {
 
 ThrottleCheck AuthThrottle::check(const IpAddress& client, std::string_view user, Clock::time_point now) {
     std::string akey = address_key(client);
-    std::string ukey = user_key(user);
+    std::string ukey = user.empty() ? std::string() : user_key(user);
     std::lock_guard lock(mutex_);
     if (unsigned n = addresses_.locked_failures(akey, now)) return {true, delay_for(n), "address"};
-    if (unsigned n = user.empty() ? 0 : users_.locked_failures(ukey, now)) return {true, delay_for(n), "user"};
-    return {};
+    if (unsigned n = ukey.empty() ? 0 : users_.locked_failures(ukey, now)) return {true, delay_for(n), "user"};
+    // Attempts in flight count as failures until their verdict.
+    auto busy = [&](Table& t, const std::map<std::string, unsigned, std::less<>>& pending, const std::string& key,
+                    unsigned& counted) {
+        if (t.threshold() == 0 || key.empty()) return false;
+        counted = t.counted(key, now);
+        const auto p = pending.find(key);
+        return counted + (p == pending.end() ? 0u : p->second) >= t.threshold();
+    };
+    unsigned counted = 0;
+    if (busy(addresses_, pending_addresses_, akey, counted)) return {true, delay_for(counted + 1), "address"};
+    if (busy(users_, pending_users_, ukey, counted)) return {true, delay_for(counted + 1), "user"};
+    ThrottleCheck c;
+    c.attempt.owner_ = this;
+    if (addresses_.threshold() > 0) {
+        ++pending_addresses_[akey];
+        c.attempt.akey_ = std::move(akey);
+    }
+    if (users_.threshold() > 0 && !ukey.empty()) {
+        ++pending_users_[ukey];
+        c.attempt.ukey_ = std::move(ukey);
+    }
+    return c;
+}
+
+void AuthThrottle::release(const ThrottleAttempt& a) {
+    std::lock_guard lock(mutex_);
+    auto drop = [](std::map<std::string, unsigned, std::less<>>& pending, const std::string& key) {
+        if (key.empty()) return;
+        auto it = pending.find(key);
+        if (it != pending.end() && --it->second == 0) pending.erase(it);
+    };
+    drop(pending_addresses_, a.akey_);
+    drop(pending_users_, a.ukey_);
+}
+
+void ThrottleAttempt::release() {
+    if (auto* t = std::exchange(owner_, nullptr)) t->release(*this);
+}
+
+ThrottleAttempt& ThrottleAttempt::operator=(ThrottleAttempt&& o) noexcept {
+    if (this != &o) {
+        release();
+        owner_ = std::exchange(o.owner_, nullptr);
+        akey_ = std::move(o.akey_);
+        ukey_ = std::move(o.ukey_);
+    }
+    return *this;
 }
 
 std::chrono::milliseconds AuthThrottle::failed(const IpAddress& client, std::string_view user, Clock::time_point now) {
@@ -84,6 +130,14 @@ unsigned AuthThrottle::Table::locked_failures(const std::string& key, Clock::tim
     forget_old(e, now);
     if (e.failures.empty()) erase(it->second);
     return 0;
+}
+
+unsigned AuthThrottle::Table::counted(const std::string& key, Clock::time_point now) {
+    if (!enabled()) return 0;
+    auto it = index_.find(key);
+    if (it == index_.end()) return 0;
+    forget_old(*it->second, now);
+    return static_cast<unsigned>(it->second->failures.size());
 }
 
 unsigned AuthThrottle::Table::add_failure(const std::string& key, Clock::time_point now) {

@@ -49,6 +49,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <xproxy/base/ip.hpp>
@@ -66,10 +67,34 @@ struct ThrottleLimits {
     std::size_t max_entries = 65536;  // per table; the least recently failed entry goes first when full
 };
 
+class AuthThrottle;
+
+// An attempt being checked (between check() and its verdict): it counts towards the
+// thresholds while it lasts, so that attempts sent in parallel cannot all be checked
+// before the first failure is counted. Released when destroyed.
+class ThrottleAttempt {
+public:
+    ThrottleAttempt() = default;
+    ThrottleAttempt(ThrottleAttempt&& o) noexcept
+        : owner_(std::exchange(o.owner_, nullptr)), akey_(std::move(o.akey_)), ukey_(std::move(o.ukey_)) {}
+    ThrottleAttempt& operator=(ThrottleAttempt&& o) noexcept;
+    ThrottleAttempt(const ThrottleAttempt&) = delete;
+    ThrottleAttempt& operator=(const ThrottleAttempt&) = delete;
+    ~ThrottleAttempt() { release(); }
+    void release();
+
+private:
+    friend class AuthThrottle;
+    AuthThrottle* owner_ = nullptr;
+    std::string akey_, ukey_;  // ukey_ empty: no user counted
+};
+
 struct ThrottleCheck {
     bool locked = false;
     std::chrono::milliseconds delay{0};
     const char* why = "";  // "address", "user"
+    // Not locked: the attempt, counted until the verdict (keep it until then).
+    ThrottleAttempt attempt{};
 };
 
 class AuthThrottle {
@@ -79,7 +104,10 @@ public:
     explicit AuthThrottle(ThrottleLimits l);
 
     // Before the credentials are checked: locked -> refuse without asking (even a right
-    // password), after `delay`.
+    // password), after `delay`. Locked too (the same reply, `delay` for the failures
+    // counted) when the failures counted plus the attempts still being checked reach the
+    // threshold: at most `threshold` guesses per window whatever the parallelism. Else the
+    // returned attempt counts until it is released.
     ThrottleCheck check(const IpAddress& client, std::string_view user, Clock::time_point now);
     // After a failed check (an empty user: credentials that could not be read, counted for
     // the address only): counts for the address and the user; returns the delay to
@@ -103,6 +131,9 @@ private:
         Table(unsigned threshold, const ThrottleLimits& limits) : threshold_(threshold), limits_(limits) {}
         // Locked: how many failures count for the key (>= 1). Not locked: 0.
         unsigned locked_failures(const std::string& key, Clock::time_point now);
+        // The failures counted for the key now (0: none, or the table is off).
+        unsigned counted(const std::string& key, Clock::time_point now);
+        unsigned threshold() const { return enabled() ? threshold_ : 0; }
         // Counts a failure; returns the failures now counted for the key (0: table off).
         unsigned add_failure(const std::string& key, Clock::time_point now);
         std::size_t size() const { return index_.size(); }
@@ -128,6 +159,11 @@ private:
     };
 
     std::chrono::milliseconds delay_for(unsigned n) const;
+    friend class ThrottleAttempt;
+    void release(const ThrottleAttempt& a);
+    // Attempts being checked, per key (at most one entry per session at a time: bounded by
+    // the sessions).
+    std::map<std::string, unsigned, std::less<>> pending_addresses_, pending_users_;
 
     ThrottleLimits limits_;
     mutable std::mutex mutex_;

@@ -332,10 +332,11 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "auth-max-failures", po::value(&c.submission.address_failures)->default_value(5),
         "submission: failed logins from one address (IPv6: /64) within auth-failure-window before it is locked")(
         "auth-max-user-failures", po::value(&c.submission.user_failures)->default_value(10),
-        "submission: failed logins for one user within auth-failure-window before it is locked")(
-        "auth-failure-window", po::value(&raw.failure_window)->default_value(900),
-        "submission: seconds a failed login counts")("auth-lockout", po::value(&raw.lockout)->default_value(900),
-                                                     "submission: seconds a locked address or user stays locked")(
+        "submission: failed logins for one user within auth-failure-window before it is locked (0: no per-user "
+        "lockout)")("auth-failure-window", po::value(&raw.failure_window)->default_value(900),
+                    "submission: seconds a failed login counts")(
+        "auth-lockout", po::value(&raw.lockout)->default_value(900),
+        "submission: seconds a locked address or user stays locked")(
         "auth-failure-delay", po::value(&raw.failure_delay_ms)->default_value(1000),
         "submission: milliseconds the reply to a failed login waits, times the failures so far")(
         "auth-max-delay", po::value(&raw.max_delay_ms)->default_value(5000),
@@ -493,13 +494,22 @@ Expected<void> check_submission(Config& c, const RawOptions& raw) {
         if (c.submission.directory.empty()) return Failure{where + "mode=submission needs --directory"};
         if (c.submission.dovecot_auth.empty()) return Failure{where + "mode=submission needs --dovecot-auth"};
     }
+    // Dovecot's auth protocol has no encryption: passwords and verdicts cross the wire in
+    // clear, so only over a unix socket or loopback.
+    if (const std::string& da = c.submission.dovecot_auth; da.rfind("inet:", 0) == 0) {
+        std::string host = da.substr(5, da.rfind(':') > 5 ? da.rfind(':') - 5 : std::string::npos);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        if (host != "localhost" && !is_loopback(host))
+            return Failure{"dovecot-auth " + da +
+                           ": Dovecot's auth protocol is not encrypted (passwords and verdicts in clear): use "
+                           "unix:/PATH or a loopback address"};
+    }
     if (!any && (!c.submission.directory.empty() || !c.submission.dovecot_auth.empty()))
         return Failure{"--directory and --dovecot-auth are for a mode=submission listener"};
     auto& s = c.submission;
-    if (s.address_failures == 0 || s.user_failures == 0 || s.table_size == 0 || raw.failure_window == 0 ||
-        raw.auth_timeout == 0)
+    if (s.address_failures == 0 || s.table_size == 0 || raw.failure_window == 0 || raw.auth_timeout == 0)
         return Failure{
-            "auth-max-failures, auth-max-user-failures, auth-table-size, auth-failure-window and "
+            "auth-max-failures, auth-table-size, auth-failure-window and "
             "auth-timeout must be positive"};
     s.auth_timeout = std::chrono::seconds(raw.auth_timeout);
     s.failure_window = std::chrono::seconds(raw.failure_window);

@@ -202,6 +202,12 @@ asio::awaitable<AuthVerdict> DovecotAuth::verify(const sasl::Credentials& c, con
     const std::string said = reason && !reason->empty() ? ": " + escape(*reason, 120) : std::string();
     switch (line.kind) {
         case dovecot::ServerLine::Kind::ok: {
+            // A passdb that disables an account keeps its password and says nologin (Dovecot's
+            // own login processes then refuse it); proxy/host= send the user to another server
+            // that xproxyd is not. Neither is a login here.
+            if (line.has("nologin") || line.has("proxy") || line.param("host"))
+                co_return verdict(Kind::failed, std::string("account may not log in here (") +
+                                                    (line.has("nologin") ? "nologin" : "proxy") + ")" + said);
             const std::string* user = line.param("user");
             co_return verdict(Kind::ok, {}, user && !user->empty() ? *user : c.authcid);
         }

@@ -260,6 +260,9 @@ int run(int argc, char** argv) {
     // bytes and places back to these.
     SpillQuota spill(cfg->spill_quota);
     SessionLimits limits(cfg->max_sessions, cfg->max_sessions_per_client);
+    // Before the io_context too: session frames destroyed with it release their failed-login
+    // attempts into the throttle.
+    std::unique_ptr<SubmissionServices> submission;
     asio::io_context io(static_cast<int>(cfg->threads));
     // After the io_context, so destroyed before it; made before privileges are dropped
     // (it reads resolv.conf and the trust anchor).
@@ -267,7 +270,6 @@ int run(int argc, char** argv) {
     if (!mx) return start.fail(mx.error());
     // The directory is read before privileges are dropped too (and re-read at SIGHUP: it
     // must stay readable by --user).
-    std::unique_ptr<SubmissionServices> submission;
     if (!cfg->submission.directory.empty()) {
         auto made = SubmissionServices::create(*cfg);
         if (!made) return start.fail(made.error());

@@ -169,7 +169,7 @@ asio::awaitable<bool> Session::dispatch(const std::string& line) {
         syntax_error();
         co_return true;
     }
-    const smtp::CommandLine c = smtp::split_command(line);
+    smtp::CommandLine c = smtp::split_command(line);
     const CommandRow* row = CommandTable::find(c.verb);
     // An unfinished XPROXYFROM or XPROXYTO sequence (LAST=False) must be continued by the
     // next line.
@@ -189,6 +189,11 @@ asio::awaitable<bool> Session::dispatch(const std::string& line) {
         co_return true;
     }
     const bool go_on = co_await (this->*(row->handler))(c, line);
+    if (row->handler == &Session::cmd_auth) {
+        // AUTH PLAIN's initial response holds the password: not left in these buffers.
+        OPENSSL_cleanse(const_cast<char*>(line.data()), line.size());  // serve_commands' own line
+        OPENSSL_cleanse(c.arg.data(), c.arg.size());
+    }
     co_return go_on;
 }
 
@@ -482,7 +487,7 @@ asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::s
     const std::string client_shown = endpoint_text(peer_src.client);
     const IpAddress client_addr = peer_src.client ? peer_src.client->addr : IpAddress();
     const auto now = std::chrono::steady_clock::now();
-    const ThrottleCheck th = sub.throttle().check(client_addr, creds->authcid, now);
+    ThrottleCheck th = sub.throttle().check(client_addr, creds->authcid, now);
     if (th.locked) {
         log::warning("event=auth_locked sid=%s client=%s user=\"%s\" locked=%s", sid_.c_str(), client_shown.c_str(),
                      user_shown.c_str(), th.why);
@@ -506,6 +511,7 @@ asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::s
         case AuthVerdict::Kind::ok: break;
         case AuthVerdict::Kind::failed: {
             const auto delay = sub.throttle().failed(client_addr, creds->authcid, std::chrono::steady_clock::now());
+            th.attempt.release();  // counted as a failure now, no longer as an attempt in flight
             log::warning("event=auth_failed sid=%s client=%s user=\"%s\" mechanism=%s reason=\"%s\"", sid_.c_str(),
                          client_shown.c_str(), user_shown.c_str(), escape_value(mech, 32).c_str(),
                          escape_value(v.reason, 256).c_str());

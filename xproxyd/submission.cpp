@@ -126,10 +126,19 @@ HomeRoute home_route(const Directory& dir, std::string_view login, const Downstr
 }
 
 std::optional<std::string> sender_refusal(const Directory& dir, std::string_view login, std::string_view sender) {
+    const std::string who = escape_value(login, 256);
+    // The login itself must be one user of the directory, active, in an active domain with
+    // the submission service: the null sender and delegation do not get around that.
+    const auto me = dir.find_by_login(login);
+    if (!me) return "553 5.7.1 Error: login " + who + " is not a user of this service (or names several)";
+    const DomainInfo my_domain = dir.domain_at(me->domain_id);
+    if (me->state != EntryState::active)
+        return "553 5.7.1 Error: account " + who + " is " + std::string(to_string(me->state));
+    if (my_domain.state != EntryState::active || !my_domain.services.has(Service::submission))
+        return "553 5.7.1 Error: domain " + std::string(my_domain.name) + " may not send mail here";
     if (sender.empty()) return std::nullopt;  // the null sender: delivery reports
     const std::string shown = escape_value(sender, 256);
-    const std::string not_owned = "553 5.7.1 <" + shown + ">: Sender address rejected: not owned by user " +
-                                  escape_value(login, 256);
+    const std::string not_owned = "553 5.7.1 <" + shown + ">: Sender address rejected: not owned by user " + who;
     const auto at = sender.rfind('@');
     if (at == std::string_view::npos || at == 0 || at + 1 == sender.size()) return not_owned;
     const auto found = dir.lookup(sender.substr(0, at), sender.substr(at + 1));

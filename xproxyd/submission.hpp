@@ -15,10 +15,13 @@
 //     listener's downstream (timeouts, HELO name, HMAC key and tls-ca come from there).
 //     A home= naming no mta line is no route: the user's MAIL gets 451 4.3.0 and nothing is
 //     sent elsewhere.
-//   - sender_refusal(): MAIL FROM must be an address (primary or alias) of a user the login
-//     may send as (Directory::login_may_send_as: the user itself, or a user whose login=
-//     lists it), in an active domain with the submission service, the user active; the null
-//     sender is allowed (delivery reports). Else 553 5.7.1.
+//   - sender_refusal(): the login must be one active user of the directory, in an active
+//     domain with the submission service (a login unknown to the directory, or listed by
+//     several users, sends nothing, not even with the null sender); MAIL FROM must then be
+//     the null sender (delivery reports) or an address (primary or alias) of a user the
+//     login may send as (Directory::login_may_send_as: the user itself, or a user whose
+//     login= lists it), in an active domain with the submission service, the user active.
+//     Else 553 5.7.1.
 #pragma once
 
 #include <memory>

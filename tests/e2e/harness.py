@@ -651,7 +651,7 @@ log_path = %(log)s
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = %(mechanisms)s
-auth_failure_delay = 0
+auth_failure_delay = %(failure_delay)s
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%%u %(passwd)s
@@ -685,14 +685,15 @@ class Dovecot:
     NAME/ directory, logging to .log; stopped by PID with the test's processes. Dovecot's
     master does not wait for its children on SIGTERM: stop() waits for their PIDs too.
     penalty=True keeps Dovecot's delays after failed logins per client address (off by
-    default: a test's wrong password must not slow down the next login from 127.0.0.1).
+    default: a test's wrong password must not slow down the next login from 127.0.0.1);
+    failure_delay: its auth_failure_delay (every failure answered that much later; "0").
 
         dv = Dovecot(self.sandbox, self.procs, {"alice@example.com": "secret"})
         main_cf["smtpd_sasl_path"] = dv.sasl_path  # inet:127.0.0.1:PORT
     """
 
     def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login",
-                 penalty=False):
+                 penalty=False, failure_delay="0"):
         self.procs = procs
         self.users = dict(users if users is not None else {"alice@example.com": "secret",
                                                             "bob@example.com": "bob-secret"})
@@ -709,7 +710,8 @@ class Dovecot:
         sandbox.logs.append(self.log)
         self.conf = sandbox.write(name + "/dovecot.conf", DOVECOT_CONF % {
             "root": self.root, "log": self.log, "passwd": self.passwd, "port": self.auth_port,
-            "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY})
+            "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY,
+            "failure_delay": failure_delay})
         self.proc = procs.start(name, ["dovecot", "-F", "-c", self.conf], stop=self._stop_master)
         try:
             wait_for_port("127.0.0.1", self.auth_port, 20)

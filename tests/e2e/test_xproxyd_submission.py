@@ -14,6 +14,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 
 from harness import (CaptureServer, Dovecot, E2ETestCase, SmtpClient, SmtpSink, binary, free_port, main,
@@ -21,7 +22,8 @@ from harness import (CaptureServer, Dovecot, E2ETestCase, SmtpClient, SmtpSink, 
 from xproxyd_helpers import FakeDownstream, HomePostfix, TestPki, Xproxyd
 
 USERS = {"alice@example.com": "alice-pw", "bob@example.com": "bob-pw", "carol@example.com": "carol-pw",
-         "dave@other.example": "dave-pw", "erin@other.example": "erin-pw"}
+         "dave@other.example": "dave-pw", "erin@other.example": "erin-pw", "off@example.com": "off-pw",
+         "stranger@nowhere.example": "stranger-pw"}
 
 
 def b64(text):
@@ -100,18 +102,20 @@ class Submission(E2ETestCase):
                 "user alice@example.com home=mta-a alias=a.smith\n"
                 "user bob@example.com home=mta-b\n"
                 "user carol@example.com\n"
+                "user off@example.com state=inactive\n"
                 "domain other.example\n"
                 "user dave@other.example\n" % (mta_a, self.pf_b.port)) + extra
         return self.sandbox.write("directory", text)
 
-    def xproxyd(self, directory=None, extra=(), name="xproxyd", max_failures=3):
+    def xproxyd(self, directory=None, extra=(), name="xproxyd", max_failures=3, dovecot=None):
+        dovecot = dovecot or self.dovecot
         self.port465 = free_port()
         directory = directory or self.directory()
         x = Xproxyd(self.sandbox, self.procs, ["default destinations=127.0.0.1:%d encoding=xclient"
                                                % self.default_home.port],
                     trusted=None, name=name, extra=[
                         "--listen", "inet:127.0.0.1:%d default tls=implicit mode=submission" % self.port465,
-                        "--directory", directory, "--dovecot-auth", "inet:127.0.0.1:%d" % self.dovecot.auth_port,
+                        "--directory", directory, "--dovecot-auth", "inet:127.0.0.1:%d" % dovecot.auth_port,
                         "--tls-cert", self.crt, "--tls-key", self.key, "--auth-max-failures", str(max_failures),
                         "--auth-failure-delay", "300", "--auth-max-delay", "600"] + list(extra),
                     listen_options="mode=submission")
@@ -202,6 +206,30 @@ class Submission(E2ETestCase):
         for secret in ("wrong-0", "wrong-1", "alice-pw"):
             self.assertNotIn(secret, log)
 
+    # Guesses sent in parallel count while Dovecot checks them: never more than the limit
+    # reach Dovecot, whatever the number of sessions.
+    def test_parallel_guesses_never_exceed_the_limit(self):
+        slow = Dovecot(self.sandbox, self.procs, users=USERS, name="dovecot-slow", failure_delay="1 s")
+        x = self.xproxyd(dovecot=slow)
+        codes = []
+
+        def guess(i):
+            c = TlsClient(x.port, source="127.0.0.35")
+            try:
+                codes.append(c.login("alice@example.com", "guess-%d" % i)[0])
+            finally:
+                c.close()
+        threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(len(codes), 12, codes)
+        self.assertLessEqual(codes.count(535), 3, codes)
+        self.assertEqual(codes.count(535) + codes.count(454), 12, codes)
+        log = x.log()
+        self.assertLessEqual(len(re.findall(r"event=auth_failed .*client=127\.0\.0\.35", log)), 3)
+
     # 2. AUTH before STARTTLS, MAIL before AUTH, a sender the user may not use.
     def test_refusals_before_tls_before_auth_and_for_a_foreign_sender(self):
         x = self.xproxyd()
@@ -234,6 +262,16 @@ class Submission(E2ETestCase):
         self.assertEqual(self.sink_b.messages(), [])
         self.assertRegex(x.log(), r'event=sender_refused sid=\S+ login="alice@example\.com" '
                                   r'sender="bob@example\.com"')
+        # A login that is no active user of the directory sends nothing, not even with the
+        # null sender (which skips the sender's own checks).
+        for user, want in (("off@example.com", "is inactive"), ("stranger@nowhere.example",
+                                                                 "is not a user of this service")):
+            c = TlsClient(x.port, source="127.0.0.34")
+            self.assertEqual(c.login(user, USERS[user])[0], 235)
+            code, text = c.cmd("MAIL FROM:<>")
+            self.assertEqual(code, 553, text)
+            self.assertIn(want, text)
+            c.close()
         # The source commands are not for mail clients, trusted or not.
         c = TlsClient(x.port, source="127.0.0.1")
         c.ehlo("mua.example")
@@ -342,14 +380,14 @@ class Submission(E2ETestCase):
         with open(directory, "w") as f:
             f.write(text.replace("user bob@example.com home=mta-b", "user bob@example.com home=mta-a"))
         x.proc.send_signal(signal.SIGHUP)
-        x.wait_log(r"event=directory_reload status=ok domains=2 users=4 mtas=2")
+        x.wait_log(r"event=directory_reload status=ok domains=2 users=5 mtas=2")
         rc, out = self.submit(x, "bob@example.com", "127.0.0.71")
         self.assertEqual(rc, 0, out)
         self.sink_a.wait_messages(1)
         with open(directory, "a") as f:
             f.write("user stray@unknown.example\n")  # its domain is not in the file
         x.proc.send_signal(signal.SIGHUP)
-        x.wait_log(r"event=directory_reload status=failed detail=.*directory:9: domain")
+        x.wait_log(r"event=directory_reload status=failed detail=.*directory:10: domain")
         rc, out = self.submit(x, "bob@example.com", "127.0.0.72")
         self.assertEqual(rc, 0, out)
         self.sink_a.wait_messages(2)
@@ -367,7 +405,7 @@ class Submission(E2ETestCase):
                                   capture_output=True, text=True, timeout=30)
         r = check(self.directory())
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stdout, r"submission: directory \S+ \(2 domains, 4 users, 2 home MTAs\), "
+        self.assertRegex(r.stdout, r"submission: directory \S+ \(2 domains, 5 users, 2 home MTAs\), "
                                    r"dovecot-auth inet:127\.0\.0\.1:\d+")
         r = check(self.sandbox.write("bad-directory", "mta m destinations=mx.example\n"))
         self.assertEqual(r.returncode, 1, r.stdout)

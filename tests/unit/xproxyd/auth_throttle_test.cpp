@@ -270,3 +270,53 @@ TEST(AuthThrottle, AFailureWithoutAUserNameCountsForTheAddressOnly) {
     EXPECT_FALSE(t.check(ip("192.0.2.51"), "", t0).locked);
     EXPECT_FALSE(t.check(ip("192.0.2.51"), "alice", t0).locked);
 }
+
+// Attempts sent in parallel count while Dovecot checks them: with a threshold of 3, the
+// fourth attempt in flight is refused before any verdict, and once three failed the address
+// is locked. A released attempt (a success) gives its place back.
+TEST(AuthThrottle, AttemptsInFlightCountTowardsTheThreshold) {
+    ThrottleLimits l;
+    l.address_failures = 3;
+    l.user_failures = 100;
+    AuthThrottle t(l);
+    const IpAddress a = ip("192.0.2.60");
+    std::vector<ThrottleCheck> inflight;
+    for (int i = 0; i < 3; ++i) {
+        inflight.push_back(t.check(a, "u" + std::to_string(i), t0));
+        EXPECT_FALSE(inflight.back().locked) << i;
+    }
+    ThrottleCheck fourth = t.check(a, "u9", t0);
+    EXPECT_TRUE(fourth.locked);
+    EXPECT_STREQ(fourth.why, "address");
+    EXPECT_FALSE(t.check(ip("192.0.2.61"), "u9", t0).locked) << "another address is not concerned";
+    inflight[0].attempt.release();  // a success
+    ThrottleCheck again = t.check(a, "u9", t0);
+    EXPECT_FALSE(again.locked);
+    again.attempt.release();
+    for (int i = 1; i < 3; ++i) {
+        t.failed(a, "u" + std::to_string(i), t0);
+        inflight[static_cast<std::size_t>(i)].attempt.release();
+    }
+    ThrottleCheck one_left = t.check(a, "u9", t0);  // two failures: one more attempt fits
+    EXPECT_FALSE(one_left.locked);
+    EXPECT_TRUE(t.check(a, "u8", t0).locked) << "two failures and one attempt in flight fill the three places";
+    t.failed(a, "u9", t0);
+    one_left.attempt.release();
+    EXPECT_TRUE(t.check(a, "u7", t0 + std::chrono::seconds(1)).locked);
+}
+
+// The same for one user from many addresses.
+TEST(AuthThrottle, AttemptsInFlightForOneUserCountToo) {
+    ThrottleLimits l;
+    l.address_failures = 100;
+    l.user_failures = 2;
+    AuthThrottle t(l);
+    ThrottleCheck a = t.check(ip("192.0.2.70"), "Alice", t0);
+    ThrottleCheck b = t.check(ip("192.0.2.71"), "alice", t0);
+    EXPECT_FALSE(a.locked);
+    EXPECT_FALSE(b.locked);
+    ThrottleCheck c = t.check(ip("192.0.2.72"), "ALICE", t0);
+    EXPECT_TRUE(c.locked);
+    EXPECT_STREQ(c.why, "user");
+    EXPECT_FALSE(t.check(ip("192.0.2.72"), "bob", t0).locked);
+}

@@ -199,6 +199,13 @@ TEST(DovecotAuth, Verdicts) {
         {"ok without user=", M::normal, g, "OK\t{id}\n", Kind::ok, "alice", "", true},
         {"ok with an escaped user=", M::normal, g, "OK\t{id}\tuser=a\001tb\001rc\n", Kind::ok, "a\tb\rc", "", true},
         {"unknown line first", M::normal, g, "NOTICE\tx\nOK\t{id}\tuser=u\n", Kind::ok, "u", "", true},
+        // A disabled account, or one served by another server: never a login here.
+        {"ok with nologin", M::normal, g, "OK\t{id}\tuser=alice\tnologin\treason=disabled\n", Kind::failed, "",
+         "may not log in here (nologin): disabled", true},
+        {"ok with proxy", M::normal, g, "OK\t{id}\tuser=alice\tproxy\thost=192.0.2.9\n", Kind::failed, "",
+         "may not log in here (proxy)", true},
+        {"ok with host=", M::normal, g, "OK\t{id}\tuser=alice\thost=192.0.2.9\n", Kind::failed, "",
+         "may not log in here (proxy)", true},
         {"fail", M::normal, g, "FAIL\t{id}\tuser=alice\n", Kind::failed, "", "authentication failed", true},
         {"fail with reason", M::normal, g, "FAIL\t{id}\treason=Password\001nexpired\n", Kind::failed, "",
          "authentication failed: Password\\x0aexpired", true},
@@ -323,7 +330,10 @@ public:
         write("passwd",
               "alice@example.com:{PLAIN}alice-secret\n"
               "tab\tuser:{PLAIN}tab-secret\n"
-              "cr\ruser:{PLAIN}cr-secret\n");
+              "cr\ruser:{PLAIN}cr-secret\n"
+              // An account disabled the way Dovecot's passdbs do it: the password still
+              // checks, the reply says nologin.
+              "disabled@example.com:{PLAIN}disabled-secret::::::nologin reason=disabled\n");
         {
             asio::io_context io;
             asio::ip::tcp::acceptor a(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -429,6 +439,7 @@ TEST(DovecotAuthReal, PlainOkFailedAndEscapedUserNames) {
         {"TAB in the user name", &unix_auth, "tab\tuser", "tab-secret", Kind::ok, "tab\tuser"},
         {"CR in the user name", &inet_auth, "cr\ruser", "cr-secret", Kind::ok, "cr\ruser"},
         {"TAB user, wrong password", &unix_auth, "tab\tuser", "cr-secret", Kind::failed, ""},
+        {"an account with nologin", &unix_auth, "disabled@example.com", "disabled-secret", Kind::failed, ""},
     };
     for (const auto& r : rows) {
         SCOPED_TRACE(r.what);

@@ -283,6 +283,13 @@ TEST(SubmissionConfig, ListenerModesAndWhatTheyNeed) {
     EXPECT_EQ(c->submission.user_failures, 10u);
     EXPECT_EQ(c->submission.lockout, std::chrono::seconds(900));
     EXPECT_EQ(c->submission.table_size, 65536u);
+    for (const char* target : {"inet:[::1]:12345", "inet:localhost:12345", "inet:127.0.0.2:1", "unix:/run/auth"}) {
+        auto a = base;
+        a.back() = target;
+        a.push_back("--listen");
+        a.push_back("inet:127.0.0.1:587 mode=submission");
+        EXPECT_TRUE(configure(a, code, said)) << target << ": " << said;
+    }
 
     const std::pair<std::vector<std::string>, const char*> bad[] = {
         {{"--downstream", "home destinations=127.0.0.1:25", "--listen", "inet:127.0.0.1:587 mode=submission",
@@ -298,6 +305,9 @@ TEST(SubmissionConfig, ListenerModesAndWhatTheyNeed) {
          "mode=submission needs --dovecot-auth"},
         {{"--downstream", "home destinations=127.0.0.1:25", "--directory", "/d"},
          "--directory and --dovecot-auth are for a mode=submission listener"},
+        {{"--downstream", "home destinations=127.0.0.1:25", "--tls-cert", "/c", "--tls-key", "/k", "--listen",
+          "inet:127.0.0.1:587 mode=submission", "--directory", "/d", "--dovecot-auth", "inet:192.0.2.1:12345"},
+         "Dovecot's auth protocol is not encrypted"},
         {{"--downstream", "out destinations=mx", "--tls-cert", "/c", "--tls-key", "/k", "--listen",
           "inet:127.0.0.1:587 mode=submission", "--directory", "/d", "--dovecot-auth", "inet:127.0.0.1:1"},
          "mode=submission needs a downstream with destinations="},

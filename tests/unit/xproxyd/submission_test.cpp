@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 
 #include <xproxy/policy/directory_file.hpp>
 
@@ -22,13 +23,13 @@ const char* const kDirectory =
     "domain example.com home=mta-a\n"
     "user alice@example.com home=mta-a alias=a.smith login=alice\n"
     "user bob@example.com home=mta-b login=secretary\n"
-    "user carol@example.com\n"
+    "user carol@example.com login=shared\n"
     "user ghost@example.com home=nowhere\n"
     "user far@example.com home=mta-remote\n"
     "user proxied@example.com home=mta-proxy-remote\n"
-    "user boss@example.com login=secretary state=inactive\n"
+    "user boss@example.com login=assistant state=inactive\n"
     "domain other.example\n"
-    "user dave@other.example\n"
+    "user dave@other.example login=shared\n"
     "domain closed.example services=smtp\n"
     "user erin@closed.example\n";
 
@@ -124,12 +125,26 @@ TEST(SenderRefusal, OwnAddressesAliasesAndDelegatedOnly) {
     auto r = sender_refusal(dir, "alice@example.com", "bob@example.com");
     EXPECT_NE(r->find("not owned by user alice@example.com"), std::string::npos) << *r;
     // An inactive account, a domain without the submission service.
-    auto inactive = sender_refusal(dir, "secretary", "boss@example.com");
+    auto inactive = sender_refusal(dir, "assistant", "boss@example.com");
     ASSERT_TRUE(inactive);
     EXPECT_NE(inactive->find("inactive"), std::string::npos) << *inactive;
     auto closed = sender_refusal(dir, "erin@closed.example", "erin@closed.example");
     ASSERT_TRUE(closed);
     EXPECT_NE(closed->find("may not send mail here"), std::string::npos) << *closed;
+    // The login must be one active user of the directory, whatever the sender, the null
+    // sender included: unknown, listed by two users, inactive, in a domain without submission.
+    for (const auto& [login, sender, want] :
+         {std::tuple{"stranger@nowhere.example", "", "is not a user of this service"},
+          std::tuple{"stranger@nowhere.example", "alice@example.com", "is not a user of this service"},
+          std::tuple{"shared", "carol@example.com", "is not a user of this service (or names several)"},
+          std::tuple{"shared", "", "is not a user of this service"}, std::tuple{"assistant", "", "is inactive"},
+          std::tuple{"erin@closed.example", "", "may not send mail here"}}) {
+        auto r2 = sender_refusal(dir, login, sender);
+        ASSERT_TRUE(r2) << login << " " << sender;
+        EXPECT_EQ(r2->rfind("553 5.7.1 ", 0), 0u) << *r2;
+        EXPECT_NE(r2->find(want), std::string::npos) << *r2;
+    }
+    EXPECT_FALSE(sender_refusal(dir, "dave@other.example", ""));  // an active user: delivery reports
     // Control bytes in the address are never echoed raw.
     auto echoed = sender_refusal(dir, "alice@example.com", "x\x01y@example.com");
     ASSERT_TRUE(echoed);
