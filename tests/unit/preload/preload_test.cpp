@@ -814,6 +814,12 @@ INSTANTIATE_TEST_SUITE_P(Preload, CloseEverything, ::testing::Values("closeloop"
 // untrusted connections, recognised as loopback ones carrying the magic).
 class ForkedWorkers : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
+// A connection that was not woken waits for XPROXY_TIMEOUT_MS (3000 ms here); one that was
+// is answered at once. The bound between the two leaves room for a loaded machine (these
+// tests run beside compilers and other tests): it tells "woken" from "waited for the
+// timeout", and says nothing about speed.
+constexpr auto kWoken = 1000ms;
+
 TEST_P(ForkedWorkers, LateHeadersWakeTheRightWorker) {
     auto [mode, upstream] = GetParam();
     Server s(mode, trusted({{"XPROXY_TRUSTED", std::string(upstream) + "/32"}, {"XPROXY_TIMEOUT_MS", "3000"}}));
@@ -831,7 +837,7 @@ TEST_P(ForkedWorkers, LateHeadersWakeTheRightWorker) {
             send_all(fd, v2("192.0.2.111", static_cast<unsigned>(1000 + round * 10 + i)));
             pollfd pfd{fd, POLLIN, 0};
             ASSERT_EQ(poll(&pfd, 1, 2000), 1);
-            EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round << " connection " << i;
+            EXPECT_LT(std::chrono::steady_clock::now() - t0, kWoken) << "round " << round << " connection " << i;
             shutdown(fd, SHUT_WR);
             EXPECT_EQ(field(read_all(fd), "peer"), "192.0.2.111:" + std::to_string(1000 + round * 10 + i));
             close(fd);
@@ -841,7 +847,7 @@ TEST_P(ForkedWorkers, LateHeadersWakeTheRightWorker) {
         send_all(slow, h.substr(7));
         pollfd pfd{slow, POLLIN, 0};
         ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round << ": the late connection was never accepted";
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round << ": accepted late";
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, kWoken) << "round " << round << ": accepted late";
         shutdown(slow, SHUT_WR);
         EXPECT_EQ(field(read_all(slow), "peer"), "192.0.2.110:" + std::to_string(110 + round));
         close(slow);
@@ -880,7 +886,7 @@ TEST(Preload, ThreadsInsideLibcAcceptAreWoken) {
         send_all(slow, h.substr(7));
         pollfd pfd{slow, POLLIN, 0};
         ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round;
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, kWoken) << "round " << round;
         shutdown(slow, SHUT_WR);
         EXPECT_EQ(field(read_all(slow), "peer"), "192.0.2.120:" + std::to_string(120 + round));
         close(slow);
@@ -907,7 +913,7 @@ TEST(Preload, ForkedWorkersOnIpv6OnlyListener) {
         pollfd pfd{slow, POLLIN, 0};
         auto t0 = std::chrono::steady_clock::now();
         ASSERT_EQ(poll(&pfd, 1, 3000), 1) << "round " << round;
-        EXPECT_LT(std::chrono::steady_clock::now() - t0, 50ms) << "round " << round;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, kWoken) << "round " << round;
         shutdown(slow, SHUT_WR);
         EXPECT_EQ(field(read_all(slow), "peer"), "[2001:db8::7]:" + std::to_string(700 + round));
         close(slow);
