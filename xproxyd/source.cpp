@@ -240,7 +240,7 @@ Announcement announce(Encoding e, const SourceInfo& info, const smtp::Advertised
         case Encoding::xforward: xforward_lines(info, advertised, a); break;
         case Encoding::xproxyfrom: xproxyfrom_lines(info, a); break;
         case Encoding::xproxy: xproxy_lines(info, a); break;
-        case Encoding::automatic: break;  // chosen after EHLO (Downstream)
+        case Encoding::automatic:  // chosen after EHLO (Downstream)
         case Encoding::none: break;
     }
     return a;
