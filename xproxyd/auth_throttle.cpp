@@ -43,9 +43,12 @@ ThrottleCheck AuthThrottle::check(const IpAddress& client, std::string_view user
         return counted + (p == pending.end() ? 0u : p->second) >= t.threshold();
     };
     unsigned counted = 0;
-    if (busy(addresses_, pending_addresses_, akey, counted)) return {true, delay_for(counted + 1), "address"};
-    if (busy(users_, pending_users_, ukey, counted)) return {true, delay_for(counted + 1), "user"};
     ThrottleCheck c;
+    if (busy(addresses_, pending_addresses_, akey, counted) || busy(users_, pending_users_, ukey, counted)) {
+        c.busy = true;
+        c.why = busy(addresses_, pending_addresses_, akey, counted) ? "address" : "user";
+        return c;
+    }
     c.attempt.owner_ = this;
     if (addresses_.threshold() > 0) {
         ++pending_addresses_[akey];

@@ -93,6 +93,10 @@ struct ThrottleCheck {
     bool locked = false;
     std::chrono::milliseconds delay{0};
     const char* why = "";  // "address", "user"
+    // Not locked, but the attempts in flight fill the places the failures left: ask again
+    // once one of them has its verdict (a burst of good logins from one address waits a
+    // moment; a burst of guesses stops at the limit).
+    bool busy = false;
     // Not locked: the attempt, counted until the verdict (keep it until then).
     ThrottleAttempt attempt{};
 };
@@ -104,10 +108,9 @@ public:
     explicit AuthThrottle(ThrottleLimits l);
 
     // Before the credentials are checked: locked -> refuse without asking (even a right
-    // password), after `delay`. Locked too (the same reply, `delay` for the failures
-    // counted) when the failures counted plus the attempts still being checked reach the
-    // threshold: at most `threshold` guesses per window whatever the parallelism. Else the
-    // returned attempt counts until it is released.
+    // password), after `delay`. Busy when the failures counted plus the attempts still
+    // being checked reach the threshold: at most `threshold` guesses per window whatever
+    // the parallelism. Else the returned attempt counts until it is released.
     ThrottleCheck check(const IpAddress& client, std::string_view user, Clock::time_point now);
     // After a failed check (an empty user: credentials that could not be read, counted for
     // the address only): counts for the address and the user; returns the delay to

@@ -473,6 +473,10 @@ asio::awaitable<void> run_session(std::shared_ptr<Conn> conn, const Listener& li
     co_await s.run();
 }
 
+namespace {
+constexpr std::chrono::milliseconds kBusyPoll{5};
+}  // namespace
+
 // AUTH (the submission mode; the row checked TLS, the state and that it is the first).
 // The decoded credentials go to the throttle, then to the verifier (Dovecot); the reply
 // to a failure waits as the throttle says. The password never reaches a log line.
@@ -488,6 +492,19 @@ asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::s
     const IpAddress client_addr = peer_src.client ? peer_src.client->addr : IpAddress();
     const auto now = std::chrono::steady_clock::now();
     ThrottleCheck th = sub.throttle().check(client_addr, creds->authcid, now);
+    // Attempts in flight fill the places: wait for one (a burst of logins from one
+    // address), at most --auth-timeout.
+    for (auto waited = std::chrono::milliseconds(0); th.busy && waited < cfg_.submission.auth_timeout;
+         waited += kBusyPoll) {
+        co_await pause(kBusyPoll);
+        th = sub.throttle().check(client_addr, creds->authcid, std::chrono::steady_clock::now());
+    }
+    if (th.busy) {
+        log::warning("event=auth_busy sid=%s client=%s user=\"%s\" busy=%s", sid_.c_str(), client_shown.c_str(),
+                     user_shown.c_str(), th.why);
+        front_.reply("454 4.7.0 Error: too many logins at once, try again later");
+        co_return true;
+    }
     if (th.locked) {
         log::warning("event=auth_locked sid=%s client=%s user=\"%s\" locked=%s", sid_.c_str(), client_shown.c_str(),
                      user_shown.c_str(), th.why);

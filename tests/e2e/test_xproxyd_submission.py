@@ -229,6 +229,23 @@ class Submission(E2ETestCase):
         self.assertEqual(codes.count(535) + codes.count(454), 12, codes)
         log = x.log()
         self.assertLessEqual(len(re.findall(r"event=auth_failed .*client=127\.0\.0\.35", log)), 3)
+        # A burst of good logins from one address (an office behind NAT) all get in: beyond
+        # the places left they wait a moment, they are not refused.
+        good = []
+
+        def login(i):
+            user = ("alice@example.com", "bob@example.com", "carol@example.com")[i % 3]
+            c = TlsClient(x.port, source="127.0.0.36")
+            try:
+                good.append(c.login(user, USERS[user])[0])
+            finally:
+                c.close()
+        threads = [threading.Thread(target=login, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(good, [235] * 12)
 
     # 2. AUTH before STARTTLS, MAIL before AUTH, a sender the user may not use.
     def test_refusals_before_tls_before_auth_and_for_a_foreign_sender(self):

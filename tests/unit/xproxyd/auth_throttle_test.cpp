@@ -271,9 +271,9 @@ TEST(AuthThrottle, AFailureWithoutAUserNameCountsForTheAddressOnly) {
     EXPECT_FALSE(t.check(ip("192.0.2.51"), "alice", t0).locked);
 }
 
-// Attempts sent in parallel count while Dovecot checks them: with a threshold of 3, the
-// fourth attempt in flight is refused before any verdict, and once three failed the address
-// is locked. A released attempt (a success) gives its place back.
+// Attempts sent in parallel count while Dovecot checks them: with a threshold of 3, a
+// fourth attempt while three are in flight must wait (busy), and once three failed the
+// address is locked. A released attempt (a success) gives its place back.
 TEST(AuthThrottle, AttemptsInFlightCountTowardsTheThreshold) {
     ThrottleLimits l;
     l.address_failures = 3;
@@ -286,20 +286,23 @@ TEST(AuthThrottle, AttemptsInFlightCountTowardsTheThreshold) {
         EXPECT_FALSE(inflight.back().locked) << i;
     }
     ThrottleCheck fourth = t.check(a, "u9", t0);
-    EXPECT_TRUE(fourth.locked);
+    EXPECT_TRUE(fourth.busy);
+    EXPECT_FALSE(fourth.locked);
     EXPECT_STREQ(fourth.why, "address");
-    EXPECT_FALSE(t.check(ip("192.0.2.61"), "u9", t0).locked) << "another address is not concerned";
+    ThrottleCheck other = t.check(ip("192.0.2.61"), "u9", t0);
+    EXPECT_FALSE(other.busy || other.locked) << "another address is not concerned";
+    other.attempt.release();
     inflight[0].attempt.release();  // a success
     ThrottleCheck again = t.check(a, "u9", t0);
-    EXPECT_FALSE(again.locked);
+    EXPECT_FALSE(again.busy || again.locked);
     again.attempt.release();
     for (int i = 1; i < 3; ++i) {
         t.failed(a, "u" + std::to_string(i), t0);
         inflight[static_cast<std::size_t>(i)].attempt.release();
     }
     ThrottleCheck one_left = t.check(a, "u9", t0);  // two failures: one more attempt fits
-    EXPECT_FALSE(one_left.locked);
-    EXPECT_TRUE(t.check(a, "u8", t0).locked) << "two failures and one attempt in flight fill the three places";
+    EXPECT_FALSE(one_left.busy || one_left.locked);
+    EXPECT_TRUE(t.check(a, "u8", t0).busy) << "two failures and one attempt in flight fill the three places";
     t.failed(a, "u9", t0);
     one_left.attempt.release();
     EXPECT_TRUE(t.check(a, "u7", t0 + std::chrono::seconds(1)).locked);
@@ -316,7 +319,8 @@ TEST(AuthThrottle, AttemptsInFlightForOneUserCountToo) {
     EXPECT_FALSE(a.locked);
     EXPECT_FALSE(b.locked);
     ThrottleCheck c = t.check(ip("192.0.2.72"), "ALICE", t0);
-    EXPECT_TRUE(c.locked);
+    EXPECT_TRUE(c.busy);
     EXPECT_STREQ(c.why, "user");
-    EXPECT_FALSE(t.check(ip("192.0.2.72"), "bob", t0).locked);
+    ThrottleCheck d = t.check(ip("192.0.2.72"), "bob", t0);
+    EXPECT_FALSE(d.busy || d.locked);
 }
