@@ -44,9 +44,10 @@ ThrottleCheck AuthThrottle::check(const IpAddress& client, std::string_view user
     };
     unsigned counted = 0;
     ThrottleCheck c;
-    if (busy(addresses_, pending_addresses_, akey, counted) || busy(users_, pending_users_, ukey, counted)) {
+    const bool by_address = busy(addresses_, pending_addresses_, akey, counted);
+    if (by_address || busy(users_, pending_users_, ukey, counted)) {
         c.busy = true;
-        c.why = busy(addresses_, pending_addresses_, akey, counted) ? "address" : "user";
+        c.why = by_address ? "address" : "user";
         return c;
     }
     c.attempt.owner_ = this;

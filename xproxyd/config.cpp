@@ -11,6 +11,8 @@
 #include <xproxy/base/text.hpp>
 #include <xproxy/daemon/options.hpp>
 
+#include "dovecot_auth.hpp"
+
 namespace po = boost::program_options;
 
 namespace xproxy::xproxyd {
@@ -496,10 +498,11 @@ Expected<void> check_submission(Config& c, const RawOptions& raw) {
     }
     // Dovecot's auth protocol has no encryption: passwords and verdicts cross the wire in
     // clear, so only over a unix socket or loopback.
-    if (const std::string& da = c.submission.dovecot_auth; da.rfind("inet:", 0) == 0) {
-        std::string host = da.substr(5, da.rfind(':') > 5 ? da.rfind(':') - 5 : std::string::npos);
-        if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-        if (host != "localhost" && !is_loopback(host))
+    if (const std::string& da = c.submission.dovecot_auth; !da.empty()) {
+        std::string why;
+        const auto target = DovecotAuth::parse_target(da, &why);
+        if (!target) return Failure{"dovecot-auth: " + why};
+        if (target->kind == DovecotAuth::Target::Kind::inet && !is_loopback(target->endpoint.addr.to_string()))
             return Failure{"dovecot-auth " + da +
                            ": Dovecot's auth protocol is not encrypted (passwords and verdicts in clear): use "
                            "unix:/PATH or a loopback address"};
