@@ -526,17 +526,9 @@ asio::awaitable<bool> Session::cmd_auth(const smtp::CommandLine& c, const std::s
     AuthVerdict v = co_await verifier->verify(*creds, ap);
     switch (v.kind) {
         case AuthVerdict::Kind::ok: break;
-        case AuthVerdict::Kind::failed: {
-            const auto delay = sub.throttle().failed(client_addr, creds->authcid, std::chrono::steady_clock::now());
-            th.attempt.release();  // counted as a failure now, no longer as an attempt in flight
-            log::warning("event=auth_failed sid=%s client=%s user=\"%s\" mechanism=%s reason=\"%s\"", sid_.c_str(),
-                         client_shown.c_str(), user_shown.c_str(), escape_value(mech, 32).c_str(),
-                         escape_value(v.reason, 256).c_str());
-            co_await pause(delay);
-            front_.reply("535 5.7.8 Error: authentication failed");
-            syntax_error();
+        case AuthVerdict::Kind::failed:
+            co_await refuse_login(creds->authcid, mech, v.reason, &th.attempt);
             co_return true;
-        }
         case AuthVerdict::Kind::temporary:
             log::warning("event=auth_unavailable sid=%s client=%s user=\"%s\" reason=\"%s\"", sid_.c_str(),
                          client_shown.c_str(), user_shown.c_str(), escape_value(v.reason, 256).c_str());
@@ -607,21 +599,27 @@ asio::awaitable<std::optional<sasl::Credentials>> Session::sasl_exchange(const s
             syntax_error();
             break;
         case sasl::Step::Kind::bad_credentials:
-        default: {
+        default:
             // A CR, LF or NUL inside a name or password, or a malformed PLAIN message: a
-            // failed login, counted as one.
-            const SourceInfo p = src_->effective();
-            const auto delay = sh_.submission->throttle().failed(p.client ? p.client->addr : IpAddress(),
-                                                                 std::string_view(), std::chrono::steady_clock::now());
-            log::warning("event=auth_failed sid=%s client=%s reason=\"%s\"", sid_.c_str(),
-                         endpoint_text(p.client).c_str(), escape_value(step.reason, 128).c_str());
-            co_await pause(delay);
-            front_.reply("535 5.7.8 Error: authentication failed");
-            syntax_error();
+            // failed login, counted as one (for the address: no user name could be read).
+            co_await refuse_login(std::string_view(), name, step.reason, nullptr);
             break;
-        }
     }
     co_return std::nullopt;
+}
+
+asio::awaitable<void> Session::refuse_login(std::string_view user, std::string_view mechanism, std::string_view reason,
+                                            ThrottleAttempt* attempt) {
+    const SourceInfo p = src_->effective();
+    const auto delay = sh_.submission->throttle().failed(p.client ? p.client->addr : IpAddress(), user,
+                                                         std::chrono::steady_clock::now());
+    if (attempt) attempt->release();  // counted as a failure now, no longer as an attempt in flight
+    log::warning("event=auth_failed sid=%s client=%s user=\"%s\" mechanism=%s reason=\"%s\"", sid_.c_str(),
+                 endpoint_text(p.client).c_str(), escape_value(user, 256).c_str(), escape_value(mechanism, 32).c_str(),
+                 escape_value(reason, 256).c_str());
+    co_await pause(delay);
+    front_.reply("535 5.7.8 Error: authentication failed");
+    syntax_error();
 }
 
 void Session::route_home(const std::string& login) {

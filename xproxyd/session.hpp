@@ -67,6 +67,11 @@ private:
     asio::awaitable<std::optional<sasl::Credentials>> sasl_exchange(const smtp::CommandLine& c, bool* go_on);
     // After a successful AUTH: the user's home MTA replaces the listener's downstream.
     void route_home(const std::string& login);
+    // A failed login: counted by the throttle (user empty: for the address only; the
+    // attempt in flight released then), logged without the secret, answered 535 after the
+    // throttle's delay.
+    asio::awaitable<void> refuse_login(std::string_view user, std::string_view mechanism, std::string_view reason,
+                                       ThrottleAttempt* attempt);
     asio::awaitable<void> pause(std::chrono::milliseconds d);
     bool syntax_error() { return ++errors_ < cfg_.max_errors; }
 
