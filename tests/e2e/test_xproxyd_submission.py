@@ -30,6 +30,15 @@ def b64(text):
     return base64.b64encode(text.encode() if isinstance(text, str) else text).decode()
 
 
+def in_parallel(fn, n):
+    """fn(0) ... fn(n-1), each in its own thread, all started before any is waited for."""
+    threads = [threading.Thread(target=fn, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+
 def plain(user, password):
     return b64("\0%s\0%s" % (user, password))
 
@@ -219,11 +228,7 @@ class Submission(E2ETestCase):
                 codes.append(c.login("alice@example.com", "guess-%d" % i)[0])
             finally:
                 c.close()
-        threads = [threading.Thread(target=guess, args=(i,)) for i in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        in_parallel(guess, 12)
         self.assertEqual(len(codes), 12, codes)
         self.assertLessEqual(codes.count(535), 3, codes)
         self.assertEqual(codes.count(535) + codes.count(454), 12, codes)
@@ -240,11 +245,7 @@ class Submission(E2ETestCase):
                 good.append(c.login(user, USERS[user])[0])
             finally:
                 c.close()
-        threads = [threading.Thread(target=login, args=(i,)) for i in range(12)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        in_parallel(login, 12)
         self.assertEqual(good, [235] * 12)
 
     # 2. AUTH before STARTTLS, MAIL before AUTH, a sender the user may not use.
