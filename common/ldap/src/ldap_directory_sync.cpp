@@ -273,7 +273,11 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
         pw->wipe();
         if (rc != LDAP_SUCCESS) return "bind as " + escape(s.bind_dn, 200) + ": " + ldap_error(ld.get(), rc);
     } else if (s.sasl_external) {
-        rc = ldap_sasl_bind_s(ld.get(), nullptr, "EXTERNAL", nullptr, nullptr, nullptr, nullptr);
+        // EXTERNAL takes its identity from the connection (ldapi:// peer credentials or the
+        // TLS client certificate): nothing to answer, no authorisation identity asked for.
+        rc = ldap_sasl_interactive_bind_s(
+            ld.get(), nullptr, "EXTERNAL", nullptr, nullptr, LDAP_SASL_QUIET,
+            [](LDAP*, unsigned, void*, void*) { return LDAP_SUCCESS; }, nullptr);
         if (rc != LDAP_SUCCESS) return "SASL EXTERNAL bind: " + ldap_error(ld.get(), rc);
     }
 
@@ -302,6 +306,7 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
 
         const auto refresh_began = Clock::now();
         bool refreshing = true;
+        std::size_t received = 0;                 // entries with attributes during the refresh
         std::unordered_set<std::string> present;  // entries mentioned in this refresh
         bool dirty = false;
         Clock::time_point first_change{}, last_change{};
@@ -332,7 +337,8 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
             log(LdapLogLevel::info, "ldap: connected to " + s.display() + ", refresh: " + std::to_string(st.entries) +
                                         " entries (" + std::to_string(st.domains) + " domains, " +
                                         std::to_string(st.users) + " users, " + std::to_string(st.mtas) + " mtas, " +
-                                        std::to_string(st.skipped) + " skipped) in " + std::to_string(ms) + " ms");
+                                        std::to_string(st.skipped) + " skipped) in " + std::to_string(ms) + " ms, " +
+                                        std::to_string(received) + " changed entries received");
         };
 
         while (!stopping()) {
@@ -388,7 +394,10 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
                     ldap_memfree(a);
                 }
                 if (ber) ber_free(ber, 0);
-                if (refreshing) present.insert(sv->uuid);
+                if (refreshing) {
+                    present.insert(sv->uuid);
+                    ++received;
+                }
                 const bool had = model_.contains(sv->uuid);
                 if (model_.upsert(sv->uuid, dn, s.schema, attributes) || had) changed();
                 log(refreshing ? LdapLogLevel::debug : LdapLogLevel::info,
@@ -437,7 +446,7 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
                                 std::string_view((*c)->ldctl_value.bv_val, (*c)->ldctl_value.bv_len));
                             done && done->cookie)
                             cookie_ = done->cookie;
-                if (dirty) publish();
+                if (dirty && !refreshing) publish();
                 if (code == LDAP_SYNC_REFRESH_REQUIRED) {
                     log(LdapLogLevel::warning,
                         "ldap: the server no longer knows our sync cookie (e-syncRefreshRequired): full refresh");
