@@ -308,6 +308,7 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
 
     const std::vector<std::string> attr_names = s.schema.attributes();
     std::vector<char*> attrs;
+    attrs.reserve(attr_names.size() + 1);
     for (const auto& a : attr_names)
         attrs.push_back(const_cast<char*>(a.c_str()));  // NOLINT(cppcoreguidelines-pro-type-const-cast): read only
     attrs.push_back(nullptr);
