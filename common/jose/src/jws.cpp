@@ -12,6 +12,8 @@ namespace xproxy::jose {
 
 namespace {
 
+// bugprone-exception-escape: as VerifiedJws (jws.hpp)
+// NOLINTNEXTLINE(bugprone-exception-escape)
 struct Parsed {
     VerifiedJws jws;
     std::string_view signing_input;
