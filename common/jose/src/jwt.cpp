@@ -38,11 +38,12 @@ Expected<JwtIdentity> validate_jwt(std::string_view token, const Jwks& keys, con
     if (!claims) return refuse(Refusal::malformed, "payload is not a JSON object", why);
 
     const std::string* iss = detail::string_member(*claims, "iss");
-    if (iss == nullptr || *iss != policy.issuer)
+    // an empty configured issuer or audience matches nothing (closed by default)
+    if (iss == nullptr || policy.issuer.empty() || *iss != policy.issuer)
         return refuse(Refusal::wrong_issuer, iss == nullptr ? "no iss" : "iss " + escape_value(*iss, 128), why);
 
     bool audience_ok = false;
-    if (auto it = claims->find("aud"); it != claims->end()) {
+    if (auto it = claims->find("aud"); it != claims->end() && !policy.audience.empty()) {
         if (it->is_string()) {
             audience_ok = it->get_ref<const std::string&>() == policy.audience;
         } else if (it->is_array()) {

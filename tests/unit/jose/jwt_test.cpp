@@ -168,6 +168,16 @@ TEST(Jwt, PolicyChoices) {
     p = policy();
     p.issuer = "https://idp.test/";  // exact: a trailing slash is another issuer
     EXPECT_FALSE(validate_jwt(fixture("eddsa.jwt"), fixture_keys(), p, kNow));
+    // an empty issuer or audience in the configuration matches nothing, not everything
+    Refusal why = Refusal::malformed;
+    p = policy();
+    p.issuer.clear();
+    EXPECT_FALSE(validate_jwt(fixture("eddsa.jwt"), fixture_keys(), p, kNow, &why));
+    EXPECT_EQ(why, Refusal::wrong_issuer);
+    p = policy();
+    p.audience.clear();
+    EXPECT_FALSE(validate_jwt(fixture("eddsa.jwt"), fixture_keys(), p, kNow, &why));
+    EXPECT_EQ(why, Refusal::wrong_audience);
 }
 
 TEST(Jwt, TokenWithoutKidNeedsExactlyOneKeyForItsAlg) {

@@ -29,8 +29,8 @@
 namespace xproxy::jose {
 
 struct JwtPolicy {
-    std::string issuer;                    // "iss", exact
-    std::string audience;                  // one of "aud"
+    std::string issuer;                    // "iss", exact; empty: every token is wrong_issuer
+    std::string audience;                  // one of "aud"; empty: every token is wrong_audience
     std::int64_t skew_seconds = 60;        // tolerated clock difference
     std::string identity_claim = "email";  // the claim that names the client
 };
