@@ -147,7 +147,9 @@ std::optional<ServiceChoice> service_for_protocol(std::string_view protocol, boo
         return ServiceChoice{Service::imap, tls ? std::optional(Service::imaps) : std::nullopt};
     if (iequals(protocol, "pop3"))
         return ServiceChoice{Service::pop3, tls ? std::optional(Service::pop3s) : std::nullopt};
-    if (iequals(protocol, "submission")) return ServiceChoice{Service::submission, std::nullopt};
+    // smtp: Postfix's SMTP AUTH through Dovecot (smtpd_sasl_type = dovecot): a submission.
+    if (iequals(protocol, "submission") || iequals(protocol, "smtp"))
+        return ServiceChoice{Service::submission, std::nullopt};
     if (iequals(protocol, "lmtp")) return ServiceChoice{Service::lmtp, std::nullopt};
     return std::nullopt;
 }
