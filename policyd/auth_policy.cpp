@@ -11,12 +11,12 @@
 
 #include <array>
 
-#include "access_decision.hpp"
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/secret_file.hpp>
 #include <xproxy/base/text.hpp>
 #include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/policy/access_decision.hpp>
 #include <xproxy/wire/auth_policy.hpp>
 
 namespace xproxy::policyd {

@@ -10,7 +10,8 @@
 //   - only POST ?command=allow|report with one JSON object is answered (405, 400
 //     otherwise, logged; Dovecot then applies auth_policy_reject_on_fail);
 //   - command=allow: the login is looked up in the directory snapshot of this request and
-//     decided by decide_access() for the service Dovecot names; a refusal is
+//     decided by decide_access() (xproxy/policy/access_decision.hpp) for the service
+//     Dovecot names; a refusal (or a tempfail: the protocol has no other) is
 //     {"status":-1,"msg":TEXT} and is logged with the login, remote, service and reason
 //     (event=auth_policy_refuse); a protocol that maps to no service is refused;
 //   - command=report: {"status":0}, logged (event=auth_policy_report); no per-user state;

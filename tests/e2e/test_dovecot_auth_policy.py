@@ -1,7 +1,8 @@
 """A real Dovecot 2.3 asks xproxy-policyd (--auth-policy-listen) after every login whether
 the directory lets that login use that service (auth_policy_server_url, JSON over HTTP):
-an allowed user's IMAP LOGIN works; a user of an inactive domain, an inactive user, a user
-of a domain whose services lack imap and a user the directory does not know are refused,
+an allowed (or over-quota) user's IMAP LOGIN works; a user of an inactive domain, an
+inactive or disabled user, a user of a domain whose services lack imap and a user the
+directory does not know are refused,
 and the IMAP client sees the reason policyd gave. POP3 and Postfix's SMTP AUTH (service
 smtp) are decided through Dovecot's auth socket the same way. A Dovecot with the wrong API
 key gets 401s, and with auth_policy_reject_on_fail = yes its logins fail. A reloaded
@@ -22,13 +23,16 @@ DIRECTORY = """\
 domain example.com services=smtp,submission,imap
 user alice@example.com
 user carol@example.com state=inactive
+user frank@example.com state=disabled
+user gina@example.com state=overquota
 domain paused.example state=inactive services=smtp,submission,imap,pop3
 user dave@paused.example
 domain noimap.example services=smtp,submission,pop3
 user erin@noimap.example
 """
 # zed is a valid Dovecot account the directory does not know.
-USERS = {u: "secret" for u in ("alice@example.com", "carol@example.com", "dave@paused.example",
+USERS = {u: "secret" for u in ("alice@example.com", "carol@example.com", "frank@example.com",
+                               "gina@example.com", "dave@paused.example",
                                "erin@noimap.example", "zed@unknown.example")}
 # What doc/dovecot-auth-policy.md tells administrators to set.
 POLICY_CONF = """auth_verbose = yes
@@ -108,10 +112,13 @@ class DovecotAuthPolicy(E2ETestCase):
         self.start_dovecot()
         port = self.dv.imap_port
         self.assertEqual(imap_login(port, "alice@example.com", "secret"), (True, "Logged in"))
+        # Over quota lets the user in: deleting mail is how it gets under the quota.
+        self.assertEqual(imap_login(port, "gina@example.com", "secret"), (True, "Logged in"))
         cases = [  # login, text the client is shown, reason logged
-            ("dave@paused.example", "Mail domain temporarily suspended, try again later", "domain_inactive"),
-            ("carol@example.com", "Mailbox temporarily disabled, try again later", "user_inactive"),
-            ("erin@noimap.example", "Service imap is not enabled for this domain", "service_disabled"),
+            ("dave@paused.example", "Domain temporarily suspended", "domain_inactive"),
+            ("carol@example.com", "Account temporarily disabled", "user_inactive"),
+            ("frank@example.com", "Account disabled", "user_disabled"),
+            ("erin@noimap.example", "Service imap not enabled for domain noimap.example", "service_not_allowed"),
             ("zed@unknown.example", "Unknown user", "user_unknown"),
         ]
         for login, text, reason in cases:
@@ -133,7 +140,7 @@ class DovecotAuthPolicy(E2ETestCase):
                                                               "user alice@example.com state=deleted"))
         os.kill(self.pd.pid, signal.SIGHUP)
         wait_for_log(self.pd_log, r"event=reload trigger=SIGHUP")
-        self.assertEqual(imap_login(port, "alice@example.com", "secret"), (False, "[ALERT] Mailbox no longer exists"))
+        self.assertEqual(imap_login(port, "alice@example.com", "secret"), (False, "[ALERT] Account no longer exists"))
 
     def test_pop3_and_smtp_logins_through_the_auth_socket(self):
         self.start_policyd()
@@ -142,11 +149,11 @@ class DovecotAuthPolicy(E2ETestCase):
         self.assertTrue(auth_socket_login(port, "pop3", "erin@noimap.example", "secret").startswith("OK\t1"))
         refused = auth_socket_login(port, "pop3", "alice@example.com", "secret")
         self.assertTrue(refused.startswith("FAIL\t1"), refused)
-        self.assertIn("reason=Service pop3 is not enabled for this domain", refused)
+        self.assertIn("reason=Service pop3 not enabled for domain example.com", refused)
         # Postfix's SMTP AUTH through Dovecot: service smtp is the domain's submission.
         self.assertTrue(auth_socket_login(port, "smtp", "alice@example.com", "secret").startswith("OK\t1"))
         refused = auth_socket_login(port, "smtp", "dave@paused.example", "secret")
-        self.assertIn("reason=Mail domain temporarily suspended, try again later", refused)
+        self.assertIn("reason=Domain temporarily suspended", refused)
         self.assertIn("remote=192.0.2.44 protocol=smtp service=submission", self.pd_text())
         # A service the directory has no name for is refused.
         refused = auth_socket_login(port, "sieve", "alice@example.com", "secret")
