@@ -66,6 +66,7 @@ struct Server::Impl {
     ServerOptions opts;
     std::shared_ptr<HandlerFactory> factory;
     asio::io_context io;
+    std::vector<std::unique_ptr<http::Listener>> http;  // destroyed before io
 };
 
 Server::Server(ServerOptions opts, std::shared_ptr<HandlerFactory> factory) : impl_(std::make_unique<Impl>()) {
@@ -91,6 +92,9 @@ int Server::run(const std::function<void()>& on_hup, const std::function<void()>
     };
     const daemon::AcceptOptions accept{&impl_->opts.allow_peers, true};
     for (int fd : impl_->opts.listen_fds) daemon::serve_listener(impl_->io, fd, accept, handlers);
+    for (auto& svc : impl_->opts.http_services)
+        impl_->http.push_back(http::Listener::adopt(impl_->io, UniqueFd(std::exchange(svc.fd, -1)), svc.name,
+                                                    svc.limits, std::move(svc.handler)));
     return daemon::run_until_stopped(impl_->io, impl_->opts.threads, on_hup, started);
 }
 

@@ -1,6 +1,8 @@
 // state.cpp: turn options into a ready-to-use State, checking every file.
 #include "state.hpp"
 
+#include "auth_policy.hpp"
+
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/policy/directory_file.hpp>
 #include <xproxy/policy/risk_map.hpp>
@@ -25,8 +27,15 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
         s->keys = std::move(*k);
         s->file_paths.push_back(o.keyring_file);
     }
-    if (s->config.vdomains || s->config.deposit) {
-        if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
+    const bool auth_policy = !o.auth_policy_listen.empty();
+    if (auth_policy) {
+        auto spec = check_auth_policy_options(o, &s->auth_policy_key);
+        if (!spec) return fail(spec.error());
+        if (!o.auth_policy_secret_file.empty()) s->file_paths.push_back(o.auth_policy_secret_file);
+    }
+    if (s->config.vdomains || s->config.deposit || auth_policy) {
+        if (o.directory_file.empty())
+            return fail("policies vdomains and deposit, and --auth-policy-listen, need --directory");
         auto d = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
         if (!d) return fail(d.error());
         s->directory = std::make_shared<const Directory>(std::move(*d));

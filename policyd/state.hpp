@@ -10,6 +10,7 @@
 
 #include "options.hpp"
 #include <xproxy/base/keyring.hpp>
+#include <xproxy/base/secret_bytes.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/policy_engine.hpp>
 
@@ -20,6 +21,7 @@ struct State {
     PolicyConfig config;
     std::shared_ptr<const Directory> directory;
     KeyRing keys;
+    SecretBytes auth_policy_key;          // empty: no --auth-policy-secret-file
     std::vector<std::string> file_paths;  // watched for changes
 };
 
