@@ -12,8 +12,10 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "auth_policy.hpp"
 #include "handler.hpp"
 #include "options.hpp"
 #include "server.hpp"
@@ -52,11 +54,13 @@ void reload(const char* why) {
     auto opts = reparse_options(&err);
     std::shared_ptr<const State> fixed, cur;
     if (opts) {
-        // Listeners, user and threads are fixed at start-up; keep the running values.
+        // Listeners (the auth policy's too), user and threads are fixed at start-up; keep the running values.
         cur = g_states.get();
         opts->listen = cur->options.listen;
         opts->user = cur->options.user;
         opts->threads = cur->options.threads;
+        opts->auth_policy_listen = cur->options.auth_policy_listen;
+        opts->auth_policy_socket_group = cur->options.auth_policy_socket_group;
         fixed = build_state(*opts, &err, cur.get());  // a new State: its key ring is never copied
     }
     if (!fixed) {
@@ -151,6 +155,11 @@ int main(int argc, char** argv) {
     start.start_log();
     auto listeners = daemon::open_planned(*plan);
     if (!listeners) return start.fail(listeners.error());
+    std::optional<Expected<UniqueFd>> auth_policy;
+    if (!opts->auth_policy_listen.empty()) {
+        auth_policy = open_auth_policy_listener(*opts, plan->socket_mode);
+        if (!*auth_policy) return start.fail(auth_policy->error());
+    }
     // An LDAP directory: the state file is served from here on, the sync connects in the
     // background (before then every lookup is a tempfail, never "user unknown").
     if (state->directory) state->directory->start();
@@ -158,8 +167,13 @@ int main(int argc, char** argv) {
     g_states.set(state);
 
     ServerOptions so{
-        {}, opts->threads ? opts->threads : 1, std::chrono::seconds(opts->idle_timeout), plan->allow_peers};
+        {}, opts->threads ? opts->threads : 1, std::chrono::seconds(opts->idle_timeout), plan->allow_peers, {}};
     for (auto& fd : *listeners) so.listen_fds.push_back(fd.release());  // Asio's from now on
+    const AuthPolicyService auth_policy_service(g_states);
+    if (auth_policy)
+        so.http_services.push_back(
+            {(*auth_policy)->release(), opts->auth_policy_listen, auth_policy_limits(),
+             [&](const http::Request& r, std::string_view peer) { return auth_policy_service.handle(r, peer); }});
     int rc = 0;
     {
         FileWatcher watcher;
@@ -167,9 +181,12 @@ int main(int argc, char** argv) {
         rc = server.run(on_hup, [&] {
             // From here on requests are served: they must never wait for syslog or stderr.
             if (start.sink() != log::Sink::off) log::start_async();
-            log::info("event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\"",
-                      so.listen_fds.size(), so.threads, opts->policies.size(),
-                      state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str());
+            log::info(
+                "event=start listeners=%zu threads=%u policies=%zu trusted_upstreams=\"%s\" allow_peers=\"%s\" "
+                "auth_policy=%s",
+                so.listen_fds.size(), so.threads, opts->policies.size(),
+                state->config.trusted_upstreams.to_string().c_str(), so.allow_peers.to_string().c_str(),
+                opts->auth_policy_listen.empty() ? "off" : opts->auth_policy_listen.c_str());
             std::lock_guard<std::mutex> lock(g_reload_mu);
             g_ready_status = daemon::listening_status(so.listen_fds);
             daemon::notify_ready(g_ready_status);

@@ -49,7 +49,13 @@ po::options_description describe(Options& o) {
         "ldap-config", po::value(&o.ldap_config), "settings of an LDAP --directory (bind, TLS, state file, schema)")(
         "risk-map", po::value(&o.risk_file), "risk routing file")(
         "submission-port", po::value(&o.submission_ports)->composing(),
-        "server_port values that mean the submission service (repeatable; default 587 and 465)");
+        "server_port values that mean the submission service (repeatable; default 587 and 465)")(
+        "auth-policy-listen", po::value(&o.auth_policy_listen),
+        "serve Dovecot's auth policy (auth_policy_server_url) on inet:HOST:PORT or unix:PATH (needs --directory)")(
+        "auth-policy-secret-file", po::value(&o.auth_policy_secret_file),
+        "API key Dovecot must send (auth_policy_server_api_header); mode 0640 or tighter; required for TCP")(
+        "auth-policy-socket-group", po::value(&o.auth_policy_socket_group)->default_value("dovecot"),
+        "group of a unix: auth policy socket (Dovecot's auth process)");
     return d;
 }
 

@@ -35,6 +35,11 @@ struct Options {
     std::string ldap_config;                        // --ldap-config: settings of an LDAP directory
     std::string risk_file;
     std::vector<std::string> submission_ports;  // server_port values meaning "submission"
+
+    // Dovecot's auth policy (auth_policy.hpp); off when auth_policy_listen is empty
+    std::string auth_policy_listen;
+    std::string auth_policy_secret_file;
+    std::string auth_policy_socket_group = "dovecot";  // unix: the group of Dovecot's auth process
     bool check_config = false;
 
     daemon::OptionOrigins origins;  // the config file line of each option it set

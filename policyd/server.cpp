@@ -2,8 +2,6 @@
 // (xproxy/daemon/acceptor.hpp).
 #include "server.hpp"
 
-#include <sys/socket.h>
-
 #include <array>
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
@@ -12,6 +10,7 @@
 
 #include <xproxy/base/ip.hpp>
 #include <xproxy/daemon/acceptor.hpp>
+#include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/watchdog.hpp>
 
 namespace asio = boost::asio;
@@ -22,20 +21,11 @@ namespace xproxy::policyd {
 
 namespace {
 
-std::string peer_name(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
-    if (ss.ss_family == AF_UNIX) return "unix";
-    auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    return ep ? ep->to_string() : "unknown";
-}
-
 template <class Socket>
 awaitable<void> serve(Socket s, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
     auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(s), idle);
     auto& sock = c->sock;
-    auto handler = factory->make(peer_name(sock.native_handle()));
+    auto handler = factory->make(daemon::peer_name(sock.native_handle()));
     std::array<char, 8192> buf;
     const char* why = "peer closed the connection";
     daemon::start_watchdog(c);
@@ -76,6 +66,7 @@ struct Server::Impl {
     ServerOptions opts;
     std::shared_ptr<HandlerFactory> factory;
     asio::io_context io;
+    std::vector<std::unique_ptr<http::Listener>> http;  // destroyed before io
 };
 
 Server::Server(ServerOptions opts, std::shared_ptr<HandlerFactory> factory) : impl_(std::make_unique<Impl>()) {
@@ -101,6 +92,9 @@ int Server::run(const std::function<void()>& on_hup, const std::function<void()>
     };
     const daemon::AcceptOptions accept{&impl_->opts.allow_peers, true};
     for (int fd : impl_->opts.listen_fds) daemon::serve_listener(impl_->io, fd, accept, handlers);
+    for (auto& svc : impl_->opts.http_services)
+        impl_->http.push_back(http::Listener::adopt(impl_->io, UniqueFd(std::exchange(svc.fd, -1)), svc.name,
+                                                    svc.limits, std::move(svc.handler)));
     return daemon::run_until_stopped(impl_->io, impl_->opts.threads, on_hup, started);
 }
 

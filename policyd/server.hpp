@@ -11,18 +11,29 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "connection_handler.hpp"
 #include <xproxy/base/ip.hpp>
+#include <xproxy/daemon/http_listener.hpp>
 
 namespace xproxy::policyd {
+
+// An HTTP service served on the same io_context (http_listener.hpp): the auth policy.
+struct HttpService {
+    int fd = -1;       // listening; the server's from run() on
+    std::string name;  // for log lines
+    http::Limits limits;
+    http::Handler handler;
+};
 
 struct ServerOptions {
     std::vector<int> listen_fds;
     unsigned threads = 2;
     std::chrono::seconds idle_timeout{300};  // Postfix closes idle policy connections after 300 s
     CidrSet allow_peers;                     // TCP peers served; others are closed at once (empty = nobody)
+    std::vector<HttpService> http_services;
 };
 
 class Server {

@@ -1,6 +1,8 @@
 // state.cpp: turn options into a ready-to-use State, checking every file.
 #include "state.hpp"
 
+#include "auth_policy.hpp"
+
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/daemon/log.hpp>
@@ -31,8 +33,15 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error, c
         s->keys = std::move(*k);
         s->file_paths.push_back(o.keyring_file);
     }
-    if (s->config.vdomains || s->config.deposit) {
-        if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
+    const bool auth_policy = !o.auth_policy_listen.empty();
+    if (auth_policy) {
+        auto spec = check_auth_policy_options(o, &s->auth_policy_key);
+        if (!spec) return fail(spec.error());
+        if (!o.auth_policy_secret_file.empty()) s->file_paths.push_back(o.auth_policy_secret_file);
+    }
+    if (s->config.vdomains || s->config.deposit || auth_policy) {
+        if (o.directory_file.empty())
+            return fail("policies vdomains and deposit, and --auth-policy-listen, need --directory");
         if (previous && previous->directory && previous->directory->is_ldap() &&
             previous->directory->same_source(o.directory_file, o.ldap_config)) {
             s->directory = previous->directory;

@@ -10,6 +10,7 @@
 
 #include "options.hpp"
 #include <xproxy/base/keyring.hpp>
+#include <xproxy/base/secret_bytes.hpp>
 #include <xproxy/ldap/directory_backend.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/policy_engine.hpp>
@@ -23,6 +24,7 @@ struct State {
     // States of one URL and settings); null when no policy needs a directory.
     std::shared_ptr<DirectoryBackend> directory;
     KeyRing keys;
+    SecretBytes auth_policy_key;          // empty: no --auth-policy-secret-file
     std::vector<std::string> file_paths;  // watched for changes
 
     // The directory for one request: the backend's current one, or an empty one.

@@ -644,7 +644,7 @@ class SmtpSink:
 # ---------------------------------------------------------------- Dovecot
 
 DOVECOT_CONF = """
-protocols =
+protocols = %(protocols)s
 base_dir = %(root)s/run
 state_dir = %(root)s/state
 log_path = %(log)s
@@ -658,7 +658,7 @@ passdb {
 }
 userdb {
   driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
+  args = uid=nobody gid=nogroup home=%(home)s
 }
 service auth {
   inet_listener auth-inet {
@@ -666,7 +666,19 @@ service auth {
     port = %(port)d
   }
 }
-%(penalty)s"""
+%(penalty)s%(imap)s%(extra)s"""
+# IMAP on 127.0.0.1 (Dovecot.imap_port): mailboxes under the sandbox, imaps off.
+DOVECOT_IMAP = """mail_location = maildir:~/Maildir
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = %(imap_port)d
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+"""
 # Dovecot's own slow-down of failed logins per client address (2 s, 4 s ... 15 s), off
 # unless a test asks for it: the tests and benchmarks fail logins from 127.0.0.1 on purpose.
 DOVECOT_NO_PENALTY = """service anvil {
@@ -687,13 +699,15 @@ class Dovecot:
     penalty=True keeps Dovecot's delays after failed logins per client address (off by
     default: a test's wrong password must not slow down the next login from 127.0.0.1);
     failure_delay: its auth_failure_delay (every failure answered that much later; "0").
+    imap=True also serves IMAP on 127.0.0.1:imap_port (mailboxes under NAME/home, owned by
+    nobody); `extra` is appended to dovecot.conf (auth_policy_* settings, for instance).
 
         dv = Dovecot(self.sandbox, self.procs, {"alice@example.com": "secret"})
         main_cf["smtpd_sasl_path"] = dv.sasl_path  # inet:127.0.0.1:PORT
     """
 
     def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login",
-                 penalty=False, failure_delay="0"):
+                 penalty=False, failure_delay="0", imap=False, extra=""):
         self.procs = procs
         self.users = dict(users if users is not None else {"alice@example.com": "secret",
                                                             "bob@example.com": "bob-secret"})
@@ -708,13 +722,21 @@ class Dovecot:
         self.sasl_path = "inet:127.0.0.1:%d" % self.auth_port
         self.log = os.path.join(self.root, "dovecot.log")
         sandbox.logs.append(self.log)
+        self.imap_port = free_port() if imap else None
+        home = "/nonexistent"
+        if imap:
+            home = os.path.join(sandbox.mkdir(name, "home", mode=0o755), "%u")
+            os.chown(os.path.dirname(home), pwd.getpwnam("nobody").pw_uid, -1)
         self.conf = sandbox.write(name + "/dovecot.conf", DOVECOT_CONF % {
             "root": self.root, "log": self.log, "passwd": self.passwd, "port": self.auth_port,
             "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY,
-            "failure_delay": failure_delay})
+            "failure_delay": failure_delay, "protocols": "imap" if imap else "", "home": home,
+            "imap": DOVECOT_IMAP % {"imap_port": self.imap_port} if imap else "", "extra": extra})
         self.proc = procs.start(name, ["dovecot", "-F", "-c", self.conf], stop=self._stop_master)
         try:
             wait_for_port("127.0.0.1", self.auth_port, 20)
+            if imap:
+                wait_for_port("127.0.0.1", self.imap_port, 20)
         except TimeoutError:
             sandbox.dump_logs()
             raise

@@ -112,16 +112,20 @@ class MilterSendmail(E2ETestCase):
 
     def test_virtual_domains_in_sendmail(self):
         """The shared policy engine at RCPT in inject mode: Sendmail gets the directory's
-        replies (no policy service exists for Sendmail)."""
+        replies (no policy service exists for Sendmail), and a held mailbox's message is
+        quarantined (smfi_quarantine: a queue file hf* with the reason) instead of sent."""
         directory = self.sandbox.write("directory", "domain example.com state=active\n"
                                                     "user alice@example.com state=active\n"
+                                                    "user off@example.com state=disabled\n"
+                                                    "user held@example.com state=hold\n"
                                                     "domain sleepy.example state=inactive\n")
         sink = SmtpSink(self.sandbox, self.procs)
         m = Milter(self.sandbox, self.procs, "milter", "inject", ["--policy", "vdomains", "--directory", directory])
         port = free_port()
         Sendmail(self.sandbox, self.procs, port, sink.port, m.port)
         rows = [("alice@example.com", 250, None), ("nobody@example.com", 550, "5.1.1"),
-                ("x@sleepy.example", 450, "4.2.1"), ("x@elsewhere.example", 250, None)]
+                ("x@sleepy.example", 450, "4.2.1"), ("x@elsewhere.example", 250, None),
+                ("off@example.com", 550, "5.2.1"), ("held@example.com", 250, None)]
         for rcpt, want, status in rows:
             with self.subTest(rcpt):
                 replies = send_mail(port, source="127.0.0.66", sender="a@sender.example", rcpt=rcpt)
@@ -131,6 +135,16 @@ class MilterSendmail(E2ETestCase):
                     self.assertIn(status, text)
                     self.assertIn(rcpt, text)
         self.assertTrue(any("outcome=rcpt_rejected vdomains:user_unknown" in l for l in m.messages()), m.messages())
+
+        def quarantined():
+            for path in glob.glob(os.path.join(self.sandbox.path("sendmail", "queue"), "hf*")):
+                with open(path, errors="replace") as f:
+                    if "\nq<held@example.com>: Mailbox on hold\n" in f.read():
+                        return path
+            return None
+        wait_until(quarantined, 20, 0.2, "the held message quarantined in Sendmail's queue")
+        wait_until(lambda: len(sink.messages()) == 2, 30, 0.2, "the two others at the sink")
+        self.assertFalse(any("<held@example.com>" in msg for msg in sink.messages()))
 
 
 if __name__ == "__main__":

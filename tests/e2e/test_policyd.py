@@ -1,24 +1,37 @@
 """xproxy-policyd behind a real Postfix 3.7 (check_policy_service): the reply code for
-each domain and user state of the directory, the signed X-Original-Source header on mail
+each domain and user state of the directory (a held one: the message waits in Postfix's
+hold queue), the signed X-Original-Source header on mail
 from 127.0.0.66 (exactly one, verifying, naming 127.0.0.66) with a client's forged header
 removed by a header_checks rule, risk routing, reload, and bad input."""
 
 import os
 import re
 import signal
+import json
 import socket
+import subprocess
 import time
 
-from harness import (E2ETestCase, SOURCE_DIR, Postfix, SmtpSink, binary, free_port, main, read_text, send_mail,
-                     wait_for_log, wait_for_port, wait_until, wire)
+from harness import (E2ETestCase, SOURCE_DIR, Postfix, SmtpSink, binary, free_port, main, queued, read_text,
+                     send_mail, smtp_session, wait_for_log, wait_for_port, wait_until, wire)
 
 DIRECTORY = """# test directory
 domain example.com state=active services=smtp,submission
 user alice@example.com state=active
 user idle@example.com state=inactive
 user gone@example.com state=deleted
+user off@example.com state=disabled
+user purged@example.com state=Removed
+user held@example.com state=hold
+user full@example.com state=overquota
 domain sleepy.example state=inactive
 domain closed.example state=deleted
+domain barred.example state=disabled
+user carl@barred.example
+domain frozen.example state=hold
+user fay@frozen.example
+domain crowded.example state=overquota
+user cid@crowded.example
 domain nosmtp.example state=active services=submission
 user bob@nosmtp.example
 """
@@ -57,6 +70,10 @@ class Policyd(E2ETestCase):
 
     def start_postfix(self, **main_cf):
         self.port = free_port()
+        # A second listener stands for the submission service: its policy requests say
+        # policy_context=submission, so the sender side of vdomains applies.
+        self.sub_port = free_port()
+        sub_policy = ("{ inet:127.0.0.1:%d, default_action=DUNNO, policy_context=submission }" % self.pd_port)
         # Forged headers from clients are dropped on the way in; ours travels under a private
         # name no client knows and gets its public name back on the way out.
         checks = self.sandbox.write("header_checks", documented_header_checks())
@@ -68,8 +85,12 @@ class Policyd(E2ETestCase):
                "header_checks": "regexp:" + checks,
                "smtp_header_checks": "regexp:" + out_checks}
         cfg.update(main_cf)
+        sub = ("127.0.0.1:%d inet n - n - - smtpd -o syslog_name=postfix/submission "
+               "-o { smtpd_recipient_restrictions = check_policy_service %s, permit_mynetworks, "
+               "reject_unauth_destination }" % (self.sub_port, sub_policy))
         self.pf = Postfix(self.sandbox, self.procs, "pf", self.port, relay_port=self.sink.port, main_cf=cfg,
-                          services=["smtp-high unix - - n - - smtp -o smtp_bind_address=127.0.0.2 -o syslog_name=postfix/smtp-high"])
+                          services=["smtp-high unix - - n - - smtp -o smtp_bind_address=127.0.0.2 -o syslog_name=postfix/smtp-high",
+                                    sub])
         self.pf.start()
 
     def rcpt_code(self, rcpt, source="127.0.0.66"):
@@ -85,7 +106,15 @@ class Policyd(E2ETestCase):
             ("a@sleepy.example", 450, "4.2.1"),
             ("a@closed.example", 550, "5.1.2"),
             ("idle@example.com", 450, "4.2.1"),
-            ("gone@example.com", 550, None),
+            ("gone@example.com", 550, "5.1.6"),
+            ("purged@example.com", 550, "5.1.6"),
+            ("off@example.com", 550, "5.2.1"),
+            ("full@example.com", 452, "4.2.2"),
+            ("carl@barred.example", 550, "5.2.1"),
+            ("nobody@barred.example", 550, "5.2.1"),
+            ("cid@crowded.example", 452, "4.2.2"),
+            ("nobody@crowded.example", 550, "5.1.1"),
+            ("nobody@frozen.example", 550, "5.1.1"),
             ("bob@nosmtp.example", 550, None),
             ("someone@not-hosted.example", 250, None),
         ]
@@ -95,6 +124,68 @@ class Policyd(E2ETestCase):
             if want_status:
                 self.assertIn(want_status, text, rcpt)
         wait_for_log(self.pd_log, r'recipient="nobody@example\.com" policy=vdomains reason=user_unknown', 10)
+
+    def test_sender_states_on_submission(self):
+        # The sender side through Postfix: an over-quota account still sends, a held one
+        # waits (450), a disabled one is refused; the domain's state comes first.
+        self.start_policyd()
+        self.start_postfix()
+        rows = [
+            ("alice@example.com", 250, None, None),
+            ("full@example.com", 250, None, None),
+            ("cid@crowded.example", 250, None, None),
+            ("held@example.com", 450, "4.7.1", "Sender account <held@example.com> is on hold"),
+            ("fay@frozen.example", 450, "4.7.1", "Sender domain frozen.example is on hold"),
+            ("off@example.com", 550, "5.7.1", "Sender account <off@example.com> is disabled"),
+            ("carl@barred.example", 550, "5.7.1", "Sender domain barred.example is disabled"),
+            ("idle@example.com", 450, "4.7.1", "Sender account <idle@example.com> is temporarily disabled"),
+            ("purged@example.com", 550, "5.7.1", "Sender account <purged@example.com> no longer exists"),
+        ]
+        for sender, want_code, want_status, want_text in rows:
+            replies = send_mail(self.sub_port, source="127.0.0.66", sender=sender, rcpt="x@other.example")
+            code, text = replies[3]  # Postfix words it "<x@other.example>: Recipient address rejected: ..."
+            self.assertEqual(code, want_code, "%s: %s" % (sender, replies))
+            if want_status:
+                self.assertTrue(text.startswith("%d %s " % (want_code, want_status)), text)
+                self.assertTrue(text.endswith(": " + want_text), text)
+        wait_for_log(self.pd_log, r'sender="held@example\.com" .*policy=vdomains reason=sender_hold', 10)
+
+    def held(self):
+        """The queue ids of the messages in Postfix's hold queue (postqueue -j)."""
+        r = subprocess.run(["postqueue", "-c", self.pf.conf, "-j"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        entries = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        return {e["queue_id"]: e for e in entries if e["queue_name"] == "hold"}
+
+    def test_hold_state_parks_the_message_in_the_hold_queue(self):
+        # A held mailbox or domain: the message is accepted (250) and waits in Postfix's
+        # hold queue, whole; an active recipient alone is delivered.
+        self.start_policyd()
+        self.start_postfix()
+        ids = {}
+        for rcpt in ("held@example.com", "fay@frozen.example"):
+            replies = send_mail(self.port, source="127.0.0.66", rcpt=rcpt)
+            self.assertEqual(replies[3][0], 250, replies)
+            ids[rcpt] = queued(replies)
+            self.assertTrue(ids[rcpt], replies)
+        # Two recipients, one of them held: Postfix holds the whole message.
+        both = smtp_session(self.port, ["EHLO client.example.org", "MAIL FROM:<s@sender.example>",
+                                        "RCPT TO:<alice@example.com>", "RCPT TO:<held@example.com>", "DATA",
+                                        "Subject: both\r\n\r\nhello\r\n.\r\n", "QUIT"],
+                            source="127.0.0.66")
+        ids["both"] = queued(both)
+        self.assertTrue(ids["both"], both)
+        send_mail(self.port, source="127.0.0.66", rcpt="alice@example.com", body="Subject: free\r\n\r\nfree\r\n")
+        wait_until(lambda: any("Subject: free" in m for m in self.sink.messages()), 20, 0.1, "the active one")
+        held = wait_until(lambda: len(self.held()) == 3 and self.held(), 20, 0.2, "three held messages")
+        self.assertEqual(set(held), set(ids.values()))
+        self.assertEqual(sorted(r["address"] for r in held[ids["both"]]["recipients"]),
+                         ["alice@example.com", "held@example.com"])
+        self.pf.wait_log(r"hold: RCPT from .*<held@example\.com>: .*Mailbox on hold")
+        self.pf.wait_log(r"hold: RCPT from .*<fay@frozen\.example>: .*Mail domain on hold")
+        wait_for_log(self.pd_log, r'recipient="held@example\.com" policy=vdomains reason=user_hold '
+                                  r'action="HOLD Mailbox on hold"', 10)
+        self.assertFalse(any("Subject: both" in m or "held@example.com" in m for m in self.sink.messages()))
 
     def test_trace_header_injected_and_forgery_removed(self):
         self.start_policyd()

@@ -7,9 +7,9 @@
 
 namespace xproxy {
 
-Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_size) {
+Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_size, bool group_may_read) {
     if (min_size == 0) min_size = 1;
-    constexpr FileRules rules{4095, 077, false, false};
+    const FileRules rules{4095, group_may_read ? 037u : 077u, false, false};
     FileRefusal r;
     auto key = load_secret_file(path, rules, &r);
     if (!key) {
@@ -18,8 +18,9 @@ Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_
             case FileRefusal::Reason::read: return Failure{"cannot read " + path + ": " + std::strerror(r.sys_errno)};
             case FileRefusal::Reason::too_big: return Failure{path + " is longer than 4095 bytes"};
             default:
-                return Failure{path + " must be a regular file of mode 0600 or tighter (has " + mode_octal(r.mode) +
-                               "; chmod 600 " + path + ")"};
+                return Failure{path + " must be a regular file of mode " + (group_may_read ? "0640" : "0600") +
+                               " or tighter (has " + mode_octal(r.mode) + "; chmod " +
+                               (group_may_read ? "640 " : "600 ") + path + ")"};
         }
     }
     std::size_t used = key->size();

@@ -53,6 +53,12 @@ Expected<std::unique_ptr<DirectoryBackend>> DirectoryBackend::open(const std::st
     return b;
 }
 
+std::unique_ptr<DirectoryBackend> DirectoryBackend::fixed(std::shared_ptr<const Directory> directory) {
+    std::unique_ptr<DirectoryBackend> b(new DirectoryBackend());
+    b->cache_.replace(std::move(directory));
+    return b;
+}
+
 DirectoryBackend::~DirectoryBackend() { stop(); }
 
 bool DirectoryBackend::same_source(const std::string& spec, const std::string& ldap_config) const {
@@ -71,7 +77,7 @@ void DirectoryBackend::stop() {
 }
 
 Expected<void> DirectoryBackend::reload() {
-    if (is_ldap()) return {};
+    if (is_ldap() || spec_.empty()) return {};  // changes arrive by themselves; or fixed()
     auto d = load_file(spec_);
     if (!d) return Failure{d.error()};
     cache_.replace(std::move(*d));

@@ -23,6 +23,9 @@ inline constexpr std::size_t kMinHmacKeySize = 16;
 // ...", "PATH must be a regular file of mode 0600 or tighter (has MODE; chmod 600 PATH)",
 // "PATH is empty", "PATH holds fewer than N bytes", "PATH is longer than 4095 bytes",
 // "cannot read PATH: ...").
-Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_size);
+// group_may_read: mode 0640 is accepted too (the file can belong to root and the group of
+// the user a daemon runs as, which reads it again after dropping privileges); "other"
+// never has any access, the group never more than read.
+Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_size, bool group_may_read = false);
 
 }  // namespace xproxy

@@ -29,6 +29,9 @@ public:
     // path (LDAP only; may be empty). `log` receives the LDAP sync's lines.
     static Expected<std::unique_ptr<DirectoryBackend>> open(const std::string& spec, const std::string& ldap_config,
                                                             LdapLogFn log);
+    // A directory held in memory (a unit test's, built by the caller): get() answers it,
+    // reload() keeps it.
+    static std::unique_ptr<DirectoryBackend> fixed(std::shared_ptr<const Directory> directory);
     ~DirectoryBackend();
     DirectoryBackend(const DirectoryBackend&) = delete;
     DirectoryBackend& operator=(const DirectoryBackend&) = delete;
