@@ -22,6 +22,8 @@ from harness import E2ETestCase, binary, free_port, main, wait_for_log, wait_for
 SUFFIX = "dc=example,dc=com"
 ROOTDN = "cn=admin," + SUFFIX
 ROOTPW = "s3cret-test-only"
+# The engine's answer while the directory was never loaded (doc/directory.md).
+NOT_LOADED = "action=451 4.3.0 Directory not available, try again later"
 
 # The attributes and classes of the xproxy schema the sync reads (a private OID arc: this
 # slapd serves the test only).
@@ -245,12 +247,12 @@ class LdapSyncTest(E2ETestCase):
         ldap.add(user_ldif("carol", "carol@example.com"))
         seen["add"] = cli.wait_answer("user carol@example.com", r"user carol@example.com active mta1")
         ldap.modify(user_dn("carol"), "xproxyStatus", "disabled")
-        seen["modify"] = cli.wait_answer("user carol@example.com", r"user carol@example.com inactive mta1")
+        seen["modify"] = cli.wait_answer("user carol@example.com", r"user carol@example.com disabled mta1")
         ldap.tool("ldapmodrdn", "-r", user_dn("carol"), "uid=carol2")
         cli.wait_log(r"ldap: change: modify uid=carol2,ou=example.com")
-        self.assertEqual(cli.ask("user carol@example.com"), "user carol@example.com inactive mta1")
+        self.assertEqual(cli.ask("user carol@example.com"), "user carol@example.com disabled mta1")
         ldap.modify(user_dn("carol2"), "mail", "caroline@example.com")
-        seen["rename"] = cli.wait_answer("user caroline@example.com", r"user caroline@example.com inactive mta1")
+        seen["rename"] = cli.wait_answer("user caroline@example.com", r"user caroline@example.com disabled mta1")
         self.assertEqual(cli.ask("user carol@example.com"), "user carol@example.com unknown")
         ldap.tool("ldapdelete", user_dn("carol2"))
         seen["delete"] = cli.wait_answer("user caroline@example.com", r"user caroline@example.com unknown")
@@ -314,7 +316,7 @@ class LdapSyncTest(E2ETestCase):
         ldap.start()
         cli2.wait_log(r"ldap: connected to .*refresh: 4 entries \(1 domains, 2 users, 1 mtas, 0 skipped\) in \d+ ms, "
                       r"1 changed entries received")
-        self.assertEqual(cli2.ask("user alice@example.com"), "user alice@example.com inactive mta1")
+        self.assertEqual(cli2.ask("user alice@example.com"), "user alice@example.com hold mta1")
         self.assertEqual(cli2.ask("user bob@example.com"), "user bob@example.com unknown")
         cli2.quit()
 
@@ -445,9 +447,9 @@ class LdapSyncTest(E2ETestCase):
         with open(log, "ab") as out:
             self.procs.start("policyd", argv, stdout=out)
         wait_for_port("127.0.0.1", port)
-        # Never loaded: never "user unknown".
-        self.assertFalse(self.policy(port, "alice@example.com").startswith("action=5"))
-        self.assertFalse(self.policy(port, "nobody@example.com").startswith("action=5"))
+        # Never loaded: a tempfail for every address, known or not, never "user unknown".
+        for rcpt in ("alice@example.com", "nobody@example.com"):
+            self.assertEqual(self.policy(port, rcpt), NOT_LOADED)
         ldap.start()
         ldap.add(SEED)
         wait_for_log(log, r'event=ldap message="ldap: connected to ldap://127\.0\.0\.1:\d+/dc=example,dc=com, '
@@ -455,8 +457,8 @@ class LdapSyncTest(E2ETestCase):
         self.assertEqual(self.policy(port, "alice@example.com"), "action=DUNNO")
         self.assertEqual(self.policy(port, "nobody@example.com"), "action=550 5.1.1 User unknown in virtual domain")
         ldap.modify(user_dn("alice"), "xproxyStatus", "overquota")
-        wait_until(lambda: self.policy(port, "alice@example.com").startswith("action=450 4.2.1"), 2, 0.02,
-                   "alice deferred")
+        wait_until(lambda: self.policy(port, "alice@example.com").startswith("action=452 4.2.2"), 2, 0.02,
+                   "alice over quota: deferred")
         r = subprocess.run(argv + ["--check-config"], capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"configuration ok .* directory ldap://127\.0\.0\.1:\d+/dc=example,dc=com "
@@ -465,7 +467,7 @@ class LdapSyncTest(E2ETestCase):
         ldap.stop()
         wait_for_log(log, r"ldap: connection lost", 10)
         self.assertEqual(self.policy(port, "nobody@example.com"), "action=550 5.1.1 User unknown in virtual domain")
-        self.assertTrue(self.policy(port, "alice@example.com").startswith("action=450 4.2.1"))
+        self.assertTrue(self.policy(port, "alice@example.com").startswith("action=452 4.2.2"))
 
 
 if __name__ == "__main__":

@@ -51,21 +51,19 @@ Expected<std::vector<std::string>> items(const LdapAttributes& attrs, const std:
     return out;
 }
 
+// The entry's status attributes, in the order of the settings, each value in turn: the
+// first that is not active wins (combine_states(), the messaging schema's precedence).
 Expected<EntryState> combined_state(const LdapAttributes& attrs, const std::vector<std::string>& names) {
     EntryState state = EntryState::active;
-    bool decided = false;
     for (const auto& name : names) {
         const auto* v = values_of(attrs, name);
         if (!v) continue;
         for (const auto& value : *v) {
-            const auto s = parse_ldap_state(value);
+            const auto s = parse_entry_state(value);
             if (!s)
                 return Failure{name + ": unknown state " + quoted(value) +
-                               " (want active, inactive, disabled, hold, overquota or deleted)"};
-            if (!decided && *s != EntryState::active) {
-                state = *s;
-                decided = true;
-            }
+                               " (want active, inactive, disabled, hold, overquota, deleted or removed)"};
+            state = combine_states({state, *s});
         }
     }
     return state;
@@ -185,15 +183,6 @@ Expected<void> mta_fields(const LdapSchema& m, const LdapAttributes& a, LdapReco
 }
 
 }  // namespace
-
-std::optional<EntryState> parse_ldap_state(std::string_view text) {
-    if (iequals(text, "active")) return EntryState::active;
-    // A suspension the owner or the provider lifts: mail is deferred, not refused.
-    if (iequals(text, "inactive") || iequals(text, "disabled") || iequals(text, "hold") || iequals(text, "overquota"))
-        return EntryState::inactive;
-    if (iequals(text, "deleted") || iequals(text, "removed")) return EntryState::deleted;
-    return std::nullopt;
-}
 
 Expected<LdapRecord> parse_ldap_entry(const LdapSchema& schema, const LdapAttributes& attributes) {
     LdapRecord r;

@@ -4,13 +4,17 @@
 // State file, one record a line, tokens separated by one space; a string token is '.'
 // followed by escape_value() of the bytes (so it holds no space, no newline and may be
 // empty), a number is decimal, a UUID lower-case hex:
-//   xproxy-ldap-state 1
+//   xproxy-ldap-state 2
 //   source .TEXT
 //   cookie .BYTES | cookie -
 //   ok UUID .DN KIND .NAME STATE SERVICES TLS .ADMIN .POSTMASTER .HOME
 //      N .ALIAS.. N .LOGIN.. N .CERT.. N .DESTINATION.. ENCODING MTA_TLS .TLS_NAME
 //   bad UUID .DN .WHY
 //   end COUNT
+// STATE is the state's name (active, inactive, disabled, deleted, hold, overquota).
+// Version 1 wrote a number of three states (0 active, 1 inactive, 2 deleted) and had
+// read disabled, hold and overquota as inactive: such a file is refused as a whole (the
+// sync then refreshes fully), never read with the states of this version.
 #include <algorithm>
 #include <vector>
 
@@ -23,7 +27,7 @@ namespace xproxy {
 
 namespace {
 
-constexpr std::string_view kStateHeader = "xproxy-ldap-state 1";
+constexpr std::string_view kStateHeader = "xproxy-ldap-state 2";
 
 std::string hex(std::string_view bytes) {
     static const char digits[] = "0123456789abcdef";
@@ -130,7 +134,7 @@ private:
 };
 
 void write_record(Writer& w, const LdapRecord& r) {
-    w.number(static_cast<std::size_t>(r.kind)).text(r.name).number(static_cast<std::size_t>(r.state));
+    w.number(static_cast<std::size_t>(r.kind)).text(r.name).word(to_string(r.state));
     w.word(r.services.to_string()).number(r.require_tls ? 1 : 0).text(r.admin).text(r.postmaster).text(r.home);
     w.list(r.aliases).list(r.logins).list(r.fingerprints);
     std::vector<std::string> dests;
@@ -139,16 +143,18 @@ void write_record(Writer& w, const LdapRecord& r) {
 }
 
 bool read_record(Reader& rd, LdapRecord& r) {
-    unsigned kind = 0, state = 0, tls_required = 0, encoding = 0, tls = 0;
-    std::string_view services;
+    unsigned kind = 0, tls_required = 0, encoding = 0, tls = 0;
+    std::string_view state, services;
     std::vector<std::string> dests;
-    if (!rd.number(kind, 3u) || kind == 0 || !rd.text(r.name) || !rd.number(state, 2u) || !rd.word(services) ||
+    if (!rd.number(kind, 3u) || kind == 0 || !rd.text(r.name) || !rd.word(state) || !rd.word(services) ||
         !rd.number(tls_required, 1u) || !rd.text(r.admin) || !rd.text(r.postmaster) || !rd.text(r.home) ||
         !rd.list(r.aliases) || !rd.list(r.logins) || !rd.list(r.fingerprints) || !rd.list(dests) ||
         !rd.number(encoding, 3u) || !rd.number(tls, 4u) || !rd.text(r.tls_name))
         return false;
+    const auto parsed_state = parse_entry_state(state);
+    if (!parsed_state || state != to_string(*parsed_state)) return false;  // only the names written
     r.kind = static_cast<LdapKind>(kind);
-    r.state = static_cast<EntryState>(state);
+    r.state = *parsed_state;
     r.require_tls = tls_required != 0;
     r.encoding = static_cast<MtaEncoding>(encoding);
     r.tls = static_cast<MtaTls>(tls);

@@ -52,10 +52,10 @@ TEST(LdapEntry, StatusFirstNonActiveWins) {
     } rows[] = {
         {{}, {}, EntryState::active},
         {{"active"}, {"active"}, EntryState::active},
-        {{"Active"}, {"disabled"}, EntryState::inactive},
-        {{"hold"}, {"deleted"}, EntryState::inactive},  // the first non-active value wins
+        {{"Active"}, {"disabled"}, EntryState::disabled},
+        {{"hold"}, {"deleted"}, EntryState::hold},  // the first non-active value wins
         {{"removed"}, {"inactive"}, EntryState::deleted},
-        {{}, {"OVERQUOTA"}, EntryState::inactive},
+        {{}, {"OVERQUOTA"}, EntryState::overquota},
         {{"active"}, {"deleted"}, EntryState::deleted},
     };
     for (const auto& row : rows) {
@@ -68,8 +68,9 @@ TEST(LdapEntry, StatusFirstNonActiveWins) {
     }
     auto bad = parse_ldap_entry(m, user("a@example.com", {{"mailUserStatus", {"actve"}}}));
     ASSERT_FALSE(bad);
-    EXPECT_EQ(bad.error(),
-              "mailUserStatus: unknown state 'actve' (want active, inactive, disabled, hold, overquota or deleted)");
+    EXPECT_EQ(
+        bad.error(),
+        "mailUserStatus: unknown state 'actve' (want active, inactive, disabled, hold, overquota, deleted or removed)");
 }
 
 TEST(LdapEntry, User) {
@@ -158,7 +159,7 @@ TEST(LdapModel, BuildSkipsBadEntriesAndReportsOnce) {
     EXPECT_TRUE(skipped[2].starts_with("uid=dave,dc=x: xproxyStatus: unknown state 'bogus'")) << skipped[2];
     EXPECT_TRUE(d.find_address("sales@example.com"));
     EXPECT_EQ(d.find_address("sales@example.com")->local_part, "alice");
-    EXPECT_EQ(d.find_address("erin@example.com")->state, EntryState::inactive);
+    EXPECT_EQ(d.find_address("erin@example.com")->state, EntryState::hold);
     // A second build reports nothing new; fixing bob's entry lets it in.
     skipped.clear();
     (void)m.build(c, [&](const std::string& dn, const std::string& why) { skipped.push_back(dn + why); });
@@ -211,6 +212,42 @@ TEST(LdapModel, StateRoundTrip) {
         EXPECT_FALSE(cut.parse_state(text.substr(0, n))) << n;
         EXPECT_EQ(cut.size(), 1u);
     }
+}
+
+TEST(LdapModel, StateFileKeepsEveryStateAndRefusesVersion1) {
+    LdapModel m;
+    ASSERT_TRUE(m.upsert(uuid(1), "ou=example.com,dc=x", kSchema, domain("example.com")));
+    const EntryState all[] = {EntryState::active,  EntryState::inactive, EntryState::disabled,
+                              EntryState::deleted, EntryState::hold,     EntryState::overquota};
+    for (std::size_t i = 0; i < std::size(all); ++i) {
+        const std::string address = "u" + std::to_string(i) + "@example.com";
+        ASSERT_TRUE(m.upsert(uuid(10 + static_cast<int>(i)), "uid=u,dc=x", kSchema,
+                             user(address.c_str(), {{"xproxyStatus", {std::string(to_string(all[i]))}}})));
+    }
+    const std::string text = m.serialize("src", std::nullopt);
+    LdapModel again;
+    ASSERT_TRUE(again.parse_state(text));
+    LdapModel::Counts c;
+    const Directory d = again.build(c, nullptr);
+    for (std::size_t i = 0; i < std::size(all); ++i)
+        EXPECT_EQ(d.find_address("u" + std::to_string(i) + "@example.com")->state, all[i]) << i;
+    // A file of version 1 (states as numbers 0-2, where 2 meant deleted) is refused as a
+    // whole, never read with this version's states: the sync then refreshes fully.
+    const std::string v1 =
+        "xproxy-ldap-state 1\nsource .src\ncookie -\nok 00000000000000000000000000000001 .dn 1 .example.com 2 "
+        "smtp 0 . . . 0 0 0 0 0 0 .\nend 1\n";
+    LdapModel old;
+    ASSERT_TRUE(old.upsert(uuid(9), "x", kSchema, domain("keep.example")));
+    auto st = old.parse_state(v1);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error(), "not a state file of this version");
+    EXPECT_EQ(old.size(), 1u);
+    // A state number where this version writes a name is a damaged line.
+    std::string numbered = text;
+    const std::size_t at = numbered.find(" active ");
+    ASSERT_NE(at, std::string::npos);
+    numbered.replace(at, 8, " 0 ");
+    EXPECT_FALSE(LdapModel().parse_state(numbered));
 }
 
 }  // namespace

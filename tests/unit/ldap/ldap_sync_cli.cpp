@@ -46,7 +46,6 @@ int main(int argc, char** argv) {
         return 2;
     }
     DirectoryCache cache;
-    const auto initial = cache.get();
     static const char* const kLevels[] = {"error", "warning", "info", "debug"};
     LdapDirectorySync sync(*settings, cache, [](LdapLogLevel level, const std::string& line) {
         say(std::string("log ") + kLevels[static_cast<int>(level)] + " " + line);
@@ -68,7 +67,7 @@ int main(int argc, char** argv) {
                 " memory=" + std::to_string(dir->memory_bytes()) + " cookie=" + s.cookie);
             continue;
         }
-        if (dir == initial) {
+        if (!dir->loaded()) {  // the cache's default: nothing published yet
             say("notloaded");
             continue;
         }

@@ -55,10 +55,6 @@ struct LdapRecord {
     friend bool operator==(const LdapRecord&, const LdapRecord&) = default;
 };
 
-// A state value of the directory schema: active, inactive, disabled, hold, overquota,
-// deleted or removed (any case), as the policy engine's states.
-std::optional<EntryState> parse_ldap_state(std::string_view text);
-
 Expected<LdapRecord> parse_ldap_entry(const LdapSchema& schema, const LdapAttributes& attributes);
 
 }  // namespace xproxy
