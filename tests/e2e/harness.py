@@ -767,7 +767,8 @@ class Slapd:
     `suffix` with rootdn cn=admin,SUFFIX (password LDAP_ROOT_PW), no size or time limits,
     and the syncprov overlay (every instance can serve RFC 4533 content sync: xproxy's
     backend needs it, a consumer too). provider=another Slapd makes this one its
-    refreshAndPersist syncrepl consumer (read-only: writes go to the provider).
+    refreshAndPersist syncrepl consumer (read-only: writes go to the provider); schemas:
+    more schema files to include.
     slapd runs in the foreground (-d), started as its own process so that its PID is
     slapd's; stop()/kill() by that PID, start() again on the same database.
 
@@ -777,7 +778,7 @@ class Slapd:
     """
 
     def __init__(self, sandbox, procs, name="slapd", suffix="dc=example,dc=com", port=None, provider=None,
-                 server_id=1, debug="none", extra_conf="", maxsize=2 * 1024 ** 3):
+                 server_id=1, debug="none", extra_conf="", maxsize=2 * 1024 ** 3, schemas=()):
         self.procs = procs
         self.name = name
         self.suffix = suffix
@@ -795,7 +796,8 @@ class Slapd:
         sandbox.logs.append(self.log)
         includes = "".join("include %s/%s.schema\n" % (LDAP_SCHEMA_DIR, s)
                            for s in ("core", "cosine", "nis", "inetorgperson"))
-        conf = (includes + "include %s\n" % XPROXY_SCHEMA +
+        includes += "".join("include %s\n" % p for p in (XPROXY_SCHEMA,) + tuple(schemas))
+        conf = (includes +
                 "pidfile %s/slapd.pid\nargsfile %s/slapd.args\n" % (self.run, self.run) +
                 "modulepath /usr/lib/ldap\nmoduleload back_mdb\nmoduleload syncprov\n"
                 "serverID %d\nsizelimit unlimited\ntimelimit unlimited\n" % server_id +
