@@ -23,7 +23,7 @@ import subprocess
 import threading
 import time
 
-from harness import (E2ETestCase, Postfix, SmtpClient, SmtpSink, Slapd, binary, directory_ldif, domain_dn,
+from harness import (E2ETestCase, SOURCE_DIR, Postfix, SmtpClient, SmtpSink, Slapd, binary, directory_ldif, domain_dn,
                      free_port, main, read_text, send_mail, user_dn, wait_until)
 from ldap_helpers import LdapPolicyd, code_of, ldap_settings, sun_test_schema, wait_action
 
@@ -368,14 +368,12 @@ user bob@example.com
                       "dn: o=other.example,o=isp\nobjectClass: organization\nobjectClass: inetDomain\n"
                       "objectClass: mailDomain\no: other.example\nsunPreferredDomain: other.example\n"
                       "inetDomainStatus: active\nmailDomainStatus: inactive\n\n")
-        # The mapping of packaging/examples/ldap-directory.conf (with the name attribute of
-        # a Schema 2 tree), uncommented.
-        with open(os.path.join(os.path.dirname(__file__), "..", "..", "packaging", "examples",
-                               "ldap-directory.conf")) as f:
-            mapping = dict(re.match(r"#(\w+)\s*=\s*(.*)$", l).groups() for l in f
+        # The mapping of packaging/examples/ldap-directory.conf, uncommented.
+        with open(os.path.join(SOURCE_DIR, "packaging", "examples", "ldap-directory.conf")) as f:
+            mapping = dict(re.match(r"#(\w+)\s*=\s*([^#]*?)\s*(#.*)?$", l).groups()[:2] for l in f
                            if re.match(r"#(domain|user)_\w+\s*=", l))
         self.assertEqual(mapping["user_status_attributes"], "inetUserStatus, mailUserStatus")
-        mapping["domain_name_attribute"] = "sunPreferredDomain"
+        self.assertEqual(mapping["domain_name_attribute"], "sunPreferredDomain")
         settings = ldap_settings(self.sandbox, self.ldap, "policyd", **mapping)
         pd = LdapPolicyd(self.sandbox, self.procs, self.ldap, settings=settings)
         m = pd.wait_refresh()
