@@ -749,7 +749,7 @@ class Dovecot:
 
 LDAP_SCHEMA_DIR = "/etc/ldap/schema"
 XPROXY_SCHEMA = os.path.join(SOURCE_DIR, "packaging", "ldap", "xproxy.schema")
-LDAP_ROOT_PW = "secret"
+LDAP_ROOT_PW = "Kq7-test-only-pw"
 
 
 def ssha(password):
@@ -768,7 +768,11 @@ class Slapd:
     and the syncprov overlay (every instance can serve RFC 4533 content sync: xproxy's
     backend needs it, a consumer too). provider=another Slapd makes this one its
     refreshAndPersist syncrepl consumer (read-only: writes go to the provider); schemas:
-    more schema files to include.
+    more schema files to include. tls=(cert, key, ca) (e.g. from xproxyd_helpers.TestPki):
+    StartTLS on the ldap:// port and ldaps:// on self.ldaps_port, the tools trusting ca.
+    ldapi=True: also ldapi:// on NAME/run/ldapi (self.ldapi_url, URL-encoded path), where
+    SASL EXTERNAL binds as gidNumber=G+uidNumber=U,cn=peercred,cn=external,cn=auth
+    (map it with an authz-regexp line in global_conf, which goes before the database).
     slapd runs in the foreground (-d), started as its own process so that its PID is
     slapd's; stop()/kill() by that PID, start() again on the same database.
 
@@ -778,7 +782,8 @@ class Slapd:
     """
 
     def __init__(self, sandbox, procs, name="slapd", suffix="dc=example,dc=com", port=None, provider=None,
-                 server_id=1, debug="none", extra_conf="", maxsize=2 * 1024 ** 3, schemas=()):
+                 server_id=1, debug="none", extra_conf="", maxsize=2 * 1024 ** 3, schemas=(), tls=None, ldapi=False,
+                 global_conf=""):
         self.procs = procs
         self.name = name
         self.suffix = suffix
@@ -786,6 +791,8 @@ class Slapd:
         self.rootpw = LDAP_ROOT_PW
         self.port = port or free_port()
         self.url = "ldap://127.0.0.1:%d/" % self.port
+        self.listen = [self.url]
+        self.tls_env = {}
         self.provider = provider
         self.debug = debug
         self.proc = None
@@ -797,10 +804,27 @@ class Slapd:
         includes = "".join("include %s/%s.schema\n" % (LDAP_SCHEMA_DIR, s)
                            for s in ("core", "cosine", "nis", "inetorgperson"))
         includes += "".join("include %s\n" % p for p in (XPROXY_SCHEMA,) + tuple(schemas))
+        if tls is not None:
+            # slapd reads them as openldap: copies in its own directory.
+            paths = []
+            for src, base in zip(tls, ("server.crt", "server.key", "ca.crt")):
+                paths.append(sandbox.path(name, base))
+                shutil.copyfile(src, paths[-1])
+                os.chmod(paths[-1], 0o600)
+            global_conf = "TLSCertificateFile %s\nTLSCertificateKeyFile %s\nTLSCACertificateFile %s\n" % tuple(
+                paths) + global_conf
+            self.ldaps_port = free_port()
+            self.ldaps_url = "ldaps://127.0.0.1:%d/" % self.ldaps_port
+            self.listen.append(self.ldaps_url)
+            self.tls_env = {"LDAPTLS_CACERT": tls[2]}
+        if ldapi:
+            self.ldapi_path = os.path.join(self.run, "ldapi")
+            self.ldapi_url = "ldapi://%s/" % self.ldapi_path.replace("/", "%2F")
+            self.listen.append(self.ldapi_url)
         conf = (includes +
                 "pidfile %s/slapd.pid\nargsfile %s/slapd.args\n" % (self.run, self.run) +
                 "modulepath /usr/lib/ldap\nmoduleload back_mdb\nmoduleload syncprov\n"
-                "serverID %d\nsizelimit unlimited\ntimelimit unlimited\n" % server_id +
+                "serverID %d\nsizelimit unlimited\ntimelimit unlimited\n" % server_id + global_conf +
                 "database mdb\nmaxsize %d\nsuffix \"%s\"\nrootdn \"%s\"\nrootpw %s\ndirectory %s\n"
                 % (maxsize, suffix, self.rootdn, ssha(self.rootpw), self.db) +
                 "index objectClass,entryCSN,entryUUID eq\n"
@@ -820,8 +844,9 @@ class Slapd:
     def start(self, timeout=20):
         """Start slapd and wait until it answers a search of the root DSE."""
         with open(self.log, "ab") as out:
-            self.proc = self.procs.start(self.name, ["/usr/sbin/slapd", "-d", self.debug, "-h", self.url, "-f",
-                                                     self.conf, "-u", "openldap", "-g", "openldap"], stdout=out)
+            argv = ["/usr/sbin/slapd", "-d", self.debug, "-h", " ".join(self.listen), "-f", self.conf, "-u", "openldap",
+                    "-g", "openldap"]
+            self.proc = self.procs.start(self.name, argv, stdout=out)
 
         def up():
             if self.proc.poll() is not None:
@@ -857,7 +882,8 @@ class Slapd:
         argv = [tool, "-x", "-H", self.url]
         if bind:
             argv += ["-D", self.rootdn, "-w", self.rootpw]
-        r = subprocess.run(argv + list(args), input=stdin, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(argv + list(args), input=stdin, capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **self.tls_env))
         if check and r.returncode != 0:
             raise RuntimeError("%s on %s: exit %d: %s" % (tool, self.url, r.returncode, r.stderr.strip()))
         return r

@@ -12,8 +12,9 @@ from harness import binary, free_port, read_text, wait_for_log, wait_for_port
 REFRESH_RE = r"ldap: connected to \S+, refresh: (\d+) entries \((\d+) domains, (\d+) users, (\d+) mtas, (\d+) skipped\)"
 
 
-def ldap_url(slapd):
-    return "ldap://127.0.0.1:%d/%s" % (slapd.port, slapd.suffix)
+def ldap_url(slapd, base=None):
+    """--directory for slapd: its ldap:// URL (or base, e.g. slapd.ldaps_url) + the suffix."""
+    return (base or slapd.url) + slapd.suffix
 
 
 def ldap_settings(sandbox, slapd, name, **keys):
@@ -28,10 +29,11 @@ def ldap_settings(sandbox, slapd, name, **keys):
 
 class LdapPolicyd:
     """xproxy-policyd on 127.0.0.1:port with its directory in `slapd` (vdomains policy),
-    logging to NAME.log. wait=True waits for the first refresh from the server."""
+    logging to NAME.log. wait=True waits for the first refresh from the server; url: the
+    --directory URL (default: slapd's ldap:// URL and suffix)."""
 
     def __init__(self, sandbox, procs, slapd, name="policyd", port=None, settings=None, policies="vdomains",
-                 extra=(), wait=True):
+                 extra=(), wait=True, url=None):
         self.sandbox, self.procs, self.slapd, self.name = sandbox, procs, slapd, name
         self.port = port or free_port()
         self.settings = settings or ldap_settings(sandbox, slapd, name)
@@ -40,7 +42,7 @@ class LdapPolicyd:
             sandbox.logs.append(self.log)
         self.argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % self.port,
                      "--allow-peers", "127.0.0.1/32", "--log", "stderr", "--policy", policies,
-                     "--directory", ldap_url(slapd), "--ldap-config", self.settings] + list(extra)
+                     "--directory", url or ldap_url(slapd), "--ldap-config", self.settings] + list(extra)
         self.proc = None
         self.start(wait)
 

@@ -25,7 +25,8 @@ import time
 
 from harness import (E2ETestCase, SOURCE_DIR, Postfix, SmtpClient, SmtpSink, Slapd, binary, directory_ldif, domain_dn,
                      free_port, main, read_text, send_mail, user_dn, wait_until)
-from ldap_helpers import LdapPolicyd, code_of, ldap_settings, sun_test_schema, wait_action
+from ldap_helpers import LdapPolicyd, code_of, ldap_settings, ldap_url, sun_test_schema, wait_action
+from xproxyd_helpers import TestPki
 
 TREE = """mta mta1.example.net destinations=127.0.0.1:2525 encoding=xclient
 domain example.com services=smtp,submission home=mta1.example.net
@@ -382,6 +383,44 @@ user bob@example.com
                 "off@example.com": "450 4.2.1", "purged@example.com": "550 5.1.6",
                 "nobody@example.com": "550 5.1.1", "x@other.example": "450 4.2.1"}
         self.assertEqual({r: code_of(pd.rcpt(r)) for r in rows}, rows)
+
+    # ------------------------------------------------------------------ TLS, SASL EXTERNAL
+
+    def test_start_tls_ldaps_and_sasl_external(self):
+        pki = TestPki(self.sandbox)
+        crt, key = pki.issue("ldap", ips=["127.0.0.1"])
+        peer = "^gidnumber=[0-9]+.uidnumber=%d,cn=peercred,cn=external,cn=auth$" % os.geteuid()
+        # Anonymous clients read nothing: a daemon that reads the tree has bound.
+        self.start_ldap(tls=(crt, key, pki.ca), ldapi=True,
+                        global_conf='authz-regexp "%s" "cn=admin,dc=example,dc=com"\n' % peer,
+                        extra_conf="access to * by users read by * none\n")
+        cases = [  # (name, URL, settings, loads)
+            ("starttls", ldap_url(self.ldap), dict(start_tls="yes", tls_ca_file=pki.ca), True),
+            ("ldaps", ldap_url(self.ldap, self.ldap.ldaps_url), dict(tls_ca_file=pki.ca), True),
+            ("external", ldap_url(self.ldap, self.ldap.ldapi_url), dict(bind_dn=None, bind_pw_file=None,
+                                                                        sasl_mech="EXTERNAL"), True),
+            # a server certificate that does not verify: never loaded, 451
+            ("wrong-ca", ldap_url(self.ldap, self.ldap.ldaps_url), dict(tls_ca_file=TestPki(self.sandbox, "ca2").ca),
+             False),
+            ("starttls-wrong-ca", ldap_url(self.ldap), dict(start_tls="yes", tls_ca_file=self.sandbox.path("ca2.crt")),
+             False),
+        ]
+        daemons = []
+        for name, url, keys, _ in cases:
+            settings = ldap_settings(self.sandbox, self.ldap, name, **keys)
+            daemons.append(LdapPolicyd(self.sandbox, self.procs, self.ldap, name=name, settings=settings, url=url,
+                                       wait=False))
+        for (name, _, _, loads), pd in zip(cases, daemons):
+            if loads:
+                m = pd.wait_refresh()
+                self.assertEqual(m.group(3), "15", "%s: %s" % (name, m.group(0)))
+                self.assertEqual(code_of(pd.rcpt("idle@example.com")), "450 4.2.1", name)
+        for (name, _, _, loads), pd in zip(cases, daemons):
+            if not loads:
+                pd.wait_log(r"ldap: connection lost: ", 10)
+                self.assertNotIn("ldap: connected", pd.text(), name)
+                self.assertEqual(code_of(pd.rcpt("alice@example.com")), "451 4.3.0", name)
+        self.assertFalse(any(self.ldap.rootpw in pd.text() for pd in daemons), "password in a log")
 
     # ------------------------------------------------------------------ start-up errors
 

@@ -10,6 +10,7 @@ import subprocess
 
 from harness import (E2ETestCase, SOURCE_DIR, Slapd, directory_ldif, domain_dn, main, pid_alive, user_dn,
                      wait_until)
+from xproxyd_helpers import TestPki
 
 SCHEMA = os.path.join(SOURCE_DIR, "packaging", "ldap", "xproxy.schema")
 SCHEMA_LDIF = os.path.join(SOURCE_DIR, "packaging", "ldap", "xproxy.ldif")
@@ -103,6 +104,31 @@ class LdapHarness(E2ETestCase):
         pids = [prov.pid, cons.pid]
         self.procs.stop_all()
         self.assertFalse(any(pid_alive(p) for p in pids))
+
+    def test_tls_and_ldapi(self):
+        pki = TestPki(self.sandbox)
+        crt, key = pki.issue("ldap", dns=["localhost"], ips=["127.0.0.1"])
+        peer = "^gidnumber=[0-9]+.uidnumber=0,cn=peercred,cn=external,cn=auth$"  # root, any group
+        ldap = Slapd(self.sandbox, self.procs, tls=(crt, key, pki.ca), ldapi=True,
+                     global_conf='authz-regexp "%s" "cn=admin,dc=example,dc=com"\n' % peer).start()
+        ldap.add(directory_ldif(ldap.suffix, TREE))
+        env = dict(os.environ, LDAPTLS_CACERT=pki.ca, LDAPTLS_REQCERT="demand")
+
+        def search(*args, ca=pki.ca):
+            return subprocess.run(["ldapsearch", "-LLL", "-x"] + list(args) + ["-b", ldap.suffix, "(mail=alice@*)",
+                                                                              "mail"], capture_output=True, text=True,
+                                  env=dict(env, LDAPTLS_CACERT=ca))
+        r = search("-ZZ", "-H", ldap.url)  # StartTLS required
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("mail: alice@example.com", r.stdout)
+        r = search("-H", ldap.ldaps_url)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        other = TestPki(self.sandbox, "other-ca")
+        r = search("-H", ldap.ldaps_url, ca=other.ca)  # a server the client cannot verify
+        self.assertNotEqual(r.returncode, 0)
+        r = subprocess.run(["ldapwhoami", "-Y", "EXTERNAL", "-H", ldap.ldapi_url], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("dn:cn=admin,dc=example,dc=com", r.stdout)
 
 
 if __name__ == "__main__":
