@@ -41,7 +41,8 @@ std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
         if (port == p) in.service = ServiceKind::submission;
     if (r.get("policy_context") == "submission") in.service = ServiceKind::submission;
 
-    PolicyDecision d = xproxy::decide(in, s.config, *s.directory);
+    const auto directory = s.current_directory();
+    PolicyDecision d = xproxy::decide(in, s.config, *directory);
     std::string header;
     if (d.kind == ActionKind::inject) {
         SourceInfo si = policy_source_info(r);

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from harness import E2ETestCase, binary, free_port, main, wait_until
+from harness import E2ETestCase, binary, free_port, main, wait_for_log, wait_for_port, wait_until
 
 SUFFIX = "dc=example,dc=com"
 ROOTDN = "cn=admin," + SUFFIX
@@ -413,6 +413,59 @@ class LdapSyncTest(E2ETestCase):
         byip = SyncCli(self, "ldap://127.0.0.1:%d/%s" % (ldap.port, SUFFIX), self.settings("start_tls = yes\n" + ca))
         byip.wait_log(r"connection lost: StartTLS: ")
         byip.quit()
+
+
+    def policy(self, port, recipient):
+        """One RCPT request to xproxy-policyd: its action."""
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            c.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.66\n"
+                       "sender=x@remote.example\nrecipient=%s\n\n" % recipient).encode())
+            data = b""
+            while not data.endswith(b"\n\n"):
+                chunk = c.recv(1000)
+                if not chunk:
+                    break
+                data += chunk
+        return data.decode().strip()
+
+    def test_policyd_with_ldap_directory(self):
+        ldap = TestSlapd(self.sandbox, self.procs)  # not started yet
+        state = self.sandbox.path("policyd.ldap")
+        conf = self.sandbox.write("policyd-ldap.conf", self.settings("state_file = %s\nreconnect_max = 1\ntimeout = 2\n" % state))
+        url = ldap.url + "/" + SUFFIX
+        port = free_port()
+        log = self.sandbox.path("policyd.log")
+        self.sandbox.logs.append(log)
+        argv = [binary("policyd/xproxy-policyd"), "--listen", "inet:127.0.0.1:%d" % port, "--allow-peers",
+                "127.0.0.1/32", "--log", "stderr", "--policy", "vdomains", "--directory", url, "--ldap-config", conf]
+        # --check-config reads the server: a failure while it is down, the counts once up.
+        r = subprocess.run(argv + ["--check-config"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("no refresh within", r.stderr)
+        with open(log, "ab") as out:
+            self.procs.start("policyd", argv, stdout=out)
+        wait_for_port("127.0.0.1", port)
+        # Never loaded: never "user unknown".
+        self.assertFalse(self.policy(port, "alice@example.com").startswith("action=5"))
+        self.assertFalse(self.policy(port, "nobody@example.com").startswith("action=5"))
+        ldap.start()
+        ldap.add(SEED)
+        wait_for_log(log, r'event=ldap message="ldap: connected to ldap://127\.0\.0\.1:\d+/dc=example,dc=com, '
+                          r'refresh: 4 entries', 15)
+        self.assertEqual(self.policy(port, "alice@example.com"), "action=DUNNO")
+        self.assertEqual(self.policy(port, "nobody@example.com"), "action=550 5.1.1 User unknown in virtual domain")
+        ldap.modify(user_dn("alice"), "xproxyStatus", "overquota")
+        wait_until(lambda: self.policy(port, "alice@example.com").startswith("action=450 4.2.1"), 2, 0.02,
+                   "alice deferred")
+        r = subprocess.run(argv + ["--check-config"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"configuration ok .* directory ldap://127\.0\.0\.1:\d+/dc=example,dc=com "
+                                   r"\(connected, 4 entries: 1 domains, 2 users, 1 home MTAs, 0 skipped; cookie rid=")
+        # The server gone: the last directory stays in force.
+        ldap.stop()
+        wait_for_log(log, r"ldap: connection lost", 10)
+        self.assertEqual(self.policy(port, "nobody@example.com"), "action=550 5.1.1 User unknown in virtual domain")
+        self.assertTrue(self.policy(port, "alice@example.com").startswith("action=450 4.2.1"))
 
 
 if __name__ == "__main__":

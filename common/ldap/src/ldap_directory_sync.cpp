@@ -98,8 +98,22 @@ bool LdapDirectorySync::wait_connected(std::chrono::milliseconds timeout) const 
     return cv_.wait_for(lock, timeout, [&] { return status_.refreshes > 0 || stopping_; }) && status_.refreshes > 0;
 }
 
+Expected<SecretBytes> read_bind_password(const std::string& path, FileRefusal* refusal) {
+    auto pw = load_secret_file(path, FileRules{4095, 027, false, true}, refusal);
+    if (!pw) return pw;
+    std::size_t n = pw->size();
+    while (n > 0 && (pw->view()[n - 1] == '\n' || pw->view()[n - 1] == '\r')) --n;
+    pw->truncate(n);
+    if (pw->empty()) return Failure{path + " is empty"};
+    return pw;
+}
+
 void LdapDirectorySync::start() {
     if (thread_.joinable()) return;
+    if (!settings_.bind_dn.empty()) {
+        auto pw = read_bind_password(settings_.bind_pw_file, nullptr);
+        if (pw) password_ = std::move(*pw);  // else: the sync thread says why, and retries
+    }
     {
         std::lock_guard<std::mutex> lock(mu_);
         stopping_ = false;
@@ -261,16 +275,27 @@ std::string LdapDirectorySync::session(unsigned& backoff) {
         if (rc != LDAP_SUCCESS) return "StartTLS: " + ldap_error(ld.get(), rc);
     }
     if (!s.bind_dn.empty()) {
-        auto pw = load_secret_file(s.bind_pw_file, FileRules{4095, 027, false, true});
-        if (!pw) return "bind password: " + pw.error();
-        std::size_t n = pw->size();
-        while (n > 0 && (pw->view()[n - 1] == '\n' || pw->view()[n - 1] == '\r')) --n;
-        pw->truncate(n);
-        berval cred{static_cast<ber_len_t>(pw->size()),
+        // Read at each connection (a new password needs no restart); a daemon that dropped
+        // the privileges to read it keeps using the copy read at start().
+        FileRefusal refusal;
+        auto fresh = read_bind_password(s.bind_pw_file, &refusal);
+        if (fresh) {
+            std::lock_guard<std::mutex> lock(mu_);
+            password_ = std::move(*fresh);
+        } else if (!(refusal.reason == FileRefusal::Reason::open && refusal.sys_errno == EACCES &&
+                     !password_.empty())) {
+            return "bind password: " + fresh.error();
+        }
+        SecretBytes pw;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            pw.assign(password_.view().data(), password_.size());
+        }
+        berval cred{static_cast<ber_len_t>(pw.size()),
                     const_cast<char*>(
-                        pw->view().data())};  // NOLINT(cppcoreguidelines-pro-type-const-cast): libldap reads it only
+                        pw.view().data())};  // NOLINT(cppcoreguidelines-pro-type-const-cast): libldap reads it only
         rc = ldap_sasl_bind_s(ld.get(), s.bind_dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
-        pw->wipe();
+        pw.wipe();
         if (rc != LDAP_SUCCESS) return "bind as " + escape(s.bind_dn, 200) + ": " + ldap_error(ld.get(), rc);
     } else if (s.sasl_external) {
         // EXTERNAL takes its identity from the connection (ldapi:// peer credentials or the

@@ -18,8 +18,10 @@
 //   ignored (full refresh), never fatal.
 // - An entry that cannot be used (bad attribute, duplicate name, user without its
 //   domain) is logged once with its DN and skipped; the rest of the directory works.
-// - The bind password is read from its file at each connection (mode 0640 or tighter),
-//   held in SecretBytes and wiped after the bind; it is never logged.
+// - The bind password is read from its file (mode 0640 or tighter, no link) at start()
+//   and again at each connection (so a new password needs no restart; when the file is
+//   no longer readable after a daemon dropped its privileges, the copy from start() is
+//   used). It lives only in SecretBytes (wiped when replaced) and is never logged.
 // - stop() returns within about 250 ms once no operation is blocking (a connect or
 //   bind waits for at most `timeout` seconds); it is safe to call at any time, twice, or
 //   without start().
@@ -35,6 +37,8 @@
 #include <string>
 #include <thread>
 
+#include <xproxy/base/file_loader.hpp>
+#include <xproxy/base/secret_bytes.hpp>
 #include <xproxy/ldap/ldap_model.hpp>
 #include <xproxy/ldap/ldap_settings.hpp>
 #include <xproxy/policy/directory.hpp>
@@ -44,6 +48,9 @@ namespace xproxy {
 enum class LdapLogLevel : std::uint8_t { error, warning, info, debug };
 // Lines start with "ldap: "; untrusted bytes in them are escaped.
 using LdapLogFn = std::function<void(LdapLogLevel, const std::string&)>;
+
+// The bind password in `path` (mode 0640 or tighter, no trailing newline), or why not.
+Expected<SecretBytes> read_bind_password(const std::string& path, FileRefusal* refusal);
 
 class LdapDirectorySync {
 public:
@@ -96,6 +103,7 @@ private:
     mutable std::condition_variable cv_;
     bool stopping_ = false;
     Status status_;
+    SecretBytes password_;  // under mu_
     std::thread thread_;
 };
 
