@@ -36,7 +36,7 @@ class LdapMilter(E2ETestCase):
 
         def rcpt(address):
             code, text = send_mail(port, source="127.0.0.66", sender="a@sender.example", rcpt=address)[3]
-            return code, text.split()[0] if code != 250 else ""
+            return code, text.split()[1] if code != 250 else ""  # text: "550 5.1.1 ..."
         rows = {"alice@example.com": (250, ""), "a.smith@example.com": (250, ""),
                 "nobody@example.com": (550, "5.1.1"), "idle@example.com": (450, "4.2.1"),
                 "x@sleepy.example": (450, "4.2.1"), "x@elsewhere.example": (250, "")}

@@ -80,11 +80,13 @@ def smtp_code(reply):
     code, text = reply
     if code == 250:
         return "250"
-    m = re.match(r"(\d\.\d+\.\d+)", text)
+    m = re.match(r"(?:\d{3}[ -])?(\d\.\d+\.\d+)", text)
     return "%d %s" % (code, m.group(1) if m else "")
 
 
 class LdapDirectory(E2ETestCase):
+    maxDiff = None
+
     def start_ldap(self, tree=TREE, **kw):
         self.ldap = Slapd(self.sandbox, self.procs, **kw).start()
         self.ldap.add(directory_ldif(self.ldap.suffix, tree))
@@ -227,8 +229,10 @@ class LdapDirectory(E2ETestCase):
         self.assertEqual(len(re.findall(r"ldap: connected to", pd.text())), 1, "reconnected")
         self.assertNotIn("event=reload", pd.text())
         self.assertNotIn("reload", self.pf.log())
-        for what in ("modify", "add", "delete", "modrdn"):
-            self.assertRegex(pd.text(), r"ldap: change: %s " % what)
+        # (RFC 4533 has no rename: a modrdn arrives as a modify under the new DN)
+        for what in ("modify", "add", "delete"):
+            self.assertTrue(re.search(r"ldap: change: %s uid=" % what, pd.text()), "no change logged: " + what)
+        self.assertTrue(re.search(r"ldap: change: modify uid=alicia,", pd.text()), "the renamed entry")
 
     # ------------------------------------------------------------------ acceptance 3
 
