@@ -7,18 +7,19 @@ next to a reference measured in the same run (see ldap_directory_bench.sh for ta
                  and its peak resident size (VmHWM) then. Reference: the same directory
                  as a directory file (--directory FILE), from start until it answers.
   modify -> decision
-                 CHANGES times: one ldapmodify flips a random user between active and
-                 inactive; a persistent policy connection asks for that user in a tight
-                 loop until the answer flips. Latency from the start of ldapmodify (its
-                 process start included) and from its return; p50/p99/max.
+                 CHANGES times: a random user flips between active and inactive through
+                 one ldapmodify that reads the changes from a pipe; a persistent policy
+                 connection asks for that user in a tight loop until the answer flips.
+                 Latency from writing the change to ldapmodify; p50/p99/max.
   lookups during a burst
                  bench/policyd_load, open loop at LOOKUP_RATE requests/s over 10
                  connections, RCPTs for random users (existing and not), SECONDS long:
                  once idle (the reference), once while one ldapmodify applies BURST
-                 changes (each disables a user); p50/p99 of both and their ratio, and how long
+                 changes (each marks a user deleted); p50/p99 of both and their ratio, and how long
                  the daemon took to apply the burst (until its last change answers).
 Env: XPROXY_BUILD_DIR, DOMAINS (100000), USERS_PER_DOMAIN (10), CHANGES (1000),
-BURST (10000), LOOKUP_RATE (2000), SECONDS (10)."""
+BURST (10000), LOOKUP_RATE (2000), SECONDS (20).
+slapd runs with dbnosync (its writes are not what is measured)."""
 
 import os
 import random
@@ -37,7 +38,7 @@ PER = int(os.environ.get("USERS_PER_DOMAIN", "10"))
 CHANGES = int(os.environ.get("CHANGES", "1000"))
 BURST = int(os.environ.get("BURST", "10000"))
 RATE = int(os.environ.get("LOOKUP_RATE", "2000"))
-SECONDS = int(os.environ.get("SECONDS", "10"))
+SECONDS = int(os.environ.get("SECONDS", "20"))
 SUFFIX = "dc=example,dc=com"
 
 
@@ -120,7 +121,8 @@ def main():
     with standalone("ldap-bench") as (sb, procs):
         dir_path, ldif_path = sb.path("directory"), sb.path("tree.ldif")
         print("generated the directory file and LDIF in %.1f s" % generate(dir_path, ldif_path))
-        ldap = Slapd(sb, procs, maxsize=16 * 1024 ** 3)
+        # dbnosync: the writes of the burst measure the daemon, not this machine's fsync
+        ldap = Slapd(sb, procs, maxsize=16 * 1024 ** 3, extra_conf="dbnosync\n")
         t = time.time()
         ldap.load_offline(ldif_path)
         print("slapadd -q: %.1f s" % (time.time() - t))
@@ -149,32 +151,35 @@ def main():
         print("  ratio ldap/file: time x%.1f, peak RSS x%.2f; target < 60 s: x%.2f" %
               (ldap_s / file_s, ldap_rss / file_rss, ldap_s / 60))
 
-        # ---- modify -> decision
+        # ---- modify -> decision: one ldapmodify reads the changes from a pipe, one at a
+        # time (it sends each record once its ending blank line arrives)
         rnd = random.Random(1)
         state = {}
-        from_start, from_return = [], []
+        latencies = []
+        writer = subprocess.Popen(["ldapmodify", "-x", "-H", ldap.url, "-D", ldap.rootdn, "-w", ldap.rootpw],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         for k in range(CHANGES):
             i, j = rnd.randrange(DOMAINS), rnd.randrange(PER)
             a = address(i, j)
             new = "active" if state.get(a) == "inactive" else "inactive"
             want = "DUNNO" if new == "active" else "450"
-            ldif = "dn: %s\nchangetype: modify\nreplace: xproxyStatus\nxproxyStatus: %s\n" % (user_dn(SUFFIX, a), new)
-            t_start = time.time()
-            ldap.modify(ldif)
-            t_ret = time.time()
-            deadline = t_ret + 10
+            t0 = time.time()
+            writer.stdin.write("dn: %s\nchangetype: modify\nreplace: xproxyStatus\nxproxyStatus: %s\n\n"
+                               % (user_dn(SUFFIX, a), new))
+            writer.stdin.flush()
             while not pol.ask(a).startswith(want):
-                if time.time() > deadline:
+                time.sleep(0.002)  # polling leaves the machine to the sync
+                if time.time() > t0 + 10:
                     raise RuntimeError("change %d (%s -> %s) not seen after 10 s" % (k, a, new))
-            t_seen = time.time()
+            latencies.append(time.time() - t0)
             state[a] = new
-            from_start.append(t_seen - t_start)
-            from_return.append(t_seen - t_ret)
-        ms = lambda v: v * 1000  # noqa: E731
-        print("modify -> decision over %d changes: from ldapmodify's start p50 %.1f ms, p99 %.1f ms, max %.1f ms;"
-              " from its return p50 %.1f ms, p99 %.1f ms (target p99 < 1 s: x%.3f)" %
-              (CHANGES, ms(pct(from_start, 50)), ms(pct(from_start, 99)), ms(max(from_start)),
-               ms(pct(from_return, 50)), ms(pct(from_return, 99)), pct(from_start, 99)))
+        writer.stdin.close()
+        if writer.wait(60) != 0:
+            raise RuntimeError("ldapmodify failed")
+        print("modify -> decision over %d changes (from the change's write to ldapmodify until the daemon answers "
+              "it): p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 1 s: x%.3f)" %
+              (CHANGES, pct(latencies, 50) * 1000, pct(latencies, 99) * 1000, max(latencies) * 1000,
+               pct(latencies, 99)))
 
         # ---- lookups idle vs during a burst of changes
         reqs = []
@@ -194,7 +199,7 @@ def main():
         burst = min(BURST, users)
         burst_users = rnd.sample([(i, j) for i in range(min(DOMAINS, burst)) for j in range(PER)], burst)
         burst_ldif = sb.write("burst.ldif", "".join(
-            "dn: %s\nchangetype: modify\nreplace: xproxyStatus\nxproxyStatus: disabled\n\n"
+            "dn: %s\nchangetype: modify\nreplace: xproxyStatus\nxproxyStatus: deleted\n\n"
             % user_dn(SUFFIX, address(i, j)) for i, j in burst_users))
         loader = subprocess.Popen([load, str(port), "10", str(SECONDS), mix, str(RATE)], stdout=subprocess.PIPE,
                                   text=True)
@@ -204,8 +209,8 @@ def main():
         t_written = time.time() - t_burst
         i, j = burst_users[-1]
         probe = Policy(port)
-        while not probe.ask(address(i, j)).startswith("550 5.2.1"):
-            if time.time() - t_burst > 600:
+        while not probe.ask(address(i, j)).startswith("550 5.1.6"):
+            if time.time() - t_burst > 120:
                 raise RuntimeError("the burst's last change never arrived")
         t_applied = time.time() - t_burst
         busy = dict(kv.split("=", 1) for kv in loader.communicate(timeout=600)[0].split())
