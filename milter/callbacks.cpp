@@ -112,7 +112,9 @@ sfsistat on_negotiate_unguarded(SMFICTX* ctx, unsigned long f0, unsigned long f1
         c = new Conn(g_config);
         smfi_setpriv(ctx, c);
     }
-    *pf0 = want | (f0 & SMFIF_SETSYMLIST);
+    // Quarantine (a held recipient's message to the MTA's hold queue) when the MTA offers
+    // it, as Postfix and Sendmail do; without it a message to hold is deferred (on_eom).
+    *pf0 = want | (f0 & (SMFIF_SETSYMLIST | SMFIF_QUARANTINE));
     // Body, unknown commands, DATA and the end of headers are not needed (each step the MTA
     // skips saves it a command, and the end of headers a round trip); connect, HELO and
     // headers never get refused, and without a policy neither does MAIL, and RCPT is not
@@ -220,6 +222,17 @@ sfsistat on_eom(SMFICTX* ctx) {
                 break;
             }
         }
+        if (rc == SMFIS_CONTINUE && !r.hold.empty()) {
+            // A message that should wait on hold is never delivered instead: an MTA that
+            // cannot hold it (no quarantine offered in negotiate) gets a tempfail.
+            std::string reason = reply_text(r.hold);
+            if (smfi_quarantine(ctx, reason.data()) != MI_SUCCESS) {
+                log::error("%s event=hold_failed", s.summary().c_str());
+                smfi_setreply(ctx, const_cast<char*>("451"), const_cast<char*>("4.3.0"),
+                              const_cast<char*>("Cannot hold the message"));
+                rc = SMFIS_TEMPFAIL;
+            }
+        }
         if (rc == SMFIS_CONTINUE) rc = map_reply(ctx, r.reply);
         log::info("%s", s.summary().c_str());
         s.abort();
@@ -246,7 +259,7 @@ bool register_filter(std::shared_ptr<const Config> config, bool no_reply_steps) 
     static smfiDesc desc{};
     desc.xxfi_name = const_cast<char*>("xproxy-milter");
     desc.xxfi_version = SMFI_VERSION;
-    desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+    desc.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
     desc.xxfi_connect = on_connect;
     desc.xxfi_helo = on_helo;
     desc.xxfi_envfrom = on_envfrom;

@@ -101,6 +101,7 @@ Reply Session::rcpt_to(std::string_view recipient) {
     auto in = policy_input(ProtocolState::rcpt);
     in.recipient = recipient;
     auto d = decide(in, config_->policy, *config_->directory);
+    note_hold(d);
     auto r = policy_reply(d);
     if (!r.is_cont()) {
         msg_.recipients.pop_back();
@@ -152,6 +153,14 @@ Reply Session::policy_reply(const PolicyDecision& d) const {
     if (d.kind != ActionKind::reject && d.kind != ActionKind::defer) return {};
     auto kind = d.code >= 500 ? Reply::Kind::reject : Reply::Kind::tempfail;
     return Reply::make(kind, std::to_string(d.code), std::string(d.status), d.smtp_text());
+}
+
+// A hold decision holds the whole message (as Postfix's HOLD does): the first reason is
+// kept, applied at end of message.
+void Session::note_hold(const PolicyDecision& d) {
+    if (d.kind != ActionKind::hold || !msg_.hold.empty()) return;
+    msg_.hold = "<" + d.address + ">: " + d.text;
+    msg_.hold_reason = std::string(to_string(d.policy)) + ":" + std::string(d.reason);
 }
 
 Reply Session::fail_reply(FailAction a, const char* why) const {
@@ -212,7 +221,12 @@ void Session::remove_all(std::vector<HeaderEdit>& edits, std::size_t keep_index)
 EomResult Session::end_of_message(std::int64_t now) {
     source_ = SourceInfo{};
     EomResult r = config_->mode == Mode::inject ? inject(now) : verify(now);
-    if (!r.reply.is_cont()) r.edits.clear();
+    if (!r.reply.is_cont()) {
+        r.edits.clear();
+    } else if (!msg_.hold.empty()) {
+        r.hold = msg_.hold;
+        summary_ += " hold=" + msg_.hold_reason;
+    }
     return r;
 }
 
@@ -314,6 +328,7 @@ EomResult Session::verify(std::int64_t now) {
             in.state = ProtocolState::rcpt;
             in.recipient = msg_.recipients[i];
             d = decide(in, config_->policy, *config_->directory);
+            note_hold(d);
         }
         if (auto r = policy_reply(d); !r.is_cont()) {
             out.reply = std::move(r);

@@ -106,6 +106,10 @@ struct HeaderEdit {
 struct EomResult {
     Reply reply;
     std::vector<HeaderEdit> edits;  // empty when the reply is not cont
+    // Not empty: put the message on hold with this reason (smfi_quarantine: Postfix's hold
+    // queue, Sendmail's quarantine), because a recipient's or its domain's state is hold.
+    // Only with a cont reply; one printable line.
+    std::string hold;
 };
 
 class Session {
@@ -145,11 +149,14 @@ private:
         std::size_t result_count = 0;           // X-Original-Source-Result fields seen
         std::string message_id;
         bool message_id_seen = false;
+        std::string hold;         // the first hold decision's "<address>: text"; empty: none
+        std::string hold_reason;  // and its "policy:reason" for the log
     };
 
     SourceInfo build_source(std::int64_t now) const;
     PolicyInput policy_input(ProtocolState state) const;
     Reply policy_reply(const PolicyDecision& d) const;
+    void note_hold(const PolicyDecision& d);
     Reply fail_reply(FailAction a, const char* why) const;
     EomResult inject(std::int64_t now);
     EomResult verify(std::int64_t now);

@@ -6,6 +6,7 @@
 #include <xproxy/base/file_loader.hpp>
 #include <xproxy/daemon/log.hpp>
 #include <xproxy/daemon/tls.hpp>
+#include <xproxy/policy/access_decision.hpp>
 #include <xproxy/policy/directory_file.hpp>
 
 namespace xproxy::xproxyd {
@@ -125,17 +126,37 @@ HomeRoute home_route(const Directory& dir, std::string_view login, const Downstr
     return r;
 }
 
+namespace {
+
+// The 553 (or, for a directory that could not be read, 451) for an access refusal of
+// `user`; `prefix` is "Error: " for the login, "<SENDER>: Sender address rejected: " for
+// the sender; `account` names the user ("account LOGIN", "account").
+std::string access_reply(const AccessDecision& d, const std::string& prefix, const std::string& account,
+                         const Directory& dir, const UserInfo& user) {
+    if (d.kind == AccessDecision::Kind::tempfail)
+        return "451 4.3.0 " + prefix + "directory not available, try again later";
+    const std::string_view r = d.reason;
+    if (r.starts_with("user_")) {
+        const EntryState s = user.state;
+        return "553 5.7.1 " + prefix + account + " is " +
+               (s == EntryState::hold ? std::string("on hold") : std::string(to_string(s)));
+    }
+    return "553 5.7.1 " + prefix + "domain " + std::string(dir.domain_at(user.domain_id).name) +
+           " may not send mail here";
+}
+
+}  // namespace
+
 std::optional<std::string> sender_refusal(const Directory& dir, std::string_view login, std::string_view sender) {
     const std::string who = escape_value(login, 256);
-    // The login itself must be one user of the directory, active, in an active domain with
-    // the submission service: the null sender and delegation do not get around that.
+    if (!dir.loaded()) return "451 4.3.0 Error: directory not available, try again later";
+    // The login itself must be one user of the directory that may use submission
+    // (decide_access: domain and user active or over quota, the domain with the
+    // submission service): the null sender and delegation do not get around that.
     const auto me = dir.find_by_login(login);
     if (!me) return "553 5.7.1 Error: login " + who + " is not a user of this service (or names several)";
-    const DomainInfo my_domain = dir.domain_at(me->domain_id);
-    if (me->state != EntryState::active)
-        return "553 5.7.1 Error: account " + who + " is " + std::string(to_string(me->state));
-    if (my_domain.state != EntryState::active || !my_domain.services.has(Service::submission))
-        return "553 5.7.1 Error: domain " + std::string(my_domain.name) + " may not send mail here";
+    if (const AccessDecision d = decide_access(dir, *me, Service::submission); !d.allowed())
+        return access_reply(d, "Error: ", "account " + who, dir, *me);
     if (sender.empty()) return std::nullopt;  // the null sender: delivery reports
     const std::string shown = escape_value(sender, 256);
     const std::string not_owned = "553 5.7.1 <" + shown + ">: Sender address rejected: not owned by user " + who;
@@ -143,12 +164,8 @@ std::optional<std::string> sender_refusal(const Directory& dir, std::string_view
     if (at == std::string_view::npos || at == 0 || at + 1 == sender.size()) return not_owned;
     const auto found = dir.lookup(sender.substr(0, at), sender.substr(at + 1));
     if (!found.domain || !found.user || !dir.login_may_send_as(login, *found.user)) return not_owned;
-    if (found.domain->state != EntryState::active || !found.domain->services.has(Service::submission))
-        return "553 5.7.1 <" + shown + ">: Sender address rejected: domain " + std::string(found.domain->name) +
-               " may not send mail here";
-    if (found.user->state != EntryState::active)
-        return "553 5.7.1 <" + shown + ">: Sender address rejected: account " +
-               std::string(to_string(found.user->state));
+    if (const AccessDecision d = decide_access(dir, *found.user, Service::submission); !d.allowed())
+        return access_reply(d, "<" + shown + ">: Sender address rejected: ", "account", dir, *found.user);
     return std::nullopt;
 }
 

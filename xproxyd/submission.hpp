@@ -15,13 +15,14 @@
 //     listener's downstream (timeouts, HELO name, HMAC key and tls-ca come from there).
 //     A home= naming no mta line is no route: the user's MAIL gets 451 4.3.0 and nothing is
 //     sent elsewhere.
-//   - sender_refusal(): the login must be one active user of the directory, in an active
-//     domain with the submission service (a login unknown to the directory, or listed by
-//     several users, sends nothing, not even with the null sender); MAIL FROM must then be
-//     the null sender (delivery reports) or an address (primary or alias) of a user the
-//     login may send as (Directory::login_may_send_as: the user itself, or a user whose
-//     login= lists it), in an active domain with the submission service, the user active.
-//     Else 553 5.7.1.
+//   - sender_refusal(): the login must be one user of the directory that may use the
+//     submission service (decide_access, xproxy/policy/access_decision.hpp: domain and
+//     user active or over quota, the domain with the submission service; a login unknown
+//     to the directory, or listed by several users, sends nothing, not even with the null
+//     sender); MAIL FROM must then be the null sender (delivery reports) or an address
+//     (primary or alias) of a user the login may send as (Directory::login_may_send_as:
+//     the user itself, or a user whose login= lists it) that decide_access lets use
+//     submission too. Else 553 5.7.1; 451 4.3.0 while no directory is loaded.
 #pragma once
 
 #include <memory>

@@ -2,15 +2,16 @@
 // crash or read past the text; a refusal names the line ("line N: ..."); an accepted
 // text describes a directory in which every domain, user, alias, login, certificate and
 // home MTA is found again (names in upper case too), a user found by a login may send as
-// it, and format_directory() writes a text that parses to a directory formatting the
-// same. Every word of the input is also used as a lookup key, which must not crash
-// whatever it holds.
+// it, the access decision agrees with the states and services, and format_directory()
+// writes a text that parses to a directory formatting the same. Every word of the input
+// is also used as a lookup key, which must not crash whatever it holds.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include <xproxy/base/text.hpp>
+#include <xproxy/policy/access_decision.hpp>
 #include <xproxy/policy/directory_file.hpp>
 
 using namespace xproxy;
@@ -22,6 +23,7 @@ void check(bool ok) {
 }
 
 void check_directory(const Directory& d) {
+    check(d.loaded());
     for (std::uint32_t i = 0; i < d.domain_count(); ++i) {
         const DomainInfo dom = d.domain_at(i);
         const auto again = d.find_domain(xproxy::to_upper(dom.name));
@@ -35,6 +37,11 @@ void check_directory(const Directory& d) {
         check(d.login_may_send_as(address, u));
         const auto by_login = d.find_by_login(xproxy::to_upper(address));
         check(by_login && by_login->id == i);
+        // The access decision agrees with the states and services of the user and domain.
+        const DomainInfo dom = d.domain_at(u.domain_id);
+        const bool may = state_allows_access(dom.state) && dom.services.has(Service::submission) &&
+                         state_allows_access(u.state);
+        check(decide_access(d, u, Service::submission).allowed() == may);
         const std::string_view home = d.home_of(u);
         check(home == (u.home.empty() ? d.domain_at(u.domain_id).home : u.home));
     }

@@ -41,7 +41,10 @@ std::string_view to_string(EntryState s) {
     switch (s) {
         case EntryState::active: return "active";
         case EntryState::inactive: return "inactive";
+        case EntryState::disabled: return "disabled";
         case EntryState::deleted: return "deleted";
+        case EntryState::hold: return "hold";
+        case EntryState::overquota: return "overquota";
     }
     return "?";
 }
@@ -51,7 +54,10 @@ std::optional<EntryState> parse_entry_state(std::string_view text) {
     const std::string_view t = fold(text, buf, sizeof buf);
     if (t == "active") return EntryState::active;
     if (t == "inactive") return EntryState::inactive;
-    if (t == "deleted") return EntryState::deleted;
+    if (t == "disabled") return EntryState::disabled;
+    if (t == "deleted" || t == "removed") return EntryState::deleted;
+    if (t == "hold") return EntryState::hold;
+    if (t == "overquota") return EntryState::overquota;
     return std::nullopt;
 }
 
@@ -124,6 +130,8 @@ Directory::Directory(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Directory::~Directory() = default;
 Directory::Directory(Directory&&) noexcept = default;
 Directory& Directory::operator=(Directory&&) noexcept = default;
+
+bool Directory::loaded() const { return impl_ && impl_->loaded; }
 
 std::optional<DomainInfo> Directory::find_domain(std::string_view name) const {
     const Slot* s = impl_->find_domain_slot(name);

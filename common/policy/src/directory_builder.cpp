@@ -357,6 +357,7 @@ Directory DirectoryBuilder::build() {
     impl->users.shrink_to_fit();
     impl->mtas.shrink_to_fit();
     impl->endpoints.shrink_to_fit();
+    impl->loaded = true;
     homes_ = std::make_unique<Interner>();
     return Directory(std::move(impl));
 }

@@ -22,6 +22,10 @@ bool is_blank(char c) { return c == ' ' || c == '\t'; }
 // Quotes a word of the file for an error message (escaped, at most 64 characters).
 std::string quoted(std::string_view s) { return "'" + escape(s, 64) + "'"; }
 
+std::string unknown_state(std::string_view value) {
+    return "unknown state " + quoted(value) + " (want active, inactive, disabled, deleted, hold or overquota)";
+}
+
 // The words of one line; a word beginning with '#' ends the line.
 class Words {
 public:
@@ -162,7 +166,7 @@ bool Parser::domain_line(Words& words) {
         if (key == "state") {
             if (!once(seen_state)) return false;
             const auto s = parse_entry_state(value);
-            if (!s) return fail("unknown state " + quoted(value) + " (want active, inactive or deleted)");
+            if (!s) return fail(unknown_state(value));
             d.state = *s;
         } else if (key == "services") {
             if (!once(seen_services)) return false;
@@ -217,7 +221,7 @@ bool Parser::user_line(Words& words) {
         if (key == "state") {
             if (!once(seen_state)) return false;
             const auto s = parse_entry_state(value);
-            if (!s) return fail("unknown state " + quoted(value) + " (want active, inactive or deleted)");
+            if (!s) return fail(unknown_state(value));
             state = *s;
         } else if (key == "home") {
             if (!once(seen_home)) return false;

@@ -199,6 +199,7 @@ struct Directory::Impl {
     std::vector<DomainRec> domains;
     std::vector<UserRec> users;
     std::vector<std::string> homes{std::string()};
+    bool loaded = false;  // set by DirectoryBuilder::build()
     std::vector<MtaRec> mtas;
     std::vector<MtaEndpoint> endpoints;
     KeyTable domain_index, name_index, login_index, owner_index, cert_index, mta_index;

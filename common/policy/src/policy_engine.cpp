@@ -102,6 +102,30 @@ PolicyDecision check_deposit(const PolicyInput& in, const PolicyConfig& cfg, con
 
 // ---- virtual domains (doc/design.md, "Virtual domains"), sender side: submission rules ----
 
+// The refusal of a sender whose domain (domain=true) or account is in state `s`; dunno
+// for the states that may send (active, overquota).
+PolicyDecision sender_state(EntryState s, bool domain, const std::string& name, std::string_view sender) {
+    const std::string what = domain ? "Sender domain " + name : "Sender account " + name;
+    auto refuse = [&](std::uint16_t code, std::string_view status, std::string_view dom_reason,
+                      std::string_view user_reason, std::string_view text) {
+        return reject(PolicyId::vdomains, Subject::sender, code, status, domain ? dom_reason : user_reason,
+                      what + " " + std::string(text), sender);
+    };
+    switch (s) {
+        case EntryState::active:
+        case EntryState::overquota: return {};  // a full mailbox does not stop its owner from sending
+        case EntryState::inactive:
+            return refuse(450, "4.7.1", "sender_domain_inactive", "sender_inactive",
+                          domain ? "is temporarily suspended" : "is temporarily disabled");
+        case EntryState::disabled:
+            return refuse(550, "5.7.1", "sender_domain_disabled", "sender_disabled", "is disabled");
+        case EntryState::deleted:
+            return refuse(550, "5.7.1", "sender_domain_deleted", "sender_deleted", "no longer exists");
+        case EntryState::hold: return refuse(450, "4.7.1", "sender_domain_hold", "sender_hold", "is on hold");
+    }
+    return {};
+}
+
 PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, const Directory& dir,
                                 std::string_view sender) {
     const bool authenticated = !in.sasl_username.empty() || cert_user(in, dir).has_value();
@@ -111,15 +135,7 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
     const auto [dom, user] = resolve(dir, *addr, cfg.recipient_delimiter);
     if (!dom) return {};
     const std::string name(sanitize(dom->name));
-    switch (dom->state) {
-        case EntryState::active: break;
-        case EntryState::inactive:
-            return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_domain_inactive",
-                          "Sender domain " + name + " is temporarily suspended", sender);
-        case EntryState::deleted:
-            return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_domain_deleted",
-                          "Sender domain " + name + " no longer exists", sender);
-    }
+    if (PolicyDecision d = sender_state(dom->state, true, name, sender); d.kind != ActionKind::dunno) return d;
     if (!dom->services.has(Service::submission))
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "submission_disabled",
                       "Submission is not enabled for domain " + name, sender);
@@ -127,52 +143,64 @@ PolicyDecision check_submission(const PolicyInput& in, const PolicyConfig& cfg, 
     if (!user)
         return reject(PolicyId::vdomains, Subject::sender, 550, "5.1.0", "sender_unknown",
                       "Sender address " + shown + " unknown in virtual domain", sender);
-    switch (user->state) {
+    return sender_state(user->state, false, shown, sender);
+}
+
+// ---- virtual domains, recipient side (doc/directory.md, "vdomains, recipient side") ----
+
+// The answer for a recipient whose domain (domain=true) or mailbox is in state `s`.
+PolicyDecision recipient_state(EntryState s, bool domain, std::string_view rcpt) {
+    auto refuse = [&](std::uint16_t code, std::string_view status, std::string_view dom_reason,
+                      std::string_view user_reason, std::string_view dom_text, std::string_view user_text) {
+        return reject(PolicyId::vdomains, Subject::recipient, code, status, domain ? dom_reason : user_reason,
+                      std::string(domain ? dom_text : user_text), rcpt);
+    };
+    switch (s) {
         case EntryState::active: return {};
         case EntryState::inactive:
-            return reject(PolicyId::vdomains, Subject::sender, 450, "4.7.1", "sender_inactive",
-                          "Sender account " + shown + " is temporarily disabled", sender);
+            return refuse(450, "4.2.1", "domain_inactive", "user_inactive",
+                          "Mail domain temporarily suspended, try again later",
+                          "Mailbox temporarily disabled, try again later");
+        case EntryState::disabled:
+            return refuse(550, "5.2.1", "domain_disabled", "user_disabled",
+                          "Mail domain disabled, not accepting messages", "Mailbox disabled, not accepting messages");
         case EntryState::deleted:
-            return reject(PolicyId::vdomains, Subject::sender, 550, "5.7.1", "sender_deleted",
-                          "Sender account " + shown + " no longer exists", sender);
+            return domain ? refuse(550, "5.1.2", "domain_deleted", "", "Mail domain no longer exists", "")
+                          : refuse(550, "5.1.6", "", "user_deleted", "", "Mailbox no longer exists");
+        case EntryState::overquota:
+            return refuse(452, "4.2.2", "domain_overquota", "user_overquota", "Mail domain over quota, try again later",
+                          "Mailbox full, try again later");
+        case EntryState::hold:
+            return answer(ActionKind::hold, PolicyId::vdomains, Subject::recipient, 0, {},
+                          domain ? "domain_hold" : "user_hold", domain ? "Mail domain on hold" : "Mailbox on hold",
+                          rcpt);
     }
     return {};
 }
 
-// ---- virtual domains, recipient side (doc/directory.md, "vdomains, recipient side") ----
+// Whether a domain state refuses every recipient before the local part is looked at:
+// the refusing states do; hold and overquota (which accept or defer the mail of existing
+// users) let an unknown local part be refused first.
+bool refuses_all(EntryState s) {
+    return s == EntryState::inactive || s == EntryState::disabled || s == EntryState::deleted;
+}
 
 PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, std::string_view rcpt) {
     const auto addr = split(rcpt);
     if (!addr) return {};
     const auto [dom, user] = resolve(dir, *addr, cfg.recipient_delimiter);
     if (!dom) return {};
-    switch (dom->state) {
-        case EntryState::active: break;
-        case EntryState::inactive:
-            return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "domain_inactive",
-                          "Mail domain temporarily suspended, try again later", rcpt);
-        case EntryState::deleted:
-            return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.2", "domain_deleted",
-                          "Mail domain no longer exists", rcpt);
-    }
+    if (refuses_all(dom->state)) return recipient_state(dom->state, true, rcpt);
     if (!dom->services.has(Service::smtp))
         return reject(PolicyId::vdomains, Subject::recipient, 550, "5.7.1", "smtp_disabled",
                       "Mail domain does not receive mail", rcpt);
-    if (!user) {
-        if (iequals(addr->local, "postmaster")) return {};  // RFC 5321 4.5.1
+    if (!user && !iequals(addr->local, "postmaster"))
         return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.1", "user_unknown",
                       "User unknown in virtual domain", rcpt);
-    }
-    switch (user->state) {
-        case EntryState::active: return {};
-        case EntryState::inactive:
-            return reject(PolicyId::vdomains, Subject::recipient, 450, "4.2.1", "user_inactive",
-                          "Mailbox temporarily disabled, try again later", rcpt);
-        case EntryState::deleted:
-            return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.6", "user_deleted",
-                          "Mailbox no longer exists", rcpt);
-    }
-    return {};
+    // Domain before user: the first state that is not active decides. A postmaster that
+    // is not a user (RFC 5321 4.5.1: the MTA routes it) gets the domain's state.
+    if (dom->state != EntryState::active || !user) return recipient_state(dom->state, true, rcpt);
+    return recipient_state(user->state, false, rcpt);
 }
 
 // ---- risk routing (doc/design.md, "Risk routing") ----
@@ -239,6 +267,7 @@ std::string_view to_string(ActionKind k) {
         case ActionKind::defer: return "defer";
         case ActionKind::filter: return "filter";
         case ActionKind::inject: return "inject";
+        case ActionKind::hold: return "hold";
     }
     return "?";
 }
@@ -279,12 +308,13 @@ std::string PolicyDecision::postfix_action(std::string_view header) const {
         case ActionKind::defer: return std::to_string(code) + " " + std::string(status) + " " + text;
         case ActionKind::filter: return "FILTER " + transport;
         case ActionKind::inject: return header.empty() ? "DUNNO" : "PREPEND " + std::string(header);
+        case ActionKind::hold: return "HOLD " + text;
     }
     return "DUNNO";
 }
 
 std::string PolicyDecision::smtp_text() const {
-    if (kind != ActionKind::reject && kind != ActionKind::defer) return text;
+    if ((kind != ActionKind::reject && kind != ActionKind::defer) || subject == Subject::none) return text;
     const char* what = subject == Subject::sender ? "Sender address" : "Recipient address";
     return "<" + address + ">: " + what + " rejected: " + text;
 }
@@ -302,6 +332,16 @@ PolicyDecision decide(const PolicyInput& in, const PolicyConfig& cfg, const Dire
             return {};
         case ProtocolState::mail:
         case ProtocolState::rcpt: {
+            if ((cfg.vdomains || cfg.deposit) && !dir.loaded()) {
+                PolicyDecision d;
+                d.kind = ActionKind::defer;
+                d.policy = cfg.vdomains ? PolicyId::vdomains : PolicyId::deposit;
+                d.code = 451;
+                d.status = "4.3.0";
+                d.reason = "directory_unavailable";
+                d.text = "Directory not available, try again later";
+                return d;
+            }
             const std::string_view sender = bare_address(in.sender);
             // A trusted upstream relays mail it has already checked (its hop knew the login).
             if (cfg.deposit && !sender.empty() && !trusted(in, cfg)) {

@@ -318,6 +318,54 @@ TEST(MilterInject, PolicyEngineAtMailAndRcpt) {
     EXPECT_TRUE(s.mail_from("<alice@example.com>").is_cont());
 }
 
+TEST(MilterInject, HeldRecipientHoldsTheMessage) {
+    auto c = config(Mode::inject);
+    std::string err;
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
+    auto dir = xproxy::test::value_or_error(parse_directory("domain example.com\n"
+                                                            "user alice@example.com\n"
+                                                            "user held@example.com state=hold\n"
+                                                            "user full@example.com state=overquota\n"
+                                                            "user off@example.com state=disabled\n"),
+                                            err);
+    ASSERT_TRUE(dir) << err;
+    c->directory = std::make_shared<const Directory>(std::move(*dir));
+    Session s(c);
+    s.connect("x", ep("192.0.2.1", 1));
+    ASSERT_TRUE(s.mail_from("<x@elsewhere.example>").is_cont());
+    const auto full = s.rcpt_to("<full@example.com>");
+    EXPECT_EQ(full.kind, Reply::Kind::tempfail);
+    EXPECT_EQ(full.code + " " + full.status, "452 4.2.2");
+    const auto off = s.rcpt_to("<off@example.com>");
+    EXPECT_EQ(off.kind, Reply::Kind::reject);
+    EXPECT_EQ(off.code + " " + off.status, "550 5.2.1");
+    EXPECT_TRUE(s.rcpt_to("<alice@example.com>").is_cont());
+    EXPECT_TRUE(s.rcpt_to("<held@example.com>").is_cont());  // accepted: held at end of message
+    s.header("Message-ID", "<m@x>");
+    auto r = s.end_of_message(kNow);
+    EXPECT_TRUE(r.reply.is_cont());
+    EXPECT_EQ(r.hold, "<held@example.com>: Mailbox on hold");
+    EXPECT_TRUE(inserted(r, "X-Original-Source"));  // still signed
+    EXPECT_NE(s.summary().find("outcome=injected"), std::string::npos) << s.summary();
+    EXPECT_NE(s.summary().find("hold=vdomains:user_hold"), std::string::npos) << s.summary();
+    s.abort();
+    // The next message on the connection is not held.
+    ASSERT_TRUE(s.mail_from("<x@elsewhere.example>").is_cont());
+    EXPECT_TRUE(s.rcpt_to("<alice@example.com>").is_cont());
+    EXPECT_EQ(s.end_of_message(kNow).hold, "");
+    EXPECT_EQ(s.summary().find("hold="), std::string::npos) << s.summary();
+}
+
+TEST(MilterInject, DirectoryNotLoadedDefers) {
+    auto c = config(Mode::inject);
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));  // directory left as constructed: not loaded
+    Session s(c);
+    s.connect("x", ep("192.0.2.1", 1));
+    const auto mail = s.mail_from("<x@elsewhere.example>");
+    EXPECT_EQ(mail.kind, Reply::Kind::tempfail);
+    EXPECT_EQ(mail.code + " " + mail.status + " " + mail.text, "451 4.3.0 Directory not available, try again later");
+}
+
 // ---- verify ----
 
 struct VerifyRow {
@@ -549,6 +597,25 @@ TEST(MilterVerify, PolicyEngineRunsOnOriginalSource) {
     auto r = run(s, m);  // bob@rcpt.example does not exist
     EXPECT_EQ(r.reply.kind, Reply::Kind::reject);
     EXPECT_EQ(r.reply.status, "5.1.1");
+}
+
+TEST(MilterVerify, HeldRecipientOfTheOriginalSource) {
+    auto c = config(Mode::verify);
+    std::string err;
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
+    auto dir = xproxy::test::value_or_error(
+        parse_directory("domain rcpt.example state=hold\nuser bob@rcpt.example state=disabled\n"), err);
+    ASSERT_TRUE(dir) << err;
+    c->directory = std::make_shared<const Directory>(std::move(*dir));
+    Session s(c);
+    s.connect("gw", ep("127.0.0.1", 1000));
+    Msg m;
+    m.trace = {signed_value("127.0.0.77", m.mid, m.sender, c->keys)};
+    auto r = run(s, m);  // the domain's hold comes before bob's own state
+    EXPECT_TRUE(r.reply.is_cont());
+    EXPECT_EQ(r.hold, "<bob@rcpt.example>: Mail domain on hold");
+    EXPECT_NE(s.summary().find("outcome=verified"), std::string::npos) << s.summary();
+    EXPECT_NE(s.summary().find("hold=vdomains:domain_hold"), std::string::npos) << s.summary();
 }
 
 TEST(MilterSession, MacroNamesWithOrWithoutBraces) {

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include <xproxy/base/file_loader.hpp>
@@ -217,7 +218,8 @@ TEST(DirectoryFile, ParseErrorTable) {
         {dom + "user alice@example.com #state=deleted", ""},
         {"domain example.com", ""},  // no final LF
         {"domain example.com\r\n", ""},
-        {"domain example.com state=paused\n", "line 1: unknown state 'paused' (want active, inactive or deleted)"},
+        {"domain example.com state=paused\n",
+         "line 1: unknown state 'paused' (want active, inactive, disabled, deleted, hold or overquota)"},
         {"domain example.com services=smtp,ftp\n", "line 1: unknown service 'ftp'"},
         {"domain example.com services=smtp,,imap\n", "line 1: empty item in services="},
         {"domain example.com require_tls=maybe\n", "line 1: require_tls='maybe' is not yes or no"},
@@ -406,7 +408,8 @@ TEST(DirectoryFile, LoadFileReportsPathAndLine) {
     }
     std::string error;
     EXPECT_FALSE(xproxy::test::value_or_error(load_and_parse(path, kConfigFileRules, parse_directory), error));
-    EXPECT_EQ(error, std::string(path) + ":2: unknown state 'sleeping' (want active, inactive or deleted)");
+    EXPECT_EQ(error, std::string(path) +
+                         ":2: unknown state 'sleeping' (want active, inactive, disabled, deleted, hold or overquota)");
     {
         std::ofstream out(path);
         out << fixture();
@@ -433,10 +436,36 @@ TEST(DirectoryCache, ReplaceKeepsOldSnapshotAlive) {
 }
 
 TEST(Directory, StateAndServiceNames) {
-    for (auto s : {EntryState::active, EntryState::inactive, EntryState::deleted})
-        EXPECT_EQ(parse_entry_state(to_string(s)), s);
-    EXPECT_EQ(parse_entry_state("ACTIVE"), EntryState::active);
-    EXPECT_FALSE(parse_entry_state("activ"));
+    struct Row {
+        const char* text;
+        std::optional<EntryState> want;
+    };
+    const Row rows[] = {
+        {"active", EntryState::active},
+        {"ACTIVE", EntryState::active},
+        {"inactive", EntryState::inactive},
+        {"InActive", EntryState::inactive},
+        {"disabled", EntryState::disabled},
+        {"DISABLED", EntryState::disabled},
+        {"deleted", EntryState::deleted},
+        {"removed", EntryState::deleted},  // purged, awaiting removal
+        {"Removed", EntryState::deleted},
+        {"hold", EntryState::hold},
+        {"HOLD", EntryState::hold},
+        {"overquota", EntryState::overquota},
+        {"OverQuota", EntryState::overquota},
+        {"activ", std::nullopt},
+        {"over-quota", std::nullopt},
+        {"held", std::nullopt},
+        {"", std::nullopt},
+        {"active ", std::nullopt},
+        {"overquotaoverquota", std::nullopt},
+    };
+    for (const auto& r : rows) EXPECT_EQ(parse_entry_state(r.text), r.want) << r.text;
+    for (std::size_t i = 0; i < kEntryStateCount; ++i) {
+        const auto s = static_cast<EntryState>(i);
+        EXPECT_EQ(parse_entry_state(to_string(s)), s) << to_string(s);
+    }
     for (std::size_t i = 0; i < kServiceCount; ++i) {
         const auto s = static_cast<Service>(i);
         EXPECT_EQ(parse_service(to_string(s)), s);
@@ -444,6 +473,76 @@ TEST(Directory, StateAndServiceNames) {
     EXPECT_EQ(parse_service("SMTP"), Service::smtp);
     EXPECT_FALSE(parse_service("ftp"));
     EXPECT_EQ((ServiceSet{Service::imap, Service::smtp}).to_string(), "smtp,imap");
+}
+
+TEST(Directory, CombineStatesFirstNotActiveWins) {
+    using S = EntryState;
+    struct Row {
+        std::initializer_list<S> in;
+        S want;
+    };
+    const Row rows[] = {
+        {{}, S::active},
+        {{S::active}, S::active},
+        {{S::active, S::active, S::active, S::active}, S::active},
+        {{S::hold, S::deleted}, S::hold},  // domain before user
+        {{S::active, S::overquota, S::disabled}, S::overquota},
+        {{S::active, S::active, S::inactive, S::deleted}, S::inactive},  // inetUserStatus before mailUserStatus
+        {{S::active, S::active, S::active, S::disabled}, S::disabled},
+        {{S::deleted, S::active}, S::deleted},
+    };
+    for (const auto& r : rows) EXPECT_EQ(combine_states(r.in), r.want) << to_string(r.want);
+    static_assert(combine_states({S::active, S::hold, S::inactive}) == S::hold);
+}
+
+TEST(Directory, LoadedOnlyWhenBuilt) {
+    const Directory never;  // what a DirectoryCache holds before the first load
+    EXPECT_FALSE(never.loaded());
+    EXPECT_FALSE(DirectoryCache().get()->loaded());
+    DirectoryBuilder b;
+    Directory empty = b.build();
+    EXPECT_TRUE(empty.loaded());
+    EXPECT_EQ(empty.domain_count(), 0u);
+    EXPECT_TRUE(load("").loaded());
+    EXPECT_TRUE(load(fixture()).loaded());
+    Directory moved = std::move(empty);
+    EXPECT_TRUE(moved.loaded());
+    Directory again = b.build();  // the builder starts over: a second, empty, loaded directory
+    EXPECT_TRUE(again.loaded());
+}
+
+TEST(DirectoryFile, EveryStateRoundTrips) {
+    std::string text;
+    for (std::size_t i = 0; i < kEntryStateCount; ++i) {
+        const std::string st(to_string(static_cast<EntryState>(i)));
+        text += "domain " + st + ".example state=" + st + "\n";
+        for (std::size_t k = 0; k < kEntryStateCount; ++k) {
+            const std::string us(to_string(static_cast<EntryState>(k)));
+            text += "user " + us + "@" + st + ".example state=" + us + "\n";
+        }
+    }
+    text += "user gone@active.example state=REMOVED\n";
+    const Directory d = load(text);
+    ASSERT_EQ(d.domain_count(), kEntryStateCount);
+    for (std::size_t i = 0; i < kEntryStateCount; ++i) {
+        const auto st = static_cast<EntryState>(i);
+        const std::string dom = std::string(to_string(st)) + ".example";
+        ASSERT_TRUE(d.find_domain(dom)) << dom;
+        EXPECT_EQ(d.find_domain(dom)->state, st) << dom;
+        for (std::size_t k = 0; k < kEntryStateCount; ++k) {
+            const auto us = static_cast<EntryState>(k);
+            const auto u = d.find_address(std::string(to_string(us)) + "@" + dom);
+            ASSERT_TRUE(u);
+            EXPECT_EQ(u->state, us);
+        }
+    }
+    EXPECT_EQ(d.find_address("gone@active.example")->state, EntryState::deleted);
+    const std::string out = format_directory(d);
+    EXPECT_NE(out.find("domain hold.example state=hold "), std::string::npos) << out;
+    EXPECT_NE(out.find("user overquota@disabled.example state=overquota\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("user gone@active.example state=deleted\n"), std::string::npos) << out;  // written as deleted
+    EXPECT_EQ(out.find("removed"), std::string::npos);
+    EXPECT_EQ(format_directory(load(out)), out);
 }
 
 TEST(Directory, LookupBothHalves) {
@@ -482,6 +581,8 @@ TEST(DirectoryFile, ShippedExampleLoads) {
     EXPECT_EQ(d->domain_count(), 5u);
     EXPECT_EQ(d->find_address("sales@example.com")->local_part, "alice");
     EXPECT_EQ(d->find_address("carol@example.com")->state, EntryState::inactive);
+    EXPECT_EQ(d->find_address("frank@example.com")->state, EntryState::hold);
+    EXPECT_EQ(d->find_address("hank@example.com")->state, EntryState::overquota);
     EXPECT_TRUE(d->find_domain("secure.example.org")->require_tls);
     EXPECT_EQ(d->find_domain("gone.example")->state, EntryState::deleted);
     EXPECT_TRUE(d->find_by_fingerprint("5c1e0b9a7344d28f61aa037e92c415b8e02d6f934871bc0a5e36f12784dd904b"));

@@ -150,3 +150,44 @@ TEST(SenderRefusal, OwnAddressesAliasesAndDelegatedOnly) {
     ASSERT_TRUE(echoed);
     EXPECT_EQ(echoed->find('\x01'), std::string::npos);
 }
+
+TEST(SenderRefusal, EveryStateOfLoginAndSender) {
+    const auto d = parse_directory(
+        "domain example.com\n"
+        "user full@example.com state=overquota\n"
+        "user held@example.com state=hold\n"
+        "user off@example.com state=disabled login=ops\n"
+        "user gone@example.com state=removed\n"
+        "user boss@example.com state=hold login=pa@example.com\n"
+        "user team@example.com state=overquota login=pa@example.com\n"
+        "user pa@example.com\n"
+        "domain busy.example state=overquota\n"
+        "user ann@busy.example\n"
+        "user ben@busy.example state=disabled\n"
+        "domain frozen.example state=hold\n"
+        "user cat@frozen.example\n");
+    ASSERT_TRUE(d) << d.error();
+    const Directory& dir = *d;
+    // A full mailbox does not stop its owner from sending; an over-quota domain neither.
+    EXPECT_FALSE(sender_refusal(dir, "full@example.com", "full@example.com"));
+    EXPECT_FALSE(sender_refusal(dir, "ann@busy.example", "ann@busy.example"));
+    EXPECT_FALSE(sender_refusal(dir, "pa@example.com", "team@example.com"));  // a delegated over-quota sender
+    for (const auto& [login, sender, want] : {
+             std::tuple{"held@example.com", "", "553 5.7.1 Error: account held@example.com is on hold"},
+             std::tuple{"ops", "off@example.com", "553 5.7.1 Error: account ops is disabled"},
+             std::tuple{"gone@example.com", "", "553 5.7.1 Error: account gone@example.com is deleted"},
+             std::tuple{"ben@busy.example", "", "553 5.7.1 Error: account ben@busy.example is disabled"},
+             std::tuple{"cat@frozen.example", "", "553 5.7.1 Error: domain frozen.example may not send mail here"},
+             // the login may, the held user it sends for may not
+             std::tuple{"pa@example.com", "boss@example.com",
+                        "553 5.7.1 <boss@example.com>: Sender address rejected: account is on hold"},
+         }) {
+        const auto r = sender_refusal(dir, login, sender);
+        ASSERT_TRUE(r) << login;
+        EXPECT_EQ(*r, want);
+    }
+    // No directory loaded (a backend that was down at start): a tempfail, never "unknown".
+    const Directory none;
+    EXPECT_EQ(sender_refusal(none, "alice@example.com", "alice@example.com"),
+              "451 4.3.0 Error: directory not available, try again later");
+}

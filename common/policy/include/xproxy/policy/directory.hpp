@@ -1,6 +1,6 @@
 // directory.hpp: the virtual-domain directory (doc/design.md, "Virtual domains") held in memory.
 //
-// A hosted domain has a state (active | inactive | deleted), an administrator, a
+// A hosted domain has a state (doc/directory.md, "States and services"), an administrator, a
 // postmaster, a set of allowed services, a TLS requirement for its senders, a default
 // home MTA, and users. A user (a mailbox) has a local part, a state, a home MTA, alias
 // local parts in the same domain, SASL login names that may send as it, and
@@ -39,11 +39,33 @@
 
 namespace xproxy {
 
-enum class EntryState : std::uint8_t { active, inactive, deleted };
+// The status of a domain or a user, in the vocabulary of the Sun/Oracle messaging schema
+// (inetDomainStatus, mailDomainStatus, inetUserStatus, mailUserStatus):
+//   active    - normal;
+//   inactive  - temporarily suspended: mail deferred, no login;
+//   disabled  - administratively disabled: mail refused for good, no login;
+//   deleted   - gone (or awaiting purge): mail refused for good, no login;
+//   hold      - mail accepted but held (the MTA's hold queue), no login;
+//   overquota - mailbox (or domain) full: mail deferred; login and sending still allowed.
+// What each one answers is in doc/directory.md.
+enum class EntryState : std::uint8_t { active, inactive, disabled, deleted, hold, overquota };
+inline constexpr std::size_t kEntryStateCount = 6;
 
-// "active" / "inactive" / "deleted".
+// "active", "inactive", "disabled", "deleted", "hold", "overquota".
 std::string_view to_string(EntryState s);
+// Any case. "removed" (an entry whose mailbox is already purged and which awaits removal
+// from the directory) is read as deleted.
 std::optional<EntryState> parse_entry_state(std::string_view text);
+
+// Several status values of one entry, or of a domain and then its user, combined into
+// one: the first that is not active wins, in the order given (the precedence of the
+// messaging schema: domain status, domain mail status, user status, user mail status).
+// Empty or all active: active.
+constexpr EntryState combine_states(std::initializer_list<EntryState> states) {
+    for (EntryState s : states)
+        if (s != EntryState::active) return s;
+    return EntryState::active;
+}
 
 // The services a domain may use (doc/design.md, "Virtual domains": SMTP, IMAP, POP3 ...).
 // smtp       - the domain receives mail (RCPT to its addresses);
@@ -152,12 +174,18 @@ std::optional<std::string> normalize_fingerprint(std::string_view text);
 
 class Directory {
 public:
+    // An empty directory that is *not loaded* (what a DirectoryCache holds before the
+    // first load); every directory DirectoryBuilder::build() makes is loaded, even empty.
     Directory();
     ~Directory();
     Directory(Directory&&) noexcept;
     Directory& operator=(Directory&&) noexcept;
     Directory(const Directory&) = delete;
     Directory& operator=(const Directory&) = delete;
+
+    // False for a default-constructed (or moved-from) directory: nobody could load it, so
+    // "not found" means nothing. The engine then answers a tempfail, never "unknown".
+    bool loaded() const;
 
     // The hosted domain `name` (any case), or nullopt.
     std::optional<DomainInfo> find_domain(std::string_view name) const;

@@ -4,8 +4,8 @@
 // Policies (doc/design.md, "Session policies"; each switched on or off in PolicyConfig; all off: always dunno):
 //   inject   - DATA from a client that is not a trusted upstream: the caller prepends
 //              the signed trace header (the engine only says "inject").
-//   vdomains - RCPT to a hosted domain: domain and mailbox state, the domain's
-//              smtp service. MAIL/RCPT from an authenticated client (or on the
+//   vdomains - RCPT to a hosted domain: domain and mailbox state (a held one: HOLD, the
+//              message waits in the MTA's hold queue), the domain's smtp service. MAIL/RCPT from an authenticated client (or on the
 //              submission service) with a hosted sender: domain and account state, the
 //              domain's submission service, the sender must exist.
 //   deposit  - Sender in a hosted domain: the client must be authenticated as
@@ -17,6 +17,8 @@
 // At MAIL and RCPT the checks run in this order and the first answer other than dunno
 // wins: deposit, vdomains (sender), vdomains (recipient, RCPT only), risk. At DATA only
 // inject runs. Other states (CONNECT, HELO, END-OF-MESSAGE, VRFY, ETRN) get dunno.
+// With vdomains or deposit on and a directory that is not loaded (Directory::loaded()),
+// MAIL and RCPT get 451 4.3.0 (reason directory_unavailable), never "unknown".
 // The exact reply codes are in doc/directory.md.
 //
 // Promises: decide() is pure and thread-safe (no I/O, no clock, no state), never throws
@@ -32,6 +34,7 @@
 
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
+#include <xproxy/policy/access_decision.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/risk_map.hpp>
 
@@ -81,7 +84,9 @@ struct PolicyConfig {
     Expected<void> enable(const std::vector<std::string>& names);
 };
 
-enum class ActionKind : std::uint8_t { dunno, reject, defer, filter, inject };
+// hold: accept, but the message waits in the MTA's hold queue (Postfix HOLD, milter
+// smfi_quarantine) until an administrator releases it; it holds the whole message.
+enum class ActionKind : std::uint8_t { dunno, reject, defer, filter, inject, hold };
 enum class PolicyId : std::uint8_t { none, inject, vdomains, deposit, risk };
 enum class Subject : std::uint8_t { none, sender, recipient };
 
@@ -92,19 +97,21 @@ struct PolicyDecision {
     ActionKind kind = ActionKind::dunno;
     PolicyId policy = PolicyId::none;  // which policy answered
     Subject subject = Subject::none;   // whose address a reject/defer is about
-    std::uint16_t code = 0;            // 550, 450 (reject/defer)
+    std::uint16_t code = 0;            // 550, 450 (reject/defer); 0 otherwise
     std::string_view status;           // RFC 3463 enhanced status: "5.1.1"
     std::string_view reason;           // stable token for logs: "user_unknown", "risk_network"
-    std::string text;                  // "User unknown in virtual domain"; for filter: why
+    std::string text;                  // "User unknown in virtual domain"; for filter: why; for hold: the reason
     std::string address;               // the address concerned, sanitised
     std::string transport;             // filter: "smtp-high:"
 
     // The value for Postfix's `action=`: "DUNNO", "550 5.1.1 User unknown in virtual
     // domain" (Postfix itself adds "<address>: Recipient address rejected: "), "FILTER
-    // smtp-high:", or for inject "PREPEND " + header ("DUNNO" when header is empty).
+    // smtp-high:", "HOLD Mailbox on hold", or for inject "PREPEND " + header ("DUNNO"
+    // when header is empty).
     std::string postfix_action(std::string_view header = {}) const;
     // The text a client sees after code and status, as Postfix words it; the milter uses
-    // it: "<bob@example.com>: Recipient address rejected: User unknown in virtual domain".
+    // it: "<bob@example.com>: Recipient address rejected: User unknown in virtual domain";
+    // for a decision about no address (directory_unavailable), hold and the rest: text.
     std::string smtp_text() const;
 };
 
