@@ -18,7 +18,8 @@ next to a reference measured in the same run (see ldap_directory_bench.sh for ta
                  changes (each marks a user deleted); p50/p99 of both and their ratio, and how long
                  the daemon took to apply the burst (until its last change answers).
 Env: XPROXY_BUILD_DIR, DOMAINS (100000), USERS_PER_DOMAIN (10), CHANGES (1000),
-BURST (10000), LOOKUP_RATE (2000), SECONDS (20).
+BURST (10000), LOOKUP_RATE (2000), SECONDS (20), BUDGET (300: seconds the
+modify -> decision phase may take; it stops early, with the changes measured, beyond).
 slapd runs with dbnosync (its writes are not what is measured)."""
 
 import os
@@ -39,6 +40,7 @@ CHANGES = int(os.environ.get("CHANGES", "1000"))
 BURST = int(os.environ.get("BURST", "10000"))
 RATE = int(os.environ.get("LOOKUP_RATE", "2000"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
+BUDGET = int(os.environ.get("BUDGET", "300"))
 SUFFIX = "dc=example,dc=com"
 
 
@@ -158,7 +160,12 @@ def main():
         latencies = []
         writer = subprocess.Popen(["ldapmodify", "-x", "-H", ldap.url, "-D", ldap.rootdn, "-w", ldap.rootpw],
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        slow = None
+        t_phase = time.time()
         for k in range(CHANGES):
+            if time.time() - t_phase > BUDGET:
+                slow = "stopped after %d changes: over the phase's budget of %d s (BUDGET)" % (k, BUDGET)
+                break
             i, j = rnd.randrange(DOMAINS), rnd.randrange(PER)
             a = address(i, j)
             new = "active" if state.get(a) == "inactive" else "inactive"
@@ -169,16 +176,18 @@ def main():
             writer.stdin.flush()
             while not pol.ask(a).startswith(want):
                 time.sleep(0.002)  # polling leaves the machine to the sync
-                if time.time() > t0 + 10:
-                    raise RuntimeError("change %d (%s -> %s) not seen after 10 s" % (k, a, new))
+                if time.time() > t0 + 120:
+                    raise RuntimeError("change %d (%s -> %s) not seen after 120 s" % (k, a, new))
             latencies.append(time.time() - t0)
             state[a] = new
         writer.stdin.close()
         if writer.wait(60) != 0:
             raise RuntimeError("ldapmodify failed")
+        if slow:
+            print("modify -> decision: " + slow)
         print("modify -> decision over %d changes (from the change's write to ldapmodify until the daemon answers "
               "it): p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 < 1 s: x%.3f)" %
-              (CHANGES, pct(latencies, 50) * 1000, pct(latencies, 99) * 1000, max(latencies) * 1000,
+              (len(latencies), pct(latencies, 50) * 1000, pct(latencies, 99) * 1000, max(latencies) * 1000,
                pct(latencies, 99)))
 
         # ---- lookups idle vs during a burst of changes
@@ -210,8 +219,9 @@ def main():
         i, j = burst_users[-1]
         probe = Policy(port)
         while not probe.ask(address(i, j)).startswith("550 5.1.6"):
-            if time.time() - t_burst > 120:
-                raise RuntimeError("the burst's last change never arrived")
+            time.sleep(0.01)
+            if time.time() - t_burst > 900:
+                raise RuntimeError("the burst's last change did not arrive within 900 s")
         t_applied = time.time() - t_burst
         busy = dict(kv.split("=", 1) for kv in loader.communicate(timeout=600)[0].split())
         window = SECONDS - min(1.5, SECONDS / 5)
