@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 
+#include <xproxy/ldap/directory_backend.hpp>
 #include <xproxy/policy/directory.hpp>
 
 #include "auth_throttle.hpp"
@@ -45,7 +46,8 @@ public:
 
     // SIGHUP: a new directory, or the previous one kept (and the reason logged).
     void reload();
-    std::shared_ptr<const Directory> directory() const { return dirs_.get(); }
+    std::shared_ptr<const Directory> directory() const { return dirs_->get(); }
+    DirectoryBackend& directory_backend() { return *dirs_; }
     // The verifier of a family of credentials: passwords go to Dovecot; none for bearer
     // tokens yet (a token verifier would be returned here).
     CredentialVerifier* verifier(sasl::Credentials::Kind kind) {
@@ -61,7 +63,7 @@ public:
 private:
     explicit SubmissionServices(const Config& cfg);
     const Config& cfg_;
-    DirectoryCache dirs_;
+    std::unique_ptr<DirectoryBackend> dirs_;
     std::unique_ptr<CredentialVerifier> passwords_;
     AuthThrottle throttle_;
     std::unique_ptr<asio::ssl::context> verify_tls_, plain_tls_;

@@ -184,8 +184,27 @@ bool LdapModel::upsert(const std::string& uuid, std::string dn, const LdapSchema
     return true;
 }
 
+std::string LdapModel::order_key(const std::string& uuid, const Entry& e) {
+    // kind first (refused entries, domains, MTAs, users: the builder's order), then the
+    // name as the builder compares it, then the DN and the UUID (unique).
+    std::string key;
+    if (!e.record) {
+        key = "0";
+    } else {
+        key = e.record->kind == LdapKind::domain ? "1" : e.record->kind == LdapKind::mta ? "2" : "3";
+        key += to_lower(e.record->name);
+    }
+    key += '\0';
+    key += e.dn;
+    key += '\0';
+    key += uuid;
+    return key;
+}
+
 void LdapModel::upsert_record(const std::string& uuid, std::string dn, Expected<LdapRecord> record) {
-    Entry& e = entries_[uuid];
+    auto [it, added] = entries_.try_emplace(uuid);
+    Entry& e = it->second;
+    if (!added) order_.erase(order_key(uuid, e));
     e.dn = std::move(dn);
     if (record) {
         e.record = std::move(*record);
@@ -194,9 +213,16 @@ void LdapModel::upsert_record(const std::string& uuid, std::string dn, Expected<
         e.record.reset();
         e.error = record.error();
     }
+    order_.emplace(order_key(uuid, e), &e);
 }
 
-bool LdapModel::erase(const std::string& uuid) { return entries_.erase(uuid) != 0; }
+bool LdapModel::erase(const std::string& uuid) {
+    const auto it = entries_.find(uuid);
+    if (it == entries_.end()) return false;
+    order_.erase(order_key(uuid, it->second));
+    entries_.erase(it);
+    return true;
+}
 
 std::size_t LdapModel::retain(const std::unordered_set<std::string>& keep) {
     std::size_t removed = 0;
@@ -204,6 +230,7 @@ std::size_t LdapModel::retain(const std::unordered_set<std::string>& keep) {
         if (keep.count(it->first)) {
             ++it;
         } else {
+            order_.erase(order_key(it->first, it->second));
             it = entries_.erase(it);
             ++removed;
         }
@@ -214,7 +241,9 @@ std::size_t LdapModel::retain(const std::unordered_set<std::string>& keep) {
 Directory LdapModel::build(Counts& counts, const SkipFn& skipped) {
     counts = Counts{};
     counts.entries = entries_.size();
+    // The order index holds the entries in the builder's order already: no sort here.
     std::vector<Entry*> domains, users, mtas;
+    users.reserve(entries_.size());
     std::size_t text = 0;
     auto report = [&](Entry& e) {
         ++counts.skipped;
@@ -223,7 +252,8 @@ Directory LdapModel::build(Counts& counts, const SkipFn& skipped) {
             if (skipped) skipped(e.dn, e.error);
         }
     };
-    for (auto& [uuid, e] : entries_) {
+    for (auto& [key, entry] : order_) {
+        Entry& e = *entry;
         if (!e.record) {
             report(e);
             continue;
@@ -237,14 +267,6 @@ Directory LdapModel::build(Counts& counts, const SkipFn& skipped) {
             case LdapKind::other: break;
         }
     }
-    // Names as the builder compares them (ASCII case folded); the DN breaks ties.
-    auto by_name = [](const Entry* a, const Entry* b) {
-        const std::string la = to_lower(a->record->name), lb = to_lower(b->record->name);
-        return la != lb ? la < lb : a->dn < b->dn;
-    };
-    std::sort(domains.begin(), domains.end(), by_name);
-    std::sort(mtas.begin(), mtas.end(), by_name);
-    std::sort(users.begin(), users.end(), by_name);
 
     DirectoryBuilder b;
     b.reserve(domains.size(), users.size(), text);
@@ -369,6 +391,8 @@ Expected<LdapModel::State> LdapModel::parse_state(std::string_view text) {
     }
     if (!ended) return Failure{"the file is cut (no end line)"};
     entries_ = std::move(entries);
+    order_.clear();
+    for (auto& [uuid, e] : entries_) order_.emplace(order_key(uuid, e), &e);
     return st;
 }
 

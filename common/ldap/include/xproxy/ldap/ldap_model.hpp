@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,7 +48,10 @@ public:
     bool contains(const std::string& uuid) const { return entries_.count(uuid) != 0; }
     // Removes every entry whose UUID is not in `keep`; the number removed.
     std::size_t retain(const std::unordered_set<std::string>& keep);
-    void clear() { entries_.clear(); }
+    void clear() {
+        order_.clear();
+        entries_.clear();
+    }
     std::size_t size() const { return entries_.size(); }
 
     using SkipFn = std::function<void(const std::string& dn, const std::string& why)>;
@@ -64,8 +68,18 @@ public:
     // Replaces the model by the one in `text`.
     Expected<State> parse_state(std::string_view text);
 
+    LdapModel() = default;
+    LdapModel(const LdapModel&) = delete;
+    LdapModel& operator=(const LdapModel&) = delete;
+    LdapModel(LdapModel&&) = default;  // the index's pointers stay valid: map nodes do not move
+    LdapModel& operator=(LdapModel&&) = default;
+
 private:
+    static std::string order_key(const std::string& uuid, const Entry& e);
     std::unordered_map<std::string, Entry> entries_;
+    // The entries in the order build() adds them (kept up to date by every change, so a
+    // rebuild needs no sort).
+    std::map<std::string, Entry*> order_;
 };
 
 }  // namespace xproxy
