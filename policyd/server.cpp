@@ -2,8 +2,6 @@
 // (xproxy/daemon/acceptor.hpp).
 #include "server.hpp"
 
-#include <sys/socket.h>
-
 #include <array>
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
@@ -12,6 +10,7 @@
 
 #include <xproxy/base/ip.hpp>
 #include <xproxy/daemon/acceptor.hpp>
+#include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/watchdog.hpp>
 
 namespace asio = boost::asio;
@@ -22,20 +21,11 @@ namespace xproxy::policyd {
 
 namespace {
 
-std::string peer_name(int fd) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
-    if (ss.ss_family == AF_UNIX) return "unix";
-    auto ep = Endpoint::from_sockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-    return ep ? ep->to_string() : "unknown";
-}
-
 template <class Socket>
 awaitable<void> serve(Socket s, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
     auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(s), idle);
     auto& sock = c->sock;
-    auto handler = factory->make(peer_name(sock.native_handle()));
+    auto handler = factory->make(daemon::peer_name(sock.native_handle()));
     std::array<char, 8192> buf;
     const char* why = "peer closed the connection";
     daemon::start_watchdog(c);

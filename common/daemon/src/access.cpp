@@ -188,4 +188,10 @@ bool peer_allowed(int fd, const CidrSet& allow, std::string* peer) {
     return allow.contains(ep->addr.normalized());
 }
 
+std::string peer_name(int fd) {
+    std::string out;
+    peer_allowed(fd, CidrSet{}, &out);
+    return out;
+}
+
 }  // namespace xproxy::daemon

@@ -73,4 +73,8 @@ Expected<void> check_unix_listeners(const std::vector<int>& fds);
 // receives the peer's address for the log ("unix" for a unix peer).
 bool peer_allowed(int fd, const CidrSet& allow, std::string* peer = nullptr);
 
+// The peer of a connected socket for a log line: "ADDR:PORT" ("[ADDR]:PORT" for IPv6),
+// "unix", or "unknown".
+std::string peer_name(int fd);
+
 }  // namespace xproxy::daemon
