@@ -108,6 +108,9 @@ struct EomResult {
     std::vector<HeaderEdit> edits;  // empty when the reply is not cont
 };
 
+// Registers the milter's message metrics (else done by the first message).
+void register_metrics();
+
 class Session {
 public:
     explicit Session(std::shared_ptr<const Config> config);
