@@ -219,7 +219,9 @@ const char* type_name(Type t) {
 std::string Registry::render() const {
     std::lock_guard<std::mutex> lock(mu_);  // registration only; updates never take it
     std::string out;
-    for (const auto& [name, e] : entries_) {
+    for (const auto& entry : entries_) {
+        const std::string& name = entry.first;  // not a structured binding: lambdas capture it
+        const Entry& e = entry.second;
         out += "# HELP " + name + ' ' + escape_help(e.help) + '\n';
         out += "# TYPE " + name + ' ' + type_name(e.type) + '\n';
         if (e.read) {
