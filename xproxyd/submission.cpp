@@ -74,15 +74,16 @@ Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const C
     return s;
 }
 
-void SubmissionServices::reload() {
+bool SubmissionServices::reload() {
     auto dir = load_directory(cfg_.submission.directory);
     if (!dir) {
         log::error("event=directory_reload status=failed detail=\"%s\"", escape_value(dir.error(), 512).c_str());
-        return;
+        return false;
     }
     log::info("event=directory_reload status=ok domains=%zu users=%zu mtas=%zu", (*dir)->domain_count(),
               (*dir)->user_count(), (*dir)->mta_count());
     dirs_.replace(std::move(*dir));
+    return true;
 }
 
 HomeRoute home_route(const Directory& dir, std::string_view login, const DownstreamConfig& default_home) {

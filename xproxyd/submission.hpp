@@ -43,8 +43,8 @@ public:
     // Loads the directory (the error names the file and line); TLS contexts are made here.
     static Expected<std::unique_ptr<SubmissionServices>> create(const Config& cfg);
 
-    // SIGHUP: a new directory, or the previous one kept (and the reason logged).
-    void reload();
+    // SIGHUP: a new directory (true), or the previous one kept (false, the reason logged).
+    bool reload();
     std::shared_ptr<const Directory> directory() const { return dirs_.get(); }
     // The verifier of a family of credentials: passwords go to Dovecot; none for bearer
     // tokens yet (a token verifier would be returned here).
