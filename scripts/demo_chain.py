@@ -51,13 +51,15 @@ def run(with_xproxy, sandbox, procs):
                                  "XPROXY_LOG": "file:" + sandbox.path("shim.log")})
     b = Postfix(sandbox, procs, "b-" + name, b_port, relay_port=c.port,
                 main_cf={"smtpd_client_restrictions": "check_client_access cidr:" + access}, **b_kw).start()
-    a_relay, a_cf, ma = b.port, {}, None
+    # soft_bounce: A keeps a refused message deferred instead of bouncing it, so that no
+    # bounce from A crosses B while the next client's message is being followed.
+    a_relay, a_cf, ma = b.port, {"soft_bounce": "yes"}, None
     if with_xproxy:
         xp = Xproxyd(sandbox, procs, ["legacy destinations=127.0.0.1:%d encoding=proxy-v2" % b.port],
                      log_level="info", name="xproxyd-" + name)
         ma = Milter(sandbox, procs, "milter-a-" + name, "inject", ring=mc.ring)
         a_relay = xp.port
-        a_cf = {"smtpd_milters": ma.postfix, "milter_default_action": "tempfail", "smtp_send_xforward_command": "yes"}
+        a_cf.update({"smtpd_milters": ma.postfix, "milter_default_action": "tempfail", "smtp_send_xforward_command": "yes"})
     a = Postfix(sandbox, procs, "a-" + name, free_port(), relay_port=a_relay, main_cf=a_cf).start()
 
     rows = []
