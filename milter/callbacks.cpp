@@ -12,6 +12,7 @@
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/metrics.hpp>
 
 namespace xproxy::milter {
 
@@ -51,8 +52,14 @@ const char* const kAllMacros[] = {"j",
 // What smfi_setpriv holds: the Session and the protocol steps negotiated for it. Steps
 // marked "no reply" (SMFIP_NR_*) save the MTA a round trip per callback; they are asked
 // for only where the callback never refuses.
+const metrics::ListenerMetrics& connection_metrics() {
+    static const metrics::ListenerMetrics m = metrics::listener_metrics("xproxy_milter", "milter");
+    return m;
+}
+
 struct Conn {
     explicit Conn(std::shared_ptr<const Config> c) : session(std::move(c)) {}
+    metrics::SessionCount counted{connection_metrics()};
     Session session;
     unsigned long steps = 0;
 

@@ -23,6 +23,8 @@
 #include <xproxy/daemon/access.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/metrics.hpp>
+#include <xproxy/daemon/metrics_endpoint.hpp>
 #include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 
@@ -141,10 +143,17 @@ int main(int argc, char** argv) {
     auto plan = daemon::plan_listeners(
         {opts->listen}, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user}, opts->origins);
     if (!plan) return start.fail(plan.error());
+    if (auto m = metrics::check_endpoint_spec(opts->metrics); !m) return start.fail(m.error());
     if (opts->check_config) return print_config_ok(*opts, *config);
     start.start_log();
     auto listener = open_milter_socket(*plan, *opts, config);
     if (!listener) return start.fail(listener.error());
+    // The configuration is read once, at start: the reload counter stays 0.
+    (void)metrics::register_common("xproxy-milter", "xproxy_milter");
+    (void)metrics::listener_metrics("xproxy_milter", "milter");
+    register_metrics();
+    auto endpoint = metrics::start_endpoint(opts->metrics);
+    if (!endpoint) return start.fail(endpoint.error());
     if (config->directory_backend) config->directory_backend->start();  // LDAP: state file, then the sync
     if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
     log::info(
@@ -161,5 +170,6 @@ int main(int argc, char** argv) {
     int rc = smfi_main();
     daemon::notify_stopping();  // libmilter handled SIGTERM or SIGINT (or failed)
     log::info("event=stop rc=%d", rc);
+    endpoint->reset();
     return rc == MI_SUCCESS ? 0 : 1;
 }

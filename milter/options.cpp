@@ -30,8 +30,10 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
         "user,u", po::value(&o.user), "drop privileges to this user after binding (a unix: socket is given to it)")(
         "log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
         "log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")(
-        "timeout", po::value(&o.timeout)->default_value(30),
-        "seconds to wait for the MTA before giving up a connection")(
+        "metrics", po::value(&o.metrics),
+        "serve Prometheus metrics over HTTP at /metrics on this listener (inet:127.0.0.1:PORT or unix:PATH; "
+        "default off)")("timeout", po::value(&o.timeout)->default_value(30),
+                        "seconds to wait for the MTA before giving up a connection")(
         "backlog", po::value(&o.backlog)->default_value(256), "listen backlog")(
         "mode,m", po::value(&o.mode), "inject (first hop) or verify (later hop); required")(
         "keyring", po::value(&o.keyring_file), "key ring file of the trace header (mode 0600 or tighter); required")(

@@ -22,6 +22,7 @@ struct Options {
     std::string allow_peers;               // TCP: CIDR list of MTAs served; empty = a TCP listener is refused
     std::string log_sink = "syslog";
     std::string log_level = "info";
+    std::string metrics;    // --metrics listener (HTTP, Prometheus); empty = off
     unsigned timeout = 30;  // seconds libmilter waits on the MTA
     int backlog = 256;
     bool check_config = false;

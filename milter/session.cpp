@@ -6,6 +6,7 @@
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/daemon/metrics.hpp>
 
 namespace xproxy::milter {
 
@@ -32,6 +33,56 @@ bool null_sender(std::string_view s) {
 // A host name worth recording: not empty, not "unknown", not a bracketed address.
 bool usable_name(std::string_view n) { return !n.empty() && n != "unknown" && n.front() != '['; }
 
+// The outcomes of set_summary(), in the order of the messages_total grid.
+constexpr std::string_view kOutcomes[] = {"injected", "kept",   "error",    "missing",  "invalid",
+                                          "blocked",  "policy", "verified", "rejected", "rcpt_rejected"};
+
+// The milter's metrics; every series exists from the start.
+struct SessionMetrics {
+    metrics::CounterGrid decisions{
+        metrics::registry().counter("xproxy_milter_decisions_total",
+                                    "Policy decisions (MAIL, RCPT, verified end of message) by policy and action.",
+                                    {"policy", "action"}),
+        metrics::enum_names(PolicyId::risk), metrics::enum_names(ActionKind::inject)};
+    metrics::Histogram& decision_seconds =
+        metrics::registry().histogram("xproxy_milter_decision_duration_seconds", "Time of one policy decision.").get();
+    metrics::CounterGrid verify{
+        metrics::registry().counter("xproxy_milter_header_verify_total",
+                                    "Topmost X-Original-Source headers verified, by mode and outcome (missing: none).",
+                                    {"mode", "outcome"}),
+        {"inject", "verify"},
+        outcome_names()};
+    metrics::CounterGrid messages{metrics::registry().counter("xproxy_milter_messages_total",
+                                                              "Messages by mode and outcome.", {"mode", "outcome"}),
+                                  {"inject", "verify"},
+                                  {std::begin(kOutcomes), std::end(kOutcomes)}};
+
+    static std::vector<std::string> outcome_names() {
+        auto v = metrics::enum_names(TraceVerdict::future);
+        v.emplace_back("missing");
+        return v;
+    }
+};
+
+const SessionMetrics& session_metrics() {
+    static const SessionMetrics m;
+    return m;
+}
+
+PolicyDecision decide_counted(const PolicyInput& in, const PolicyConfig& config, const Directory& dir) {
+    const auto& m = session_metrics();
+    metrics::Timer timer(m.decision_seconds);
+    PolicyDecision d = decide(in, config, dir);
+    m.decisions.inc(static_cast<std::size_t>(d.policy), static_cast<std::size_t>(d.kind));
+    return d;
+}
+
+// A verdict, or (nullopt) no header at all.
+void count_verify(Mode mode, std::optional<TraceVerdict> v) {
+    auto missing = static_cast<std::size_t>(TraceVerdict::future) + 1;
+    session_metrics().verify.inc(static_cast<std::size_t>(mode), v ? static_cast<std::size_t>(*v) : missing);
+}
+
 }  // namespace
 
 const char* to_string(Mode m) { return m == Mode::inject ? "inject" : "verify"; }
@@ -57,6 +108,8 @@ std::optional<FailAction> parse_fail_action(std::string_view text) {
     if (text == "reject") return FailAction::reject;
     return std::nullopt;
 }
+
+void register_metrics() { (void)session_metrics(); }
 
 Session::Session(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
 
@@ -90,7 +143,7 @@ Reply Session::mail_from(std::string_view sender) {
     msg_.sender = std::string(sender);
     if (config_->mode != Mode::inject || !config_->policy.any()) return {};
     const auto directory = config_->current_directory();
-    auto d = decide(policy_input(ProtocolState::mail), config_->policy, *directory);
+    auto d = decide_counted(policy_input(ProtocolState::mail), config_->policy, *directory);
     auto r = policy_reply(d);
     if (!r.is_cont()) set_summary("rejected", std::string(to_string(d.policy)) + ":" + std::string(d.reason), nullptr);
     return r;
@@ -102,7 +155,7 @@ Reply Session::rcpt_to(std::string_view recipient) {
     auto in = policy_input(ProtocolState::rcpt);
     in.recipient = recipient;
     const auto directory = config_->current_directory();
-    auto d = decide(in, config_->policy, *directory);
+    auto d = decide_counted(in, config_->policy, *directory);
     note_hold(d);
     auto r = policy_reply(d);
     if (!r.is_cont()) {
@@ -243,6 +296,7 @@ EomResult Session::inject(std::int64_t now) {
         // a replay that the upstream itself would have refused.
         auto v = verify_trace_header(msg_.trace_values[0], binding, config_->keys, now, config_->max_age,
                                      config_->max_future);
+        count_verify(config_->mode, v.verdict);
         if (v.ok()) {
             remove_all(out.edits, 0);
             set_summary("kept", "removed=" + std::to_string(msg_.trace_values.size() - 1), &v.source);
@@ -279,6 +333,7 @@ EomResult Session::verify(std::int64_t now) {
     if (!msg_.trace_values.empty()) {
         auto v = verify_trace_header(msg_.trace_values[0], binding, config_->keys, now, config_->max_age,
                                      config_->max_future);
+        count_verify(config_->mode, v.verdict);
         if (v.ok()) {
             good = std::move(v);
             good_index = 0;
@@ -286,6 +341,7 @@ EomResult Session::verify(std::int64_t now) {
             first_failure = to_string(v.verdict);
         }
     }
+    if (msg_.trace_values.empty()) count_verify(config_->mode, std::nullopt);
     remove_all(out.edits, config_->keep_header ? good_index : msg_.trace_values.size());
     auto record = [&](std::string value) {
         if (config_->result_header)
@@ -325,12 +381,12 @@ EomResult Session::verify(std::int64_t now) {
                 if (std::to_string(source_.server->port) == p) in.service = ServiceKind::submission;
         in.state = ProtocolState::mail;
         const auto directory = config_->current_directory();  // one directory for the whole message
-        auto d = decide(in, config_->policy, *directory);
+        auto d = decide_counted(in, config_->policy, *directory);
         for (std::size_t i = 0;
              d.kind != ActionKind::reject && d.kind != ActionKind::defer && i < msg_.recipients.size(); ++i) {
             in.state = ProtocolState::rcpt;
             in.recipient = msg_.recipients[i];
-            d = decide(in, config_->policy, *directory);
+            d = decide_counted(in, config_->policy, *directory);
             note_hold(d);
         }
         if (auto r = policy_reply(d); !r.is_cont()) {
@@ -345,6 +401,9 @@ EomResult Session::verify(std::int64_t now) {
 }
 
 void Session::set_summary(std::string_view outcome, std::string_view detail, const SourceInfo* original) {
+    auto known = std::find(std::begin(kOutcomes), std::end(kOutcomes), outcome);
+    session_metrics().messages.inc(static_cast<std::size_t>(config_->mode),
+                                   static_cast<std::size_t>(known - std::begin(kOutcomes)));
     std::string orig = "-";
     if (original && original->client) {
         orig = original->client->to_string();

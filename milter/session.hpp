@@ -118,6 +118,9 @@ struct EomResult {
     std::string hold;
 };
 
+// Registers the milter's message metrics (else done by the first message).
+void register_metrics();
+
 class Session {
 public:
     explicit Session(std::shared_ptr<const Config> config);

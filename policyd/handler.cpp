@@ -9,13 +9,35 @@
 
 #include <xproxy/base/escape.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/metrics.hpp>
 #include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::policyd {
 
 namespace {
 std::int64_t wall_clock() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+struct DecisionMetrics {
+    metrics::CounterGrid by{metrics::registry().counter("xproxy_policyd_decisions_total",
+                                                        "Policy decisions by the policy that answered and its action.",
+                                                        {"policy", "action"}),
+                            metrics::enum_names(PolicyId::risk), metrics::enum_names(ActionKind::inject)};
+    metrics::Histogram& latency = metrics::registry()
+                                      .histogram("xproxy_policyd_decision_duration_seconds",
+                                                 "Time from a complete request to its answer (decision and signing).")
+                                      .get();
+    void count(const PolicyDecision& d) const {
+        by.inc(static_cast<std::size_t>(d.policy), static_cast<std::size_t>(d.kind));
+    }
+};
+
+const DecisionMetrics& decision_metrics() {
+    static const DecisionMetrics m;
+    return m;
+}
 }  // namespace
+
+void register_decision_metrics() { (void)decision_metrics(); }
 
 PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::int64_t (*now)())
     : states_(states), peer_(std::move(peer)), now_(now ? now : wall_clock) {
@@ -27,6 +49,7 @@ PolicyHandler::PolicyHandler(const StateHolder& states, std::string peer, std::i
 }
 
 std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
+    metrics::Timer timer(decision_metrics().latency);
     PolicyInput in;
     in.state = parse_protocol_state(r.get("protocol_state"));
     in.client_address = IpAddress::parse_mta(r.get("client_address"));
@@ -43,6 +66,7 @@ std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
 
     const auto directory = s.current_directory();
     PolicyDecision d = xproxy::decide(in, s.config, *directory);
+    decision_metrics().count(d);
     std::string header;
     if (d.kind == ActionKind::inject) {
         SourceInfo si = policy_source_info(r);

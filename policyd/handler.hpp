@@ -29,6 +29,9 @@ private:
     std::unique_ptr<PolicyRequestParser> parser_;
 };
 
+// Registers the decision metrics (else done at the first decision).
+void register_decision_metrics();
+
 class PolicyHandlerFactory : public HandlerFactory {
 public:
     explicit PolicyHandlerFactory(const StateHolder& states) : states_(states) {}

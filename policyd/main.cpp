@@ -23,6 +23,8 @@
 #include <xproxy/base/escape.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/metrics.hpp>
+#include <xproxy/daemon/metrics_endpoint.hpp>
 #include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 
@@ -46,6 +48,11 @@ std::map<std::string, std::int64_t> mtimes(const std::vector<std::string>& paths
     return out;
 }
 
+const metrics::Common& common_metrics() {
+    static const metrics::Common m = metrics::register_common("xproxy-policyd", "xproxy_policyd");
+    return m;
+}
+
 void reload(const char* why) {
     std::lock_guard<std::mutex> lock(g_reload_mu);
     const bool ready = !g_ready_status.empty();  // not before READY=1
@@ -64,6 +71,7 @@ void reload(const char* why) {
         fixed = build_state(*opts, &err, cur.get());  // a new State: its key ring is never copied
     }
     if (!fixed) {
+        common_metrics().reload_failed.inc();
         log::error("event=reload_failed trigger=%s error=\"%s\" (the previous configuration stays in force)", why,
                    escape_value(err, 0).c_str());
         if (ready) daemon::notify_ready(g_ready_status + "; reload failed, the previous configuration stays in force");
@@ -71,6 +79,7 @@ void reload(const char* why) {
     }
     if (fixed->directory) fixed->directory->start();  // a new LDAP sync; nothing for a file or a kept one
     g_states.set(fixed);
+    common_metrics().reload_ok.inc();
     if (ready) daemon::notify_ready(g_ready_status);
     const auto dir = fixed->current_directory();
     log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why,
@@ -151,6 +160,7 @@ int main(int argc, char** argv) {
     auto plan = daemon::plan_listeners(
         opts->listen, {opts->socket_mode, opts->socket_group, opts->allow_peers, opts->user}, opts->origins);
     if (!plan) return start.fail(plan.error());
+    if (auto m = metrics::check_endpoint_spec(opts->metrics); !m) return start.fail(m.error());
     if (opts->check_config) return print_config_ok(*opts, *state);
     start.start_log();
     auto listeners = daemon::open_planned(*plan);
@@ -160,6 +170,10 @@ int main(int argc, char** argv) {
         auth_policy = open_auth_policy_listener(*opts, plan->socket_mode);
         if (!*auth_policy) return start.fail(auth_policy->error());
     }
+    (void)common_metrics();
+    register_decision_metrics();
+    auto endpoint = metrics::start_endpoint(opts->metrics);
+    if (!endpoint) return start.fail(endpoint.error());
     // An LDAP directory: the state file is served from here on, the sync connects in the
     // background (before then every lookup is a tempfail, never "user unknown").
     if (state->directory) state->directory->start();
@@ -192,6 +206,7 @@ int main(int argc, char** argv) {
             daemon::notify_ready(g_ready_status);
         });
     }
+    endpoint->reset();
     log::stop_async();
     return rc;
 }

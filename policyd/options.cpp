@@ -30,7 +30,10 @@ po::options_description describe(Options& o) {
         "threads", po::value(&o.threads)->default_value(2), "worker threads")(
         "log", po::value(&o.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
         "log-level", po::value(&o.log_level)->default_value("info"), "error, warning, info or debug")(
-        "idle-timeout", po::value(&o.idle_timeout)->default_value(300), "close a connection idle this many seconds")(
+        "metrics", po::value(&o.metrics),
+        "serve Prometheus metrics over HTTP at /metrics on this listener (inet:127.0.0.1:PORT or unix:PATH; "
+        "default off)")("idle-timeout", po::value(&o.idle_timeout)->default_value(300),
+                        "close a connection idle this many seconds")(
         "max-line-length", po::value(&o.max_line)->default_value(2048), "longest request line accepted, bytes")(
         "max-request-size", po::value(&o.max_request)->default_value(16384), "largest request accepted, bytes")(
         "watch-interval", po::value(&o.watch_interval)->default_value(5),

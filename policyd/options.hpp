@@ -23,7 +23,9 @@ struct Options {
     unsigned idle_timeout = 300;
     std::size_t max_line = 2048;
     std::size_t max_request = 16384;
-    unsigned watch_interval = 5;  // seconds between directory/key ring change checks; 0 = off
+    unsigned watch_interval = 5;
+    std::string
+        metrics;  // --metrics listener (HTTP, Prometheus); empty = off  // seconds between directory/key ring change checks; 0 = off
 
     // policies
     std::vector<std::string> policies;  // inject, vdomains, deposit, risk

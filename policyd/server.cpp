@@ -11,6 +11,7 @@
 #include <xproxy/base/ip.hpp>
 #include <xproxy/daemon/acceptor.hpp>
 #include <xproxy/daemon/access.hpp>
+#include <xproxy/daemon/metrics.hpp>
 #include <xproxy/daemon/watchdog.hpp>
 
 namespace asio = boost::asio;
@@ -21,8 +22,14 @@ namespace xproxy::policyd {
 
 namespace {
 
+const metrics::ListenerMetrics& connection_metrics() {
+    static const metrics::ListenerMetrics m = metrics::listener_metrics("xproxy_policyd", "policy");
+    return m;
+}
+
 template <class Socket>
 awaitable<void> serve(Socket s, std::shared_ptr<HandlerFactory> factory, std::chrono::seconds idle) {
+    const metrics::SessionCount counted(connection_metrics());
     auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(s), idle);
     auto& sock = c->sock;
     auto handler = factory->make(daemon::peer_name(sock.native_handle()));
@@ -90,6 +97,7 @@ int Server::run(const std::function<void()>& on_hup, const std::function<void()>
         auto ex = sock.get_executor();
         asio::co_spawn(ex, serve(std::move(sock), factory, idle), asio::detached);
     };
+    (void)connection_metrics();  // the series exist before the first connection
     const daemon::AcceptOptions accept{&impl_->opts.allow_peers, true};
     for (int fd : impl_->opts.listen_fds) daemon::serve_listener(impl_->io, fd, accept, handlers);
     for (auto& svc : impl_->opts.http_services)

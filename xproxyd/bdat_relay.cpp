@@ -1,6 +1,7 @@
 // bdat_relay.cpp: BDAT chunks relayed as BDAT or as DATA, the fast path's copy and
 // failover; see bdat_relay.hpp.
 #include "bdat_relay.hpp"
+#include "relay_metrics.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -381,6 +382,7 @@ void BdatRelay::too_big(std::uint64_t size) {
 
 // The reply to BDAT LAST: the downstream's, or 451 when no destination answered it.
 void BdatRelay::answer_last(const Reply& fin) {
+    count_reply(mode_ == Mode::bdat ? RelayStage::bdat : RelayStage::data, fin);
     const bool spilled = buf_ && buf_->spilled();
     if (buf_) buf_->clear();
     const unsigned txn = relay_.count_transaction();

@@ -1,5 +1,6 @@
 // body_buffer.cpp: memory below the threshold, an anonymous file above; see the header.
 #include "body_buffer.hpp"
+#include "relay_metrics.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -114,6 +115,8 @@ bool BodyBuffer::spill(std::string* error) {
         return false;
     }
     std::vector<BodyChunk>().swap(chunks_);
+    count_spill_file();
+    count_spill_bytes(held);
     return true;
 }
 
@@ -129,6 +132,7 @@ bool BodyBuffer::append(std::string_view data, std::string* error) {
             failed_ = true;
             return false;
         }
+        count_spill_bytes(data.size());
     } else {
         const char* p = data.data();
         std::size_t n = data.size();

@@ -302,7 +302,9 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "threads", po::value(&c.threads)->default_value(1), "worker threads")(
         "log", po::value(&c.log_sink)->default_value("syslog"), "log to syslog, stderr or off")(
         "log-level", po::value(&c.log_level)->default_value("info"), "error, warning, info or debug")(
-        "tls-cert", po::value(&c.tls_cert), "PEM certificate chain for STARTTLS on the front side")(
+        "metrics", po::value(&c.metrics),
+        "serve Prometheus metrics over HTTP at /metrics on this listener (inet:127.0.0.1:PORT or unix:PATH; "
+        "default off)")("tls-cert", po::value(&c.tls_cert), "PEM certificate chain for STARTTLS on the front side")(
         "tls-key", po::value(&c.tls_key), "PEM private key for STARTTLS (mode 0600 or tighter)")(
         "tls-ca", po::value(&c.tls_ca), "CA file for tls=verify downstreams without tls-ca= (default: system store)")(
         "fast-path-threshold", po::value(&c.fast_path_threshold)->default_value(32768),

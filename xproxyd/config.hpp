@@ -125,6 +125,7 @@ struct Config {
     unsigned threads = 1;
     std::string log_sink = "syslog";
     std::string log_level = "info";
+    std::string metrics;  // --metrics listener (HTTP, Prometheus); empty = off
     std::string hostname;
     CidrSet trusted;
     std::string tls_cert, tls_key;  // front-side STARTTLS; both empty: not offered

@@ -1,5 +1,6 @@
 // data_relay.cpp: DATA, the body relay, the fast path and failover; see data_relay.hpp.
 #include "data_relay.hpp"
+#include "relay_metrics.hpp"
 
 #include <cstring>
 #include <vector>
@@ -201,6 +202,7 @@ void DataRelay::refuse_too_big() {
 // The downstream's reply to our final dot (sent now unless it went with the last piece),
 // or its refusal of DATA; a failed Reply when the destination is lost.
 awaitable<Reply> DataRelay::final_reply() {
+    metrics::Timer timer(final_reply_seconds());
     Reply fin;
     if (refused_) fin = *refused_;
     else if (ds_ok_ && (dot_sent_ || co_await ds_.send(".\r\n"))) fin = co_await ds_.reply();
@@ -246,6 +248,7 @@ awaitable<bool> DataRelay::replay_body() {
 // The reply to the client's final dot: the downstream's, or 451 when no destination
 // answered it.
 void DataRelay::answer(const Reply& fin) {
+    count_reply(RelayStage::data, fin);
     const bool spilled = buf_ && buf_->spilled();
     if (buf_) buf_->clear();
     const unsigned txn = relay_.count_transaction();

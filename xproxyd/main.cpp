@@ -16,6 +16,7 @@
 
 #include "config.hpp"
 #include "conn.hpp"
+#include "relay_metrics.hpp"
 #include "session.hpp"
 #include "session_limits.hpp"
 #include "submission.hpp"
@@ -24,6 +25,8 @@
 #include <xproxy/daemon/acceptor.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/log.hpp>
+#include <xproxy/daemon/metrics.hpp>
+#include <xproxy/daemon/metrics_endpoint.hpp>
 #include <xproxy/daemon/notify.hpp>
 #include <xproxy/daemon/startup.hpp>
 #include <xproxy/daemon/tls.hpp>
@@ -33,8 +36,29 @@ using namespace xproxy::xproxyd;
 
 namespace {
 
+// The kind of a listener, the label of its connection metrics.
+const char* listener_kind(const Listener& li) {
+    if (li.submission) return "submission";
+    return li.splice ? "splice" : "relay";
+}
+
+const metrics::ListenerMetrics& connection_metrics(const Listener& li) {
+    static const metrics::ListenerMetrics relay = metrics::listener_metrics("xproxyd", "relay");
+    static const metrics::ListenerMetrics splice = metrics::listener_metrics("xproxyd", "splice");
+    static const metrics::ListenerMetrics submission = metrics::listener_metrics("xproxyd", "submission");
+    if (li.submission) return submission;
+    return li.splice ? splice : relay;
+}
+
+metrics::Family<metrics::Counter>& refused_metrics() {
+    return metrics::registry().counter("xproxyd_connections_refused_total",
+                                       "Connections refused at once (421) over a session limit, by listener and limit.",
+                                       {"listener", "limit"});
+}
+
 // A session and its place in the limits, given back when the session ends.
 asio::awaitable<void> serve(std::shared_ptr<Conn> conn, const Listener& li, Shared& shared, SessionLimits::Slot slot) {
+    const metrics::SessionCount counted(connection_metrics(li));
     co_await run_session(std::move(conn), li, shared);
     slot.reset();
 }
@@ -68,7 +92,13 @@ daemon::ConnectionHandlers sessions_of(const Listener& ds, Shared& shared, Sessi
         }
         SessionLimits::Slot slot;
         const auto verdict = limits.acquire(client, &slot);
-        if (verdict != SessionLimits::Verdict::ok) return refuse(sock, shared.cfg, client, verdict, limits);
+        if (verdict != SessionLimits::Verdict::ok) {
+            refused_metrics()
+                .with({listener_kind(ds),
+                       verdict == SessionLimits::Verdict::total ? "max-sessions" : "max-sessions-per-client"})
+                .inc();
+            return refuse(sock, shared.cfg, client, verdict, limits);
+        }
         auto ex = sock.get_executor();
         asio::co_spawn(ex, serve(std::make_shared<Conn>(std::move(sock)), ds, shared, std::move(slot)), asio::detached);
     };
@@ -277,11 +307,19 @@ int run(int argc, char** argv) {
         if (!made) return start.fail(made.error());
         submission = std::move(*made);
     }
+    if (auto m = metrics::check_endpoint_spec(cfg->metrics); !m) return start.fail(m.error());
     if (cfg->check_config) return print_config_ok(*cfg, submission.get());
     start.start_log();
+    // Opened with the listeners, before privileges are dropped.
+    auto endpoint = metrics::start_endpoint(cfg->metrics);
+    if (!endpoint) return start.fail(endpoint.error());
     if (submission) submission->directory_backend().start();  // LDAP: state file, then the sync
     auto listeners = open_and_drop(*cfg, *specs);
     if (!listeners) return start.fail(listeners.error());
+    // Only the submission directory is re-read at SIGHUP: the reload counters count that.
+    const auto common = metrics::register_common("xproxyd", "xproxyd");
+    for (const auto& l : cfg->listeners) (void)connection_metrics(l);
+    register_relay_metrics();
 
     DownstreamPool parked(cfg->pool_size, cfg->pool_idle, cfg->threads == 1);
     Shared shared{*cfg, tls->front.get(), {}, parked, spill};
@@ -303,13 +341,14 @@ int run(int argc, char** argv) {
         io, cfg->threads,
         [&] {
             log_outbound_stats(*cfg, shared);
-            if (submission) submission->reload();
+            if (submission) (submission->reload() ? common.reload_ok : common.reload_failed).inc();
         },
         [&] {
             log_start(*cfg, listeners->size());
             daemon::notify_ready(status);
         });
     log_outbound_stats(*cfg, shared);
+    endpoint->reset();
     return status_code;
 }
 

@@ -71,16 +71,17 @@ Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const C
     return s;
 }
 
-void SubmissionServices::reload() {
-    if (dirs_->is_ldap()) return;  // changes arrive by themselves
+bool SubmissionServices::reload() {
+    if (dirs_->is_ldap()) return true;  // changes arrive by themselves
     if (auto ok = dirs_->reload(); !ok) {
         log::error("event=directory_reload status=failed detail=\"%s\"",
                    escape_value("directory: " + ok.error(), 512).c_str());
-        return;
+        return false;
     }
     const auto dir = dirs_->get();
     log::info("event=directory_reload status=ok domains=%zu users=%zu mtas=%zu", dir->domain_count(), dir->user_count(),
               dir->mta_count());
+    return true;
 }
 
 HomeRoute home_route(const Directory& dir, std::string_view login, const DownstreamConfig& default_home) {

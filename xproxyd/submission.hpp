@@ -44,8 +44,9 @@ public:
     // Loads the directory (the error names the file and line); TLS contexts are made here.
     static Expected<std::unique_ptr<SubmissionServices>> create(const Config& cfg);
 
-    // SIGHUP: a new directory, or the previous one kept (and the reason logged).
-    void reload();
+    // SIGHUP: a new directory (true), or the previous one kept (false, the reason logged).
+    // An LDAP directory: nothing to reload (true).
+    bool reload();
     std::shared_ptr<const Directory> directory() const { return dirs_->get(); }
     DirectoryBackend& directory_backend() { return *dirs_; }
     // The verifier of a family of credentials: passwords go to Dovecot; none for bearer

@@ -1,6 +1,7 @@
 // transaction_relay.cpp: MAIL, RCPT and RSET relayed to the downstream, and the
 // downstream connection itself; see transaction_relay.hpp.
 #include "transaction_relay.hpp"
+#include "relay_metrics.hpp"
 
 #include <algorithm>
 #include <random>
@@ -53,6 +54,7 @@ std::string TransactionRelay::outbound_identity(const Destination& d) const {
 bool TransactionRelay::adopt_parked() {
     for (std::size_t i = 0; i < ds_.destinations().size(); ++i) {
         auto pc = sh_.pool.take(ds_.config().name, outbound_identity(ds_.destinations()[i]));
+        count_pool_lookup(pc.has_value());
         if (!pc) continue;
         std::vector<Destination> dests = ds_.destinations();
         if (!ds_.adopt(std::move(*pc))) return false;
@@ -94,7 +96,9 @@ awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo&
     }
     co_await release_downstream();
     if (start == 0 && sh_.pool.enabled() && !outbound()) {
-        if (auto pc = sh_.pool.take(ds_.config().name, id); pc && ds_.adopt(std::move(*pc))) {
+        auto pc = sh_.pool.take(ds_.config().name, id);
+        count_pool_lookup(pc.has_value());
+        if (pc && ds_.adopt(std::move(*pc))) {
             log::debug("event=downstream_reuse sid=%s destination=%s", sid_.c_str(), ds_.where().c_str());
             reused = true;
             co_return true;
@@ -126,6 +130,7 @@ awaitable<bool> TransactionRelay::open_from(std::size_t start, const SourceInfo&
 awaitable<Reply> TransactionRelay::send_mail() {
     std::string why;
     Reply r = co_await ds_.mail(txn_.source, txn_.mail_line, why);
+    count_reply(RelayStage::mail, r);
     if (!why.empty())
         log::warning("event=downstream_failed sid=%s destination=%s error=\"%s\"", sid_.c_str(), ds_.where().c_str(),
                      escape_value(why, 200).c_str());
@@ -156,9 +161,11 @@ awaitable<bool> TransactionRelay::restore(std::size_t start) {
         for (std::size_t i = 0; ok && i < txn_.rcpt_lines.size(); ++i)
             ok = (co_await ds_.command(txn_.rcpt_lines[i])).ok();
         if (ok) {
+            count_failover(true);
             log::info("event=failover sid=%s destination=%s%s", sid_.c_str(), ds_.where().c_str(), txn_.tag.c_str());
             co_return true;
         }
+        count_failover(false);
         log::warning("event=failover_refused sid=%s destination=%s%s", sid_.c_str(), ds_.where().c_str(),
                      txn_.tag.c_str());
         ds_.close();
@@ -180,6 +187,7 @@ awaitable<void> TransactionRelay::mail(const smtp::PathArg& from, const smtp::Ma
     for (;;) {
         bool reused = false;
         if (!co_await open_from(start, txn_.source, reused)) {
+            count_unrouted();
             log::warning("event=unrouted sid=%s stage=MAIL detail=\"no destination available, 451 at DATA\"",
                          sid_.c_str());
             txn_.active = true;
@@ -250,6 +258,7 @@ awaitable<void> TransactionRelay::send_rcpt(const std::string& line, std::option
         ds_.close();
         if (co_await restore(next)) r = co_await ds_.command(line);
     }
+    count_reply(RelayStage::rcpt, r);
     if (r.failed()) {
         ds_.close();
         front_.reply("451 4.4.1 Error: downstream unavailable, try again later");
@@ -382,6 +391,7 @@ awaitable<bool> TransactionRelay::open_transaction(const std::string& domain, Fi
         const std::string batch = txn_.mail_line + first->line;
         if (co_await ds_.send(batch)) {
             r = co_await ds_.reply();
+            count_reply(RelayStage::mail, r);
             if (!r.failed()) first->reply = co_await ds_.reply();
         } else {
             r = Reply{0, {}, "write failed"};

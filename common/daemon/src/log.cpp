@@ -63,6 +63,7 @@ struct Async {
 };
 Async g_async;
 std::atomic<bool> g_async_on{false};
+std::atomic<std::uint64_t> g_dropped_total{0};  // since start, for the metrics
 
 void write_now(Level level, std::time_t now, std::string_view line) {
     if (g_sink == Sink::syslog) {
@@ -149,6 +150,8 @@ bool enabled(Level level) {
     return g_sink != Sink::off && static_cast<int>(level) <= g_threshold.load(std::memory_order_relaxed);
 }
 
+std::uint64_t dropped_total() { return g_dropped_total.load(std::memory_order_relaxed); }
+
 void write(Level level, std::string_view line) {
     if (!enabled(level)) return;
     std::time_t now = std::time(nullptr);
@@ -157,6 +160,7 @@ void write(Level level, std::string_view line) {
         if (g_async_on.load(std::memory_order_relaxed)) {
             if (g_async.queue.size() >= g_async.max_lines) {
                 ++g_async.dropped;
+                g_dropped_total.fetch_add(1, std::memory_order_relaxed);
                 return;
             }
             g_async.queue.push_back(Entry{level, now, std::string(line)});

@@ -5,6 +5,7 @@
 
 #include <cstdarg>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -27,6 +28,8 @@ void init(std::string_view ident, Sink sink, Level threshold = Level::info);
 // queued and returns to direct writing; call it before exit (it is idempotent).
 void start_async(std::size_t max_lines = 65536);
 void stop_async();
+// Lines dropped by the queue of start_async() since the process started.
+std::uint64_t dropped_total();
 // Parse "syslog", "stderr" or "off"; false if unknown.
 bool parse_sink(std::string_view text, Sink& out);
 bool parse_level(std::string_view text, Level& out);
