@@ -110,11 +110,20 @@ void hold_signals_for_libmilter() {
 
 // --check-config: what was checked; the exit status 0.
 int print_config_ok(const Options& o, const Config& c) {
+    std::string ldap;
+    if (c.directory_backend && c.directory_backend->is_ldap()) {
+        auto checked = c.directory_backend->check();
+        if (!checked) {
+            std::fprintf(stderr, "xproxy-milter: %s\n", checked.error().c_str());
+            return 1;
+        }
+        ldap = "; " + *checked;
+    }
     std::printf(
         "xproxy-milter: configuration ok (mode: %s, keys: %zu, trusted upstreams: %zu, block list: %zu, "
-        "policies: %zu, domains: %zu)\n",
+        "policies: %zu, domains: %zu)%s\n",
         to_string(c.mode), c.keys.size(), c.trusted_upstreams.entries().size(), c.block_list.entries().size(),
-        o.policies.size(), c.directory->domain_count());
+        o.policies.size(), c.current_directory()->domain_count(), ldap.c_str());
     return 0;
 }
 
@@ -145,6 +154,7 @@ int main(int argc, char** argv) {
     register_metrics();
     auto endpoint = metrics::start_endpoint(opts->metrics);
     if (!endpoint) return start.fail(endpoint.error());
+    if (config->directory_backend) config->directory_backend->start();  // LDAP: state file, then the sync
     if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
     log::info(
         "event=start mode=%s listen=%s allow_peers=\"%s\" keys=%zu trusted_upstreams=\"%s\" "

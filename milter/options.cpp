@@ -4,7 +4,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <xproxy/base/escape.hpp>
 #include <xproxy/base/file_loader.hpp>
+#include <xproxy/daemon/log.hpp>
 #include <xproxy/daemon/options.hpp>
 #include <xproxy/policy/directory_file.hpp>
 
@@ -52,7 +54,9 @@ std::optional<Options> parse_options(int argc, char** argv, int& exit_code) {
         "max-future", po::value(&o.max_future)->default_value(300), "seconds a header's time may lie ahead of ours")(
         "policy,p", po::value(&o.policies)->composing(),
         "enable a shared policy: vdomains, deposit (repeatable or comma-separated)")(
-        "directory", po::value(&o.directory_file), "virtual-domain directory file")(
+        "directory", po::value(&o.directory_file),
+        "virtual-domain directory: a file, or an ldap://, ldaps:// or ldapi:// URL whose path is the search base")(
+        "ldap-config", po::value(&o.ldap_config), "settings of an LDAP --directory (bind, TLS, state file, schema)")(
         "submission-port", po::value(&o.submission_ports)->composing(),
         "{daemon_port} values that mean the submission service (repeatable; default 587 and 465)");
     po::variables_map vm;
@@ -115,9 +119,12 @@ std::shared_ptr<const Config> build_config(const Options& o, std::string* error)
     c->policy.trusted_upstreams = c->trusted_upstreams;
     if (c->policy.any()) {
         if (o.directory_file.empty()) return fail("policies vdomains and deposit need --directory");
-        auto dir = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
+        auto dir = DirectoryBackend::open(
+            o.directory_file, o.ldap_config, [](LdapLogLevel level, const std::string& line) {
+                log::write(static_cast<log::Level>(level), "event=ldap message=\"" + escape_value(line, 0) + "\"");
+            });
         if (!dir) return fail(dir.error());
-        c->directory = std::make_shared<const Directory>(std::move(*dir));
+        c->directory_backend = std::move(*dir);
     }
     c->submission_ports = o.submission_ports;
     return c;

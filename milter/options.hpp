@@ -40,7 +40,8 @@ struct Options {
     std::int64_t max_age = 7 * 86400;
     std::int64_t max_future = 300;
     std::vector<std::string> policies;  // vdomains, deposit
-    std::string directory_file;
+    std::string directory_file;         // a file or an LDAP URL
+    std::string ldap_config;            // --ldap-config: settings of an LDAP directory
     std::vector<std::string> submission_ports;
 
     daemon::OptionOrigins origins;  // the config file line of each option it set

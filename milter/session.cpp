@@ -142,7 +142,8 @@ Reply Session::mail_from(std::string_view sender) {
     summary_.clear();
     msg_.sender = std::string(sender);
     if (config_->mode != Mode::inject || !config_->policy.any()) return {};
-    auto d = decide_counted(policy_input(ProtocolState::mail), config_->policy, *config_->directory);
+    const auto directory = config_->current_directory();
+    auto d = decide_counted(policy_input(ProtocolState::mail), config_->policy, *directory);
     auto r = policy_reply(d);
     if (!r.is_cont()) set_summary("rejected", std::string(to_string(d.policy)) + ":" + std::string(d.reason), nullptr);
     return r;
@@ -153,7 +154,8 @@ Reply Session::rcpt_to(std::string_view recipient) {
     if (config_->mode != Mode::inject || !config_->policy.any()) return {};
     auto in = policy_input(ProtocolState::rcpt);
     in.recipient = recipient;
-    auto d = decide_counted(in, config_->policy, *config_->directory);
+    const auto directory = config_->current_directory();
+    auto d = decide_counted(in, config_->policy, *directory);
     note_hold(d);
     auto r = policy_reply(d);
     if (!r.is_cont()) {
@@ -378,12 +380,13 @@ EomResult Session::verify(std::int64_t now) {
             for (const auto& p : config_->submission_ports)
                 if (std::to_string(source_.server->port) == p) in.service = ServiceKind::submission;
         in.state = ProtocolState::mail;
-        auto d = decide_counted(in, config_->policy, *config_->directory);
+        const auto directory = config_->current_directory();  // one directory for the whole message
+        auto d = decide_counted(in, config_->policy, *directory);
         for (std::size_t i = 0;
              d.kind != ActionKind::reject && d.kind != ActionKind::defer && i < msg_.recipients.size(); ++i) {
             in.state = ProtocolState::rcpt;
             in.recipient = msg_.recipients[i];
-            d = decide_counted(in, config_->policy, *config_->directory);
+            d = decide_counted(in, config_->policy, *directory);
             note_hold(d);
         }
         if (auto r = policy_reply(d); !r.is_cont()) {

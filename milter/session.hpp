@@ -39,6 +39,7 @@
 #include <xproxy/base/ip.hpp>
 #include <xproxy/base/keyring.hpp>
 #include <xproxy/base/source_info.hpp>
+#include <xproxy/ldap/directory_backend.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/policy_engine.hpp>
 #include <xproxy/wire/trace_header.hpp>
@@ -74,7 +75,12 @@ struct Config {
     std::int64_t max_age = 7 * 86400;  // verify: seconds a header stays valid
     std::int64_t max_future = kTraceMaxFuture;
     PolicyConfig policy;  // vdomains / deposit (risk and inject are not used here)
-    std::shared_ptr<const Directory> directory = std::make_shared<const Directory>();
+    std::shared_ptr<const Directory> directory = std::make_shared<const Directory>();  // without a backend
+    std::shared_ptr<DirectoryBackend> directory_backend;  // --directory (file or LDAP); null: `directory`
+    // The directory for one message: the backend's current one, else `directory`.
+    std::shared_ptr<const Directory> current_directory() const {
+        return directory_backend ? directory_backend->get() : directory;
+    }
     std::vector<std::string> submission_ports{"587", "465"};  // {daemon_port} values = submission
 };
 

@@ -105,7 +105,8 @@ std::string service_name(const AuthPolicyRequest& r) {
 }
 
 http::Response allow_command(const State& s, const AuthPolicyRequest& r, std::string_view peer) {
-    const AccessDecision d = decide(*s.directory, r);
+    const auto directory = s.current_directory();
+    const AccessDecision d = decide(*directory, r);
     const Fields f = escaped(r, peer);
     if (d.kind == AccessDecision::Kind::allow) {
         log::debug("event=auth_policy_allow login=\"%s\" remote=%s protocol=%s service=%s tls=%s session=%s peer=%s",

@@ -64,7 +64,8 @@ std::string PolicyHandler::decide(const PolicyRequest& r, const State& s) {
         if (port == p) in.service = ServiceKind::submission;
     if (r.get("policy_context") == "submission") in.service = ServiceKind::submission;
 
-    PolicyDecision d = xproxy::decide(in, s.config, *s.directory);
+    const auto directory = s.current_directory();
+    PolicyDecision d = xproxy::decide(in, s.config, *directory);
     decision_metrics().count(d);
     std::string header;
     if (d.kind == ActionKind::inject) {

@@ -59,16 +59,16 @@ void reload(const char* why) {
     if (ready) daemon::notify_reloading(std::string("reloading (") + why + ")");
     std::string err;
     auto opts = reparse_options(&err);
-    std::shared_ptr<const State> fixed;
+    std::shared_ptr<const State> fixed, cur;
     if (opts) {
         // Listeners (the auth policy's too), user and threads are fixed at start-up; keep the running values.
-        auto cur = g_states.get();
+        cur = g_states.get();
         opts->listen = cur->options.listen;
         opts->user = cur->options.user;
         opts->threads = cur->options.threads;
         opts->auth_policy_listen = cur->options.auth_policy_listen;
         opts->auth_policy_socket_group = cur->options.auth_policy_socket_group;
-        fixed = build_state(*opts, &err);  // a new State: its key ring is never copied
+        fixed = build_state(*opts, &err, cur.get());  // a new State: its key ring is never copied
     }
     if (!fixed) {
         common_metrics().reload_failed.inc();
@@ -77,12 +77,13 @@ void reload(const char* why) {
         if (ready) daemon::notify_ready(g_ready_status + "; reload failed, the previous configuration stays in force");
         return;
     }
+    if (fixed->directory) fixed->directory->start();  // a new LDAP sync; nothing for a file or a kept one
     g_states.set(fixed);
     common_metrics().reload_ok.inc();
     if (ready) daemon::notify_ready(g_ready_status);
+    const auto dir = fixed->current_directory();
     log::info("event=reload trigger=%s policies=%zu domains=%zu users=%zu keys=%zu", why,
-              fixed->options.policies.size(), fixed->directory->domain_count(), fixed->directory->user_count(),
-              fixed->keys.size());
+              fixed->options.policies.size(), dir->domain_count(), dir->user_count(), fixed->keys.size());
 }
 
 void on_hup() {
@@ -126,10 +127,22 @@ private:
     std::thread thread_;  // last: starts once the rest is ready
 };
 
-// --check-config: what was checked; the exit status 0.
+// --check-config: what was checked; the exit status 0 (1 when an LDAP directory cannot
+// be read).
 int print_config_ok(const Options& o, const State& s) {
+    if (s.directory && s.directory->is_ldap()) {
+        auto checked = s.directory->check();
+        if (!checked) {
+            std::fprintf(stderr, "xproxy-policyd: %s\n", checked.error().c_str());
+            return 1;
+        }
+        std::printf("xproxy-policyd: configuration ok (policies: %zu, keys: %zu); %s\n", o.policies.size(),
+                    s.keys.size(), checked->c_str());
+        return 0;
+    }
+    const auto dir = s.current_directory();
     std::printf("xproxy-policyd: configuration ok (policies: %zu, domains: %zu, users: %zu, keys: %zu)\n",
-                o.policies.size(), s.directory->domain_count(), s.directory->user_count(), s.keys.size());
+                o.policies.size(), dir->domain_count(), dir->user_count(), s.keys.size());
     return 0;
 }
 
@@ -161,6 +174,9 @@ int main(int argc, char** argv) {
     register_decision_metrics();
     auto endpoint = metrics::start_endpoint(opts->metrics);
     if (!endpoint) return start.fail(endpoint.error());
+    // An LDAP directory: the state file is served from here on, the sync connects in the
+    // background (before then every lookup is a tempfail, never "user unknown").
+    if (state->directory) state->directory->start();
     if (auto dropped = daemon::drop_privileges(opts->user); !dropped) return start.fail(dropped.error());
     g_states.set(state);
 

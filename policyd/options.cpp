@@ -47,8 +47,10 @@ po::options_description describe(Options& o) {
         "header-name", po::value(&o.header_name)->default_value("X-Original-Source"),
         "field name of the PREPENDed trace header; a private name lets header_checks remove forged "
         "X-Original-Source headers and smtp_header_checks rename ours on the way out (see the man page)")(
-        "directory", po::value(&o.directory_file), "virtual-domain directory file")("risk-map", po::value(&o.risk_file),
-                                                                                    "risk routing file")(
+        "directory", po::value(&o.directory_file),
+        "virtual-domain directory: a file, or an ldap://, ldaps:// or ldapi:// URL whose path is the search base")(
+        "ldap-config", po::value(&o.ldap_config), "settings of an LDAP --directory (bind, TLS, state file, schema)")(
+        "risk-map", po::value(&o.risk_file), "risk routing file")(
         "submission-port", po::value(&o.submission_ports)->composing(),
         "server_port values that mean the submission service (repeatable; default 587 and 465)")(
         "auth-policy-listen", po::value(&o.auth_policy_listen),

@@ -33,7 +33,8 @@ struct Options {
     std::string keyring_file;
     std::string signer;                             // by= in the trace header
     std::string header_name = "X-Original-Source";  // name used in PREPEND (see man page)
-    std::string directory_file;
+    std::string directory_file;                     // a file or an LDAP URL
+    std::string ldap_config;                        // --ldap-config: settings of an LDAP directory
     std::string risk_file;
     std::vector<std::string> submission_ports;  // server_port values meaning "submission"
 

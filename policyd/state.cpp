@@ -3,13 +3,19 @@
 
 #include "auth_policy.hpp"
 
+#include <xproxy/base/escape.hpp>
 #include <xproxy/base/file_loader.hpp>
-#include <xproxy/policy/directory_file.hpp>
+#include <xproxy/daemon/log.hpp>
 #include <xproxy/policy/risk_map.hpp>
 
 namespace xproxy::policyd {
 
-std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
+std::shared_ptr<const Directory> State::current_directory() const {
+    static const auto empty = std::make_shared<const Directory>();
+    return directory ? directory->get() : empty;
+}
+
+std::shared_ptr<const State> build_state(const Options& o, std::string* error, const State* previous) {
     auto s = std::make_shared<State>();
     s->options = o;
     auto fail = [&](std::string why) -> std::shared_ptr<const State> {
@@ -36,12 +42,19 @@ std::shared_ptr<const State> build_state(const Options& o, std::string* error) {
     if (s->config.vdomains || s->config.deposit || auth_policy) {
         if (o.directory_file.empty())
             return fail("policies vdomains and deposit, and --auth-policy-listen, need --directory");
-        auto d = load_and_parse(o.directory_file, kConfigFileRules, parse_directory);
-        if (!d) return fail(d.error());
-        s->directory = std::make_shared<const Directory>(std::move(*d));
-        s->file_paths.push_back(o.directory_file);
-    } else {
-        s->directory = std::make_shared<const Directory>();
+        if (previous && previous->directory && previous->directory->is_ldap() &&
+            previous->directory->same_source(o.directory_file, o.ldap_config)) {
+            s->directory = previous->directory;
+        } else {
+            auto d = DirectoryBackend::open(
+                o.directory_file, o.ldap_config, [](LdapLogLevel level, const std::string& line) {
+                    log::write(static_cast<log::Level>(level), "event=ldap message=\"" + escape_value(line, 0) + "\"");
+                });
+            if (!d) return fail(d.error());
+            s->directory = std::move(*d);
+        }
+        s->file_paths.push_back(s->directory->is_ldap() ? o.ldap_config : o.directory_file);
+        if (s->file_paths.back().empty()) s->file_paths.pop_back();
     }
     if (s->config.risk) {
         if (o.risk_file.empty()) return fail("policy risk needs --risk-map");

@@ -11,6 +11,7 @@
 #include "options.hpp"
 #include <xproxy/base/keyring.hpp>
 #include <xproxy/base/secret_bytes.hpp>
+#include <xproxy/ldap/directory_backend.hpp>
 #include <xproxy/policy/directory.hpp>
 #include <xproxy/policy/policy_engine.hpp>
 
@@ -19,14 +20,21 @@ namespace xproxy::policyd {
 struct State {
     Options options;
     PolicyConfig config;
-    std::shared_ptr<const Directory> directory;
+    // The --directory backend (a file read for this State, or an LDAP sync shared by the
+    // States of one URL and settings); null when no policy needs a directory.
+    std::shared_ptr<DirectoryBackend> directory;
     KeyRing keys;
     SecretBytes auth_policy_key;          // empty: no --auth-policy-secret-file
     std::vector<std::string> file_paths;  // watched for changes
+
+    // The directory for one request: the backend's current one, or an empty one.
+    std::shared_ptr<const Directory> current_directory() const;
 };
 
-// Builds a State; nullptr with *error naming the option or file at fault.
-std::shared_ptr<const State> build_state(const Options& o, std::string* error);
+// Builds a State; nullptr with *error naming the option or file at fault. An LDAP
+// directory of `previous` with the same URL and settings is kept (its sync goes on); a
+// new one is opened but not started (start it before serving).
+std::shared_ptr<const State> build_state(const Options& o, std::string* error, const State* previous = nullptr);
 
 // The running State. A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's atomic
 // shared_ptr releases its internal lock with a relaxed store after a load, so a load and

@@ -329,7 +329,10 @@ po::options_description describe(Config& c, RawOptions& raw) {
         "downstream-idle", po::value(&raw.pool_idle)->default_value(10),
         "seconds a kept downstream connection may idle")(
         "directory", po::value(&c.submission.directory),
-        "submission: the directory file (users, aliases, logins, home MTAs; reloaded at SIGHUP)")(
+        "submission: the directory (users, aliases, logins, home MTAs): a file (reloaded at SIGHUP) or an "
+        "ldap://, ldaps:// or ldapi:// URL whose path is the search base")(
+        "ldap-config", po::value(&c.submission.ldap_config),
+        "submission: settings of an LDAP --directory (bind, TLS, state file, schema)")(
         "dovecot-auth", po::value(&c.submission.dovecot_auth),
         "submission: Dovecot's auth service, unix:/PATH or inet:HOST:PORT")(
         "auth-timeout", po::value(&raw.auth_timeout)->default_value(10), "submission: seconds for Dovecot's answer")(

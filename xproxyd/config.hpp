@@ -90,7 +90,8 @@ struct Listener {
 
 // The submission mode: --directory, --dovecot-auth and the failed-login limits.
 struct SubmissionConfig {
-    std::string directory;     // the directory file (users, aliases, logins, home MTAs)
+    std::string directory;     // the directory (users, aliases, logins, home MTAs): a file or an LDAP URL
+    std::string ldap_config;   // --ldap-config: settings of an LDAP directory
     std::string dovecot_auth;  // unix:/PATH or inet:HOST:PORT (Dovecot's auth service)
     std::chrono::seconds auth_timeout{10};
     unsigned address_failures = 5;  // failed logins from one address (IPv6: /64) within the window

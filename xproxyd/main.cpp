@@ -191,7 +191,7 @@ Expected<std::unique_ptr<MxLookup>> outbound_resolver(const Config& cfg, const a
 }
 
 // --check-config: what was checked; the exit status 0.
-int print_config_ok(const Config& cfg, const SubmissionServices* submission) {
+int print_config_ok(const Config& cfg, SubmissionServices* submission) {
     std::printf("xproxyd: configuration ok (listeners: %zu, downstreams: %zu, trusted upstreams: %s)\n",
                 cfg.listeners.size(), cfg.downstreams.size(),
                 cfg.trusted.empty() ? "none" : cfg.trusted.to_string().c_str());
@@ -203,10 +203,12 @@ int print_config_ok(const Config& cfg, const SubmissionServices* submission) {
         std::printf("\n");
     }
     if (submission) {
-        const auto dir = submission->directory();
-        std::printf("submission: directory %s (%zu domains, %zu users, %zu home MTAs), dovecot-auth %s\n",
-                    cfg.submission.directory.c_str(), dir->domain_count(), dir->user_count(), dir->mta_count(),
-                    cfg.submission.dovecot_auth.c_str());
+        auto checked = submission->directory_backend().check();
+        if (!checked) {
+            std::fprintf(stderr, "xproxyd: submission: %s\n", checked.error().c_str());
+            return 1;
+        }
+        std::printf("submission: %s, dovecot-auth %s\n", checked->c_str(), cfg.submission.dovecot_auth.c_str());
     }
     for (const auto& d : cfg.downstreams)
         if (d.mx)
@@ -311,6 +313,7 @@ int run(int argc, char** argv) {
     // Opened with the listeners, before privileges are dropped.
     auto endpoint = metrics::start_endpoint(cfg->metrics);
     if (!endpoint) return start.fail(endpoint.error());
+    if (submission) submission->directory_backend().start();  // LDAP: state file, then the sync
     auto listeners = open_and_drop(*cfg, *specs);
     if (!listeners) return start.fail(listeners.error());
     // Only the submission directory is re-read at SIGHUP: the reload counters count that.

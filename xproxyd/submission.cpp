@@ -25,12 +25,6 @@ ThrottleLimits limits_of(const SubmissionConfig& s) {
     return l;
 }
 
-Expected<std::shared_ptr<const Directory>> load_directory(const std::string& path) {
-    auto d = load_and_parse(path, kConfigFileRules, parse_directory);
-    if (!d) return Failure{"directory: " + d.error()};
-    return std::make_shared<const Directory>(std::move(*d));
-}
-
 std::optional<Encoding> encoding_of(MtaEncoding e) {
     switch (e) {
         case MtaEncoding::automatic: return Encoding::automatic;
@@ -58,9 +52,12 @@ SubmissionServices::SubmissionServices(const Config& cfg) : cfg_(cfg), throttle_
 
 Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const Config& cfg) {
     std::unique_ptr<SubmissionServices> s(new SubmissionServices(cfg));
-    auto dir = load_directory(cfg.submission.directory);
-    if (!dir) return Failure{dir.error()};
-    s->dirs_.replace(std::move(*dir));
+    auto dir = DirectoryBackend::open(
+        cfg.submission.directory, cfg.submission.ldap_config, [](LdapLogLevel level, const std::string& line) {
+            log::write(static_cast<log::Level>(level), "event=ldap message=\"" + escape_value(line, 0) + "\"");
+        });
+    if (!dir) return Failure{"directory: " + dir.error()};
+    s->dirs_ = std::move(*dir);
     std::string err;
     auto target = DovecotAuth::parse_target(cfg.submission.dovecot_auth, &err);
     if (!target) return Failure{"dovecot-auth: " + err};
@@ -75,14 +72,15 @@ Expected<std::unique_ptr<SubmissionServices>> SubmissionServices::create(const C
 }
 
 bool SubmissionServices::reload() {
-    auto dir = load_directory(cfg_.submission.directory);
-    if (!dir) {
-        log::error("event=directory_reload status=failed detail=\"%s\"", escape_value(dir.error(), 512).c_str());
+    if (dirs_->is_ldap()) return true;  // changes arrive by themselves
+    if (auto ok = dirs_->reload(); !ok) {
+        log::error("event=directory_reload status=failed detail=\"%s\"",
+                   escape_value("directory: " + ok.error(), 512).c_str());
         return false;
     }
-    log::info("event=directory_reload status=ok domains=%zu users=%zu mtas=%zu", (*dir)->domain_count(),
-              (*dir)->user_count(), (*dir)->mta_count());
-    dirs_.replace(std::move(*dir));
+    const auto dir = dirs_->get();
+    log::info("event=directory_reload status=ok domains=%zu users=%zu mtas=%zu", dir->domain_count(), dir->user_count(),
+              dir->mta_count());
     return true;
 }
 

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 
+#include <xproxy/ldap/directory_backend.hpp>
 #include <xproxy/policy/directory.hpp>
 
 #include "auth_throttle.hpp"
@@ -44,8 +45,10 @@ public:
     static Expected<std::unique_ptr<SubmissionServices>> create(const Config& cfg);
 
     // SIGHUP: a new directory (true), or the previous one kept (false, the reason logged).
+    // An LDAP directory: nothing to reload (true).
     bool reload();
-    std::shared_ptr<const Directory> directory() const { return dirs_.get(); }
+    std::shared_ptr<const Directory> directory() const { return dirs_->get(); }
+    DirectoryBackend& directory_backend() { return *dirs_; }
     // The verifier of a family of credentials: passwords go to Dovecot; none for bearer
     // tokens yet (a token verifier would be returned here).
     CredentialVerifier* verifier(sasl::Credentials::Kind kind) {
@@ -61,7 +64,7 @@ public:
 private:
     explicit SubmissionServices(const Config& cfg);
     const Config& cfg_;
-    DirectoryCache dirs_;
+    std::unique_ptr<DirectoryBackend> dirs_;
     std::unique_ptr<CredentialVerifier> passwords_;
     AuthThrottle throttle_;
     std::unique_ptr<asio::ssl::context> verify_tls_, plain_tls_;

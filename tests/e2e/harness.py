@@ -17,6 +17,9 @@ Building blocks:
                    what it received when verbose
   Dovecot          Dovecot's auth service alone, on an inet listener (SASL for Postfix
                    and xproxyd), with a passwd-file of {PLAIN} passwords
+  Slapd            a private OpenLDAP slapd (xproxy schema, syncprov; optionally the
+                   syncrepl consumer of another Slapd) with ldapadd/ldapmodify/ldapdelete/
+                   modrdn helpers; directory_ldif() writes its tree from directory-file lines
   HAProxy          HAProxy in tcp mode, plain, send-proxy or send-proxy-v2
   CaptureServer    a Python listener recording the raw bytes of each connection and
                    optionally answering (policy_responder() answers policy requests)
@@ -762,6 +765,274 @@ class Dovecot:
 
     def log_text(self):
         return read_text(self.log)
+
+
+# ---------------------------------------------------------------- OpenLDAP slapd
+
+LDAP_SCHEMA_DIR = "/etc/ldap/schema"
+XPROXY_SCHEMA = os.path.join(SOURCE_DIR, "packaging", "ldap", "xproxy.schema")
+LDAP_ROOT_PW = "Kq7-test-only-pw"
+
+
+def ssha(password):
+    """{SSHA} hash of password, as slappasswd makes it."""
+    import base64
+    import hashlib
+    salt = os.urandom(8)
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(password.encode() + salt).digest() + salt).decode()
+
+
+class Slapd:
+    """A private OpenLDAP slapd (Debian's 2.5) on 127.0.0.1:port, from the sandbox's NAME/
+    directory (slapd.conf, db/, run/, all owned by openldap): schemas core, cosine, nis,
+    inetorgperson and xproxy's packaging/ldap/xproxy.schema, one back_mdb database for
+    `suffix` with rootdn cn=admin,SUFFIX (password LDAP_ROOT_PW), no size or time limits,
+    and the syncprov overlay (every instance can serve RFC 4533 content sync: xproxy's
+    backend needs it, a consumer too). provider=another Slapd makes this one its
+    refreshAndPersist syncrepl consumer (read-only: writes go to the provider); schemas:
+    more schema files to include. tls=(cert, key, ca) (e.g. from xproxyd_helpers.TestPki):
+    StartTLS on the ldap:// port and ldaps:// on self.ldaps_port, the tools trusting ca.
+    ldapi=True: also ldapi:// on NAME/run/ldapi (self.ldapi_url, URL-encoded path), where
+    SASL EXTERNAL binds as gidNumber=G+uidNumber=U,cn=peercred,cn=external,cn=auth
+    (map it with an authz-regexp line in global_conf, which goes before the database).
+    slapd runs in the foreground (-d), started as its own process so that its PID is
+    slapd's; stop()/kill() by that PID, start() again on the same database.
+
+        ldap = Slapd(self.sandbox, self.procs).start()
+        ldap.add(directory_ldif(ldap.suffix, "domain example.com\\nuser alice@example.com\\n"))
+        ldap.modify("dn: ...\\nchangetype: modify\\nreplace: xproxyStatus\\nxproxyStatus: inactive\\n")
+    """
+
+    def __init__(self, sandbox, procs, name="slapd", suffix="dc=example,dc=com", port=None, provider=None,
+                 server_id=1, debug="none", extra_conf="", maxsize=2 * 1024 ** 3, schemas=(), tls=None, ldapi=False,
+                 global_conf=""):
+        self.procs = procs
+        self.name = name
+        self.suffix = suffix
+        self.rootdn = "cn=admin," + suffix
+        self.rootpw = LDAP_ROOT_PW
+        self.port = port or free_port()
+        self.url = "ldap://127.0.0.1:%d/" % self.port
+        self.listen = [self.url]
+        self.tls_env = {}
+        self.provider = provider
+        self.debug = debug
+        self.proc = None
+        self.root = sandbox.mkdir(name)
+        self.db = sandbox.mkdir(name, "db", mode=0o700)
+        self.run = sandbox.mkdir(name, "run", mode=0o755)
+        self.log = sandbox.path(name, "slapd.log")
+        sandbox.logs.append(self.log)
+        includes = "".join("include %s/%s.schema\n" % (LDAP_SCHEMA_DIR, s)
+                           for s in ("core", "cosine", "nis", "inetorgperson"))
+        includes += "".join("include %s\n" % p for p in (XPROXY_SCHEMA,) + tuple(schemas))
+        if tls is not None:
+            # slapd reads them as openldap: copies in its own directory.
+            paths = []
+            for src, base in zip(tls, ("server.crt", "server.key", "ca.crt")):
+                paths.append(sandbox.path(name, base))
+                shutil.copyfile(src, paths[-1])
+                os.chmod(paths[-1], 0o600)
+            global_conf = "TLSCertificateFile %s\nTLSCertificateKeyFile %s\nTLSCACertificateFile %s\n" % tuple(
+                paths) + global_conf
+            self.ldaps_port = free_port()
+            self.ldaps_url = "ldaps://127.0.0.1:%d/" % self.ldaps_port
+            self.listen.append(self.ldaps_url)
+            self.tls_env = {"LDAPTLS_CACERT": tls[2]}
+        if ldapi:
+            self.ldapi_path = os.path.join(self.run, "ldapi")
+            self.ldapi_url = "ldapi://%s/" % self.ldapi_path.replace("/", "%2F")
+            self.listen.append(self.ldapi_url)
+        conf = (includes +
+                "pidfile %s/slapd.pid\nargsfile %s/slapd.args\n" % (self.run, self.run) +
+                "modulepath /usr/lib/ldap\nmoduleload back_mdb\nmoduleload syncprov\n"
+                "serverID %d\nsizelimit unlimited\ntimelimit unlimited\n" % server_id + global_conf +
+                "database mdb\nmaxsize %d\nsuffix \"%s\"\nrootdn \"%s\"\nrootpw %s\ndirectory %s\n"
+                % (maxsize, suffix, self.rootdn, ssha(self.rootpw), self.db) +
+                "index objectClass,entryCSN,entryUUID eq\n"
+                "index mail,uid,xproxyDomainName,xproxyAlias,xproxyLogin,cn eq\n"
+                "limits * size=unlimited time=unlimited\n")
+        if provider is not None:
+            conf += ("syncrepl rid=001\n  provider=%s\n  type=refreshAndPersist\n  retry=\"1 +\"\n"
+                     "  searchbase=\"%s\"\n  bindmethod=simple\n  binddn=\"%s\"\n  credentials=%s\n"
+                     % (provider.url, provider.suffix, provider.rootdn, provider.rootpw))
+        conf += "overlay syncprov\nsyncprov-checkpoint 100 1\n" + extra_conf
+        self.conf = sandbox.write(os.path.join(name, "slapd.conf"), conf, mode=0o640)
+        subprocess.run(["chown", "-R", "openldap:openldap", self.root], check=True)
+        r = subprocess.run(["slaptest", "-u", "-f", self.conf], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("slaptest %s: %s" % (self.conf, r.stderr.strip()))
+
+    def start(self, timeout=20):
+        """Start slapd and wait until it answers a search of the root DSE."""
+        with open(self.log, "ab") as out:
+            argv = ["/usr/sbin/slapd", "-d", self.debug, "-h", " ".join(self.listen), "-f", self.conf, "-u", "openldap",
+                    "-g", "openldap"]
+            self.proc = self.procs.start(self.name, argv, stdout=out)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError("slapd %s exited with %s; see %s" % (self.name, self.proc.returncode, self.log))
+            return self._tool("ldapsearch", "-LLL", "-s", "base", "-b", "", "(objectClass=*)", "1.1",
+                              check=False, bind=False, timeout=5).returncode == 0
+        wait_until(up, timeout, 0.05, "slapd %s on %s" % (self.name, self.url))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def stop(self):
+        """SIGTERM by PID and wait (slapd flushes and exits)."""
+        if self.proc is not None:
+            self.procs.stop(self.proc)
+            self.proc = None
+
+    def kill(self):
+        """SIGKILL by PID: a crash, no clean shutdown."""
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.procs.stop(self.proc)
+            self.proc = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def _tool(self, tool, *args, stdin=None, check=True, bind=True, timeout=60):
+        argv = [tool, "-x", "-H", self.url]
+        if bind:
+            argv += ["-D", self.rootdn, "-w", self.rootpw]
+        r = subprocess.run(argv + list(args), input=stdin, capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **self.tls_env))
+        if check and r.returncode != 0:
+            raise RuntimeError("%s on %s: exit %d: %s" % (tool, self.url, r.returncode, r.stderr.strip()))
+        return r
+
+    def add(self, ldif, check=True):
+        """ldapadd the LDIF text (entries separated by blank lines)."""
+        return self._tool("ldapadd", stdin=ldif, check=check)
+
+    def modify(self, ldif, check=True):
+        """ldapmodify the LDIF text (changetype records)."""
+        return self._tool("ldapmodify", stdin=ldif, check=check)
+
+    def replace(self, dn, attribute, *values, check=True):
+        """Replace (or with no values remove) every value of one attribute of dn."""
+        ldif = "dn: %s\nchangetype: modify\nreplace: %s\n" % (dn, attribute)
+        ldif += "".join("%s: %s\n" % (attribute, v) for v in values)
+        return self.modify(ldif, check=check)
+
+    def delete(self, *dns, check=True):
+        return self._tool("ldapdelete", *dns, check=check)
+
+    def modrdn(self, dn, newrdn, new_superior=None, check=True):
+        """Rename dn to newrdn (the old RDN value removed), optionally under new_superior."""
+        args = ["-r"] + (["-s", new_superior] if new_superior else []) + [dn, newrdn]
+        return self._tool("ldapmodrdn", *args, check=check)
+
+    def search(self, base=None, flt="(objectClass=*)", *attrs, scope="sub"):
+        """ldapsearch -LLL: the LDIF text of the matching entries."""
+        return self._tool("ldapsearch", "-LLL", "-o", "ldif-wrap=no", "-s", scope, "-b", base or self.suffix,
+                          flt, *attrs).stdout
+
+    def context_csn(self):
+        """The suffix's contextCSNs (sorted), or [] before the first write."""
+        out = self._tool("ldapsearch", "-LLL", "-s", "base", "-b", self.suffix, "(objectClass=*)", "contextCSN",
+                         check=False).stdout
+        return sorted(l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("contextCSN:"))
+
+    def wait_in_sync(self, other, timeout=10.0):
+        """Wait until this server and `other` report the same non-empty contextCSN."""
+        return wait_until(lambda: (lambda a: a and a == other.context_csn() and a)(self.context_csn()), timeout,
+                          0.05, "%s in sync with %s" % (self.name, other.name))
+
+    def load_offline(self, ldif_path):
+        """slapadd -q an LDIF file into the (stopped) database: fast bulk loading. Not -w:
+        slapadd 2.5.13 -w aborts now and then (double free); syncprov finds the contextCSN
+        from the entries' entryCSN when slapd starts."""
+        assert self.proc is None, "slapadd needs slapd stopped"
+        r = subprocess.run(["slapadd", "-q", "-f", self.conf, "-l", ldif_path], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("slapadd: %s" % r.stderr.strip()[-2000:])
+        subprocess.run(["chown", "-R", "openldap:openldap", self.db], check=True)
+
+
+# The LDAP tree of the tests and benchmarks, from the directory file's compact format
+# (doc/directory.md): each `domain`, `user` and `mta` line becomes one entry with the
+# default mapping of the LDAP backend (xproxyDomain, xproxyUser, xproxyMta):
+#   SUFFIX                                   dcObject + organization
+#   ou=domains,SUFFIX  /  ou=mtas,SUFFIX     organizationalUnit
+#   ou=DOMAIN,ou=domains,SUFFIX              organizationalUnit + xproxyDomain
+#   uid=LOCAL,ou=DOMAIN,ou=domains,SUFFIX    inetOrgPerson + xproxyUser (mail: LOCAL@DOMAIN)
+#   cn=NAME,ou=mtas,SUFFIX                   xproxyMta
+_LDIF_ATTRS = {"state": "xproxyStatus", "services": "xproxyServices", "require_tls": "xproxyRequireTLS",
+               "admin": "xproxyAdmin", "postmaster": "xproxyPostmaster", "home": "xproxyHome",
+               "alias": "xproxyAlias", "login": "xproxyLogin", "cert": "xproxyCertFingerprint",
+               "destinations": "xproxyDestination", "encoding": "xproxyEncoding", "tls": "xproxyTLS",
+               "tls-name": "xproxyTLSName"}
+_LDIF_LISTS = ("alias", "login", "cert")  # multi-valued: one value each
+
+
+def domain_dn(suffix, domain):
+    return "ou=%s,ou=domains,%s" % (domain, suffix)
+
+
+def user_dn(suffix, address):
+    local, domain = address.rsplit("@", 1)
+    return "uid=%s,%s" % (local, domain_dn(suffix, domain))
+
+
+def mta_dn(suffix, name):
+    return "cn=%s,ou=mtas,%s" % (name, suffix)
+
+
+def ldif_base(suffix):
+    """The suffix entry and the two containers."""
+    dc = suffix.split(",")[0].split("=", 1)[1]
+    return ("dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: %s\no: %s\n\n"
+            "dn: ou=domains,%s\nobjectClass: organizationalUnit\nou: domains\n\n"
+            "dn: ou=mtas,%s\nobjectClass: organizationalUnit\nou: mtas\n\n" % (suffix, dc, dc, suffix, suffix))
+
+
+def ldif_entries(suffix, directory_text):
+    """Yield one LDIF entry (text ending in a blank line) per line of a directory-file text."""
+    for raw in directory_text.splitlines():
+        words = []
+        for w in raw.split():
+            if w.startswith("#"):
+                break
+            words.append(w)
+        if not words:
+            continue
+        kind, name, attrs = words[0], words[1], []
+        for w in words[2:]:
+            k, v = w.split("=", 1)
+            attr = _LDIF_ATTRS[k]
+            if k == "require_tls":
+                v = "TRUE" if v.lower() in ("yes", "true", "on", "1") else "FALSE"
+            values = v.split(",") if k in _LDIF_LISTS else [v]
+            if k == "alias":  # the file names local parts, LDAP full addresses
+                values = [a if "@" in a else a + "@" + name.rsplit("@", 1)[1] for a in values]
+            attrs += ["%s: %s" % (attr, x) for x in values]
+        if kind == "domain":
+            head = ["dn: " + domain_dn(suffix, name), "objectClass: organizationalUnit", "objectClass: xproxyDomain",
+                    "ou: " + name, "xproxyDomainName: " + name]
+        elif kind == "user":
+            local = name.rsplit("@", 1)[0]
+            head = ["dn: " + user_dn(suffix, name), "objectClass: inetOrgPerson", "objectClass: xproxyUser",
+                    "uid: " + local, "cn: " + local, "sn: " + local, "mail: " + name]
+        elif kind == "mta":
+            head = ["dn: " + mta_dn(suffix, name), "objectClass: xproxyMta", "cn: " + name]
+        else:
+            raise ValueError("unknown line %r" % raw)
+        yield "\n".join(head + attrs) + "\n\n"
+
+
+def directory_ldif(suffix, directory_text, base=True):
+    """The whole LDIF text for a directory-file text (with the suffix and containers)."""
+    return (ldif_base(suffix) if base else "") + "".join(ldif_entries(suffix, directory_text))
 
 
 # ---------------------------------------------------------------- HAProxy

@@ -64,46 +64,6 @@ bool split_list(std::string_view list, F&& add) {
     }
 }
 
-// One item of destinations=: a.b.c.d[:PORT] or [IPv6][:PORT], port 1..65535 (default 25).
-Expected<MtaEndpoint> parse_destination(std::string_view item) {
-    auto bad = [&] {
-        return Failure{"destinations=: " + quoted(item) +
-                       ": want a numeric address (IPv4 or [IPv6]) with an optional :PORT"};
-    };
-    std::string_view host = item, port;
-    bool has_port = false;
-    if (item.starts_with('[')) {
-        const std::size_t close = item.find(']');
-        if (close == std::string_view::npos) return bad();
-        host = item.substr(1, close - 1);
-        const std::string_view rest = item.substr(close + 1);
-        if (host.find(':') == std::string_view::npos) return bad();  // brackets are for IPv6
-        if (!rest.empty()) {
-            if (rest[0] != ':') return bad();
-            has_port = true;
-            port = rest.substr(1);
-        }
-    } else {
-        const std::size_t colon = item.find(':');
-        if (colon != std::string_view::npos) {
-            has_port = true;
-            host = item.substr(0, colon);
-            port = item.substr(colon + 1);
-            if (port.find(':') != std::string_view::npos) return bad();  // IPv6 without brackets
-        }
-    }
-    const auto address = IpAddress::parse(host);
-    if (!address) return bad();
-    MtaEndpoint e;
-    e.address = *address;
-    if (has_port) {
-        const auto p = parse_decimal<std::uint16_t>(port);
-        if (!p || *p == 0) return Failure{"destinations=: " + quoted(item) + ": the port must be 1 to 65535"};
-        e.port = *p;
-    }
-    return e;
-}
-
 class Parser {
 public:
     Expected<Directory> run(std::string_view text);
@@ -302,7 +262,7 @@ bool Parser::mta_line(Words& words) {
                         why = "destinations= lists more than 16 addresses";
                         return false;
                     }
-                    auto e = parse_destination(item);
+                    auto e = parse_mta_destination(item);
                     if (!e) why = e.error();
                     else destinations_.push_back(*e);
                     return e.has_value();
@@ -335,6 +295,46 @@ bool Parser::mta_line(Words& words) {
 }
 
 }  // namespace
+
+// One item of destinations=: a.b.c.d[:PORT] or [IPv6][:PORT], port 1..65535 (default 25).
+Expected<MtaEndpoint> parse_mta_destination(std::string_view item) {
+    auto bad = [&] {
+        return Failure{"destinations=: " + quoted(item) +
+                       ": want a numeric address (IPv4 or [IPv6]) with an optional :PORT"};
+    };
+    std::string_view host = item, port;
+    bool has_port = false;
+    if (item.starts_with('[')) {
+        const std::size_t close = item.find(']');
+        if (close == std::string_view::npos) return bad();
+        host = item.substr(1, close - 1);
+        const std::string_view rest = item.substr(close + 1);
+        if (host.find(':') == std::string_view::npos) return bad();  // brackets are for IPv6
+        if (!rest.empty()) {
+            if (rest[0] != ':') return bad();
+            has_port = true;
+            port = rest.substr(1);
+        }
+    } else {
+        const std::size_t colon = item.find(':');
+        if (colon != std::string_view::npos) {
+            has_port = true;
+            host = item.substr(0, colon);
+            port = item.substr(colon + 1);
+            if (port.find(':') != std::string_view::npos) return bad();  // IPv6 without brackets
+        }
+    }
+    const auto address = IpAddress::parse(host);
+    if (!address) return bad();
+    MtaEndpoint e;
+    e.address = *address;
+    if (has_port) {
+        const auto p = parse_decimal<std::uint16_t>(port);
+        if (!p || *p == 0) return Failure{"destinations=: " + quoted(item) + ": the port must be 1 to 65535"};
+        e.port = *p;
+    }
+    return e;
+}
 
 Expected<Directory> parse_directory(std::string_view text) {
     Parser p;

@@ -42,7 +42,7 @@ protected:
         auto s = std::make_shared<State>();
         auto d = parse_directory(kDirectory);
         ASSERT_TRUE(d) << d.error();
-        s->directory = std::make_shared<const Directory>(std::move(*d));
+        s->directory = DirectoryBackend::fixed(std::make_shared<const Directory>(std::move(*d)));
         if (key) s->auth_policy_key.assign(key, std::strlen(key));
         states_.set(s);
     }

@@ -39,6 +39,10 @@ inline constexpr std::size_t kMaxDirectoryLine = 4096;  // bytes, LF excluded
 // kConfigFileRules, parse_directory): errors "PATH: cannot read: REASON" or "PATH:N: ...").
 Expected<Directory> parse_directory(std::string_view text);
 
+// One item of an MTA's destinations: a.b.c.d[:PORT] or [IPv6][:PORT], port 1..65535
+// (default 25). The error quotes the item ("destinations=: '...': ...").
+Expected<MtaEndpoint> parse_mta_destination(std::string_view item);
+
 // Writes a directory back in the file format (names lower case, the mta lines first,
 // then one line per domain, its users after it); parse_directory(format_directory(d))
 // describes the same directory.
