@@ -133,8 +133,19 @@ http::Response report_command(const AuthPolicyRequest& r, std::string_view peer)
 
 }  // namespace
 
-http::Limits auth_policy_limits() {
+bool auth_policy_open_address(const daemon::ListenSpec& spec) {
+    if (spec.kind != daemon::ListenSpec::Kind::inet) return false;
+    const auto a = IpAddress::parse_mta(spec.host);
+    if (!a) return true;  // not a numeric address: treated as open
+    const IpAddress n = a->normalized();
+    if (n.is_v4()) return n.data()[0] != 127;
+    static const auto kLoopback6 = IpAddress::parse("::1");
+    return !(kLoopback6 && n == *kLoopback6);
+}
+
+http::Limits auth_policy_limits(const daemon::ListenSpec* spec, const CidrSet* allow) {
     http::Limits l;
+    if (spec && allow && auth_policy_open_address(*spec)) l.allow_peers = *allow;
     l.max_header_bytes = 8192;
     l.max_body_bytes = 16384;
     l.idle_timeout = std::chrono::seconds(30);
@@ -159,6 +170,15 @@ Expected<daemon::ListenSpec> check_auth_policy_options(const Options& o, SecretB
     if (!spec) return Failure{o.origins.locate("auth-policy-listen", "--auth-policy-listen: " + spec.error())};
     if (spec->kind != daemon::ListenSpec::Kind::inet && spec->kind != daemon::ListenSpec::Kind::unix_)
         return Failure{o.origins.locate("auth-policy-listen", "--auth-policy-listen takes inet:, inet6: or unix:")};
+    if (auth_policy_open_address(*spec)) {
+        auto allow = CidrSet::parse(o.allow_peers);
+        if (!allow || allow->empty())
+            return Failure{o.origins.locate(
+                "auth-policy-listen",
+                "TCP listener " + spec->text +
+                    " for the auth policy is not on a loopback address: it needs --allow-peers (the clients "
+                    "served), or use 127.0.0.1, ::1 or a unix socket")};
+    }
     if (spec->kind == daemon::ListenSpec::Kind::unix_) {
         if (auto group = daemon::check_socket_group(o.auth_policy_socket_group, spec->path); !group)
             return Failure{

@@ -47,7 +47,8 @@ struct Listener::Impl {
     Limits limits;
     Handler handler;
     std::atomic<std::size_t> open_connections{0};
-    std::atomic<std::size_t> refused{0};  // in the current burst of refusals
+    std::atomic<std::size_t> refused{0};        // in the current burst of refusals
+    std::atomic<std::size_t> refused_peers{0};  // peers not in allow_peers, current burst
     std::atomic<bool> closed{false};
 };
 
@@ -161,6 +162,22 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
 // Admits an accepted socket or closes it when max_connections are open.
 template <class Socket>
 void admit(const std::shared_ptr<Impl>& impl, Socket sock) {
+    if (impl->limits.allow_peers) {
+        std::string peer;
+        if (!daemon::peer_allowed(sock.native_handle(), *impl->limits.allow_peers, &peer)) {
+            if (impl->refused_peers.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_peer_refused listener=%s peer=%s reason=\"peer not in the allow list\" (further "
+                    "refusals are counted until a peer is admitted)",
+                    escape_value(impl->name, 128, false).c_str(), peer.c_str());
+            boost::system::error_code ignored;
+            sock.close(ignored);
+            return;
+        }
+        if (std::size_t n = impl->refused_peers.exchange(0); n > 0)
+            log::warning("event=http_peer_refused_end listener=%s refused=%zu",
+                         escape_value(impl->name, 128, false).c_str(), n);
+    }
     if (impl->open_connections.fetch_add(1) >= impl->limits.max_connections) {
         impl->open_connections.fetch_sub(1);
         if (impl->refused.fetch_add(1) == 0)

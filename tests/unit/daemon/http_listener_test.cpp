@@ -265,6 +265,31 @@ TEST(HttpListener, ConnectionsBeyondTheLimitAreClosedAndLoggedOncePerBurst) {
     EXPECT_NE(err.find(" refused=2\n"), std::string::npos) << err;
 }
 
+TEST(HttpListener, PeerOutsideTheAllowListIsClosedUnanswered) {
+    http::Limits limits;
+    limits.allow_peers = *CidrSet::parse("192.0.2.0/24");  // not 127.0.0.1
+    auto server = start(limits);
+    ASSERT_TRUE(server);
+    testing::internal::CaptureStderr();
+    for (int i = 0; i < 3; ++i) {
+        Client c(server->listener().port());
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        EXPECT_EQ(c.response(), "");
+        EXPECT_TRUE(c.closed_by_server());
+    }
+    server.reset();
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(count(err, "event=http_peer_refused "), 1u) << err;  // once per burst
+    EXPECT_NE(err.find("peer=127.0.0.1:"), std::string::npos) << err;
+
+    limits.allow_peers = *CidrSet::parse("127.0.0.0/8");
+    auto allowed = start(limits);
+    ASSERT_TRUE(allowed);
+    Client c(allowed->listener().port());
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(status_line(c.response()), "HTTP/1.1 200 OK");
+}
+
 TEST(HttpListener, ServesAUnixSocketOnASharedIoContext) {
     log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
     char dir[] = "/tmp/xproxy-http-XXXXXX";

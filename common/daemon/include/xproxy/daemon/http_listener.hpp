@@ -12,6 +12,9 @@
 //   - a connection that is silent, or does not complete a request, for idle_timeout is
 //     closed (a half-sent request is logged as event=http_error, an idle keep-alive
 //     connection only at debug level);
+//   - with Limits::allow_peers set, a TCP peer whose address is not in it is closed at
+//     once, before anything is read (logged once per burst: event=http_peer_refused, then
+//     event=http_peer_refused_end with the count); unix peers are left to the socket's mode;
 //   - at most max_connections connections at a time: a further one is closed at once,
 //     logged once per burst (event=http_refused, then event=http_refused_end with the count);
 //   - the handler runs on a thread of the io_context (on a per-connection strand; on
@@ -38,6 +41,9 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+
+#include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
 #include <xproxy/base/unique_fd.hpp>
 
@@ -52,6 +58,8 @@ struct Limits {
     std::size_t max_body_bytes = 64 * 1024;
     std::chrono::milliseconds idle_timeout{30000};  // to complete a request, or between two
     std::size_t max_connections = 64;
+    // TCP peers served (daemon::peer_allowed); unset: every peer that can connect.
+    std::optional<CidrSet> allow_peers;
 };
 
 // `peer` is printable ("127.0.0.1:41234", "unix"), for the handler's log lines.
