@@ -222,8 +222,16 @@ Expected<UniqueFd> open_auth_policy_listener(const Options& o, unsigned unix_mod
 
 http::Response AuthPolicyService::handle(const http::Request& req, std::string_view peer) const {
     const auto s = states_.get();  // one configuration and one directory for this request
-    if (!s->auth_policy_key.empty() && !key_matches(req, s->auth_policy_key))
-        return refuse_request(http::Status::unauthorized, "auth_policy_unauthorized", peer, "missing or wrong API key");
+    if (!s->auth_policy_key.empty() && !key_matches(req, s->auth_policy_key)) {
+        if (unauthorized_.fetch_add(1) == 0)
+            log::warning(
+                "event=auth_policy_unauthorized peer=%s status=401 reason=\"missing or wrong API key\" "
+                "(further refusals are counted until a request with the key)",
+                escape_value(peer, 64, false).c_str());
+        return http::text_response(http::Status::unauthorized, "missing or wrong API key\n");
+    }
+    if (std::size_t n = unauthorized_.exchange(0); n > 1)
+        log::warning("event=auth_policy_unauthorized_end refused=%zu", n);
     if (req.method() != bhttp::verb::post)
         return refuse_request(http::Status::method_not_allowed, "auth_policy_bad_request", peer, "not a POST");
     auto command = dovecot::parse_policy_command(view(req.target()));

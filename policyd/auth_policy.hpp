@@ -18,6 +18,8 @@
 //   - every value from the request is escaped before it reaches a log line.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +71,10 @@ public:
 
 private:
     const StateHolder& states_;
+    // Requests refused for their key in the current burst: the first is logged
+    // (event=auth_policy_unauthorized), the others counted until a request with the key
+    // comes (event=auth_policy_unauthorized_end refused=N).
+    mutable std::atomic<std::size_t> unauthorized_{0};
 };
 
 }  // namespace xproxy::policyd

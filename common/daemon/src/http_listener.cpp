@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -109,6 +110,15 @@ Response call_handler(const Impl& impl, const Request& req, const std::string& p
     return text_response(Status::internal_server_error, "internal error\n");
 }
 
+// Gives the connection `d` from now; re-arms the watchdog when that is sooner than the
+// wake-up it waits for (the watchdog only ever re-arms later by itself).
+template <class Socket>
+void set_deadline(const std::shared_ptr<daemon::WatchedSocket<Socket>>& c, std::chrono::milliseconds d) {
+    c->idle = d;
+    c->touch();
+    if (c->deadline < c->timer.expiry()) daemon::start_watchdog(c);
+}
+
 template <class Socket>
 asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) {
     ConnectionSlot slot(impl);
@@ -142,13 +152,33 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
             break;
         }
         const Request& req = parser.get();
-        const bool keep_alive = req.keep_alive() && !impl->closed.load();
-        auto res = finish(call_handler(*impl, req, peer), req.version(), keep_alive);
+        Response handled = call_handler(*impl, req, peer);
+        // A refusal ends the connection: whatever the client pipelined after it is not read.
+        const auto code = handled.result_int();
+        const bool refusal = code == 400 || code == 401 || code == 405 || code == 413 || code == 431;
+        const bool keep_alive = req.keep_alive() && !impl->closed.load() && !refusal;
+        auto res = finish(std::move(handled), req.version(), keep_alive);
         c->touch();
         boost::system::error_code wec;
         co_await bhttp::async_write(c->sock, res, asio::redirect_error(asio::use_awaitable, wec));
         if (wec) {
             log_error(*impl, peer, 0, wec == asio::error::operation_aborted ? "write timeout" : "write error");
+            break;
+        }
+        if (refusal) {
+            // Lingering close: the bytes the client pipelined are read and dropped for a
+            // moment, so that closing does not reset the connection before it has read
+            // the answer.
+            boost::system::error_code ignored;
+            c->sock.shutdown(asio::socket_base::shutdown_send, ignored);
+            set_deadline(c, std::chrono::milliseconds(500));
+            std::array<char, 4096> sink{};
+            for (std::size_t drained = 0; drained < 1024 * 1024;) {
+                const std::size_t n = co_await c->sock.async_read_some(
+                    asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ignored));
+                if (ignored) break;
+                drained += n;
+            }
             break;
         }
         if (!keep_alive) break;

@@ -290,6 +290,34 @@ TEST(HttpListener, PeerOutsideTheAllowListIsClosedUnanswered) {
     EXPECT_EQ(status_line(c.response()), "HTTP/1.1 200 OK");
 }
 
+TEST(HttpListener, AHandlersRefusalClosesTheConnection) {
+    log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(fd, 16), 0);
+    std::atomic<int> calls{0};
+    auto t = http::ListenerThread::open("fd:" + std::to_string(fd), {}, [&](const http::Request&, std::string_view) {
+        ++calls;
+        return http::text_response(http::Status::unauthorized, "missing or wrong API key\n");
+    });
+    ASSERT_TRUE(t) << t.error();
+    Client c((*t)->listener().port());
+    std::string burst;
+    for (int i = 0; i < 2000; ++i) burst += "POST /?command=allow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    c.send(burst);
+    const std::string r = c.response();
+    EXPECT_EQ(status_line(r), "HTTP/1.1 401 Unauthorized");
+    EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.response(), "");                           // nothing more was answered: the connection ended
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);  // by the server, not the client's 5 s
+    t->reset();
+    EXPECT_EQ(calls.load(), 1);
+}
+
 TEST(HttpListener, ServesAUnixSocketOnASharedIoContext) {
     log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
     char dir[] = "/tmp/xproxy-http-XXXXXX";

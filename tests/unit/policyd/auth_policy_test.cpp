@@ -98,6 +98,19 @@ TEST_F(AuthPolicyServiceTest, KeyIsRequiredAndComparedExactly) {
     EXPECT_EQ(ask(both).result_int(), 401u);
 }
 
+TEST_F(AuthPolicyServiceTest, UnauthorizedRequestsAreLoggedOncePerBurst) {
+    log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
+    testing::internal::CaptureStderr();
+    for (int i = 0; i < 2000; ++i) EXPECT_EQ(ask(post("/?command=allow", kAlice)).result_int(), 401u);
+    EXPECT_EQ(ask(keyed("/?command=allow", kAlice)).result_int(), 200u);
+    const std::string err = testing::internal::GetCapturedStderr();
+    std::size_t lines = 0;
+    for (char c : err) lines += c == '\n';
+    EXPECT_LE(lines, 3u) << err;
+    EXPECT_NE(err.find("event=auth_policy_unauthorized peer=127.0.0.1:4711 status=401"), std::string::npos) << err;
+    EXPECT_NE(err.find("event=auth_policy_unauthorized_end refused=2000"), std::string::npos) << err;
+}
+
 TEST_F(AuthPolicyServiceTest, WithoutAConfiguredKeyNoneIsAsked) {
     use_key(nullptr);  // a unix-socket listener
     EXPECT_EQ(ask(post("/?command=allow", kAlice)).body(), R"({"msg":"","status":0})");

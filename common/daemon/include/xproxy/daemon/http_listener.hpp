@@ -7,7 +7,8 @@
 //     Content-Length set by the listener;
 //   - a request header block over Limits::max_header_bytes is answered 431, a body over
 //     Limits::max_body_bytes 413, a malformed request 400, a handler that throws 500; the
-//     connection is closed after each of these, and each is logged once (event=http_error,
+//     connection is closed after each of these (and after a handler's 400, 401, 405, 413 or
+//     431, answered with "Connection: close"), and each is logged once (event=http_error,
 //     with the peer and the listener; nothing the client sent reaches the log unescaped);
 //   - a connection that is silent, or does not complete a request, for idle_timeout is
 //     closed (a half-sent request is logged as event=http_error, an idle keep-alive
