@@ -15,6 +15,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdint>
+#include <list>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 
@@ -51,6 +53,16 @@ struct Listener::Impl {
     std::atomic<std::size_t> refused{0};        // in the current burst of refusals
     std::atomic<std::size_t> refused_peers{0};  // peers not in allow_peers, current burst
     std::atomic<bool> closed{false};
+    // The open connections, for eviction when full (under conn_mutex).
+    struct Conn {
+        bool busy = false;     // a request in progress (header block read, not yet answered)
+        bool evicted = false;  // chosen to make room
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+        std::function<void()> cancel;  // ends its pending read (posted to its strand)
+    };
+    std::mutex conn_mutex;
+    std::list<std::shared_ptr<Conn>> conns;
+    std::atomic<std::size_t> evicted{0};  // in the current burst of evictions
 };
 
 namespace {
@@ -60,14 +72,54 @@ using Impl = Listener::Impl;
 // One open connection, counted for max_connections while it lives.
 class ConnectionSlot {
 public:
-    explicit ConnectionSlot(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-    ~ConnectionSlot() { impl_->open_connections.fetch_sub(1); }
+    ConnectionSlot(std::shared_ptr<Impl> impl, std::function<void()> cancel)
+        : impl_(std::move(impl)), conn_(std::make_shared<Impl::Conn>()) {
+        conn_->cancel = std::move(cancel);
+        const std::lock_guard lock(impl_->conn_mutex);
+        it_ = impl_->conns.insert(impl_->conns.end(), conn_);
+    }
+    ~ConnectionSlot() {
+        {
+            const std::lock_guard lock(impl_->conn_mutex);
+            impl_->conns.erase(it_);
+        }
+        impl_->open_connections.fetch_sub(1);
+    }
     ConnectionSlot(const ConnectionSlot&) = delete;
     ConnectionSlot& operator=(const ConnectionSlot&) = delete;
 
+    // Waiting for a request (false when evicted meanwhile: the connection should end).
+    bool waiting() {
+        const std::lock_guard lock(impl_->conn_mutex);
+        conn_->busy = false;
+        conn_->since = std::chrono::steady_clock::now();
+        return !conn_->evicted;
+    }
+    void busy() {
+        const std::lock_guard lock(impl_->conn_mutex);
+        conn_->busy = true;
+    }
+
 private:
     std::shared_ptr<Impl> impl_;
+    std::shared_ptr<Impl::Conn> conn_;
+    std::list<std::shared_ptr<Impl::Conn>>::iterator it_;
 };
+
+// Chooses the connection waiting longest without a request in progress and ends it;
+// false when every connection has a request in progress.
+bool evict_one(Impl& impl) {
+    std::shared_ptr<Impl::Conn> victim;
+    {
+        const std::lock_guard lock(impl.conn_mutex);
+        for (const auto& c : impl.conns)
+            if (!c->busy && !c->evicted && (!victim || c->since < victim->since)) victim = c;
+        if (!victim) return false;
+        victim->evicted = true;
+    }
+    victim->cancel();
+    return true;
+}
 
 void log_error(const Impl& impl, const std::string& peer, unsigned status, const char* reason) {
     log::warning("event=http_error listener=%s peer=%s status=%u reason=\"%s\"",
@@ -121,9 +173,16 @@ void set_deadline(const std::shared_ptr<daemon::WatchedSocket<Socket>>& c, std::
 
 template <class Socket>
 asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) {
-    ConnectionSlot slot(impl);
     const std::string peer = daemon::peer_name(sock.native_handle());
-    auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(sock), impl->limits.idle_timeout);
+    auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(sock), impl->limits.header_timeout);
+    ConnectionSlot slot(impl, [w = std::weak_ptr(c)] {
+        auto conn = w.lock();
+        if (!conn) return;
+        asio::post(conn->sock.get_executor(), [conn] {
+            boost::system::error_code ignored;
+            conn->sock.cancel(ignored);
+        });
+    });
     daemon::start_watchdog(c);
     // Room for one whole request and one read beyond it; the parser's limits come first.
     boost::beast::flat_buffer buf(impl->limits.max_header_bytes + impl->limits.max_body_bytes + 16384);
@@ -132,9 +191,16 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
         parser.header_limit(
             static_cast<std::uint32_t>(std::min<std::size_t>(impl->limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(impl->limits.max_body_bytes);
-        c->touch();
+        if (!slot.waiting()) break;  // evicted to make room
+        set_deadline(c, impl->limits.header_timeout);
         boost::system::error_code ec;
-        co_await bhttp::async_read(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await bhttp::async_read_header(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) {
+            slot.busy();
+            set_deadline(c, impl->limits.idle_timeout);
+            if (!parser.is_done())
+                co_await bhttp::async_read(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        }
         if (ec) {
             const bool started = parser.got_some() || buf.size() > 0;
             const ReadFailure f = classify(ec, started);
@@ -209,16 +275,26 @@ void admit(const std::shared_ptr<Impl>& impl, Socket sock) {
                          escape_value(impl->name, 128, false).c_str(), n);
     }
     if (impl->open_connections.fetch_add(1) >= impl->limits.max_connections) {
-        impl->open_connections.fetch_sub(1);
-        if (impl->refused.fetch_add(1) == 0)
-            log::warning(
-                "event=http_refused listener=%s peer=%s reason=\"too many connections\" max=%zu (further refusals "
-                "are counted until one is admitted)",
-                escape_value(impl->name, 128, false).c_str(), daemon::peer_name(sock.native_handle()).c_str(),
-                impl->limits.max_connections);
-        boost::system::error_code ignored;
-        sock.close(ignored);
-        return;
+        if (evict_one(*impl)) {
+            if (impl->evicted.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_evicted listener=%s reason=\"too many connections: the one waiting longest without "
+                    "a request closed\" max=%zu (further evictions are counted until one is not needed)",
+                    escape_value(impl->name, 128, false).c_str(), impl->limits.max_connections);
+        } else {
+            impl->open_connections.fetch_sub(1);
+            if (impl->refused.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_refused listener=%s peer=%s reason=\"too many connections\" max=%zu (further "
+                    "refusals are counted until one is admitted)",
+                    escape_value(impl->name, 128, false).c_str(), daemon::peer_name(sock.native_handle()).c_str(),
+                    impl->limits.max_connections);
+            boost::system::error_code ignored;
+            sock.close(ignored);
+            return;
+        }
+    } else if (std::size_t n = impl->evicted.exchange(0); n > 0) {
+        log::warning("event=http_evicted_end listener=%s evicted=%zu", escape_value(impl->name, 128, false).c_str(), n);
     }
     if (std::size_t n = impl->refused.exchange(0); n > 0)
         log::warning("event=http_refused_end listener=%s refused=%zu", escape_value(impl->name, 128, false).c_str(), n);

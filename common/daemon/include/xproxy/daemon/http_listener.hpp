@@ -10,14 +10,19 @@
 //     connection is closed after each of these (and after a handler's 400, 401, 405, 413 or
 //     431, answered with "Connection: close"), and each is logged once (event=http_error,
 //     with the peer and the listener; nothing the client sent reaches the log unescaped);
-//   - a connection that is silent, or does not complete a request, for idle_timeout is
-//     closed (a half-sent request is logged as event=http_error, an idle keep-alive
+//   - a connection that does not complete a request body, or read an answer, within
+//     idle_timeout is closed (a half-sent request is logged as event=http_error, an idle keep-alive
 //     connection only at debug level);
 //   - with Limits::allow_peers set, a TCP peer whose address is not in it is closed at
 //     once, before anything is read (logged once per burst: event=http_peer_refused, then
 //     event=http_peer_refused_end with the count); unix peers are left to the socket's mode;
-//   - at most max_connections connections at a time: a further one is closed at once,
-//     logged once per burst (event=http_refused, then event=http_refused_end with the count);
+//   - a connection gets header_timeout from accept, and from each response, to send the
+//     header block of its next request (so a keep-alive connection idles that long);
+//   - at most max_connections connections at a time: when full, the connection that has
+//     been waiting longest without a request in progress is closed to make room (logged
+//     once per burst: event=http_evicted, then event=http_evicted_end with the count);
+//     only when every connection has a request in progress is the newcomer closed at
+//     once, logged once per burst (event=http_refused, then event=http_refused_end);
 //   - the handler runs on a thread of the io_context (on a per-connection strand; on
 //     several threads at once when the io_context has several): it must be quick and never
 //     block;
@@ -57,7 +62,10 @@ using Status = boost::beast::http::status;
 struct Limits {
     std::size_t max_header_bytes = 8192;  // request line and header fields
     std::size_t max_body_bytes = 64 * 1024;
-    std::chrono::milliseconds idle_timeout{30000};  // to complete a request, or between two
+    // From accept, and from each response, to the end of the next request's header block:
+    // a connection that sends no request in time is closed (a silent one quietly).
+    std::chrono::milliseconds header_timeout{5000};
+    std::chrono::milliseconds idle_timeout{30000};  // to complete a body, or to write an answer
     std::size_t max_connections = 64;
     // TCP peers served (daemon::peer_allowed); unset: every peer that can connect.
     std::optional<CidrSet> allow_peers;
