@@ -38,7 +38,7 @@ struct Listener::Impl {
         : io(io_context),
           strand(asio::make_strand(io_context)),
           name(std::move(listener_name)),
-          limits(l),
+          limits(std::move(l)),
           handler(std::move(h)) {}
 
     asio::io_context& io;
@@ -339,12 +339,12 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::io_context& io, std::st
         return Failure{"invalid listener '" + parsed->text + "': an HTTP listener takes inet:, inet6:, unix: or fd:"};
     auto fds = daemon::open_listeners(*parsed, unix_mode);
     if (!fds) return Failure{fds.error()};
-    return adopt(io, std::move(fds->front()), parsed->text, limits, std::move(handler));
+    return adopt(io, std::move(fds->front()), parsed->text, std::move(limits), std::move(handler));
 }
 
 std::unique_ptr<Listener> Listener::adopt(asio::io_context& io, UniqueFd listening, std::string name, Limits limits,
                                           Handler handler) {
-    auto impl = std::make_shared<Impl>(io, std::move(name), limits, std::move(handler));
+    auto impl = std::make_shared<Impl>(io, std::move(name), std::move(limits), std::move(handler));
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     getsockname(listening.get(), reinterpret_cast<sockaddr*>(&ss), &len);
