@@ -134,8 +134,19 @@ http::Response report_command(const AuthPolicyRequest& r, std::string_view peer)
 
 }  // namespace
 
-http::Limits auth_policy_limits() {
+bool auth_policy_open_address(const daemon::ListenSpec& spec) {
+    if (spec.kind != daemon::ListenSpec::Kind::inet) return false;
+    const auto a = IpAddress::parse_mta(spec.host);
+    if (!a) return true;  // not a numeric address: treated as open
+    const IpAddress n = a->normalized();
+    if (n.is_v4()) return n.data()[0] != 127;
+    static const auto kLoopback6 = IpAddress::parse("::1");
+    return !(kLoopback6 && n == *kLoopback6);
+}
+
+http::Limits auth_policy_limits(const daemon::ListenSpec* spec, const CidrSet* allow) {
     http::Limits l;
+    if (spec && allow && auth_policy_open_address(*spec)) l.allow_peers = *allow;
     l.max_header_bytes = 8192;
     l.max_body_bytes = 16384;
     l.idle_timeout = std::chrono::seconds(30);
@@ -160,6 +171,15 @@ Expected<daemon::ListenSpec> check_auth_policy_options(const Options& o, SecretB
     if (!spec) return Failure{o.origins.locate("auth-policy-listen", "--auth-policy-listen: " + spec.error())};
     if (spec->kind != daemon::ListenSpec::Kind::inet && spec->kind != daemon::ListenSpec::Kind::unix_)
         return Failure{o.origins.locate("auth-policy-listen", "--auth-policy-listen takes inet:, inet6: or unix:")};
+    if (auth_policy_open_address(*spec)) {
+        auto allow = CidrSet::parse(o.allow_peers);
+        if (!allow || allow->empty())
+            return Failure{o.origins.locate(
+                "auth-policy-listen",
+                "TCP listener " + spec->text +
+                    " for the auth policy is not on a loopback address: it needs --allow-peers (the clients "
+                    "served), or use 127.0.0.1, ::1 or a unix socket")};
+    }
     if (spec->kind == daemon::ListenSpec::Kind::unix_) {
         if (auto group = daemon::check_socket_group(o.auth_policy_socket_group, spec->path); !group)
             return Failure{
@@ -203,8 +223,16 @@ Expected<UniqueFd> open_auth_policy_listener(const Options& o, unsigned unix_mod
 
 http::Response AuthPolicyService::handle(const http::Request& req, std::string_view peer) const {
     const auto s = states_.get();  // one configuration and one directory for this request
-    if (!s->auth_policy_key.empty() && !key_matches(req, s->auth_policy_key))
-        return refuse_request(http::Status::unauthorized, "auth_policy_unauthorized", peer, "missing or wrong API key");
+    if (!s->auth_policy_key.empty() && !key_matches(req, s->auth_policy_key)) {
+        if (unauthorized_.fetch_add(1) == 0)
+            log::warning(
+                "event=auth_policy_unauthorized peer=%s status=401 reason=\"missing or wrong API key\" "
+                "(further refusals are counted until a request with the key)",
+                escape_value(peer, 64, false).c_str());
+        return http::text_response(http::Status::unauthorized, "missing or wrong API key\n");
+    }
+    if (std::size_t n = unauthorized_.exchange(0); n > 1)
+        log::warning("event=auth_policy_unauthorized_end refused=%zu", n);
     if (req.method() != bhttp::verb::post)
         return refuse_request(http::Status::method_not_allowed, "auth_policy_bad_request", peer, "not a POST");
     auto command = dovecot::parse_policy_command(view(req.target()));

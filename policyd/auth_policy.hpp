@@ -18,6 +18,8 @@
 //   - every value from the request is escaped before it reaches a log line.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,7 +34,13 @@ namespace xproxy::policyd {
 
 // Bounds of the auth policy listener: Dovecot's requests are a few hundred bytes; it keeps
 // up to 100 connections open (http_client_max_parallel_connections) for 10 s idle.
-http::Limits auth_policy_limits();
+// `allow` (--allow-peers) filters the peers of a TCP listener on an address that is not a
+// loopback address (auth_policy_open_address); unset otherwise.
+http::Limits auth_policy_limits(const daemon::ListenSpec* spec = nullptr, const CidrSet* allow = nullptr);
+
+// Whether spec is a TCP listener on an address other than a loopback one (127.0.0.0/8,
+// ::1): 0.0.0.0, ::, or an address of a network interface, reachable from other hosts.
+bool auth_policy_open_address(const daemon::ListenSpec& spec);
 
 // The services a Dovecot protocol name stands for: `primary`, and over TLS also
 // `over_tls` (a domain that lists imaps or pop3s but not imap or pop3 takes those logins
@@ -45,7 +53,9 @@ std::optional<ServiceChoice> service_for_protocol(std::string_view protocol, boo
 
 // The start-up checks of --auth-policy-listen and its options (also for --check-config):
 // the spec parses and is inet:, inet6: or unix:; a TCP listener has a key file; the key
-// is at least 16 printable bytes without spaces in a file of mode 0640 or tighter.
+// is at least 16 printable bytes without spaces in a file of mode 0640 or tighter; a TCP
+// listener on an address that is not a loopback address needs --allow-peers (its peers
+// are checked against it, as the main listener's).
 // Fills the key into `key` (when a file is named).
 Expected<daemon::ListenSpec> check_auth_policy_options(const Options& o, SecretBytes* key);
 
@@ -61,6 +71,10 @@ public:
 
 private:
     const StateHolder& states_;
+    // Requests refused for their key in the current burst: the first is logged
+    // (event=auth_policy_unauthorized), the others counted until a request with the key
+    // comes (event=auth_policy_unauthorized_end refused=N).
+    mutable std::atomic<std::size_t> unauthorized_{0};
 };
 
 }  // namespace xproxy::policyd

@@ -166,9 +166,13 @@ int main(int argc, char** argv) {
     auto listeners = daemon::open_planned(*plan);
     if (!listeners) return start.fail(listeners.error());
     std::optional<Expected<UniqueFd>> auth_policy;
+    std::optional<daemon::ListenSpec> auth_spec;
     if (!opts->auth_policy_listen.empty()) {
         auth_policy = open_auth_policy_listener(*opts, plan->socket_mode);
         if (!*auth_policy) return start.fail(auth_policy->error());
+        auto spec = daemon::parse_listen(opts->auth_policy_listen);
+        if (!spec) return start.fail(spec.error());
+        auth_spec = std::move(*spec);
     }
     (void)common_metrics();
     register_decision_metrics();
@@ -186,7 +190,7 @@ int main(int argc, char** argv) {
     const AuthPolicyService auth_policy_service(g_states);
     if (auth_policy)
         so.http_services.push_back(
-            {(*auth_policy)->release(), opts->auth_policy_listen, auth_policy_limits(),
+            {(*auth_policy)->release(), opts->auth_policy_listen, auth_policy_limits(&*auth_spec, &plan->allow_peers),
              [&](const http::Request& r, std::string_view peer) { return auth_policy_service.handle(r, peer); }});
     int rc = 0;
     {

@@ -9,11 +9,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdint>
+#include <list>
+#include <mutex>
 #include <optional>
 #include <type_traits>
 
@@ -35,7 +38,7 @@ struct Listener::Impl {
         : io(io_context),
           strand(asio::make_strand(io_context)),
           name(std::move(listener_name)),
-          limits(l),
+          limits(std::move(l)),
           handler(std::move(h)) {}
 
     asio::io_context& io;
@@ -47,8 +50,19 @@ struct Listener::Impl {
     Limits limits;
     Handler handler;
     std::atomic<std::size_t> open_connections{0};
-    std::atomic<std::size_t> refused{0};  // in the current burst of refusals
+    std::atomic<std::size_t> refused{0};        // in the current burst of refusals
+    std::atomic<std::size_t> refused_peers{0};  // peers not in allow_peers, current burst
     std::atomic<bool> closed{false};
+    // The open connections, for eviction when full (under conn_mutex).
+    struct Conn {
+        bool busy = false;     // a request in progress (header block read, not yet answered)
+        bool evicted = false;  // chosen to make room
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+        std::function<void()> cancel;  // ends its pending read (posted to its strand)
+    };
+    std::mutex conn_mutex;
+    std::list<std::shared_ptr<Conn>> conns;
+    std::atomic<std::size_t> evicted{0};  // in the current burst of evictions
 };
 
 namespace {
@@ -58,14 +72,54 @@ using Impl = Listener::Impl;
 // One open connection, counted for max_connections while it lives.
 class ConnectionSlot {
 public:
-    explicit ConnectionSlot(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
-    ~ConnectionSlot() { impl_->open_connections.fetch_sub(1); }
+    ConnectionSlot(std::shared_ptr<Impl> impl, std::function<void()> cancel)
+        : impl_(std::move(impl)), conn_(std::make_shared<Impl::Conn>()) {
+        conn_->cancel = std::move(cancel);
+        const std::lock_guard lock(impl_->conn_mutex);
+        it_ = impl_->conns.insert(impl_->conns.end(), conn_);
+    }
+    ~ConnectionSlot() {
+        {
+            const std::lock_guard lock(impl_->conn_mutex);
+            impl_->conns.erase(it_);
+        }
+        impl_->open_connections.fetch_sub(1);
+    }
     ConnectionSlot(const ConnectionSlot&) = delete;
     ConnectionSlot& operator=(const ConnectionSlot&) = delete;
 
+    // Waiting for a request (false when evicted meanwhile: the connection should end).
+    bool waiting() {
+        const std::lock_guard lock(impl_->conn_mutex);
+        conn_->busy = false;
+        conn_->since = std::chrono::steady_clock::now();
+        return !conn_->evicted;
+    }
+    void busy() {
+        const std::lock_guard lock(impl_->conn_mutex);
+        conn_->busy = true;
+    }
+
 private:
     std::shared_ptr<Impl> impl_;
+    std::shared_ptr<Impl::Conn> conn_;
+    std::list<std::shared_ptr<Impl::Conn>>::iterator it_;
 };
+
+// Chooses the connection waiting longest without a request in progress and ends it;
+// false when every connection has a request in progress.
+bool evict_one(Impl& impl) {
+    std::shared_ptr<Impl::Conn> victim;
+    {
+        const std::lock_guard lock(impl.conn_mutex);
+        for (const auto& c : impl.conns)
+            if (!c->busy && !c->evicted && (!victim || c->since < victim->since)) victim = c;
+        if (!victim) return false;
+        victim->evicted = true;
+    }
+    victim->cancel();
+    return true;
+}
 
 void log_error(const Impl& impl, const std::string& peer, unsigned status, const char* reason) {
     log::warning("event=http_error listener=%s peer=%s status=%u reason=\"%s\"",
@@ -108,11 +162,27 @@ Response call_handler(const Impl& impl, const Request& req, const std::string& p
     return text_response(Status::internal_server_error, "internal error\n");
 }
 
+// Gives the connection `d` from now; re-arms the watchdog when that is sooner than the
+// wake-up it waits for (the watchdog only ever re-arms later by itself).
+template <class Socket>
+void set_deadline(const std::shared_ptr<daemon::WatchedSocket<Socket>>& c, std::chrono::milliseconds d) {
+    c->idle = d;
+    c->touch();
+    if (c->deadline < c->timer.expiry()) daemon::start_watchdog(c);
+}
+
 template <class Socket>
 asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) {
-    ConnectionSlot slot(impl);
     const std::string peer = daemon::peer_name(sock.native_handle());
-    auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(sock), impl->limits.idle_timeout);
+    auto c = std::make_shared<daemon::WatchedSocket<Socket>>(std::move(sock), impl->limits.header_timeout);
+    ConnectionSlot slot(impl, [w = std::weak_ptr(c)] {
+        auto conn = w.lock();
+        if (!conn) return;
+        asio::post(conn->sock.get_executor(), [conn] {
+            boost::system::error_code ignored;
+            conn->sock.cancel(ignored);
+        });
+    });
     daemon::start_watchdog(c);
     // Room for one whole request and one read beyond it; the parser's limits come first.
     boost::beast::flat_buffer buf(impl->limits.max_header_bytes + impl->limits.max_body_bytes + 16384);
@@ -121,9 +191,16 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
         parser.header_limit(
             static_cast<std::uint32_t>(std::min<std::size_t>(impl->limits.max_header_bytes, UINT32_MAX)));
         parser.body_limit(impl->limits.max_body_bytes);
-        c->touch();
+        if (!slot.waiting()) break;  // evicted to make room
+        set_deadline(c, impl->limits.header_timeout);
         boost::system::error_code ec;
-        co_await bhttp::async_read(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        co_await bhttp::async_read_header(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (!ec) {
+            slot.busy();
+            set_deadline(c, impl->limits.idle_timeout);
+            if (!parser.is_done())
+                co_await bhttp::async_read(c->sock, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        }
         if (ec) {
             const bool started = parser.got_some() || buf.size() > 0;
             const ReadFailure f = classify(ec, started);
@@ -141,13 +218,33 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
             break;
         }
         const Request& req = parser.get();
-        const bool keep_alive = req.keep_alive() && !impl->closed.load();
-        auto res = finish(call_handler(*impl, req, peer), req.version(), keep_alive);
+        Response handled = call_handler(*impl, req, peer);
+        // A refusal ends the connection: whatever the client pipelined after it is not read.
+        const auto code = handled.result_int();
+        const bool refusal = code == 400 || code == 401 || code == 405 || code == 413 || code == 431;
+        const bool keep_alive = req.keep_alive() && !impl->closed.load() && !refusal;
+        auto res = finish(std::move(handled), req.version(), keep_alive);
         c->touch();
         boost::system::error_code wec;
         co_await bhttp::async_write(c->sock, res, asio::redirect_error(asio::use_awaitable, wec));
         if (wec) {
             log_error(*impl, peer, 0, wec == asio::error::operation_aborted ? "write timeout" : "write error");
+            break;
+        }
+        if (refusal) {
+            // Lingering close: the bytes the client pipelined are read and dropped for a
+            // moment, so that closing does not reset the connection before it has read
+            // the answer.
+            boost::system::error_code ignored;
+            c->sock.shutdown(asio::socket_base::shutdown_send, ignored);
+            set_deadline(c, std::chrono::milliseconds(500));
+            std::array<char, 4096> sink{};
+            for (std::size_t drained = 0; drained < 1024 * 1024;) {
+                const std::size_t n = co_await c->sock.async_read_some(
+                    asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ignored));
+                if (ignored) break;
+                drained += n;
+            }
             break;
         }
         if (!keep_alive) break;
@@ -161,17 +258,43 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Impl> impl, Socket sock) 
 // Admits an accepted socket or closes it when max_connections are open.
 template <class Socket>
 void admit(const std::shared_ptr<Impl>& impl, Socket sock) {
+    if (impl->limits.allow_peers) {
+        std::string peer;
+        if (!daemon::peer_allowed(sock.native_handle(), *impl->limits.allow_peers, &peer)) {
+            if (impl->refused_peers.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_peer_refused listener=%s peer=%s reason=\"peer not in the allow list\" (further "
+                    "refusals are counted until a peer is admitted)",
+                    escape_value(impl->name, 128, false).c_str(), peer.c_str());
+            boost::system::error_code ignored;
+            sock.close(ignored);
+            return;
+        }
+        if (std::size_t n = impl->refused_peers.exchange(0); n > 0)
+            log::warning("event=http_peer_refused_end listener=%s refused=%zu",
+                         escape_value(impl->name, 128, false).c_str(), n);
+    }
     if (impl->open_connections.fetch_add(1) >= impl->limits.max_connections) {
-        impl->open_connections.fetch_sub(1);
-        if (impl->refused.fetch_add(1) == 0)
-            log::warning(
-                "event=http_refused listener=%s peer=%s reason=\"too many connections\" max=%zu (further refusals "
-                "are counted until one is admitted)",
-                escape_value(impl->name, 128, false).c_str(), daemon::peer_name(sock.native_handle()).c_str(),
-                impl->limits.max_connections);
-        boost::system::error_code ignored;
-        sock.close(ignored);
-        return;
+        if (evict_one(*impl)) {
+            if (impl->evicted.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_evicted listener=%s reason=\"too many connections: the one waiting longest without "
+                    "a request closed\" max=%zu (further evictions are counted until one is not needed)",
+                    escape_value(impl->name, 128, false).c_str(), impl->limits.max_connections);
+        } else {
+            impl->open_connections.fetch_sub(1);
+            if (impl->refused.fetch_add(1) == 0)
+                log::warning(
+                    "event=http_refused listener=%s peer=%s reason=\"too many connections\" max=%zu (further "
+                    "refusals are counted until one is admitted)",
+                    escape_value(impl->name, 128, false).c_str(), daemon::peer_name(sock.native_handle()).c_str(),
+                    impl->limits.max_connections);
+            boost::system::error_code ignored;
+            sock.close(ignored);
+            return;
+        }
+    } else if (std::size_t n = impl->evicted.exchange(0); n > 0) {
+        log::warning("event=http_evicted_end listener=%s evicted=%zu", escape_value(impl->name, 128, false).c_str(), n);
     }
     if (std::size_t n = impl->refused.exchange(0); n > 0)
         log::warning("event=http_refused_end listener=%s refused=%zu", escape_value(impl->name, 128, false).c_str(), n);
@@ -216,12 +339,12 @@ Expected<std::unique_ptr<Listener>> Listener::open(asio::io_context& io, std::st
         return Failure{"invalid listener '" + parsed->text + "': an HTTP listener takes inet:, inet6:, unix: or fd:"};
     auto fds = daemon::open_listeners(*parsed, unix_mode);
     if (!fds) return Failure{fds.error()};
-    return adopt(io, std::move(fds->front()), parsed->text, limits, std::move(handler));
+    return adopt(io, std::move(fds->front()), parsed->text, std::move(limits), std::move(handler));
 }
 
 std::unique_ptr<Listener> Listener::adopt(asio::io_context& io, UniqueFd listening, std::string name, Limits limits,
                                           Handler handler) {
-    auto impl = std::make_shared<Impl>(io, std::move(name), limits, std::move(handler));
+    auto impl = std::make_shared<Impl>(io, std::move(name), std::move(limits), std::move(handler));
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     getsockname(listening.get(), reinterpret_cast<sockaddr*>(&ss), &len);

@@ -12,7 +12,7 @@ Expected<std::unique_ptr<ListenerThread>> ListenerThread::open(std::string_view 
                                                                unsigned unix_mode) {
     std::unique_ptr<ListenerThread> t(new ListenerThread());
     t->io_ = std::make_unique<boost::asio::io_context>(1);
-    auto listener = Listener::open(*t->io_, spec, limits, std::move(handler), unix_mode);
+    auto listener = Listener::open(*t->io_, spec, std::move(limits), std::move(handler), unix_mode);
     if (!listener) return Failure{listener.error()};
     t->listener_ = std::move(*listener);
     t->thread_ = std::thread([io = t->io_.get()] {

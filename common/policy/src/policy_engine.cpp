@@ -197,8 +197,13 @@ PolicyDecision check_recipient(const PolicyConfig& cfg, const Directory& dir, st
     if (!user && !iequals(addr->local, "postmaster"))
         return reject(PolicyId::vdomains, Subject::recipient, 550, "5.1.1", "user_unknown",
                       "User unknown in virtual domain", rcpt);
-    // Domain before user: the first state that is not active decides. A postmaster that
-    // is not a user (RFC 5321 4.5.1: the MTA routes it) gets the domain's state.
+    // Combination rule (doc/directory.md, "States and services"): a refusing state wins over
+    // a state that accepts or defers, so a user that is inactive, disabled or deleted is
+    // refused with its own code even in a domain on hold or over quota; a domain on hold
+    // or over quota is no way around the user's own state. Otherwise domain before user:
+    // the first state that is not active decides. A postmaster that is not a user (RFC 5321
+    // 4.5.1: the MTA routes it) gets the domain's state.
+    if (user && refuses_all(user->state)) return recipient_state(user->state, false, rcpt);
     if (dom->state != EntryState::active || !user) return recipient_state(dom->state, true, rcpt);
     return recipient_state(user->state, false, rcpt);
 }

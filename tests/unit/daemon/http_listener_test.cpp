@@ -3,8 +3,8 @@
 // the handler and keep-alive serves the next one on the same connection; an over-long
 // header is answered 431, an over-long body 413, garbage 400, a throwing handler 500, and
 // each of these is logged once and closes the connection; a half-sent request is closed
-// at the idle timeout; connections beyond max_connections are closed at once and logged
-// once per burst; a unix socket is served too; close() stops accepting.
+// at the header timeout; when full, the connection waiting longest is evicted for a
+// newcomer (connections beyond max_connections are closed only when all are busy); a unix socket is served too; close() stops accepting.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <xproxy/daemon/http_listener.hpp>
 #include <xproxy/daemon/http_listener_thread.hpp>
@@ -218,9 +219,9 @@ TEST(HttpListener, ThrowingHandlerIs500AndTheListenerServesOn) {
     EXPECT_NE(err.find("status=500 reason=\"handler failed: boom\\x0a\""), std::string::npos) << err;
 }
 
-TEST(HttpListener, HalfSentRequestIsClosedAtTheIdleTimeout) {
+TEST(HttpListener, HalfSentRequestIsClosedAtTheHeaderTimeout) {
     http::Limits limits;
-    limits.idle_timeout = 200ms;
+    limits.header_timeout = 200ms;  // a header block not complete in time
     auto server = start(limits);
     ASSERT_TRUE(server);
     testing::internal::CaptureStderr();
@@ -237,32 +238,119 @@ TEST(HttpListener, HalfSentRequestIsClosedAtTheIdleTimeout) {
     EXPECT_NE(err.find("reason=\"timeout before the request was complete\""), std::string::npos) << err;
 }
 
-TEST(HttpListener, ConnectionsBeyondTheLimitAreClosedAndLoggedOncePerBurst) {
+TEST(HttpListener, SilentConnectionsCannotLockOutAValidClient) {
+    http::Limits limits;
+    limits.max_connections = 4;  // header_timeout stays 5 s: eviction, not the timeout, makes room
+    auto server = start(limits);
+    ASSERT_TRUE(server);
+    const auto port = server->listener().port();
+    testing::internal::CaptureStderr();
+    std::vector<std::unique_ptr<Client>> silent;
+    for (int i = 0; i < 4; ++i) silent.push_back(std::make_unique<Client>(port));
+    for (int i = 0; i < 200 && server->listener().connections() < 4; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(server->listener().connections(), 4u);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int round = 0; round < 3; ++round) {  // each newcomer is served at once
+        Client c(port);
+        c.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        EXPECT_EQ(status_line(c.response()), "HTTP/1.1 200 OK") << round;
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    EXPECT_TRUE(silent.front()->closed_by_server());  // the oldest silent one made room
+    server.reset();
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(count(err, "event=http_evicted "), 1u) << err;  // once per burst
+}
+
+TEST(HttpListener, ASilentConnectionIsClosedAtTheHeaderTimeout) {
+    http::Limits limits;
+    limits.header_timeout = 300ms;  // the idle timeout stays 30 s
+    auto server = start(limits);
+    ASSERT_TRUE(server);
+    Client silent(server->listener().port());
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(silent.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+    Client kept(server->listener().port());  // after a response, the same deadline again
+    kept.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(status_line(kept.response()), "HTTP/1.1 200 OK");
+    t0 = std::chrono::steady_clock::now();
+    EXPECT_TRUE(kept.closed_by_server());
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST(HttpListener, ConnectionsBeyondTheLimitWhenAllAreBusyAreClosed) {
     http::Limits limits;
     limits.max_connections = 2;
     auto server = start(limits);
     ASSERT_TRUE(server);
     const auto port = server->listener().port();
     testing::internal::CaptureStderr();
-    auto a = std::make_unique<Client>(port);
-    Client b(port);
-    for (auto* c : {a.get(), &b}) {  // both admitted and served
-        c->send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        EXPECT_EQ(status_line(c->response()), "HTTP/1.1 200 OK");
-    }
+    // Two connections with a request in progress (header read, body pending): not evicted.
+    Client a(port), b(port);
+    for (auto* c : {&a, &b}) c->send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe");
+    std::this_thread::sleep_for(200ms);
     Client refused1(port), refused2(port);
     EXPECT_TRUE(refused1.closed_by_server());
     EXPECT_TRUE(refused2.closed_by_server());
-    a.reset();  // a place frees
-    for (int i = 0; i < 100 && server->listener().connections() > 1; ++i) std::this_thread::sleep_for(10ms);
-    Client later(port);
-    later.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    EXPECT_EQ(status_line(later.response()), "HTTP/1.1 200 OK");
+    a.send("llo");
+    EXPECT_EQ(status_line(a.response()), "HTTP/1.1 200 OK");
     server.reset();
     std::string err = testing::internal::GetCapturedStderr();
     EXPECT_EQ(count(err, "event=http_refused "), 1u) << err;
-    EXPECT_NE(err.find("event=http_refused_end listener=fd:"), std::string::npos) << err;
-    EXPECT_NE(err.find(" refused=2\n"), std::string::npos) << err;
+}
+
+TEST(HttpListener, PeerOutsideTheAllowListIsClosedUnanswered) {
+    http::Limits limits;
+    limits.allow_peers = *CidrSet::parse("192.0.2.0/24");  // not 127.0.0.1
+    auto server = start(limits);
+    ASSERT_TRUE(server);
+    testing::internal::CaptureStderr();
+    for (int i = 0; i < 3; ++i) {
+        Client c(server->listener().port());
+        c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        EXPECT_EQ(c.response(), "");
+        EXPECT_TRUE(c.closed_by_server());
+    }
+    server.reset();
+    std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_EQ(count(err, "event=http_peer_refused "), 1u) << err;  // once per burst
+    EXPECT_NE(err.find("peer=127.0.0.1:"), std::string::npos) << err;
+
+    limits.allow_peers = *CidrSet::parse("127.0.0.0/8");
+    auto allowed = start(limits);
+    ASSERT_TRUE(allowed);
+    Client c(allowed->listener().port());
+    c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(status_line(c.response()), "HTTP/1.1 200 OK");
+}
+
+TEST(HttpListener, AHandlersRefusalClosesTheConnection) {
+    log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(fd, 16), 0);
+    std::atomic<int> calls{0};
+    auto t = http::ListenerThread::open("fd:" + std::to_string(fd), {}, [&](const http::Request&, std::string_view) {
+        ++calls;
+        return http::text_response(http::Status::unauthorized, "missing or wrong API key\n");
+    });
+    ASSERT_TRUE(t) << t.error();
+    Client c((*t)->listener().port());
+    std::string burst;
+    for (int i = 0; i < 2000; ++i) burst += "POST /?command=allow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    c.send(burst);
+    const std::string r = c.response();
+    EXPECT_EQ(status_line(r), "HTTP/1.1 401 Unauthorized");
+    EXPECT_NE(r.find("Connection: close\r\n"), std::string::npos) << r;
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(c.response(), "");                           // nothing more was answered: the connection ended
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);  // by the server, not the client's 5 s
+    t->reset();
+    EXPECT_EQ(calls.load(), 1);
 }
 
 TEST(HttpListener, ServesAUnixSocketOnASharedIoContext) {

@@ -604,6 +604,25 @@ TEST(MilterVerify, HeldRecipientOfTheOriginalSource) {
     std::string err;
     ASSERT_TRUE(c->policy.enable({"vdomains"}));
     auto dir = xproxy::test::value_or_error(
+        parse_directory("domain rcpt.example state=hold\nuser bob@rcpt.example state=overquota\n"), err);
+    ASSERT_TRUE(dir) << err;
+    c->directory = std::make_shared<const Directory>(std::move(*dir));
+    Session s(c);
+    s.connect("gw", ep("127.0.0.1", 1000));
+    Msg m;
+    m.trace = {signed_value("127.0.0.77", m.mid, m.sender, c->keys)};
+    auto r = run(s, m);  // the domain's hold comes before bob's own (deferring) state
+    EXPECT_TRUE(r.reply.is_cont());
+    EXPECT_EQ(r.hold, "<bob@rcpt.example>: Mail domain on hold");
+    EXPECT_NE(s.summary().find("outcome=verified"), std::string::npos) << s.summary();
+    EXPECT_NE(s.summary().find("hold=vdomains:domain_hold"), std::string::npos) << s.summary();
+}
+
+TEST(MilterVerify, DisabledRecipientInAHeldDomainIsRefusedNotHeld) {
+    auto c = config(Mode::verify);
+    std::string err;
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
+    auto dir = xproxy::test::value_or_error(
         parse_directory("domain rcpt.example state=hold\nuser bob@rcpt.example state=disabled\n"), err);
     ASSERT_TRUE(dir) << err;
     c->directory = std::make_shared<const Directory>(std::move(*dir));
@@ -611,11 +630,43 @@ TEST(MilterVerify, HeldRecipientOfTheOriginalSource) {
     s.connect("gw", ep("127.0.0.1", 1000));
     Msg m;
     m.trace = {signed_value("127.0.0.77", m.mid, m.sender, c->keys)};
-    auto r = run(s, m);  // the domain's hold comes before bob's own state
-    EXPECT_TRUE(r.reply.is_cont());
-    EXPECT_EQ(r.hold, "<bob@rcpt.example>: Mail domain on hold");
-    EXPECT_NE(s.summary().find("outcome=verified"), std::string::npos) << s.summary();
-    EXPECT_NE(s.summary().find("hold=vdomains:domain_hold"), std::string::npos) << s.summary();
+    auto r = run(s, m);  // bob's own refusal wins over the domain's hold
+    EXPECT_EQ(r.reply.kind, Reply::Kind::reject);
+    EXPECT_EQ(r.reply.code + " " + r.reply.status, "550 5.2.1");
+    EXPECT_EQ(r.hold, "");
+    EXPECT_EQ(s.summary().find("hold="), std::string::npos) << s.summary();
+}
+
+TEST(MilterInject, DeletedRecipientInAHeldDomainIsRefusedNotHeld) {
+    auto c = config(Mode::inject);
+    std::string err;
+    ASSERT_TRUE(c->policy.enable({"vdomains"}));
+    auto dir = xproxy::test::value_or_error(parse_directory("domain held.example state=hold\n"
+                                                            "user gone@held.example state=deleted\n"
+                                                            "user off@held.example state=disabled\n"
+                                                            "user ann@held.example\n"),
+                                            err);
+    ASSERT_TRUE(dir) << err;
+    c->directory = std::make_shared<const Directory>(std::move(*dir));
+    Session s(c);
+    s.connect("x", ep("192.0.2.1", 1));
+    ASSERT_TRUE(s.mail_from("<x@elsewhere.example>").is_cont());
+    const auto gone = s.rcpt_to("<gone@held.example>");
+    EXPECT_EQ(gone.kind, Reply::Kind::reject);
+    EXPECT_EQ(gone.code + " " + gone.status, "550 5.1.6");
+    const auto off = s.rcpt_to("<off@held.example>");
+    EXPECT_EQ(off.kind, Reply::Kind::reject);
+    EXPECT_EQ(off.code + " " + off.status, "550 5.2.1");
+    s.header("Message-ID", "<m@x>");
+    const auto r = s.end_of_message(kNow);
+    EXPECT_EQ(r.hold, "");  // no refused recipient sets a hold
+    EXPECT_EQ(s.summary().find("hold="), std::string::npos) << s.summary();
+    s.abort();
+    // An active user of the held domain is still held.
+    ASSERT_TRUE(s.mail_from("<x@elsewhere.example>").is_cont());
+    EXPECT_TRUE(s.rcpt_to("<ann@held.example>").is_cont());
+    s.header("Message-ID", "<m2@x>");
+    EXPECT_EQ(s.end_of_message(kNow).hold, "<ann@held.example>: Mail domain on hold");
 }
 
 TEST(MilterSession, MacroNamesWithOrWithoutBraces) {

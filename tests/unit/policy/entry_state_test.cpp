@@ -91,8 +91,10 @@ TEST(EntryStates, RecipientSide) {
         const std::string to = std::string(to_string(w.state)) + "@active.example";
         expect(rcpt(directory(), to), w, to);
     }
-    // The domain's state comes first, whatever the user's; hold and overquota still refuse
-    // a local part that does not exist (nothing held or deferred for nobody).
+    // The domain's state comes first, except that a user whose own state refuses
+    // (inactive, disabled, deleted) is refused with its own code in a domain on hold or
+    // over quota: a refusal wins over a hold or a deferral. Hold and overquota still
+    // refuse a local part that does not exist (nothing held or deferred for nobody).
     const Want domain_rows[] = {
         {EntryState::inactive, "450 4.2.1 Mail domain temporarily suspended, try again later", "domain_inactive"},
         {EntryState::disabled, "550 5.2.1 Mail domain disabled, not accepting messages", "domain_disabled"},
@@ -102,11 +104,21 @@ TEST(EntryStates, RecipientSide) {
     };
     for (const Want& w : domain_rows) {
         const std::string dn = std::string(to_string(w.state)) + ".example";
+        const bool refuses_all = w.state != EntryState::hold && w.state != EntryState::overquota;
         for (EntryState us : kStates) {
             const std::string to = std::string(to_string(us)) + "@" + dn;
-            expect(rcpt(directory(), to), w, to);
+            const bool user_refuses = us == EntryState::inactive || us == EntryState::disabled ||
+                                      us == EntryState::deleted;
+            if (!refuses_all && user_refuses) {
+                const Want* own = nullptr;
+                for (const Want& u : user_rows)
+                    if (u.state == us) own = &u;
+                ASSERT_NE(own, nullptr);
+                expect(rcpt(directory(), to), *own, to);
+            } else {
+                expect(rcpt(directory(), to), w, to);
+            }
         }
-        const bool refuses_all = w.state != EntryState::hold && w.state != EntryState::overquota;
         const PolicyDecision unknown = rcpt(directory(), "nobody@" + dn);
         if (refuses_all) expect(unknown, w, "nobody@" + dn);
         else expect(unknown, {w.state, "550 5.1.1 User unknown in virtual domain", "user_unknown"}, "nobody@" + dn);
@@ -114,6 +126,25 @@ TEST(EntryStates, RecipientSide) {
         expect(rcpt(directory(), "postmaster@" + dn), w, "postmaster@" + dn);
     }
     expect(rcpt(directory(), "postmaster@active.example"), {EntryState::active, "DUNNO", ""}, "postmaster");
+}
+
+TEST(EntryStates, UserRefusalWinsOverDomainHoldOrOverquota) {
+    // A domain on hold or over quota is no way around a deleted or disabled mailbox: the
+    // mail is refused, not held for release or deferred.
+    expect(rcpt(directory(), "deleted@hold.example"),
+           {EntryState::deleted, "550 5.1.6 Mailbox no longer exists", "user_deleted"}, "deleted@hold");
+    expect(rcpt(directory(), "disabled@hold.example"),
+           {EntryState::disabled, "550 5.2.1 Mailbox disabled, not accepting messages", "user_disabled"},
+           "disabled@hold");
+    expect(rcpt(directory(), "deleted@overquota.example"),
+           {EntryState::deleted, "550 5.1.6 Mailbox no longer exists", "user_deleted"}, "deleted@overquota");
+    expect(rcpt(directory(), "inactive@hold.example"),
+           {EntryState::inactive, "450 4.2.1 Mailbox temporarily disabled, try again later", "user_inactive"},
+           "inactive@hold");
+    EXPECT_NE(rcpt(directory(), "deleted@hold.example").kind, ActionKind::hold);
+    // Users that accept or defer still get the domain's state first.
+    expect(rcpt(directory(), "overquota@hold.example"), {EntryState::hold, "HOLD Mail domain on hold", "domain_hold"},
+           "overquota@hold");
 }
 
 TEST(EntryStates, HoldDecision) {

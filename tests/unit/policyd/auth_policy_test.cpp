@@ -98,6 +98,19 @@ TEST_F(AuthPolicyServiceTest, KeyIsRequiredAndComparedExactly) {
     EXPECT_EQ(ask(both).result_int(), 401u);
 }
 
+TEST_F(AuthPolicyServiceTest, UnauthorizedRequestsAreLoggedOncePerBurst) {
+    log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
+    testing::internal::CaptureStderr();
+    for (int i = 0; i < 2000; ++i) EXPECT_EQ(ask(post("/?command=allow", kAlice)).result_int(), 401u);
+    EXPECT_EQ(ask(keyed("/?command=allow", kAlice)).result_int(), 200u);
+    const std::string err = testing::internal::GetCapturedStderr();
+    std::size_t lines = 0;
+    for (char c : err) lines += c == '\n';
+    EXPECT_LE(lines, 3u) << err;
+    EXPECT_NE(err.find("event=auth_policy_unauthorized peer=127.0.0.1:4711 status=401"), std::string::npos) << err;
+    EXPECT_NE(err.find("event=auth_policy_unauthorized_end refused=2000"), std::string::npos) << err;
+}
+
 TEST_F(AuthPolicyServiceTest, WithoutAConfiguredKeyNoneIsAsked) {
     use_key(nullptr);  // a unix-socket listener
     EXPECT_EQ(ask(post("/?command=allow", kAlice)).body(), R"({"msg":"","status":0})");
@@ -199,5 +212,30 @@ TEST(AuthPolicyOptions, StartUpChecks) {
         }
         unlink(o.auth_policy_secret_file.c_str());
     }
+    // An address other than a loopback one is reachable from other hosts: refused without
+    // --allow-peers, accepted with it (its peers are then checked against the list).
+    o.auth_policy_secret_file = write("open", std::string(kKey), 0600);
+    for (const char* spec : {"inet:0.0.0.0:10041", "inet6:[::]:10041", "inet:192.0.2.1:10041"}) {
+        o.auth_policy_listen = spec;
+        o.allow_peers = "";
+        auto open = check_auth_policy_options(o, &key);
+        ASSERT_FALSE(open) << spec;
+        EXPECT_NE(open.error().find("needs --allow-peers"), std::string::npos) << open.error();
+        o.allow_peers = "10.0.0.0/8";
+        EXPECT_TRUE(check_auth_policy_options(o, &key)) << spec;
+    }
+    o.allow_peers = "";
+    for (const char* spec : {"inet:127.0.0.1:10041", "inet:127.0.0.2:10041", "inet6:[::1]:10041"}) {
+        o.auth_policy_listen = spec;
+        EXPECT_TRUE(check_auth_policy_options(o, &key)) << spec;
+    }
+    auto with = daemon::parse_listen("inet:0.0.0.0:10041");
+    ASSERT_TRUE(with);
+    const CidrSet allow = *CidrSet::parse("10.0.0.0/8");
+    EXPECT_TRUE(auth_policy_limits(&*with, &allow).allow_peers);
+    auto loop = daemon::parse_listen("inet:127.0.0.1:10041");
+    ASSERT_TRUE(loop);
+    EXPECT_FALSE(auth_policy_limits(&*loop, &allow).allow_peers);
+    unlink(o.auth_policy_secret_file.c_str());
     rmdir(dir);
 }

@@ -7,13 +7,22 @@
 //     Content-Length set by the listener;
 //   - a request header block over Limits::max_header_bytes is answered 431, a body over
 //     Limits::max_body_bytes 413, a malformed request 400, a handler that throws 500; the
-//     connection is closed after each of these, and each is logged once (event=http_error,
+//     connection is closed after each of these (and after a handler's 400, 401, 405, 413 or
+//     431, answered with "Connection: close"), and each is logged once (event=http_error,
 //     with the peer and the listener; nothing the client sent reaches the log unescaped);
-//   - a connection that is silent, or does not complete a request, for idle_timeout is
-//     closed (a half-sent request is logged as event=http_error, an idle keep-alive
+//   - a connection that does not complete a request body, or read an answer, within
+//     idle_timeout is closed (a half-sent request is logged as event=http_error, an idle keep-alive
 //     connection only at debug level);
-//   - at most max_connections connections at a time: a further one is closed at once,
-//     logged once per burst (event=http_refused, then event=http_refused_end with the count);
+//   - with Limits::allow_peers set, a TCP peer whose address is not in it is closed at
+//     once, before anything is read (logged once per burst: event=http_peer_refused, then
+//     event=http_peer_refused_end with the count); unix peers are left to the socket's mode;
+//   - a connection gets header_timeout from accept, and from each response, to send the
+//     header block of its next request (so a keep-alive connection idles that long);
+//   - at most max_connections connections at a time: when full, the connection that has
+//     been waiting longest without a request in progress is closed to make room (logged
+//     once per burst: event=http_evicted, then event=http_evicted_end with the count);
+//     only when every connection has a request in progress is the newcomer closed at
+//     once, logged once per burst (event=http_refused, then event=http_refused_end);
 //   - the handler runs on a thread of the io_context (on a per-connection strand; on
 //     several threads at once when the io_context has several): it must be quick and never
 //     block;
@@ -38,6 +47,9 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+
+#include <xproxy/base/ip.hpp>
 #include <xproxy/base/result.hpp>
 #include <xproxy/base/unique_fd.hpp>
 
@@ -50,8 +62,13 @@ using Status = boost::beast::http::status;
 struct Limits {
     std::size_t max_header_bytes = 8192;  // request line and header fields
     std::size_t max_body_bytes = 64 * 1024;
-    std::chrono::milliseconds idle_timeout{30000};  // to complete a request, or between two
+    // From accept, and from each response, to the end of the next request's header block:
+    // a connection that sends no request in time is closed (a silent one quietly).
+    std::chrono::milliseconds header_timeout{5000};
+    std::chrono::milliseconds idle_timeout{30000};  // to complete a body, or to write an answer
     std::size_t max_connections = 64;
+    // TCP peers served (daemon::peer_allowed); unset: every peer that can connect.
+    std::optional<CidrSet> allow_peers;
 };
 
 // `peer` is printable ("127.0.0.1:41234", "unix"), for the handler's log lines.
