@@ -17,6 +17,7 @@ user held@example.com state=hold
 user idle@example.com state=inactive
 domain frozen.example state=hold
 user fay@frozen.example state=disabled
+user ann@frozen.example
 """
 
 
@@ -43,7 +44,8 @@ class MilterStates(E2ETestCase):
         rows = [("alice@example.com", 250, None), ("off@example.com", 550, "5.2.1"),
                 ("full@example.com", 452, "4.2.2"), ("idle@example.com", 450, "4.2.1"),
                 ("nobody@frozen.example", 550, "5.1.1"), ("held@example.com", 250, None),
-                ("fay@frozen.example", 250, None)]  # the domain's hold before the user's own state
+                # a user's refusal wins over the domain's hold; an active user is held by it
+                ("fay@frozen.example", 550, "5.2.1"), ("ann@frozen.example", 250, None)]
         for rcpt, want, status in rows:
             with self.subTest(rcpt):
                 replies = send_mail(self.port, source="127.0.0.66", sender="a@sender.example", rcpt=rcpt)
@@ -64,7 +66,7 @@ class MilterStates(E2ETestCase):
         # Postfix logs the hold (not the milter's reason); the milter's line says why.
         self.pf.wait_log(r"%s: milter-hold: END-OF-MESSAGE from .*: milter triggers HOLD action; "
                          r"from=<s@sender\.example>" % both_id)
-        self.pf.wait_log(r"milter-hold: END-OF-MESSAGE from .* to=<fay@frozen\.example>")
+        self.pf.wait_log(r"milter-hold: END-OF-MESSAGE from .* to=<ann@frozen\.example>")
         # alice's own message went out; nothing held did.
         wait_until(lambda: len(self.sink.messages()) == 1, 20, 0.1, "alice's message at the sink")
         self.assertFalse(any("Subject: both" in m for m in self.sink.messages()))
