@@ -111,7 +111,7 @@ Expected<KeyRing> KeyRing::parse(std::string_view text) {
 }
 
 Expected<KeyRing> KeyRing::load_file(const std::string& path) {
-    constexpr FileRules rules{kMaxFileSize, 077, true, false};
+    constexpr FileRules rules{kMaxFileSize, kSecretOwnerOnly, true, false};
     FileRefusal r;
     const auto text = load_secret_file(path, rules, &r);  // wiped when it goes out of scope
     if (!text) {

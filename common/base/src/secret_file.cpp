@@ -9,7 +9,7 @@ namespace xproxy {
 
 Expected<SecretBytes> read_secret_file(const std::string& path, std::size_t min_size, bool group_may_read) {
     if (min_size == 0) min_size = 1;
-    const FileRules rules{4095, group_may_read ? 037u : 077u, false, false};
+    const FileRules rules{4095, group_may_read ? kSecretGroupRead : kSecretOwnerOnly, false, false};
     FileRefusal r;
     auto key = load_secret_file(path, rules, &r);
     if (!key) {

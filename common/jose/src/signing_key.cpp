@@ -21,7 +21,7 @@ bool valid_kid(std::string_view kid) {
 }
 
 Expected<SigningKey> SigningKey::load(const std::string& path, std::string kid) {
-    constexpr FileRules rules{std::size_t{64} << 10, 077, false, false};
+    constexpr FileRules rules{std::size_t{64} << 10, kSecretOwnerOnly, false, false};
     auto pem = load_secret_file(path, rules);
     if (!pem) return Failure{pem.error()};
     auto key = from_pem(pem->view(), std::move(kid));

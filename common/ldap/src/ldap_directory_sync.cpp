@@ -99,7 +99,7 @@ bool LdapDirectorySync::wait_connected(std::chrono::milliseconds timeout) const 
 }
 
 Expected<SecretBytes> read_bind_password(const std::string& path, FileRefusal* refusal) {
-    auto pw = load_secret_file(path, FileRules{4095, 027, false, true}, refusal);
+    auto pw = load_secret_file(path, FileRules{4095, kSecretGroupRead, false, true}, refusal);
     if (!pw) return pw;
     std::size_t n = pw->size();
     while (n > 0 && (pw->view()[n - 1] == '\n' || pw->view()[n - 1] == '\r')) --n;
@@ -153,7 +153,7 @@ void LdapDirectorySync::publish() {
 void LdapDirectorySync::load_state() {
     const std::string& path = settings_.state_file;
     FileRefusal refusal;
-    auto text = load_text_file(path, FileRules{kMaxStateFile, 077, false, true}, &refusal);
+    auto text = load_text_file(path, FileRules{kMaxStateFile, kSecretOwnerOnly, false, true}, &refusal);
     if (!text) {
         if (refusal.reason == FileRefusal::Reason::open && refusal.sys_errno == ENOENT)
             log(LdapLogLevel::info, "ldap: no state file " + escape(path, 200) + " yet: full refresh");

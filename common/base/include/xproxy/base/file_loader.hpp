@@ -34,6 +34,12 @@ struct FileRules {
     bool owner_root_or_euid = false;  // true: the file must belong to root or to the effective uid
 };
 
+// The permission bits a secret file must not have: owner only (mode 0600 or tighter), or
+// readable by the group too (0640: a root-owned file of the daemon user's group, read again
+// after privileges are dropped). Every reader of secrets uses one of these two.
+inline constexpr unsigned kSecretOwnerOnly = 077;
+inline constexpr unsigned kSecretGroupRead = 037;
+
 // Files a person edits and every user may read: directory, risk and configuration files.
 inline constexpr FileRules kConfigFileRules{std::size_t{1} << 30, 0, true, false};
 
