@@ -655,7 +655,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = %(mechanisms)s
 auth_failure_delay = %(failure_delay)s
-passdb {
+%(masters)spassdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%%u %(passwd)s
 }
@@ -670,6 +670,16 @@ service auth {
   }
 }
 %(penalty)s%(imap)s%(extra)s"""
+# Master users (Dovecot.masters): "USER*MASTER" with MASTER's password logs in as USER.
+# pass = yes: USER must then exist in the ordinary passdb too (its password is not checked).
+DOVECOT_MASTERS = """auth_master_user_separator = *
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%%u %(passwd)s
+  master = yes
+  pass = yes
+}
+"""
 # IMAP on 127.0.0.1 (Dovecot.imap_port): mailboxes under the sandbox, imaps off.
 DOVECOT_IMAP = """mail_location = maildir:~/Maildir
 service imap-login {
@@ -704,13 +714,16 @@ class Dovecot:
     failure_delay: its auth_failure_delay (every failure answered that much later; "0").
     imap=True also serves IMAP on 127.0.0.1:imap_port (mailboxes under NAME/home, owned by
     nobody); `extra` is appended to dovecot.conf (auth_policy_* settings, for instance).
+    masters={name: password} adds Dovecot's master users (a passwd-file passdb with
+    master = yes and pass = yes, auth_master_user_separator = *): "alice@example.com*admin"
+    with admin's password logs in as alice@example.com, who must be one of `users`.
 
         dv = Dovecot(self.sandbox, self.procs, {"alice@example.com": "secret"})
         main_cf["smtpd_sasl_path"] = dv.sasl_path  # inet:127.0.0.1:PORT
     """
 
     def __init__(self, sandbox, procs, users=None, port=None, name="dovecot", mechanisms="plain login",
-                 penalty=False, failure_delay="0", imap=False, extra=""):
+                 penalty=False, failure_delay="0", imap=False, extra="", masters=None):
         self.procs = procs
         self.users = dict(users if users is not None else {"alice@example.com": "secret",
                                                             "bob@example.com": "bob-secret"})
@@ -721,6 +734,14 @@ class Dovecot:
         self.passwd = sandbox.write(name + "/passwd", "".join("%s:{PLAIN}%s\n" % kv for kv in self.users.items()),
                                     mode=0o640)
         os.chown(self.passwd, 0, pwd.getpwnam("dovecot").pw_gid)
+        self.masters = dict(masters or {})
+        masters_conf = ""
+        if self.masters:
+            self.master_passwd = sandbox.write(name + "/master-passwd",
+                                               "".join("%s:{PLAIN}%s\n" % kv for kv in self.masters.items()),
+                                               mode=0o640)
+            os.chown(self.master_passwd, 0, pwd.getpwnam("dovecot").pw_gid)
+            masters_conf = DOVECOT_MASTERS % {"passwd": self.master_passwd}
         self.auth_port = port or free_port()
         self.sasl_path = "inet:127.0.0.1:%d" % self.auth_port
         self.log = os.path.join(self.root, "dovecot.log")
@@ -734,7 +755,8 @@ class Dovecot:
             "root": self.root, "log": self.log, "passwd": self.passwd, "port": self.auth_port,
             "mechanisms": mechanisms, "penalty": "" if penalty else DOVECOT_NO_PENALTY,
             "failure_delay": failure_delay, "protocols": "imap" if imap else "", "home": home,
-            "imap": DOVECOT_IMAP % {"imap_port": self.imap_port} if imap else "", "extra": extra})
+            "imap": DOVECOT_IMAP % {"imap_port": self.imap_port} if imap else "", "extra": extra,
+            "masters": masters_conf})
         self.proc = procs.start(name, ["dovecot", "-F", "-c", self.conf], stop=self._stop_master)
         try:
             wait_for_port("127.0.0.1", self.auth_port, 20)

@@ -7,11 +7,15 @@ and the IMAP client sees the reason policyd gave. POP3 and Postfix's SMTP AUTH (
 smtp) are decided through Dovecot's auth socket the same way. A Dovecot with the wrong API
 key gets 401s, and with auth_policy_reject_on_fail = yes its logins fail. A reloaded
 directory decides the next login. A TCP listener without a key, or a key file others can
-read, does not start."""
+read, does not start. A Dovecot master-user login ("alice@example.com*admin" with admin's
+password) is asked about too, as the user it opens: the directory's state of that user
+decides, and the "*admin" suffix never reaches the policy; doveadm's access to a mailbox
+(Dovecot's auth-master connection) is not asked."""
 
 import base64
 import imaplib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,6 +38,8 @@ user erin@noimap.example
 USERS = {u: "secret" for u in ("alice@example.com", "carol@example.com", "frank@example.com",
                                "gina@example.com", "dave@paused.example",
                                "erin@noimap.example", "zed@unknown.example")}
+# Dovecot's master users (auth_master_user_separator = *).
+MASTERS = {"admin": "admin-secret"}
 # What doc/dovecot-auth-policy.md tells administrators to set.
 POLICY_CONF = """auth_verbose = yes
 auth_policy_server_url = http://127.0.0.1:%(port)d/
@@ -97,12 +103,12 @@ class DovecotAuthPolicy(E2ETestCase):
             self.pd = self.procs.start("policyd", argv, stdout=out, stderr=subprocess.STDOUT)
         wait_for_port("127.0.0.1", self.policy_port)
 
-    def start_dovecot(self, header=None):
+    def start_dovecot(self, header=None, masters=None):
         # By default as documented: Dovecot reads the daemon's own key file ("<FILE"), and a
         # value without ':' is sent as X-API-Key.
         header = header or "<" + self.key
         self.dv = Dovecot(self.sandbox, self.procs, USERS, imap=True,
-                          extra=POLICY_CONF % {"port": self.policy_port, "header": header})
+                          extra=POLICY_CONF % {"port": self.policy_port, "header": header}, masters=masters)
 
     def pd_text(self):
         return read_text(self.pd_log)
@@ -141,6 +147,52 @@ class DovecotAuthPolicy(E2ETestCase):
         os.kill(self.pd.pid, signal.SIGHUP)
         wait_for_log(self.pd_log, r"event=reload trigger=SIGHUP")
         self.assertEqual(imap_login(port, "alice@example.com", "secret"), (False, "[ALERT] Account no longer exists"))
+
+    def test_master_user_logins_are_judged_as_the_user_they_open(self):
+        # What doc/dovecot-auth-policy.md, "Master users", reports. Dovecot checks the master
+        # password first, then asks the policy with login = the user the master opens.
+        self.start_policyd("--log-level", "debug")
+        self.start_dovecot(masters=MASTERS)
+        port = self.dv.imap_port
+        self.assertEqual(imap_login(port, "alice@example.com*admin", "admin-secret"), (True, "Logged in"))
+        wait_for_log(self.dv.log, r"Master user logging in as alice@example\.com")
+        wait_for_log(self.pd_log, r"event=auth_policy_allow login=\"alice@example\.com\" remote=127\.0\.0\.1 "
+                                  r"protocol=imap service=imap ")
+        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"alice@example\.com\" [^\n]*success=yes")
+        # A wrong master password fails in Dovecot: the policy only hears the report.
+        self.assertEqual(imap_login(port, "frank@example.com*admin", "secret"),
+                         (False, "[AUTHENTICATIONFAILED] Authentication failed."))
+        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"frank@example\.com\" [^\n]*"
+                                  r"success=no policy_reject=no")
+        self.assertNotIn("event=auth_policy_refuse", self.pd_text())
+        # The directory's state of the opened user wins over the master password. Dovecot
+        # words a refused master login as an authorization failure.
+        cases = [  # user opened, text the client is shown, reason logged
+            ("frank@example.com", "Account disabled", "user_disabled"),
+            ("dave@paused.example", "Domain temporarily suspended", "domain_inactive"),
+            ("zed@unknown.example", "Unknown user", "user_unknown"),
+        ]
+        for user, text, reason in cases:
+            self.assertEqual(imap_login(port, user + "*admin", "admin-secret"),
+                             (False, "[AUTHORIZATIONFAILED] " + text), user)
+            wait_for_log(self.dv.log, r"Master user logging in as " + re.escape(user))
+            line = wait_for_log(self.pd_log, r"event=auth_policy_refuse login=\"%s\"[^\n]*" % re.escape(user)).group(0)
+            self.assertIn("protocol=imap service=imap tls=no reason=%s " % reason, line)
+        # A user naming himself as the master is an ordinary login, refused as one.
+        self.assertEqual(imap_login(port, "frank@example.com*frank@example.com", "secret"),
+                         (False, "[ALERT] Account disabled"))
+        self.assertEqual(self.pd_text().count('event=auth_policy_refuse login="frank@example.com"'), 2)
+        # Every login the policy heard is a user's, never "user*master".
+        logins = re.findall(r'login="([^"]*)"', self.pd_text())
+        self.assertTrue(logins)
+        self.assertEqual([x for x in logins if "*" in x or "admin" in x], [])
+        # An administrator's way into a disabled mailbox: doveadm on the server, which looks
+        # the user up on Dovecot's auth-master connection, is not asked.
+        before = self.pd_text()
+        r = subprocess.run(["doveadm", "-c", self.dv.conf, "mailbox", "list", "-u", "frank@example.com"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual((r.returncode, r.stdout.split()), (0, ["INBOX"]), r.stderr)
+        self.assertEqual(self.pd_text(), before)
 
     def test_pop3_and_smtp_logins_through_the_auth_socket(self):
         self.start_policyd()
