@@ -3,7 +3,8 @@
 //       session=.. peer=..
 //   event=auth_policy_report login=".." remote=.. protocol=.. success=.. policy_reject=..
 //       session=.. peer=..
-// An allowed login is logged at debug level (event=auth_policy_allow).
+// An allowed login is logged at debug level (event=auth_policy_allow). A Dovecot
+// master-user login adds master=".." after the login; the decision is the login's alone.
 #include "auth_policy.hpp"
 
 #include <openssl/crypto.h>
@@ -71,15 +72,21 @@ http::Response refuse_request(http::Status status, const char* event, std::strin
 }
 
 struct Fields {
-    std::string login, remote, protocol, session, peer;
+    std::string login, master, remote, protocol, session, peer;  // master: ` master=".."`, or empty
 };
 
 // An unquoted value: escaped, "-" when empty.
 std::string word(std::string_view v, std::size_t max) { return v.empty() ? "-" : escape_value(v, max, false); }
 
 Fields escaped(const AuthPolicyRequest& r, std::string_view peer) {
-    return {escape_value(r.login, 256, true), word(r.remote, 64), word(r.protocol, 32), word(r.session_id, 64),
-            word(peer, 64)};
+    Fields f{escape_value(r.login, 256, true),
+             {},
+             word(r.remote, 64),
+             word(r.protocol, 32),
+             word(r.session_id, 64),
+             word(peer, 64)};
+    if (!r.master.empty()) f.master = " master=\"" + escape_value(r.master, 256, true) + "\"";
+    return f;
 }
 
 AccessDecision decide(const Directory& dir, const AuthPolicyRequest& r) {
@@ -109,15 +116,15 @@ http::Response allow_command(const State& s, const AuthPolicyRequest& r, std::st
     const AccessDecision d = decide(*directory, r);
     const Fields f = escaped(r, peer);
     if (d.kind == AccessDecision::Kind::allow) {
-        log::debug("event=auth_policy_allow login=\"%s\" remote=%s protocol=%s service=%s tls=%s session=%s peer=%s",
-                   f.login.c_str(), f.remote.c_str(), f.protocol.c_str(), service_name(r).c_str(), r.tls ? "yes" : "no",
-                   f.session.c_str(), f.peer.c_str());
+        log::debug("event=auth_policy_allow login=\"%s\"%s remote=%s protocol=%s service=%s tls=%s session=%s peer=%s",
+                   f.login.c_str(), f.master.c_str(), f.remote.c_str(), f.protocol.c_str(), service_name(r).c_str(),
+                   r.tls ? "yes" : "no", f.session.c_str(), f.peer.c_str());
         return reply(0, "");
     }
     log::info(
-        "event=auth_policy_refuse login=\"%s\" remote=%s protocol=%s service=%s tls=%s reason=%s session=%s peer=%s",
-        f.login.c_str(), f.remote.c_str(), f.protocol.c_str(), service_name(r).c_str(), r.tls ? "yes" : "no",
-        std::string(d.reason).c_str(), f.session.c_str(), f.peer.c_str());
+        "event=auth_policy_refuse login=\"%s\"%s remote=%s protocol=%s service=%s tls=%s reason=%s session=%s peer=%s",
+        f.login.c_str(), f.master.c_str(), f.remote.c_str(), f.protocol.c_str(), service_name(r).c_str(),
+        r.tls ? "yes" : "no", std::string(d.reason).c_str(), f.session.c_str(), f.peer.c_str());
     return reply(-1, d.text);
 }
 
@@ -125,9 +132,9 @@ http::Response report_command(const AuthPolicyRequest& r, std::string_view peer)
     const Fields f = escaped(r, peer);
     auto flag = [](const std::optional<bool>& b) { return b ? (*b ? "yes" : "no") : "-"; };
     log::info(
-        "event=auth_policy_report login=\"%s\" remote=%s protocol=%s success=%s policy_reject=%s session=%s "
+        "event=auth_policy_report login=\"%s\"%s remote=%s protocol=%s success=%s policy_reject=%s session=%s "
         "peer=%s",
-        f.login.c_str(), f.remote.c_str(), f.protocol.c_str(), flag(r.success), flag(r.policy_reject),
+        f.login.c_str(), f.master.c_str(), f.remote.c_str(), f.protocol.c_str(), flag(r.success), flag(r.policy_reject),
         f.session.c_str(), f.peer.c_str());
     return reply(0, "");
 }

@@ -45,7 +45,7 @@ POLICY_CONF = """auth_verbose = yes
 auth_policy_server_url = http://127.0.0.1:%(port)d/
 auth_policy_server_api_header = %(header)s
 auth_policy_hash_nonce = not-used-by-xproxy
-auth_policy_request_attributes = login=%%{requested_username} remote=%%{rip} protocol=%%s session_id=%%{session}
+auth_policy_request_attributes = login=%%{requested_username} master=%%{master_user} remote=%%{rip} protocol=%%s session_id=%%{session}
 auth_policy_check_before_auth = no
 auth_policy_check_after_auth = yes
 auth_policy_report_after_auth = yes
@@ -156,14 +156,15 @@ class DovecotAuthPolicy(E2ETestCase):
         port = self.dv.imap_port
         self.assertEqual(imap_login(port, "alice@example.com*admin", "admin-secret"), (True, "Logged in"))
         wait_for_log(self.dv.log, r"Master user logging in as alice@example\.com")
-        wait_for_log(self.pd_log, r"event=auth_policy_allow login=\"alice@example\.com\" remote=127\.0\.0\.1 "
-                                  r"protocol=imap service=imap ")
-        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"alice@example\.com\" [^\n]*success=yes")
+        wait_for_log(self.pd_log, r"event=auth_policy_allow login=\"alice@example\.com\" master=\"admin\" "
+                                  r"remote=127\.0\.0\.1 protocol=imap service=imap ")
+        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"alice@example\.com\" master=\"admin\" "
+                                  r"remote=127\.0\.0\.1 protocol=imap success=yes")
         # A wrong master password fails in Dovecot: the policy only hears the report.
         self.assertEqual(imap_login(port, "frank@example.com*admin", "secret"),
                          (False, "[AUTHENTICATIONFAILED] Authentication failed."))
-        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"frank@example\.com\" [^\n]*"
-                                  r"success=no policy_reject=no")
+        wait_for_log(self.pd_log, r"event=auth_policy_report login=\"frank@example\.com\" remote=127\.0\.0\.1 "
+                                  r"protocol=imap success=no policy_reject=no")
         self.assertNotIn("event=auth_policy_refuse", self.pd_text())
         # The directory's state of the opened user wins over the master password. Dovecot
         # words a refused master login as an authorization failure.
@@ -177,10 +178,13 @@ class DovecotAuthPolicy(E2ETestCase):
                              (False, "[AUTHORIZATIONFAILED] " + text), user)
             wait_for_log(self.dv.log, r"Master user logging in as " + re.escape(user))
             line = wait_for_log(self.pd_log, r"event=auth_policy_refuse login=\"%s\"[^\n]*" % re.escape(user)).group(0)
-            self.assertIn("protocol=imap service=imap tls=no reason=%s " % reason, line)
+            self.assertIn(' master="admin" remote=127.0.0.1 protocol=imap service=imap tls=no reason=%s ' % reason,
+                          line)
         # A user naming himself as the master is an ordinary login, refused as one.
         self.assertEqual(imap_login(port, "frank@example.com*frank@example.com", "secret"),
                          (False, "[ALERT] Account disabled"))
+        self.assertIn('event=auth_policy_refuse login="frank@example.com" remote=127.0.0.1 protocol=imap service=imap '
+                      'tls=no reason=user_disabled ', self.pd_text())
         self.assertEqual(self.pd_text().count('event=auth_policy_refuse login="frank@example.com"'), 2)
         # Every login the policy heard is a user's, never "user*master".
         logins = re.findall(r'login="([^"]*)"', self.pd_text())

@@ -16,8 +16,8 @@ using namespace xproxy::dovecot;
 namespace {
 
 std::string dump(const AuthPolicyRequest& r) {
-    return r.login + "|" + r.protocol + "|" + r.remote + "|" + r.session_id + "|" + (r.tls ? "t" : "f") + "|" +
-           (r.success ? (*r.success ? "t" : "f") : "-") + "|" +
+    return r.login + "|" + r.master + "|" + r.protocol + "|" + r.remote + "|" + r.session_id + "|" +
+           (r.tls ? "t" : "f") + "|" + (r.success ? (*r.success ? "t" : "f") : "-") + "|" +
            (r.policy_reject ? (*r.policy_reject ? "t" : "f") : "-");
 }
 
@@ -30,11 +30,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto again = decode_auth_policy_request(in);
     if (r.has_value() != again.has_value()) __builtin_trap();
     if (r) {
-        for (const std::string* f : {&r->login, &r->protocol, &r->remote, &r->session_id})
+        for (const std::string* f : {&r->login, &r->master, &r->protocol, &r->remote, &r->session_id})
             if (f->size() > kMaxAuthPolicyField) __builtin_trap();
         if (dump(*r) != dump(*again)) __builtin_trap();
         nlohmann::json j = nlohmann::json::object();
         if (r->has_login) j["login"] = r->login;
+        if (!r->master.empty()) j["master"] = r->master;
         if (r->has_protocol) j["protocol"] = r->protocol;
         j["remote"] = r->remote;
         j["session_id"] = r->session_id;

@@ -54,10 +54,11 @@ public:
 
 private:
     enum class Kind { string, boolean, other };
-    enum class Member { none, login, protocol, remote, session_id, tls, success, policy_reject };
+    enum class Member { none, login, master, protocol, remote, session_id, tls, success, policy_reject };
 
     static Member member_of(std::string_view k) {
         if (k == "login") return Member::login;
+        if (k == "master") return Member::master;
         if (k == "protocol") return Member::protocol;
         if (k == "remote") return Member::remote;
         if (k == "session_id") return Member::session_id;
@@ -91,6 +92,7 @@ private:
         seen_ |= bit;
         switch (m) {
             case Member::login: out_.has_login = true; return text(kind, out_.login);
+            case Member::master: return text(kind, out_.master);
             case Member::protocol: out_.has_protocol = true; return text(kind, out_.protocol);
             case Member::remote: return text(kind, out_.remote);
             case Member::session_id: return text(kind, out_.session_id);

@@ -158,6 +158,43 @@ TEST_F(AuthPolicyServiceTest, AllowAnswersFromTheDirectory) {
     }
 }
 
+TEST_F(AuthPolicyServiceTest, MasterUserLoginsAreJudgedAsTheUserOpenedAndLogged) {
+    // Dovecot sends the user a master login opens as the login, and the master user as
+    // "master": the decision is the login's, the master user only named in the log. A
+    // "user*master" login (an attribute that is not %{requested_username}) is no user.
+    log::init("xproxy-test", log::Sink::stderr_, log::Level::info);
+    testing::internal::CaptureStderr();
+    const std::string dave =
+        R"({"login":"dave@paused.example","master":"admin","protocol":"imap","remote":"192.0.2.1"})";
+    EXPECT_EQ(ask(keyed("/?command=allow", dave)).body(), R"({"msg":"Domain temporarily suspended","status":-1})");
+    EXPECT_EQ(
+        ask(keyed("/?command=allow", R"({"login":"alice@example.com","master":"admin","protocol":"imap"})")).body(),
+        R"({"msg":"","status":0})");
+    EXPECT_EQ(ask(keyed("/?command=allow", R"({"login":"alice@example.com*admin","protocol":"imap"})")).body(),
+              R"({"msg":"Unknown user","status":-1})");
+    EXPECT_EQ(ask(keyed("/?command=report", R"({"login":"alice@example.com","master":"a\"b c","protocol":"imap",)"
+                                            R"("success":true,"policy_reject":false})"))
+                  .body(),
+              R"({"msg":"","status":0})");
+    EXPECT_EQ(ask(keyed("/?command=allow", R"({"login":"dave@paused.example","master":"","protocol":"imap"})")).body(),
+              R"({"msg":"Domain temporarily suspended","status":-1})");
+    const std::string err = testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find(R"(event=auth_policy_refuse login="dave@paused.example" master="admin" remote=192.0.2.1 )"
+                       R"(protocol=imap service=imap tls=no reason=domain_inactive )"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(R"(event=auth_policy_refuse login="alice@example.com*admin" remote=- protocol=imap )"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(R"(event=auth_policy_report login="alice@example.com" master="a\x22b c" remote=- )"
+                       R"(protocol=imap success=yes policy_reject=no )"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(R"(event=auth_policy_refuse login="dave@paused.example" remote=- protocol=imap )"),
+              std::string::npos)
+        << err;
+}
+
 TEST_F(AuthPolicyServiceTest, ReportIsAnsweredZero) {
     auto res = ask(keyed("/?command=report",
                          R"({"login":"dave@paused.example","protocol":"imap","success":false,"policy_reject":true})"));

@@ -54,6 +54,19 @@ TEST(AuthPolicyRequest, DovecotAllowRequest) {
     EXPECT_FALSE(r->policy_reject.has_value());
 }
 
+TEST(AuthPolicyRequest, DovecotMasterUserLogin) {
+    // Dovecot 2.3.19 for "alice@example.com*admin" with master=%{master_user} among the
+    // attributes: login is the user opened; "master" is empty for every other login.
+    auto r = decode_auth_policy_request(
+        R"({"login":"alice@example.com","master":"admin","protocol":"imap","remote":"192.0.2.7","tls":false})");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->login, "alice@example.com");
+    EXPECT_EQ(r->master, "admin");
+    r = decode_auth_policy_request(R"({"login":"alice@example.com","master":"","protocol":"imap","tls":false})");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->master, "");
+}
+
 TEST(AuthPolicyRequest, DovecotReportRequestWithExtraMembers) {
     auto r = decode_auth_policy_request(
         R"({"device_id":"","login":"bob","pwhash":"a1b","attrs":{"login":"nested is not ours","n":[1,2,{"x":null}]},)"
@@ -93,6 +106,9 @@ TEST(AuthPolicyRequest, RefusedInputs) {
         {"{\"login\":{\"x\":\"y\"}}", "a known member is not a string or boolean"},
         {"{\"protocol\":[\"imap\"]}", "a known member is not a string or boolean"},
         {"{\"tls\":\"yes\"}", "a known member is not a boolean"},
+        {"{\"master\":true}", "a known member is not a string"},
+        {"{\"master\":\"a\",\"login\":\"b\",\"master\":\"c\"}", "a known member appears twice"},
+        {"{\"master\":\"" + std::string(kMaxAuthPolicyField + 1, 'a') + "\"}", "a member is too long"},
         {"{\"login\":\"a\",\"login\":\"b\"}", "a known member appears twice"},
         {"{\"login\":\"" + std::string(kMaxAuthPolicyField + 1, 'a') + "\"}", "a member is too long"},
         {"{\"x\":" + std::string(kMaxAuthPolicyDepth, '[') + std::string(kMaxAuthPolicyDepth, ']') + "}",

@@ -12,11 +12,11 @@
 // Promises: decode_auth_policy_request() accepts exactly one JSON object (RFC 8259, UTF-8,
 // what nlohmann-json's SAX parser accepts; no DOM is built), nested at most
 // kMaxAuthPolicyDepth levels, and takes from its top level only the members it knows:
-// "login", "protocol", "remote", "session_id" (strings of at most kMaxAuthPolicyField
-// bytes), "tls", "success", "policy_reject" (booleans). Every other member, of any type,
-// is skipped. A known member of the wrong type, twice, or too long refuses the whole
-// request, as does anything that is not one object. Failures are static text, safe to
-// log. Nothing here throws on bad input (only std::bad_alloc) or reads past it.
+// "login", "master", "protocol", "remote", "session_id" (strings of at most
+// kMaxAuthPolicyField bytes), "tls", "success", "policy_reject" (booleans). Every other
+// member, of any type, is skipped. A known member of the wrong type, twice, or too long
+// refuses the whole request, as does anything that is not one object. Failures are static
+// text, safe to log. Nothing here throws on bad input (only std::bad_alloc) or reads past it.
 #pragma once
 
 #include <cstddef>
@@ -38,7 +38,9 @@ enum class PolicyCommand { allow, report };
 Expected<PolicyCommand> parse_policy_command(std::string_view target);
 
 struct AuthPolicyRequest {
-    std::string login;     // what the client logged in as (requested_username)
+    std::string login;     // the user logging in (requested_username; for a Dovecot master-user
+                           // login "alice*admin", the user opened: alice)
+    std::string master;    // that master user (master_user: admin); empty for other logins
     std::string protocol;  // Dovecot's service name: imap, pop3, submission, lmtp ...
     std::string remote;    // the client's address (rip), as Dovecot wrote it
     std::string session_id;
