@@ -183,8 +183,8 @@ class DovecotAuthPolicy(E2ETestCase):
         # A user naming himself as the master is an ordinary login, refused as one.
         self.assertEqual(imap_login(port, "frank@example.com*frank@example.com", "secret"),
                          (False, "[ALERT] Account disabled"))
-        self.assertIn('event=auth_policy_refuse login="frank@example.com" remote=127.0.0.1 protocol=imap service=imap '
-                      'tls=no reason=user_disabled ', self.pd_text())
+        wait_for_log(self.pd_log, r"event=auth_policy_refuse login=\"frank@example\.com\" remote=127\.0\.0\.1 "
+                                  r"protocol=imap service=imap tls=no reason=user_disabled ")
         self.assertEqual(self.pd_text().count('event=auth_policy_refuse login="frank@example.com"'), 2)
         # Every login the policy heard is a user's, never "user*master".
         logins = re.findall(r'login="([^"]*)"', self.pd_text())
