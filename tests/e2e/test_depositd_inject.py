@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 
-from harness import E2ETestCase, Postfix, SmtpSink, binary, free_port, main, parse_kv
+from harness import Dovecot, E2ETestCase, Postfix, SmtpSink, binary, free_port, main, parse_kv
 
 # 192.0.2.0/24 (the deposited messages' clients) may relay, as an authenticated
 # submission client would: these tests are about what Postfix sees, not its relay rules.
@@ -24,11 +24,18 @@ MESSAGE = (b"From: alice@example.org\nTo: bob@example.net\nSubject: deposit test
 
 
 class DepositInject(E2ETestCase):
-    def start(self, recipient_restrictions=None, header_checks=None, xclient_hosts="127.0.0.0/8"):
+    def start(self, recipient_restrictions=None, header_checks=None, xclient_hosts="127.0.0.0/8", sasl=False):
         self.sink = SmtpSink(self.sandbox, self.procs, verbose=True)
         self.port = free_port()
         cfg = {"mynetworks": MYNETWORKS, "smtpd_client_port_logging": "yes",
                "smtpd_authorized_xclient_hosts": xclient_hosts}
+        if sasl:
+            # As a site would run it: relaying is for authenticated clients only, and
+            # XCLIENT LOGIN counts as authenticated once Postfix's SASL is enabled.
+            dovecot = Dovecot(self.sandbox, self.procs)
+            cfg.update({"mynetworks": "127.0.0.0/8", "smtpd_sasl_auth_enable": "yes", "smtpd_sasl_type": "dovecot",
+                        "smtpd_sasl_path": dovecot.sasl_path})
+            recipient_restrictions = "permit_sasl_authenticated, reject_unauth_destination"
         if recipient_restrictions:
             cfg["smtpd_recipient_restrictions"] = recipient_restrictions
         if header_checks:
@@ -51,7 +58,7 @@ class DepositInject(E2ETestCase):
         return parse_kv(p.stdout)
 
     def test_accepted_with_client_and_login(self):
-        self.start()
+        self.start(sasl=True)
         r = self.inject("bob@example.net", "carol@example.net")
         self.assertEqual(r["outcome"], "accepted", r)
         self.assertEqual((r["code"], r["enhanced"], r["stage"]), ("250", "2.0.0", "dot"))
@@ -72,6 +79,15 @@ class DepositInject(E2ETestCase):
         self.assertEqual([c.split(" ORCPT=")[0] for c in self.sink.commands("RCPT")],
                          ["RCPT TO:<bob@example.net>", "RCPT TO:<carol@example.net>"])
         self.assertIn("BODY=8BITMIME", self.sink.commands("MAIL")[0])
+
+    def test_relay_needs_the_login(self):
+        # The same Postfix without a login for the client: relaying is refused (by the
+        # default smtpd_relay_restrictions' defer_unauth_destination: 454, temporary).
+        self.start(sasl=True)
+        r = self.inject("bob@example.net", extra=("--login", ""))
+        self.assertEqual((r["outcome"], r["stage"], r["code"]), ("tempfail", "rcpt", "454"), r)
+        self.assertIn("Relay access denied", r["text"])
+        self.pf.wait_log(r"reject: RCPT from unknown\[192\.0\.2\.7\]:40123: \d+ .*Relay access denied")
 
     def test_defer_at_rcpt_is_temporary_and_all_or_nothing(self):
         self.start(recipient_restrictions="check_recipient_access inline:{later@example.net=DEFER}, "
