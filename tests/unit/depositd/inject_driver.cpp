@@ -11,6 +11,7 @@
 #include <boost/asio.hpp>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -49,7 +50,9 @@ const char* name(InjectOutcome o) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
     InjectorConfig cfg;
     InjectRequest req;
     std::string message, message_file, trace_file, client;
@@ -102,4 +105,15 @@ int main(int argc, char** argv) {
                 last.enhanced.c_str(), last.stage.c_str(), last.queue_id.c_str(), last.text.c_str());
     if (count > 1) std::printf("accepted=%u\nseconds=%.3f\nrate=%.1f\n", accepted, secs, count / secs);
     return last.outcome == InjectOutcome::accepted ? 0 : last.outcome == InjectOutcome::tempfail ? 1 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "depositd_inject_driver: %s\n", e.what());
+        return 3;
+    }
 }
