@@ -142,7 +142,10 @@ public:
 
     asio::awaitable<bool> announce(const SourceInfo& src) {
         std::string own = usable_helo(cfg_.helo_name);
-        if (own.empty()) own = usable_helo(asio::ip::host_name());
+        if (own.empty()) {
+            boost::system::error_code ec;  // host_name() without it throws
+            own = usable_helo(asio::ip::host_name(ec));
+        }
         if (own.empty()) own = "localhost";
         smtp::EhloKeywords k;
         if (!co_await ehlo(own, k)) co_return false;
