@@ -127,9 +127,12 @@ public:
         co_return Expected<void>{};
     }
 
-    void stop() {
+    void stop() noexcept {
         stopped_ = true;
-        timer_.cancel();
+        try {
+            timer_.cancel();
+        } catch (...) {  // a timer that cannot be cancelled has nothing to stop
+        }
     }
 
     std::uint64_t loads() const { return loads_; }

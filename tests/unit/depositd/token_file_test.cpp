@@ -70,7 +70,8 @@ TEST_F(TokenFile, AcceptsEachAlgorithm) {
         auto started = co_await v->start();
         EXPECT_TRUE(started) << started.error();
         for (const auto* key : {rsa_, ec_, ed_}) {
-            auto out = co_await v->verify(test::mint(*key, test::good_claims(kIssuer)), kNow);
+            auto token1 = test::mint(*key, test::good_claims(kIssuer));
+            auto out = co_await v->verify(token1, kNow);
             EXPECT_TRUE(out.identity.has_value()) << key->alg << ": " << out.detail;
             EXPECT_FALSE(out.refusal.has_value());
             EXPECT_FALSE(out.unavailable);
@@ -144,16 +145,19 @@ TEST_F(TokenFile, UnknownKidRereadsOncePerMinInterval) {
         EXPECT_EQ(v->key_loads(), 1u);
         // The provider rotates: a new key is published, then tokens are signed with it.
         dir_.write("jwks.json", test::jwks_of({ec_, rotated_}));
-        auto out = co_await v->verify(test::mint(*rotated_, test::good_claims(kIssuer)), kNow);
+        auto token2 = test::mint(*rotated_, test::good_claims(kIssuer));
+        auto out = co_await v->verify(token2, kNow);
         EXPECT_TRUE(out.identity.has_value()) << out.detail;
         EXPECT_EQ(v->key_loads(), 2u);
         // The RSA key is gone with the new file.
-        out = co_await v->verify(test::mint(*rsa_, test::good_claims(kIssuer)), kNow);
+        auto token3 = test::mint(*rsa_, test::good_claims(kIssuer));
+        out = co_await v->verify(token3, kNow);
         EXPECT_EQ(out.refusal, jose::Refusal::unknown_kid) << out.detail;
         EXPECT_EQ(v->key_loads(), 2u);  // within refresh_min_interval: not read again
         auto unknown = test::IdpKey::make("EdDSA", "never-published");
         for (int i = 0; i < 5; ++i) {
-            out = co_await v->verify(test::mint(unknown, test::good_claims(kIssuer)), kNow);
+            auto token4 = test::mint(unknown, test::good_claims(kIssuer));
+            out = co_await v->verify(token4, kNow);
             EXPECT_EQ(out.refusal, jose::Refusal::unknown_kid) << out.detail;
         }
         EXPECT_EQ(v->key_loads(), 2u);
@@ -168,15 +172,18 @@ TEST_F(TokenFile, UnknownKidRereadsAgainAfterMinInterval) {
     test::run_test(io_, [&]() -> asio::awaitable<void> {
         auto started = co_await v->start();
         EXPECT_TRUE(started) << started.error();
-        auto out = co_await v->verify(test::mint(unknown, test::good_claims(kIssuer)), kNow);
+        auto token5 = test::mint(unknown, test::good_claims(kIssuer));
+        auto out = co_await v->verify(token5, kNow);
         EXPECT_EQ(out.refusal, jose::Refusal::unknown_kid);
         EXPECT_EQ(v->key_loads(), 2u);
         dir_.write("jwks.json", test::jwks_of({ec_, &unknown}));
-        out = co_await v->verify(test::mint(unknown, test::good_claims(kIssuer)), kNow);
+        auto token6 = test::mint(unknown, test::good_claims(kIssuer));
+        out = co_await v->verify(token6, kNow);
         EXPECT_EQ(out.refusal, jose::Refusal::unknown_kid);  // too soon
         EXPECT_EQ(v->key_loads(), 2u);
         co_await test::sleep_for(std::chrono::milliseconds{1050});
-        out = co_await v->verify(test::mint(unknown, test::good_claims(kIssuer)), kNow);
+        auto token7 = test::mint(unknown, test::good_claims(kIssuer));
+        out = co_await v->verify(token7, kNow);
         EXPECT_TRUE(out.identity.has_value()) << out.detail;
         EXPECT_EQ(v->key_loads(), 3u);
     });
@@ -193,20 +200,23 @@ TEST_F(TokenFile, BrokenNewFileKeepsTheOldKeys) {
         EXPECT_FALSE(reloaded);
         EXPECT_NE(reloaded.error().find("jwks.json"), std::string::npos) << reloaded.error();
         EXPECT_NE(reloaded.error().find("keeping the 3 keys"), std::string::npos) << reloaded.error();
-        auto out = co_await v->verify(test::mint(*ed_, test::good_claims(kIssuer)), kNow);
+        auto token8 = test::mint(*ed_, test::good_claims(kIssuer));
+        auto out = co_await v->verify(token8, kNow);
         EXPECT_TRUE(out.identity.has_value()) << out.detail;
         // A set without a usable key is no better: an HMAC key only.
         dir_.write("jwks.json", R"({"keys":[{"kty":"oct","k":"c2VjcmV0","kid":"h"}]})");
         reloaded = co_await v->reload();
         EXPECT_FALSE(reloaded);
-        out = co_await v->verify(test::mint(*rsa_, test::good_claims(kIssuer)), kNow);
+        auto token9 = test::mint(*rsa_, test::good_claims(kIssuer));
+        out = co_await v->verify(token9, kNow);
         EXPECT_TRUE(out.identity.has_value()) << out.detail;
         EXPECT_EQ(v->key_load_failures(), 2u);
         // A good file again is taken on reload.
         dir_.write("jwks.json", test::jwks_of({rotated_}));
         reloaded = co_await v->reload();
         EXPECT_TRUE(reloaded) << reloaded.error();
-        out = co_await v->verify(test::mint(*rotated_, test::good_claims(kIssuer)), kNow);
+        auto token10 = test::mint(*rotated_, test::good_claims(kIssuer));
+        out = co_await v->verify(token10, kNow);
         EXPECT_TRUE(out.identity.has_value()) << out.detail;
         EXPECT_EQ(v->key_loads(), 2u);
     });
@@ -217,13 +227,15 @@ TEST_F(TokenFile, UnusableFileFailsStart) {
     auto v = make(config());
     ASSERT_TRUE(v);
     test::run_test(io_, [&]() -> asio::awaitable<void> {
-        auto out = co_await v->verify(test::mint(*rsa_, test::good_claims(kIssuer)), kNow);
+        auto token11 = test::mint(*rsa_, test::good_claims(kIssuer));
+        auto out = co_await v->verify(token11, kNow);
         EXPECT_TRUE(out.unavailable);  // before any set was loaded
         EXPECT_FALSE(out.refusal.has_value());
         auto started = co_await v->start();
         EXPECT_FALSE(started);
         EXPECT_NE(started.error().find(jwks_path_), std::string::npos) << started.error();
-        out = co_await v->verify(test::mint(*rsa_, test::good_claims(kIssuer)), kNow);
+        auto token12 = test::mint(*rsa_, test::good_claims(kIssuer));
+        out = co_await v->verify(token12, kNow);
         EXPECT_TRUE(out.unavailable);
     });
     EXPECT_EQ(v->key_loads(), 0u);
