@@ -186,7 +186,8 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
     std::string receipt_url;
     if (!location.empty() && location.front() == '/') {
         receipt_url = base + location;
-    } else if (auto loc = http::parse_https_url(location); loc && loc->host == parsed->host && loc->port == parsed->port) {
+    } else if (auto loc = http::parse_https_url(location);
+               loc && loc->host == parsed->host && loc->port == parsed->port) {
         receipt_url = location;
     } else {
         out.error = "delivered, but the receipt's Location is not on " + base + ": " + escape(location, 200);
