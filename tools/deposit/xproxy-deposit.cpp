@@ -158,7 +158,7 @@ int find_endpoints(const Options& o, std::vector<Endpoint>& out) {
     Discovery d = discover_deposit_service(domain, dns);
     switch (d.status) {
         case Discovery::Status::ok: break;
-        case Discovery::Status::no_service: return fail(kExitUnavailable, d.error);
+        case Discovery::Status::no_service:
         case Discovery::Status::refused: return fail(kExitUnavailable, d.error);
         case Discovery::Status::temporary: return fail(kExitTempFail, "discovery: " + d.error);
     }
@@ -178,8 +178,7 @@ int run(int argc, char** argv) {
     if (!o.token_file.empty()) {
         auto token = read_secret_file(o.token_file, 1, /*group_may_read=*/true);
         if (!token) return fail(kExitConfig, "--token-file: " + token.error());
-        job.token.assign(token->view());
-        job.token = std::string(trim(job.token));
+        job.token.assign(trim(token->view()));  // the one copy, wiped once the request is made
         if (job.token.empty() || !printable_ascii(job.token))
             return fail(kExitConfig, "--token-file " + escape(o.token_file) + " holds bytes a token cannot have");
     }

@@ -68,7 +68,7 @@ std::string local(std::uint16_t port, const std::string& path = "/") {
     return "https://localhost:" + std::to_string(port) + path;
 }
 
-HttpsTestServer::Handler answer(unsigned status, std::string body = {}) {
+HttpsTestServer::Handler answer(unsigned status, const std::string& body = {}) {
     return [status, body](const test::TestRequest&) {
         return std::optional<HttpsTestServer::Answer>{{HttpsTestServer::response(status, body)}};
     };

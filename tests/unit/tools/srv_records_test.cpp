@@ -27,7 +27,7 @@ const std::string kRdata =
     "\x04tEsT"s  // upper case is lowered
     "\x00"s;     // root
 
-SrvRandom fixed(std::vector<std::uint32_t> values) {
+SrvRandom fixed(const std::vector<std::uint32_t>& values) {
     auto i = std::make_shared<std::size_t>(0);
     return [values, i](std::uint32_t bound) {
         std::uint32_t v = values[(*i)++ % values.size()];
@@ -37,6 +37,7 @@ SrvRandom fixed(std::vector<std::uint32_t> values) {
 
 std::vector<std::string> targets(const std::vector<SrvRecord>& v) {
     std::vector<std::string> out;
+    out.reserve(v.size());
     for (const auto& r : v) out.push_back(r.target);
     return out;
 }
