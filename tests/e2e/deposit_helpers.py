@@ -28,7 +28,6 @@ import hmac
 import http.client
 import http.server
 import json
-import os
 import re
 import socket
 import ssl
@@ -61,8 +60,20 @@ def b64u_json(obj):
 class SigningKeys:
     """Private keys by kid, each bound to one algorithm (RS256, ES256 or EdDSA)."""
 
+    _standard = None
+
     def __init__(self):
         self.keys = {}  # kid -> (alg, private key)
+
+    @classmethod
+    def standard(cls):
+        """A new set holding rsa (RS256), ec (ES256) and ed (EdDSA): the same keys for every
+        test of a process (an RSA key takes a second to make on a busy machine)."""
+        if cls._standard is None:
+            cls._standard = cls().add("rsa", "RS256").add("ec", "ES256").add("ed", "EdDSA")
+        out = cls()
+        out.keys = dict(cls._standard.keys)
+        return out
 
     def add(self, kid, alg):
         if alg == "RS256":
@@ -134,7 +145,7 @@ class IdentityProvider:
     (a value None drops the claim)."""
 
     def __init__(self, pki, keys=None, audience=AUDIENCE, host="localhost"):
-        self.keys = keys or SigningKeys().add("rsa", "RS256").add("ec", "ES256").add("ed", "EdDSA")
+        self.keys = keys or SigningKeys.standard()
         self.audience = audience
         self.cert, self.key = pki.issue("idp", dns=["localhost"], ips=["127.0.0.1"])
         self.ca = pki.ca
@@ -243,10 +254,12 @@ class DepositMta:
     so SASL is on, with `dovecot`) and relays authenticated mail to `sink` (an SmtpSink,
     or sink_port: a benchmark's own). After the final dot it asks `policy` (a
     SwitchablePolicy): policy.defer = True makes Postfix answer 450 and queue nothing.
-    users: {login: password} for Dovecot (the benchmark's SMTP AUTH reference);
+    users: {login: password} for Dovecot (the benchmark's SMTP AUTH reference); pki: the
+    TestPki of its certificate (a new one when not given);
     submission=True: also a STARTTLS + AUTH listener (submission_port)."""
 
-    def __init__(self, sandbox, procs, users=None, submission=False, sink_port=None, main_cf=None, name="mta"):
+    def __init__(self, sandbox, procs, users=None, submission=False, sink_port=None, main_cf=None, name="mta",
+                 pki=None):
         self.sandbox = sandbox
         self.policy = SwitchablePolicy()
         self.sink = None
@@ -258,8 +271,8 @@ class DepositMta:
         cfg = {"smtpd_end_of_data_restrictions": "check_policy_service inet:127.0.0.1:%d" % self.policy.port,
                "smtpd_sasl_authenticated_header": "yes"}
         cfg.update(main_cf or {})
-        self.home = HomePostfix(sandbox, procs, sink_port, self.dovecot, name=name, xclient_hosts="127.0.0.0/8",
-                                main_cf=cfg, submission=submission)
+        self.home = HomePostfix(sandbox, procs, sink_port, self.dovecot, pki=pki, name=name,
+                                xclient_hosts="127.0.0.0/8", main_cf=cfg, submission=submission)
         self.pf = self.home.pf
         self.port = self.home.port
         self.submission_port = self.home.submission_port
