@@ -33,28 +33,29 @@ IdempotencyCache::Begin IdempotencyCache::begin(std::string_view identity, std::
     std::string k = key_of(identity, key);
     if (auto it = entries_.find(k); it != entries_.end()) {
         const Entry& e = it->second;
-        if (!e.done) return {Verdict::in_progress, {}};
-        if (e.sha256 != sha256) return {Verdict::reused, {}};
-        return {Verdict::replay, e.receipt_id};
+        if (!e.done) return {Verdict::in_progress, {}, {}};
+        if (e.sha256 != sha256) return {Verdict::reused, {}, {}};
+        return {Verdict::replay, e.receipt_id, e.queue_id};
     }
     if (entries_.size() >= max_) {
-        if (done_.empty()) return {Verdict::full, {}};
+        if (done_.empty()) return {Verdict::full, {}, {}};
         entries_.erase(done_.front());
         done_.pop_front();
     }
     Entry e;
     e.sha256 = std::string(sha256);
     entries_.emplace(std::move(k), std::move(e));
-    return {Verdict::fresh, {}};
+    return {Verdict::fresh, {}, {}};
 }
 
 void IdempotencyCache::complete(std::string_view identity, std::string_view key, std::string receipt_id,
-                                Clock::time_point now) {
+                                std::string queue_id, Clock::time_point now) {
     auto it = entries_.find(key_of(identity, key));
     if (it == entries_.end() || it->second.done) return;
     Entry& e = it->second;
     e.done = true;
     e.receipt_id = std::move(receipt_id);
+    e.queue_id = std::move(queue_id);
     e.expires = now + ttl_;
     done_.push_back(it->first);
 }

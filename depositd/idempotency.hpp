@@ -37,13 +37,15 @@ public:
     struct Begin {
         Verdict verdict = Verdict::fresh;
         std::string receipt_id;  // replay
+        std::string queue_id;    // replay: the MTA's queue id of the first deposit
     };
 
     IdempotencyCache(std::size_t max_entries, std::chrono::seconds ttl) : max_(max_entries), ttl_(ttl) {}
 
     // `sha256`: the message's digest (any bytes that identify it).
     Begin begin(std::string_view identity, std::string_view key, std::string_view sha256, Clock::time_point now);
-    void complete(std::string_view identity, std::string_view key, std::string receipt_id, Clock::time_point now);
+    void complete(std::string_view identity, std::string_view key, std::string receipt_id, std::string queue_id,
+                  Clock::time_point now);
     void abandon(std::string_view identity, std::string_view key);
 
     std::size_t size() const { return entries_.size(); }
@@ -56,6 +58,7 @@ private:
         bool done = false;
         std::string sha256;
         std::string receipt_id;
+        std::string queue_id;
         Clock::time_point expires{};
     };
     static std::string key_of(std::string_view identity, std::string_view key);

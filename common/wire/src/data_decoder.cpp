@@ -5,29 +5,13 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "line_scan.hpp"
 
 namespace xproxy::smtp {
 
 namespace {
 
-// The first CR or LF in [p+i, p+end), or end.
-std::size_t find_line_end(const char* p, std::size_t i, std::size_t end) {
-#if defined(__SSE2__)
-    const __m128i cr = _mm_set1_epi8('\r');
-    const __m128i lf = _mm_set1_epi8('\n');
-    for (; end - i >= 16; i += 16) {
-        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
-        const unsigned hits = static_cast<unsigned>(
-            _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf))));
-        if (hits != 0) return i + static_cast<std::size_t>(__builtin_ctz(hits));
-    }
-#endif
-    while (i < end && p[i] != '\r' && p[i] != '\n') ++i;
-    return i;
-}
+using detail::find_line_end;
 
 // Output pieces are either input bytes passed as they came (verbatim) or bytes of the
 // decoder's own (literal). Verbatim pieces that follow each other in the input are

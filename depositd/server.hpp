@@ -1,0 +1,58 @@
+// server.hpp: the HTTPS side of xproxy-depositd: TLS (1.2 or later, the hardened context
+// of tls.hpp; client certificates asked for, not required, with --client-ca), HTTP/1.1
+// with keep-alive on Boost.Beast, one coroutine per connection, the limits of
+// doc/deposit.md ("Limits"), and the requests handed to DepositService.
+//
+// Limits: at most --max-connections connections (one more is closed at once and
+// logged); the TLS handshake and each request's header block within --header-timeout
+// (an idle keep-alive connection is closed silently when it passes, a started request
+// gets 408), a header block over 16 KiB 431, a target over 8 KiB 414, a body within
+// --body-timeout (else 408) and no larger than --max-message-size (413, from
+// Content-Length before a byte of it is read, or as it arrives for a chunked body). A
+// request answered without reading its body ends the connection after a short
+// lingering read, so that the client sees the answer rather than a reset.
+//
+// Promises: never throws out of a connection (every error ends that connection only);
+// "Expect: 100-continue" is answered once the request is admitted, so a refused client
+// does not send its body; nothing of a request is logged but by DepositService.
+#pragma once
+
+#include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <cstddef>
+#include <memory>
+
+#include "config.hpp"
+#include "deposit_service.hpp"
+
+namespace xproxy::depositd {
+
+inline constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
+inline constexpr std::size_t kMaxTargetBytes = 8 * 1024;
+
+// The server's TLS context: certificate and key, and with client_ca the request for a
+// client certificate verified against it. Throws (tls.hpp) with OpenSSL's reason.
+std::unique_ptr<boost::asio::ssl::context> server_tls_context(const Config& cfg);
+
+class Server {
+public:
+    Server(const Config& cfg, boost::asio::ssl::context& tls, DepositService& service)
+        : cfg_(cfg), tls_(tls), service_(service) {}
+
+    // The acceptor's handler: a connection over --max-connections is closed at once.
+    void accept(boost::asio::ip::tcp::socket sock);
+    unsigned active() const { return active_; }
+
+private:
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
+
+    const Config& cfg_;
+    boost::asio::ssl::context& tls_;
+    DepositService& service_;
+    unsigned active_ = 0;  // one thread: no atomics needed
+};
+
+}  // namespace xproxy::depositd
