@@ -101,8 +101,7 @@ std::string_view path_of(std::string_view target) { return target.substr(0, targ
 bool receipt_id_syntax(std::string_view id) {
     if (id.size() != 22) return false;
     for (char c : id)
-        if (!(ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_'))
-            return false;
+        if (!(ascii_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return false;
     return true;
 }
 
@@ -206,7 +205,7 @@ DepositService::DepositService(const Config& cfg, TokenVerifier& tokens, const S
 }
 
 asio::awaitable<std::optional<std::string>> DepositService::authenticate(const Request& req, Response& refusal,
-                                                                           std::string& reason) {
+                                                                         std::string& reason) {
     const std::string_view auth = trim(req.authorization);
     if (auth.empty()) {
         if (!req.tls.peer_fingerprint.empty()) {
@@ -294,13 +293,14 @@ asio::awaitable<Admission> DepositService::admit(const Request& req) {
         co_return adm;
     }
     if (req.content_length && *req.content_length > cfg_.max_message_size) {
-        refuse(problem(413, "too_large", "the message is larger than " + std::to_string(cfg_.max_message_size) + " bytes"),
-               "too_large");
+        refuse(
+            problem(413, "too_large", "the message is larger than " + std::to_string(cfg_.max_message_size) + " bytes"),
+            "too_large");
         co_return adm;
     }
     const auto q = req.target.find('?');
-    auto query = parse_deposit_query(q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1),
-                                     cfg_.max_recipients);
+    auto query = parse_deposit_query(
+        q == std::string::npos ? std::string_view{} : std::string_view(req.target).substr(q + 1), cfg_.max_recipients);
     if (!query) {
         refuse(problem(400, "bad_request", query.error()), "bad_request");
         co_return adm;
@@ -347,8 +347,9 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
         co_return finish(problem(400, "bad_request", "no recipient (no rcpt= and no To, Cc or Bcc address)"),
                          "bad_request");
     if (de.recipients.size() > cfg_.max_recipients)
-        co_return finish(problem(400, "bad_request", "more than " + std::to_string(cfg_.max_recipients) + " recipients"),
-                         "bad_request");
+        co_return finish(
+            problem(400, "bad_request", "more than " + std::to_string(cfg_.max_recipients) + " recipients"),
+            "bad_request");
     const auto dir = directory_.get();
     const Authorization authz = authorize(de, *dir);
     if (!authz.allowed()) {
@@ -368,8 +369,9 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
                 co_return finish(problem(409, "in_progress", "a deposit with this Idempotency-Key is in progress"),
                                  "in_progress");
             case IdempotencyCache::Verdict::reused:
-                co_return finish(problem(422, "idempotency_key_reused", "the Idempotency-Key was used for another message"),
-                                 "idempotency_key_reused");
+                co_return finish(
+                    problem(422, "idempotency_key_reused", "the Idempotency-Key was used for another message"),
+                    "idempotency_key_reused");
             case IdempotencyCache::Verdict::replay: {
                 f.receipt = begun.receipt_id;
                 f.queue_id = begun.queue_id;
@@ -431,8 +433,7 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
     rc.recipients = de.recipients;
     rc.queue_id = result.queue_id;
     auto signed_receipt = jose::sign_receipt(*keys.receipt_key, rc);
-    if (signed_receipt)
-        receipts_.put(receipt_id, adm.identity, std::move(*signed_receipt), ReceiptStore::Clock::now());
+    if (signed_receipt) receipts_.put(receipt_id, adm.identity, std::move(*signed_receipt), ReceiptStore::Clock::now());
     else
         log::error("event=receipt_error receipt=%s detail=%s", receipt_id.c_str(),
                    escape_value(signed_receipt.error(), 256).c_str());

@@ -62,7 +62,7 @@ struct Response {
 struct Admission {
     std::optional<Response> answer;  // set: answer this, do not read the body
     std::string identity;
-    std::vector<std::string> rcpt;  // query rcpt= (decoded)
+    std::vector<std::string> rcpt;    // query rcpt= (decoded)
     std::optional<std::string> from;  // query from=
 };
 
@@ -90,7 +90,7 @@ public:
 
 private:
     boost::asio::awaitable<std::optional<std::string>> authenticate(const Request& req, Response& refusal,
-                                                                     std::string& reason);
+                                                                    std::string& reason);
     Response receipt_keys() const;
     boost::asio::awaitable<Response> get_receipt(const Request& req, std::string_view id);
     Response accepted(const std::string& receipt_id, const std::string& queue_id) const;

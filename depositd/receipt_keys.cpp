@@ -7,8 +7,8 @@
 #include <openssl/pem.h>
 
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include <xproxy/jose/base64url.hpp>
 
@@ -42,7 +42,8 @@ Expected<std::string> receipt_jwk_set(const jose::SigningKey& key) {
     if (key.alg() == jose::Alg::eddsa) {
         std::string raw(32, '\0');
         std::size_t len = raw.size();
-        if (EVP_PKEY_get_raw_public_key(pub.get(), reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 || len != 32)
+        if (EVP_PKEY_get_raw_public_key(pub.get(), reinterpret_cast<unsigned char*>(raw.data()), &len) != 1 ||
+            len != 32)
             return Failure{"the receipt key's public half cannot be exported"};
         jwk = {{"kty", "OKP"}, {"crv", "Ed25519"}, {"x", jose::base64url_encode(raw)}};
     } else if (key.alg() == jose::Alg::es256) {

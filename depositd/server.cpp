@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -92,8 +93,8 @@ struct ReadFailure {
     const char* reason = "";
 };
 
-ReadFailure classify(const error_code& ec, bool started) {
-    if (ec == beast::error::timeout) return started ? ReadFailure{408, "timeout"} : ReadFailure{};
+ReadFailure classify(const error_code& ec, bool started, bool expired) {
+    if (expired || ec == beast::error::timeout) return started ? ReadFailure{408, "timeout"} : ReadFailure{};
     if (ec == bhttp::error::header_limit) return {431, "header_too_large"};
     if (ec == bhttp::error::body_limit) return {413, "too_large"};
     if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated ||
@@ -110,6 +111,36 @@ asio::awaitable<bool> write(Stream& s, Response r, unsigned version, bool keep_a
     co_return !ec;
 }
 
+// A read's deadline that leaves the connection open (beast::tcp_stream's own closes the
+// socket, and a started request is still owed its 408): on expiry the socket's
+// operations are cancelled and expired() says why.
+class ReadDeadline {
+public:
+    explicit ReadDeadline(Stream& s) : state_(std::make_shared<State>(s)) {}
+    void arm(std::chrono::seconds d) {
+        state_->fired = false;
+        state_->timer.expires_after(d);
+        state_->timer.async_wait([w = std::weak_ptr<State>(state_)](const error_code& ec) {
+            auto st = w.lock();
+            if (ec || !st) return;
+            st->fired = true;
+            error_code ignored;
+            st->stream.next_layer().socket().cancel(ignored);
+        });
+    }
+    void disarm() { state_->timer.cancel(); }
+    bool expired() const { return state_->fired; }
+
+private:
+    struct State {
+        explicit State(Stream& s) : stream(s), timer(s.get_executor()) {}
+        Stream& stream;
+        asio::steady_timer timer;
+        bool fired = false;
+    };
+    std::shared_ptr<State> state_;
+};
+
 // After an answer to a request whose body was not read: read and drop what the client
 // still sends for a moment (at most 4 MiB or 1 s), then close.
 asio::awaitable<void> linger(Stream& s) {
@@ -122,16 +153,25 @@ asio::awaitable<void> linger(Stream& s) {
 
 }  // namespace
 
-std::unique_ptr<asio::ssl::context> server_tls_context(const Config& cfg) {
-    auto ctx = daemon::tls_server_context(cfg.tls_cert, cfg.tls_key);
-    if (!cfg.client_ca.empty()) {
-        ctx->load_verify_file(cfg.client_ca);
-        if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(cfg.client_ca.c_str()))
-            SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
-        // Asked for, not required: a client without one presents a token instead. A
-        // certificate that does not verify fails the handshake (the client meant to use it).
-        ctx->set_verify_mode(asio::ssl::verify_peer);
+Expected<std::shared_ptr<asio::ssl::context>> server_tls_context(const Config& cfg) {
+    if (auto key = daemon::check_private_key_file(cfg.tls_key); !key) return Failure{"--tls-key: " + key.error()};
+    std::shared_ptr<asio::ssl::context> ctx;
+    try {
+        ctx = daemon::tls_server_context(cfg.tls_cert, cfg.tls_key);
+    } catch (const std::exception& e) {
+        return Failure{"--tls-cert/--tls-key: " + std::string(e.what())};
     }
+    if (cfg.client_ca.empty()) return ctx;
+    try {
+        ctx->load_verify_file(cfg.client_ca);
+    } catch (const std::exception& e) {
+        return Failure{"--client-ca " + cfg.client_ca + ": " + e.what()};
+    }
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(cfg.client_ca.c_str()))
+        SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    // Asked for, not required: a client without one presents a token instead. A
+    // certificate that does not verify fails the handshake (the client meant to use it).
+    ctx->set_verify_mode(asio::ssl::verify_peer);
     return ctx;
 }
 
@@ -140,7 +180,9 @@ void Server::accept(asio::ip::tcp::socket sock) {
         error_code ignored;
         const auto peer = sock.remote_endpoint(ignored);
         log::warning("event=limit limit=max-connections active=%u client=%s", active_,
-                     ignored ? "-" : endpoint_of(peer) ? endpoint_of(peer)->to_string().c_str() : "-");
+                     ignored             ? "-"
+                     : endpoint_of(peer) ? endpoint_of(peer)->to_string().c_str()
+                                         : "-");
         sock.close(ignored);
         return;
     }
@@ -159,7 +201,8 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
     const auto peer = sock.remote_endpoint(ec);
     const auto local = sock.local_endpoint(ec);
     auto ex = sock.get_executor();
-    Stream stream(beast::tcp_stream(std::move(sock)), tls_);
+    const std::shared_ptr<asio::ssl::context> tls_context = tls_;  // kept for the connection's life
+    Stream stream(beast::tcp_stream(std::move(sock)), *tls_context);
     beast::get_lowest_layer(stream).expires_after(cfg_.header_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     const std::optional<Endpoint> client = endpoint_of(peer), server = endpoint_of(local);
@@ -169,22 +212,26 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         co_return;
     }
     const TlsInfo tls = tls_info(stream.native_handle());
+    ReadDeadline deadline(stream);
     beast::flat_buffer buf;
     for (;;) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
         parser.body_limit(cfg_.max_message_size);
-        beast::get_lowest_layer(stream).expires_after(cfg_.header_timeout);
+        beast::get_lowest_layer(stream).expires_never();
+        deadline.arm(cfg_.header_timeout);
         co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        deadline.disarm();
         Request req;
         req.client = client;
         req.server = server;
         req.tls = tls;
         if (ec) {
-            const ReadFailure f = classify(ec, parser.got_some() || buf.size() > 0);
+            const ReadFailure f = classify(ec, parser.got_some() || buf.size() > 0, deadline.expired());
             if (f.status != 0)
-                co_await write(stream, service_.transport_error(req, f.status, f.reason, "the request could not be read"),
-                               11, false, cfg_.header_timeout);
+                co_await write(stream,
+                               service_.transport_error(req, f.status, f.reason, "the request could not be read"), 11,
+                               false, cfg_.header_timeout);
             break;
         }
         {
@@ -219,11 +266,13 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
             co_await asio::async_write(stream, asio::buffer(kContinue), asio::redirect_error(asio::use_awaitable, ec));
             if (ec) break;
         }
-        beast::get_lowest_layer(stream).expires_after(cfg_.body_timeout);
+        beast::get_lowest_layer(stream).expires_never();
+        deadline.arm(cfg_.body_timeout);
         if (!parser.is_done())
             co_await bhttp::async_read(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
+        deadline.disarm();
         if (ec) {
-            const ReadFailure f = classify(ec, true);
+            const ReadFailure f = classify(ec, true, deadline.expired());
             if (f.status != 0) {
                 co_await write(stream, service_.transport_error(req, f.status, f.reason, "the body could not be read"),
                                version, false, cfg_.header_timeout);

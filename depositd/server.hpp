@@ -25,6 +25,8 @@
 #include <cstddef>
 #include <memory>
 
+#include <xproxy/base/result.hpp>
+
 #include "config.hpp"
 #include "deposit_service.hpp"
 
@@ -34,13 +36,17 @@ inline constexpr std::size_t kMaxHeaderBytes = 16 * 1024;
 inline constexpr std::size_t kMaxTargetBytes = 8 * 1024;
 
 // The server's TLS context: certificate and key, and with client_ca the request for a
-// client certificate verified against it. Throws (tls.hpp) with OpenSSL's reason.
-std::unique_ptr<boost::asio::ssl::context> server_tls_context(const Config& cfg);
+// client certificate verified against it. A Failure names the option and OpenSSL's
+// reason.
+Expected<std::shared_ptr<boost::asio::ssl::context>> server_tls_context(const Config& cfg);
 
 class Server {
 public:
-    Server(const Config& cfg, boost::asio::ssl::context& tls, DepositService& service)
-        : cfg_(cfg), tls_(tls), service_(service) {}
+    Server(const Config& cfg, std::shared_ptr<boost::asio::ssl::context> tls, DepositService& service)
+        : cfg_(cfg), tls_(std::move(tls)), service_(service) {}
+
+    // A new certificate (SIGHUP): new connections use it, open ones keep theirs.
+    void set_tls(std::shared_ptr<boost::asio::ssl::context> tls) { tls_ = std::move(tls); }
 
     // The acceptor's handler: a connection over --max-connections is closed at once.
     void accept(boost::asio::ip::tcp::socket sock);
@@ -50,7 +56,7 @@ private:
     boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
 
     const Config& cfg_;
-    boost::asio::ssl::context& tls_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
     DepositService& service_;
     unsigned active_ = 0;  // one thread: no atomics needed
 };

@@ -19,10 +19,11 @@ TEST(Idempotency, States) {
     EXPECT_EQ(c.begin("alice", "k1", "H1", t0).verdict, V::in_progress);
     EXPECT_EQ(c.begin("alice", "k1", "H2", t0).verdict, V::in_progress);
     EXPECT_EQ(c.begin("bob", "k1", "H1", t0).verdict, V::fresh) << "keys are per identity";
-    c.complete("alice", "k1", "R1", t0);
+    c.complete("alice", "k1", "R1", "QR1", t0);
     auto replay = c.begin("alice", "k1", "H1", t0 + 10s);
     EXPECT_EQ(replay.verdict, V::replay);
     EXPECT_EQ(replay.receipt_id, "R1");
+    EXPECT_EQ(replay.queue_id, "QR1");
     EXPECT_EQ(c.begin("alice", "k1", "H2", t0 + 10s).verdict, V::reused);
     // after the TTL the key is new again
     EXPECT_EQ(c.begin("alice", "k1", "H2", t0 + 61s).verdict, V::fresh);
@@ -50,8 +51,8 @@ TEST(Idempotency, Bounded) {
     }
     // all three in progress: no room
     EXPECT_EQ(c.begin("alice", "k3", "H", t0).verdict, V::full);
-    c.complete("alice", "k0", "R0", t0);
-    c.complete("alice", "k1", "R1", t0 + 1s);
+    c.complete("alice", "k0", "R0", "QR0", t0);
+    c.complete("alice", "k1", "R1", "QR1", t0 + 1s);
     // the oldest completed entry makes room
     EXPECT_EQ(c.begin("alice", "k3", "H", t0 + 2s).verdict, V::fresh);
     EXPECT_EQ(c.size(), 3u);

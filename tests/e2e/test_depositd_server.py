@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""xproxy-depositd's HTTPS side against a real MTA (Postfix with XCLIENT, relaying to
+smtp-sink) and real
+tokens (PyJWT, ES256): a deposit is delivered with the signed trace header and answered
+303 with a receipt that verifies with the published key; the refusals of doc/deposit.md
+(401 with WWW-Authenticate, 403, 413 from Content-Length, 415, 429 with Retry-After);
+Idempotency-Key replay and reuse; a request that stalls gets 408."""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+
+import jwt
+
+import harness
+
+ISSUER = "https://idp.test"
+AUDIENCE = "xproxy-deposit"
+DIRECTORY = """domain example.com
+user bob@example.com
+user alice@example.com alias=a.smith login=alice@idp.test
+"""
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def message(sender="ext@other.example", to="bob@example.com", msgid="<m1@other.example>", body="Hello.\r\n"):
+    head = "From: Ext <%s>\r\nTo: %s\r\nSubject: test\r\n" % (sender, to)
+    if msgid:
+        head += "Message-ID: %s\r\n" % msgid
+    return (head + "\r\n" + body).encode()
+
+
+class DepositdServer(harness.E2ETestCase):
+
+    def setUp(self):
+        super().setUp()
+        sb = self.sandbox
+        d = sb.mkdir("keys", mode=0o700)
+        self.idp_key = os.path.join(d, "idp.key")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.idp_key)
+        pub = subprocess.run(["openssl", "pkey", "-in", self.idp_key, "-pubout"], check=True,
+                             capture_output=True).stdout.decode()
+        algo = jwt.algorithms.get_default_algorithms()["ES256"]
+        jwk = json.loads(algo.to_jwk(algo.prepare_key(pub)))
+        jwk.update(kid="idp1", alg="ES256", use="sig")
+        self.jwks = sb.write("jwks.json", json.dumps({"keys": [jwk]}))
+        self.receipt_key = os.path.join(d, "receipt.key")
+        openssl("genpkey", "-algorithm", "ED25519", "-out", self.receipt_key)
+        os.chmod(self.receipt_key, 0o600)
+        self.cert, self.key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-subj", "/CN=deposit.test", "-addext", "subjectAltName=DNS:deposit.test,IP:127.0.0.1",
+                "-keyout", self.key, "-out", self.cert)
+        os.chmod(self.key, 0o600)
+        self.keyring = sb.write("keys/keyring", "k1 hex:%s\n" % ("ab" * 32), mode=0o600)
+        self.directory = sb.write("directory", DIRECTORY)
+        self.sink = harness.SmtpSink(sb, self.procs)
+        self.mta_port = harness.free_port()
+        self.pf = harness.Postfix(sb, self.procs, "pf", self.mta_port, relay_port=self.sink.port,
+                                  main_cf={"smtpd_authorized_xclient_hosts": "127.0.0.0/8"}).start()
+
+    def start(self, *extra):
+        self.port = harness.free_port()
+        self.log = self.sandbox.path("depositd.log")
+        self.sandbox.logs.append(self.log)
+        argv = [harness.binary("depositd/xproxy-depositd"), "--listen", "inet:127.0.0.1:%d" % self.port,
+                "--tls-cert", self.cert, "--tls-key", self.key, "--issuer", ISSUER, "--audience", AUDIENCE,
+                "--jwks-file", self.jwks, "--mta", "inet:127.0.0.1:%d" % self.mta_port,
+                "--keyring", self.keyring, "--server-name", "deposit.test", "--receipt-key", self.receipt_key,
+                "--receipt-kid", "r1", "--directory", self.directory, "--log", "stderr", "--log-level", "debug"]
+        argv += list(extra)
+        with open(self.log, "wb") as out:
+            self.procs.start("xproxy-depositd", argv, stdout=out)
+        harness.wait_for_port("127.0.0.1", self.port)
+
+    def token(self, email="ext@other.example", **over):
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "email": email, "email_verified": True,
+                  "iat": now, "exp": now + 600}
+        claims.update(over)
+        return jwt.encode(claims, open(self.idp_key).read(), algorithm="ES256", headers={"kid": "idp1"})
+
+    def request(self, method, path, body=None, token=None, headers=None, conn=None):
+        ctx = ssl.create_default_context(cafile=self.cert)
+        c = conn or http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=20)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if body is not None and "Content-Type" not in h:
+            h["Content-Type"] = "message/rfc822"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        return r, data
+
+    def deposit(self, body, token=None, query="", headers=None):
+        return self.request("POST", "/v1/deposit" + query, body, token or self.token(), headers)
+
+    def test_deposit_is_delivered_with_trace_header_and_a_receipt_that_verifies(self):
+        self.start()
+        msg = message()
+        r, data = self.deposit(msg)
+        self.assertEqual(r.status, 303, data)
+        location = r.getheader("Location")
+        self.assertRegex(location, r"^/v1/receipts/[A-Za-z0-9_-]{22}$")
+        body = json.loads(data)
+        self.assertEqual(body["receipt"], location)
+        [delivered] = self.sink.wait_messages(1)
+        self.assertIn("X-Original-Source: v=1;", delivered)
+        self.assertIn("login=ext@other.example", delivered.replace("\n\t", " ").replace("\r", ""))
+        self.assertIn("Hello.", delivered)
+        # the receipt, for this identity only, signed with the published key
+        r, receipt = self.request("GET", location, token=self.token())
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("Content-Type"), "application/jose")
+        r, _ = self.request("GET", location, token=self.token("other@other.example"))
+        self.assertEqual(r.status, 404)
+        r, keys = self.request("GET", "/.well-known/dmail/receipt-keys")
+        self.assertEqual(r.status, 200)
+        [k] = json.loads(keys)["keys"]
+        self.assertEqual((k["kty"], k["crv"], k["kid"]), ("OKP", "Ed25519", "r1"))
+        self.assertNotIn("d", k)
+        claims = jwt.decode(receipt, jwt.PyJWK(k).key, algorithms=["EdDSA"])
+        self.assertEqual(claims["iss"], "deposit.test")
+        self.assertEqual(claims["rcpt"], ["bob@example.com"])
+        digest = base64.urlsafe_b64encode(hashlib.sha256(msg).digest()).rstrip(b"=").decode()
+        self.assertEqual(claims["sha256"], digest)
+        self.assertEqual(claims["queue_id"], body["queue_id"])
+        log = harness.read_text(self.log)
+        self.assertRegex(log, r"event=deposit client=127\.0\.0\.1:\d+ identity=\"?ext@other.example\"? status=303")
+        self.assertNotIn(self.token()[:40], log)
+
+    def test_refusals_say_why(self):
+        self.start("--rate-limit", "3", "--max-message-size", "100000")
+        cases = [
+            ("no token", dict(token="-"), 401, "missing_token"),
+            ("wrong audience", dict(token=self.token(aud="someone-else")), 401, "wrong_audience"),
+            ("expired", dict(token=self.token(exp=int(time.time()) - 3600)), 401, "expired"),
+        ]
+        for name, kw, status, reason in cases:
+            tok = kw["token"]
+            r, data = self.request("POST", "/v1/deposit", message(), None if tok == "-" else tok)
+            self.assertEqual(r.status, status, name)
+            self.assertEqual(json.loads(data)["reason"], reason, name)
+            self.assertTrue(r.getheader("WWW-Authenticate").startswith('Bearer realm="xproxy"'), name)
+        # each of these counts against alice's rate (3 a minute)
+        tok = self.token("alice@idp.test")
+        r, data = self.deposit(message(sender="boss@other.example"), tok)
+        self.assertEqual((r.status, json.loads(data)["reason"]), (403, "sender_not_allowed"))
+        r, data = self.deposit(message(sender="a.smith@example.com", to="x@elsewhere.example"), tok,
+                               headers={"Content-Type": "text/plain"})
+        self.assertEqual((r.status, json.loads(data)["reason"]), (415, "unsupported_media_type"))
+        r, data = self.deposit(message(sender="a.smith@example.com", to="x@elsewhere.example"), tok)
+        self.assertEqual(r.status, 303, data)  # a hosted user may relay
+        r, data = self.deposit(message(sender="a.smith@example.com"), tok)
+        self.assertEqual((r.status, json.loads(data)["reason"]), (429, "rate_limited"))
+        self.assertGreaterEqual(int(r.getheader("Retry-After")), 1)
+        # an outsider may only write to hosted domains
+        r, data = self.deposit(message(to="x@elsewhere.example"))
+        self.assertEqual((r.status, json.loads(data)["reason"]), (403, "recipient_not_hosted"))
+        r, data = self.deposit(message(), query="?rcpt=nobody%40example.com")
+        self.assertEqual((r.status, json.loads(data)["reason"]), (403, "recipient_refused"))
+        r, data = self.deposit(message(body="x" * 200000))
+        self.assertEqual((r.status, json.loads(data)["reason"]), (413, "too_large"))
+        r, data = self.deposit(b"no header here\r\n\r\n")
+        self.assertEqual((r.status, json.loads(data)["reason"]), (400, "bad_request"))
+        r, data = self.request("GET", "/v1/nothing")
+        self.assertEqual(r.status, 404)
+        r, data = self.request("GET", "/v1/deposit")
+        self.assertEqual((r.status, r.getheader("Allow")), (405, "POST"))
+        self.assertEqual(len(self.sink.wait_messages(1)), 1)
+
+    def test_idempotency_key_replays_and_refuses_reuse(self):
+        self.start()
+        h = {"Idempotency-Key": "retry-1"}
+        r1, d1 = self.deposit(message(), headers=h)
+        self.assertEqual(r1.status, 303, d1)
+        r2, d2 = self.deposit(message(), headers=h)
+        self.assertEqual(r2.status, 303, d2)
+        self.assertEqual(r2.getheader("Location"), r1.getheader("Location"))
+        r3, d3 = self.deposit(message(body="Other.\r\n"), headers=h)
+        self.assertEqual((r3.status, json.loads(d3)["reason"]), (422, "idempotency_key_reused"))
+        time.sleep(1)
+        self.assertEqual(len(self.sink.messages()), 1, "one delivery for one key")
+
+    def test_a_stalled_request_gets_408(self):
+        self.start("--header-timeout", "2")
+        ctx = ssl.create_default_context(cafile=self.cert)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                s.sendall(b"POST /v1/deposit HTTP/1.1\r\nHost: x\r\n")
+                started = time.monotonic()
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertTrue(data.startswith(b"HTTP/1.1 408"), data[:100])
+                self.assertLess(time.monotonic() - started, 6)
+
+
+if __name__ == "__main__":
+    harness.main()
