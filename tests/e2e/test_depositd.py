@@ -41,7 +41,7 @@ import time
 from deposit_helpers import (AUDIENCE, DepositMta, IdentityProvider, SigningKeys, SlowClient, alg_none, b64u,
                              deposit, deposit_directory, field, hs256_with_public_key, https_request, message,
                              raw_exchange, wait_quiet)
-from harness import Depositd, E2ETestCase, main, parse_kv, wait_until, wire
+from harness import Depositd, E2ETestCase, main, parse_kv, read_text, wait_until, wire
 from xproxyd_helpers import TestPki, tool
 
 RECEIPT_PATH = re.compile(r"^/v1/receipts/[A-Za-z0-9_-]{22}$")
@@ -99,13 +99,14 @@ class Deposit(E2ETestCase):
                             "-H", "Authorization: Bearer " + token, "-H", "Content-Type: message/rfc822",
                             "--data-binary", "@" + path, "https://localhost:%d/v1/deposit" % self.port],
                            capture_output=True, text=True, timeout=60)
-        self.assertEqual((r.returncode, r.stdout), (0, "200 1"), r.stderr + open(head_path).read())
-        heads = open(head_path).read()
+        self.assertEqual((r.returncode, r.stdout), (0, "200 1"), r.stderr + read_text(head_path))
+        heads = read_text(head_path)
         self.assertRegex(heads, r"^HTTP/1\.1 303 ")
         location = re.search(r"^location: (\S+)", heads, re.M | re.I).group(1)
         self.assertRegex(location, RECEIPT_PATH)
         self.assertRegex(heads, r"(?im)^content-type: application/jose\s*$")
-        receipt = open(receipt_path, "rb").read().strip()
+        with open(receipt_path, "rb") as f:
+            receipt = f.read().strip()
 
         # At the sink: the message with the signed trace header naming curl's address.
         got = self.sink.wait_messages(1)[0]
@@ -116,8 +117,10 @@ class Deposit(E2ETestCase):
         rc, out, err = wire(["trace-verify", "--keyring", d.ring, "--sender", "alice@example.com", "--message-id",
                              mid], trace[0].encode())
         kv = parse_kv(out)
-        self.assertEqual((rc, kv.get("result")), (0, "pass"), out.decode() + err)
-        self.assertEqual((kv["ip"], kv["login"], kv["by"]), ("127.0.0.5", "alice@example.com", d.server_name))
+        self.assertEqual((rc, kv.get("result")), (0, "ok"), out.decode() + err)
+        self.assertEqual((kv["ip"], kv["login"], kv["by"], kv["proto"]),
+                         ("127.0.0.5", "alice@example.com", d.server_name, "HTTPS"))
+        self.assertTrue(kv["tls_version"].startswith("TLSv1."), out)
         rc, out, _ = wire(["trace-verify", "--keyring", d.ring, "--sender", "mallory@example.com", "--message-id",
                            mid], trace[0].encode())
         self.assertEqual(rc, 1, out)
