@@ -213,8 +213,11 @@ def main():
                              extra=["--rate-limit", "0", "--max-connections", str(4 * CLIENTS + 16)]
                              + os.environ.get("DEPOSITD_ARGS", "").split())
                 paths.append(Path("deposit", deposit_client, d.port, pki.ca, tokens, server_roots | {d.proc.pid}))
+                before = sink.read()[0]
                 ok, errors, first = deposit_client(d.port, pki.ca, tokens, 1)
-                if not ok:
+                if ok:
+                    sink.wait(before + 1, 30, None, "the test deposit at the sink")
+                else:
                     paths.pop()
                     failure = "xproxy-depositd refused a test deposit: %s" % first
             except (AssertionError, OSError, TimeoutError) as e:

@@ -280,6 +280,8 @@ class DepositMta:
     def queued(self):
         """Messages in the Postfix queue now (postqueue -j: one JSON object a message)."""
         r = subprocess.run(["postqueue", "-c", self.pf.conf, "-j"], capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("postqueue -j failed: %s" % r.stderr)
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
     def close(self):

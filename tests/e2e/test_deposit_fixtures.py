@@ -11,7 +11,8 @@ checked without the daemon, so that a failure of test_depositd.py is the daemon'
 - The MTA: a session on its plain listener with XCLIENT ADDR= LOGIN= from 127.0.0.1 is
   logged as the forwarded client with sasl_username and relayed to the sink; with the
   policy's defer on, the final dot gets a 4xx and nothing is queued or delivered; off
-  again, the next message goes through at once (no reload)."""
+  again, the next message goes through at once (no reload); with the sink stopped, an
+  accepted message shows in the queue listing the tests use."""
 
 import hashlib
 import hmac
@@ -22,7 +23,7 @@ import urllib.request
 import jwt
 
 from deposit_helpers import (AUDIENCE, DepositMta, IdentityProvider, alg_none, b64u, hs256_with_public_key, message)
-from harness import E2ETestCase, SmtpClient, main
+from harness import E2ETestCase, SmtpClient, main, wait_until
 from xproxyd_helpers import TestPki
 
 
@@ -104,6 +105,11 @@ class DepositFixtures(E2ETestCase):
         msgs = mta.sink.wait_messages(2)
         self.assertFalse(any("Subject: deferred" in m for m in msgs))
         self.assertEqual(len(msgs), 2)
+        # queued() sees what Postfix holds: with the sink gone, an accepted message stays.
+        self.procs.stop(mta.sink.proc)
+        self.assertEqual(inject("held")[0], 250)
+        held = wait_until(mta.queued, 10, what="the held message in the queue")
+        self.assertEqual([r["address"] for r in held[0]["recipients"]], ["bob@example.com"])
 
 
 if __name__ == "__main__":
