@@ -23,12 +23,16 @@ same messages submitted over SMTP with STARTTLS and AUTH to the same Postfix, in
   with the clients' share of the machine (near 100% of the cores: the clients limit), and
   the daemon's own part of the deposit path's servers.
 
+  xclient  (no target: the deposit path's floor) what the daemon's injection alone asks of
+           Postfix: a new plain SMTP session per message with XCLIENT ADDR= LOGIN=, as the
+           daemon opens one per deposit, where the smtp path keeps its session.
+
   JWT verify cost per request: bench/jose_bench's BM_Validate (RS256, ES256, EdDSA: the
   whole check the daemon does per request, CPU time) when it is built, and the daemon's
   own CPU time per deposit for comparison.
 
 Env: XPROXY_BUILD_DIR, CLIENTS (10), MESSAGES (2000 per measurement), ROUNDS (5), SIZE
-(2048), USERS (100), PATHS (subset of deposit,smtp), DEPOSITD_ARGS (extra options).
+(2048), USERS (100), PATHS (subset of deposit,smtp,xclient), DEPOSITD_ARGS (extra options).
 Needs root (Postfix, Dovecot, smtp-sink -u nobody)."""
 
 import http.client
@@ -56,7 +60,7 @@ MESSAGES = int(os.environ.get("MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 SIZE = int(os.environ.get("SIZE", "2048"))
 NUSERS = int(os.environ.get("USERS", "100"))
-PATHS = os.environ.get("PATHS", "deposit,smtp").split(",")
+PATHS = os.environ.get("PATHS", "deposit,smtp,xclient").split(",")
 TARGET = 1.0
 DOMAIN = "example.com"
 RCPT = "friend@example.com"
@@ -125,6 +129,29 @@ def smtp_client(port, cafile, creds, n):
     except (OSError, smtplib.SMTPException) as e:
         errors += n - ok
         first = "%s: %s" % (type(e).__name__, e)
+    return ok, errors, first
+
+
+def xclient_client(port, cafile, creds, n):
+    """What the daemon's injection costs Postfix, without the daemon: per message a new
+    plain SMTP session with XCLIENT ADDR= LOGIN=, EHLO again, one message, QUIT."""
+    ok = errors = 0
+    first = ""
+    for i in range(n):
+        user = creds[i % len(creds)][0]
+        try:
+            with smtplib.SMTP("127.0.0.1", port, local_hostname="deposit.bench.invalid", timeout=60) as s:
+                s.ehlo("deposit.bench.invalid")
+                code, text = s.docmd("XCLIENT", "ADDR=127.0.0.1 PORT=%d NAME=[UNAVAILABLE] PROTO=ESMTP LOGIN=%s"
+                                     % (40000 + i % 20000, user))
+                if code != 220:
+                    raise smtplib.SMTPResponseException(code, text)
+                s.ehlo("client.bench.invalid")
+                s.sendmail(user, [RCPT], message(user, SIZE))
+                ok += 1
+        except (OSError, smtplib.SMTPException) as e:
+            errors += 1
+            first = first or "%s: %s" % (type(e).__name__, e)
     return ok, errors, first
 
 
@@ -232,6 +259,8 @@ def main():
         if "smtp" in PATHS:
             paths.append(Path("smtp", smtp_client, mta.submission_port, pki.ca, sorted(users().items()),
                               server_roots))
+        if "xclient" in PATHS:
+            paths.append(Path("xclient", xclient_client, mta.port, pki.ca, sorted(users().items()), server_roots))
         print("deposit benchmark: %d clients, each one kept-alive connection, %d-byte messages: HTTPS deposits "
               "(RS256 tokens, receipts signed) into xproxy-depositd -> Postfix (XCLIENT), against SMTP with STARTTLS "
               "and AUTH PLAIN (Dovecot) into the same Postfix; Postfix relays to a discarding sink; rate = messages "
