@@ -378,6 +378,24 @@ HttpsSession::~HttpsSession() {
     if (impl_->conn) close_connection(*impl_->conn);
 }
 
+boost::asio::awaitable<Expected<void>> HttpsSession::connect(std::string url, std::string connect_address,
+                                                             std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    auto parsed = parse_https_url(url);
+    if (!parsed) co_return Failure{parsed.error()};
+    if (!impl_->ctx) {
+        auto ctx = client_context(impl_->ca_file, impl_->cert_file, impl_->key_file);
+        if (!ctx) co_return Failure{ctx.error()};
+        impl_->ctx = std::move(*ctx);
+    }
+    auto& conn = impl_->conn;
+    if (conn) close_connection(*conn);
+    conn = std::make_unique<Connection>(impl_->ex, *impl_->ctx);
+    auto opened = co_await open_connection(*conn, *parsed, connect_address, deadline);
+    if (!opened) close_connection(*conn);
+    co_return opened;
+}
+
 boost::asio::awaitable<Expected<HttpsResponse>> HttpsSession::request(HttpsRequest request) {
     const auto deadline = Clock::now() + request.timeout;
     auto url = check_request(request);

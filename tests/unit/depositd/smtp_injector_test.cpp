@@ -122,7 +122,11 @@ struct Injected {
     double seconds = 0;
 };
 
-InjectRequest request(std::string message = "Subject: hi\r\n\r\nbody\r\n") {
+const std::string kMessage = "Subject: hi\r\n\r\nbody\r\n";
+
+// The request views `message`: it must outlive the injection (a global, or a temporary
+// of the full expression that runs it).
+InjectRequest request(const std::string& message = kMessage) {
     InjectRequest r;
     r.source.client = Endpoint{*IpAddress::parse("192.0.2.7"), 40123};
     r.source.login = "alice@example.org";

@@ -74,6 +74,12 @@ public:
     // Connects on first use (to request.url's host:port, or connect_address) and reuses the
     // connection while the URL's host and port stay the same and the server keeps it open.
     boost::asio::awaitable<Expected<HttpsResponse>> request(HttpsRequest request);
+    // Opens the connection that request() will use for this URL's host and port and this
+    // connect_address (TLS handshake and name check included) without sending anything:
+    // a caller with several addresses or servers to try finds one that answers before it
+    // sends a request that must not be sent twice.
+    boost::asio::awaitable<Expected<void>> connect(std::string url, std::string connect_address,
+                                                   std::chrono::milliseconds timeout);
 
     struct Impl;
 
