@@ -63,7 +63,7 @@ metrics::Family<metrics::Counter>& token_refusals() {
 }
 
 const char* result_of(int status, std::string_view reason) {
-    if (status == 303) return "accepted";
+    if (status == 303) return reason == "replayed" ? "replayed" : "accepted";
     if (reason == "mta_refused") return "mta_refused";
     if (reason == "mta_tempfail") return "mta_tempfail";
     if (status >= 500) return "unavailable";

@@ -1,6 +1,8 @@
 // idempotency.cpp: the Idempotency-Key table; see idempotency.hpp.
 #include "idempotency.hpp"
 
+#include "expiry_order.hpp"
+
 namespace xproxy::depositd {
 
 bool IdempotencyCache::valid_key(std::string_view key) {
@@ -18,14 +20,7 @@ std::string IdempotencyCache::key_of(std::string_view identity, std::string_view
     return k;
 }
 
-void IdempotencyCache::expire(Clock::time_point now) {
-    while (!done_.empty()) {
-        auto it = entries_.find(done_.front());
-        if (it != entries_.end() && it->second.expires > now) break;
-        if (it != entries_.end()) entries_.erase(it);
-        done_.pop_front();
-    }
-}
+void IdempotencyCache::expire(Clock::time_point now) { drop_expired(entries_, done_, now); }
 
 IdempotencyCache::Begin IdempotencyCache::begin(std::string_view identity, std::string_view key,
                                                 std::string_view sha256, Clock::time_point now) {

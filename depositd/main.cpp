@@ -150,10 +150,10 @@ int run(int argc, char** argv) {
 
     const auto common = metrics::register_common("xproxy-depositd", "xproxy_depositd");
     TokenVerifier& verifier = **tokens;
-    metrics::registry().callback("xproxy_depositd_key_loads_total",
+    metrics::registry().callback("xproxy_depositd_jwks_loads_total",
                                  "Identity-provider key set loads that gave a usable set.", metrics::Type::counter,
                                  [&verifier] { return static_cast<double>(verifier.key_loads()); });
-    metrics::registry().callback("xproxy_depositd_key_load_failures_total",
+    metrics::registry().callback("xproxy_depositd_jwks_load_failures_total",
                                  "Identity-provider key set loads that failed (the set in hand was kept).",
                                  metrics::Type::counter,
                                  [&verifier] { return static_cast<double>(verifier.key_load_failures()); });

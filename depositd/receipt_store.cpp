@@ -1,6 +1,8 @@
 // receipt_store.cpp: receipts kept for a while; see receipt_store.hpp.
 #include "receipt_store.hpp"
 
+#include "expiry_order.hpp"
+
 #include <openssl/rand.h>
 
 #include <array>
@@ -15,14 +17,7 @@ std::string ReceiptStore::new_id() {
     return jose::base64url_encode(std::string_view(reinterpret_cast<const char*>(bits.data()), bits.size()));
 }
 
-void ReceiptStore::expire(Clock::time_point now) {
-    while (!order_.empty()) {
-        auto it = receipts_.find(order_.front());
-        if (it != receipts_.end() && it->second.expires > now) break;
-        if (it != receipts_.end()) receipts_.erase(it);
-        order_.pop_front();
-    }
-}
+void ReceiptStore::expire(Clock::time_point now) { drop_expired(receipts_, order_, now); }
 
 void ReceiptStore::put(std::string id, std::string identity, std::string jws, Clock::time_point now) {
     expire(now);

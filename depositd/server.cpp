@@ -186,12 +186,12 @@ void Server::accept(asio::ip::tcp::socket sock) {
         sock.close(ignored);
         return;
     }
+    ++active_;  // counted here, not when the coroutine starts: a burst of accepts sees it
     auto ex = sock.get_executor();
     asio::co_spawn(ex, session(std::move(sock)), asio::detached);
 }
 
 asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
-    ++active_;
     struct Release {
         unsigned& n;
         ~Release() { --n; }
@@ -228,10 +228,10 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         req.tls = tls;
         if (ec) {
             const ReadFailure f = classify(ec, parser.got_some() || buf.size() > 0, deadline.expired());
-            if (f.status != 0)
-                co_await write(stream,
-                               service_.transport_error(req, f.status, f.reason, "the request could not be read"), 11,
-                               false, cfg_.header_timeout);
+            if (f.status != 0) {
+                Response refusal = service_.transport_error(req, f.status, f.reason, "the request could not be read");
+                co_await write(stream, std::move(refusal), 11, false, cfg_.header_timeout);
+            }
             break;
         }
         {
@@ -243,8 +243,8 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         }
         const unsigned version = parser.get().version();
         if (req.target.size() > kMaxTargetBytes) {
-            co_await write(stream, service_.transport_error(req, 414, "uri_too_long", "the target is too long"),
-                           version, false, cfg_.header_timeout);
+            Response refusal = service_.transport_error(req, 414, "uri_too_long", "the target is too long");
+            co_await write(stream, std::move(refusal), version, false, cfg_.header_timeout);
             co_await linger(stream);
             break;
         }
@@ -274,8 +274,8 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         if (ec) {
             const ReadFailure f = classify(ec, true, deadline.expired());
             if (f.status != 0) {
-                co_await write(stream, service_.transport_error(req, f.status, f.reason, "the body could not be read"),
-                               version, false, cfg_.header_timeout);
+                Response refusal = service_.transport_error(req, f.status, f.reason, "the body could not be read");
+                co_await write(stream, std::move(refusal), version, false, cfg_.header_timeout);
                 if (f.status == 413) co_await linger(stream);
             }
             break;
@@ -285,7 +285,8 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         beast::get_lowest_layer(stream).expires_never();  // the injector has deadlines of its own
         Response res = co_await service_.deposit(ex, req, std::move(adm));
         const bool close = res.close || !keep_alive;
-        if (!co_await write(stream, std::move(res), version, !close, cfg_.header_timeout) || close) break;
+        const bool written = co_await write(stream, std::move(res), version, !close, cfg_.header_timeout);
+        if (!written || close) break;
     }
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(1));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));

@@ -15,6 +15,7 @@ Building blocks:
                    file and ports; optional LD_PRELOAD wrapper for smtpd, import_environment
   SmtpSink         /usr/sbin/smtp-sink dumping every message to a file; commands() lists
                    what it received when verbose
+  Depositd         xproxy-depositd (HTTPS deposit) with its own receipt key and key ring
   Dovecot          Dovecot's auth service alone, on an inet listener (SASL for Postfix
                    and xproxyd), with a passwd-file of {PLAIN} passwords
   Slapd            a private OpenLDAP slapd (xproxy schema, syncprov; optionally the
@@ -642,6 +643,89 @@ class SmtpSink:
             last.update(sizes)
             return [read_text(p) for p in files] if stable else None
         return wait_until(ready, timeout, 0.1, "%d message(s) at the sink" % n)
+
+
+# ---------------------------------------------------------------- xproxy-depositd
+
+DEPOSIT_KEYRING = "k1 hex:00112233445566778899aabbccddeeff\n"
+
+
+class Depositd:
+    """xproxy-depositd (doc/deposit.md) on https://localhost:port (127.0.0.1) in front of
+    the MTA at 127.0.0.1:mta_port, logging to NAME.log; stopped by PID with the test's
+    processes.
+
+    cert/key: its server certificate (for localhost and 127.0.0.1); issuer/audience: the
+    tokens it takes; keys from the issuer's discovery document (jwks_ca: the identity
+    provider's CA) unless jwks_file names a JWK Set file. It makes its own Ed25519 receipt
+    key (receipt_key, 0600; receipt_pub: the public key for receipt-verify, kid
+    receipt_kid) and trace-header key ring (ring, 0600, as xproxy-milter's: verify the
+    X-Original-Source field with `xproxy-wire trace-verify --keyring ring`).
+    extra: more options (limits ...). start() waits until it listens; a daemon that exits
+    instead fails the test with its log."""
+
+    def __init__(self, sandbox, procs, mta_port, cert, key, issuer, directory, audience="xproxy-deposit",
+                 jwks_ca=None, jwks_file=None, port=None, extra=(), name="depositd",
+                 server_name="deposit.test.invalid", log_level="debug", start=True):
+        self.sandbox, self.procs, self.name = sandbox, procs, name
+        self.port = port or free_port()
+        self.server_name = server_name
+        keydir = sandbox.mkdir(name + "-keys", mode=0o700)
+        self.receipt_key = os.path.join(keydir, "receipt.key")
+        self.receipt_pub = os.path.join(keydir, "receipt.pub")
+        self.receipt_kid = "r1"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", self.receipt_key], check=True,
+                       capture_output=True)
+        os.chmod(self.receipt_key, 0o600)
+        subprocess.run(["openssl", "pkey", "-in", self.receipt_key, "-pubout", "-out", self.receipt_pub],
+                       check=True, capture_output=True)
+        self.ring = os.path.join(keydir, "trace.keyring")
+        with open(self.ring, "w") as f:
+            f.write(DEPOSIT_KEYRING)
+        os.chmod(self.ring, 0o600)
+        self.log_path = sandbox.path(name + ".log")
+        sandbox.logs.append(self.log_path)
+        self.argv = [binary("depositd/xproxy-depositd"), "--log", "stderr", "--log-level", log_level,
+                     "--listen", "inet:127.0.0.1:%d" % self.port, "--tls-cert", cert, "--tls-key", key,
+                     "--issuer", issuer, "--audience", audience,
+                     "--mta", "inet:127.0.0.1:%d" % mta_port, "--helo-name", "deposit.test.invalid",
+                     "--keyring", self.ring, "--server-name", server_name,
+                     "--receipt-key", self.receipt_key, "--receipt-kid", self.receipt_kid,
+                     "--directory", directory]
+        if jwks_file:
+            self.argv += ["--jwks-file", jwks_file]
+        else:
+            self.argv += ["--jwks-discovery"] + (["--jwks-ca-file", jwks_ca] if jwks_ca else [])
+        self.argv += list(extra)
+        self.proc = None
+        if start:
+            self.start()
+
+    def start(self, timeout=15):
+        with open(self.log_path, "ab") as out:
+            self.proc = self.procs.start(self.name, self.argv, stdout=out, stderr=subprocess.STDOUT)
+        proc = self.proc
+
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("%s exited with status %s at start:\n%s\ncommand: %s" % (
+                    self.name, proc.returncode, read_text(self.log_path)[-3000:], " ".join(self.argv)))
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_until(up, timeout, 0.05, "%s to listen on port %d" % (self.name, self.port))
+        return self
+
+    def stop(self):
+        if self.proc:
+            self.procs.stop(self.proc)
+            self.proc = None
+
+    def log(self):
+        return read_text(self.log_path)
+
+    def wait_log(self, regex, timeout=10.0, start=0):
+        return wait_for_log(self.log_path, regex, timeout, start)
 
 
 # ---------------------------------------------------------------- Dovecot
