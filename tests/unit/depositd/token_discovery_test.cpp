@@ -3,8 +3,9 @@
 // SSL on 127.0.0.1, a certificate made in the test) that counts the documents it serves:
 // an unknown kid fetches the keys once more and accepts a rotated key; another unknown
 // kid within refresh_min_interval fetches nothing; concurrent requests share one fetch;
-// a provider that is down leaves the keys in hand; a failed first fetch answers
-// `unavailable` and is retried in the background; an untrusted certificate is refused.
+// the verifier may be destroyed while a fetch is in flight; a provider that is down
+// leaves the keys in hand; a failed first fetch answers `unavailable` and is retried in
+// the background; an untrusted certificate is refused.
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
 #include <gtest/gtest.h>
@@ -221,6 +222,34 @@ TEST_F(TokenDiscovery, ConcurrentVerifiesShareOneFetch) {
         EXPECT_EQ(idp_.discovery_fetches, 2);
         EXPECT_EQ(idp_.jwks_fetches, 2);
         EXPECT_EQ(v->key_loads(), 2u);
+    });
+}
+
+TEST_F(TokenDiscovery, VerifierMayGoWhileAFetchIsInFlight) {
+    auto v = make(config());
+    ASSERT_TRUE(v);
+    test::run_test(io_, [&]() -> asio::awaitable<void> {
+        auto started = co_await v->start();
+        EXPECT_TRUE(started) << started.error();
+        idp_.jwks = test::jwks_of({first_, second_});
+        idp_.jwks_delay = std::chrono::milliseconds{200};
+        bool finished = false;
+        bool accepted = false;
+        auto t2 = token(*second_);
+        asio::co_spawn(
+            io_,
+            [&]() -> asio::awaitable<void> {
+                auto out = co_await v->verify(t2, kNow);
+                accepted = out.identity.has_value();
+                finished = true;
+            },
+            asio::detached);
+        co_await test::sleep_for(std::chrono::milliseconds{50});
+        EXPECT_EQ(idp_.jwks_fetches, 2);  // the fetch is in flight
+        v.reset();                        // the daemon shuts down
+        for (int i = 0; i < 40 && !finished; ++i) co_await test::sleep_for(std::chrono::milliseconds{25});
+        EXPECT_TRUE(finished);
+        EXPECT_TRUE(accepted);  // the request in progress still gets its answer
     });
 }
 
