@@ -63,8 +63,8 @@ TokenConfig token_config(const Config& cfg) {
 // Runs `task` on io (not yet serving) until it completes.
 Expected<void> run_now(asio::io_context& io, asio::awaitable<Expected<void>> task) {
     std::optional<Expected<void>> result;
-    asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, Expected<void> r) {
-        result = e ? Expected<void>(Failure{"the key load failed"}) : std::move(r);
+    asio::co_spawn(io, std::move(task), [&](const std::exception_ptr& e, const Expected<void>& r) {
+        result = e ? Expected<void>(Failure{"the key load failed"}) : r;
     });
     while (!result && io.run_one()) {
     }
@@ -98,7 +98,7 @@ void reload(const Config& cfg, Server& server, DepositService& service, Director
     if (auto keys = load_keys(cfg)) service.set_keys(std::move(*keys));
     else fail(keys.error());
     if (auto d = dir.reload(); !d) fail("--directory: " + d.error());
-    asio::co_spawn(io, tokens.reload(), [](std::exception_ptr, Expected<void> r) {
+    asio::co_spawn(io, tokens.reload(), [](const std::exception_ptr&, const Expected<void>& r) {
         if (!r)
             log::error("event=reload_failed detail=%s",
                        escape_value("identity provider keys: " + r.error(), 512).c_str());
