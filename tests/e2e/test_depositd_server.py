@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -253,6 +254,26 @@ class DepositdServer(harness.E2ETestCase):
         # without any certificate the token path works as before
         r, data = self.deposit(message())
         self.assertEqual(r.status, 303, data)
+
+    def test_sighup_reloads_the_receipt_key_and_keeps_a_broken_key_ring_out(self):
+        self.start()
+        _, before = self.request("GET", "/.well-known/dmail/receipt-keys")
+        openssl("genpkey", "-algorithm", "ED25519", "-out", self.receipt_key + ".new")
+        os.chmod(self.receipt_key + ".new", 0o600)
+        os.replace(self.receipt_key + ".new", self.receipt_key)
+        with open(self.keyring, "w") as f:
+            f.write("broken line\n")
+        proc = self.procs.entries[-1].popen
+        proc.send_signal(signal.SIGHUP)
+        harness.wait_for_log(self.log, r"event=reload result=failed")
+        self.assertIn("--keyring", harness.read_text(self.log))
+        _, after = self.request("GET", "/.well-known/dmail/receipt-keys")
+        self.assertNotEqual(json.loads(before)["keys"][0]["x"], json.loads(after)["keys"][0]["x"])
+        # the key ring in force stays: deposits are still signed and delivered
+        r, data = self.deposit(message())
+        self.assertEqual(r.status, 303, data)
+        [delivered] = self.sink.wait_messages(1)
+        self.assertIn("kid=k1", delivered.replace("\n\t", " "))
 
     def test_oversized_header_and_target(self):
         self.start()
