@@ -1,8 +1,8 @@
 // token_test_support.hpp: what the token verifier's tests make for themselves with
 // OpenSSL: identity-provider keys (RSA, P-256, Ed25519) with their JWKs, tokens signed
 // with them (any header, so that alg none and HS256 can be tried too), a temporary
-// directory, and a self-signed certificate for 127.0.0.1. Nothing is read from fixtures:
-// each test run has keys of its own.
+// directory, and a self-signed certificate for 127.0.0.1. Tokens and key sets are made
+// in each test; only the RSA key is the jose fixtures' (see rsa_fixture()).
 #pragma once
 
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,7 +61,20 @@ inline std::string bn_bytes(EVP_PKEY* key, const char* name, int pad = 0) {
     return out;
 }
 
-// One identity-provider signing key and its public JWK.
+// The 2048-bit RSA key of the jose fixtures: generating one costs up to a second of CPU in
+// each test process, and any RSA key does here.
+inline EvpKey rsa_fixture() {
+    std::ifstream in(std::string(XPROXY_SOURCE_DIR) + "/tests/unit/jose/fixtures/rsa.key", std::ios::binary);
+    std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+    EvpKey key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
+    BIO_free(bio);
+    EXPECT_TRUE(key) << "tests/unit/jose/fixtures/rsa.key";
+    return key;
+}
+
+// One identity-provider signing key (RSA: the fixture; P-256 and Ed25519: made here) and
+// its public JWK.
 struct IdpKey {
     std::string alg;  // RS256, ES256, EdDSA
     std::string kid;
@@ -68,7 +82,7 @@ struct IdpKey {
 
     static IdpKey make(const std::string& alg, const std::string& kid) {
         IdpKey k{alg, kid, nullptr};
-        if (alg == "RS256") k.key.reset(EVP_RSA_gen(2048));
+        if (alg == "RS256") k.key = rsa_fixture();
         else if (alg == "ES256") k.key.reset(EVP_EC_gen("P-256"));
         else k.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
         return k;
