@@ -7,7 +7,8 @@
 #include <memory>
 
 #include <xproxy/daemon/listen.hpp>
-#include <xproxy/wire/data_encoder.hpp>
+#include <xproxy/wire/bdat.hpp>
+#include <xproxy/wire/data_scan.hpp>
 #include <xproxy/wire/smtp_attrs.hpp>
 #include <xproxy/wire/smtp_command.hpp>
 #include <xproxy/wire/xclient.hpp>
@@ -142,7 +143,10 @@ public:
 
     asio::awaitable<bool> announce(const SourceInfo& src) {
         std::string own = usable_helo(cfg_.helo_name);
-        if (own.empty()) own = usable_helo(asio::ip::host_name());
+        if (own.empty()) {
+            boost::system::error_code ec;  // host_name() without it throws
+            own = usable_helo(asio::ip::host_name(ec));
+        }
         if (own.empty()) own = "localhost";
         smtp::EhloKeywords k;
         if (!co_await ehlo(own, k)) co_return false;
@@ -286,7 +290,10 @@ asio::awaitable<InjectResult> SmtpInjector::inject(asio::any_io_executor ex, con
     std::string encoded;
     std::string_view body = request.message;
     if (!scan.canonical) {
-        smtp::encode_data_body(request.message, encoded);
+        encoded.reserve(request.message.size() + request.message.size() / 32 + 2);
+        smtp::BdatToData conv;
+        conv.feed(request.message, encoded);
+        conv.finish(encoded);
         body = encoded;
     }
     SourceInfo src = request.source;

@@ -1,15 +1,17 @@
 // fuzz_smtp_reply: the SMTP client side's codecs (the deposit daemon's injection).
 // The reply decoder's result must not depend on where the input is cut (a strict prefix
 // of a complete reply is need_more), stay within its limits, and what it reads out of a
-// reply (enhanced status, printable text, queue id) must be printable and bounded. The
-// DATA encoder's output, followed by the final dot, must be read back by the house's
-// DATA decoder as itself, ending exactly at that dot, with no bare CR or LF in it; a
-// message the scan calls canonical must come out unchanged. Both live in xproxy_wire.
+// reply (enhanced status, printable text, queue id) must be printable and bounded. A
+// message the DATA form scan calls canonical must come out of BdatToData unchanged, and
+// one it does not must change (so the injection's zero-copy path sends exactly what the
+// conversion would); the conversion followed by the final dot is read back by the DATA
+// decoder as itself, with no bare CR or LF. All live in xproxy_wire.
 #include <cstdint>
 #include <string>
 
+#include <xproxy/wire/bdat.hpp>
 #include <xproxy/wire/data_decoder.hpp>
-#include <xproxy/wire/data_encoder.hpp>
+#include <xproxy/wire/data_scan.hpp>
 #include <xproxy/wire/smtp_reply.hpp>
 
 using namespace xproxy;
@@ -49,8 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     const DataBodyScan scan = scan_data_body(in);
     std::string wire;
-    encode_data_body(in, wire);
-    if (scan.canonical && wire != in) __builtin_trap();
+    BdatToData conv;
+    conv.feed(in, wire);
+    conv.finish(wire);
+    if (scan.canonical != (wire == in)) __builtin_trap();
     for (std::size_t i = 0; i < wire.size(); ++i) {
         if (wire[i] == '\r' && (i + 1 == wire.size() || wire[i + 1] != '\n')) __builtin_trap();
         if (wire[i] == '\n' && (i == 0 || wire[i - 1] != '\r')) __builtin_trap();

@@ -1,5 +1,5 @@
 // line_scan.hpp: the vector search for the next CR or LF shared by the DATA decoder and
-// encoder (internal to the wire layer).
+// the DATA form scan (internal to the wire layer).
 #pragma once
 
 #include <cstddef>

@@ -414,7 +414,7 @@ TEST(SmtpInjector, CommandTimeout) {
     EXPECT_EQ(r.result.outcome, InjectOutcome::tempfail);
     EXPECT_EQ(r.result.stage, "ehlo");
     EXPECT_NE(r.result.text.find("timeout"), std::string::npos) << r.result.text;
-    EXPECT_LT(r.seconds, 3.0);
+    EXPECT_LT(r.seconds, 10.0);  // the deadline, not the test's 20 s cap
 }
 
 TEST(SmtpInjector, FinalReplyTimeout) {
@@ -426,7 +426,7 @@ TEST(SmtpInjector, FinalReplyTimeout) {
     EXPECT_EQ(r.result.outcome, InjectOutcome::tempfail);
     EXPECT_EQ(r.result.stage, "dot");
     EXPECT_NE(r.result.text.find("timeout"), std::string::npos) << r.result.text;
-    EXPECT_LT(r.seconds, 3.0);
+    EXPECT_LT(r.seconds, 10.0);  // the deadline, not the test's 20 s cap
 }
 
 TEST(SmtpInjector, ConnectRefused) {
