@@ -94,6 +94,15 @@ void wipe(std::string& s) {
     s.clear();
 }
 
+// A string holding the token, wiped when it goes (every co_return included).
+struct WipedString {
+    std::string text;
+    WipedString() = default;
+    WipedString(const WipedString&) = delete;
+    WipedString& operator=(const WipedString&) = delete;
+    ~WipedString() { wipe(text); }
+};
+
 }  // namespace
 
 std::string deposit_query(const std::vector<std::string>& recipients, const std::string& from) {
@@ -105,6 +114,9 @@ std::string deposit_query(const std::vector<std::string>& recipients, const std:
 
 asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob job) {
     DepositOutcome out;
+    WipedString bearer;
+    if (!job.token.empty()) bearer.text = "Bearer " + job.token;
+    wipe(job.token);
     http::HttpsSession session(ex, job.ca_file, job.cert_file, job.key_file);
 
     // 1. An endpoint that answers, with a certificate for its name.
@@ -140,7 +152,6 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
         co_return out;
     }
     const std::string base = origin(*parsed);
-    std::string bearer = job.token.empty() ? std::string() : "Bearer " + job.token;
 
     // 2. The deposit.
     http::HttpsRequest post;
@@ -149,7 +160,7 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
     if (!query.empty() && parsed->target.find('?') != std::string::npos) query[0] = '&';
     post.url = base + parsed->target + query;
     post.headers = {{"Content-Type", "message/rfc822"}, {"Idempotency-Key", job.idempotency_key}};
-    if (!bearer.empty()) post.headers.emplace_back("Authorization", bearer);
+    if (!bearer.text.empty()) post.headers.emplace_back("Authorization", bearer.text);
     post.body = job.message;
     post.ca_file = job.ca_file;
     post.timeout = job.timeout;
@@ -163,7 +174,6 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
         if (!retried) {
             out.exit_code = kExitTempFail;
             out.error = "deposit failed: " + answer.error() + "; once more: " + retried.error();
-            wipe(bearer);
             co_return out;
         }
         answer = std::move(retried);
@@ -173,7 +183,6 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
     if (answer->status != 303) {
         out.exit_code = exit_code_for(answer->status);
         out.error = base + " " + describe_answer(*answer);
-        wipe(bearer);
         co_return out;
     }
     out.delivered = true;
@@ -186,21 +195,21 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
     std::string receipt_url;
     if (!location.empty() && location.front() == '/') {
         receipt_url = base + location;
-    } else if (auto loc = http::parse_https_url(location); loc && loc->host == parsed->host && loc->port == parsed->port) {
+    } else if (auto loc = http::parse_https_url(location);
+               loc && loc->host == parsed->host && loc->port == parsed->port) {
         receipt_url = location;
     } else {
         out.error = "delivered, but the receipt's Location is not on " + base + ": " + escape(location, 200);
-        wipe(bearer);
         co_return out;
     }
     http::HttpsRequest get;
     get.url = receipt_url;
-    if (!bearer.empty()) get.headers.emplace_back("Authorization", bearer);
+    if (!bearer.text.empty()) get.headers.emplace_back("Authorization", bearer.text);
     get.timeout = job.timeout;
     get.max_body_bytes = jose::kMaxReceiptBytes;
     get.connect_address = address;
     auto receipt = co_await session.request(std::move(get));
-    wipe(bearer);
+    wipe(bearer.text);
     if (!receipt) {
         out.error = "delivered, but the receipt could not be fetched: " + receipt.error();
         co_return out;

@@ -25,7 +25,8 @@ Expected<Context> make_context(const DnsConfig& cfg) {
     if (!ctx) return Failure{"cannot create the libunbound context"};
     for (const auto& [name, value] : cfg.options)
         if (int rc = ub_ctx_set_option(ctx.get(), name.c_str(), value.c_str()))
-            return Failure{"libunbound option " + escape_value(name) + " " + escape_value(value) + ": " + ub_strerror(rc)};
+            return Failure{"libunbound option " + escape_value(name) + " " + escape_value(value) + ": " +
+                           ub_strerror(rc)};
     if (cfg.forwarders.empty()) {
         if (int rc = ub_ctx_resolvconf(ctx.get(), cfg.resolv_conf.c_str()))
             return Failure{"cannot use " + escape_value(cfg.resolv_conf) + ": " + ub_strerror(rc)};
@@ -35,7 +36,8 @@ Expected<Context> make_context(const DnsConfig& cfg) {
             return Failure{"bad DNS server " + escape_value(f) + ": " + ub_strerror(rc)};
     if (!cfg.trust_anchor_file.empty())
         if (int rc = ub_ctx_add_ta_file(ctx.get(), cfg.trust_anchor_file.c_str()))
-            return Failure{"cannot use the trust anchor " + escape_value(cfg.trust_anchor_file) + ": " + ub_strerror(rc)};
+            return Failure{"cannot use the trust anchor " + escape_value(cfg.trust_anchor_file) + ": " +
+                           ub_strerror(rc)};
     return ctx;
 }
 

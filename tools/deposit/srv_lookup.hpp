@@ -27,7 +27,7 @@ inline constexpr std::size_t kMaxAddressesPerTarget = 4;
 struct DnsConfig {
     std::vector<std::string> forwarders;  // "127.0.0.1@5353"; empty: resolv_conf's servers
     std::string resolv_conf = "/etc/resolv.conf";
-    std::string trust_anchor_file;  // DS or DNSKEY records; empty: no DNSSEC validation
+    std::string trust_anchor_file;                             // DS or DNSKEY records; empty: no DNSSEC validation
     std::vector<std::pair<std::string, std::string>> options;  // ub_ctx_set_option(NAME:, VALUE)
 };
 

@@ -92,7 +92,7 @@ bool write_file(const std::string& path, const std::string& text) {
 int parse_options(int argc, char** argv, Options& o) {
     po::options_description desc("xproxy-deposit [OPTIONS] MESSAGE-FILE");
     desc.add_options()("help,h", "this text")("token-file", po::value(&o.token_file),
-                                               "the bearer token (a JWT), mode 0600 or 0640")(
+                                              "the bearer token (a JWT), mode 0600 or 0640")(
         "to", po::value(&o.to)->composing(), "an envelope recipient (repeatable)")(
         "from", po::value(&o.from), "the envelope sender (default: the From: address)")(
         "endpoint", po::value(&o.endpoint), "https://HOST[:PORT]/v1/deposit (default: SRV discovery)")(
@@ -100,8 +100,8 @@ int parse_options(int argc, char** argv, Options& o) {
         "dns-option", po::value(&o.dns_options)->composing(), "a libunbound option \"NAME: VALUE\" (repeatable)")(
         "trust-anchor", po::value(&o.trust_anchor), "DNSSEC trust anchor file (DS or DNSKEY records)")(
         "ca-file", po::value(&o.ca_file), "CA certificates for the server (default: the system's)")(
-        "cert", po::value(&o.cert_file), "client certificate chain (PEM)")(
-        "key", po::value(&o.key_file), "client certificate key (PEM, mode 0600)")(
+        "cert", po::value(&o.cert_file), "client certificate chain (PEM)")("key", po::value(&o.key_file),
+                                                                           "client certificate key (PEM, mode 0600)")(
         "receipt-key", po::value(&o.receipt_key), "the server's receipt public key (PEM)")(
         "receipt-out", po::value(&o.receipt_out), "write the verified receipt here")(
         "idempotency-key", po::value(&o.idempotency_key), "1 to 255 printable ASCII characters (default: random)")(
@@ -151,13 +151,14 @@ int find_endpoints(const Options& o, std::vector<Endpoint>& out) {
     dns.trust_anchor_file = o.trust_anchor;
     for (const auto& opt : o.dns_options) {
         const auto colon = opt.find(':');
-        if (colon == std::string::npos) return fail(kExitUsage, "--dns-option " + escape(opt) + ": want \"NAME: VALUE\"");
+        if (colon == std::string::npos)
+            return fail(kExitUsage, "--dns-option " + escape(opt) + ": want \"NAME: VALUE\"");
         dns.options.emplace_back(opt.substr(0, colon + 1), std::string(trim(std::string_view(opt).substr(colon + 1))));
     }
     Discovery d = discover_deposit_service(domain, dns);
     switch (d.status) {
         case Discovery::Status::ok: break;
-        case Discovery::Status::no_service: return fail(kExitUnavailable, d.error);
+        case Discovery::Status::no_service:
         case Discovery::Status::refused: return fail(kExitUnavailable, d.error);
         case Discovery::Status::temporary: return fail(kExitTempFail, "discovery: " + d.error);
     }
@@ -177,8 +178,7 @@ int run(int argc, char** argv) {
     if (!o.token_file.empty()) {
         auto token = read_secret_file(o.token_file, 1, /*group_may_read=*/true);
         if (!token) return fail(kExitConfig, "--token-file: " + token.error());
-        job.token.assign(token->view());
-        job.token = std::string(trim(job.token));
+        job.token.assign(trim(token->view()));  // the one copy, wiped once the request is made
         if (job.token.empty() || !printable_ascii(job.token))
             return fail(kExitConfig, "--token-file " + escape(o.token_file) + " holds bytes a token cannot have");
     }

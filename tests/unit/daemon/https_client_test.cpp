@@ -68,7 +68,7 @@ std::string local(std::uint16_t port, const std::string& path = "/") {
     return "https://localhost:" + std::to_string(port) + path;
 }
 
-HttpsTestServer::Handler answer(unsigned status, std::string body = {}) {
+HttpsTestServer::Handler answer(unsigned status, const std::string& body = {}) {
     return [status, body](const test::TestRequest&) {
         return std::optional<HttpsTestServer::Answer>{{HttpsTestServer::response(status, body)}};
     };
@@ -381,4 +381,41 @@ TEST(HttpsUrl, Parses) {
     auto bad = http::parse_https_url("http://idp.test/\n");
     ASSERT_FALSE(bad);
     EXPECT_EQ(bad.error(), "not an https:// URL: http://idp.test/\\x0a");
+}
+
+namespace {
+
+asio::awaitable<void> connect_then_request(http::HttpsSession* session, std::string url, std::string address,
+                                           http::HttpsRequest request, std::vector<std::string>* out) {
+    auto connected = co_await session->connect(url, address, std::chrono::milliseconds(5000));
+    out->push_back(connected ? "connected" : connected.error());
+    if (!connected) co_return;
+    auto r = co_await session->request(std::move(request));
+    out->push_back(r ? r->body : r.error());
+}
+
+std::vector<std::string> connect_and_get(const TestPki& pki, const std::string& url, const std::string& address) {
+    asio::io_context io;
+    std::vector<std::string> out;
+    http::HttpsSession session(io.get_executor(), pki.ca_file());
+    auto r = get(url, pki);
+    r.connect_address = address;
+    asio::co_spawn(io, connect_then_request(&session, url, address, r, &out), asio::detached);
+    io.run();
+    return out;
+}
+
+}  // namespace
+
+TEST(HttpsSession, ConnectOpensTheConnectionTheRequestUses) {
+    TestPki pki;
+    HttpsTestServer server(pki.server(), answer(200, "over the opened connection"));
+    auto out = connect_and_get(pki, local(server.port()), "127.0.0.1");
+    EXPECT_EQ(out, (std::vector<std::string>{"connected", "over the opened connection"}));
+    EXPECT_EQ(server.connections(), 1);
+    // A name the certificate does not have: refused at connect, nothing sent.
+    auto wrong = connect_and_get(pki, "https://other.test:" + std::to_string(server.port()) + "/", "127.0.0.1");
+    ASSERT_EQ(wrong.size(), 1u);
+    EXPECT_NE(wrong[0].find("hostname mismatch"), std::string::npos) << wrong[0];
+    EXPECT_EQ(server.requests(), 1);
 }

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""xproxy-deposit, the deposit client command, against real parts on loopback: NSD serving
+the _dmail._tcp SRV records of example.test (unsigned) and signed.test (DNSSEC-signed at
+set-up with ldns), xproxy-depositd with a token of the test's own identity provider
+(PyJWT, ES256), Postfix with XCLIENT relaying to smtp-sink. The command finds the endpoint
+through SRV, deposits, verifies the receipt with the server's published key (or a given
+one), writes it out (xproxy-wire verifies it against the message), and a rerun with the
+same Idempotency-Key gets the same receipt without a second delivery. Refused, with their
+exit codes and nothing delivered: an SRV target outside the domain without DNSSEC (69), a
+domain without SRV (69), a target whose certificate is for another name (75), a token for
+another audience (77), a token file readable by others (78). A signed zone's outside
+target is used only with the trust anchor. nsd and ldnsutils come from scripts/bootstrap."""
+import json
+import os
+import subprocess
+import time
+
+import jwt
+
+import harness
+from xproxyd_helpers import Nsd
+
+ISSUER = "https://idp.test"
+AUDIENCE = "xproxy-deposit"
+DIRECTORY = """domain example.test
+user bob@example.test
+domain hosted.example.test
+user carol@hosted.example.test
+domain signed.test
+user dave@signed.test
+"""
+
+ZONE = """$ORIGIN example.test.
+$TTL 300
+@                   IN SOA ns1 hostmaster 1 3600 600 86400 60
+@                   IN NS  ns1
+ns1                 IN A   127.0.0.1
+mx                  IN A   127.0.0.1
+badcert             IN A   127.0.0.1
+_dmail._tcp         IN SRV 0 0 {port} mx.example.test.
+; a target outside hosted.example.test, in an unsigned zone
+_dmail._tcp.hosted  IN SRV 0 0 {port} mx.example.test.
+; a target in the domain whose certificate is for another name
+_dmail._tcp.wrongname IN SRV 0 0 {port} badcert.wrongname.example.test.
+badcert.wrongname   IN A   127.0.0.1
+"""
+
+SIGNED_ZONE = """$ORIGIN signed.test.
+$TTL 300
+@            IN SOA ns1.example.test. hostmaster 1 3600 600 86400 60
+@            IN NS  ns1.example.test.
+_dmail._tcp  IN SRV 0 0 {port} mx.example.test.
+"""
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def message(to="bob@example.test", body="Hello by SRV.\r\n"):
+    return ("From: Ext <ext@other.example>\r\nTo: %s\r\nSubject: deposit client\r\n"
+            "Message-ID: <%d@other.example>\r\n\r\n%s" % (to, time.time_ns(), body)).encode()
+
+
+class DepositClient(harness.E2ETestCase):
+
+    def setUp(self):
+        super().setUp()
+        sb = self.sandbox
+        d = sb.mkdir("keys", mode=0o700)
+        self.idp_key = os.path.join(d, "idp.key")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.idp_key)
+        pub = subprocess.run(["openssl", "pkey", "-in", self.idp_key, "-pubout"], check=True,
+                             capture_output=True).stdout.decode()
+        algo = jwt.algorithms.get_default_algorithms()["ES256"]
+        jwk = json.loads(algo.to_jwk(algo.prepare_key(pub)))
+        jwk.update(kid="idp1", alg="ES256", use="sig")
+        jwks = sb.write("jwks.json", json.dumps({"keys": [jwk]}))
+        receipt_key = os.path.join(d, "receipt.key")
+        openssl("genpkey", "-algorithm", "ED25519", "-out", receipt_key)
+        os.chmod(receipt_key, 0o600)
+        self.receipt_pub = os.path.join(d, "receipt.pub")
+        openssl("pkey", "-in", receipt_key, "-pubout", "-out", self.receipt_pub)
+        # The server's certificate names the SRV target (mx.example.test) only.
+        self.ca = os.path.join(d, "server.crt")
+        server_key = os.path.join(d, "server.key")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-subj", "/CN=mx.example.test", "-addext", "subjectAltName=DNS:mx.example.test",
+                "-keyout", server_key, "-out", self.ca)
+        os.chmod(server_key, 0o600)
+        keyring = sb.write("keys/keyring", "k1 hex:%s\n" % ("cd" * 32), mode=0o600)
+        directory = sb.write("directory", DIRECTORY)
+        self.sink = harness.SmtpSink(sb, self.procs)
+        mta_port = harness.free_port()
+        harness.Postfix(sb, self.procs, "pf", mta_port, relay_port=self.sink.port,
+                        main_cf={"smtpd_authorized_xclient_hosts": "127.0.0.0/8"}).start()
+        self.port = harness.free_port()
+        self.log = sb.path("depositd.log")
+        sb.logs.append(self.log)
+        argv = [harness.binary("depositd/xproxy-depositd"), "--listen", "inet:127.0.0.1:%d" % self.port,
+                "--tls-cert", self.ca, "--tls-key", server_key, "--issuer", ISSUER, "--audience", AUDIENCE,
+                "--jwks-file", jwks, "--mta", "inet:127.0.0.1:%d" % mta_port, "--keyring", keyring,
+                "--server-name", "mx.example.test", "--receipt-key", receipt_key, "--receipt-kid", "r1",
+                "--directory", directory, "--log", "stderr", "--log-level", "debug"]
+        with open(self.log, "wb") as out:
+            self.procs.start("xproxy-depositd", argv, stdout=out)
+        self.nsd = Nsd(sb, self.procs, {"example.test": ZONE.format(port=self.port)},
+                       signed={"signed.test": SIGNED_ZONE.format(port=self.port)})
+        harness.wait_for_port("127.0.0.1", self.port)
+        self.token_file = self.write_token(self.token())
+
+    def token(self, **over):
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "u1", "email": "ext@other.example", "email_verified": True,
+                  "iat": now, "exp": now + 600}
+        claims.update(over)
+        return jwt.encode(claims, harness.read_text(self.idp_key), algorithm="ES256", headers={"kid": "idp1"})
+
+    def write_token(self, token, name="token", mode=0o600):
+        return self.sandbox.write("keys/" + name, token + "\n", mode=mode)
+
+    def deposit(self, to, msg, *extra, token_file=None, trust_anchor=False):
+        path = self.sandbox.write("msg-%d.eml" % time.time_ns(), msg.decode())
+        argv = [harness.binary("tools/xproxy-deposit"), "--token-file", token_file or self.token_file, "--to", to,
+                "--dns-server", "127.0.0.1@%d" % self.nsd.port, "--dns-option", "local-zone: test. transparent",
+                "--ca-file", self.ca, "--timeout", "20"] + list(extra)
+        if trust_anchor:
+            argv += ["--trust-anchor", self.nsd.anchors["signed.test"]]
+        p = subprocess.run(argv + [path], capture_output=True, text=True, timeout=90)
+        # The token never appears in what the command says.
+        self.assertNotIn(self.token()[:30], p.stdout + p.stderr)
+        return p, path
+
+    def test_deposits_via_srv_and_verifies_the_receipt(self):
+        msg = message()
+        out = self.sandbox.path("receipt.jws")
+        p, path = self.deposit("bob@example.test", msg, "--receipt-out", out, "--idempotency-key", "run-1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        fields = dict(kv.split("=", 1) for kv in p.stdout.split())
+        self.assertEqual(fields["result"], "delivered")
+        self.assertEqual(fields["receipt"], "verified")
+        self.assertTrue(fields["queue_id"])
+        [delivered] = self.sink.wait_messages(1)
+        self.assertIn("Hello by SRV.", delivered)
+        self.assertIn("X-Original-Source: v=1;", delivered)
+        # The receipt written out verifies against the message, and not against another.
+        receipt = harness.read_text(out).strip()
+        v = subprocess.run([harness.binary("tools/xproxy-wire"), "receipt-verify", "--key", self.receipt_pub,
+                            "--message", path, receipt], capture_output=True, text=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertIn("queue_id=%s\n" % fields["queue_id"], v.stdout)
+        self.assertIn("rcpt=bob@example.test\n", v.stdout)
+        other = self.sandbox.write("other.eml", msg.decode().replace("SRV", "SRW"))
+        v = subprocess.run([harness.binary("tools/xproxy-wire"), "receipt-verify", "--key", self.receipt_pub,
+                            "--message", other, receipt], capture_output=True, text=True)
+        self.assertEqual(v.returncode, 1, v.stdout)
+        # The same run again (same key, same message, the given public key): the first
+        # deposit's receipt, no second delivery.
+        p2, _ = self.deposit("bob@example.test", msg, "--idempotency-key", "run-1", "--receipt-key", self.receipt_pub)
+        self.assertEqual(p2.returncode, 0, p2.stderr)
+        self.assertIn("queue_id=%s " % fields["queue_id"], p2.stdout)
+        time.sleep(1)
+        self.assertEqual(len(self.sink.messages()), 1)
+        # A receipt signed by another key is refused (exit 70), though delivered.
+        other_key = os.path.join(self.sandbox.path("keys"), "other.key")
+        openssl("genpkey", "-algorithm", "ED25519", "-out", other_key)
+        other_pub = other_key + ".pub"
+        openssl("pkey", "-in", other_key, "-pubout", "-out", other_pub)
+        p3, _ = self.deposit("bob@example.test", message(body="third\r\n"), "--receipt-key", other_pub)
+        self.assertEqual(p3.returncode, 70, p3.stderr)
+        self.assertIn("receipt=failed", p3.stdout)
+        self.assertIn("receipt does not verify", p3.stderr)
+        self.sink.wait_messages(2)
+
+    def test_refusals_deliver_nothing(self):
+        # An SRV target outside the recipient's domain, the answer not DNSSEC-secure.
+        p, _ = self.deposit("carol@hosted.example.test", message("carol@hosted.example.test"))
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("mx.example.test is outside hosted.example.test", p.stderr)
+        self.assertIn("not DNSSEC-secure", p.stderr)
+        # No SRV record at all.
+        p, _ = self.deposit("bob@nosrv.example.test", message("bob@nosrv.example.test"))
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("no SRV record _dmail._tcp.nosrv.example.test", p.stderr)
+        # A target in the domain whose server's certificate is for another name.
+        p, _ = self.deposit("bob@wrongname.example.test", message("bob@wrongname.example.test"))
+        self.assertEqual(p.returncode, 75, p.stderr)
+        self.assertIn("server certificate not accepted: hostname mismatch", p.stderr)
+        self.assertIn("--idempotency-key", p.stderr)
+        # A token for another audience: 401 from the server.
+        bad = self.write_token(self.token(aud="someone-else"), "bad-token")
+        p, _ = self.deposit("bob@example.test", message(), token_file=bad)
+        self.assertEqual(p.returncode, 77, p.stderr)
+        self.assertIn("answered 401 (wrong_audience", p.stderr)
+        # A token file others may read: refused before anything is asked.
+        loose = self.write_token(self.token(), "loose-token", mode=0o644)
+        p, _ = self.deposit("bob@example.test", message(), token_file=loose)
+        self.assertEqual(p.returncode, 78, p.stderr)
+        time.sleep(1)
+        self.assertEqual(self.sink.messages(), [])
+        self.assertNotIn("status=303", harness.read_text(self.log))
+
+    def test_outside_target_of_a_signed_zone_needs_the_trust_anchor(self):
+        p, _ = self.deposit("dave@signed.test", message("dave@signed.test"))
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("not DNSSEC-secure", p.stderr)
+        self.assertEqual(self.sink.messages(), [])
+        p, _ = self.deposit("dave@signed.test", message("dave@signed.test"), trust_anchor=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("receipt=verified", p.stdout)
+        self.sink.wait_messages(1)
+
+
+if __name__ == "__main__":
+    harness.main()
