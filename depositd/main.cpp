@@ -34,15 +34,27 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The key ring and the receipt key, read now (before privileges are dropped) and at SIGHUP.
-Expected<Keys> load_keys(const Config& cfg) {
+// The key ring and the receipt key, read now (before privileges are dropped) and at
+// SIGHUP, each on its own.
+Expected<std::shared_ptr<const KeyRing>> load_keyring(const Config& cfg) {
     auto ring = KeyRing::load_file(cfg.keyring);
     if (!ring) return Failure{"--keyring: " + ring.error()};
+    return std::make_shared<const KeyRing>(std::move(*ring));
+}
+
+Expected<std::shared_ptr<const jose::SigningKey>> load_receipt_key(const Config& cfg) {
     auto key = jose::SigningKey::load(cfg.receipt_key, cfg.receipt_kid);
     if (!key) return Failure{"--receipt-key: " + key.error()};
     if (auto jwks = receipt_jwk_set(*key); !jwks) return Failure{"--receipt-key: " + jwks.error()};
-    return Keys{std::make_shared<const KeyRing>(std::move(*ring)),
-                std::make_shared<const jose::SigningKey>(std::move(*key))};
+    return std::make_shared<const jose::SigningKey>(std::move(*key));
+}
+
+Expected<Keys> load_keys(const Config& cfg) {
+    auto ring = load_keyring(cfg);
+    if (!ring) return Failure{ring.error()};
+    auto key = load_receipt_key(cfg);
+    if (!key) return Failure{key.error()};
+    return Keys{std::move(*ring), std::move(*key)};
 }
 
 TokenConfig token_config(const Config& cfg) {
@@ -63,8 +75,8 @@ TokenConfig token_config(const Config& cfg) {
 // Runs `task` on io (not yet serving) until it completes.
 Expected<void> run_now(asio::io_context& io, asio::awaitable<Expected<void>> task) {
     std::optional<Expected<void>> result;
-    asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, Expected<void> r) {
-        result = e ? Expected<void>(Failure{"the key load failed"}) : std::move(r);
+    asio::co_spawn(io, std::move(task), [&](const std::exception_ptr& e, const Expected<void>& r) {
+        result = e ? Expected<void>(Failure{"the key load failed"}) : r;
     });
     while (!result && io.run_one()) {
     }
@@ -95,10 +107,14 @@ void reload(const Config& cfg, Server& server, DepositService& service, Director
     };
     if (auto tls = server_tls_context(cfg)) server.set_tls(std::move(*tls));
     else fail(tls.error());
-    if (auto keys = load_keys(cfg)) service.set_keys(std::move(*keys));
-    else fail(keys.error());
+    Keys keys = service.keys();
+    if (auto ring = load_keyring(cfg)) keys.keyring = std::move(*ring);
+    else fail(ring.error());
+    if (auto key = load_receipt_key(cfg)) keys.receipt_key = std::move(*key);
+    else fail(key.error());
+    service.set_keys(std::move(keys));
     if (auto d = dir.reload(); !d) fail("--directory: " + d.error());
-    asio::co_spawn(io, tokens.reload(), [](std::exception_ptr, Expected<void> r) {
+    asio::co_spawn(io, tokens.reload(), [](const std::exception_ptr&, const Expected<void>& r) {
         if (!r)
             log::error("event=reload_failed detail=%s",
                        escape_value("identity provider keys: " + r.error(), 512).c_str());

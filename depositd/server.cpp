@@ -13,6 +13,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <limits>
 
 #include <xproxy/base/text.hpp>
 #include <xproxy/daemon/log.hpp>
@@ -217,7 +218,9 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
     for (;;) {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
-        parser.body_limit(cfg_.max_message_size);
+        // The body's limit is set once the request is admitted: a Content-Length over it is
+        // then refused by DepositService (413 after the identity, logged as a deposit).
+        parser.body_limit(std::numeric_limits<std::uint64_t>::max());
         beast::get_lowest_layer(stream).expires_never();
         deadline.arm(cfg_.header_timeout);
         co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
@@ -231,6 +234,7 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
             if (f.status != 0) {
                 Response refusal = service_.transport_error(req, f.status, f.reason, "the request could not be read");
                 co_await write(stream, std::move(refusal), 11, false, cfg_.header_timeout);
+                co_await linger(stream);
             }
             break;
         }
@@ -266,6 +270,7 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
             co_await asio::async_write(stream, asio::buffer(kContinue), asio::redirect_error(asio::use_awaitable, ec));
             if (ec) break;
         }
+        parser.body_limit(cfg_.max_message_size);  // a chunked body is counted as it arrives
         beast::get_lowest_layer(stream).expires_never();
         deadline.arm(cfg_.body_timeout);
         if (!parser.is_done())

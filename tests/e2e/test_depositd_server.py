@@ -10,6 +10,7 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -140,7 +141,8 @@ class DepositdServer(harness.E2ETestCase):
         self.assertNotIn(self.token()[:40], log)
 
     def test_refusals_say_why(self):
-        self.start("--rate-limit", "3", "--max-message-size", "100000")
+        metrics_port = harness.free_port()
+        self.start("--rate-limit", "3", "--max-message-size", "100000", "--metrics", "inet:127.0.0.1:%d" % metrics_port)
         cases = [
             ("no token", dict(token="-"), 401, "missing_token"),
             ("wrong audience", dict(token=self.token(aud="someone-else")), 401, "wrong_audience"),
@@ -171,13 +173,21 @@ class DepositdServer(harness.E2ETestCase):
         self.assertEqual((r.status, json.loads(data)["reason"]), (403, "recipient_refused"))
         r, data = self.deposit(message(body="x" * 200000))
         self.assertEqual((r.status, json.loads(data)["reason"]), (413, "too_large"))
-        r, data = self.deposit(b"no header here\r\n\r\n")
+        r, data = self.deposit(b"no header here\r\n\r\n", self.token("ext2@other.example"))
         self.assertEqual((r.status, json.loads(data)["reason"]), (400, "bad_request"))
         r, data = self.request("GET", "/v1/nothing")
         self.assertEqual(r.status, 404)
         r, data = self.request("GET", "/v1/deposit")
         self.assertEqual((r.status, r.getheader("Allow")), (405, "POST"))
         self.assertEqual(len(self.sink.wait_messages(1)), 1)
+        m = http.client.HTTPConnection("127.0.0.1", metrics_port, timeout=10)
+        m.request("GET", "/metrics")
+        text = m.getresponse().read().decode()
+        self.assertIn('xproxy_depositd_deposits_total{result="accepted"} 1\n', text)
+        self.assertIn('xproxy_depositd_deposits_total{result="refused"} 11\n', text)
+        self.assertIn('xproxy_depositd_token_refusals_total{reason="expired"} 1\n', text)
+        self.assertIn('xproxy_depositd_token_refusals_total{reason="missing_token"} 1\n', text)
+        self.assertIn("xproxy_depositd_jwks_loads_total 1\n", text)
 
     def test_idempotency_key_replays_and_refuses_reuse(self):
         self.start()
@@ -191,6 +201,86 @@ class DepositdServer(harness.E2ETestCase):
         self.assertEqual((r3.status, json.loads(d3)["reason"]), (422, "idempotency_key_reused"))
         time.sleep(1)
         self.assertEqual(len(self.sink.messages()), 1, "one delivery for one key")
+
+    def client_cert(self, name, ca=None):
+        """A client certificate signed by `ca` (a (cert, key) pair) or self-signed; its
+        paths and SHA-256 fingerprint."""
+        d = self.sandbox.path("keys")
+        crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+        if ca is None:
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                    "-subj", "/CN=" + name, "-keyout", key, "-out", crt,
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign")
+        else:
+            csr = os.path.join(d, name + ".csr")
+            openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-subj", "/CN=" + name, "-keyout", key, "-out", csr)
+            openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-days", "2",
+                    "-out", crt)
+        der = subprocess.run(["openssl", "x509", "-in", crt, "-outform", "DER"], check=True,
+                             capture_output=True).stdout
+        return crt, key, hashlib.sha256(der).hexdigest()
+
+    def test_a_mapped_client_certificate_is_an_identity(self):
+        ca = self.client_cert("client-ca")
+        crt, key, fp = self.client_cert("bob-device", ca=ca[:2])
+        other_crt, other_key, _ = self.client_cert("stranger", ca=ca[:2])
+        rogue = self.client_cert("rogue-ca")
+        rogue_crt, rogue_key, _ = self.client_cert("rogue-device", ca=rogue[:2])
+        self.sandbox.write("directory", DIRECTORY.replace("user bob@example.com", "user bob@example.com cert=" + fp))
+        self.start("--client-ca", ca[0])
+
+        def with_cert(c, k, body, token=None):
+            ctx = ssl.create_default_context(cafile=self.cert)
+            ctx.load_cert_chain(c, k)
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=20)
+            return self.request("POST", "/v1/deposit", body, token, conn=conn)
+
+        r, data = with_cert(crt, key, message(sender="bob@example.com", to="x@elsewhere.example"))
+        self.assertEqual(r.status, 303, data)
+        [delivered] = self.sink.wait_messages(1)
+        unfolded = delivered.replace("\n\t", " ").replace("\r", "")
+        self.assertIn("login=bob@example.com", unfolded)
+        self.assertIn(fp, unfolded.lower().replace(":", ""), "the certificate's fingerprint in tls=")
+        # a certificate of the CA that no user has: no identity
+        r, data = with_cert(other_crt, other_key, message(sender="bob@example.com"))
+        self.assertEqual((r.status, json.loads(data)["reason"]), (401, "missing_token"))
+        # a token still wins over a certificate
+        r, data = with_cert(crt, key, message(sender="bob@example.com"), token=self.token())
+        self.assertEqual((r.status, json.loads(data)["reason"]), (403, "sender_not_allowed"))
+        # a certificate of another CA: no TLS session at all
+        with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            with_cert(rogue_crt, rogue_key, message(sender="bob@example.com"))
+        # without any certificate the token path works as before
+        r, data = self.deposit(message())
+        self.assertEqual(r.status, 303, data)
+
+    def test_sighup_reloads_the_receipt_key_and_keeps_a_broken_key_ring_out(self):
+        self.start()
+        _, before = self.request("GET", "/.well-known/dmail/receipt-keys")
+        openssl("genpkey", "-algorithm", "ED25519", "-out", self.receipt_key + ".new")
+        os.chmod(self.receipt_key + ".new", 0o600)
+        os.replace(self.receipt_key + ".new", self.receipt_key)
+        with open(self.keyring, "w") as f:
+            f.write("broken line\n")
+        proc = self.procs.entries[-1].popen
+        proc.send_signal(signal.SIGHUP)
+        harness.wait_for_log(self.log, r"event=reload result=failed")
+        self.assertIn("--keyring", harness.read_text(self.log))
+        _, after = self.request("GET", "/.well-known/dmail/receipt-keys")
+        self.assertNotEqual(json.loads(before)["keys"][0]["x"], json.loads(after)["keys"][0]["x"])
+        # the key ring in force stays: deposits are still signed and delivered
+        r, data = self.deposit(message())
+        self.assertEqual(r.status, 303, data)
+        [delivered] = self.sink.wait_messages(1)
+        self.assertIn("kid=k1", delivered.replace("\n\t", " "))
+
+    def test_oversized_header_and_target(self):
+        self.start()
+        r, data = self.request("GET", "/.well-known/dmail/receipt-keys", headers={"X-Big": "x" * 20000})
+        self.assertEqual((r.status, json.loads(data)["reason"]), (431, "header_too_large"))
+        r, data = self.request("GET", "/v1/receipts/" + "a" * 9000)
+        self.assertEqual((r.status, json.loads(data)["reason"]), (414, "uri_too_long"))
 
     def test_a_stalled_request_gets_408(self):
         self.start("--header-timeout", "2")
