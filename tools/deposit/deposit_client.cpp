@@ -12,6 +12,8 @@
 #include <xproxy/jose/jws.hpp>
 #include <xproxy/jose/receipt.hpp>
 
+#include "token_audience.hpp"
+
 namespace xproxy::deposit {
 
 namespace asio = boost::asio;
@@ -116,6 +118,36 @@ asio::awaitable<DepositOutcome> run_deposit(asio::any_io_executor ex, DepositJob
     DepositOutcome out;
     WipedString bearer;
     if (!job.token.empty()) bearer.text = "Bearer " + job.token;
+    // 0. The token goes only to an endpoint its audience names (token_audience.hpp).
+    if (!job.token.empty() && !job.allow_any_audience) {
+        auto audiences = token_audiences(job.token);
+        wipe(job.token);
+        if (!audiences) {
+            out.exit_code = kExitNoPerm;
+            out.error = audiences.error() + ": its audience cannot be checked, so it is not sent";
+            co_return out;
+        }
+        std::vector<Endpoint> named;
+        std::string needed;
+        for (auto& ep : job.endpoints) {
+            auto u = http::parse_https_url(ep.url);
+            if (!u) continue;  // connect() says why below, were it kept
+            bool ok = false;
+            for (const auto& a : *audiences) ok = ok || audience_names_endpoint(a, *u);
+            if (ok) named.push_back(std::move(ep));
+            else needed += (needed.empty() ? "\"" : ", \"") + endpoint_audience(*u) + "\"";
+        }
+        if (named.empty()) {
+            std::string have;
+            for (const auto& a : *audiences) have += (have.empty() ? "\"" : ", \"") + escape(a, 200) + "\"";
+            out.exit_code = kExitNoPerm;
+            out.error = "the token is not for this deposit service, so it is not sent: its audience is " + have +
+                        "; a token for it needs the audience " + (needed.empty() ? "of the endpoint" : needed) +
+                        " (or --allow-any-audience, which lets any endpoint capture the token)";
+            co_return out;
+        }
+        job.endpoints = std::move(named);
+    }
     wipe(job.token);
     http::HttpsSession session(ex, job.ca_file, job.cert_file, job.key_file);
 

@@ -2,9 +2,12 @@
 // find an endpoint that answers, POST the message, follow the 303 to the receipt over the
 // same connection, and verify the receipt against the message bytes.
 //
-// Promises: endpoints are tried in order, each of its addresses in turn, until a TLS
-// connection with a certificate valid for the endpoint's host name opens; nothing is sent
-// before that. The POST carries the token (never logged nor put in a failure text), the
+// Promises: a token goes only to an endpoint its "aud" claim names (an https URL of the
+// endpoint's host and port, token_audience.hpp), unless allow_any_audience: endpoints it
+// does not name are dropped before any connection, and with none left nothing is sent
+// (kExitNoPerm, naming the audience a token would need). Endpoints are tried in order,
+// each of its addresses in turn, until a TLS connection with a certificate valid for the
+// endpoint's host name opens; nothing is sent before that. The POST carries the token (never logged nor put in a failure text), the
 // recipients and sender as query parameters (percent-encoded) and the Idempotency-Key; a
 // POST that fails on the network is sent once more with the same key (the server then
 // answers the first deposit's receipt instead of delivering twice). The receipt is fetched
@@ -39,7 +42,7 @@ enum ExitCode : int {
     kExitCantCreate = 73,   // --receipt-out cannot be written
     kExitTempFail = 75,     // network, 408, 409, 429, 5xx: try again later with the same key
     kExitProtocol = 76,     // an answer the protocol does not have
-    kExitNoPerm = 77,       // 401, 403
+    kExitNoPerm = 77,       // 401, 403; a token whose audience names no endpoint (not sent)
     kExitConfig = 78,       // a bad option value or file (mode, format)
 };
 
@@ -54,6 +57,9 @@ struct DepositJob {
     std::vector<std::string> recipients;  // may be empty: the server reads the header fields
     std::string from;                     // may be empty: the From: address
     std::string token;                    // may be empty when a client certificate is used
+    // false: the token goes only to endpoints its "aud" names (token_audience.hpp); the
+    // others are dropped, and with none left nothing is sent (kExitNoPerm).
+    bool allow_any_audience = false;
     std::string idempotency_key;
     std::string ca_file;  // "" = system store
     std::string cert_file;

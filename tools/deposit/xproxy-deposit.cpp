@@ -2,8 +2,9 @@
 // its receipt (doc/man/xproxy-deposit.1, doc/deposit.md "The client command").
 //
 // The endpoint is --endpoint, or found through SRV _dmail._tcp.DOMAIN for the domain of
-// the first --to (srv_lookup.hpp). The token comes from a file (mode 0600 or 0640) and is
-// never printed. Prints "result=delivered queue_id=Q receipt=verified" and exits 0, or
+// the first --to (srv_lookup.hpp). The token comes from a file (mode 0600 or 0640), is
+// never printed, and goes only to an endpoint its "aud" names (token_audience.hpp) unless
+// --allow-any-audience. Prints "result=delivered queue_id=Q receipt=verified" and exits 0, or
 // says what failed and exits with a sysexits code (deposit_client.hpp).
 #include <utility>  // before Boost.Asio 1.74's awaitable.hpp, which uses std::exchange
 
@@ -53,6 +54,7 @@ struct Options {
     std::string receipt_out;
     std::string idempotency_key;
     unsigned timeout = 60;
+    bool allow_any_audience = false;
     std::string message_file;
 };
 
@@ -105,7 +107,10 @@ int parse_options(int argc, char** argv, Options& o) {
         "receipt-key", po::value(&o.receipt_key), "the server's receipt public key (PEM)")(
         "receipt-out", po::value(&o.receipt_out), "write the verified receipt here")(
         "idempotency-key", po::value(&o.idempotency_key), "1 to 255 printable ASCII characters (default: random)")(
-        "timeout", po::value(&o.timeout)->default_value(60), "seconds per request");
+        "timeout", po::value(&o.timeout)->default_value(60), "seconds per request")(
+        "allow-any-audience", po::bool_switch(&o.allow_any_audience),
+        "DANGEROUS: send the token to any endpoint, even one its \"aud\" does not name (a hostile "
+        "endpoint can then capture and replay it)");
     po::options_description hidden;
     hidden.add_options()("message", po::value(&o.message_file));
     po::options_description all;
@@ -197,6 +202,7 @@ int run(int argc, char** argv) {
     job.ca_file = o.ca_file;
     job.cert_file = o.cert_file;
     job.key_file = o.key_file;
+    job.allow_any_audience = o.allow_any_audience;
     job.timeout = std::chrono::seconds(o.timeout);
     const std::string key = job.idempotency_key;
 

@@ -2,7 +2,8 @@
 // against an in-process TLS server: a POST that gets no answer is sent once more with the
 // same Idempotency-Key; a Location on another host gets neither a request nor the token;
 // the server's refusals map to their exit codes with reason and detail; an endpoint whose
-// certificate is for another name is skipped for the next one before anything is sent.
+// certificate is for another name is skipped for the next one before anything is sent; a
+// token goes only to an endpoint its "aud" names (unless allow_any_audience).
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -14,6 +15,7 @@
 
 #include "deposit_client.hpp"
 #include "https_test_server.hpp"
+#include <xproxy/jose/base64url.hpp>
 
 namespace {
 
@@ -34,12 +36,19 @@ DepositOutcome run(DepositJob job) {
     return out;
 }
 
+// A JWT-shaped token (its signature is the server's business) whose "aud" is the JSON given.
+std::string token_for(const std::string& aud_json) {
+    return jose::base64url_encode(R"({"alg":"ES256"})") + "." +
+           jose::base64url_encode(R"({"sub":"tok-secret","aud":)" + aud_json + "}") + ".c2ln";
+}
+
 DepositJob job_for(const TestPki& pki, std::uint16_t port) {
     DepositJob job;
     job.endpoints = {Endpoint{"https://localhost:" + std::to_string(port) + "/v1/deposit", {"127.0.0.1"}}};
     job.message = "From: a@x.test\r\nTo: b@y.test\r\n\r\nhi\r\n";
     job.recipients = {"b@y.test"};
-    job.token = "tok-secret";
+    const std::string p = std::to_string(port);
+    job.token = token_for(R"(["https://localhost:)" + p + R"(","https://mx.other.test:)" + p + R"("])");
     job.idempotency_key = "key-1";
     job.ca_file = pki.ca_file();
     job.timeout = std::chrono::milliseconds(2000);
@@ -121,7 +130,7 @@ TEST(DepositClient, RefusalsMapToExitCodes) {
                 << out.error;
         }
         EXPECT_NE(out.error.find("retry after 30 s"), std::string::npos) << out.error;
-        EXPECT_EQ(out.error.find("tok-secret"), std::string::npos);
+        EXPECT_EQ(out.error.find(token_for("1").substr(0, 20)), std::string::npos);
     }
 }
 
@@ -145,4 +154,57 @@ TEST(DepositClient, EndpointWithAnotherNameIsSkippedBeforeSending) {
     EXPECT_EQ(failed.exit_code, kExitTempFail);
     EXPECT_NE(failed.error.find("hostname mismatch"), std::string::npos) << failed.error;
     EXPECT_EQ(server.requests(), 1);
+}
+
+TEST(DepositClient, TokenGoesOnlyToAnEndpointItsAudienceNames) {
+    TestPki pki;
+    std::mutex m;
+    std::vector<std::string> authorizations;
+    HttpsTestServer server(pki.server(), [&](const test::TestRequest& req) -> Answer {
+        std::lock_guard<std::mutex> lock(m);
+        authorizations.emplace_back(req["Authorization"]);
+        return with(401, R"({"reason":"wrong_audience"})");
+    });
+    const std::string port = std::to_string(server.port());
+    // A token for another server (or a bare audience): refused before any connection.
+    const std::vector<std::string> others = {R"("https://mx.home.test")", R"("xproxy-deposit")",
+                                             R"(["https://localhost"])", R"(["https://localhost:)" + port + R"(0"])"};
+    for (const auto& aud : others) {
+        auto job = job_for(pki, server.port());
+        job.token = token_for(aud);
+        auto out = run(std::move(job));
+        EXPECT_EQ(out.exit_code, kExitNoPerm) << aud;
+        EXPECT_FALSE(out.delivered);
+        EXPECT_NE(out.error.find("is not for this deposit service"), std::string::npos) << out.error;
+        EXPECT_NE(out.error.find("needs the audience \"https://localhost:" + port + "\""), std::string::npos)
+            << out.error;
+        EXPECT_TRUE(out.endpoint.empty());
+    }
+    // Not a JWT: its audience cannot be checked, so it is not sent either.
+    auto opaque = job_for(pki, server.port());
+    opaque.token = "opaque-tok-secret";
+    auto refused = run(std::move(opaque));
+    EXPECT_EQ(refused.exit_code, kExitNoPerm);
+    EXPECT_EQ(refused.error.find("opaque-tok-secret"), std::string::npos) << refused.error;
+    EXPECT_EQ(server.connections(), 0);
+    // Of two endpoints, the one the audience does not name is dropped unasked.
+    auto two = job_for(pki, server.port());
+    two.token = token_for(R"("https://LOCALHOST:)" + port + R"(")");
+    two.endpoints.insert(two.endpoints.begin(),
+                         Endpoint{"https://mx.other.test:" + port + "/v1/deposit", {"127.0.0.1"}});
+    auto named = run(std::move(two));
+    EXPECT_EQ(named.exit_code, kExitNoPerm);  // the server's 401
+    EXPECT_EQ(named.endpoint, "https://localhost:" + port + "/v1/deposit");
+    EXPECT_NE(named.error.find("answered 401 (wrong_audience)"), std::string::npos) << named.error;
+    EXPECT_EQ(server.connections(), 1);  // mx.other.test was not even tried
+    // --allow-any-audience: the old behaviour, the token goes where the endpoint is.
+    auto any = job_for(pki, server.port());
+    any.token = token_for(R"("https://mx.home.test")");
+    any.allow_any_audience = true;
+    auto sent = run(std::move(any));
+    EXPECT_EQ(sent.exit_code, kExitNoPerm);
+    EXPECT_NE(sent.error.find("answered 401"), std::string::npos) << sent.error;
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(authorizations, (std::vector<std::string>{"Bearer " + token_for(R"("https://LOCALHOST:)" + port + R"(")"),
+                                                        "Bearer " + token_for(R"("https://mx.home.test")")}));
 }
