@@ -4,7 +4,9 @@
 #include <boost/program_options.hpp>
 #include <iostream>
 
+#include <xproxy/base/escape.hpp>
 #include <xproxy/base/text.hpp>
+#include <xproxy/daemon/https_client.hpp>
 #include <xproxy/daemon/listen.hpp>
 #include <xproxy/daemon/options.hpp>
 #include <xproxy/daemon/tls.hpp>
@@ -157,6 +159,16 @@ Expected<void> check_config(Config& c) {
     if (c.server_name.empty()) c.server_name = daemon::host_name();
     if (c.helo_name.empty()) c.helo_name = daemon::host_name();
     return {};
+}
+
+std::string audience_warning(const Config& c) {
+    auto url = http::parse_https_url(c.audience);
+    if (url && !c.server_name.empty() && iequals(url->host, c.server_name)) return {};
+    return "--audience " + escape(c.audience, 300) + " is not an https URL naming --server-name " +
+           escape(c.server_name, 255) + " (as https://" + escape(c.server_name, 255) +
+           "): xproxy-deposit sends a token only to the server its audience names, and a token whose audience "
+           "is not this server's own could be replayed here by any server it was sent to (doc/deposit.md, "
+           "\"Tokens\")";
 }
 
 std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {

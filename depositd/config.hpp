@@ -79,4 +79,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code);
 // The checks of parse_config() after the options were read (public for tests).
 Expected<void> check_config(Config& c);
 
+// "" when --audience is an https URL whose host is --server-name (ASCII case ignored);
+// else a warning for --check-config (not an error: the daemon checks aud as given) that
+// clients send a token only to the server its audience names (doc/deposit.md "Tokens").
+std::string audience_warning(const Config& c);
+
 }  // namespace xproxy::depositd

@@ -146,6 +146,8 @@ int run(int argc, char** argv) {
     if (cfg->check_config) {
         auto checked = (*dir)->check();
         if (!checked) return start.fail("--directory: " + checked.error());
+        if (auto warning = audience_warning(*cfg); !warning.empty())
+            std::fprintf(stderr, "xproxy-depositd: warning: %s\n", warning.c_str());
         std::printf("xproxy-depositd: configuration ok (listeners: %zu, directory: %s, keys: %s)\n", cfg->listen.size(),
                     checked->c_str(), cfg->jwks_discovery ? "discovery" : cfg->jwks_file.c_str());
         return 0;

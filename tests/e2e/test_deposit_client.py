@@ -169,6 +169,7 @@ class DepositClient(harness.E2ETestCase):
                 "--jwks-file", jwks, "--mta", "inet:127.0.0.1:%d" % mta_port, "--keyring", keyring,
                 "--server-name", "mx.example.test", "--receipt-key", receipt_key, "--receipt-kid", "r1",
                 "--directory", directory, "--log", "stderr", "--log-level", "debug"]
+        self.depositd_argv = argv
         with open(self.log, "wb") as out:
             self.procs.start("xproxy-depositd", argv, stdout=out)
         self.nsd = Nsd(sb, self.procs, {"example.test": ZONE.format(port=self.port, hostile_port=self.hostile_port)},
@@ -301,6 +302,17 @@ class DepositClient(harness.E2ETestCase):
         self.assertTrue(catcher.heads)
         self.assertIn("Authorization: Bearer " + token, catcher.heads[0])
         self.assertEqual(self.sink.messages(), [])
+
+    def test_check_config_warns_of_an_audience_that_is_not_the_servers_origin(self):
+        ok = subprocess.run(self.depositd_argv + ["--check-config"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertNotIn("warning", ok.stderr)
+        argv = list(self.depositd_argv)
+        argv[argv.index("--audience") + 1] = "xproxy-deposit"
+        bare = subprocess.run(argv + ["--check-config"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(bare.returncode, 0, bare.stderr)  # a warning, not an error
+        self.assertIn("warning: --audience xproxy-deposit is not an https URL naming --server-name mx.example.test",
+                      bare.stderr)
 
     def test_outside_target_of_a_signed_zone_needs_the_trust_anchor(self):
         p, _ = self.deposit("dave@signed.test", message("dave@signed.test"))

@@ -1,5 +1,6 @@
 // config_test: xproxy-depositd's configuration checks name the option at fault: required
-// options, key files that others may read, one key source, ranges, listener and MTA forms.
+// options, key files that others may read, one key source, ranges, listener and MTA forms;
+// an --audience that is not the server's own https origin is a warning only.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -116,3 +117,21 @@ TEST_F(ConfigCheck, Ranges) {
 }
 
 }  // namespace
+
+TEST_F(ConfigCheck, AudienceNotTheServersOriginIsAWarningOnly) {
+    c_.server_name = "mx.example.org";
+    EXPECT_EQ(error(), "");  // "xproxy": still valid
+    EXPECT_NE(audience_warning(c_).find("--audience xproxy is not an https URL naming --server-name mx.example.org"),
+              std::string::npos)
+        << audience_warning(c_);
+    for (const char* aud : {"https://mx.example.org", "https://MX.example.org:8443", "https://mx.example.org/"}) {
+        c_.audience = aud;
+        EXPECT_EQ(audience_warning(c_), "") << aud;
+    }
+    for (const char* aud :
+         {"http://mx.example.org", "https://other.example.org", "https://mx.example.org.evil.test", "mx.example.org"}) {
+        c_.audience = aud;
+        EXPECT_EQ(error(), "") << aud;
+        EXPECT_NE(audience_warning(c_), "") << aud;
+    }
+}
