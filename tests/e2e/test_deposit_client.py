@@ -69,7 +69,7 @@ def openssl(*args):
 
 class TokenCatcher:
     """A stand-in deposit server with a valid certificate for its own name: it records
-    every request's header block (the review's repro printed the Authorization field) and
+    every request's header block (where a captured Authorization field shows) and
     answers 401."""
 
     def __init__(self, cert, key, port):
