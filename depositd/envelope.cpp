@@ -165,7 +165,17 @@ Expected<std::vector<std::string>> parse_address_list(std::string_view value, st
     return r.read();
 }
 
+std::size_t find_bare_cr(std::string_view message) {
+    for (auto i = message.find('\r'); i != std::string_view::npos; i = message.find('\r', i + 1))
+        if (i + 1 == message.size() || message[i + 1] != '\n') return i;
+    return std::string_view::npos;
+}
+
 Expected<MessageEnvelope> extract_envelope(std::string_view message, const EnvelopeLimits& limits) {
+    // Lines end at LF here but at a bare CR too on the way to the MTA (BdatToData): a
+    // message with a bare CR would be read as one header block here and as another there.
+    if (const auto cr = find_bare_cr(message); cr != std::string_view::npos)
+        return Failure{"a bare CR (not followed by LF, which RFC 5322 forbids) at byte " + std::to_string(cr)};
     if (message.substr(0, 5) == "From ") return Failure{"the message starts with an mbox \"From \" line"};
     MessageLimits ml;
     ml.max_header_bytes = limits.max_header_bytes;
