@@ -35,6 +35,7 @@ receipts.
 
 import hashlib
 import re
+import socket
 import subprocess
 import time
 
@@ -365,6 +366,50 @@ class Deposit(E2ETestCase):
         log = d.log()
         for word in ("too_large", "header_too_large", "timeout", "rate_limited"):
             self.assertIn(word, log)
+
+    # 6.
+    def test_connection_limits(self):
+        d = self.depositd(["--max-connections", "12", "--max-connections-per-client", "4"])
+        socks = []
+
+        def idle(source, n):
+            opened = []
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=(source, 0))
+                self.addCleanup(s.close)
+                opened.append(s)
+            socks.extend(opened)
+            return opened
+
+        def closed_by_server(s):
+            s.settimeout(0.3)
+            try:
+                return s.recv(1) == b""
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+
+        # One address opens many idle sockets: only 4 stay open, another address deposits.
+        flood = idle("127.0.0.2", 40)
+        t0 = time.monotonic()
+        self.assert_deposited(self.post(self.idp.token("alice@example.com"),
+                                        message("alice@example.com", "bob@example.com", "beside a flood"),
+                                        source="127.0.0.9"))
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(sum(not closed_by_server(s) for s in flood), 4)
+        # Every slot taken by idle sockets of three addresses: a deposit evicts the oldest.
+        idle("127.0.0.3", 4)
+        idle("127.0.0.4", 4)
+        self.assert_deposited(self.post(self.idp.token("erin@example.com"),
+                                        message("erin@example.com", "bob@example.com", "when full"),
+                                        source="127.0.0.9"))
+        self.assertTrue(closed_by_server(flood[0]) or any(closed_by_server(s) for s in flood[:4]))
+        log = d.log()
+        self.assertEqual(log.count("limit=max-connections-per-client max=4"), 1, "one log line per burst")
+        self.assertIn("limit_end limit=max-connections-per-client refused=36", log)
+        self.assertIn("action=evict", log)
+        self.assertEqual(len(self.sink.wait_messages(2)), 2)
 
 
 if __name__ == "__main__":
