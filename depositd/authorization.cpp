@@ -65,6 +65,10 @@ Authorization authorize(const DepositEnvelope& env, const Directory& dir) {
                 403, "sender_not_allowed",
                 std::string(a == &env.sender ? "the envelope sender" : "the From address") + " is not the identity's",
                 *a);
+    for (const auto& [field, address] : env.other_senders)
+        if (!may_use(env.identity, address, dir))
+            return refused(403, "sender_not_allowed", "an address of the " + field + " field is not the identity's",
+                           address);
     // A hosted sender: the checks of an authenticated submission.
     static const PolicyConfig sender_checks = engine_config(true);
     for (const std::string* a : {&env.sender, &env.from}) {

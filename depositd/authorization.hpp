@@ -1,7 +1,8 @@
 // authorization.hpp: whether an identity may deposit a message with this envelope and
 // this From: address (doc/deposit.md, "Authorization").
 //
-//   sender   the envelope sender and the From: address must each be the identity itself
+//   sender   the envelope sender, the From: address and each address of the Sender:,
+//            Resent-From: and Resent-Sender: fields must each be the identity itself
 //            (compared in canonical form, without regard to ASCII case), or, when the
 //            identity is a directory user (Directory::find_by_login), an address
 //            login_may_send_as() allows it; else 403 sender_not_allowed. A sender in a
@@ -21,6 +22,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <xproxy/policy/directory.hpp>
@@ -41,6 +43,9 @@ struct DepositEnvelope {
     std::string sender;                   // envelope sender, canonical
     std::string from;                     // the From: address, canonical
     std::vector<std::string> recipients;  // canonical
+    // Sender:, Resent-From:, Resent-Sender: addresses (field name, canonical address):
+    // each must pass the sender rule as From: does.
+    std::vector<std::pair<std::string, std::string>> other_senders;
 };
 
 Authorization authorize(const DepositEnvelope& env, const Directory& directory);

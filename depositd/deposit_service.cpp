@@ -340,8 +340,9 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
     limits.max_addresses = cfg_.max_recipients;
     auto env = extract_envelope(req.body, limits);
     if (!env) co_return finish(problem(400, "bad_request", env.error()), "bad_request", env.error());
-    DepositEnvelope de{adm.identity, adm.from ? *adm.from : env->from, env->from,
-                       adm.rcpt.empty() ? env->recipients : adm.rcpt};
+    DepositEnvelope de{
+        adm.identity, adm.from ? *adm.from : env->from, env->from, adm.rcpt.empty() ? env->recipients : adm.rcpt, {}};
+    for (auto& o : env->senders) de.other_senders.emplace_back(std::move(o.field), std::move(o.address));
     f.recipients = de.recipients.size();
     if (de.recipients.empty())
         co_return finish(problem(400, "bad_request", "no recipient (no rcpt= and no To, Cc or Bcc address)"),

@@ -15,7 +15,9 @@
 // and the injector would end a line there that the header parser does not), a leading
 // mbox "From " line, no From: field or more than one, a From: field
 // with other than exactly one mailbox, more than one Message-ID, an address without a
-// local part or a domain or with control characters. Failure texts hold no input bytes.
+// local part or a domain or with control characters (in From:, To:, Cc:, Bcc:, Sender:,
+// Resent-From:, Resent-Sender:), an X-Original-Source or X-Original-Source-Result field
+// (a deposit is an inject hop: doc/threat-model.md; such a field can only be forged). Failure texts hold no input bytes.
 #pragma once
 
 #include <cstddef>
@@ -32,8 +34,15 @@ struct EnvelopeLimits {
     std::size_t max_addresses = 1000;  // To, Cc and Bcc together
 };
 
+// An address of a Sender:, Resent-From: or Resent-Sender: field.
+struct NamedAddress {
+    std::string field;    // "Sender", "Resent-From" or "Resent-Sender"
+    std::string address;  // canonical
+};
+
 struct MessageEnvelope {
     std::string from;                     // canonical address of the From: field
+    std::vector<NamedAddress> senders;    // the other sender fields' addresses, in order
     std::vector<std::string> recipients;  // To:, Cc:, Bcc: in order, canonical, without duplicates
     std::string message_id;               // the Message-ID field value (trimmed); "" when absent
 };

@@ -23,7 +23,10 @@ receipts.
    test_key_rotation: a key published later is fetched on its first token.
 3. test_sender_and_recipient_refusals: From: or the envelope sender someone else: 403
    sender_not_allowed; a recipient not hosted, for an identity that is not a hosted
-   user: 403 recipient_not_hosted; what the rule allows (a login= address, a hosted
+   user: 403 recipient_not_hosted; Sender: or Resent-From: someone else: 403
+   sender_not_allowed; a From: smuggled behind a bare CR, a forged X-Original-Source or
+   X-Original-Source-Result: 400 bad_request; a token identity that is not a plain
+   address: 401 no_identity; nothing of these reaches Postfix; what the rule allows (a login= address, a hosted
    user relaying, an outside identity writing to a hosted recipient) is delivered.
 4. test_tempfail_and_idempotent_retry: Postfix answers 4xx to the final dot: 503 with
    Retry-After, nothing queued; after it recovers the retry with the same
@@ -245,6 +248,26 @@ class Deposit(E2ETestCase):
              "recipient_not_hosted"),
             ("one of two recipients not hosted", dora, message("dora@partner.example", "bob@example.com", "r5"),
              "?rcpt=bob%40example.com&rcpt=friend%40elsewhere.example", "recipient_not_hosted"),
+            ("Sender: someone else", dora, message("dora@partner.example", "bob@example.com", "r6",
+                                                   extra_headers=["Sender: alice@example.com"]), "",
+             "sender_not_allowed"),
+            ("Resent-From: someone else", dora, message("dora@partner.example", "bob@example.com", "r7",
+                                                        extra_headers=["Resent-From: Alice <alice@example.com>"]),
+             "", "sender_not_allowed"),
+        ]
+        erin = self.idp.token("erin@example.com")
+        malformed = [
+            # A bare CR: a second From: the MTA would read as a field of its own.
+            ("From: after a bare CR", erin,
+             b"From: <erin@example.com>\r\nTo: <bob@example.com>\r\nSubject: hi\rFrom: Alice <alice@example.com>"
+             b"\r\nMessage-ID: <cr1@client.test>\r\n\r\nbody\r\n", "bare CR"),
+            ("From: in a comment split by bare CRs", erin,
+             b"From: (\rFrom: alice@example.com\r)erin@example.com\r\nTo: <bob@example.com>\r\n"
+             b"Subject: hi2\r\nMessage-ID: <cr2@client.test>\r\n\r\nbody\r\n", "bare CR"),
+            ("a forged trace header", erin, message("erin@example.com", "bob@example.com", "forged", extra_headers=[
+                "X-Original-Source: v=1; ip=10.9.9.9; login=alice@example.com"]), "X-Original-Source field"),
+            ("a forged trace verdict", erin, message("erin@example.com", "bob@example.com", "forged2", extra_headers=[
+                "X-Original-Source-Result: pass"]), "X-Original-Source-Result field"),
         ]
         mark = self.mta.pf.log_mark()
         for what, token, msg, query, reason in refused:

@@ -192,7 +192,7 @@ TEST(Authorization, Rule) {
          "login_refused"},
     };
     for (const auto& r : rows) {
-        DepositEnvelope env{r.identity, r.sender, r.from, r.recipients};
+        DepositEnvelope env{r.identity, r.sender, r.from, r.recipients, {}};
         const Authorization a = authorize(env, directory());
         EXPECT_EQ(a.status, r.want_status) << r.name << ": " << a.reason << " " << a.detail;
         EXPECT_EQ(a.reason, r.want_reason) << r.name << ": " << a.detail;
@@ -203,14 +203,14 @@ TEST(Authorization, RelayFlag) {
     EXPECT_TRUE(
         authorize({"bob@example.com", "bob@example.com", "bob@example.com", {"x@y.example"}}, directory()).may_relay);
     EXPECT_FALSE(
-        authorize({"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}}, directory())
+        authorize({"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}, {}}, directory())
             .may_relay);
 }
 
 TEST(Authorization, DirectoryNotLoaded) {
     const Directory empty;
     const Authorization a = authorize(
-        {"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}}, empty);
+        {"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}, {}}, empty);
     EXPECT_EQ(a.status, 503);
     EXPECT_EQ(a.reason, "directory_unavailable");
 }

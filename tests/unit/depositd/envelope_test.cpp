@@ -113,12 +113,29 @@ TEST(Envelope, Refused) {
         {"From: a@example.org\r\nnot a header line\r\n\r\n", "does not parse"},
         {" continued\r\nFrom: a@example.org\r\n\r\n", "does not parse"},
         {"From: a@example.org\r\nTo: <b@example.org\r\n\r\n", "To/Cc/Bcc field (line 2)"},
+        {"From: a@example.org\r\nX-Original-Source: v=1; ip=10.9.9.9; login=x@example.org\r\n\r\n",
+         "X-Original-Source field (line 2)"},
+        {"From: a@example.org\r\nx-original-source-result: pass\r\n\r\n", "X-Original-Source-Result field"},
+        {"From: a@example.org\r\nSender: Alice\r\n\r\n", "the Sender field (line 2)"},
+        {"From: a@example.org\r\nResent-From: undisclosed:;\r\n\r\n", "the Resent-From field (line 2) is empty"},
     };
     for (const auto& r : rows) {
         auto env = extract_envelope(r.message);
         ASSERT_FALSE(env) << r.message;
         EXPECT_NE(env.error().find(r.want_error), std::string::npos) << env.error();
     }
+}
+
+TEST(Envelope, OtherSenderFields) {
+    auto env = extract_envelope(
+        "From: a@example.org\r\nSender: Sec <sec@Example.ORG>\r\nresent-from: r1@example.org, R2 <r2@example.org>\r\n"
+        "Resent-Sender: rs@example.org\r\nTo: b@example.org\r\n\r\nbody\r\n");
+    ASSERT_TRUE(env) << env.error();
+    std::vector<std::string> got;
+    for (const auto& s : env->senders) got.push_back(s.field + " " + s.address);
+    EXPECT_EQ(got, (std::vector<std::string>{"Sender sec@example.org", "Resent-From r1@example.org",
+                                             "Resent-From r2@example.org", "Resent-Sender rs@example.org"}));
+    EXPECT_EQ(env->recipients, std::vector<std::string>{"b@example.org"});
 }
 
 TEST(Envelope, HeaderBlockBounded) {
