@@ -20,6 +20,7 @@
 // std::bad_alloc); the first failure decides, senders before recipients in order.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -49,5 +50,15 @@ struct DepositEnvelope {
 };
 
 Authorization authorize(const DepositEnvelope& env, const Directory& directory);
+
+// The one form of a verified identity that every table (rate limit, idempotency,
+// receipts) and every comparison uses: a plain address local@domain, ASCII letters
+// lower-cased in both parts (the directory compares local parts and domains without
+// regard to case, doc/directory.md). nullopt when the identity is not a plain address:
+// a local part other than a dot-atom (RFC 5322 3.2.3; quoted strings refused), a domain
+// other than dot-separated labels of letters, digits, '-' and bytes >= 0x80, a source
+// route, angle brackets, white space, control bytes, a trailing root dot, or over 320
+// bytes.
+std::optional<std::string> canonical_identity(std::string_view identity);
 
 }  // namespace xproxy::depositd

@@ -211,7 +211,8 @@ asio::awaitable<std::optional<std::string>> DepositService::authenticate(const R
         if (!req.tls.peer_fingerprint.empty()) {
             const auto dir = directory_.get();
             if (auto user = dir->find_by_fingerprint(req.tls.peer_fingerprint))
-                co_return std::string(user->local_part) + "@" + std::string(user->domain);
+                if (auto id = canonical_identity(std::string(user->local_part) + "@" + std::string(user->domain)))
+                    co_return id;
         }
         reason = "missing_token";
         token_refusals().with({reason}).inc();
@@ -227,7 +228,14 @@ asio::awaitable<std::optional<std::string>> DepositService::authenticate(const R
     std::string token(trim(auth.substr(7)));
     const std::int64_t now = unix_now();
     TokenOutcome out = co_await tokens_.verify(std::move(token), now);
-    if (out.identity) co_return out.identity->identity;
+    if (out.identity) {
+        // One form for every table and comparison from here on (authorization.hpp).
+        if (auto id = canonical_identity(out.identity->identity)) co_return id;
+        reason = "no_identity";
+        token_refusals().with({reason}).inc();
+        refusal = unauthorized(reason, "the token's identity is not a plain address (local@domain)");
+        co_return std::nullopt;
+    }
     if (out.unavailable || !out.refusal) {
         reason = "keys_unavailable";
         refusal = with_retry_after(problem(503, reason, "the identity provider's keys are not available yet"), 30);

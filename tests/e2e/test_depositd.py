@@ -34,7 +34,12 @@ receipts.
    connection to Postfix; the key with another message is 422.
 5. test_limits: 413 for an oversize message, 431 for a huge header, slow clients (half a
    header, no TLS handshake, half a body) timed out with 408 while another client is
-   served at once, 429 over the rate limit."""
+   served at once, 429 over the rate limit (an identity counted as one however its
+   token spells its case).
+6. test_connection_limits: 40 idle sockets from one address leave 4 open and a deposit
+   from another address is served at once; with every connection slot held by idle
+   sockets a deposit still goes through (the longest idle one is closed); one log line
+   per burst."""
 
 import hashlib
 import re
@@ -273,6 +278,16 @@ class Deposit(E2ETestCase):
         for what, token, msg, query, reason in refused:
             with self.subTest(what):
                 self.assert_problem(self.post(token, msg, query=query), 403, reason)
+        for ident in ["<alice@example.com>", "@x.example:alice@example.com", '"alice"@example.com',
+                      "alice@example.com.", "alice @example.com"]:
+            with self.subTest(ident):
+                r = self.post(self.idp.token(ident), message("alice@example.com", "bob@example.com", "id"))
+                self.assert_problem(r, 401, "no_identity")
+        for what, token, msg, detail in malformed:
+            with self.subTest(what):
+                r = self.post(token, msg)
+                self.assert_problem(r, 400, "bad_request")
+                self.assertIn(detail, r.json()["detail"])
         self.assertNotIn("connect from", self.mta.pf.log()[mark:])
         allowed = [
             ("a login= address", alice, message("sales@example.com", "bob@example.com", "a1"), ""),
@@ -374,9 +389,11 @@ class Deposit(E2ETestCase):
                     self.assert_problem(resp, 408, "timeout")
 
         # The rate limit: 3 deposits per identity per minute, the 4th is 429; others go on.
+        # One identity however its token spells it.
         dave = self.idp.token("dave@example.com")
-        for i in range(3):
-            self.assert_deposited(self.post(dave, message("dave@example.com", "bob@example.com", "rate%d" % i)))
+        for i, spelled in enumerate(["dave@example.com", "DAVE@example.com", "Dave@Example.COM"]):
+            self.assert_deposited(self.post(self.idp.token(spelled),
+                                            message("dave@example.com", "bob@example.com", "rate%d" % i)))
         r = self.post(dave, message("dave@example.com", "bob@example.com", "rate3"))
         self.assert_problem(r, 429, "rate_limited")
         self.assertRegex(r.header("Retry-After") or "", r"^\d+$", r)
