@@ -1,6 +1,7 @@
 // deposit_service.cpp: the routes and the deposit flow; see deposit_service.hpp.
 #include "deposit_service.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -116,6 +117,21 @@ Response unauthorized(std::string_view reason, std::string_view detail) {
                                                    ? "Bearer realm=\"xproxy\""
                                                    : "Bearer realm=\"xproxy\", error=\"invalid_token\"");
     return r;
+}
+
+// What an Idempotency-Key stands for: the message (its digest, 32 bytes) and the
+// envelope (sender, recipients in sorted order), NUL-separated (no address holds a NUL).
+std::string request_digest(const std::string& message_digest, const DepositEnvelope& de) {
+    std::vector<std::string> rcpt = de.recipients;
+    std::sort(rcpt.begin(), rcpt.end());
+    std::string what = message_digest;
+    what += '\0';
+    what += de.sender;
+    for (const auto& r : rcpt) {
+        what += '\0';
+        what += r;
+    }
+    return jose::sha256(what);
 }
 
 bool is_rfc822(std::string_view content_type) {
@@ -371,7 +387,7 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
     const bool keyed = !req.idempotency_key.empty();
     const auto now = IdempotencyCache::Clock::now();
     if (keyed) {
-        auto begun = idempotency_.begin(adm.identity, req.idempotency_key, digest, now);
+        auto begun = idempotency_.begin(adm.identity, req.idempotency_key, request_digest(digest, de), now);
         switch (begun.verdict) {
             case IdempotencyCache::Verdict::fresh: break;
             case IdempotencyCache::Verdict::in_progress:

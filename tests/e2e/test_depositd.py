@@ -31,7 +31,8 @@ receipts.
 4. test_tempfail_and_idempotent_retry: Postfix answers 4xx to the final dot: 503 with
    Retry-After, nothing queued; after it recovers the retry with the same
    Idempotency-Key delivers once; a third POST returns the same receipt without a
-   connection to Postfix; the key with another message is 422.
+   connection to Postfix; the key with another message, other recipients or another
+   sender is 422.
 5. test_limits: 413 for an oversize message, 431 for a huge header, slow clients (half a
    header, no TLS handshake, half a body) timed out with 408 while another client is
    served at once, 429 over the rate limit (an identity counted as one however its
@@ -336,6 +337,11 @@ class Deposit(E2ETestCase):
         # The key with another message is refused.
         other = message("alice@example.com", "bob@example.com", "not the same")
         self.assert_problem(self.post(token, other, headers=key), 422, "idempotency_key_reused")
+        # The same message with the key but other recipients, or another sender: refused too.
+        self.assert_problem(self.post(token, msg, query="?rcpt=erin%40example.com", headers=key), 422,
+                            "idempotency_key_reused")
+        self.assert_problem(self.post(token, msg, query="?from=sales%40example.com", headers=key), 422,
+                            "idempotency_key_reused")
         self.assertTrue(wait_quiet(lambda: len(self.sink.messages()) > 1, 1.5), "delivered more than once")
         self.assertNotIn("connect from", self.mta.pf.log()[mark:])
         self.assertEqual(self.mta.queued(), [])
