@@ -55,7 +55,37 @@ PolicyConfig engine_config(bool deposit) {
     return c;
 }
 
+bool atext(unsigned char c) {
+    if (c >= 0x80) return true;  // UTF-8 (RFC 6532)
+    if (c <= 0x20 || c == 0x7F) return false;
+    return std::string_view("()<>[]:;@\\,.\"").find(static_cast<char>(c)) == std::string_view::npos;
+}
+
+bool label_char(unsigned char c) {
+    const char a = ascii_lower(static_cast<char>(c));
+    return c >= 0x80 || ascii_digit(a) || (a >= 'a' && a <= 'z') || a == '-';
+}
+
+// Non-empty runs of `part` separated by single dots, no dot at either end.
+template <class Pred>
+bool dotted(std::string_view part, Pred ok) {
+    if (part.empty() || part.front() == '.' || part.back() == '.') return false;
+    for (std::size_t i = 0; i < part.size(); ++i) {
+        const auto c = static_cast<unsigned char>(part[i]);
+        if (c == '.' ? part[i - 1] == '.' : !ok(c)) return false;
+    }
+    return true;
+}
+
 }  // namespace
+
+std::optional<std::string> canonical_identity(std::string_view identity) {
+    if (identity.size() > 320) return std::nullopt;
+    const auto at = identity.find('@');
+    if (at == std::string_view::npos) return std::nullopt;
+    if (!dotted(identity.substr(0, at), atext) || !dotted(identity.substr(at + 1), label_char)) return std::nullopt;
+    return to_lower(identity);
+}
 
 Authorization authorize(const DepositEnvelope& env, const Directory& dir) {
     if (!dir.loaded()) return refused(503, "directory_unavailable", "the directory is not loaded yet", "");
@@ -65,6 +95,10 @@ Authorization authorize(const DepositEnvelope& env, const Directory& dir) {
                 403, "sender_not_allowed",
                 std::string(a == &env.sender ? "the envelope sender" : "the From address") + " is not the identity's",
                 *a);
+    for (const auto& [field, address] : env.other_senders)
+        if (!may_use(env.identity, address, dir))
+            return refused(403, "sender_not_allowed", "an address of the " + field + " field is not the identity's",
+                           address);
     // A hosted sender: the checks of an authenticated submission.
     static const PolicyConfig sender_checks = engine_config(true);
     for (const std::string* a : {&env.sender, &env.from}) {

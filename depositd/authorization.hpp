@@ -1,7 +1,8 @@
 // authorization.hpp: whether an identity may deposit a message with this envelope and
 // this From: address (doc/deposit.md, "Authorization").
 //
-//   sender   the envelope sender and the From: address must each be the identity itself
+//   sender   the envelope sender, the From: address and each address of the Sender:,
+//            Resent-From: and Resent-Sender: fields must each be the identity itself
 //            (compared in canonical form, without regard to ASCII case), or, when the
 //            identity is a directory user (Directory::find_by_login), an address
 //            login_may_send_as() allows it; else 403 sender_not_allowed. A sender in a
@@ -19,8 +20,10 @@
 // std::bad_alloc); the first failure decides, senders before recipients in order.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <xproxy/policy/directory.hpp>
@@ -41,8 +44,21 @@ struct DepositEnvelope {
     std::string sender;                   // envelope sender, canonical
     std::string from;                     // the From: address, canonical
     std::vector<std::string> recipients;  // canonical
+    // Sender:, Resent-From:, Resent-Sender: addresses (field name, canonical address):
+    // each must pass the sender rule as From: does.
+    std::vector<std::pair<std::string, std::string>> other_senders;
 };
 
 Authorization authorize(const DepositEnvelope& env, const Directory& directory);
+
+// The one form of a verified identity that every table (rate limit, idempotency,
+// receipts) and every comparison uses: a plain address local@domain, ASCII letters
+// lower-cased in both parts (the directory compares local parts and domains without
+// regard to case, doc/directory.md). nullopt when the identity is not a plain address:
+// a local part other than a dot-atom (RFC 5322 3.2.3; quoted strings refused), a domain
+// other than dot-separated labels of letters, digits, '-' and bytes >= 0x80, a source
+// route, angle brackets, white space, control bytes, a trailing root dot, or over 320
+// bytes.
+std::optional<std::string> canonical_identity(std::string_view identity);
 
 }  // namespace xproxy::depositd

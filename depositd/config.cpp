@@ -67,6 +67,8 @@ void describe(po::options_description& d, Config& c, Raw& r) {
         "seconds to receive a request's header block")("body-timeout", po::value(&r.body_timeout)->default_value(60),
                                                        "seconds to receive a request's body")(
         "max-connections", po::value(&c.max_connections)->default_value(256), "connections at once")(
+        "max-connections-per-client", po::value(&c.max_connections_per_client)->default_value(16),
+        "connections at once from one client address (IPv6: one /64)")(
         "idempotency-ttl", po::value(&r.idempotency_ttl)->default_value(86400),
         "seconds an Idempotency-Key is remembered")("receipt-ttl", po::value(&r.receipt_ttl)->default_value(86400),
                                                     "seconds a receipt can be fetched")(
@@ -139,6 +141,9 @@ Expected<void> check_limits(const Config& c) {
     if (c.rate_limit > 1000000) return Failure{c.origins.locate("rate-limit", "--rate-limit must be 0 to 1000000")};
     if (c.max_connections == 0 || c.max_connections > 100000)
         return Failure{c.origins.locate("max-connections", "--max-connections must be 1 to 100000")};
+    if (c.max_connections_per_client == 0 || c.max_connections_per_client > 100000)
+        return Failure{
+            c.origins.locate("max-connections-per-client", "--max-connections-per-client must be 1 to 100000")};
     return {};
 }
 

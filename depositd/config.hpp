@@ -58,6 +58,7 @@ struct Config {
     std::chrono::seconds header_timeout{10};
     std::chrono::seconds body_timeout{60};
     unsigned max_connections = 256;
+    unsigned max_connections_per_client = 16;  // per address, IPv6 per /64
     std::chrono::seconds idempotency_ttl{86400};
     std::chrono::seconds receipt_ttl{86400};
     std::size_t max_idempotency_entries = 100000;

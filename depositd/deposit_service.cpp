@@ -1,6 +1,7 @@
 // deposit_service.cpp: the routes and the deposit flow; see deposit_service.hpp.
 #include "deposit_service.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -118,6 +119,21 @@ Response unauthorized(std::string_view reason, std::string_view detail) {
     return r;
 }
 
+// What an Idempotency-Key stands for: the message (its digest, 32 bytes) and the
+// envelope (sender, recipients in sorted order), NUL-separated (no address holds a NUL).
+std::string request_digest(const std::string& message_digest, const DepositEnvelope& de) {
+    std::vector<std::string> rcpt = de.recipients;
+    std::sort(rcpt.begin(), rcpt.end());
+    std::string what = message_digest;
+    what += '\0';
+    what += de.sender;
+    for (const auto& r : rcpt) {
+        what += '\0';
+        what += r;
+    }
+    return jose::sha256(what);
+}
+
 bool is_rfc822(std::string_view content_type) {
     const auto semi = content_type.find(';');
     return iequals(trim(content_type.substr(0, semi)), "message/rfc822");
@@ -211,7 +227,8 @@ asio::awaitable<std::optional<std::string>> DepositService::authenticate(const R
         if (!req.tls.peer_fingerprint.empty()) {
             const auto dir = directory_.get();
             if (auto user = dir->find_by_fingerprint(req.tls.peer_fingerprint))
-                co_return std::string(user->local_part) + "@" + std::string(user->domain);
+                if (auto id = canonical_identity(std::string(user->local_part) + "@" + std::string(user->domain)))
+                    co_return id;
         }
         reason = "missing_token";
         token_refusals().with({reason}).inc();
@@ -227,7 +244,14 @@ asio::awaitable<std::optional<std::string>> DepositService::authenticate(const R
     std::string token(trim(auth.substr(7)));
     const std::int64_t now = unix_now();
     TokenOutcome out = co_await tokens_.verify(std::move(token), now);
-    if (out.identity) co_return out.identity->identity;
+    if (out.identity) {
+        // One form for every table and comparison from here on (authorization.hpp).
+        if (auto id = canonical_identity(out.identity->identity)) co_return id;
+        reason = "no_identity";
+        token_refusals().with({reason}).inc();
+        refusal = unauthorized(reason, "the token's identity is not a plain address (local@domain)");
+        co_return std::nullopt;
+    }
     if (out.unavailable || !out.refusal) {
         reason = "keys_unavailable";
         refusal = with_retry_after(problem(503, reason, "the identity provider's keys are not available yet"), 30);
@@ -340,8 +364,9 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
     limits.max_addresses = cfg_.max_recipients;
     auto env = extract_envelope(req.body, limits);
     if (!env) co_return finish(problem(400, "bad_request", env.error()), "bad_request", env.error());
-    DepositEnvelope de{adm.identity, adm.from ? *adm.from : env->from, env->from,
-                       adm.rcpt.empty() ? env->recipients : adm.rcpt};
+    DepositEnvelope de{
+        adm.identity, adm.from ? *adm.from : env->from, env->from, adm.rcpt.empty() ? env->recipients : adm.rcpt, {}};
+    for (auto& o : env->senders) de.other_senders.emplace_back(std::move(o.field), std::move(o.address));
     f.recipients = de.recipients.size();
     if (de.recipients.empty())
         co_return finish(problem(400, "bad_request", "no recipient (no rcpt= and no To, Cc or Bcc address)"),
@@ -362,7 +387,7 @@ asio::awaitable<Response> DepositService::deposit(asio::any_io_executor ex, cons
     const bool keyed = !req.idempotency_key.empty();
     const auto now = IdempotencyCache::Clock::now();
     if (keyed) {
-        auto begun = idempotency_.begin(adm.identity, req.idempotency_key, digest, now);
+        auto begun = idempotency_.begin(adm.identity, req.idempotency_key, request_digest(digest, de), now);
         switch (begun.verdict) {
             case IdempotencyCache::Verdict::fresh: break;
             case IdempotencyCache::Verdict::in_progress:

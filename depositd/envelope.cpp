@@ -7,10 +7,13 @@
 #include <xproxy/base/text.hpp>
 #include <xproxy/wire/mail_address.hpp>
 #include <xproxy/wire/message_header.hpp>
+#include <xproxy/wire/trace_header.hpp>
 
 namespace xproxy::depositd {
 
 namespace {
+
+constexpr std::string_view kTraceResultFieldName = "X-Original-Source-Result";
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -165,7 +168,17 @@ Expected<std::vector<std::string>> parse_address_list(std::string_view value, st
     return r.read();
 }
 
+std::size_t find_bare_cr(std::string_view message) {
+    for (auto i = message.find('\r'); i != std::string_view::npos; i = message.find('\r', i + 1))
+        if (i + 1 == message.size() || message[i + 1] != '\n') return i;
+    return std::string_view::npos;
+}
+
 Expected<MessageEnvelope> extract_envelope(std::string_view message, const EnvelopeLimits& limits) {
+    // Lines end at LF here but at a bare CR too on the way to the MTA (BdatToData): a
+    // message with a bare CR would be read as one header block here and as another there.
+    if (const auto cr = find_bare_cr(message); cr != std::string_view::npos)
+        return Failure{"a bare CR (not followed by LF, which RFC 5322 forbids) at byte " + std::to_string(cr)};
     if (message.substr(0, 5) == "From ") return Failure{"the message starts with an mbox \"From \" line"};
     MessageLimits ml;
     ml.max_header_bytes = limits.max_header_bytes;
@@ -174,6 +187,22 @@ Expected<MessageEnvelope> extract_envelope(std::string_view message, const Envel
     MessageEnvelope env;
     std::size_t froms = 0, ids = 0;
     for (const auto& f : header->fields) {
+        if (iequals(f.name, kTraceFieldName) || iequals(f.name, kTraceResultFieldName))
+            return Failure{"the message already carries an " +
+                           std::string(iequals(f.name, kTraceFieldName) ? kTraceFieldName : kTraceResultFieldName) +
+                           " field (line " + std::to_string(f.line) + "); only this server adds one"};
+        if (iequals(f.name, "Sender") || iequals(f.name, "Resent-From") || iequals(f.name, "Resent-Sender")) {
+            const std::string name = iequals(f.name, "Sender")        ? "Sender"
+                                     : iequals(f.name, "Resent-From") ? "Resent-From"
+                                                                      : "Resent-Sender";
+            auto list = parse_address_list(f.value, limits.max_addresses);
+            if (!list) return Failure{"the " + name + " field (line " + std::to_string(f.line) + "): " + list.error()};
+            if (list->empty()) return Failure{"the " + name + " field (line " + std::to_string(f.line) + ") is empty"};
+            if (env.senders.size() + list->size() > limits.max_addresses)
+                return Failure{"more than " + std::to_string(limits.max_addresses) + " sender addresses"};
+            for (auto& a : *list) env.senders.push_back({name, std::move(a)});
+            continue;
+        }
         const bool from = iequals(f.name, "From");
         if (from || iequals(f.name, "To") || iequals(f.name, "Cc") || iequals(f.name, "Bcc")) {
             const std::size_t room = from

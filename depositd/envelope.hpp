@@ -11,9 +11,13 @@
 // (but std::bad_alloc), never reads past the input; the header block is read up to
 // EnvelopeLimits::max_header_bytes and at most max_addresses addresses are returned.
 // A message that is ambiguous is refused, never guessed at: a header block that does not
-// parse, a leading mbox "From " line, no From: field or more than one, a From: field
+// parse, a bare CR anywhere in the message (a CR not followed by LF: RFC 5322 forbids it,
+// and the injector would end a line there that the header parser does not), a leading
+// mbox "From " line, no From: field or more than one, a From: field
 // with other than exactly one mailbox, more than one Message-ID, an address without a
-// local part or a domain or with control characters. Failure texts hold no input bytes.
+// local part or a domain or with control characters (in From:, To:, Cc:, Bcc:, Sender:,
+// Resent-From:, Resent-Sender:), an X-Original-Source or X-Original-Source-Result field
+// (a deposit is an inject hop: doc/threat-model.md; such a field can only be forged). Failure texts hold no input bytes.
 #pragma once
 
 #include <cstddef>
@@ -30,8 +34,15 @@ struct EnvelopeLimits {
     std::size_t max_addresses = 1000;  // To, Cc and Bcc together
 };
 
+// An address of a Sender:, Resent-From: or Resent-Sender: field.
+struct NamedAddress {
+    std::string field;    // "Sender", "Resent-From" or "Resent-Sender"
+    std::string address;  // canonical
+};
+
 struct MessageEnvelope {
     std::string from;                     // canonical address of the From: field
+    std::vector<NamedAddress> senders;    // the other sender fields' addresses, in order
     std::vector<std::string> recipients;  // To:, Cc:, Bcc: in order, canonical, without duplicates
     std::string message_id;               // the Message-ID field value (trimmed); "" when absent
 };
@@ -41,6 +52,9 @@ Expected<MessageEnvelope> extract_envelope(std::string_view message, const Envel
 // The addresses of one address-list field value (To:, Cc:, ...), canonical; a failure
 // when a mailbox is malformed or the list holds more than max_addresses.
 Expected<std::vector<std::string>> parse_address_list(std::string_view value, std::size_t max_addresses);
+
+// The offset of the first CR not followed by LF in `message`, or npos.
+std::size_t find_bare_cr(std::string_view message);
 
 // Whether `address` (canonical form) has a non-empty local part and domain and no byte
 // below 0x21 or 0x7F outside a quoted local part: an address a deposit may name.

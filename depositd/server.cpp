@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <limits>
+#include <utility>
 
 #include <xproxy/base/text.hpp>
 #include <xproxy/daemon/log.hpp>
@@ -176,27 +178,91 @@ Expected<std::shared_ptr<asio::ssl::context>> server_tls_context(const Config& c
     return ctx;
 }
 
-void Server::accept(asio::ip::tcp::socket sock) {
-    if (active_ >= cfg_.max_connections) {
-        error_code ignored;
-        const auto peer = sock.remote_endpoint(ignored);
-        log::warning("event=limit limit=max-connections active=%u client=%s", active_,
-                     ignored             ? "-"
-                     : endpoint_of(peer) ? endpoint_of(peer)->to_string().c_str()
-                                         : "-");
-        sock.close(ignored);
-        return;
-    }
-    ++active_;  // counted here, not when the coroutine starts: a burst of accepts sees it
-    auto ex = sock.get_executor();
-    asio::co_spawn(ex, session(std::move(sock)), asio::detached);
+std::string Server::client_key(const asio::ip::address& a) {
+    if (a.is_v4()) return a.to_string();
+    const auto v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+    auto bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), static_cast<unsigned char>(0));
+    return asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
-asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
+bool Server::evict_one() {
+    std::shared_ptr<Conn> victim;
+    for (const auto& c : conns_)
+        if (!c->busy && !c->evicted && (!victim || c->since < victim->since)) victim = c;
+    if (!victim) return false;
+    victim->evicted = true;
+    if (victim->cancel) victim->cancel();
+    return true;
+}
+
+void Server::release(const std::shared_ptr<Conn>& conn) {
+    conns_.remove(conn);
+    if (auto it = per_client_.find(conn->client); it != per_client_.end() && --it->second == 0) per_client_.erase(it);
+    --active_;
+}
+
+void Server::accept(asio::ip::tcp::socket sock) {
+    error_code ec;
+    const auto peer = sock.remote_endpoint(ec);
+    if (ec) {  // gone already
+        sock.close(ec);
+        return;
+    }
+    const std::string key = client_key(peer.address());
+    auto refuse = [&](std::size_t& burst, const char* limit, unsigned max) {
+        if (burst++ == 0)
+            log::warning(
+                "event=limit limit=%s max=%u client=%s (further refusals are counted until a connection "
+                "is admitted)",
+                limit, max, endpoint_of(peer) ? endpoint_of(peer)->to_string().c_str() : "-");
+        error_code ignored;
+        sock.close(ignored);
+    };
+    unsigned& mine = per_client_[key];
+    if (mine >= cfg_.max_connections_per_client) {
+        refuse(refused_client_, "max-connections-per-client", cfg_.max_connections_per_client);
+        return;
+    }
+    if (active_ >= cfg_.max_connections) {
+        if (!evict_one()) {
+            if (mine == 0) per_client_.erase(key);
+            refuse(refused_, "max-connections", cfg_.max_connections);
+            return;
+        }
+        if (evicted_++ == 0)
+            log::warning(
+                "event=limit limit=max-connections max=%u action=evict detail=\"the connection waiting "
+                "longest without a request closed to make room\" (further evictions are counted until "
+                "one is not needed)",
+                cfg_.max_connections);
+    } else if (evicted_ > 0) {
+        log::warning("event=limit_end limit=max-connections action=evict evicted=%zu", evicted_);
+        evicted_ = 0;
+    }
+    if (refused_ > 0) log::warning("event=limit_end limit=max-connections refused=%zu", std::exchange(refused_, 0));
+    if (refused_client_ > 0)
+        log::warning("event=limit_end limit=max-connections-per-client refused=%zu", std::exchange(refused_client_, 0));
+    ++mine;
+    ++active_;  // counted here, not when the coroutine starts: a burst of accepts sees it
+    auto conn = std::make_shared<Conn>();
+    conn->client = key;
+    conns_.push_back(conn);
+    auto ex = sock.get_executor();
+    asio::co_spawn(ex, session(std::move(sock), std::move(conn)), asio::detached);
+}
+
+asio::awaitable<void> Server::session(asio::ip::tcp::socket sock, std::shared_ptr<Conn> conn) {
     struct Release {
-        unsigned& n;
-        ~Release() { --n; }
-    } release{active_};
+        Server& server;
+        const std::shared_ptr<Conn>& conn;
+        ~Release() {
+            conn->cancel = nullptr;
+            server.release(conn);
+        }
+    } release{*this, conn};
+    if (conn->evicted) co_return;  // made room before it began
     const metrics::SessionCount counted(connection_metrics());
     error_code ec;
     const auto peer = sock.remote_endpoint(ec);
@@ -204,10 +270,19 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
     auto ex = sock.get_executor();
     const std::shared_ptr<asio::ssl::context> tls_context = tls_;  // kept for the connection's life
     Stream stream(beast::tcp_stream(std::move(sock)), *tls_context);
+    // Eviction: the pending handshake or read fails (operation_aborted) and the loop ends.
+    struct Cancel {
+        const std::shared_ptr<Conn>& conn;
+        ~Cancel() { conn->cancel = nullptr; }
+    } cancel_on_exit{conn};
+    conn->cancel = [&stream] {
+        error_code ignored;
+        stream.next_layer().socket().cancel(ignored);
+    };
     beast::get_lowest_layer(stream).expires_after(cfg_.header_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     const std::optional<Endpoint> client = endpoint_of(peer), server = endpoint_of(local);
-    if (ec) {
+    if (ec || conn->evicted) {
         log::debug("event=tls_failed client=%s detail=\"%s\"", client ? client->to_string().c_str() : "-",
                    ec.message().c_str());
         co_return;
@@ -216,6 +291,9 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
     ReadDeadline deadline(stream);
     beast::flat_buffer buf;
     for (;;) {
+        conn->busy = false;
+        conn->since = std::chrono::steady_clock::now();
+        if (conn->evicted) break;
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(kMaxHeaderBytes));
         // The body's limit is set once the request is admitted: a Content-Length over it is
@@ -225,6 +303,7 @@ asio::awaitable<void> Server::session(asio::ip::tcp::socket sock) {
         deadline.arm(cfg_.header_timeout);
         co_await bhttp::async_read_header(stream, buf, parser, asio::redirect_error(asio::use_awaitable, ec));
         deadline.disarm();
+        conn->busy = !ec;
         Request req;
         req.client = client;
         req.server = server;

@@ -3,8 +3,13 @@
 // with keep-alive on Boost.Beast, one coroutine per connection, the limits of
 // doc/deposit.md ("Limits"), and the requests handed to DepositService.
 //
-// Limits: at most --max-connections connections (one more is closed at once and
-// logged); the TLS handshake and each request's header block within --header-timeout
+// Limits: at most --max-connections-per-client connections from one client address
+// (an IPv6 client counted per /64; one more is closed at once), at most
+// --max-connections in all: when full, the connection waiting longest without a request
+// in progress (in its TLS handshake or between requests) is closed to make room, and only
+// when every one has a request in progress is the newcomer closed at once. Refusals and
+// evictions are logged once per burst (the first one, then their number when it ends);
+// the TLS handshake and each request's header block within --header-timeout
 // (an idle keep-alive connection is closed silently when it passes, a started request
 // gets 408), a header block over 16 KiB 431, a target over 8 KiB 414, a body within
 // --body-timeout (else 408) and no larger than --max-message-size (413, from
@@ -22,8 +27,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <cstddef>
+#include <functional>
+#include <list>
 #include <memory>
+#include <string>
+#include <unordered_map>
 
 #include <xproxy/base/result.hpp>
 
@@ -48,17 +58,37 @@ public:
     // A new certificate (SIGHUP): new connections use it, open ones keep theirs.
     void set_tls(std::shared_ptr<boost::asio::ssl::context> tls) { tls_ = std::move(tls); }
 
-    // The acceptor's handler: a connection over --max-connections is closed at once.
+    // The acceptor's handler: a connection over --max-connections-per-client is closed at
+    // once; one over --max-connections makes room by closing the longest idle one, or is
+    // closed at once when none is idle.
     void accept(boost::asio::ip::tcp::socket sock);
     unsigned active() const { return active_; }
 
+    // The key a client's connections are counted under: its address, an IPv6 address's
+    // first 64 bits (an IPv4-mapped IPv6 address counts as the IPv4 address).
+    static std::string client_key(const boost::asio::ip::address& a);
+
+    // One open connection (one thread: no locks).
+    struct Conn {
+        std::string client;  // client_key()
+        bool busy = false;   // a request in progress (header read, not yet answered)
+        bool evicted = false;
+        std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+        std::function<void()> cancel;  // ends its pending operation; empty before the session runs
+    };
+
 private:
-    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock);
+    boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket sock, std::shared_ptr<Conn> conn);
+    bool evict_one();
+    void release(const std::shared_ptr<Conn>& conn);
 
     const Config& cfg_;
     std::shared_ptr<boost::asio::ssl::context> tls_;
     DepositService& service_;
     unsigned active_ = 0;  // one thread: no atomics needed
+    std::list<std::shared_ptr<Conn>> conns_;
+    std::unordered_map<std::string, unsigned> per_client_;
+    std::size_t refused_ = 0, refused_client_ = 0, evicted_ = 0;  // in the current burst
 };
 
 }  // namespace xproxy::depositd

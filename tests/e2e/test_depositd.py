@@ -23,18 +23,28 @@ receipts.
    test_key_rotation: a key published later is fetched on its first token.
 3. test_sender_and_recipient_refusals: From: or the envelope sender someone else: 403
    sender_not_allowed; a recipient not hosted, for an identity that is not a hosted
-   user: 403 recipient_not_hosted; what the rule allows (a login= address, a hosted
+   user: 403 recipient_not_hosted; Sender: or Resent-From: someone else: 403
+   sender_not_allowed; a From: smuggled behind a bare CR, a forged X-Original-Source or
+   X-Original-Source-Result: 400 bad_request; a token identity that is not a plain
+   address: 401 no_identity; nothing of these reaches Postfix; what the rule allows (a login= address, a hosted
    user relaying, an outside identity writing to a hosted recipient) is delivered.
 4. test_tempfail_and_idempotent_retry: Postfix answers 4xx to the final dot: 503 with
    Retry-After, nothing queued; after it recovers the retry with the same
    Idempotency-Key delivers once; a third POST returns the same receipt without a
-   connection to Postfix; the key with another message is 422.
+   connection to Postfix; the key with another message, other recipients or another
+   sender is 422.
 5. test_limits: 413 for an oversize message, 431 for a huge header, slow clients (half a
    header, no TLS handshake, half a body) timed out with 408 while another client is
-   served at once, 429 over the rate limit."""
+   served at once, 429 over the rate limit (an identity counted as one however its
+   token spells its case).
+6. test_connection_limits: 40 idle sockets from one address leave 4 open and a deposit
+   from another address is served at once; with every connection slot held by idle
+   sockets a deposit still goes through (the longest idle one is closed); one log line
+   per burst."""
 
 import hashlib
 import re
+import socket
 import subprocess
 import time
 
@@ -244,11 +254,41 @@ class Deposit(E2ETestCase):
              "recipient_not_hosted"),
             ("one of two recipients not hosted", dora, message("dora@partner.example", "bob@example.com", "r5"),
              "?rcpt=bob%40example.com&rcpt=friend%40elsewhere.example", "recipient_not_hosted"),
+            ("Sender: someone else", dora, message("dora@partner.example", "bob@example.com", "r6",
+                                                   extra_headers=["Sender: alice@example.com"]), "",
+             "sender_not_allowed"),
+            ("Resent-From: someone else", dora, message("dora@partner.example", "bob@example.com", "r7",
+                                                        extra_headers=["Resent-From: Alice <alice@example.com>"]),
+             "", "sender_not_allowed"),
+        ]
+        erin = self.idp.token("erin@example.com")
+        malformed = [
+            # A bare CR: a second From: the MTA would read as a field of its own.
+            ("From: after a bare CR", erin,
+             b"From: <erin@example.com>\r\nTo: <bob@example.com>\r\nSubject: hi\rFrom: Alice <alice@example.com>"
+             b"\r\nMessage-ID: <cr1@client.test>\r\n\r\nbody\r\n", "bare CR"),
+            ("From: in a comment split by bare CRs", erin,
+             b"From: (\rFrom: alice@example.com\r)erin@example.com\r\nTo: <bob@example.com>\r\n"
+             b"Subject: hi2\r\nMessage-ID: <cr2@client.test>\r\n\r\nbody\r\n", "bare CR"),
+            ("a forged trace header", erin, message("erin@example.com", "bob@example.com", "forged", extra_headers=[
+                "X-Original-Source: v=1; ip=10.9.9.9; login=alice@example.com"]), "X-Original-Source field"),
+            ("a forged trace verdict", erin, message("erin@example.com", "bob@example.com", "forged2", extra_headers=[
+                "X-Original-Source-Result: pass"]), "X-Original-Source-Result field"),
         ]
         mark = self.mta.pf.log_mark()
         for what, token, msg, query, reason in refused:
             with self.subTest(what):
                 self.assert_problem(self.post(token, msg, query=query), 403, reason)
+        for ident in ["<alice@example.com>", "@x.example:alice@example.com", '"alice"@example.com',
+                      "alice@example.com.", "alice @example.com"]:
+            with self.subTest(ident):
+                r = self.post(self.idp.token(ident), message("alice@example.com", "bob@example.com", "id"))
+                self.assert_problem(r, 401, "no_identity")
+        for what, token, msg, detail in malformed:
+            with self.subTest(what):
+                r = self.post(token, msg)
+                self.assert_problem(r, 400, "bad_request")
+                self.assertIn(detail, r.json()["detail"])
         self.assertNotIn("connect from", self.mta.pf.log()[mark:])
         allowed = [
             ("a login= address", alice, message("sales@example.com", "bob@example.com", "a1"), ""),
@@ -297,6 +337,11 @@ class Deposit(E2ETestCase):
         # The key with another message is refused.
         other = message("alice@example.com", "bob@example.com", "not the same")
         self.assert_problem(self.post(token, other, headers=key), 422, "idempotency_key_reused")
+        # The same message with the key but other recipients, or another sender: refused too.
+        self.assert_problem(self.post(token, msg, query="?rcpt=erin%40example.com", headers=key), 422,
+                            "idempotency_key_reused")
+        self.assert_problem(self.post(token, msg, query="?from=sales%40example.com", headers=key), 422,
+                            "idempotency_key_reused")
         self.assertTrue(wait_quiet(lambda: len(self.sink.messages()) > 1, 1.5), "delivered more than once")
         self.assertNotIn("connect from", self.mta.pf.log()[mark:])
         self.assertEqual(self.mta.queued(), [])
@@ -350,9 +395,11 @@ class Deposit(E2ETestCase):
                     self.assert_problem(resp, 408, "timeout")
 
         # The rate limit: 3 deposits per identity per minute, the 4th is 429; others go on.
+        # One identity however its token spells it.
         dave = self.idp.token("dave@example.com")
-        for i in range(3):
-            self.assert_deposited(self.post(dave, message("dave@example.com", "bob@example.com", "rate%d" % i)))
+        for i, spelled in enumerate(["dave@example.com", "DAVE@example.com", "Dave@Example.COM"]):
+            self.assert_deposited(self.post(self.idp.token(spelled),
+                                            message("dave@example.com", "bob@example.com", "rate%d" % i)))
         r = self.post(dave, message("dave@example.com", "bob@example.com", "rate3"))
         self.assert_problem(r, 429, "rate_limited")
         self.assertRegex(r.header("Retry-After") or "", r"^\d+$", r)
@@ -365,6 +412,50 @@ class Deposit(E2ETestCase):
         log = d.log()
         for word in ("too_large", "header_too_large", "timeout", "rate_limited"):
             self.assertIn(word, log)
+
+    # 6.
+    def test_connection_limits(self):
+        d = self.depositd(["--max-connections", "12", "--max-connections-per-client", "4"])
+        socks = []
+
+        def idle(source, n):
+            opened = []
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=(source, 0))
+                self.addCleanup(s.close)
+                opened.append(s)
+            socks.extend(opened)
+            return opened
+
+        def closed_by_server(s):
+            s.settimeout(0.3)
+            try:
+                return s.recv(1) == b""
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+
+        # One address opens many idle sockets: only 4 stay open, another address deposits.
+        flood = idle("127.0.0.2", 40)
+        t0 = time.monotonic()
+        self.assert_deposited(self.post(self.idp.token("alice@example.com"),
+                                        message("alice@example.com", "bob@example.com", "beside a flood"),
+                                        source="127.0.0.9"))
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(sum(not closed_by_server(s) for s in flood), 4)
+        # Every slot taken by idle sockets of three addresses: a deposit evicts the oldest.
+        idle("127.0.0.3", 4)
+        idle("127.0.0.4", 4)
+        self.assert_deposited(self.post(self.idp.token("erin@example.com"),
+                                        message("erin@example.com", "bob@example.com", "when full"),
+                                        source="127.0.0.9"))
+        self.assertTrue(closed_by_server(flood[0]) or any(closed_by_server(s) for s in flood[:4]))
+        log = d.log()
+        self.assertEqual(log.count("limit=max-connections-per-client max=4"), 1, "one log line per burst")
+        self.assertIn("limit_end limit=max-connections-per-client refused=36", log)
+        self.assertIn("action=evict", log)
+        self.assertEqual(len(self.sink.wait_messages(2)), 2)
 
 
 if __name__ == "__main__":

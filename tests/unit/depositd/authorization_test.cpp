@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <xproxy/policy/directory_file.hpp>
@@ -192,25 +193,81 @@ TEST(Authorization, Rule) {
          "login_refused"},
     };
     for (const auto& r : rows) {
-        DepositEnvelope env{r.identity, r.sender, r.from, r.recipients};
+        DepositEnvelope env{r.identity, r.sender, r.from, r.recipients, {}};
         const Authorization a = authorize(env, directory());
         EXPECT_EQ(a.status, r.want_status) << r.name << ": " << a.reason << " " << a.detail;
         EXPECT_EQ(a.reason, r.want_reason) << r.name << ": " << a.detail;
     }
 }
 
-TEST(Authorization, RelayFlag) {
+TEST(Authorization, OtherSenderFields) {
+    const auto with = [](const char* identity, std::vector<std::pair<std::string, std::string>> others) {
+        return authorize({identity, identity, identity, {"bob@example.com"}, std::move(others)}, directory());
+    };
+    EXPECT_TRUE(with("ext@other.example", {{"Sender", "ext@other.example"}}).allowed());
     EXPECT_TRUE(
-        authorize({"bob@example.com", "bob@example.com", "bob@example.com", {"x@y.example"}}, directory()).may_relay);
+        with("alice@idp.example", {{"Sender", "a.smith@example.com"}, {"Resent-From", "alice@example.com"}}).allowed());
+    const std::pair<const char*, std::vector<std::pair<std::string, std::string>>> refused[] = {
+        {"ext@other.example", {{"Sender", "alice@example.com"}}},
+        {"ext@other.example", {{"Resent-From", "ext@other.example"}, {"Resent-From", "boss@other.example"}}},
+        {"ext@other.example", {{"Resent-Sender", "bob@example.com"}}},
+        {"alice@idp.example", {{"Sender", "bob@example.com"}}},
+    };
+    for (const auto& [identity, others] : refused) {
+        const Authorization a = with(identity, others);
+        EXPECT_EQ(a.status, 403) << identity << " " << others.back().second;
+        EXPECT_EQ(a.reason, "sender_not_allowed");
+        EXPECT_NE(a.detail.find(others.back().first), std::string::npos) << a.detail;
+    }
+}
+
+TEST(Authorization, CanonicalIdentity) {
+    EXPECT_EQ(canonical_identity("alice@example.com"), "alice@example.com");
+    EXPECT_EQ(canonical_identity("Alice@Example.COM"), "alice@example.com");
+    EXPECT_EQ(canonical_identity("a.b+tag_x@sub.example-1.org"), "a.b+tag_x@sub.example-1.org");
+    EXPECT_EQ(canonical_identity("J\xc3\xb6rg@B\xc3\xbc"
+                                 "cher.example"),
+              "j\xc3\xb6rg@b\xc3\xbc"
+              "cher.example");
+    for (const char* bad : {"<alice@example.com>",
+                            "@x.example:alice@example.com",
+                            "\"alice\"@example.com",
+                            "alice@example.com.",
+                            "alice @example.com",
+                            "alice@example.com ",
+                            "alice",
+                            "@example.com",
+                            "alice@",
+                            "a..b@example.com",
+                            ".a@example.com",
+                            "a.@example.com",
+                            "a@b@example.com",
+                            "alice@exa_mple.com",
+                            "alice@[127.0.0.1]",
+                            "ali\x01"
+                            "ce@example.com",
+                            "alice@example..com",
+                            "ali\x7f@example.com",
+                            "a,b@example.com",
+                            ""})
+        EXPECT_FALSE(canonical_identity(bad)) << bad;
+    EXPECT_FALSE(canonical_identity(std::string(315, 'a') + "@x.example"));
+    // The form is idempotent, and the rule's comparisons see one identity.
+    EXPECT_EQ(canonical_identity(*canonical_identity("Ext@Other.Example")), "ext@other.example");
+}
+
+TEST(Authorization, RelayFlag) {
+    EXPECT_TRUE(authorize({"bob@example.com", "bob@example.com", "bob@example.com", {"x@y.example"}, {}}, directory())
+                    .may_relay);
     EXPECT_FALSE(
-        authorize({"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}}, directory())
+        authorize({"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}, {}}, directory())
             .may_relay);
 }
 
 TEST(Authorization, DirectoryNotLoaded) {
     const Directory empty;
     const Authorization a = authorize(
-        {"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}}, empty);
+        {"ext@other.example", "ext@other.example", "ext@other.example", {"bob@example.com"}, {}}, empty);
     EXPECT_EQ(a.status, 503);
     EXPECT_EQ(a.reason, "directory_unavailable");
 }

@@ -109,6 +109,9 @@ TEST_F(ConfigCheck, Ranges) {
     c_.max_connections = 0;
     EXPECT_NE(error().find("--max-connections"), std::string::npos);
     SetUp();
+    c_.max_connections_per_client = 0;
+    EXPECT_NE(error().find("--max-connections-per-client"), std::string::npos);
+    SetUp();
     c_.clock_skew = -1;
     EXPECT_NE(error().find("--clock-skew"), std::string::npos);
     SetUp();

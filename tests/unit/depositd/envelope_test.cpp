@@ -2,8 +2,12 @@
 // list forms of RFC 5322 3.4, and the messages that are refused rather than guessed at.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
+
+#include <xproxy/wire/bdat.hpp>
+#include <xproxy/wire/message_header.hpp>
 
 #include "envelope.hpp"
 
@@ -109,12 +113,29 @@ TEST(Envelope, Refused) {
         {"From: a@example.org\r\nnot a header line\r\n\r\n", "does not parse"},
         {" continued\r\nFrom: a@example.org\r\n\r\n", "does not parse"},
         {"From: a@example.org\r\nTo: <b@example.org\r\n\r\n", "To/Cc/Bcc field (line 2)"},
+        {"From: a@example.org\r\nX-Original-Source: v=1; ip=10.9.9.9; login=x@example.org\r\n\r\n",
+         "X-Original-Source field (line 2)"},
+        {"From: a@example.org\r\nx-original-source-result: pass\r\n\r\n", "X-Original-Source-Result field"},
+        {"From: a@example.org\r\nSender: Alice\r\n\r\n", "the Sender field (line 2)"},
+        {"From: a@example.org\r\nResent-From: undisclosed:;\r\n\r\n", "the Resent-From field (line 2) is empty"},
     };
     for (const auto& r : rows) {
         auto env = extract_envelope(r.message);
         ASSERT_FALSE(env) << r.message;
         EXPECT_NE(env.error().find(r.want_error), std::string::npos) << env.error();
     }
+}
+
+TEST(Envelope, OtherSenderFields) {
+    auto env = extract_envelope(
+        "From: a@example.org\r\nSender: Sec <sec@Example.ORG>\r\nresent-from: r1@example.org, R2 <r2@example.org>\r\n"
+        "Resent-Sender: rs@example.org\r\nTo: b@example.org\r\n\r\nbody\r\n");
+    ASSERT_TRUE(env) << env.error();
+    std::vector<std::string> got;
+    for (const auto& s : env->senders) got.push_back(s.field + " " + s.address);
+    EXPECT_EQ(got, (std::vector<std::string>{"Sender sec@example.org", "Resent-From r1@example.org",
+                                             "Resent-From r2@example.org", "Resent-Sender rs@example.org"}));
+    EXPECT_EQ(env->recipients, std::vector<std::string>{"b@example.org"});
 }
 
 TEST(Envelope, HeaderBlockBounded) {
@@ -135,6 +156,71 @@ TEST(Envelope, RecipientsBounded) {
     EXPECT_FALSE(extract_envelope("From: a@example.org\r\n" + to + "\r\n\r\n", small));
     small.max_addresses = 6;
     EXPECT_TRUE(extract_envelope("From: a@example.org\r\n" + to + "\r\n\r\n", small));
+}
+
+// What the MTA reads: the injector's DATA form (BdatToData), dot-unstuffed as the
+// receiving SMTP server does.
+std::string as_mta_reads(std::string_view message) {
+    xproxy::smtp::BdatToData conv;
+    std::string data;
+    conv.feed(message, data);
+    conv.finish(data);
+    std::string out;
+    bool bol = true;
+    for (char c : data) {
+        if (!(bol && c == '.')) out.push_back(c);
+        bol = c == '\n';
+    }
+    return out;
+}
+
+// The header fields as a comparable list; "" when the header block does not parse.
+std::vector<std::string> fields_of(std::string_view message) {
+    auto h = xproxy::parse_message_header(message);
+    std::vector<std::string> out;
+    if (!h) return out;
+    for (const auto& f : h->fields) out.push_back(f.name + "\n" + f.value);
+    return out;
+}
+
+TEST(Envelope, BareCrRefused) {
+    // A second From: after a bare CR, which the MTA reads as a line end.
+    const std::string smuggled =
+        "From: <erin@example.com>\r\nTo: <bob@example.com>\r\nSubject: hi\rFrom: Alice <alice@example.com>\r\n"
+        "Message-ID: <cr1@client.test>\r\n\r\nbody\r\n";
+    ASSERT_NE(fields_of(smuggled), fields_of(as_mta_reads(smuggled)));  // what the check is for
+    const char* rows[] = {
+        smuggled.c_str(),
+        "From: (\rFrom: alice@example.com\r)erin@example.com\r\nTo: <bob@example.com>\r\n\r\nbody\r\n",
+        "From: a@example.org\r\n\r\nbody with a bare CR\r in it\r\n",
+        "From: a@example.org\r\n\r\nbody ends with CR\r",
+        "From: a@example.org\r\r\n\r\nbody\r\n",
+    };
+    for (const char* m : rows) {
+        auto env = extract_envelope(m);
+        ASSERT_FALSE(env) << m;
+        EXPECT_NE(env.error().find("bare CR"), std::string::npos) << env.error();
+    }
+    EXPECT_EQ(find_bare_cr("a\r\nb\nc\r\n"), std::string_view::npos);
+    EXPECT_EQ(find_bare_cr("a\r\nb\rc"), 4u);
+    EXPECT_EQ(find_bare_cr("ab\r"), 2u);
+}
+
+// Every message the bare-CR check lets through has the same header fields here as at
+// the MTA: the envelope checked is the envelope delivered.
+TEST(Envelope, AcceptedMessagesParseAlikeAtTheMta) {
+    const std::string alphabet = "From:a@ x\r\n\t.";
+    std::mt19937 rng(20261207);
+    std::uniform_int_distribution<std::size_t> len(0, 48), pick(0, alphabet.size() - 1);
+    int accepted = 0;
+    for (int n = 0; n < 200000; ++n) {
+        std::string m;
+        for (std::size_t k = len(rng); k > 0; --k) m.push_back(alphabet[pick(rng)]);
+        if (find_bare_cr(m) != std::string_view::npos) continue;
+        ++accepted;
+        ASSERT_EQ(fields_of(m), fields_of(as_mta_reads(m))) << "message: " << m;
+    }
+    EXPECT_GT(accepted, 1000);
 }
 
 TEST(Envelope, EveryPrefixIsSafe) {
