@@ -28,6 +28,7 @@ import hmac
 import http.client
 import http.server
 import json
+import os
 import re
 import socket
 import ssl
@@ -114,6 +115,30 @@ class SigningKeys:
         """A token naming kid, signed by a fresh key of the same algorithm (a forgery)."""
         other = SigningKeys().add("x", self.keys[kid][0])
         return other.mint("x", claims, header={"kid": kid})
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def es256_idp_and_receipt_keys(sandbox, keydir):
+    """With the openssl command: an identity provider's P-256 key (kid idp1) and its JWK
+    Set file, and an Ed25519 receipt key (mode 0600) with its public half, in keydir.
+    Returns (idp_key, jwks_path, receipt_key, receipt_pub)."""
+    idp_key = os.path.join(keydir, "idp.key")
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", idp_key)
+    pub = subprocess.run(["openssl", "pkey", "-in", idp_key, "-pubout"], check=True,
+                         capture_output=True).stdout.decode()
+    algo = jwt.algorithms.get_default_algorithms()["ES256"]
+    jwk = json.loads(algo.to_jwk(algo.prepare_key(pub)))
+    jwk.update(kid="idp1", alg="ES256", use="sig")
+    jwks = sandbox.write("jwks.json", json.dumps({"keys": [jwk]}))
+    receipt_key = os.path.join(keydir, "receipt.key")
+    openssl("genpkey", "-algorithm", "ED25519", "-out", receipt_key)
+    os.chmod(receipt_key, 0o600)
+    receipt_pub = os.path.join(keydir, "receipt.pub")
+    openssl("pkey", "-in", receipt_key, "-pubout", "-out", receipt_pub)
+    return idp_key, jwks, receipt_key, receipt_pub
 
 
 def alg_none(claims, kid="rsa"):

@@ -26,6 +26,7 @@ import time
 import jwt
 
 import harness
+from deposit_helpers import es256_idp_and_receipt_keys, openssl
 from xproxyd_helpers import Nsd
 
 ISSUER = "https://idp.test"
@@ -61,10 +62,6 @@ $TTL 300
 @            IN NS  ns1.example.test.
 _dmail._tcp  IN SRV 0 0 {port} mx.example.test.
 """
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class TokenCatcher:
@@ -125,19 +122,7 @@ class DepositClient(harness.E2ETestCase):
         super().setUp()
         sb = self.sandbox
         d = sb.mkdir("keys", mode=0o700)
-        self.idp_key = os.path.join(d, "idp.key")
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.idp_key)
-        pub = subprocess.run(["openssl", "pkey", "-in", self.idp_key, "-pubout"], check=True,
-                             capture_output=True).stdout.decode()
-        algo = jwt.algorithms.get_default_algorithms()["ES256"]
-        jwk = json.loads(algo.to_jwk(algo.prepare_key(pub)))
-        jwk.update(kid="idp1", alg="ES256", use="sig")
-        jwks = sb.write("jwks.json", json.dumps({"keys": [jwk]}))
-        receipt_key = os.path.join(d, "receipt.key")
-        openssl("genpkey", "-algorithm", "ED25519", "-out", receipt_key)
-        os.chmod(receipt_key, 0o600)
-        self.receipt_pub = os.path.join(d, "receipt.pub")
-        openssl("pkey", "-in", receipt_key, "-pubout", "-out", self.receipt_pub)
+        self.idp_key, jwks, receipt_key, self.receipt_pub = es256_idp_and_receipt_keys(sb, d)
         # The server's certificate names the SRV target (mx.example.test) only.
         self.ca = os.path.join(d, "server.crt")
         server_key = os.path.join(d, "server.key")

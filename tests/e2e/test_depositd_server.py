@@ -20,6 +20,7 @@ import unittest
 import jwt
 
 import harness
+from deposit_helpers import es256_idp_and_receipt_keys, openssl
 
 ISSUER = "https://idp.test"
 AUDIENCE = "xproxy-deposit"
@@ -27,10 +28,6 @@ DIRECTORY = """domain example.com
 user bob@example.com
 user alice@example.com alias=a.smith login=alice@idp.test
 """
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def message(sender="ext@other.example", to="bob@example.com", msgid="<m1@other.example>", body="Hello.\r\n"):
@@ -46,17 +43,7 @@ class DepositdServer(harness.E2ETestCase):
         super().setUp()
         sb = self.sandbox
         d = sb.mkdir("keys", mode=0o700)
-        self.idp_key = os.path.join(d, "idp.key")
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", self.idp_key)
-        pub = subprocess.run(["openssl", "pkey", "-in", self.idp_key, "-pubout"], check=True,
-                             capture_output=True).stdout.decode()
-        algo = jwt.algorithms.get_default_algorithms()["ES256"]
-        jwk = json.loads(algo.to_jwk(algo.prepare_key(pub)))
-        jwk.update(kid="idp1", alg="ES256", use="sig")
-        self.jwks = sb.write("jwks.json", json.dumps({"keys": [jwk]}))
-        self.receipt_key = os.path.join(d, "receipt.key")
-        openssl("genpkey", "-algorithm", "ED25519", "-out", self.receipt_key)
-        os.chmod(self.receipt_key, 0o600)
+        self.idp_key, self.jwks, self.receipt_key, _ = es256_idp_and_receipt_keys(sb, d)
         self.cert, self.key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
                 "-subj", "/CN=deposit.test", "-addext", "subjectAltName=DNS:deposit.test,IP:127.0.0.1",
