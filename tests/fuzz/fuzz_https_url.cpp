@@ -1,4 +1,4 @@
-// fuzz_https_url: parse_https_url (https_client.hpp) on arbitrary bytes: never crashes nor
+// fuzz_https_url: parse_https_url (https_url.hpp) on arbitrary bytes: never crashes nor
 // throws; a URL that parses has a host, a port other than 0 and a target that starts with
 // "/" and holds no space, control or non-ASCII byte (it goes into a request line), and
 // rebuilding the URL from its parts parses to the same parts.
@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include <xproxy/daemon/https_client.hpp>
+#include <xproxy/daemon/https_url.hpp>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include <xproxy/base/result.hpp>
-#include <xproxy/daemon/https_client.hpp>
+#include <xproxy/daemon/https_url.hpp>
 
 namespace xproxy::deposit {
 

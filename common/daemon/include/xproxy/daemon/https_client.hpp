@@ -25,16 +25,9 @@
 #include <vector>
 
 #include <xproxy/base/result.hpp>
+#include <xproxy/daemon/https_url.hpp>
 
 namespace xproxy::http {
-
-struct HttpsUrl {
-    std::string host;  // a DNS name or an address literal (IPv6 without brackets)
-    std::uint16_t port = 443;
-    std::string target = "/";  // path and query
-};
-// Parses "https://HOST[:PORT][/PATH[?QUERY]]"; HOST may be "[IPv6]".
-Expected<HttpsUrl> parse_https_url(std::string_view url);
 
 struct HttpsRequest {
     std::string method = "GET";
